@@ -1,0 +1,1 @@
+export { ProcessingElement, PROCESSING_ELEMENT_TYPE, validateProcessingElement } from "./processingElement";

@@ -1,0 +1,94 @@
+// ProcessingElement: one declaration gives a PE's state volume (its own resource, kept on destroy by
+// default) and its executable (replaced delete-before-replace, re-bound to the kept volume).
+import * as pulumi from "@pulumi/pulumi";
+import { Executable } from "../src/provider/executable";
+import { StateVolume } from "../src/provider/stateVolume";
+import { ProcessingElementInput, ProcessingElementSpec, parseProcessingElement, volumeNameOf } from "../src/spec/processingElement";
+
+export const PROCESSING_ELEMENT_TYPE = "reseat:index:ProcessingElement";
+
+/** Validates a spec the way the component does; throws SpecError naming every bad field. */
+export function validateProcessingElement(name: string, args: unknown): ProcessingElementSpec {
+  const withDefaultId = args && typeof args === "object" && !("peId" in args) ? { ...args, peId: name } : args;
+  return parseProcessingElement(withDefaultId, `"${name}"`);
+}
+
+export class ProcessingElement extends pulumi.ComponentResource {
+  /** The PE's id: unchanged for its whole life, across every replacement. */
+  readonly peId: pulumi.Output<string>;
+  /** Grows by one with each new executable; stored durably in the state volume. */
+  readonly generation: pulumi.Output<number>;
+  readonly executableId: pulumi.Output<string>;
+  readonly executableName: pulumi.Output<string>;
+  readonly volumeName: pulumi.Output<string>;
+  readonly host: pulumi.Output<string>;
+  readonly imageId: pulumi.Output<string>;
+  readonly commitIntervalMs: pulumi.Output<number>;
+  /** When the current executable generation was created. */
+  readonly replacedAt: pulumi.Output<string>;
+  readonly readyAt: pulumi.Output<string>;
+  readonly volume: StateVolume;
+  readonly executable: Executable;
+  readonly spec: ProcessingElementSpec;
+
+  /**
+   * @param args a plain PE spec (see the README's spec table). Validated before anything is
+   *   registered, so an invalid spec fails at preview and creates nothing.
+   */
+  constructor(name: string, args: Omit<ProcessingElementInput, "peId"> & { peId?: string }, opts?: pulumi.ComponentResourceOptions) {
+    const spec = validateProcessingElement(name, args);
+    super(PROCESSING_ELEMENT_TYPE, name, {}, opts);
+    this.spec = spec;
+    const volumeName = volumeNameOf(spec);
+
+    this.volume = new StateVolume(
+      `${name}-volume`,
+      { peId: spec.peId, name: volumeName, driver: spec.volume.driver },
+      // The volume outlives `pulumi destroy` unless the spec opts out explicitly.
+      { parent: this, retainOnDelete: spec.volume.retainOnDestroy, protect: false },
+    );
+
+    this.executable = new Executable(
+      `${name}-executable`,
+      {
+        peId: spec.peId,
+        imageRef: spec.image,
+        command: spec.command,
+        env: spec.env,
+        ports: spec.ports,
+        network: spec.network,
+        resources: spec.resources,
+        volumeName: this.volume.name,
+        mountPath: spec.volume.mountPath,
+        stop: spec.stop,
+        readiness: spec.readiness,
+        commitIntervalMs: spec.commitInterval,
+      },
+      { parent: this, dependsOn: [this.volume], deleteBeforeReplace: true },
+    );
+
+    this.peId = pulumi.output(spec.peId);
+    this.generation = this.executable.generation;
+    this.executableId = this.executable.executableId;
+    this.executableName = this.executable.executableName;
+    this.volumeName = this.volume.name;
+    this.host = this.executable.host;
+    this.imageId = this.executable.imageId;
+    this.commitIntervalMs = this.executable.commitIntervalMs;
+    this.replacedAt = this.executable.replacedAt;
+    this.readyAt = this.executable.readyAt;
+
+    this.registerOutputs({
+      peId: this.peId,
+      generation: this.generation,
+      executableId: this.executableId,
+      executableName: this.executableName,
+      volumeName: this.volumeName,
+      host: this.host,
+      imageId: this.imageId,
+      commitIntervalMs: this.commitIntervalMs,
+      replacedAt: this.replacedAt,
+      readyAt: this.readyAt,
+    });
+  }
+}

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Installs what reseat needs, idempotently, and exports the environment for it. Sourced by
+# scripts/demo.sh and scripts/test.sh (and so by .ci/run). Quick when everything is already there.
+set -euo pipefail
+RESEAT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+RESEAT_CACHE="${RESEAT_CACHE:-$HOME/.cache/reseat}"
+export RESEAT_ROOT RESEAT_CACHE
+mkdir -p "$RESEAT_CACHE/bin"
+say() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+# 1. Node.js >= 22 (@pulumi/pulumi needs it): Node 24 from the npm registry's `node` package.
+node_major() { node --version 2>/dev/null | sed -E 's/^v([0-9]+).*/\1/' || echo 0; }
+if [ "$(node_major)" -lt 22 ] 2>/dev/null; then
+  if [ ! -x "$RESEAT_CACHE/node24/node_modules/node/bin/node" ]; then
+    say "installing Node 24 from the npm registry into $RESEAT_CACHE/node24"
+    npm install --no-audit --no-fund --silent --prefix "$RESEAT_CACHE/node24" node@24 >&2
+  fi
+  export PATH="$RESEAT_CACHE/node24/node_modules/node/bin:$PATH"
+fi
+say "node $(node --version)"
+
+# 2. npm dependencies, reinstalled only when package-lock.json changed.
+cd "$RESEAT_ROOT"
+lock_hash="$(sha256sum package-lock.json | cut -c1-16)"
+if [ "$(cat node_modules/.reseat-lock 2>/dev/null || true)" != "$lock_hash" ]; then
+  say "npm ci"
+  npm ci --no-audit --no-fund --silent >&2
+  echo "$lock_hash" >node_modules/.reseat-lock
+fi
+# The dynamic-provider plugin ships inside @pulumi/pulumi.
+export PATH="$RESEAT_ROOT/node_modules/@pulumi/pulumi:$RESEAT_CACHE/bin:$PATH"
+
+# 3. Docker Engine: start one when none answers.
+if ! docker info >/dev/null 2>&1; then
+  if ! command -v dockerd >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      say "installing Debian's docker.io"
+      apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >&2
+    else
+      say "no Docker Engine answers and docker.io cannot be installed here: install Docker and start it, then re-run"; exit 1
+    fi
+  fi
+  if [ "$(id -u)" = 0 ]; then
+    say "starting dockerd (log: $RESEAT_CACHE/dockerd.log)"
+    (setsid dockerd >"$RESEAT_CACHE/dockerd.log" 2>&1 &)
+    for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  fi
+  docker info >/dev/null 2>&1 || { say "Docker Engine did not answer; see $RESEAT_CACHE/dockerd.log"; exit 1; }
+fi
+
+# 4. Pulumi CLI built from Go modules (cached), offline settings.
+if ! command -v go >/dev/null 2>&1 && [ ! -x "$RESEAT_CACHE/bin/pulumi" ]; then
+  say "the Pulumi CLI is built from Go modules: install Go (>= 1.24) and re-run"; exit 1
+fi
+if [ ! -x "$RESEAT_CACHE/bin/pulumi" ]; then say "building the Pulumi CLI from Go modules (first run: a few minutes)"; fi
+bash "$RESEAT_ROOT/scripts/build-pulumi.sh" cli >&2
+export PULUMI_SKIP_UPDATE_CHECK=1 PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE:-reseat-local-demo}"
+export PULUMI_HOME="${PULUMI_HOME:-$RESEAT_CACHE/pulumi-home}"
+
+# 5. Compile, then the images.
+npx tsc -p tsconfig.json >&2
+bash "$RESEAT_ROOT/scripts/images.sh" >&2
+say "ready: $(pulumi version), docker $(docker version -f '{{.Server.Version}}')"

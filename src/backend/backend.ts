@@ -1,0 +1,101 @@
+// The engine seam: everything reseat needs from a container engine, and nothing more. Docker
+// implements it today; a Kubernetes backend (PVC + node-pinned pod) implements the same calls.
+
+/** The desired executable, fully resolved (image id known), as the provider and controller pass it. */
+export interface ExecutableDesired {
+  peId: string;
+  imageRef: string;
+  imageId: string;
+  command?: string[];
+  env: Record<string, string>;
+  ports: { container: number; host?: number; hostIp: string; protocol: "tcp" | "udp" }[];
+  network: "bridge" | "host" | "none";
+  resources: { memoryMiB?: number; cpus?: number };
+  volumeName: string;
+  mountPath: string;
+  stop: { signal: string; graceSeconds: number };
+  readiness?: { httpGet?: { port: number; path: string }; logLine?: string; timeout: number };
+  commitIntervalMs: number;
+  /** Extra host paths or volumes the executable mounts (the persistent store); never the state volume. */
+  extraMounts?: { source: string; target: string; type: "bind" | "volume"; readOnly?: boolean }[];
+}
+
+/** An executable as the engine reports it right now. */
+export interface ObservedExecutable {
+  id: string;
+  name: string;
+  peId: string;
+  generation: number;
+  specHash: string;
+  volumeName: string;
+  /** created, running, exited, dead, … (engine words) */
+  state: string;
+  running: boolean;
+  startedAt?: string;
+  exitCode?: number;
+  restartCount?: number;
+}
+
+/** Written into the state volume before each executable starts; the durable home of the generation. */
+export interface VolumeMeta {
+  peId: string;
+  generation: number;
+  volume: string;
+  updatedAt: string;
+}
+
+export interface VolumeInfo {
+  name: string;
+  driver: string;
+  peId?: string;
+  createdAt?: string;
+}
+
+export interface Backend {
+  /** Name of the host the executables run on (for Docker: the engine's host name). */
+  hostName(): Promise<string>;
+
+  /** Resolves an image reference to its id, pulling it if absent. */
+  ensureImage(ref: string): Promise<string>;
+
+  /** All executables of one PE (any state), or of all PEs when peId is omitted. */
+  listExecutables(peId?: string): Promise<ObservedExecutable[]>;
+  /** Running containers that mount the volume, whoever owns them. */
+  runningOnVolume(volumeName: string): Promise<{ id: string; name: string; peId?: string }[]>;
+
+  /** Creates (does not start) an executable bound to the kept volume. */
+  createExecutable(desired: ExecutableDesired, specHash: string): Promise<string>;
+  readVolumeMeta(executableId: string, mountPath: string): Promise<VolumeMeta | undefined>;
+  writeVolumeFiles(executableId: string, mountPath: string, files: Record<string, string>): Promise<void>;
+  readVolumeFile(executableId: string, mountPath: string, relativePath: string): Promise<string | undefined>;
+  nameExecutable(executableId: string, name: string): Promise<void>;
+  start(executableId: string): Promise<void>;
+  /** Waits until running, and ready when a readiness check is given; throws with the logs' tail otherwise. */
+  waitReady(executableId: string, desired: ExecutableDesired): Promise<void>;
+  /** Graceful stop (configured signal, grace, then kill) and removal of the container only. */
+  stopAndRemove(executableId: string, stop: { graceSeconds: number }): Promise<void>;
+  remove(executableId: string): Promise<void>;
+
+  inspectVolume(name: string): Promise<VolumeInfo | undefined>;
+  createVolume(name: string, driver: string, peId: string): Promise<VolumeInfo>;
+  removeVolume(name: string): Promise<void>;
+}
+
+/** Labels that carry a PE's identity on its containers and volume. */
+export const LABELS = {
+  managed: "io.reseat.managed",
+  peId: "io.reseat.pe-id",
+  specHash: "io.reseat.spec-hash",
+  volume: "io.reseat.volume",
+  role: "io.reseat.role",
+} as const;
+
+/** Container names carry the generation so that `docker ps` reads naturally: reseat-<pe>-g<n>. */
+export function executableName(peId: string, generation: number): string {
+  return `reseat-${peId}-g${generation}`;
+}
+
+export function generationFromName(name: string): number {
+  const match = /-g(\d+)$/.exec(name.replace(/^\//, ""));
+  return match ? Number(match[1]) : 0;
+}

@@ -1,0 +1,54 @@
+// The Executable dynamic resource: one container generation of a processing element.
+// Any change in REPLACE_FIELDS replaces it delete-before-replace: the old executable is stopped and
+// removed before the new one starts, so two executables never write to one volume.
+import * as pulumi from "@pulumi/pulumi";
+import type { ExecutableDesired } from "../backend/backend";
+import type * as Runtime from "./runtime";
+
+/** Absolute path of the implementation, captured as a plain string by the closure serializer. */
+const RUNTIME_MODULE: string = require.resolve("./runtime");
+
+export const executableProvider: pulumi.dynamic.ResourceProvider = {
+  async check(_olds, news) {
+    const runtime: typeof Runtime = require(RUNTIME_MODULE);
+    return { inputs: await runtime.checkExecutable(news) };
+  },
+  async diff(_id, olds, news) {
+    const runtime: typeof Runtime = require(RUNTIME_MODULE);
+    return runtime.diffExecutable(olds, news);
+  },
+  async create(inputs) {
+    const runtime: typeof Runtime = require(RUNTIME_MODULE);
+    return runtime.createExecutable(inputs);
+  },
+  async read(id, props) {
+    const runtime: typeof Runtime = require(RUNTIME_MODULE);
+    return runtime.readExecutable(id, props);
+  },
+  async update(_id, olds, news) {
+    const runtime: typeof Runtime = require(RUNTIME_MODULE);
+    return runtime.updateExecutable(olds, news);
+  },
+  async delete(_id, props) {
+    const runtime: typeof Runtime = require(RUNTIME_MODULE);
+    await runtime.deleteExecutable(props);
+  },
+};
+
+export type ExecutableArgs = { [K in keyof Omit<ExecutableDesired, "imageId">]: pulumi.Input<ExecutableDesired[K]> };
+
+export class Executable extends pulumi.dynamic.Resource {
+  declare readonly executableId: pulumi.Output<string>;
+  declare readonly executableName: pulumi.Output<string>;
+  declare readonly generation: pulumi.Output<number>;
+  declare readonly host: pulumi.Output<string>;
+  declare readonly replacedAt: pulumi.Output<string>;
+  declare readonly readyAt: pulumi.Output<string>;
+  declare readonly imageId: pulumi.Output<string>;
+  declare readonly commitIntervalMs: pulumi.Output<number>;
+
+  constructor(name: string, args: ExecutableArgs, opts?: pulumi.CustomResourceOptions) {
+    const outputs = { executableId: undefined, executableName: undefined, generation: undefined, host: undefined, replacedAt: undefined, readyAt: undefined, imageId: undefined };
+    super(executableProvider, name, { ...args, ...outputs }, { deleteBeforeReplace: true, ...opts }, "reseat", "Executable");
+  }
+}

@@ -1,0 +1,114 @@
+// The one replacement routine. The dynamic provider (create), the failure controller and group
+// rollouts all call reseat(): it reads the engine fresh and converges the PE to exactly one running
+// executable with the desired spec, bound to the kept state volume, one generation newer.
+import { Backend, ExecutableDesired, ObservedExecutable, VolumeMeta, executableName } from "../backend/backend";
+import { specHash } from "../plan/executablePlan";
+
+export interface ReseatResult {
+  executableId: string;
+  executableName: string;
+  generation: number;
+  host: string;
+  /** When this executable generation was created (ISO). */
+  replacedAt: string;
+  /** When it was seen ready (ISO). */
+  readyAt: string;
+  /** True when a running executable with the desired spec was found and kept (idempotent re-run). */
+  adopted: boolean;
+  /** Executables this call stopped or removed (leftovers of an earlier generation). */
+  retired: string[];
+}
+
+export class ForeignExecutableError extends Error {
+  constructor(volumeName: string, holders: { name: string; peId?: string }[]) {
+    super(
+      `reseat: state volume "${volumeName}" is mounted by running container(s) reseat does not own for this PE: ` +
+        holders.map((h) => `${h.name}${h.peId ? ` (PE "${h.peId}")` : " (not managed by reseat)"}`).join(", ") +
+        `. Refusing to start a second writer on it; stop those containers first.`,
+    );
+    this.name = "ForeignExecutableError";
+  }
+}
+
+export const CONTROL_PATH = ".reseat/control.json";
+
+export async function reseat(backend: Backend, desired: ExecutableDesired): Promise<ReseatResult> {
+  const hash = specHash(desired);
+  const host = await backend.hostName();
+  const retired: string[] = [];
+
+  // 1. Nobody else may write to this volume.
+  const holders = (await backend.runningOnVolume(desired.volumeName)).filter((h) => h.peId !== desired.peId);
+  if (holders.length) throw new ForeignExecutableError(desired.volumeName, holders);
+
+  // 2. Observe this PE's executables: adopt an identical running one, retire everything else.
+  const observed = await backend.listExecutables(desired.peId);
+  const adoptable = observed.filter((e) => e.running && e.specHash === hash).sort(byGenerationDesc)[0];
+  for (const executable of observed) {
+    if (executable === adoptable) continue;
+    if (executable.running) await backend.stopAndRemove(executable.id, desired.stop);
+    else await backend.remove(executable.id);
+    retired.push(executable.name);
+  }
+  if (adoptable) {
+    await backend.waitReady(adoptable.id, desired);
+    const now = new Date().toISOString();
+    return {
+      executableId: adoptable.id,
+      executableName: adoptable.name,
+      generation: adoptable.generation,
+      host,
+      replacedAt: adoptable.startedAt ?? now,
+      readyAt: now,
+      adopted: true,
+      retired,
+    };
+  }
+
+  // 3. Create the next generation bound to the kept volume; record the generation in the volume
+  //    before start, so it survives any crash of the caller.
+  const id = await backend.createExecutable(desired, hash);
+  try {
+    const previous: VolumeMeta | undefined = await backend.readVolumeMeta(id, desired.mountPath);
+    const generation = (previous?.generation ?? 0) + 1;
+    const replacedAt = new Date().toISOString();
+    const meta: VolumeMeta = { peId: desired.peId, generation, volume: desired.volumeName, updatedAt: replacedAt };
+    await backend.writeVolumeFiles(id, desired.mountPath, {
+      ".reseat/meta.json": JSON.stringify(meta),
+      [CONTROL_PATH]: JSON.stringify({ commitIntervalMs: desired.commitIntervalMs }),
+    });
+    const name = executableName(desired.peId, generation);
+    await backend.nameExecutable(id, name);
+    await backend.start(id);
+    await backend.waitReady(id, desired);
+    return { executableId: id, executableName: name, generation, host, replacedAt, readyAt: new Date().toISOString(), adopted: false, retired };
+  } catch (error) {
+    // A failed start leaves nothing half-made: the volume and its generation stay, the container goes.
+    await backend.remove(id).catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * Stops a PE's executables gracefully and removes them (only them: never the volume). Found by the
+ * PE's identity, not only by the id Pulumi recorded: a controller may have reseated it since.
+ */
+export async function retire(backend: Backend, peId: string, stop: { graceSeconds: number }): Promise<string[]> {
+  const observed = await backend.listExecutables(peId);
+  for (const executable of observed) {
+    if (executable.running) await backend.stopAndRemove(executable.id, stop);
+    else await backend.remove(executable.id);
+  }
+  return observed.map((e) => e.name);
+}
+
+/** Rewrites the live control file (commit interval) of a running executable: an in-place update. */
+export async function applyControl(backend: Backend, executableId: string, desired: ExecutableDesired): Promise<void> {
+  await backend.writeVolumeFiles(executableId, desired.mountPath, {
+    [CONTROL_PATH]: JSON.stringify({ commitIntervalMs: desired.commitIntervalMs }),
+  });
+}
+
+function byGenerationDesc(a: ObservedExecutable, b: ObservedExecutable): number {
+  return b.generation - a.generation;
+}

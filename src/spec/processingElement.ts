@@ -1,0 +1,144 @@
+// The processing-element spec: one zod schema that every flavour (Pulumi component, provider, CLI,
+// Terraform) validates against before anything is created. Each rule carries the message a user
+// sees, so an error names the field and what was expected.
+import { z } from "zod";
+import { parseDuration } from "./duration";
+
+/** A PE id is also used in container, volume and label names, so it is a short DNS label. */
+const PE_ID = /^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/;
+/** Docker's reference grammar, simplified: [registry[:port]/]path[:tag][@sha256:digest], or a bare image id. */
+const IMAGE_REFERENCE =
+  /^(?:sha256:[a-f0-9]{64}|(?:[a-zA-Z0-9.-]+(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?)$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
+const SIGNAL = /^SIG[A-Z0-9]+$/;
+
+const port = z.number({ error: "expected a port number" }).int("expected a whole number").min(1, "expected a port from 1 to 65535").max(65535, "expected a port from 1 to 65535");
+
+const duration = z
+  .union([z.string(), z.number()], { error: 'expected a duration such as "30s", "500ms", "2m" or a number of milliseconds' })
+  .transform((value, ctx) => {
+    const parsed = parseDuration(value);
+    if (typeof parsed === "string") {
+      ctx.addIssue({ code: "custom", message: parsed });
+      return z.NEVER;
+    }
+    return parsed;
+  });
+
+const absolutePath = z
+  .string({ error: "expected an absolute path" })
+  .regex(/^\/(?:[^\0]*)$/, 'expected an absolute path such as "/state"')
+  .refine((value) => !value.split("/").includes(".."), 'expected an absolute path without ".." segments')
+  .refine((value) => value !== "/", "expected a directory below /, not / itself");
+
+const portMapping = z.strictObject({
+  container: port,
+  host: port.optional(),
+  /** Host address the published port binds to; loopback by default so that nothing is exposed by accident. */
+  hostIp: z.ipv4({ error: "expected an IPv4 address" }).default("127.0.0.1"),
+  protocol: z.enum(["tcp", "udp"], { error: 'expected "tcp" or "udp"' }).default("tcp"),
+});
+
+const readiness = z
+  .strictObject({
+    httpGet: z
+      .strictObject({
+        port,
+        path: z.string().regex(/^\//, 'expected a path starting with "/"').default("/"),
+      })
+      .optional(),
+    logLine: z
+      .string()
+      .min(1, "expected a non-empty regular expression")
+      .refine((value) => {
+        try {
+          new RegExp(value);
+          return true;
+        } catch {
+          return false;
+        }
+      }, "expected a valid regular expression")
+      .optional(),
+    timeout: duration.default(60_000).refine((ms) => ms >= 1000, "expected a timeout of at least 1s"),
+  })
+  .refine((value) => (value.httpGet === undefined) !== (value.logLine === undefined), {
+    message: "expected exactly one of httpGet or logLine",
+  });
+
+export const processingElementSchema = z.strictObject({
+  peId: z.string({ error: "expected a string" }).regex(PE_ID, "expected a lowercase DNS label (a-z, 0-9, '-'), 1-40 characters, not starting or ending with '-'"),
+  image: z
+    .string({ error: "expected a Docker image reference" })
+    .regex(IMAGE_REFERENCE, 'expected a Docker image reference such as "repo/name:tag" (lowercase path, optional tag or digest)'),
+  command: z.array(z.string().min(1, "expected a non-empty argument"), { error: "expected a list of strings" }).min(1, "expected at least one argument").optional(),
+  env: z
+    .record(z.string().regex(ENV_NAME, "expected environment variable names of letters, digits and '_', not starting with a digit"), z.string({ error: "expected a string value" }), {
+      error: "expected a map of environment variable names to strings",
+    })
+    .default({}),
+  ports: z.array(portMapping, { error: "expected a list of port mappings" }).default([]),
+  network: z.enum(["bridge", "host", "none"], { error: 'expected "bridge", "host" or "none"' }).default("bridge"),
+  resources: z
+    .strictObject({
+      memoryMiB: z.number({ error: "expected a number of MiB" }).int("expected a whole number of MiB").min(6, "expected at least 6 MiB (Docker's minimum)").optional(),
+      cpus: z.number({ error: "expected a number of CPUs" }).positive("expected a positive number of CPUs").max(256, "expected at most 256 CPUs").optional(),
+    })
+    .default({}),
+  volume: z
+    .strictObject({
+      name: z.string().regex(VOLUME_NAME, "expected a Docker volume name: letters, digits, '_', '.', '-', starting with a letter or digit").optional(),
+      driver: z.string().min(1, "expected a volume driver name").default("local"),
+      mountPath: absolutePath.default("/state"),
+      /** Kept on `pulumi destroy` unless explicitly set to false. */
+      retainOnDestroy: z.boolean({ error: "expected true or false" }).default(true),
+    })
+    .default({ driver: "local", mountPath: "/state", retainOnDestroy: true }),
+  commitInterval: duration.default(30_000).refine((ms) => ms >= 100, "expected a commit interval of at least 100ms"),
+  stop: z
+    .strictObject({
+      signal: z.string().regex(SIGNAL, 'expected a signal name such as "SIGTERM"').default("SIGTERM"),
+      graceSeconds: z.number({ error: "expected a number of seconds" }).int("expected a whole number of seconds").min(0, "expected 0 or more seconds").max(3600, "expected at most 3600 seconds").default(10),
+    })
+    .default({ signal: "SIGTERM", graceSeconds: 10 }),
+  readiness: readiness.optional(),
+});
+
+/** What users write (durations as strings, defaults omitted). */
+export type ProcessingElementInput = z.input<typeof processingElementSchema>;
+/** The validated, defaulted spec. `commitInterval` and `readiness.timeout` are milliseconds. */
+export type ProcessingElementSpec = z.output<typeof processingElementSchema>;
+
+export class SpecError extends Error {
+  constructor(
+    readonly subject: string,
+    readonly problems: { field: string; expected: string }[],
+  ) {
+    super(
+      `reseat: invalid processing element ${subject}:\n` +
+        problems.map((problem) => `  - ${problem.field}: ${problem.expected}`).join("\n"),
+    );
+    this.name = "SpecError";
+  }
+}
+
+/** Validates a PE spec; throws SpecError listing every bad field (path and expectation). */
+export function parseProcessingElement(input: unknown, subject = "spec"): ProcessingElementSpec {
+  const result = processingElementSchema.safeParse(input);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const field = issue.path.length ? issue.path.map(String).join(".") : "(spec)";
+    let expected = issue.message;
+    if (issue.code === "unrecognized_keys") {
+      const prefix = issue.path.length ? `${issue.path.map(String).join(".")}.` : "";
+      return { field: issue.keys.map((key) => prefix + key).join(", "), expected: "unknown field (check the spelling; see the README's spec table)" };
+    }
+    if (issue.code === "invalid_type" && /received undefined/.test(issue.message)) expected = "required";
+    return { field, expected };
+  });
+  throw new SpecError(subject, problems);
+}
+
+export function volumeNameOf(spec: Pick<ProcessingElementSpec, "peId" | "volume">): string {
+  return spec.volume.name ?? `reseat-${spec.peId}-state`;
+}

@@ -1,0 +1,37 @@
+// The demo stack: processing elements declared in stack config (stacks/Pulumi.<stack>.yaml, key
+// `reseat:processingElements`). Every spec is validated before any resource is declared, so an
+// invalid spec anywhere fails preview and creates nothing.
+import * as pulumi from "@pulumi/pulumi";
+import { ProcessingElement, validateProcessingElement } from "../components";
+
+export default async function program(): Promise<Record<string, unknown>> {
+  const config = new pulumi.Config("reseat");
+  const declared = config.requireObject<unknown>("processingElements");
+  if (!Array.isArray(declared)) {
+    throw new Error("reseat: invalid stack config:\n  - processingElements: expected a list of processing element specs");
+  }
+  const specs = declared.map((spec, index) => {
+    const name = spec && typeof spec === "object" && "peId" in spec ? String(spec.peId) : `processingElements[${index}]`;
+    return { name, spec: validateProcessingElement(name, spec) };
+  });
+  const pes = specs.map(({ name }, index) => new ProcessingElement(name, declared[index] as never));
+  return {
+    processingElements: Object.fromEntries(
+      pes.map((pe) => [
+        pe.spec.peId,
+        {
+          peId: pe.peId,
+          generation: pe.generation,
+          executableId: pe.executableId,
+          executableName: pe.executableName,
+          volumeName: pe.volumeName,
+          host: pe.host,
+          imageId: pe.imageId,
+          commitIntervalMs: pe.commitIntervalMs,
+          replacedAt: pe.replacedAt,
+          readyAt: pe.readyAt,
+        },
+      ]),
+    ),
+  };
+}
