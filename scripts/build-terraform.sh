@@ -97,7 +97,7 @@ timed() { # label command...
 }
 
 build_tofu() {
-  if [ -x "$BIN/tofu" ] && "$BIN/tofu" version 2>/dev/null | head -1 | grep -q "v${TOFU_VERSION#v}\$"; then
+  if [ -x "$BIN/tofu" ] && env -u TF_CLI_CONFIG_FILE "$BIN/tofu" version 2>/dev/null | head -1 | grep -q "v${TOFU_VERSION#v}\$"; then
     log "tofu ${TOFU_VERSION} already built: $BIN/tofu"
     return 0
   fi
@@ -105,6 +105,7 @@ build_tofu() {
   mkdir -p "$dir" "$BIN"
   gomod="$(mod_download github.com/opentofu/opentofu "$TOFU_VERSION" GoMod)" || return 1
   src="$(mod_download github.com/opentofu/opentofu "$TOFU_VERSION" Dir)" || return 1
+  # -X version.dev=no drops the "-dev" suffix, as OpenTofu's release builds do.
   # OpenTofu's go.mod `go` line and godebug block set its runtime defaults; only the main module's
   # count, so the wrapper carries them over (e.g. tlsmlkem=0).
   local gover godebug
@@ -122,9 +123,10 @@ MOD
   cp "$src/go.sum" "$dir/go.sum" && chmod u+w "$dir/go.sum"
   (cd "$dir" && copy_replaces "$gomod" &&
     timed "go build tofu ${TOFU_VERSION}" \
-      go build -trimpath -ldflags "-s -w" -o "$BIN/tofu.tmp" github.com/opentofu/opentofu/cmd/tofu) || return 1
+      go build -trimpath -ldflags "-s -w -X github.com/opentofu/opentofu/version.dev=no" \
+        -o "$BIN/tofu.tmp" github.com/opentofu/opentofu/cmd/tofu) || return 1
   mv -f "$BIN/tofu.tmp" "$BIN/tofu"
-  "$BIN/tofu" version
+  env -u TF_CLI_CONFIG_FILE "$BIN/tofu" version
 }
 
 # build_provider NAMESPACE TYPE DECLARED_MODULE_PATH REAL_MODULE_PATH MODULE_VERSION PROVIDER_VERSION

@@ -1,0 +1,122 @@
+import { StaleGenerationError } from "./errors";
+import { errorMessage, sha256Hex } from "./fsUtil";
+import type { CommitRecord, PersistentStore } from "./store/types";
+
+export interface CommitterOptions {
+  peId: string;
+  generation: number;
+  store: PersistentStore | null;
+  /** A consistent snapshot of every applied write. */
+  snapshot: () => { seq: number; bytes: Buffer };
+  /** Volume fencing: throws StaleGenerationError when a newer generation owns the volume. */
+  checkFence: () => Promise<void>;
+  /** The interval to use from now on; called at every tick so control.json changes apply live. */
+  readIntervalMs: () => Promise<number>;
+  initialIntervalMs: number;
+  /** Newest commit already in the store (possibly from an earlier generation), for status only. */
+  initialLastCommit: CommitRecord | null;
+  initialError: string | null;
+  retryBaseMs: number;
+  retryMaxMs: number;
+  /** Called after every tick and commit attempt (status.json is rewritten there). */
+  onStatusChange: () => Promise<void>;
+}
+
+/**
+ * Ships a snapshot to the persistent store every interval. A failed commit is retried with capped
+ * exponential backoff (never slower than the normal interval) while writes keep being served.
+ * Commits never overlap: they run one after another on `chain`.
+ */
+export class Committer {
+  lastCommit: CommitRecord | null;
+  lastCommitError: string | null;
+  lastCommitAttemptAt: string | null = null;
+  intervalMs: number;
+  consecutiveFailures = 0;
+  /** Set once the volume or the store says a newer generation exists; commits stop for good. */
+  fencedBy: StaleGenerationError | null = null;
+
+  /** Seq of the last commit made by this process; an unchanged seq is not shipped again. */
+  private lastShippedSeq: number | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly options: CommitterOptions) {
+    this.intervalMs = options.initialIntervalMs;
+    this.lastCommit = options.initialLastCommit;
+    this.lastCommitError = options.initialError;
+  }
+
+  start(): void {
+    this.schedule(this.intervalMs);
+  }
+
+  /** Stop the timer; commitNow() still works (close uses it for the final commit). */
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  /** Commit now (after any commit in flight). Resolves to the newest commit, null without a store. */
+  commitNow(): Promise<CommitRecord | null> {
+    const run = this.chain.then(() => this.commitOnce());
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped || this.fencedBy) return;
+    this.timer = setTimeout(() => void this.tick(), delayMs);
+    this.timer.unref(); // the workload, not the committer, decides how long the process lives
+  }
+
+  private async tick(): Promise<void> {
+    this.timer = null;
+    this.intervalMs = await this.options.readIntervalMs().catch(() => this.intervalMs);
+    const ok = await this.commitNow().then(() => true, () => false);
+    this.schedule(ok ? this.intervalMs : this.retryDelayMs());
+  }
+
+  /** 1x, 2x, 4x ... retryBaseMs, capped at retryMaxMs and at the interval (so loss stays bounded by it). */
+  private retryDelayMs(): number {
+    const cap = Math.min(this.options.retryMaxMs, this.intervalMs);
+    const exponent = Math.min(this.consecutiveFailures - 1, 30);
+    return Math.min(cap, this.options.retryBaseMs * 2 ** exponent);
+  }
+
+  private async commitOnce(): Promise<CommitRecord | null> {
+    const { store } = this.options;
+    try {
+      if (this.fencedBy) throw this.fencedBy;
+      if (!store) return null;
+      const { seq, bytes } = this.options.snapshot();
+      if (seq === this.lastShippedSeq) return this.lastCommit;
+      const at = new Date().toISOString();
+      this.lastCommitAttemptAt = at;
+      await this.options.checkFence();
+      const record: CommitRecord = {
+        peId: this.options.peId,
+        generation: this.options.generation,
+        seq,
+        at,
+        bytes: bytes.length,
+        sha256: sha256Hex(bytes),
+      };
+      await store.commit(record, bytes);
+      this.lastCommit = record;
+      this.lastShippedSeq = seq;
+      this.lastCommitError = null;
+      this.consecutiveFailures = 0;
+      return record;
+    } catch (error) {
+      if (error instanceof StaleGenerationError) this.fencedBy = error;
+      this.lastCommitError = errorMessage(error);
+      this.consecutiveFailures++;
+      throw error;
+    } finally {
+      await this.options.onStatusChange().catch(() => undefined);
+    }
+  }
+}

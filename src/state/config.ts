@@ -1,0 +1,93 @@
+import { StateConfigError } from "./errors";
+import { openStore, parseStoreConfig } from "./store/openStore";
+import type { PersistentStore, StoreConfig } from "./store/types";
+import { isPositiveInteger, type VolumeMeta } from "./volumeFiles";
+
+export const DEFAULT_COMMIT_INTERVAL_MS = 30_000;
+
+/** Options of openState(); each falls back to the RESEAT_* environment the provider sets. */
+export interface OpenStateOptions {
+  /** Mount path of the state volume (default: RESEAT_STATE_DIR). */
+  stateDir?: string;
+  /** Default: RESEAT_PE_ID, else meta.json's peId. */
+  peId?: string;
+  /** This executable's generation (default: RESEAT_GENERATION, else meta.json's, else 0). */
+  generation?: number;
+  /** Used until control.json gives one (default: RESEAT_COMMIT_INTERVAL_MS, else 30 s). */
+  commitIntervalMs?: number;
+  /** A store, a store config, or null for none (default: RESEAT_STORE). */
+  store?: PersistentStore | StoreConfig | null;
+  /** On SIGTERM/SIGINT: final commit, then process.exit (default false). */
+  handleSignals?: boolean;
+  /** Bound on the final commit when a signal arrives (default 8 s, under Docker's 10 s grace period). */
+  signalTimeoutMs?: number;
+  /** Compact the journal into a snapshot once it reaches this size (default 8 MiB). */
+  compactAfterBytes?: number;
+  /** First retry delay after a failed commit (default 500 ms); doubles up to retryMaxMs (default 30 s). */
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+  /** Environment to read instead of process.env (tests). */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface ResolvedConfig {
+  stateDir: string;
+  peId: string;
+  generation: number;
+  fallbackIntervalMs: number;
+  store: PersistentStore | null;
+  handleSignals: boolean;
+  signalTimeoutMs: number;
+  compactAfterBytes: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+}
+
+export function resolveStateDir(options: OpenStateOptions): string {
+  const stateDir = options.stateDir ?? (options.env ?? process.env).RESEAT_STATE_DIR;
+  if (!stateDir) throw new StateConfigError("no state directory: pass stateDir or set RESEAT_STATE_DIR");
+  return stateDir;
+}
+
+export function resolveConfig(options: OpenStateOptions, stateDir: string, meta: VolumeMeta | null): ResolvedConfig {
+  const env = options.env ?? process.env;
+  const peId = options.peId ?? nonEmpty(env.RESEAT_PE_ID) ?? meta?.peId;
+  if (!peId) throw new StateConfigError("no PE id: pass peId, set RESEAT_PE_ID, or provide .reseat/meta.json");
+  const config: ResolvedConfig = {
+    stateDir,
+    peId,
+    generation: options.generation ?? integerFromEnv(env, "RESEAT_GENERATION", 0) ?? meta?.generation ?? 0,
+    fallbackIntervalMs: options.commitIntervalMs ?? integerFromEnv(env, "RESEAT_COMMIT_INTERVAL_MS", 1) ?? DEFAULT_COMMIT_INTERVAL_MS,
+    store: resolveStore(options.store, env, peId),
+    handleSignals: options.handleSignals ?? false,
+    signalTimeoutMs: options.signalTimeoutMs ?? 8_000,
+    compactAfterBytes: options.compactAfterBytes ?? 8 * 1024 * 1024,
+    retryBaseMs: options.retryBaseMs ?? 500,
+    retryMaxMs: options.retryMaxMs ?? 30_000,
+  };
+  for (const name of ["fallbackIntervalMs", "signalTimeoutMs", "compactAfterBytes", "retryBaseMs", "retryMaxMs"] as const) {
+    if (!isPositiveInteger(config[name])) throw new StateConfigError(`${name} must be a positive integer, got ${config[name]}`);
+  }
+  return config;
+}
+
+function resolveStore(store: OpenStateOptions["store"], env: NodeJS.ProcessEnv, peId: string): PersistentStore | null {
+  if (store === null) return null;
+  if (store === undefined) {
+    const config = parseStoreConfig(env.RESEAT_STORE);
+    return config ? openStore(config, peId) : null;
+  }
+  return "commit" in store && typeof store.commit === "function" ? (store as PersistentStore) : openStore(store as StoreConfig, peId);
+}
+
+function integerFromEnv(env: NodeJS.ProcessEnv, name: string, min: number): number | undefined {
+  const raw = nonEmpty(env[name]);
+  if (raw === undefined) return undefined;
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value < min) throw new StateConfigError(`${name} must be an integer >= ${min}, got "${raw}"`);
+  return value;
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === "" ? undefined : value;
+}

@@ -1,0 +1,203 @@
+// Test harness: each integration test gets its own Pulumi project folder under .work/ (inside the
+// checkout, so the dynamic-provider plugin resolves @pulumi/pulumi), its own file backend, and runs
+// the real `reseat` CLI (Automation API on the real Pulumi CLI) in a separate Node process.
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { DockerEngine } from "../../src/backend/docker/engine";
+import { LABELS } from "../../src/backend/backend";
+
+export const ROOT = path.resolve(__dirname, "..", "..");
+export const CLI = path.join(ROOT, "dist", "src", "cli", "main.js");
+export const engine = new DockerEngine();
+
+export interface Project {
+  dir: string;
+  stack: string;
+}
+
+/** A fresh project folder with the given PE specs as its stack config. */
+export function makeProject(name: string, specs: unknown[], stack = "test"): Project {
+  const dir = path.join(ROOT, ".work", `${name}-${process.pid}-${Date.now().toString(36)}`);
+  fs.mkdirSync(path.join(dir, "stacks"), { recursive: true });
+  // The checkout's Pulumi.yaml minus `main`: the program comes from the CLI (dist/stacks by default).
+  const projectFile = fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8").replace(/^main:.*\n/m, "");
+  fs.writeFileSync(path.join(dir, "Pulumi.yaml"), projectFile);
+  const project = { dir, stack };
+  setSpecs(project, specs);
+  return project;
+}
+
+/** Rewrites the stack's config (JSON is valid YAML). */
+export function setSpecs(project: Project, specs: unknown[]): void {
+  const config = { config: { "reseat:processingElements": specs } };
+  fs.writeFileSync(path.join(project.dir, "stacks", `Pulumi.${project.stack}.yaml`), JSON.stringify(config, null, 2));
+}
+
+export interface CliResult {
+  code: number;
+  doc: { ok: boolean; error?: string; steps?: { op: string; urn: string; type: string }[]; outputs?: Record<string, unknown>; changeSummary?: Record<string, number>; summary?: Record<string, number> };
+  stderr: string;
+}
+
+export function reseatCli(project: Project, command: string, ...extra: string[]): Promise<CliResult> {
+  return run(process.execPath, [CLI, command, "--cwd", project.dir, "--stack", project.stack, "--json", ...extra]);
+}
+
+export function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => {
+      let doc: CliResult["doc"];
+      try {
+        doc = JSON.parse(stdout) as CliResult["doc"];
+      } catch {
+        doc = { ok: false, error: `unparsable stdout: ${stdout.slice(0, 2000)}` };
+      }
+      resolve({ code: code ?? 1, doc, stderr });
+    });
+  });
+}
+
+/** Runs a CLI command and fails the test with Pulumi's own output when it does not succeed. */
+export async function mustSucceed(project: Project, command: string, ...extra: string[]): Promise<CliResult> {
+  const result = await reseatCli(project, command, ...extra);
+  if (result.code !== 0 || !result.doc.ok) {
+    throw new Error(`reseat ${command} failed (${result.code}): ${result.doc.error}\n--- stderr ---\n${result.stderr.slice(-4000)}`);
+  }
+  return result;
+}
+
+export interface PeOutputs {
+  peId: string;
+  generation: number;
+  executableId: string;
+  executableName: string;
+  volumeName: string;
+  host: string;
+  commitIntervalMs: number;
+  replacedAt: string;
+  [key: string]: unknown;
+}
+
+export function peOutputs(result: CliResult, peId: string): PeOutputs {
+  const pes = result.doc.outputs?.processingElements as Record<string, PeOutputs> | undefined;
+  const pe = pes?.[peId];
+  if (!pe) throw new Error(`no outputs for PE ${peId}: ${JSON.stringify(result.doc.outputs)}`);
+  return pe;
+}
+
+interface Summary {
+  Id: string;
+  Names: string[];
+  State: string;
+  Labels: Record<string, string>;
+}
+
+export async function containersOf(peId: string, all = true): Promise<Summary[]> {
+  return engine.json<Summary[]>("GET", "/containers/json", {
+    query: { all, filters: JSON.stringify({ label: [`${LABELS.peId}=${peId}`] }) },
+  });
+}
+
+export async function volumeExists(name: string): Promise<boolean> {
+  return (await engine.jsonOrUndefined("GET", `/volumes/${name}`)) !== undefined;
+}
+
+export async function httpJson<T>(port: number, pathAndQuery: string, method = "GET"): Promise<T> {
+  const res = await fetch(`http://127.0.0.1:${port}${pathAndQuery}`, { method });
+  if (!res.ok) throw new Error(`${method} ${pathAndQuery} -> ${res.status}`);
+  return (await res.json()) as T;
+}
+
+/** Removes everything a test made for these PEs, volumes included (tests own their volumes). */
+export async function cleanup(peIds: string[]): Promise<void> {
+  for (const peId of peIds) {
+    for (const c of await containersOf(peId)) {
+      await engine.request("DELETE", `/containers/${c.Id}`, { query: { force: true } }).catch(() => undefined);
+    }
+    await engine.request("DELETE", `/volumes/reseat-${peId}-state`).catch(() => undefined);
+  }
+}
+
+/**
+ * An independent observer: polls the engine for running executables of one PE and records the
+ * largest number seen running at once. Replacement must keep this at most 1.
+ */
+export function watchConcurrency(peId: string, intervalMs = 15): { stop: () => Promise<{ maxRunning: number; samples: number }> } {
+  let maxRunning = 0;
+  let samples = 0;
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      const running = await containersOf(peId, false).catch(() => []);
+      maxRunning = Math.max(maxRunning, running.length);
+      samples++;
+      await new Promise((r) => setTimeout(r, intervalMs));
+    }
+  })();
+  return {
+    stop: async () => {
+      stopped = true;
+      await loop;
+      return { maxRunning, samples };
+    },
+  };
+}
+
+export function demoSpec(peId: string, port: number, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    peId,
+    image: "reseat-demo-workload:v1",
+    network: "host",
+    env: { PORT: String(port) },
+    commitInterval: "5s",
+    stop: { graceSeconds: 5 },
+    readiness: { httpGet: { port, path: "/healthz" }, timeout: "30s" },
+    ...overrides,
+  };
+}
+
+/**
+ * Engine events for one PE: a container counts as live from its `start` event to its `die` event.
+ * Returns the largest number live at once, and the events seen, in engine order.
+ */
+export async function recordLiveness(peId: string): Promise<{ stop: () => Promise<{ maxLive: number; events: { action: string; id: string; timeNano: number }[] }> }> {
+  const since = Math.floor(Date.now() / 1000) - 1;
+  const stream = await engine.stream("/events", {
+    since,
+    filters: JSON.stringify({ type: ["container"], label: [`${LABELS.peId}=${peId}`], event: ["start", "die"] }),
+  });
+  const events: { action: string; id: string; timeNano: number }[] = [];
+  let buffer = "";
+  stream.on("data", (chunk: Buffer) => {
+    buffer += chunk.toString();
+    let newline;
+    while ((newline = buffer.indexOf("\n")) >= 0) {
+      const line = buffer.slice(0, newline);
+      buffer = buffer.slice(newline + 1);
+      if (!line.trim()) continue;
+      const e = JSON.parse(line) as { Action: string; id: string; timeNano: number };
+      events.push({ action: e.Action, id: e.id, timeNano: e.timeNano });
+    }
+  });
+  return {
+    stop: async () => {
+      await new Promise((r) => setTimeout(r, 300)); // let the last events arrive
+      stream.destroy();
+      const live = new Set<string>();
+      let maxLive = 0;
+      for (const e of events) {
+        if (e.action === "start") live.add(e.id);
+        if (e.action === "die") live.delete(e.id);
+        maxLive = Math.max(maxLive, live.size);
+      }
+      return { maxLive, events };
+    },
+  };
+}
