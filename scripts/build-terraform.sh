@@ -169,17 +169,29 @@ MOD
   log "installed $out"
 }
 
+# OpenTofu resolves a short source ("kreuzwerker/docker") to registry.opentofu.org, Terraform to
+# registry.terraform.io. The mirror is laid out under registry.terraform.io and every binary is
+# hard-linked (copied, across filesystems) under registry.opentofu.org too, so both spellings resolve
+# to the same local binaries. (tofu does not descend into a symlinked hostname directory.)
 write_tofurc() {
-  mkdir -p "$PLUGINS"
+  mkdir -p "$PLUGINS/registry.terraform.io"
+  local f rel
+  [ -L "$PLUGINS/registry.opentofu.org" ] && rm -f "$PLUGINS/registry.opentofu.org"
+  while IFS= read -r f; do
+    rel="${f#"$PLUGINS/registry.terraform.io/"}"
+    [ -e "$PLUGINS/registry.opentofu.org/$rel" ] && continue
+    mkdir -p "$(dirname "$PLUGINS/registry.opentofu.org/$rel")"
+    ln -f "$f" "$PLUGINS/registry.opentofu.org/$rel" 2>/dev/null || cp -p "$f" "$PLUGINS/registry.opentofu.org/$rel"
+  done < <(find "$PLUGINS/registry.terraform.io" -type f -name 'terraform-provider-*')
   cat >"$TOFURC.tmp" <<RC
 # Written by reseat scripts/build-terraform.sh: providers come only from the local mirror.
 provider_installation {
   filesystem_mirror {
     path    = "$PLUGINS"
-    include = ["registry.terraform.io/*/*"]
+    include = ["registry.terraform.io/*/*", "registry.opentofu.org/*/*"]
   }
   direct {
-    exclude = ["registry.terraform.io/*/*"]
+    exclude = ["registry.terraform.io/*/*", "registry.opentofu.org/*/*"]
   }
 }
 RC
@@ -212,7 +224,7 @@ main() {
   esac
   write_tofurc
   log "providers in the mirror:"
-  (cd "$PLUGINS" && find . -type f -name 'terraform-provider-*' | sed 's|^\./|  |') >&2
+  (cd "$PLUGINS/registry.terraform.io" && find . -type f -name 'terraform-provider-*' | sed 's|^\./|  registry.terraform.io/|') >&2
   echo "export TF_CLI_CONFIG_FILE=$TOFURC"
   echo "export PATH=$BIN:\$PATH"
   if [ "${#failed[@]}" -gt 0 ]; then

@@ -133,10 +133,19 @@ export function parseProcessingElement(input: unknown, subject = "spec"): Proces
       const prefix = issue.path.length ? `${issue.path.map(String).join(".")}.` : "";
       return { field: issue.keys.map((key) => prefix + key).join(", "), expected: "unknown field (check the spelling; see the README's spec table)" };
     }
-    if (issue.code === "invalid_type" && /received undefined/.test(issue.message)) expected = "required";
+    if (issue.code === "invalid_type" && valueAt(input, issue.path) === undefined) expected = `required (${issue.message})`;
     return { field, expected };
   });
   throw new SpecError(subject, problems);
+}
+
+function valueAt(input: unknown, path: PropertyKey[]): unknown {
+  let value = input;
+  for (const key of path) {
+    if (value === null || typeof value !== "object") return undefined;
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return value;
 }
 
 export function volumeNameOf(spec: Pick<ProcessingElementSpec, "peId" | "volume">): string {

@@ -1,0 +1,25 @@
+// npm run bench -- <metric>   (writes bench/results/<metric>.json)
+import { benchReplacementGap } from "./replacementGap";
+
+const metrics: Record<string, () => Promise<string>> = {
+  replacement_gap: benchReplacementGap,
+};
+
+async function main(): Promise<void> {
+  const requested = process.argv.slice(2);
+  const names = requested.length ? requested : Object.keys(metrics);
+  for (const name of names) {
+    const run = metrics[name];
+    if (!run) {
+      console.error(`unknown metric "${name}"; known: ${Object.keys(metrics).join(", ")}`);
+      process.exit(2);
+    }
+    const file = await run();
+    console.log(`${name}: wrote ${file}`);
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

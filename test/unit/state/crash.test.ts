@@ -1,0 +1,83 @@
+import { mkdtempSync, promises as fs } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DirectoryStore, openState, statePaths } from "../../../src/state/index";
+import { compileStateLibrary, startWriter, WRITER_SCRIPT, type Ack } from "./childProcess";
+import { tempDir } from "./helpers";
+
+let libraryIndex = "";
+let scriptFile = "";
+// Lives for the whole file (tempDir() directories are removed after each test).
+const buildDir = mkdtempSync(path.join(tmpdir(), "reseat-state-build-"));
+
+afterAll(() => fs.rm(buildDir, { recursive: true, force: true }));
+
+beforeAll(async () => {
+  libraryIndex = await compileStateLibrary(buildDir);
+  scriptFile = path.join(buildDir, "writer.js");
+  await fs.writeFile(scriptFile, WRITER_SCRIPT);
+});
+
+function expectAllAcked(state: Awaited<ReturnType<typeof openState>>, prefix: string, acks: Ack[]): void {
+  expect(acks.length).toBeGreaterThan(0);
+  for (const { n, seq } of acks) {
+    expect(state.get(`${prefix}-${n}`), `acknowledged write ${prefix}-${n}`).toEqual({ n, pad: "p".repeat(n % 300) });
+    expect(seq).toBeLessThanOrEqual(state.seq);
+  }
+}
+
+describe("crashes of a real child process", () => {
+  it("keeps every acknowledged write across repeated kill -9 mid-stream (with compactions in between)", async () => {
+    const stateDir = tempDir();
+    const rounds: Array<{ prefix: string; acks: Ack[] }> = [];
+    for (let round = 0; round < 3; round++) {
+      const prefix = `r${round}`;
+      const writer = startWriter(scriptFile, libraryIndex, {
+        STATE_DIR: stateDir,
+        GENERATION: String(round + 1),
+        PREFIX: prefix,
+        COMPACT_AFTER_BYTES: "32768", // compaction is frequent, so some kills land during one
+      });
+      expect(await writer.ready).toMatch(round === 0 ? /^ready empty 0$/ : /^ready local \d+$/);
+      await writer.waitForAcks(400 + round * 150);
+      writer.child.kill("SIGKILL");
+      const { signal } = await writer.exited;
+      expect(signal).toBe("SIGKILL");
+      rounds.push({ prefix, acks: [...writer.acks] });
+    }
+
+    await fs.access(statePaths(stateDir).snapshotFile); // compaction did happen along the way
+    const state = await openState({ stateDir, peId: "pe-1", generation: 4, store: null, env: {} });
+    expect(state.resumedFrom).toBe("local");
+    for (const { prefix, acks } of rounds) expectAllAcked(state, prefix, acks);
+    await state.close();
+  }, 60_000);
+
+  it("on SIGTERM commits everything acknowledged to the store and exits 0", async () => {
+    const stateDir = tempDir();
+    const storeDir = tempDir();
+    const writer = startWriter(scriptFile, libraryIndex, {
+      STATE_DIR: stateDir,
+      STORE_DIR: storeDir,
+      GENERATION: "1",
+      PREFIX: "t",
+      INTERVAL_MS: "600000", // no periodic commit: only the SIGTERM one can have shipped the data
+      HANDLE_SIGNALS: "1",
+    });
+    await writer.waitForAcks(200);
+    writer.child.kill("SIGTERM");
+    const { code, stderr } = await writer.exited;
+    expect(stderr).toBe("");
+    expect(code).toBe(0);
+
+    const latest = await new DirectoryStore(storeDir, "pe-1").latestValid();
+    expect(latest?.record.generation).toBe(1);
+    // The volume is lost: generation 2 rebuilds from the store alone.
+    const state = await openState({ stateDir: tempDir(), peId: "pe-1", generation: 2, store: { kind: "directory", path: storeDir }, env: {} });
+    expect(state.resumedFrom).toBe("persistent");
+    expect(state.resumedSeq).toBe(latest!.record.seq);
+    expectAllAcked(state, "t", writer.acks);
+    await state.close();
+  }, 60_000);
+});

@@ -1,0 +1,111 @@
+import { promises as fs } from "node:fs";
+import * as path from "node:path";
+import { describe, expect, it } from "vitest";
+import { DirectoryStore, openState, statePaths, type StateStatus } from "../../../src/state/index";
+import { readJson, tempDir } from "./helpers";
+
+function openWith(stateDir: string, storeRoot: string | null, generation: number) {
+  return openState({
+    stateDir,
+    peId: "pe-1",
+    generation,
+    store: storeRoot === null ? null : { kind: "directory", path: storeRoot },
+    commitIntervalMs: 60_000,
+    env: {},
+  });
+}
+
+describe("start-up", () => {
+  it("starts empty on a new volume with no commits", async () => {
+    const stateDir = tempDir();
+    const state = await openWith(stateDir, tempDir(), 1);
+    expect([state.resumedFrom, state.resumedSeq, state.seq]).toEqual(["empty", 0, 0]);
+    const status = await readJson<StateStatus>(statePaths(stateDir).statusFile);
+    expect(status).toMatchObject({ peId: "pe-1", generation: 1, resumedFrom: "empty", resumedSeq: 0, seq: 0, lastCommit: null, lastCommitError: null, lastCommitAttemptAt: null, commitIntervalMs: 60_000 });
+    expect(Date.parse(status.updatedAt)).not.toBeNaN();
+    await state.close();
+  });
+
+  it("resumes from the local volume, preferring it to the store", async () => {
+    const stateDir = tempDir();
+    const storeRoot = tempDir();
+    const first = await openWith(stateDir, storeRoot, 1);
+    await first.put("a", 1);
+    await first.close(); // final commit at seq 1
+    const second = await openWith(stateDir, storeRoot, 2);
+    await second.put("b", 2); // volume is ahead of the store now
+    await second.close();
+    const third = await openWith(stateDir, storeRoot, 3);
+    expect([third.resumedFrom, third.resumedSeq]).toEqual(["local", 2]);
+    expect(third.entries()).toEqual([["a", 1], ["b", 2]]);
+    expect(third.status().lastCommit).toMatchObject({ seq: 2, generation: 2 }); // newest commit, from the previous generation
+    await third.close();
+  });
+
+  it("restores the newest commit when the volume is lost, and keeps seq growing", async () => {
+    const storeRoot = tempDir();
+    const lostVolume = tempDir();
+    const first = await openWith(lostVolume, storeRoot, 1);
+    for (let n = 1; n <= 5; n++) await first.put(`k${n}`, n);
+    await first.close();
+
+    const freshVolume = tempDir();
+    const second = await openWith(freshVolume, storeRoot, 2);
+    expect([second.resumedFrom, second.resumedSeq, second.seq]).toEqual(["persistent", 5, 5]);
+    expect(second.get("k5")).toBe(5);
+    expect(await second.put("k6", 6)).toBe(6);
+    const commit = await second.commitNow();
+    expect(commit).toMatchObject({ seq: 6, generation: 2 });
+    await second.close();
+
+    // The restored snapshot was written into the new volume: it resumes locally from now on.
+    const third = await openWith(freshVolume, null, 3);
+    expect([third.resumedFrom, third.seq]).toEqual(["local", 6]);
+    await third.close();
+  });
+
+  it("restores the previous commit when the newest one is damaged", async () => {
+    const storeRoot = tempDir();
+    const first = await openWith(tempDir(), storeRoot, 1);
+    await first.put("a", 1);
+    await first.commitNow(); // seq 1
+    await first.put("a", 2);
+    await first.close(); // seq 2
+    const store = new DirectoryStore(storeRoot, "pe-1");
+    const [newest] = await store.list();
+    await fs.appendFile(path.join(store.dir, newest!.id), "junk"); // length/sha256 no longer match
+
+    const second = await openWith(tempDir(), storeRoot, 2);
+    expect([second.resumedFrom, second.resumedSeq, second.get("a")]).toEqual(["persistent", 1, 1]);
+    await second.close();
+  });
+
+  it("refuses to start empty when the volume is empty and the store is unreachable", async () => {
+    const notADirectory = path.join(tempDir(), "file");
+    await fs.writeFile(notADirectory, "");
+    await expect(openWith(tempDir(), notADirectory, 1)).rejects.toThrow();
+  });
+
+  it("starts from the local volume even when the store is unreachable, and says so in status", async () => {
+    const stateDir = tempDir();
+    const local = await openWith(stateDir, null, 1);
+    await local.put("a", 1);
+    await local.close();
+    const notADirectory = path.join(tempDir(), "file");
+    await fs.writeFile(notADirectory, "");
+    const state = await openWith(stateDir, notADirectory, 2);
+    expect(state.resumedFrom).toBe("local");
+    expect(state.status().lastCommitError).toMatch(/unavailable/);
+    expect(await state.put("b", 2)).toBe(2);
+    await expect(state.close()).rejects.toThrow(); // the final commit cannot reach the store
+  });
+
+  it("reads the store from RESEAT_STORE", async () => {
+    const storeRoot = tempDir();
+    const env = { RESEAT_STATE_DIR: tempDir(), RESEAT_PE_ID: "pe-1", RESEAT_GENERATION: "1", RESEAT_STORE: JSON.stringify({ kind: "directory", path: storeRoot }) };
+    const state = await openState({ env });
+    await state.put("a", 1);
+    await state.close();
+    expect((await new DirectoryStore(storeRoot, "pe-1").latestValid())?.record.seq).toBe(1);
+  });
+});
