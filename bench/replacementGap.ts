@@ -13,7 +13,7 @@ import { parseProcessingElement, volumeNameOf } from "../src/spec/processingElem
 import { specHash } from "../src/plan/executablePlan";
 import { result, writeResult } from "./results";
 
-const RUNS = Number(process.env.RESEAT_BENCH_RUNS ?? 7);
+const RUNS = Number(process.env.RESEAT_BENCH_RUNS ?? 9);
 const PORT = 18790;
 const PE = "bench-gap";
 const IMAGES = ["reseat-demo-workload:v1", "reseat-demo-workload:v2"] as const;

@@ -34,7 +34,6 @@ export const CONTROL_PATH = ".reseat/control.json";
 
 export async function reseat(backend: Backend, desired: ExecutableDesired): Promise<ReseatResult> {
   const hash = specHash(desired);
-  const host = await backend.hostName();
   const retired: string[] = [];
 
   // 1. Nobody else may write to this volume.
@@ -52,6 +51,7 @@ export async function reseat(backend: Backend, desired: ExecutableDesired): Prom
   }
   if (adoptable) {
     await backend.waitReady(adoptable.id, desired);
+    const host = await backend.hostName();
     const now = new Date().toISOString();
     return {
       executableId: adoptable.id,
@@ -81,7 +81,8 @@ export async function reseat(backend: Backend, desired: ExecutableDesired): Prom
     await backend.nameExecutable(id, name);
     await backend.start(id);
     await backend.waitReady(id, desired);
-    return { executableId: id, executableName: name, generation, host, replacedAt, readyAt: new Date().toISOString(), adopted: false, retired };
+    const readyAt = new Date().toISOString();
+    return { executableId: id, executableName: name, generation, host: await backend.hostName(), replacedAt, readyAt, adopted: false, retired };
   } catch (error) {
     // A failed start leaves nothing half-made: the volume and its generation stay, the container goes.
     await backend.remove(id).catch(() => undefined);

@@ -49,7 +49,8 @@ export class Committer {
   }
 
   start(): void {
-    this.schedule(this.intervalMs);
+    // If the store was unreachable at start-up, try soon rather than a whole interval later.
+    this.schedule(this.lastCommitError ? Math.min(this.options.retryBaseMs, this.intervalMs) : this.intervalMs);
   }
 
   /** Stop the timer; commitNow() still works (close uses it for the final commit). */

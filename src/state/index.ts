@@ -2,7 +2,8 @@
  * Workload-side state library: runs inside the PE's container, uses only node: built-ins.
  * See openState() for the entry point.
  */
-export { openState, type StateHandle } from "./openState";
+export { openState } from "./openState";
+export type { StateHandle } from "./stateHandle";
 export { DEFAULT_COMMIT_INTERVAL_MS, type OpenStateOptions } from "./config";
 export type { CommitSummary, ResumeSource, StateStatus, VolumeMeta } from "./volumeFiles";
 export { statePaths, type StatePaths } from "./layout";

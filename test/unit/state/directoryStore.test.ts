@@ -13,7 +13,7 @@ import {
   UnsupportedStoreKindError,
 } from "../../../src/state/index";
 import { sha256Hex } from "../../../src/state/fsUtil";
-import { tempDir } from "./helpers";
+import { flipByte, tempDir } from "./helpers";
 
 function commitOf(generation: number, seq: number, text = `state@${seq}`): { record: CommitRecord; bytes: Buffer } {
   const bytes = Buffer.from(text);
@@ -50,7 +50,7 @@ describe("directory store", () => {
     const store = await storeWith([[1, 1], [1, 2]]);
     const newest = path.join(store.dir, (await commitFiles(store)).at(-1)!);
     const raw = await fs.readFile(newest);
-    raw[raw.length - 1] ^= 0x01;
+    flipByte(raw, raw.length - 1, 0x01);
     await fs.writeFile(newest, raw);
     expect((await store.latestValid())?.record.seq).toBe(1);
   });

@@ -55,3 +55,8 @@ export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 5_000,
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/** Corrupt one byte in place (a bit flip on disk). */
+export function flipByte(buf: Buffer, index: number, mask = 0xff): void {
+  buf.writeUInt8(buf.readUInt8(index) ^ mask, index);
+}

@@ -3,7 +3,7 @@ import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { JournalCorruptError, openState, statePaths } from "../../../src/state/index";
 import { encodeRecord, scanJournal } from "../../../src/state/journalFormat";
-import { tempDir } from "./helpers";
+import { flipByte, tempDir } from "./helpers";
 
 const open = (stateDir: string) => openState({ stateDir, peId: "pe-1", generation: 1, store: null, env: {} });
 
@@ -75,7 +75,7 @@ describe("journal recovery", () => {
   it("drops a complete final record whose checksum does not match", async () => {
     const { stateDir, journal, cleanLength } = await journalWithWrites(4);
     const bytes = await fs.readFile(journal);
-    bytes[cleanLength - 2] ^= 0xff; // inside the last record's payload
+    flipByte(bytes, cleanLength - 2); // inside the last record's payload
     await fs.writeFile(journal, bytes);
     const state = await open(stateDir);
     expect(state.seq).toBe(3);
@@ -88,7 +88,7 @@ describe("journal recovery", () => {
     const { stateDir, journal } = await journalWithWrites(4);
     const bytes = await fs.readFile(journal);
     const firstRecordLength = encodeRecord({ seq: 1, op: "put", key: "k1", valueText: '{"n":1}' }).length;
-    bytes[firstRecordLength + 14] ^= 0xff; // inside record 2's payload; records 3 and 4 are intact
+    flipByte(bytes, firstRecordLength + 14); // inside record 2's payload; records 3 and 4 are intact
     await fs.writeFile(journal, bytes);
     await expect(open(stateDir)).rejects.toBeInstanceOf(JournalCorruptError);
     expect((await fs.readFile(journal)).equals(bytes)).toBe(true); // nothing was truncated

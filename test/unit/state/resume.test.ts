@@ -53,6 +53,7 @@ describe("start-up", () => {
     const second = await openWith(freshVolume, storeRoot, 2);
     expect([second.resumedFrom, second.resumedSeq, second.seq]).toEqual(["persistent", 5, 5]);
     expect(second.get("k5")).toBe(5);
+    expect(await readJson<StateStatus>(statePaths(freshVolume).statusFile)).toMatchObject({ resumedFrom: "persistent", resumedSeq: 5, seq: 5, generation: 2 });
     expect(await second.put("k6", 6)).toBe(6);
     const commit = await second.commitNow();
     expect(commit).toMatchObject({ seq: 6, generation: 2 });
@@ -77,6 +78,7 @@ describe("start-up", () => {
 
     const second = await openWith(tempDir(), storeRoot, 2);
     expect([second.resumedFrom, second.resumedSeq, second.get("a")]).toEqual(["persistent", 1, 1]);
+    expect(second.status().lastCommit).toMatchObject({ seq: 1, generation: 1 }); // the commit it restored
     await second.close();
   });
 

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, then runs the unit and integration tests (real Pulumi
+# CLI, real Docker Engine). Ends with one line "N passed, N failed".
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
+cd "$RESEAT_ROOT"
+mkdir -p .work
+report=".work/vitest-report.json"
+rm -f "$report"
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile="$report" "$@" || status=$?
+if [ -f "$report" ]; then
+  node -e '
+    const r = require(process.argv[1]);
+    const skipped = r.numPendingTests + r.numTodoTests;
+    console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
+  ' "$PWD/$report"
+fi
+exit "$status"
