@@ -5,12 +5,12 @@
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { ExecutableDesired } from "../src/backend/backend";
 import { LABELS } from "../src/backend/backend";
 import { DockerBackend } from "../src/backend/docker/dockerBackend";
 import { PROJECT_ROOT } from "../src/automation/stack";
 import { parseProcessingElement, volumeNameOf } from "../src/spec/processingElement";
 import { specHash } from "../src/plan/executablePlan";
+import { executableDesired } from "../src/spec/desired";
 import { result, writeResult } from "./results";
 
 const RUNS = Number(process.env.RESEAT_BENCH_RUNS ?? 9);
@@ -64,21 +64,8 @@ export async function benchReplacementGap(): Promise<string> {
 /** The floor: the engine calls a replacement cannot avoid, timed from the stop request to ready. */
 async function rawFloor(backend: DockerBackend, image: string): Promise<number> {
   const parsed = parseProcessingElement(spec(image));
-  const desired: ExecutableDesired = {
-    peId: PE,
-    imageRef: image,
-    imageId: await backend.ensureImage(image),
-    command: parsed.command,
-    env: parsed.env,
-    ports: parsed.ports,
-    network: parsed.network,
-    resources: parsed.resources,
-    volumeName: volumeNameOf(parsed),
-    mountPath: parsed.volume.mountPath,
-    stop: parsed.stop,
-    readiness: parsed.readiness,
-    commitIntervalMs: parsed.commitInterval,
-  };
+  const desired = executableDesired(parsed, await backend.ensureImage(image));
+
   const old = (await backend.listExecutables(PE)).find((e) => e.running);
   if (!old) throw new Error("no running executable to replace");
   const started = performance.now();

@@ -3,7 +3,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import { Executable } from "../src/provider/executable";
 import { StateVolume } from "../src/provider/stateVolume";
+import type { StoreDesired } from "../src/backend/backend";
 import { ProcessingElementInput, ProcessingElementSpec, parseProcessingElement, volumeNameOf } from "../src/spec/processingElement";
+import { executableFields, storeDesired } from "../src/spec/desired";
 
 export const PROCESSING_ELEMENT_TYPE = "reseat:index:ProcessingElement";
 
@@ -27,6 +29,13 @@ export class ProcessingElement extends pulumi.ComponentResource {
   /** When the current executable generation was created. */
   readonly replacedAt: pulumi.Output<string>;
   readonly readyAt: pulumi.Output<string>;
+  /** The newest commit in the persistent store ({seq, at, bytes}), as last observed. */
+  readonly lastCommit: pulumi.Output<{ seq: number; at: string; bytes: number } | null>;
+  /** How long acknowledged writes have waited to reach the persistent store (0: all committed). */
+  readonly commitLagMs: pulumi.Output<number | null>;
+  /** Where the current executable resumed from: "local", "persistent" or "empty". */
+  readonly resumedFrom: pulumi.Output<"local" | "persistent" | "empty" | null>;
+  readonly resumedSeq: pulumi.Output<number | null>;
   readonly volume: StateVolume;
   readonly executable: Executable;
   readonly spec: ProcessingElementSpec;
@@ -50,20 +59,7 @@ export class ProcessingElement extends pulumi.ComponentResource {
 
     this.executable = new Executable(
       `${name}-executable`,
-      {
-        peId: spec.peId,
-        imageRef: spec.image,
-        command: spec.command,
-        env: spec.env,
-        ports: spec.ports,
-        network: spec.network,
-        resources: spec.resources,
-        volumeName: this.volume.name,
-        mountPath: spec.volume.mountPath,
-        stop: spec.stop,
-        readiness: spec.readiness,
-        commitIntervalMs: spec.commitInterval,
-      },
+      { ...executableFields(spec), volumeName: this.volume.name, store: storeOf(spec) },
       { parent: this, dependsOn: [this.volume], deleteBeforeReplace: true },
     );
 
@@ -77,6 +73,10 @@ export class ProcessingElement extends pulumi.ComponentResource {
     this.commitIntervalMs = this.executable.commitIntervalMs;
     this.replacedAt = this.executable.replacedAt;
     this.readyAt = this.executable.readyAt;
+    this.lastCommit = this.executable.lastCommit;
+    this.commitLagMs = this.executable.commitLagMs;
+    this.resumedFrom = this.executable.resumedFrom;
+    this.resumedSeq = this.executable.resumedSeq;
 
     this.registerOutputs({
       peId: this.peId,
@@ -89,6 +89,20 @@ export class ProcessingElement extends pulumi.ComponentResource {
       commitIntervalMs: this.commitIntervalMs,
       replacedAt: this.replacedAt,
       readyAt: this.readyAt,
+      lastCommit: this.lastCommit,
+      commitLagMs: this.commitLagMs,
+      resumedFrom: this.resumedFrom,
+      resumedSeq: this.resumedSeq,
     });
   }
+}
+
+/** The store as the executable sees it; a postgres password stays a Pulumi secret all the way. */
+function storeOf(spec: ProcessingElementSpec): pulumi.Input<StoreDesired> {
+  const store = spec.persistentStore;
+  if (store.kind !== "postgres") return storeDesired(spec);
+  const password = store.passwordSecret
+    ? new pulumi.Config("reseat").requireSecret(store.passwordSecret)
+    : pulumi.secret(store.password as pulumi.Input<string>);
+  return password.apply((secret) => storeDesired(spec, secret));
 }

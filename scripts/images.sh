@@ -42,4 +42,17 @@ for version in v1 v2; do
       --build-arg "WORKLOAD_VERSION=$version" "$ROOT/workload/demo" >/dev/null
   fi
 done
-echo "images: base $BASE; reseat-demo-workload:v1, :v2"
+
+# The session-context service: its context is staged (state library + pg), then built the same way.
+stage="$ROOT/.work/images/session"
+node "$ROOT/scripts/stage-session-workload.js" "$stage" >/dev/null
+session_hash="$(cd "$stage" && find . -type f | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16)"
+for version in v1 v2; do
+  tag="reseat-session-workload:$version"
+  have="$(docker image inspect -f '{{ index .Config.Labels "io.reseat.source-hash" }}' "$tag" 2>/dev/null || true)"
+  if [ "$have" != "$session_hash" ]; then
+    docker build -q -t "$tag" --label "io.reseat.source-hash=$session_hash" --build-arg "BASE_IMAGE=$BASE" \
+      --build-arg "WORKLOAD_VERSION=$version" "$stage" >/dev/null
+  fi
+done
+echo "images: base $BASE; reseat-demo-workload:v1, :v2; reseat-session-workload:v1, :v2"

@@ -16,8 +16,32 @@ export interface ExecutableDesired {
   stop: { signal: string; graceSeconds: number };
   readiness?: { httpGet?: { port: number; path: string }; logLine?: string; timeout: number };
   commitIntervalMs: number;
-  /** Extra host paths or volumes the executable mounts (the persistent store); never the state volume. */
-  extraMounts?: { source: string; target: string; type: "bind" | "volume"; readOnly?: boolean }[];
+  /** Where the workload commits its state; never the state volume. */
+  store: StoreDesired;
+}
+
+/** The persistent store as the executable sees it. The password only ever travels as a file. */
+export type StoreDesired =
+  | { kind: "none" }
+  | { kind: "directory"; volume?: string; hostPath?: string; keep: number }
+  | { kind: "postgres"; host: string; port: number; database: string; user: string; table: string; keep: number; password: string };
+
+/** Where the store is mounted in the executable, and where the store password file lives in the volume. */
+export const STORE_MOUNT = "/reseat-store";
+export const STORE_PASSWORD_FILE = ".reseat/secrets/store-password";
+
+/** The RESEAT_STORE value the workload's state library reads (no secret in it: a file path instead). */
+export function storeEnv(store: StoreDesired, mountPath: string): string | undefined {
+  switch (store.kind) {
+    case "none":
+      return undefined;
+    case "directory":
+      return JSON.stringify({ kind: "directory", path: STORE_MOUNT, keep: store.keep });
+    case "postgres": {
+      const { password: _secret, ...visible } = store;
+      return JSON.stringify({ ...visible, passwordFile: `${mountPath}/${STORE_PASSWORD_FILE}` });
+    }
+  }
 }
 
 /** An executable as the engine reports it right now. */
@@ -66,8 +90,11 @@ export interface Backend {
   /** Creates (does not start) an executable bound to the kept volume. */
   createExecutable(desired: ExecutableDesired, specHash: string): Promise<string>;
   readVolumeMeta(executableId: string, mountPath: string): Promise<VolumeMeta | undefined>;
-  writeVolumeFiles(executableId: string, mountPath: string, files: Record<string, string>): Promise<void>;
+  /** Writes small files into the state volume atomically (mode 0644 unless given: secrets use 0600). */
+  writeVolumeFiles(executableId: string, mountPath: string, files: Record<string, string>, mode?: number): Promise<void>;
   readVolumeFile(executableId: string, mountPath: string, relativePath: string): Promise<string | undefined>;
+  /** Reads a small file anywhere on the executable's mounts (e.g. the store's fence), or undefined. */
+  readFile(executableId: string, containerPath: string): Promise<string | undefined>;
   nameExecutable(executableId: string, name: string): Promise<void>;
   start(executableId: string): Promise<void>;
   /** Waits until running, and ready when a readiness check is given; throws with the logs' tail otherwise. */

@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import type { ExecutableDesired } from "../backend/backend";
 
 /** Fields whose change needs a new executable (a container cannot change them while it lives). */
-export const REPLACE_FIELDS = ["peId", "imageId", "command", "env", "ports", "network", "resources", "volumeName", "mountPath", "extraMounts"] as const;
+export const REPLACE_FIELDS = ["peId", "imageId", "command", "env", "ports", "network", "resources", "volumeName", "mountPath", "store"] as const;
 /** Fields applied to the running executable, or only recorded: no new executable. */
 export const IN_PLACE_FIELDS = ["imageRef", "stop", "readiness", "commitIntervalMs"] as const;
 
@@ -22,7 +22,10 @@ export function planExecutable(old: Partial<ExecutableDesired>, desired: Executa
 
 /** The identity of what runs: two executables with the same hash are interchangeable. */
 export function specHash(desired: ExecutableDesired): string {
-  const subset = Object.fromEntries(REPLACE_FIELDS.map((field) => [field, normalize(desired[field])]));
+  // The hash is a container label: it must not be derived from a secret (a password could be guessed
+  // offline from it), so the store password is left out.
+  const store = desired.store?.kind === "postgres" ? { ...desired.store, password: undefined } : desired.store;
+  const subset = Object.fromEntries(REPLACE_FIELDS.map((field) => [field, normalize(field === "store" ? store : desired[field])]));
   return createHash("sha256").update(JSON.stringify(subset)).digest("hex").slice(0, 16);
 }
 

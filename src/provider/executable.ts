@@ -46,9 +46,16 @@ export class Executable extends pulumi.dynamic.Resource {
   declare readonly readyAt: pulumi.Output<string>;
   declare readonly imageId: pulumi.Output<string>;
   declare readonly commitIntervalMs: pulumi.Output<number>;
+  declare readonly lastCommit: pulumi.Output<{ seq: number; at: string; bytes: number } | null>;
+  declare readonly commitLagMs: pulumi.Output<number | null>;
+  declare readonly resumedFrom: pulumi.Output<"local" | "persistent" | "empty" | null>;
+  declare readonly resumedSeq: pulumi.Output<number | null>;
+  declare readonly lastCommitError: pulumi.Output<string | null>;
 
   constructor(name: string, args: ExecutableArgs, opts?: pulumi.CustomResourceOptions) {
-    const outputs = { executableId: undefined, executableName: undefined, generation: undefined, host: undefined, replacedAt: undefined, readyAt: undefined, imageId: undefined };
+    const outputs = Object.fromEntries(
+      ["executableId", "executableName", "generation", "host", "replacedAt", "readyAt", "imageId", "lastCommit", "commitLagMs", "resumedFrom", "resumedSeq", "lastCommitError", "commitStatusAt"].map((key) => [key, undefined]),
+    );
     super(executableProvider, name, { ...args, ...outputs }, { deleteBeforeReplace: true, ...opts }, "reseat", "Executable");
   }
 }

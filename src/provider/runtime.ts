@@ -4,11 +4,12 @@
 import type { ExecutableDesired } from "../backend/backend";
 import { DockerBackend } from "../backend/docker/dockerBackend";
 import { planExecutable } from "../plan/executablePlan";
+import { CommitOutputs, commitOutputs, parseWorkloadStatus } from "../plan/commitStatus";
 import { planVolume, VolumeFields } from "../plan/volumePlan";
 import { applyControl, reseat, retire } from "../replacement/reseat";
 
-/** Outputs the Executable resource adds to its inputs. */
-export interface ExecutableState extends ExecutableDesired {
+/** What the Executable resource observes, beside its inputs. */
+export interface ExecutableObservation extends CommitOutputs {
   executableId: string;
   executableName: string;
   generation: number;
@@ -17,8 +18,31 @@ export interface ExecutableState extends ExecutableDesired {
   readyAt: string;
 }
 
+export type ExecutableState = ExecutableDesired & ExecutableObservation;
+
+const OBSERVATION_FIELDS: (keyof ExecutableObservation)[] = [
+  "executableId",
+  "executableName",
+  "generation",
+  "host",
+  "replacedAt",
+  "readyAt",
+  "lastCommit",
+  "commitLagMs",
+  "resumedFrom",
+  "resumedSeq",
+  "lastCommitError",
+  "commitStatusAt",
+];
+
 function backend(): DockerBackend {
   return new DockerBackend();
+}
+
+/** Commit status as the workload last wrote it into the volume. */
+async function observeCommits(engine: DockerBackend, executableId: string, mountPath: string, generation: number): Promise<CommitOutputs> {
+  const text = await engine.readVolumeFile(executableId, mountPath, ".reseat/status.json").catch(() => undefined);
+  return commitOutputs(parseWorkloadStatus(text), generation, new Date());
 }
 
 /** Resolves the image before anything is stopped: check runs before the delete of a replacement. */
@@ -32,7 +56,9 @@ export function diffExecutable(olds: ExecutableState, news: ExecutableDesired) {
 }
 
 export async function createExecutable(inputs: ExecutableDesired): Promise<{ id: string; outs: ExecutableState }> {
-  const result = await reseat(backend(), inputs);
+  const engine = backend();
+  const result = await reseat(engine, inputs);
+  const commits = await observeCommits(engine, result.executableId, inputs.mountPath, result.generation);
   return {
     id: result.executableId,
     outs: {
@@ -43,6 +69,7 @@ export async function createExecutable(inputs: ExecutableDesired): Promise<{ id:
       host: result.host,
       replacedAt: result.replacedAt,
       readyAt: result.readyAt,
+      ...commits,
     },
   };
 }
@@ -65,20 +92,14 @@ export async function readExecutable(id: string, props: ExecutableState): Promis
       executableName: live.name,
       generation: live.generation,
       replacedAt: live.id === props.executableId ? props.replacedAt : (live.startedAt ?? props.replacedAt),
+      ...(await observeCommits(engine, live.id, props.mountPath, live.generation)),
     },
   };
 }
 
 export async function updateExecutable(olds: ExecutableState, news: ExecutableDesired): Promise<{ outs: ExecutableState }> {
   if (olds.commitIntervalMs !== news.commitIntervalMs) await applyControl(backend(), olds.executableId, news);
-  const kept = {
-    executableId: olds.executableId,
-    executableName: olds.executableName,
-    generation: olds.generation,
-    host: olds.host,
-    replacedAt: olds.replacedAt,
-    readyAt: olds.readyAt,
-  };
+  const kept = Object.fromEntries(OBSERVATION_FIELDS.map((field) => [field, olds[field]])) as unknown as ExecutableObservation;
   return { outs: { ...news, ...kept } };
 }
 

@@ -1,7 +1,7 @@
 // The one replacement routine. The dynamic provider (create), the failure controller and group
 // rollouts all call reseat(): it reads the engine fresh and converges the PE to exactly one running
 // executable with the desired spec, bound to the kept state volume, one generation newer.
-import { Backend, ExecutableDesired, ObservedExecutable, VolumeMeta, executableName } from "../backend/backend";
+import { Backend, ExecutableDesired, ObservedExecutable, STORE_MOUNT, STORE_PASSWORD_FILE, VolumeMeta, executableName } from "../backend/backend";
 import { specHash } from "../plan/executablePlan";
 
 export interface ReseatResult {
@@ -70,13 +70,18 @@ export async function reseat(backend: Backend, desired: ExecutableDesired): Prom
   const id = await backend.createExecutable(desired, hash);
   try {
     const previous: VolumeMeta | undefined = await backend.readVolumeMeta(id, desired.mountPath);
-    const generation = (previous?.generation ?? 0) + 1;
+    // A new (or lost and recreated) volume has no meta: continue from the generation the store has
+    // accepted, or the store would fence the new executable out as stale.
+    const generation = (previous?.generation ?? (await storeGeneration(backend, id, desired))) + 1;
     const replacedAt = new Date().toISOString();
     const meta: VolumeMeta = { peId: desired.peId, generation, volume: desired.volumeName, updatedAt: replacedAt };
     await backend.writeVolumeFiles(id, desired.mountPath, {
       ".reseat/meta.json": JSON.stringify(meta),
       [CONTROL_PATH]: JSON.stringify({ commitIntervalMs: desired.commitIntervalMs }),
     });
+    if (desired.store.kind === "postgres") {
+      await backend.writeVolumeFiles(id, desired.mountPath, { [STORE_PASSWORD_FILE]: desired.store.password }, 0o600);
+    }
     const name = executableName(desired.peId, generation);
     await backend.nameExecutable(id, name);
     await backend.start(id);
@@ -110,6 +115,26 @@ export async function applyControl(backend: Backend, executableId: string, desir
   });
 }
 
+/** The newest generation the PE's persistent store has accepted (0 when none or no store). */
+export async function storeGeneration(backend: Backend, executableId: string, desired: ExecutableDesired): Promise<number> {
+  switch (desired.store.kind) {
+    case "none":
+      return 0;
+    case "directory": {
+      const text = await backend.readFile(executableId, `${STORE_MOUNT}/${encodeURIComponent(desired.peId)}/fence.json`);
+      return text ? Number((JSON.parse(text) as { generation?: number }).generation ?? 0) : 0;
+    }
+    case "postgres":
+      return postgresGeneration(desired.store, desired.peId);
+  }
+}
+
 function byGenerationDesc(a: ObservedExecutable, b: ObservedExecutable): number {
   return b.generation - a.generation;
+}
+
+async function postgresGeneration(store: Extract<ExecutableDesired["store"], { kind: "postgres" }>, peId: string): Promise<number> {
+  void store;
+  void peId;
+  throw new Error("postgres generation lookup: pending");
 }

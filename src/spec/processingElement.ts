@@ -66,6 +66,52 @@ const readiness = z
     message: "expected exactly one of httpGet or logLine",
   });
 
+const keep = z.number({ error: "expected a number of commits" }).int("expected a whole number").min(1, "expected to keep at least 1 commit").max(1000, "expected at most 1000").default(5);
+const SQL_IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** A secret may arrive as a plain string or as a Pulumi Output (kept secret end to end). */
+const secretValue = z.custom<string | { apply: unknown }>(
+  (value) => (typeof value === "string" && value.length > 0) || (typeof value === "object" && value !== null && typeof (value as { apply?: unknown }).apply === "function"),
+  { error: "expected a non-empty string or a Pulumi secret Output" },
+);
+
+const persistentStore = z
+  .discriminatedUnion(
+    "kind",
+    [
+      z
+        .strictObject({
+          kind: z.literal("directory"),
+          /** A Docker named volume holding the store (shared by PEs; one sub-folder each). */
+          volume: z.string().regex(VOLUME_NAME, "expected a Docker volume name").optional(),
+          /** Or a host directory, bind-mounted. */
+          hostPath: absolutePath.optional(),
+          keep,
+        })
+        .refine((store) => !(store.volume && store.hostPath), { message: "expected either volume or hostPath, not both" }),
+      z
+        .strictObject({
+          kind: z.literal("postgres"),
+          host: z.string().min(1, "expected a host name or address").default("127.0.0.1"),
+          port: port.default(5432),
+          database: z.string({ error: "expected a database name" }).min(1, "expected a database name"),
+          user: z.string({ error: "expected a user name" }).min(1, "expected a user name"),
+          /** The password itself (wrapped as a Pulumi secret), for programs. */
+          password: secretValue.optional(),
+          /** Or the name of a secret stack config key holding it (`pulumi config set --secret`). */
+          passwordSecret: z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]*$/, "expected a config key name").optional(),
+          table: z.string().regex(SQL_IDENTIFIER, "expected a lowercase SQL identifier").default("reseat_commits"),
+          keep,
+        })
+        .refine((store) => (store.password === undefined) !== (store.passwordSecret === undefined), {
+          message: "expected exactly one of password or passwordSecret",
+        }),
+      z.strictObject({ kind: z.literal("none") }),
+    ],
+    { error: 'expected kind "directory", "postgres" or "none"' },
+  )
+  .default({ kind: "directory", keep: 5 });
+
 export const processingElementSchema = z.strictObject({
   peId: z.string({ error: "expected a string" }).regex(PE_ID, "expected a lowercase DNS label (a-z, 0-9, '-'), 1-40 characters, not starting or ending with '-'"),
   image: z
@@ -102,6 +148,8 @@ export const processingElementSchema = z.strictObject({
     })
     .default({ signal: "SIGTERM", graceSeconds: 10 }),
   readiness: readiness.optional(),
+  /** Where commits go; the state volume itself is never the store. Default: the `reseat-store` volume. */
+  persistentStore,
 });
 
 /** What users write (durations as strings, defaults omitted). */
@@ -147,6 +195,8 @@ function valueAt(input: unknown, path: PropertyKey[]): unknown {
   }
   return value;
 }
+
+export const DEFAULT_STORE_VOLUME = "reseat-store";
 
 export function volumeNameOf(spec: Pick<ProcessingElementSpec, "peId" | "volume">): string {
   return spec.volume.name ?? `reseat-${spec.peId}-state`;

@@ -18,6 +18,8 @@ export interface CommitterOptions {
   initialError: string | null;
   retryBaseMs: number;
   retryMaxMs: number;
+  /** How often control.json is re-read between ticks, so that a shorter interval applies at once (default 1000). */
+  controlPollMs?: number;
   /** Called after every tick and commit attempt (status.json is rewritten there). */
   onStatusChange: () => Promise<void>;
 }
@@ -39,6 +41,9 @@ export class Committer {
   /** Seq of the last commit made by this process; an unchanged seq is not shipped again. */
   private lastShippedSeq: number | null = null;
   private timer: NodeJS.Timeout | null = null;
+  private controlTimer: NodeJS.Timeout | null = null;
+  /** When the pending tick was scheduled: a changed interval is counted from there. */
+  private scheduledAt = 0;
   private stopped = false;
   private chain: Promise<unknown> = Promise.resolve();
 
@@ -51,13 +56,16 @@ export class Committer {
   start(): void {
     // If the store was unreachable at start-up, try soon rather than a whole interval later.
     this.schedule(this.lastCommitError ? Math.min(this.options.retryBaseMs, this.intervalMs) : this.intervalMs);
+    this.pollControl();
   }
 
   /** Stop the timer; commitNow() still works (close uses it for the final commit). */
   stop(): void {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.controlTimer) clearTimeout(this.controlTimer);
     this.timer = null;
+    this.controlTimer = null;
   }
 
   /** Commit now (after any commit in flight). Resolves to the newest commit, null without a store. */
@@ -69,8 +77,35 @@ export class Committer {
 
   private schedule(delayMs: number): void {
     if (this.stopped || this.fencedBy) return;
+    this.scheduledAt = Date.now();
     this.timer = setTimeout(() => void this.tick(), delayMs);
     this.timer.unref(); // the workload, not the committer, decides how long the process lives
+  }
+
+  /**
+   * Re-reads the interval between ticks: without this, going from a long interval to a short one
+   * would wait out the long one. A pending regular tick is moved to (scheduled + new interval).
+   */
+  private pollControl(): void {
+    if (this.stopped) return;
+    this.controlTimer = setTimeout(() => {
+      void this.options
+        .readIntervalMs()
+        .catch(() => this.intervalMs)
+        .then((intervalMs) => {
+          if (intervalMs !== this.intervalMs && !this.stopped) {
+            this.intervalMs = intervalMs;
+            if (this.timer && this.consecutiveFailures === 0) {
+              clearTimeout(this.timer);
+              const due = Math.max(0, this.scheduledAt + intervalMs - Date.now());
+              this.timer = setTimeout(() => void this.tick(), due);
+              this.timer.unref();
+            }
+          }
+          this.pollControl();
+        });
+    }, this.options.controlPollMs ?? 1000);
+    this.controlTimer.unref();
   }
 
   private async tick(): Promise<void> {

@@ -201,3 +201,73 @@ export async function recordLiveness(peId: string): Promise<{ stop: () => Promis
     },
   };
 }
+
+export function sessionSpec(peId: string, port: number, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    peId,
+    image: "reseat-session-workload:v1",
+    network: "host",
+    env: { PORT: String(port) },
+    commitInterval: "1s",
+    stop: { graceSeconds: 10 },
+    readiness: { httpGet: { port, path: "/healthz" }, timeout: "30s" },
+    ...overrides,
+  };
+}
+
+export interface Ack {
+  key: string;
+  value: number;
+  seq: number;
+  at: number;
+}
+
+/**
+ * Writers that PUT sessions as fast as the service acknowledges them, until stopped or until the
+ * service stops answering. Only acknowledged writes (HTTP 200 with a seq) are recorded.
+ */
+export function startWriters(port: number, count = 4, prefix = "user"): { acks: Ack[]; stop: () => Promise<void> } {
+  const acks: Ack[] = [];
+  let stopped = false;
+  const loops = Array.from({ length: count }, async (_, writer) => {
+    for (let i = 0; !stopped; i++) {
+      const key = `${prefix}-${writer}`;
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/sessions/${key}`, { method: "PUT", body: JSON.stringify({ n: i }) });
+        if (res.status !== 200) return;
+        const body = (await res.json()) as { seq: number };
+        acks.push({ key, value: i, seq: body.seq, at: Date.now() });
+      } catch {
+        return; // connection refused/reset: the executable is gone
+      }
+    }
+  });
+  return {
+    acks,
+    stop: async () => {
+      stopped = true;
+      await Promise.all(loops);
+    },
+  };
+}
+
+/** The newest acknowledged value per key. */
+export function lastAcked(acks: Ack[]): Map<string, number> {
+  const last = new Map<string, number>();
+  for (const ack of acks) if ((last.get(ack.key) ?? -1) < ack.value) last.set(ack.key, ack.value);
+  return last;
+}
+
+export async function sessions(port: number): Promise<{ seq: number; sessions: Record<string, { n: number }> }> {
+  return httpJson(port, "/sessions");
+}
+
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

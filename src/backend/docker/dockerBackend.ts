@@ -7,6 +7,8 @@ import {
   Backend,
   ExecutableDesired,
   LABELS,
+  STORE_MOUNT,
+  storeEnv,
   ObservedExecutable,
   VolumeInfo,
   VolumeMeta,
@@ -126,15 +128,18 @@ export class DockerBackend implements Backend {
       exposed[key] = {};
       bindings[key] = [{ HostIp: p.hostIp, HostPort: p.host ? String(p.host) : "" }];
     }
-    const mounts = [
-      { Type: "volume", Source: desired.volumeName, Target: desired.mountPath },
-      ...(desired.extraMounts ?? []).map((m) => ({ Type: m.type, Source: m.source, Target: m.target, ReadOnly: m.readOnly ?? false })),
-    ];
-    const env = {
+    const mounts: { Type: string; Source: string; Target: string }[] = [{ Type: "volume", Source: desired.volumeName, Target: desired.mountPath }];
+    const store = desired.store;
+    if (store.kind === "directory") {
+      mounts.push(store.hostPath ? { Type: "bind", Source: store.hostPath, Target: STORE_MOUNT } : { Type: "volume", Source: store.volume ?? "reseat-store", Target: STORE_MOUNT });
+    }
+    const reseatStore = storeEnv(store, desired.mountPath);
+    const env: Record<string, string> = {
       ...desired.env,
       RESEAT_PE_ID: desired.peId,
       RESEAT_STATE_DIR: desired.mountPath,
       RESEAT_COMMIT_INTERVAL_MS: String(desired.commitIntervalMs),
+      ...(reseatStore ? { RESEAT_STORE: reseatStore } : {}),
     };
     const body = {
       Image: desired.imageId,
@@ -168,21 +173,23 @@ export class DockerBackend implements Backend {
   }
 
   async readVolumeFile(executableId: string, mountPath: string, relativePath: string): Promise<string | undefined> {
-    const hostDir = await this.localVolumeDir(executableId);
-    if (hostDir) {
+    return this.readFile(executableId, `${mountPath}/${relativePath}`);
+  }
+
+  /** Reads a small file at a path inside the executable (on one of its mounts), or undefined. */
+  async readFile(executableId: string, containerPath: string): Promise<string | undefined> {
+    const hostPath = await this.hostPathOf(executableId, containerPath);
+    if (hostPath) {
       try {
-        return fs.readFileSync(path.join(hostDir, relativePath), "utf8");
+        return fs.readFileSync(hostPath, "utf8");
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
         throw error;
       }
     }
     try {
-      const { body } = await this.engine.request("GET", `/containers/${executableId}/archive`, {
-        query: { path: `${mountPath}/${relativePath}` },
-      });
-      const files = unpackTar(body);
-      const first = files.values().next();
+      const { body } = await this.engine.request("GET", `/containers/${executableId}/archive`, { query: { path: containerPath } });
+      const first = unpackTar(body).values().next();
       return first.done ? undefined : first.value.toString("utf8");
     } catch (error) {
       if (error instanceof EngineError && error.statusCode === 404) return undefined;
@@ -200,10 +207,10 @@ export class DockerBackend implements Backend {
     }
   }
 
-  async writeVolumeFiles(executableId: string, mountPath: string, files: Record<string, string>): Promise<void> {
-    const hostDir = await this.localVolumeDir(executableId);
+  async writeVolumeFiles(executableId: string, mountPath: string, files: Record<string, string>, mode = 0o644): Promise<void> {
+    const hostDir = await this.hostPathOf(executableId, mountPath);
     if (hostDir) {
-      for (const [relativePath, text] of Object.entries(files)) writeDurably(path.join(hostDir, relativePath), text);
+      for (const [relativePath, text] of Object.entries(files)) writeDurably(path.join(hostDir, relativePath), text, mode);
       return;
     }
     const dirs = new Set<string>();
@@ -213,7 +220,7 @@ export class DockerBackend implements Backend {
     }
     const archive = packTar([
       ...[...dirs].map((name) => ({ name })),
-      ...Object.entries(files).map(([name, text]) => ({ name, content: Buffer.from(text) })),
+      ...Object.entries(files).map(([name, text]) => ({ name, content: Buffer.from(text), mode })),
     ]);
     await this.engine.request("PUT", `/containers/${executableId}/archive`, {
       query: { path: mountPath },
@@ -223,25 +230,28 @@ export class DockerBackend implements Backend {
   }
 
   /**
-   * The state volume's directory on this host, when the engine is local, the volume uses the local
-   * driver and this process may write there (root next to the engine). Reading and writing the
-   * volume's small metadata files directly costs ~1 ms; through the Engine's archive endpoint it
-   * costs ~45 ms per call (the engine mounts the container's filesystem each time), and those calls
+   * Where a path inside the executable lives on this host, when the engine is local, the path is on a
+   * bind mount or a `local`-driver volume, and this process may write there (root next to the engine).
+   * Reading and writing reseat's small files directly costs ~1 ms; through the Engine's archive
+   * endpoint ~45 ms a call (the engine mounts the container's filesystem each time), and those calls
    * sit inside the replacement gap. Anything else falls back to the archive endpoint.
    */
-  private async localVolumeDir(executableId: string): Promise<string | undefined> {
+  private async hostPathOf(executableId: string, containerPath: string): Promise<string | undefined> {
     if (process.env.RESEAT_VOLUME_ACCESS === "engine" || this.address.host) return undefined;
-    const c = await this.engine.jsonOrUndefined<{ Config: { Labels: Record<string, string> } }>("GET", `/containers/${executableId}/json`);
-    const volumeName = c?.Config.Labels[LABELS.volume];
-    if (!volumeName) return undefined;
-    const volume = await this.engine.jsonOrUndefined<{ Driver: string; Mountpoint: string }>("GET", `/volumes/${encodeURIComponent(volumeName)}`);
-    if (!volume || volume.Driver !== "local") return undefined;
+    const c = await this.engine.jsonOrUndefined<{ Mounts: { Type: string; Source: string; Destination: string; Driver?: string }[] }>(
+      "GET",
+      `/containers/${executableId}/json`,
+    );
+    const mount = c?.Mounts.filter((m) => containerPath === m.Destination || containerPath.startsWith(`${m.Destination}/`)).sort(
+      (a, b) => b.Destination.length - a.Destination.length,
+    )[0];
+    if (!mount || !mount.Source || (mount.Type === "volume" && mount.Driver !== "local")) return undefined;
     try {
-      fs.accessSync(volume.Mountpoint, fs.constants.W_OK);
-      return volume.Mountpoint;
+      fs.accessSync(mount.Source, fs.constants.W_OK);
     } catch {
       return undefined;
     }
+    return path.join(mount.Source, containerPath.slice(mount.Destination.length));
   }
 
   async nameExecutable(executableId: string, name: string): Promise<void> {
@@ -348,10 +358,11 @@ export class DockerBackend implements Backend {
 }
 
 /** temp + fsync + rename + fsync(dir): a reader sees the old file or the new one, never a torn one. */
-function writeDurably(file: string, text: string): void {
+function writeDurably(file: string, text: string, mode: number): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const temp = `${file}.tmp-${process.pid}`;
-  const fd = fs.openSync(temp, "w", 0o644);
+  fs.rmSync(temp, { force: true });
+  const fd = fs.openSync(temp, "w", mode);
   try {
     fs.writeSync(fd, text);
     fs.fsyncSync(fd);

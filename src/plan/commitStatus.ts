@@ -1,0 +1,63 @@
+// Pure: what the stack outputs say about a PE's commits, from the status file its workload writes
+// (.reseat/status.json in the state volume) and the time of the observation.
+
+/** The part of the state library's status.json the provider reads. */
+export interface WorkloadStatus {
+  generation: number;
+  resumedFrom: "local" | "persistent" | "empty";
+  resumedSeq: number;
+  seq: number;
+  commitIntervalMs: number;
+  lastCommit: { seq: number; at: string; bytes: number } | null;
+  lastCommitError: string | null;
+  updatedAt: string;
+}
+
+export interface CommitOutputs {
+  lastCommit: { seq: number; at: string; bytes: number } | null;
+  /**
+   * How long acknowledged writes have waited without being in the persistent store: 0 when the last
+   * commit holds every write; otherwise the age of the last commit (or of the status, if none yet).
+   */
+  commitLagMs: number | null;
+  resumedFrom: "local" | "persistent" | "empty" | null;
+  resumedSeq: number | null;
+  lastCommitError: string | null;
+  commitStatusAt: string | null;
+}
+
+export const NO_COMMIT_STATUS: CommitOutputs = {
+  lastCommit: null,
+  commitLagMs: null,
+  resumedFrom: null,
+  resumedSeq: null,
+  lastCommitError: null,
+  commitStatusAt: null,
+};
+
+export function commitOutputs(status: WorkloadStatus | undefined, generation: number, now: Date): CommitOutputs {
+  if (!status) return NO_COMMIT_STATUS;
+  const last = status.lastCommit ? { seq: status.lastCommit.seq, at: status.lastCommit.at, bytes: status.lastCommit.bytes } : null;
+  const behind = status.seq > (last?.seq ?? 0);
+  const since = Date.parse(last?.at ?? status.updatedAt);
+  // resumedFrom describes one generation's start: a status left by an older generation says nothing yet.
+  const current = status.generation === generation;
+  return {
+    lastCommit: last,
+    commitLagMs: behind ? Math.max(0, now.getTime() - since) : 0,
+    resumedFrom: current ? status.resumedFrom : null,
+    resumedSeq: current ? status.resumedSeq : null,
+    lastCommitError: status.lastCommitError,
+    commitStatusAt: now.toISOString(),
+  };
+}
+
+export function parseWorkloadStatus(text: string | undefined): WorkloadStatus | undefined {
+  if (!text) return undefined;
+  try {
+    const parsed = JSON.parse(text) as WorkloadStatus;
+    return typeof parsed.seq === "number" ? parsed : undefined;
+  } catch {
+    return undefined; // a status being rewritten is skipped, not fatal: it is informational
+  }
+}

@@ -1,0 +1,41 @@
+// From a validated spec to what the backend runs. Shared by the component, the controller, group
+// rollouts and benchmarks, so that all of them run the very same executable for the same spec.
+import type { ExecutableDesired, StoreDesired } from "../backend/backend";
+import { DEFAULT_STORE_VOLUME, ProcessingElementSpec, volumeNameOf } from "./processingElement";
+
+export function storeDesired(spec: ProcessingElementSpec, password?: string): StoreDesired {
+  const store = spec.persistentStore;
+  switch (store.kind) {
+    case "none":
+      return { kind: "none" };
+    case "directory":
+      return store.hostPath
+        ? { kind: "directory", hostPath: store.hostPath, keep: store.keep }
+        : { kind: "directory", volume: store.volume ?? DEFAULT_STORE_VOLUME, keep: store.keep };
+    case "postgres":
+      if (password === undefined) throw new Error(`persistentStore.password: the PostgreSQL password of PE "${spec.peId}" is needed here`);
+      return { kind: "postgres", host: store.host, port: store.port, database: store.database, user: store.user, table: store.table, keep: store.keep, password };
+  }
+}
+
+/** Everything but the resolved image id and the store (which may carry a secret). */
+export function executableFields(spec: ProcessingElementSpec): Omit<ExecutableDesired, "imageId" | "store"> {
+  return {
+    peId: spec.peId,
+    imageRef: spec.image,
+    command: spec.command,
+    env: spec.env,
+    ports: spec.ports,
+    network: spec.network,
+    resources: spec.resources,
+    volumeName: volumeNameOf(spec),
+    mountPath: spec.volume.mountPath,
+    stop: spec.stop,
+    readiness: spec.readiness,
+    commitIntervalMs: spec.commitInterval,
+  };
+}
+
+export function executableDesired(spec: ProcessingElementSpec, imageId: string, storePassword?: string): ExecutableDesired {
+  return { ...executableFields(spec), imageId, store: storeDesired(spec, storePassword) };
+}
