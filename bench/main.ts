@@ -1,8 +1,12 @@
 // npm run bench -- <metric>   (writes bench/results/<metric>.json)
+import { benchCommitThroughput } from "./commitThroughput";
 import { benchReplacementGap } from "./replacementGap";
+import { benchRolling } from "./rolling";
 
 const metrics: Record<string, () => Promise<string>> = {
   replacement_gap: benchReplacementGap,
+  commit_throughput: benchCommitThroughput,
+  rolling: benchRolling,
 };
 
 async function main(): Promise<void> {

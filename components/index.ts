@@ -1,1 +1,2 @@
 export { ProcessingElement, PROCESSING_ELEMENT_TYPE, validateProcessingElement } from "./processingElement";
+export { ProcessingElementGroup, PROCESSING_ELEMENT_GROUP_TYPE, validateProcessingElementGroup } from "./processingElementGroup";

@@ -103,9 +103,10 @@ mkdir -p "$PG_ROOT"
 if [ "$(id -u)" = 0 ]; then
   # The server runs as $OWNER and must reach its data dir: give it search (x, not read) permission on any
   # ancestor it cannot traverse (e.g. /root is 0700).
-  dir="$PG_ROOT"
-  while [ "$dir" != / ]; do
-    dir="$(dirname "$dir")"
+  # Top-down, since a directory is reachable only through its parents.
+  dir=""
+  for part in $(dirname "$PG_ROOT" | tr / ' '); do
+    dir="$dir/$part"
     if ! as_owner test -x "$dir"; then
       say "granting search permission (o+x) on $dir so that '$OWNER' can reach $PG_ROOT"
       chmod o+x "$dir"
@@ -172,7 +173,8 @@ EOF
   fi
   rm -f "$SOCK_DIR"/.s.PGSQL.*
   say "starting PostgreSQL 15 on 127.0.0.1:$PORT (log $LOG)"
-  if ! as_owner "$PG_BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 120 start >/dev/null; then
+  # 9>&-: the postmaster must not inherit (and so hold forever) this script's lock.
+  if ! as_owner "$PG_BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 120 start >/dev/null 9>&-; then
     tail -n 30 "$LOG" >&2 || true
     die "PostgreSQL did not start; see $LOG"
   fi

@@ -18,6 +18,33 @@ export interface ExecutableDesired {
   commitIntervalMs: number;
   /** Where the workload commits its state; never the state volume. */
   store: StoreDesired;
+  /** How the failure controller paces re-creation after repeated failures. */
+  failureBackoff?: FailureBackoff;
+}
+
+export interface FailureBackoff {
+  /** Delay before the 2nd consecutive re-creation (the 1st is immediate); doubles each time. */
+  initialMs: number;
+  maxMs: number;
+  /** Running this long without failing resets the count. */
+  resetAfterMs: number;
+}
+
+export const DEFAULT_FAILURE_BACKOFF: FailureBackoff = { initialMs: 1000, maxMs: 60_000, resetAfterMs: 120_000 };
+
+/** The desired spec as stored in a container label: everything but the store password. */
+export function desiredLabel(desired: ExecutableDesired): string {
+  const store = desired.store.kind === "postgres" ? { ...desired.store, password: "" } : desired.store;
+  return JSON.stringify({ ...desired, store });
+}
+
+export function desiredFromLabel(label: string | undefined): ExecutableDesired | undefined {
+  if (!label) return undefined;
+  try {
+    return JSON.parse(label) as ExecutableDesired;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The persistent store as the executable sees it. The password only ever travels as a file. */
@@ -101,11 +128,26 @@ export interface Backend {
   waitReady(executableId: string, desired: ExecutableDesired): Promise<void>;
   /** Graceful stop (configured signal, grace, then kill) and removal of the container only. */
   stopAndRemove(executableId: string, stop: { graceSeconds: number }): Promise<void>;
+  /** Graceful stop only: the container stays (exited) until removed. */
+  stop(executableId: string, stop: { graceSeconds: number }): Promise<void>;
   remove(executableId: string): Promise<void>;
+
+  /**
+   * Takes the PE's lock: at most one replacement (provider, controller, rollout) at a time per PE.
+   * Waits while another live holder has it; breaks it when the holder is gone or its lease expired.
+   */
+  acquireLock(peId: string, holder: string, options: { imageId: string; leaseMs: number; waitMs: number }): Promise<PeLock>;
+  releaseLock(lock: PeLock): Promise<void>;
 
   inspectVolume(name: string): Promise<VolumeInfo | undefined>;
   createVolume(name: string, driver: string, peId: string): Promise<VolumeInfo>;
   removeVolume(name: string): Promise<void>;
+}
+
+export interface PeLock {
+  peId: string;
+  holder: string;
+  token: string;
 }
 
 /** Labels that carry a PE's identity on its containers and volume. */
@@ -115,6 +157,10 @@ export const LABELS = {
   specHash: "io.reseat.spec-hash",
   volume: "io.reseat.volume",
   role: "io.reseat.role",
+  /** The executable's desired spec (JSON, no secrets): what the controller re-creates after a failure. */
+  desired: "io.reseat.desired",
+  lockHolder: "io.reseat.lock-holder",
+  lockExpires: "io.reseat.lock-expires",
 } as const;
 
 /** Container names carry the generation so that `docker ps` reads naturally: reseat-<pe>-g<n>. */

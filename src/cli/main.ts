@@ -5,8 +5,14 @@
 import { parseArgs } from "node:util";
 import { OutputMap } from "@pulumi/pulumi/automation";
 import { openStack, ProgramErrors, stepCollector } from "../automation/stack";
+import { gatherStatus, formatStatusTable } from "../controller/status";
+import { watch } from "../controller/watch";
 
-const USAGE = `usage: reseat <up|preview|refresh|destroy|outputs> [--stack NAME] [--cwd DIR] [--program FILE] [--json] [--refresh]`;
+const USAGE = `usage:
+  reseat <up|preview|refresh|destroy|outputs|cancel> [--stack NAME] [--cwd DIR] [--program FILE] [--json] [--refresh]
+         [--clear-pending-creates]   (refresh/up after an interrupted run; see the README's recovery steps)
+  reseat watch [--json]               the failure controller: reseats failed executables until stopped
+  reseat status [--json]              the processing elements on this engine`;
 
 export async function main(argv: string[]): Promise<number> {
   const { positionals, values } = parseArgs({
@@ -18,6 +24,7 @@ export async function main(argv: string[]): Promise<number> {
       program: { type: "string" },
       json: { type: "boolean", default: false },
       refresh: { type: "boolean", default: false },
+      "clear-pending-creates": { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
   });
@@ -32,12 +39,22 @@ export async function main(argv: string[]): Promise<number> {
   const report = (doc: Record<string, unknown>) => {
     if (json) process.stdout.write(JSON.stringify(doc, null, 2) + "\n");
   };
+  if (command === "watch") return runWatch(json);
+  if (command === "status") {
+    const rows = await gatherStatus();
+    if (json) process.stdout.write(JSON.stringify(rows, null, 2) + "\n");
+    else console.log(formatStatusTable(rows));
+    return 0;
+  }
   try {
     const stack = await openStack({ workDir: values.cwd, stackName: values.stack, programModule: values.program }, errors);
     const { steps, onEvent } = stepCollector();
     const common = { onOutput: progress, onEvent, refresh: values.refresh, color: "never" as const };
     switch (command) {
       case "up": {
+        // After an interrupted run: drop Pulumi's pending creates first; reseat's create adopts what
+        // actually runs (found by the PE's identity), so nothing is created twice.
+        if (values["clear-pending-creates"]) await stack.refresh({ onOutput: progress, color: "never", clearPendingCreates: true });
         const result = await stack.up(common);
         const outputs = plain(result.outputs);
         report({ ok: true, command, summary: result.summary.resourceChanges ?? {}, steps, outputs });
@@ -50,13 +67,19 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       }
       case "refresh": {
-        const result = await stack.refresh({ onOutput: progress, onEvent, color: "never" });
+        const result = await stack.refresh({ onOutput: progress, onEvent, color: "never", clearPendingCreates: values["clear-pending-creates"] });
         report({ ok: true, command, summary: result.summary.resourceChanges ?? {}, steps });
         return 0;
       }
       case "destroy": {
         const result = await stack.destroy({ onOutput: progress, onEvent, color: "never" });
         report({ ok: true, command, summary: result.summary.resourceChanges ?? {}, steps });
+        return 0;
+      }
+      case "cancel": {
+        // Removes the stack's lock left by a `reseat up` that was killed (only when it is really gone).
+        await stack.cancel();
+        report({ ok: true, command });
         return 0;
       }
       case "outputs": {
@@ -76,6 +99,22 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`\nreseat ${command} failed:\n${message}\n`);
     return 1;
   }
+}
+
+/** Runs the failure controller until SIGINT/SIGTERM. */
+async function runWatch(json: boolean): Promise<number> {
+  const watcher = await watch({
+    onEvent: (event) => {
+      if (json) process.stdout.write(JSON.stringify(event) + "\n");
+      else console.log(`${event.at} ${event.kind}${event.peId ? ` ${event.peId}` : ""}${event.generation ? ` generation ${event.generation}` : ""}${event.delayMs ? ` in ${event.delayMs}ms` : ""}${event.reason ? `: ${event.reason}` : ""}${event.error ? ` — ${event.error}` : ""}`);
+    },
+  });
+  await new Promise<void>((resolve) => {
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
+  });
+  await watcher.stop();
+  return 0;
 }
 
 function plain(outputs: OutputMap): Record<string, unknown> {

@@ -2,7 +2,7 @@
 // only require() this module by absolute path inside each method, so Pulumi's closure serializer
 // never captures engine clients or other native objects (pulumi/pulumi#10480).
 import type { ExecutableDesired } from "../backend/backend";
-import { DockerBackend } from "../backend/docker/dockerBackend";
+import { DockerBackend, lockHolder } from "../backend/docker/dockerBackend";
 import { planExecutable } from "../plan/executablePlan";
 import { CommitOutputs, commitOutputs, parseWorkloadStatus } from "../plan/commitStatus";
 import { planVolume, VolumeFields } from "../plan/volumePlan";
@@ -57,7 +57,7 @@ export function diffExecutable(olds: ExecutableState, news: ExecutableDesired) {
 
 export async function createExecutable(inputs: ExecutableDesired): Promise<{ id: string; outs: ExecutableState }> {
   const engine = backend();
-  const result = await reseat(engine, inputs);
+  const result = await reseat(engine, inputs, { holder: lockHolder("pulumi") });
   const commits = await observeCommits(engine, result.executableId, inputs.mountPath, result.generation);
   return {
     id: result.executableId,
@@ -98,13 +98,15 @@ export async function readExecutable(id: string, props: ExecutableState): Promis
 }
 
 export async function updateExecutable(olds: ExecutableState, news: ExecutableDesired): Promise<{ outs: ExecutableState }> {
-  if (olds.commitIntervalMs !== news.commitIntervalMs) await applyControl(backend(), olds.executableId, news);
+  if (olds.commitIntervalMs !== news.commitIntervalMs || JSON.stringify(olds.failureBackoff) !== JSON.stringify(news.failureBackoff)) {
+    await applyControl(backend(), olds.executableId, news);
+  }
   const kept = Object.fromEntries(OBSERVATION_FIELDS.map((field) => [field, olds[field]])) as unknown as ExecutableObservation;
   return { outs: { ...news, ...kept } };
 }
 
 export async function deleteExecutable(props: ExecutableState): Promise<void> {
-  await retire(backend(), props.peId, props.stop);
+  await retire(backend(), props, lockHolder("pulumi"));
 }
 
 export interface VolumeState extends VolumeFields {

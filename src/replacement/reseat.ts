@@ -1,8 +1,9 @@
 // The one replacement routine. The dynamic provider (create), the failure controller and group
 // rollouts all call reseat(): it reads the engine fresh and converges the PE to exactly one running
 // executable with the desired spec, bound to the kept state volume, one generation newer.
-import { Backend, ExecutableDesired, ObservedExecutable, STORE_MOUNT, STORE_PASSWORD_FILE, VolumeMeta, executableName } from "../backend/backend";
+import { Backend, ExecutableDesired, ObservedExecutable, PeLock, STORE_MOUNT, STORE_PASSWORD_FILE, VolumeMeta, executableName } from "../backend/backend";
 import { specHash } from "../plan/executablePlan";
+import { faultPoint } from "./faults";
 
 export interface ReseatResult {
   executableId: string;
@@ -32,7 +33,54 @@ export class ForeignExecutableError extends Error {
 
 export const CONTROL_PATH = ".reseat/control.json";
 
-export async function reseat(backend: Backend, desired: ExecutableDesired): Promise<ReseatResult> {
+export interface ReseatOptions {
+  /** Who is replacing (shown to anyone who finds the PE locked): "host:pid:role". */
+  holder: string;
+  /**
+   * Replace even a running executable with the desired spec (the controller, for an unhealthy one).
+   * By default an identical running executable is adopted, which makes a re-run idempotent.
+   */
+  replaceRunning?: boolean;
+  /**
+   * Leave the volume's control file as it is (the controller: its spec comes from a container label,
+   * which in-place updates since then have not changed; the control file has them).
+   */
+  keepControl?: boolean;
+  /** Only act if the PE still needs it, judged fresh under the lock (the controller's re-check). */
+  stillNeeded?: (observed: ObservedExecutable[]) => boolean;
+}
+
+/** Long enough for a graceful stop, a start and the readiness wait, with room to spare. */
+export function leaseFor(desired: ExecutableDesired): number {
+  return desired.stop.graceSeconds * 1000 + (desired.readiness?.timeout ?? 60_000) + 60_000;
+}
+
+/** Runs `work` holding the PE's lock. */
+export async function withPeLock<T>(backend: Backend, desired: ExecutableDesired, holder: string, work: (lock: PeLock) => Promise<T>): Promise<T> {
+  const lease = leaseFor(desired);
+  const lock = await backend.acquireLock(desired.peId, holder, { imageId: desired.imageId, leaseMs: lease, waitMs: lease });
+  try {
+    return await work(lock);
+  } finally {
+    await backend.releaseLock(lock).catch(() => undefined);
+  }
+}
+
+/**
+ * Converges a PE to one running executable with the desired spec. Returns undefined when
+ * options.stillNeeded said, under the lock, that nothing is to be done.
+ */
+export async function reseat(backend: Backend, desired: ExecutableDesired, options: ReseatOptions): Promise<ReseatResult>;
+export async function reseat(
+  backend: Backend,
+  desired: ExecutableDesired,
+  options: ReseatOptions & { stillNeeded: (observed: ObservedExecutable[]) => boolean },
+): Promise<ReseatResult | undefined>;
+export async function reseat(backend: Backend, desired: ExecutableDesired, options: ReseatOptions): Promise<ReseatResult | undefined> {
+  return withPeLock(backend, desired, options.holder, () => converge(backend, desired, options));
+}
+
+async function converge(backend: Backend, desired: ExecutableDesired, options: ReseatOptions): Promise<ReseatResult | undefined> {
   const hash = specHash(desired);
   const retired: string[] = [];
 
@@ -42,11 +90,15 @@ export async function reseat(backend: Backend, desired: ExecutableDesired): Prom
 
   // 2. Observe this PE's executables: adopt an identical running one, retire everything else.
   const observed = await backend.listExecutables(desired.peId);
-  const adoptable = observed.filter((e) => e.running && e.specHash === hash).sort(byGenerationDesc)[0];
+  if (options.stillNeeded && !options.stillNeeded(observed)) return undefined;
+  const adoptable = options.replaceRunning ? undefined : observed.filter((e) => e.running && e.specHash === hash).sort(byGenerationDesc)[0];
   for (const executable of observed) {
     if (executable === adoptable) continue;
-    if (executable.running) await backend.stopAndRemove(executable.id, desired.stop);
-    else await backend.remove(executable.id);
+    if (executable.running) {
+      await backend.stopAndRemove(executable.id, desired.stop);
+    } else {
+      await backend.remove(executable.id);
+    }
     retired.push(executable.name);
   }
   if (adoptable) {
@@ -68,6 +120,7 @@ export async function reseat(backend: Backend, desired: ExecutableDesired): Prom
   // 3. Create the next generation bound to the kept volume; record the generation in the volume
   //    before start, so it survives any crash of the caller.
   const id = await backend.createExecutable(desired, hash);
+  await faultPoint("after-create");
   try {
     const previous: VolumeMeta | undefined = await backend.readVolumeMeta(id, desired.mountPath);
     // A new (or lost and recreated) volume has no meta: continue from the generation the store has
@@ -75,16 +128,19 @@ export async function reseat(backend: Backend, desired: ExecutableDesired): Prom
     const generation = (previous?.generation ?? (await storeGeneration(backend, id, desired))) + 1;
     const replacedAt = new Date().toISOString();
     const meta: VolumeMeta = { peId: desired.peId, generation, volume: desired.volumeName, updatedAt: replacedAt };
+    const keepControl = options.keepControl && (await backend.readVolumeFile(id, desired.mountPath, CONTROL_PATH)) !== undefined;
     await backend.writeVolumeFiles(id, desired.mountPath, {
       ".reseat/meta.json": JSON.stringify(meta),
-      [CONTROL_PATH]: JSON.stringify({ commitIntervalMs: desired.commitIntervalMs }),
+      ...(keepControl ? {} : { [CONTROL_PATH]: controlFile(desired) }),
     });
-    if (desired.store.kind === "postgres") {
+    // The controller re-creates from a label that carries no password: the file from before stays.
+    if (desired.store.kind === "postgres" && desired.store.password) {
       await backend.writeVolumeFiles(id, desired.mountPath, { [STORE_PASSWORD_FILE]: desired.store.password }, 0o600);
     }
     const name = executableName(desired.peId, generation);
     await backend.nameExecutable(id, name);
     await backend.start(id);
+    await faultPoint("before-ready");
     await backend.waitReady(id, desired);
     const readyAt = new Date().toISOString();
     return { executableId: id, executableName: name, generation, host: await backend.hostName(), replacedAt, readyAt, adopted: false, retired };
@@ -99,20 +155,32 @@ export async function reseat(backend: Backend, desired: ExecutableDesired): Prom
  * Stops a PE's executables gracefully and removes them (only them: never the volume). Found by the
  * PE's identity, not only by the id Pulumi recorded: a controller may have reseated it since.
  */
-export async function retire(backend: Backend, peId: string, stop: { graceSeconds: number }): Promise<string[]> {
-  const observed = await backend.listExecutables(peId);
-  for (const executable of observed) {
-    if (executable.running) await backend.stopAndRemove(executable.id, stop);
-    else await backend.remove(executable.id);
-  }
-  return observed.map((e) => e.name);
+export async function retire(backend: Backend, desired: ExecutableDesired, holder: string): Promise<string[]> {
+  return withPeLock(backend, desired, holder, async () => {
+    const observed = await backend.listExecutables(desired.peId);
+    for (const executable of observed) {
+      if (executable.running) {
+        await backend.stop(executable.id, desired.stop);
+        await faultPoint("after-stop");
+      }
+      await backend.remove(executable.id);
+    }
+    await faultPoint("after-remove");
+    return observed.map((e) => e.name);
+  });
+}
+
+/**
+ * The settings that change without a new executable: the workload reads the commit interval from
+ * here, the controller the failure backoff (container labels cannot change after creation).
+ */
+export function controlFile(desired: ExecutableDesired): string {
+  return JSON.stringify({ commitIntervalMs: desired.commitIntervalMs, failureBackoff: desired.failureBackoff });
 }
 
 /** Rewrites the live control file (commit interval) of a running executable: an in-place update. */
 export async function applyControl(backend: Backend, executableId: string, desired: ExecutableDesired): Promise<void> {
-  await backend.writeVolumeFiles(executableId, desired.mountPath, {
-    [CONTROL_PATH]: JSON.stringify({ commitIntervalMs: desired.commitIntervalMs }),
-  });
+  await backend.writeVolumeFiles(executableId, desired.mountPath, { [CONTROL_PATH]: controlFile(desired) });
 }
 
 /** The newest generation the PE's persistent store has accepted (0 when none or no store). */

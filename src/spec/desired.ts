@@ -33,6 +33,7 @@ export function executableFields(spec: ProcessingElementSpec): Omit<ExecutableDe
     stop: spec.stop,
     readiness: spec.readiness,
     commitIntervalMs: spec.commitInterval,
+    failureBackoff: { initialMs: spec.failureBackoff.initial, maxMs: spec.failureBackoff.max, resetAfterMs: spec.failureBackoff.resetAfter },
   };
 }
 

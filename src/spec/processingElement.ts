@@ -148,6 +148,15 @@ export const processingElementSchema = z.strictObject({
     })
     .default({ signal: "SIGTERM", graceSeconds: 10 }),
   readiness: readiness.optional(),
+  /** How `reseat watch` paces re-creation after repeated failures (the first is immediate). */
+  failureBackoff: z
+    .strictObject({
+      initial: duration.default(1000),
+      max: duration.default(60_000),
+      resetAfter: duration.default(120_000),
+    })
+    .refine((b) => b.max >= b.initial, { message: "expected max to be at least initial" })
+    .default({ initial: 1000, max: 60_000, resetAfter: 120_000 }),
   /** Where commits go; the state volume itself is never the store. Default: the `reseat-store` volume. */
   persistentStore,
 });

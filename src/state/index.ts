@@ -27,4 +27,10 @@ export type {
   VerifiedCommit,
 } from "./store/types";
 export { DirectoryStore, type DirectoryStoreOptions } from "./store/directoryStore";
+export {
+  PostgresStore,
+  PostgresStoreError,
+  type PostgresStoreConfig,
+  type PostgresStoreOptions,
+} from "./store/postgresStore";
 export { openStore, openStoreFromEnv, parseStoreConfig } from "./store/openStore";

@@ -271,3 +271,76 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** Writers that survive kills: a refused or failed request is retried, only 200s count as acknowledged. */
+export function startPersistentWriters(port: number, count = 2, prefix = "chaos"): { acks: Ack[]; stop: () => Promise<void> } {
+  const acks: Ack[] = [];
+  let stopped = false;
+  const loops = Array.from({ length: count }, async (_, writer) => {
+    let i = 0;
+    while (!stopped) {
+      const key = `${prefix}-${writer}`;
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/sessions/${key}`, { method: "PUT", body: JSON.stringify({ n: i }), signal: AbortSignal.timeout(2000) });
+        if (res.status === 200) {
+          const body = (await res.json()) as { seq: number };
+          acks.push({ key, value: i, seq: body.seq, at: Date.now() });
+          i++;
+          continue;
+        }
+      } catch {
+        // the executable is being replaced
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  });
+  return {
+    acks,
+    stop: async () => {
+      stopped = true;
+      await Promise.all(loops);
+    },
+  };
+}
+
+/** `reseat watch --json` in its own process; its JSON-line events are collected. */
+export function startController(env: NodeJS.ProcessEnv = process.env): { events: Record<string, unknown>[]; stop: () => Promise<void>; ready: Promise<void> } {
+  const child = spawn(process.execPath, [CLI, "watch", "--json"], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const events: Record<string, unknown>[] = [];
+  let buffer = "";
+  let markReady: () => void = () => undefined;
+  const ready = new Promise<void>((resolve) => (markReady = resolve));
+  child.stdout.on("data", (d: Buffer) => {
+    buffer += d.toString();
+    let newline;
+    while ((newline = buffer.indexOf("\n")) >= 0) {
+      const line = buffer.slice(0, newline);
+      buffer = buffer.slice(newline + 1);
+      if (!line.trim()) continue;
+      const event = JSON.parse(line) as Record<string, unknown>;
+      events.push(event);
+      if (event.kind === "watching") markReady();
+    }
+  });
+  child.stderr.on("data", (d: Buffer) => process.stderr.write(d));
+  return {
+    events,
+    ready,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.on("close", () => resolve());
+        child.kill("SIGTERM");
+      }),
+  };
+}
+
+export async function runningOf(peId: string): Promise<Summary[]> {
+  return containersOf(peId, false);
+}
+
+/** All reseat-made containers of a PE that are neither its one executable nor expected: orphans. */
+export async function leftovers(peId: string): Promise<string[]> {
+  const all = await engine.json<Summary[]>("GET", "/containers/json", { query: { all: true, filters: JSON.stringify({ label: [`${LABELS.peId}=${peId}`] }) } });
+  return all.filter((c) => c.State !== "running").map((c) => `${c.Names[0]} (${c.State}, ${c.Labels[LABELS.role]})`);
+}

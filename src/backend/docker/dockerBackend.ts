@@ -2,12 +2,16 @@
 // and the controller must never act on a stale picture of which executable is live.
 import * as fs from "node:fs";
 import * as http from "node:http";
+import * as os from "node:os";
 import * as path from "node:path";
 import {
   Backend,
   ExecutableDesired,
   LABELS,
+  PeLock,
   STORE_MOUNT,
+  desiredFromLabel,
+  desiredLabel,
   storeEnv,
   ObservedExecutable,
   VolumeInfo,
@@ -109,6 +113,33 @@ export class DockerBackend implements Backend {
     };
   }
 
+  /** The desired spec an executable was created with (its label), for the controller. */
+  async desiredOf(executableId: string): Promise<ExecutableDesired | undefined> {
+    const c = await this.engine.jsonOrUndefined<ContainerInspect>("GET", `/containers/${executableId}/json`);
+    return desiredFromLabel(c?.Config.Labels[LABELS.desired]);
+  }
+
+  /** Reads a file of a state volume by the volume's name (local engines only), or undefined. */
+  async readVolumeFileByName(volumeName: string, relativePath: string): Promise<string | undefined> {
+    if (this.address.host) return undefined;
+    const volume = await this.engine.jsonOrUndefined<{ Driver: string; Mountpoint: string }>("GET", `/volumes/${encodeURIComponent(volumeName)}`);
+    if (!volume || volume.Driver !== "local") return undefined;
+    try {
+      return fs.readFileSync(path.join(volume.Mountpoint, relativePath), "utf8");
+    } catch {
+      return undefined;
+    }
+  }
+
+  async listStateVolumes(): Promise<VolumeInfo[]> {
+    const { Volumes } = await this.engine.json<{ Volumes: { Name: string; Driver: string; Labels: Record<string, string> | null; CreatedAt?: string }[] | null }>(
+      "GET",
+      "/volumes",
+      { query: { filters: JSON.stringify({ label: [`${LABELS.role}=state-volume`] }) } },
+    );
+    return (Volumes ?? []).map((v) => ({ name: v.Name, driver: v.Driver, peId: v.Labels?.[LABELS.peId], createdAt: v.CreatedAt }));
+  }
+
   async runningOnVolume(volumeName: string): Promise<{ id: string; name: string; peId?: string }[]> {
     const containers = await this.engine.json<ContainerSummary[]>("GET", "/containers/json", {
       query: { filters: JSON.stringify({ volume: [volumeName] }) },
@@ -151,6 +182,7 @@ export class DockerBackend implements Backend {
         [LABELS.peId]: desired.peId,
         [LABELS.specHash]: specHash,
         [LABELS.volume]: desired.volumeName,
+        [LABELS.desired]: desiredLabel(desired),
         "io.reseat.image": desired.imageRef,
       },
       StopSignal: desired.stop.signal,
@@ -308,6 +340,11 @@ export class DockerBackend implements Backend {
   }
 
   async stopAndRemove(executableId: string, stop: { graceSeconds: number }): Promise<void> {
+    await this.stop(executableId, stop);
+    await this.remove(executableId);
+  }
+
+  async stop(executableId: string, stop: { graceSeconds: number }): Promise<void> {
     try {
       await this.engine.request("POST", `/containers/${executableId}/stop`, {
         query: { t: stop.graceSeconds },
@@ -317,7 +354,6 @@ export class DockerBackend implements Backend {
       // 304: already stopped; 404: already gone. Both are the state we want.
       if (!(error instanceof EngineError && (error.statusCode === 304 || error.statusCode === 404))) throw error;
     }
-    await this.remove(executableId);
   }
 
   async remove(executableId: string): Promise<void> {
@@ -327,6 +363,55 @@ export class DockerBackend implements Backend {
     } catch (error) {
       if (!(error instanceof EngineError && error.statusCode === 404)) throw error;
     }
+  }
+
+  /**
+   * The lock is a container that never runs, named reseat-lock-<peId>: the engine's unique names
+   * make taking it atomic for every process that talks to this engine, on any host. Its labels say
+   * who holds it and until when; the holder "host:pid:…" lets a process on the same host break the
+   * lock of a holder that died (e.g. a killed `pulumi up`) at once instead of waiting out the lease.
+   */
+  async acquireLock(peId: string, holder: string, options: { imageId: string; leaseMs: number; waitMs: number }): Promise<PeLock> {
+    const name = `reseat-lock-${peId}`;
+    const deadline = Date.now() + options.waitMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const created = await this.engine.json<{ Id: string }>("POST", "/containers/create", {
+          query: { name },
+          body: {
+            Image: options.imageId,
+            Cmd: ["reseat-lock"],
+            Labels: {
+              [LABELS.managed]: "true",
+              [LABELS.role]: "lock",
+              [LABELS.peId]: peId,
+              [LABELS.lockHolder]: holder,
+              [LABELS.lockExpires]: String(Date.now() + options.leaseMs),
+            },
+            HostConfig: { NetworkMode: "none" },
+          },
+        });
+        return { peId, holder, token: created.Id };
+      } catch (error) {
+        if (!(error instanceof EngineError && error.statusCode === 409)) throw error;
+      }
+      const current = await this.engine.jsonOrUndefined<{ Id: string; Config: { Labels: Record<string, string> } }>("GET", `/containers/${name}/json`);
+      if (!current) continue; // released meanwhile
+      const currentHolder = current.Config.Labels[LABELS.lockHolder] ?? "";
+      const expires = Number(current.Config.Labels[LABELS.lockExpires] ?? 0);
+      if (Date.now() > expires || holderIsGone(currentHolder)) {
+        await this.remove(current.Id);
+        continue;
+      }
+      if (Date.now() > deadline) {
+        throw new Error(`reseat: PE "${peId}" is being changed by ${currentHolder} (lock held until ${new Date(expires).toISOString()}); try again later`);
+      }
+      await sleep(Math.min(20 * 2 ** attempt, 250));
+    }
+  }
+
+  async releaseLock(lock: PeLock): Promise<void> {
+    await this.remove(lock.token);
   }
 
   async inspectVolume(name: string): Promise<VolumeInfo | undefined> {
@@ -413,6 +498,23 @@ export function demultiplex(buffer: Buffer): string {
     offset += 8 + size;
   }
   return offset === 0 ? buffer.toString("utf8") : parts.join("");
+}
+
+/** A holder on this host whose process is gone cannot be holding the lock any more. */
+function holderIsGone(holder: string): boolean {
+  const [host, pid] = holder.split(":");
+  if (host !== os.hostname() || !pid || !/^\d+$/.test(pid)) return false;
+  try {
+    process.kill(Number(pid), 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "ESRCH";
+  }
+}
+
+/** "host:pid:role" — who holds a PE's lock, readable by people and checkable by holderIsGone. */
+export function lockHolder(role: string): string {
+  return `${os.hostname()}:${process.pid}:${role}`;
 }
 
 export function sleep(ms: number): Promise<void> {

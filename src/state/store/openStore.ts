@@ -1,5 +1,6 @@
 import { StateConfigError, UnsupportedStoreKindError } from "../errors";
 import { DirectoryStore } from "./directoryStore";
+import { PostgresStore } from "./postgresStore";
 import type { PersistentStore, StoreConfig } from "./types";
 
 /** Parse the RESEAT_STORE JSON; undefined/empty means "no persistent store". */
@@ -26,6 +27,8 @@ export function openStore(config: StoreConfig, peId: string): PersistentStore {
       if (keep !== undefined && typeof keep !== "number") throw new StateConfigError('directory store "keep" must be a number');
       return new DirectoryStore(path, peId, keep === undefined ? {} : { keep });
     }
+    case "postgres":
+      return PostgresStore.fromConfig(config, peId);
     default:
       throw new UnsupportedStoreKindError(config.kind);
   }

@@ -1,0 +1,70 @@
+// `reseat status`: what runs on an engine, per PE, read fresh from the engine and the state volumes.
+import { ObservedExecutable } from "../backend/backend";
+import { DockerBackend } from "../backend/docker/dockerBackend";
+import { commitOutputs, CommitOutputs, parseWorkloadStatus } from "../plan/commitStatus";
+import { CONTROLLER_STATUS_PATH, ControllerStatus } from "./watch";
+
+export interface PeStatus extends Omit<CommitOutputs, "commitStatusAt"> {
+  peId: string;
+  generation: number | null;
+  executable: string | null;
+  state: string;
+  volume: string | null;
+  restarts: number;
+  controller: ControllerStatus["state"] | null;
+  group: string | null;
+}
+
+export async function gatherStatus(backend = new DockerBackend()): Promise<PeStatus[]> {
+  const executables = await backend.listExecutables();
+  const volumes = await backend.listStateVolumes();
+  const peIds = new Set([...executables.map((e) => e.peId), ...volumes.map((v) => v.peId ?? "").filter(Boolean)]);
+  const rows: PeStatus[] = [];
+  for (const peId of [...peIds].sort()) {
+    const mine = executables.filter((e) => e.peId === peId).sort((a, b) => b.generation - a.generation);
+    const current: ObservedExecutable | undefined = mine.find((e) => e.running) ?? mine[0];
+    const volume = current?.volumeName ?? volumes.find((v) => v.peId === peId)?.name ?? null;
+    const desired = current ? await backend.desiredOf(current.id) : undefined;
+    const read = async (file: string) =>
+      current && desired ? backend.readVolumeFile(current.id, desired.mountPath, file).catch(() => undefined) : volume ? backend.readVolumeFileByName(volume, file) : undefined;
+    const workload = parseWorkloadStatus(await read(".reseat/status.json"));
+    const controllerText = await read(CONTROLLER_STATUS_PATH);
+    const controller = controllerText ? (JSON.parse(controllerText) as ControllerStatus) : undefined;
+    const { commitStatusAt: _at, ...commits } = commitOutputs(workload, current?.generation ?? -1, new Date());
+    rows.push({
+      peId,
+      generation: current?.generation ?? null,
+      executable: current?.name ?? null,
+      state: current ? current.state : "no executable",
+      volume,
+      ...commits,
+      restarts: controller?.restarts ?? 0,
+      controller: controller?.state ?? null,
+      group: groupOf(peId),
+    });
+  }
+  return rows;
+}
+
+/** Group members are named <group>-<ordinal>. */
+function groupOf(peId: string): string | null {
+  const match = /^(.+)-(\d+)$/.exec(peId);
+  return match ? match[1]! : null;
+}
+
+export function formatStatusTable(rows: PeStatus[]): string {
+  const header = ["PE", "GEN", "STATE", "EXECUTABLE", "VOLUME", "LAST COMMIT", "LAG", "RESUMED", "RESTARTS"];
+  const lines = rows.map((r) => [
+    r.peId,
+    String(r.generation ?? "-"),
+    r.controller === "failing" ? `${r.state} (failing)` : r.state,
+    r.executable ?? "-",
+    r.volume ?? "-",
+    r.lastCommit ? `#${r.lastCommit.seq} ${r.lastCommit.at}` : "-",
+    r.commitLagMs === null ? "-" : `${r.commitLagMs}ms`,
+    r.resumedFrom ? `${r.resumedFrom}@${r.resumedSeq}` : "-",
+    String(r.restarts),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  return [header, ...lines].map((cols) => cols.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
+}

@@ -1,0 +1,258 @@
+// The processing-element group spec: N members from one template, rolled out in a fixed order with a
+// bound on how many members are replaced at once (maxUnavailable) and a partition below which members
+// keep the spec they were deployed with — the StatefulSet model, for PEs with kept state volumes.
+//
+// Members are named `<group>-<ordinal>` (ordinals 0 … replicas-1); that is also each member's peId.
+// Strings in the template may use placeholders, so that members differ where they must (ports on a
+// host network, shard ids): {{ordinal}}, {{ordinal + N}}, {{ordinal - N}}, {{peId}}, {{group}}.
+// In numeric fields (ports, readiness.httpGet.port, …) a string that is exactly one placeholder,
+// e.g. "{{ordinal + 18300}}", becomes the number.
+//
+// Errors use the PE spec's style: one SpecError listing every bad field with its path.
+import { z } from "zod";
+import { ProcessingElementInput, ProcessingElementSpec, SpecError, parseProcessingElement, volumeNameOf } from "./processingElement";
+
+/** A group name is the prefix of its members' peIds: a DNS label short enough for `-<ordinal>`. */
+const GROUP_NAME = /^[a-z0-9](?:[a-z0-9-]{0,36}[a-z0-9])?$/;
+const PE_ID_MAX = 40;
+export const MAX_REPLICAS = 1000;
+
+const count = (what: string) => z.number({ error: `expected a whole number of ${what}` }).int(`expected a whole number of ${what}`);
+
+const maxUnavailable = z.union([count("members").min(1, "expected at least 1 member (a rollout must make progress)"), z.string().regex(/^(?:100|[1-9]?[0-9])%$/, "expected a percentage such as \"25%\"")], {
+  error: 'expected a number of members (at least 1) or a percentage such as "25%"',
+});
+
+export const groupRolloutSchema = z.strictObject({
+  /** At most this many members are without a ready executable at once (number, or "NN%" of replicas rounded down, at least 1). */
+  maxUnavailable: maxUnavailable.default(1),
+  /** Only members with ordinal >= partition take a changed template; the others keep what they were deployed with. */
+  partition: count("members").min(0, "expected 0 or more").default(0),
+});
+
+export const groupSchema = z.strictObject({
+  name: z.string({ error: "expected a string" }).regex(GROUP_NAME, "expected a lowercase DNS label (a-z, 0-9, '-'), 1-38 characters, not starting or ending with '-'"),
+  replicas: count("members").min(0, "expected 0 or more members").max(MAX_REPLICAS, `expected at most ${MAX_REPLICAS} members`),
+  /** A processing-element spec without peId; strings may use {{ordinal}}, {{ordinal + N}}, {{peId}}, {{group}}. */
+  template: z.record(z.string(), z.unknown(), { error: "expected a processing element spec (an object; see the README's spec table), without peId" }),
+  rollout: groupRolloutSchema.default({ maxUnavailable: 1, partition: 0 }),
+});
+
+export type GroupInput = z.input<typeof groupSchema>;
+/** A number field of a template may also be a placeholder such as "{{ordinal + 18300}}". */
+export type Templated<T> = T extends number
+  ? number | `{{${string}}}`
+  : T extends string | boolean | null | undefined
+    ? T
+    : T extends readonly (infer U)[]
+      ? Templated<U>[]
+      : T extends { apply: unknown }
+        ? T
+        : T extends object
+          ? { [K in keyof T]: Templated<T[K]> }
+          : T;
+/** A group's template: a PE spec without peId (the group sets it), whose strings may carry placeholders. */
+export type GroupTemplateInput = Templated<Omit<ProcessingElementInput, "peId">>;
+
+export interface GroupMember {
+  ordinal: number;
+  /** `<group>-<ordinal>`: the member's resource name and its peId. */
+  name: string;
+  peId: string;
+  /** The template with placeholders substituted and peId set: what the member's ProcessingElement gets. */
+  input: ProcessingElementInput;
+  spec: ProcessingElementSpec;
+}
+
+export interface GroupSpec {
+  name: string;
+  replicas: number;
+  /** The template as written (placeholders unsubstituted). */
+  template: Record<string, unknown>;
+  rollout: { maxUnavailable: number; maxUnavailableInput: number | string; partition: number };
+  members: GroupMember[];
+}
+
+export function memberName(group: string, ordinal: number): string {
+  return `${group}-${ordinal}`;
+}
+
+/** maxUnavailable as a member count: "NN%" of replicas rounded down (as Kubernetes does), at least 1. */
+export function resolveMaxUnavailable(value: number | string, replicas: number): number {
+  if (typeof value === "number") return Math.max(1, value);
+  const percent = Number(value.replace(/%$/, ""));
+  return Math.max(1, Math.floor((replicas * percent) / 100));
+}
+
+/** Validates a group spec and expands its members; throws SpecError listing every bad field. */
+export function parseGroup(input: unknown, subject?: string): GroupSpec {
+  const name = input && typeof input === "object" && typeof (input as { name?: unknown }).name === "string" ? (input as { name: string }).name : undefined;
+  const label = subject ?? (name ? `group "${name}"` : "group");
+  const parsed = groupSchema.safeParse(input);
+  if (!parsed.success) {
+    // Report the group's own fields; the template is checked member by member only once it is an object.
+    throw new SpecError(label, parsed.error.issues.map((issue) => problemOf(issue, input)));
+  }
+  const group = parsed.data;
+  const problems: Problem[] = [];
+  const lastOrdinal = Math.max(group.replicas - 1, 0);
+  if (memberName(group.name, lastOrdinal).length > PE_ID_MAX) {
+    problems.push({ field: "name", expected: `expected a name of at most ${PE_ID_MAX - 1 - String(lastOrdinal).length} characters, so that member peIds ("${memberName(group.name, lastOrdinal)}") fit in ${PE_ID_MAX}` });
+  }
+  if ("peId" in group.template) {
+    problems.push({ field: "template.peId", expected: `set by the group (members are "${group.name}-0" … "${memberName(group.name, lastOrdinal)}"); remove it from the template` });
+  }
+  if (problems.length) throw new SpecError(label, problems);
+
+  // Expand and validate every member (at least one, so a bad template fails even with replicas 0).
+  const byProblem = new Map<string, { field: string; expected: string; ordinals: number[] }>();
+  const members: GroupMember[] = [];
+  for (let ordinal = 0; ordinal < Math.max(group.replicas, 1); ordinal++) {
+    const peId = memberName(group.name, ordinal);
+    const substituted = substitute(group.template, { ordinal, peId, group: group.name }, []);
+    const memberProblems = [...substituted.problems];
+    let spec: ProcessingElementSpec | undefined;
+    const memberInput = { ...(substituted.value as Record<string, unknown>), peId };
+    if (!memberProblems.length) {
+      try {
+        spec = parseProcessingElement(memberInput, `"${peId}"`);
+      } catch (error) {
+        if (!(error instanceof SpecError)) throw error;
+        memberProblems.push(...error.problems);
+      }
+    }
+    for (const problem of memberProblems) {
+      const field = problem.field === "(spec)" ? "template" : `template.${problem.field}`;
+      const key = `${field}\n${problem.expected}`;
+      const entry = byProblem.get(key) ?? { field, expected: problem.expected, ordinals: [] };
+      entry.ordinals.push(ordinal);
+      byProblem.set(key, entry);
+    }
+    if (spec && ordinal < group.replicas) members.push({ ordinal, name: peId, peId, input: memberInput as ProcessingElementInput, spec });
+  }
+  const checked = Math.max(group.replicas, 1);
+  for (const entry of byProblem.values()) {
+    const some = entry.ordinals.length < checked;
+    problems.push({ field: entry.field, expected: some ? `${entry.expected} (member${entry.ordinals.length > 1 ? "s" : ""} ${entry.ordinals.join(", ")})` : entry.expected });
+  }
+  if (!problems.length) problems.push(...distinctResources(members));
+  if (problems.length) throw new SpecError(label, problems);
+
+  return {
+    name: group.name,
+    replicas: group.replicas,
+    template: group.template,
+    rollout: {
+      maxUnavailable: resolveMaxUnavailable(group.rollout.maxUnavailable, group.replicas),
+      maxUnavailableInput: group.rollout.maxUnavailable,
+      partition: group.rollout.partition,
+    },
+    members,
+  };
+}
+
+interface Problem {
+  field: string;
+  expected: string;
+}
+
+function problemOf(issue: z.core.$ZodIssue, input: unknown): Problem {
+  if (issue.code === "unrecognized_keys") {
+    const prefix = issue.path.length ? `${issue.path.map(String).join(".")}.` : "";
+    return { field: issue.keys.map((key) => prefix + key).join(", "), expected: "unknown field (check the spelling; see the README's group table)" };
+  }
+  const field = issue.path.length ? issue.path.map(String).join(".") : "(group)";
+  if (issue.code === "invalid_type" && valueAt(input, issue.path) === undefined) return { field, expected: `required (${issue.message})` };
+  return { field, expected: issue.message };
+}
+
+function valueAt(input: unknown, path: PropertyKey[]): unknown {
+  let value = input;
+  for (const key of path) {
+    if (value === null || typeof value !== "object") return undefined;
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return value;
+}
+
+/** Members that would share a volume, a published host port or a host-network readiness port. */
+function distinctResources(members: GroupMember[]): Problem[] {
+  const problems: Problem[] = [];
+  const clash = (field: string, what: string, key: (m: GroupMember) => (string | number)[], hint: string) => {
+    const seen = new Map<string | number, number>();
+    for (const member of members) {
+      for (const value of key(member)) {
+        const first = seen.get(value);
+        if (first !== undefined) {
+          problems.push({ field, expected: `expected a distinct ${what} per member: members ${first} and ${member.ordinal} both use ${JSON.stringify(value)}; ${hint}` });
+          return;
+        }
+        seen.set(value, member.ordinal);
+      }
+    }
+  };
+  clash("template.volume.name", "state volume", (m) => [volumeNameOf(m.spec)], 'put {{ordinal}} or {{peId}} in it, or leave it out (default "reseat-<peId>-state")');
+  clash("template.ports", "published host port", (m) => (m.spec.network === "bridge" ? m.spec.ports.filter((p) => p.host !== undefined).map((p) => `${p.hostIp}:${p.host}/${p.protocol}`) : []), 'use "{{ordinal + N}}" for host, or leave host out (an ephemeral port)');
+  clash("template.readiness.httpGet.port", "readiness port on the host network", (m) => (m.spec.network === "host" && m.spec.readiness?.httpGet ? [m.spec.readiness.httpGet.port] : []), 'use "{{ordinal + N}}" (and the same port in the workload\'s env)');
+  return problems;
+}
+
+/** Fields whose value is a number in the PE spec: a string that is exactly one placeholder becomes that number there. */
+const NUMERIC_FIELDS = [/^ports\.\d+\.(?:container|host)$/, /^readiness\.httpGet\.port$/, /^resources\.(?:memoryMiB|cpus)$/, /^stop\.graceSeconds$/, /^persistentStore\.(?:port|keep)$/];
+const PLACEHOLDER = /\{\{\s*([^}]*?)\s*\}\}/g;
+const WHOLE_PLACEHOLDER = /^\{\{\s*([^}]*?)\s*\}\}$/;
+
+export interface PlaceholderValues {
+  ordinal: number;
+  peId: string;
+  group: string;
+}
+
+/**
+ * Substitutes placeholders in every string of a template (plain objects and arrays only: a Pulumi
+ * Output, e.g. a secret password, is passed through untouched). Pure; reports unknown placeholders
+ * with their field path.
+ */
+export function substitute(value: unknown, values: PlaceholderValues, path: string[]): { value: unknown; problems: Problem[] } {
+  const problems: Problem[] = [];
+  const walk = (node: unknown, at: string[]): unknown => {
+    if (typeof node === "string") {
+      const field = at.join(".");
+      const whole = WHOLE_PLACEHOLDER.exec(node);
+      if (whole && NUMERIC_FIELDS.some((pattern) => pattern.test(field))) {
+        const evaluated = evaluate(whole[1]!, values);
+        if (typeof evaluated === "number") return evaluated;
+        if (evaluated === undefined) problems.push({ field: field || "(spec)", expected: unknownPlaceholder(whole[1]!) });
+        else problems.push({ field, expected: `expected a number, but {{${whole[1]}}} is the string "${evaluated}"` });
+        return node;
+      }
+      return node.replace(PLACEHOLDER, (text, expression: string) => {
+        const evaluated = evaluate(expression, values);
+        if (evaluated === undefined) {
+          problems.push({ field: field || "(spec)", expected: unknownPlaceholder(expression) });
+          return text;
+        }
+        return String(evaluated);
+      });
+    }
+    if (Array.isArray(node)) return node.map((item, index) => walk(item, [...at, String(index)]));
+    if (node && typeof node === "object" && Object.getPrototypeOf(node) === Object.prototype) {
+      return Object.fromEntries(Object.entries(node).map(([key, item]) => [key, walk(item, [...at, key])]));
+    }
+    return node;
+  };
+  return { value: walk(value, path), problems };
+}
+
+function unknownPlaceholder(expression: string): string {
+  return `unknown placeholder "{{${expression}}}": expected {{ordinal}}, {{ordinal + N}}, {{ordinal - N}}, {{peId}} or {{group}}`;
+}
+
+function evaluate(expression: string, values: PlaceholderValues): number | string | undefined {
+  if (expression === "peId") return values.peId;
+  if (expression === "group") return values.group;
+  const match = /^ordinal(?:\s*([+-])\s*(\d{1,9}))?$/.exec(expression);
+  if (!match) return undefined;
+  const offset = match[2] ? Number(match[2]) : 0;
+  return match[1] === "-" ? values.ordinal - offset : values.ordinal + offset;
+}

@@ -1,0 +1,131 @@
+// Helpers for group tests: the groups program, its stack config, its outputs, and an independent
+// observer of member availability built on Engine events only.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { LABELS } from "../../src/backend/backend";
+import { CliResult, Project, ROOT, engine, reseatCli } from "./harness";
+
+export const GROUPS_PROGRAM = path.join(ROOT, "dist", "stacks", "groups.js");
+
+/** Rewrites the stack's config with the given group specs (JSON is valid YAML). */
+export function setGroups(project: Project, groups: unknown[]): void {
+  // As the harness's setSpecs does: the whole file, fresh (no secrets in these stacks).
+  const file = path.join(project.dir, "stacks", `Pulumi.${project.stack}.yaml`);
+  fs.writeFileSync(file, JSON.stringify({ config: { "reseat:groups": groups } }, null, 2));
+}
+
+export function groupCli(project: Project, command: string): Promise<CliResult> {
+  return reseatCli(project, command, "--program", GROUPS_PROGRAM);
+}
+
+export async function mustGroup(project: Project, command: string): Promise<CliResult> {
+  const result = await groupCli(project, command);
+  if (result.code !== 0 || !result.doc.ok) {
+    throw new Error(`reseat ${command} failed (${result.code}): ${result.doc.error}\n--- stderr ---\n${result.stderr.slice(-4000)}`);
+  }
+  return result;
+}
+
+export interface MemberOutputs {
+  ordinal: number;
+  peId: string;
+  generation: number;
+  executableId: string;
+  executableName: string;
+  volumeName: string;
+  imageRef: string;
+  revision: string;
+  updated: boolean;
+  replacedAt: string;
+  readyAt: string;
+}
+
+export interface GroupOutputs {
+  replicas: number;
+  maxUnavailable: number;
+  partition: number;
+  updatedReplicas: number;
+  members: MemberOutputs[];
+}
+
+export function groupOutputs(result: CliResult, name: string): GroupOutputs {
+  const groups = result.doc.outputs?.groups as Record<string, GroupOutputs> | undefined;
+  const group = groups?.[name];
+  if (!group) throw new Error(`no outputs for group ${name}: ${JSON.stringify(result.doc.outputs)}`);
+  return group;
+}
+
+export interface MemberEvent {
+  action: "kill" | "die" | "start";
+  peId: string;
+  id: string;
+  timeNano: number;
+}
+
+export interface Availability {
+  /** The largest number of watched members without a running executable at the same moment. */
+  maxUnavailable: number;
+  /** Members in the order their old executable was told to stop (first kill/die per member). */
+  stopOrder: string[];
+  /** Members that got a new executable started. */
+  started: string[];
+  events: MemberEvent[];
+}
+
+/**
+ * Watches members' executables through Engine events only (container kill/die/start, labelled with
+ * the PE id). A member counts as unavailable from its running executable's `die` until a `start`.
+ * Members are taken as running when the watch begins (checked against the engine).
+ */
+export async function watchAvailability(peIds: string[]): Promise<{ stop: () => Promise<Availability> }> {
+  const watched = new Set(peIds);
+  const watchStartNano = Date.now() * 1e6;
+  const running = new Map<string, Set<string>>(peIds.map((id) => [id, new Set<string>()]));
+  const live = await engine.json<{ Id: string; Labels: Record<string, string> }[]>("GET", "/containers/json", {
+    query: { filters: JSON.stringify({ label: [`${LABELS.role}=executable`] }) },
+  });
+  for (const c of live) {
+    const peId = c.Labels[LABELS.peId];
+    if (peId && watched.has(peId)) running.get(peId)!.add(c.Id);
+  }
+  const since = Math.floor(Date.now() / 1000) - 1;
+  const stream = await engine.stream("/events", {
+    since,
+    filters: JSON.stringify({ type: ["container"], label: [`${LABELS.role}=executable`], event: ["start", "die", "kill"] }),
+  });
+  const events: MemberEvent[] = [];
+  let buffer = "";
+  stream.on("data", (chunk: Buffer) => {
+    buffer += chunk.toString();
+    let newline;
+    while ((newline = buffer.indexOf("\n")) >= 0) {
+      const line = buffer.slice(0, newline);
+      buffer = buffer.slice(newline + 1);
+      if (!line.trim()) continue;
+      const e = JSON.parse(line) as { Action: string; id: string; timeNano: number; Actor: { Attributes: Record<string, string> } };
+      const peId = e.Actor.Attributes[LABELS.peId];
+      if (!peId || !watched.has(peId) || e.timeNano < watchStartNano) continue;
+      events.push({ action: e.Action as MemberEvent["action"], peId, id: e.id, timeNano: e.timeNano });
+    }
+  });
+  return {
+    stop: async () => {
+      await new Promise((r) => setTimeout(r, 300)); // let the last events arrive
+      stream.destroy();
+      let maxUnavailable = [...running.values()].filter((ids) => ids.size === 0).length;
+      const stopOrder: string[] = [];
+      const started: string[] = [];
+      for (const e of [...events].sort((a, b) => a.timeNano - b.timeNano)) {
+        const ids = running.get(e.peId)!;
+        if ((e.action === "kill" || e.action === "die") && !stopOrder.includes(e.peId) && ids.has(e.id)) stopOrder.push(e.peId);
+        if (e.action === "die") ids.delete(e.id);
+        if (e.action === "start") {
+          ids.add(e.id);
+          started.push(e.peId);
+        }
+        maxUnavailable = Math.max(maxUnavailable, [...running.values()].filter((s) => s.size === 0).length);
+      }
+      return { maxUnavailable, stopOrder, started, events };
+    },
+  };
+}
