@@ -1,5 +1,6 @@
 // npm run bench -- <metric>   (writes bench/results/<metric>.json)
 import { benchCommitThroughput } from "./commitThroughput";
+import { benchRecoveryTime } from "./recoveryTime";
 import { benchReplacementGap } from "./replacementGap";
 import { benchRolling } from "./rolling";
 
@@ -7,6 +8,7 @@ const metrics: Record<string, () => Promise<string>> = {
   replacement_gap: benchReplacementGap,
   commit_throughput: benchCommitThroughput,
   rolling: benchRolling,
+  recovery_time: benchRecoveryTime,
 };
 
 async function main(): Promise<void> {

@@ -7,6 +7,8 @@ const { openState } = require("./state");
 
 const port = Number(process.env.PORT || 8080);
 const version = process.env.WORKLOAD_VERSION || "dev";
+/** Tells one process of the service from the next (restart in place keeps the container and generation). */
+const startedAt = `${new Date().toISOString()}#${process.pid}`;
 
 function reply(res, status, body) {
   res.writeHead(status, { "content-type": "application/json" });
@@ -31,7 +33,7 @@ async function main() {
       const url = new URL(req.url, "http://localhost");
       const match = /^\/sessions\/([^/]+)$/.exec(url.pathname);
       if (url.pathname === "/healthz") {
-        return reply(res, 200, { ok: true, version, generation: state.generation, resumedFrom: state.resumedFrom, resumedSeq: state.resumedSeq, seq: state.seq });
+        return reply(res, 200, { ok: true, version, startedAt, generation: state.generation, resumedFrom: state.resumedFrom, resumedSeq: state.resumedSeq, seq: state.seq });
       }
       if (url.pathname === "/status") return reply(res, 200, state.status());
       if (url.pathname === "/sessions" && req.method === "GET") {

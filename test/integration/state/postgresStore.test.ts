@@ -65,9 +65,9 @@ function storeOptions(extra: Partial<PostgresStoreOptions> = {}): PostgresStoreO
 }
 
 function store(peId: string, extra: Partial<PostgresStoreOptions> = {}): PostgresStore {
-  const opened1 = new PostgresStore(peId, storeOptions(extra));
-  opened.push(opened1);
-  return opened1;
+  const created = new PostgresStore(peId, storeOptions(extra));
+  opened.push(created);
+  return created;
 }
 
 function commitOf(peId: string, generation: number, seq: number, bytes: Buffer = Buffer.from(`state of ${peId}@${generation}/${seq}`)) {
@@ -334,9 +334,7 @@ describe("postgres store", () => {
     expect(inspect(wrong, { depth: 10 })).not.toContain(WRONG_PASSWORD);
 
     const missing = store(uniquePe("nopwfile"), { passwordFile: path.join(dir, "absent") });
-    await expect(missing.commit(...(() => { const c = commitOf(missing.peId, 1, 1); return [c.record, c.bytes] as const; })())).rejects.toThrow(
-      /ENOENT.*absent/,
-    );
+    await expect(commit(missing, 1, 1)).rejects.toThrow(/ENOENT.*absent/);
 
     // The right password still works, and the store with the working password does not show it either.
     const right = store(uniquePe("rightpw"));
