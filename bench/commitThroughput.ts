@@ -218,6 +218,8 @@ async function postgresMedium(work: string): Promise<Medium> {
   fs.writeFileSync(passwordFile, password, { mode: 0o600 });
   const connection = { host, port: Number(port), database, user };
   const client = new Client({ ...connection, password });
+  // If the server goes away mid-run the next query fails (and the bench with it); no unhandled 'error' crash.
+  client.on("error", (error) => process.stderr.write(`postgres baseline connection: ${error.message}\n`));
   await client.connect();
   await client.query(`DROP TABLE IF EXISTS ${PG_SCRATCH}`);
   await client.query(`CREATE TABLE ${PG_SCRATCH} (idx integer PRIMARY KEY, data bytea NOT NULL)`);

@@ -22,10 +22,10 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { LABELS } from "../src/backend/backend";
 import { DockerBackend } from "../src/backend/docker/dockerBackend";
+import { EngineError } from "../src/backend/docker/engine";
 import { PROJECT_ROOT } from "../src/automation/stack";
-import { specHash } from "../src/plan/executablePlan";
 import { executableDesired } from "../src/spec/desired";
-import { parseProcessingElement, volumeNameOf } from "../src/spec/processingElement";
+import { parseProcessingElement } from "../src/spec/processingElement";
 import { PLAIN_LABEL } from "./plainRuntime";
 import { CaseResult, RESULTS_DIR, median, result, round, writeResult } from "./results";
 import { MemberTimeline, renderTimeline } from "./timeline";
@@ -38,6 +38,7 @@ const PARALLEL = process.env.PULUMI_PARALLEL ?? "32";
 const GROUP = "bench-roll";
 const FLOOR_PE = "bench-roll-floor";
 const PLAIN_PREFIX = "bench-plain";
+const FLOOR_LABEL = "io.reseat.bench-floor";
 const IMAGES = ["reseat-demo-workload:v1", "reseat-demo-workload:v2"] as const;
 const CLI = path.join(PROJECT_ROOT, "dist", "src", "cli", "main.js");
 const GROUPS_PROGRAM = path.join(PROJECT_ROOT, "dist", "stacks", "groups.js");
@@ -207,28 +208,54 @@ function runCli(dir: string, command: string, program: string): Promise<Run> {
   });
 }
 
-/** A PE outside the group (same spec), brought up straight through the Engine API for floor runs. */
+/**
+ * A PE outside the group (same spec), run straight through the Engine API for floor runs. Its
+ * containers carry only a bench label (not reseat's executable labels), so that a failure controller
+ * running on the same engine (`reseat watch`) leaves them alone.
+ */
 async function floorPe(backend: DockerBackend, peId: string, port: number) {
+  const engine = backend.engine;
   const desiredOf = async (image: string) => {
     const spec = parseProcessingElement({ peId, ...template(image, port) });
-    return { desired: executableDesired(spec, await backend.ensureImage(image)), volume: volumeNameOf(spec) };
+    return executableDesired(spec, await backend.ensureImage(image));
   };
-  const first = await desiredOf(IMAGES[0]);
-  await backend.createVolume(first.volume, "local", peId);
-  const initial = await backend.createExecutable(first.desired, specHash(first.desired));
-  await backend.start(initial);
-  await backend.waitReady(initial, first.desired);
+  const volume = `reseat-${peId}-state`;
+  await engine.json("POST", "/volumes/create", { body: { Name: volume, Labels: { [FLOOR_LABEL]: "true" } } });
+  const create = async (desired: Awaited<ReturnType<typeof desiredOf>>) => {
+    const { Id } = await engine.json<{ Id: string }>("POST", "/containers/create", {
+      body: {
+        Image: desired.imageId,
+        Env: [...Object.entries(desired.env).map(([k, v]) => `${k}=${v}`), `RESEAT_PE_ID=${peId}`, `RESEAT_STATE_DIR=${desired.mountPath}`],
+        Labels: { [FLOOR_LABEL]: peId },
+        StopSignal: desired.stop.signal,
+        StopTimeout: desired.stop.graceSeconds,
+        HostConfig: {
+          Mounts: [{ Type: "volume", Source: volume, Target: desired.mountPath }],
+          NetworkMode: desired.network,
+          Memory: (desired.resources.memoryMiB ?? 48) * 1024 * 1024,
+          RestartPolicy: { Name: "no" },
+        },
+      },
+    });
+    return Id;
+  };
+  let current = await create(await desiredOf(IMAGES[0]));
+  await engine.request("POST", `/containers/${current}/start`);
+  await backend.waitReady(current, await desiredOf(IMAGES[0]));
   let run = 0;
   /** One raw replacement, timed from the stop request to ready. */
   return async (): Promise<number> => {
-    const { desired } = await desiredOf(IMAGES[++run % 2]!);
-    const old = (await backend.listExecutables(peId)).find((e) => e.running);
-    if (!old) throw new Error(`floor: ${peId} has no running executable to replace`);
+    const desired = await desiredOf(IMAGES[++run % 2]!);
     const started = performance.now();
-    await backend.stopAndRemove(old.id, desired.stop);
-    const id = await backend.createExecutable(desired, specHash(desired));
-    await backend.start(id);
-    await backend.waitReady(id, desired);
+    await engine
+      .request("POST", `/containers/${current}/stop`, { query: { t: desired.stop.graceSeconds }, timeoutMs: (desired.stop.graceSeconds + 30) * 1000 })
+      .catch((error: unknown) => {
+        if (!(error instanceof EngineError && error.statusCode === 304)) throw error; // already stopped
+      });
+    await engine.request("DELETE", `/containers/${current}`, { query: { v: false, force: true } });
+    current = await create(desired);
+    await engine.request("POST", `/containers/${current}/start`);
+    await backend.waitReady(current, desired);
     return Math.round(performance.now() - started);
   };
 }
@@ -347,7 +374,7 @@ async function removeLeftovers(backend: DockerBackend): Promise<void> {
   const containers = await engine.json<{ Id: string; Labels: Record<string, string> }[]>("GET", "/containers/json", { query: { all: true } });
   for (const c of containers) {
     const peId = c.Labels[LABELS.peId] ?? "";
-    if (peId.startsWith(`${GROUP}-`) || c.Labels[PLAIN_LABEL]) {
+    if (peId.startsWith(`${GROUP}-`) || c.Labels[PLAIN_LABEL] || c.Labels[FLOOR_LABEL]) {
       await engine.request("DELETE", `/containers/${c.Id}`, { query: { force: true } }).catch(() => undefined);
     }
   }

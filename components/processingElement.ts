@@ -36,6 +36,8 @@ export class ProcessingElement extends pulumi.ComponentResource {
   /** Where the current executable resumed from: "local", "persistent" or "empty". */
   readonly resumedFrom: pulumi.Output<"local" | "persistent" | "empty" | null>;
   readonly resumedSeq: pulumi.Output<number | null>;
+  /** Why the last commit attempt failed (null when it succeeded). */
+  readonly lastCommitError: pulumi.Output<string | null>;
   readonly volume: StateVolume;
   readonly executable: Executable;
   readonly spec: ProcessingElementSpec;
@@ -77,6 +79,7 @@ export class ProcessingElement extends pulumi.ComponentResource {
     this.commitLagMs = this.executable.commitLagMs;
     this.resumedFrom = this.executable.resumedFrom;
     this.resumedSeq = this.executable.resumedSeq;
+    this.lastCommitError = this.executable.lastCommitError;
 
     this.registerOutputs({
       peId: this.peId,
@@ -93,6 +96,7 @@ export class ProcessingElement extends pulumi.ComponentResource {
       commitLagMs: this.commitLagMs,
       resumedFrom: this.resumedFrom,
       resumedSeq: this.resumedSeq,
+      lastCommitError: this.lastCommitError,
     });
   }
 }

@@ -17,16 +17,18 @@ fs.cpSync(path.join(root, "dist", "src", "state"), path.join(out, "state"), {
 const seen = new Set();
 function copyPackage(name, from) {
   if (seen.has(name)) return;
-  let manifest;
-  try {
-    manifest = require.resolve(`${name}/package.json`, { paths: [from] });
-  } catch {
-    return; // optional peer not installed (e.g. pg-native): pg works without it
+  // Found the way Node looks for it (not via require.resolve: "exports" may hide package.json).
+  const candidates = [];
+  for (let dir = from; ; dir = path.dirname(dir)) {
+    candidates.push(path.join(dir, "node_modules", name, "package.json"));
+    if (path.dirname(dir) === dir) break;
   }
+  const found = candidates.find((file) => fs.existsSync(file));
+  if (!found) return; // optional peer not installed (e.g. pg-native): pg works without it
   seen.add(name);
-  const dir = path.dirname(manifest);
+  const dir = path.dirname(found);
   fs.cpSync(dir, path.join(out, "node_modules", name), { recursive: true });
-  const pkg = JSON.parse(fs.readFileSync(manifest, "utf8"));
+  const pkg = JSON.parse(fs.readFileSync(found, "utf8"));
   for (const dep of Object.keys(pkg.dependencies || {})) copyPackage(dep, dir);
 }
 copyPackage("pg", root);

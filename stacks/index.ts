@@ -34,6 +34,7 @@ export default async function program(): Promise<Record<string, unknown>> {
           commitLagMs: pe.commitLagMs,
           resumedFrom: pe.resumedFrom,
           resumedSeq: pe.resumedSeq,
+          lastCommitError: pe.lastCommitError,
         },
       ]),
     ),

@@ -4,6 +4,10 @@
 import { Backend, ExecutableDesired, ObservedExecutable, PeLock, STORE_MOUNT, STORE_PASSWORD_FILE, VolumeMeta, executableName } from "../backend/backend";
 import { specHash } from "../plan/executablePlan";
 import { faultPoint } from "./faults";
+import { PostgresStore } from "../state/store/postgresStore";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 
 export interface ReseatResult {
   executableId: string;
@@ -201,8 +205,22 @@ function byGenerationDesc(a: ObservedExecutable, b: ObservedExecutable): number 
   return b.generation - a.generation;
 }
 
+/**
+ * Asks the PE's PostgreSQL store which generation it last accepted. Only needed when the volume is new
+ * or was lost; the password goes through a private temp file (the store reads passwords from files).
+ */
 async function postgresGeneration(store: Extract<ExecutableDesired["store"], { kind: "postgres" }>, peId: string): Promise<number> {
-  void store;
-  void peId;
-  throw new Error("postgres generation lookup: pending");
+  if (!store.password) {
+    throw new Error(`reseat: the state volume of PE "${peId}" has no generation and the PostgreSQL password is not at hand to ask the store; run \`reseat up\``);
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "reseat-pg-"));
+  const passwordFile = path.join(dir, "password");
+  fs.writeFileSync(passwordFile, store.password, { mode: 0o600 });
+  const client = new PostgresStore(peId, { host: store.host, port: store.port, database: store.database, user: store.user, table: store.table, passwordFile });
+  try {
+    return await client.newestGeneration();
+  } finally {
+    await client.close().catch(() => undefined);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
