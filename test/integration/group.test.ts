@@ -114,7 +114,9 @@ describe("a processing-element group rolled out by pulumi up", () => {
     current = after;
   });
 
-  it("maxUnavailable 2: at most two members down at once", async () => {
+  it("maxUnavailable 2: a change of maxUnavailable alone touches nothing; then at most two members down at once", async () => {
+    setGroups(project, [group({ image: "reseat-demo-workload:v2", maxUnavailable: 2 })]);
+    expect(executableSteps((await mustGroup(project, "preview")).doc.steps).size).toBe(0);
     setGroups(project, [group({ image: "reseat-demo-workload:v1", maxUnavailable: 2 })]);
     const watch = await watchAvailability(ids(5));
     const after = groupOutputs(await mustGroup(project, "up"), GROUP);

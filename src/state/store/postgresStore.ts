@@ -18,8 +18,17 @@ import { isCommitRecord, type CommitListing, type CommitRecord, type PersistentS
  * A commit is one transaction: insert-or-lock the PE's fence row (INSERT .. ON CONFLICT DO UPDATE, which waits
  * for any other holder), refuse an older generation (StaleCommitError), raise the fence, insert the record
  * (replacing one with the same (generation, seq): a retried commit), insert the snapshot as bytea chunks of
- * `chunkBytes` (binary parameters; the sha256 is checked while the server stores the previous chunk), prune to
- * the newest `keep`, COMMIT. Readers see a commit whole or not at all.
+ * `chunkBytes` (binary parameters; the sha256 is checked while the server stores the previous chunk), COMMIT.
+ * Readers see a commit whole or not at all.
+ *
+ * Pruning to the newest `keep` deletes as many bytes as a commit writes, which in PostgreSQL costs a third of
+ * the insert again (every TOAST page of the old commit is rewritten). For snapshots of `parallelPruneMinBytes`
+ * (default 8 MiB) and more it therefore runs in parallel, in a second transaction on its own connection, started once the fence
+ * is held: it deletes the commits older than the new one beyond the newest keep - 1, and it COMMITs only after
+ * the commit's own transaction has COMMITted (else it rolls back), with synchronous_commit off: losing it in a
+ * crash only leaves one commit too many, which the next commit prunes. commit() resolves after both; a failed
+ * prune does not fail the commit. Smaller snapshots prune inside the commit's transaction (one statement; a
+ * second connection's round trips would cost more than the delete).
  *
  * latestValid() reads in one REPEATABLE READ snapshot: the records newest first, each with its chunk layout
  * (idx and octet_length, no data), which must be contiguous and add up to the record's length; then the bytes
@@ -65,8 +74,10 @@ export interface PostgresStoreOptions {
   statementTimeoutMs?: number;
   /** Snapshot bytes per row of T_chunks (default 4 MiB). */
   chunkBytes?: number;
-  /** Connections in the pool (default 2). */
+  /** Connections in the pool (default 2; plus one for the parallel prune). */
   poolSize?: number;
+  /** Snapshots at least this big are pruned in parallel (default PARALLEL_PRUNE_MIN_BYTES; 0: always). */
+  parallelPruneMinBytes?: number;
 }
 
 /** A failure talking to PostgreSQL (unreachable, authentication, SQL error, timeout). Never carries the password. */
@@ -96,8 +107,17 @@ function loadPg(): PgModule {
 
 export const DEFAULT_POSTGRES_TABLE = "reseat_commits";
 export const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;
+/** Snapshots at least this big are pruned in parallel (see the class comment). */
+export const PARALLEL_PRUNE_MIN_BYTES = 8 * 1024 * 1024;
 const TABLE_NAME = /^[a-z_][a-z0-9_]{0,46}$/;
 const COPY_SIGNATURE = Buffer.from("PGCOPY\n\xff\r\n\0", "latin1");
+
+interface PruneJob {
+  /** Settles (never rejects) once the DELETE has run or failed. */
+  deleted: Promise<void>;
+  /** COMMIT (true: the commit's own transaction committed) or roll back, and release the connection. */
+  finish(commit: boolean): Promise<void>;
+}
 
 interface Session {
   /** Set when the connection must be discarded rather than returned to the pool. */
@@ -124,7 +144,10 @@ export class PostgresStore implements PersistentStore {
   readonly table: string;
   readonly keep: number;
   readonly chunkBytes: number;
+  private readonly parallelPruneMinBytes: number;
   private readonly pool: Pool;
+  /** One connection for the parallel prune; separate, so it never waits behind committers queued on the fence. */
+  private readonly prunePool: Pool;
   private readonly password: PasswordSource;
   private readonly where: string;
   private readonly sql: ReturnType<typeof statements>;
@@ -173,13 +196,14 @@ export class PostgresStore implements PersistentStore {
     if (!Number.isSafeInteger(this.chunkBytes) || this.chunkBytes < 1 || this.chunkBytes > 256 * 1024 * 1024) {
       throw new StateConfigError(`postgres store chunkBytes must be in 1..256 MiB, got ${options.chunkBytes}`);
     }
+    this.parallelPruneMinBytes = options.parallelPruneMinBytes ?? PARALLEL_PRUNE_MIN_BYTES;
     const port = options.port ?? 5432;
     if (!Number.isSafeInteger(port) || port < 1 || port > 65535) throw new StateConfigError(`postgres store "port" must be 1..65535, got ${options.port}`);
     const statementTimeoutMs = options.statementTimeoutMs ?? 300_000;
     this.where = `postgres store ${options.host}:${port}/${options.database}`;
     this.password = passwordSource(options.passwordFile);
     this.sql = statements(this.table);
-    this.pool = new (loadPg().Pool)({
+    const poolConfig = {
       host: options.host,
       port,
       database: options.database,
@@ -196,12 +220,17 @@ export class PostgresStore implements PersistentStore {
       // A committer that hangs mid-transaction must not hold the fence lock forever.
       idle_in_transaction_session_timeout: 60_000,
       application_name: `reseat-store ${peId}`.slice(0, 63),
-    });
+    };
+    const { Pool: PgPool } = loadPg();
+    this.pool = new PgPool(poolConfig);
+    this.prunePool = new PgPool({ ...poolConfig, max: 1, application_name: `reseat-prune ${peId}`.slice(0, 63) });
     // A connection dropping while idle (server restart, network) must not crash the process: node-postgres
     // emits 'error' on the pool (idle clients) and on the client (checked-out clients). The next operation
     // reconnects, or fails with an error the committer retries.
-    this.pool.on("error", () => undefined);
-    this.pool.on("connect", (client) => client.on("error", () => undefined));
+    for (const pool of [this.pool, this.prunePool]) {
+      pool.on("error", () => undefined);
+      pool.on("connect", (client) => client.on("error", () => undefined));
+    }
   }
 
   async commit(record: CommitRecord, bytes: Uint8Array): Promise<void> {
@@ -210,25 +239,76 @@ export class PostgresStore implements PersistentStore {
     if (record.bytes !== bytes.length) throw new TypeError("commit record's bytes/sha256 do not describe the snapshot bytes");
     const data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const chunks = Math.ceil(data.length / this.chunkBytes);
-    await this.transaction("commit", async (client) => {
-      await this.lockFence(client, record.generation);
-      const key = [this.peId, record.generation, record.seq];
-      const row = [...key, JSON.stringify(record), record.bytes, record.sha256, chunks];
-      if ((await client.query(this.sql.insertCommit, row)).rowCount === 0) {
-        // Same (generation, seq) committed before (a retry whose first attempt did land): replace it.
-        await client.query(this.sql.deleteCommit, key);
-        await client.query(this.sql.insertCommit, row);
-      }
-      const hash = createHash("sha256");
-      for (let idx = 0; idx < chunks; idx++) {
-        const chunk = data.subarray(idx * this.chunkBytes, (idx + 1) * this.chunkBytes);
-        const stored = client.query(this.sql.insertChunk, [...key, idx, chunk]);
-        hash.update(chunk); // while the server stores it
-        await stored;
-      }
-      if (hash.digest("hex") !== record.sha256) throw new TypeError("commit record's bytes/sha256 do not describe the snapshot bytes");
-      await client.query(this.sql.prune, [this.peId, this.keep]);
-    });
+    let prune: PruneJob | undefined;
+    try {
+      await this.transaction("commit", async (client) => {
+        await this.lockFence(client, record.generation);
+        if (data.length < this.parallelPruneMinBytes) {
+          await this.insertCommit(client, record, data, chunks);
+          await client.query(this.sql.prune, [this.peId, this.keep]);
+          return;
+        }
+        prune = this.startPrune(record);
+        await this.insertCommit(client, record, data, chunks);
+        // Only in odd cases (a commit older than `keep` others) is anything at or above the new one pruned.
+        await client.query(this.sql.pruneFromNew, [this.peId, record.generation, record.seq, this.keep]);
+        await prune.deleted;
+      });
+    } catch (error) {
+      await prune?.finish(false);
+      throw error;
+    }
+    await prune?.finish(true);
+  }
+
+  /** The record row (replacing a same-key one), then the chunks; the sha256 is checked while they upload. */
+  private async insertCommit(client: PoolClient, record: CommitRecord, data: Buffer, chunks: number): Promise<void> {
+    const key = [this.peId, record.generation, record.seq];
+    const row = [...key, JSON.stringify(record), record.bytes, record.sha256, chunks];
+    if ((await client.query(this.sql.insertCommit, row)).rowCount === 0) {
+      // Same (generation, seq) committed before (a retry whose first attempt did land): replace it.
+      await client.query(this.sql.deleteCommit, key);
+      await client.query(this.sql.insertCommit, row);
+    }
+    const hash = createHash("sha256");
+    for (let idx = 0; idx < chunks; idx++) {
+      const chunk = data.subarray(idx * this.chunkBytes, (idx + 1) * this.chunkBytes);
+      const stored = client.query(this.sql.insertChunk, [...key, idx, chunk]);
+      hash.update(chunk); // while the server stores it
+      await stored;
+    }
+    if (hash.digest("hex") !== record.sha256) throw new TypeError("commit record's bytes/sha256 do not describe the snapshot bytes");
+  }
+
+  /**
+   * The parallel prune (see the class comment): BEGIN; DELETE the commits older than `record` beyond the newest
+   * keep - 1; then wait for finish(true) to COMMIT or finish(false) to roll back. Never rejects.
+   */
+  private startPrune(record: CommitRecord): PruneJob {
+    let client: PoolClient | undefined;
+    let ok = false;
+    const deleted = (async () => {
+      client = await this.prunePool.connect();
+      await client.query("BEGIN; SET LOCAL synchronous_commit TO off");
+      await client.query(this.sql.pruneOlder, [this.peId, record.generation, record.seq, this.keep - 1]);
+      ok = true;
+    })().catch(() => undefined);
+    return {
+      deleted,
+      finish: async (commit) => {
+        await deleted;
+        if (!client) return;
+        let healthy = false;
+        try {
+          await client.query(commit && ok ? "COMMIT" : "ROLLBACK");
+          healthy = true;
+        } catch {
+          // a prune that did not happen: one commit too many until the next commit
+        } finally {
+          client.release(healthy ? undefined : new Error("discarded after an error"));
+        }
+      },
+    };
   }
 
   async latestValid(): Promise<VerifiedCommit | null> {
@@ -265,11 +345,11 @@ export class PostgresStore implements PersistentStore {
     });
   }
 
-  /** End the pool. Further calls fail. */
+  /** End the pools. Further calls fail. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.pool.end();
+    await Promise.all([this.pool.end(), this.prunePool.end()]);
   }
 
   /**
@@ -468,6 +548,13 @@ function statements(table: string) {
     insertChunk: `INSERT INTO ${chunks} (pe_id, generation, seq, idx, data) VALUES ($1, $2, $3, $4, $5)`,
     prune: `DELETE FROM ${commits} WHERE pe_id = $1 AND (generation, seq) NOT IN
               (SELECT generation, seq FROM ${commits} WHERE pe_id = $1 ${order} LIMIT $2)`,
+    // The two halves of "keep the newest $4" around a new commit ($2, $3), disjoint so that they never wait for
+    // each other's row locks: older ones (run in parallel, before the new commit is visible: keep $4 = keep - 1),
+    // and the new one or newer (in the commit's transaction: keep $4 = keep).
+    pruneOlder: `DELETE FROM ${commits} WHERE pe_id = $1 AND (generation, seq) < ($2, $3) AND (generation, seq) NOT IN
+                   (SELECT generation, seq FROM ${commits} WHERE pe_id = $1 ${order} LIMIT $4)`,
+    pruneFromNew: `DELETE FROM ${commits} WHERE pe_id = $1 AND (generation, seq) >= ($2, $3) AND (generation, seq) NOT IN
+                     (SELECT generation, seq FROM ${commits} WHERE pe_id = $1 ${order} LIMIT $4)`,
     list: `SELECT generation, seq, record FROM ${commits} WHERE pe_id = $1 ${order}`,
     // octet_length of an out-of-line bytea reads its TOAST pointer only, not the data.
     listWithChunks: `SELECT c.generation, c.seq, c.record, c.bytes, c.sha256, c.chunks, k.idxs, k.lengths

@@ -277,11 +277,29 @@ describe("postgres store", () => {
     expect(generations).toEqual([...generations].sort((x, y) => x - y));
     expect(generations.at(-1)).toBe(11);
     expect(await older.newestGeneration()).toBe(11);
+
+    // The same with parallel pruning (keep 2) racing along: no lock waits between the prunes and the commits.
+    const racePe = uniquePe("race-prune");
+    const pruning = { keep: 2, chunkBytes: 64, parallelPruneMinBytes: 0 };
+    const [p1, p2] = [store(racePe, pruning), store(racePe, pruning)];
+    for (let g = 1; g < 13; g += 2) {
+      const a = commitOf(racePe, g, 10 * g, randomBytes(300));
+      const b = commitOf(racePe, g + 1, 10 * g + 1, randomBytes(300));
+      const results = await Promise.allSettled([p1.commit(a.record, a.bytes), p2.commit(b.record, b.bytes)]);
+      expect(results[1].status).toBe("fulfilled");
+    }
+    const kept = await p1.list();
+    expect(kept).toHaveLength(2);
+    expect(kept[0]?.record?.generation).toBe(12);
+    expect((await p2.latestValid())?.record.generation).toBe(12);
   });
 
-  it("keeps only the newest K commits (records and chunks)", async () => {
+  it.each([
+    ["inside the commit's transaction", Number.MAX_SAFE_INTEGER],
+    ["in parallel, on a second connection", 0],
+  ])("keeps only the newest K commits (records and chunks), pruning %s", async (_how, parallelPruneMinBytes) => {
     const peId = uniquePe("keep");
-    const s = store(peId, { keep: 3, chunkBytes: 100 });
+    const s = store(peId, { keep: 3, chunkBytes: 100, parallelPruneMinBytes });
     for (let seq = 1; seq <= 4; seq++) await commit(s, 1, seq, randomBytes(250));
     await commit(s, 2, 5, randomBytes(250));
     await commit(s, 2, 6, randomBytes(250));
@@ -295,8 +313,18 @@ describe("postgres store", () => {
       [peId],
     );
     expect(chunkSeqs.map((row) => [Number(row.seq), Number(row.n)])).toEqual([[4, 3], [5, 3], [6, 3]]);
+    // A commit that fails (here: its record does not describe its bytes, found only after the upload) prunes
+    // nothing, even with keep 1: the parallel prune commits only after the commit itself did.
+    const single = store(uniquePe("keep-one"), { keep: 1, chunkBytes: 100, parallelPruneMinBytes });
+    await commit(single, 1, 1, Buffer.from("the one to keep"));
+    const bad = commitOf(single.peId, 1, 2, randomBytes(250));
+    await expect(single.commit({ ...bad.record, sha256: "0".repeat(64) }, bad.bytes)).rejects.toThrow(TypeError);
+    expect((await single.latestValid())?.bytes.toString()).toBe("the one to keep");
+    await commit(single, 1, 3);
+    expect((await single.list()).map((c) => c.record?.seq)).toEqual([3]);
+
     // Other PEs in the same table are untouched by this PE's pruning.
-    const neighbour = store(uniquePe("keep-other"), { keep: 3 });
+    const neighbour = store(uniquePe("keep-other"), { keep: 3, parallelPruneMinBytes });
     await commit(neighbour, 1, 1);
     await commit(s, 2, 7);
     expect(await neighbour.list()).toHaveLength(1);

@@ -135,8 +135,8 @@ describe("opening a store from RESEAT_STORE", () => {
   });
 
   it("names unsupported kinds and malformed JSON clearly", () => {
-    expect(() => openStore({ kind: "postgres", url: "postgres://x" }, "pe-1")).toThrow(UnsupportedStoreKindError);
-    expect(() => openStore({ kind: "postgres" }, "pe-1")).toThrow(/unsupported store kind "postgres"/);
+    expect(() => openStore({ kind: "s3", bucket: "x" }, "pe-1")).toThrow(UnsupportedStoreKindError);
+    expect(() => openStore({ kind: "s3" }, "pe-1")).toThrow(/unsupported store kind "s3"/);
     expect(() => parseStoreConfig("{nope")).toThrow(StateConfigError);
     expect(() => parseStoreConfig('{"path":"/x"}')).toThrow(/kind/);
     expect(() => openStore({ kind: "directory" }, "pe-1")).toThrow(/path/);
