@@ -158,8 +158,16 @@ export async function benchRolling(): Promise<string> {
       });
     }
   } finally {
-    await runCli(groupDir, "destroy", GROUPS_PROGRAM).catch((error: unknown) => log(`destroy group: ${(error as Error).message.slice(0, 300)}`));
-    await runCli(plainDir, "destroy", PLAIN_PROGRAM).catch(() => undefined);
+    // Destroy both stacks (their folders go too, unless a destroy failed: kept for a look).
+    for (const [dir, program] of [
+      [groupDir, GROUPS_PROGRAM],
+      [plainDir, PLAIN_PROGRAM],
+    ] as const) {
+      await runCli(dir, "destroy", program).then(
+        () => fs.rmSync(dir, { recursive: true, force: true }),
+        (error: unknown) => log(`destroy ${dir}: ${(error as Error).message.slice(0, 300)}`),
+      );
+    }
     await removeLeftovers(backend);
   }
 

@@ -7,6 +7,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ProcessingElementGroup, validateProcessingElementGroup } from "../components";
 import { SpecError } from "../src/spec/processingElement";
+import { parseGroup } from "../src/spec/group";
 import type { PreviousGroupOutputs } from "../components/processingElementGroup";
 
 export default async function program(): Promise<Record<string, unknown>> {
@@ -20,12 +21,12 @@ export default async function program(): Promise<Record<string, unknown>> {
   const names = new Map<string, number>();
   declared.forEach((group, index) => {
     const name = group && typeof group === "object" && typeof (group as { name?: unknown }).name === "string" ? (group as { name: string }).name : undefined;
+    const first = name === undefined ? undefined : names.get(name);
+    if (name !== undefined && first === undefined) names.set(name, index);
     try {
-      if (!name) throw new SpecError(`groups[${index}]`, [{ field: "name", expected: "required (expected a lowercase DNS label: the members' peId prefix)" }]);
-      validateProcessingElementGroup(name, group);
-      const first = names.get(name);
       if (first !== undefined) throw new SpecError(`group "${name}"`, [{ field: "name", expected: `expected a unique group name: groups[${first}] and groups[${index}] are both "${name}"` }]);
-      names.set(name, index);
+      if (name === undefined) parseGroup(group, `groups[${index}]`);
+      else validateProcessingElementGroup(name, group);
     } catch (error) {
       messages.push((error as Error).message);
     }

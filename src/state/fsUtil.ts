@@ -30,12 +30,14 @@ export function isTempFileOf(fileName: string, targetName: string): boolean {
  * With `durable` the data and the rename are fsync'd before returning; without it only atomicity is kept
  * (enough for informational files such as status.json).
  */
-export async function writeFileAtomic(target: string, data: Uint8Array | string, durable = true): Promise<void> {
+export async function writeFileAtomic(target: string, data: Uint8Array | string | Uint8Array[], durable = true): Promise<void> {
   const temp = tempPathFor(target);
   try {
     const handle = await fs.open(temp, "wx");
     try {
-      await handle.writeFile(data);
+      // Several parts go out with writev: no copy of a large snapshot just to prepend a header.
+      if (Array.isArray(data)) await writeAll(handle, data);
+      else await handle.writeFile(data);
       if (durable) await handle.sync();
     } finally {
       await handle.close();
@@ -46,6 +48,16 @@ export async function writeFileAtomic(target: string, data: Uint8Array | string,
     throw error;
   }
   if (durable) await fsyncDir(path.dirname(target));
+}
+
+async function writeAll(handle: fs.FileHandle, parts: Uint8Array[]): Promise<void> {
+  let pending = parts.filter((part) => part.length > 0);
+  while (pending.length > 0) {
+    let { bytesWritten } = await handle.writev(pending);
+    // A short write: drop what went out and go on with the rest.
+    while (pending.length > 0 && bytesWritten >= pending[0]!.length) bytesWritten -= pending.shift()!.length;
+    if (pending.length > 0 && bytesWritten > 0) pending[0] = pending[0]!.subarray(bytesWritten);
+  }
 }
 
 /** Create `dir` (and parents); when anything was created, fsync the parents so the new entries are durable. */

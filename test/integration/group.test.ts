@@ -265,4 +265,19 @@ describe("a processing-element group rolled out by pulumi up", () => {
     expect(back.get(6)!.generation).toBe(2);
     expect((await stateOf(6)).lines).toEqual(["m6-a"]);
   });
+
+  it("an invalid group spec fails preview with every bad field named, and creates nothing", async () => {
+    const bad = makeProject("group-invalid", []);
+    const badGroup = `${GROUP}x`;
+    setGroups(bad, [
+      { ...group(), name: badGroup, template: { ...group().template, volume: { name: "shared" } }, rollout: { maxUnavailable: 0 } },
+      { ...group(), name: badGroup },
+    ]);
+    const result = await groupCli(bad, "preview");
+    expect(result.code).toBe(1);
+    expect(result.doc.error).toContain(`invalid processing element group "${badGroup}"`);
+    expect(result.doc.error).toContain("rollout.maxUnavailable: expected at least 1 member");
+    expect(result.doc.error).toContain(`name: expected a unique group name: groups[0] and groups[1] are both "${badGroup}"`);
+    expect(await containersOf(`${badGroup}-0`)).toHaveLength(0);
+  });
 });

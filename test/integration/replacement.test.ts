@@ -12,6 +12,7 @@ import {
   makeProject,
   mustSucceed,
   peOutputs,
+  reseatCli,
   recordLiveness,
   setSpecs,
   volumeExists,
@@ -113,6 +114,36 @@ describe("a processing element replaced by pulumi up", () => {
     expect((await httpJson<StateView>(PORT, "/state")).lines).toEqual(["a", "b", "c", "d"]);
     expect(await containersOf(PE)).toHaveLength(1);
     first = healed;
+  });
+
+  it("a change that would need a new volume (driver, name) is refused at preview, naming the field", async () => {
+    for (const volume of [{ driver: "other-driver" }, { name: "another-volume" }]) {
+      setSpecs(project, [demoSpec(PE, PORT, { image: "reseat-demo-workload:v2", env: { PORT: String(PORT), GREETING: "hello" }, volume })]);
+      const preview = await reseatCli(project, "preview");
+      expect(preview.code).not.toBe(0);
+      expect(preview.doc.error).toMatch(new RegExp(`refusing to change volume\\.${Object.keys(volume)[0]}`));
+    }
+    setSpecs(project, [demoSpec(PE, PORT, { image: "reseat-demo-workload:v2", env: { PORT: String(PORT), GREETING: "hello" } })]);
+    expect((await containersOf(PE, false)).map((c) => c.Id)).toEqual([first.executableId]);
+  });
+
+  it("create refuses to start a second writer when a container reseat does not own runs on the volume", async () => {
+    const intruder = await engine.json<{ Id: string }>("POST", "/containers/create", {
+      body: { Image: "reseat-demo-workload:v1", Cmd: ["node", "-e", "setTimeout(() => {}, 600000)"], HostConfig: { NetworkMode: "none", Mounts: [{ Type: "volume", Source: first.volumeName, Target: "/x" }] } },
+    });
+    await engine.request("POST", `/containers/${intruder.Id}/start`);
+    try {
+      await engine.request("DELETE", `/containers/${first.executableId}`, { query: { force: true } });
+      await mustSucceed(project, "refresh");
+      const up = await reseatCli(project, "up");
+      expect(up.code).not.toBe(0);
+      expect(up.doc.error).toMatch(/is mounted by running container\(s\) reseat does not own/);
+      expect(await containersOf(PE)).toHaveLength(0);
+    } finally {
+      await engine.request("DELETE", `/containers/${intruder.Id}`, { query: { force: true } });
+    }
+    first = peOutputs(await mustSucceed(project, "up"), PE);
+    expect((await httpJson<StateView>(PORT, "/state")).lines).toEqual(["a", "b", "c", "d"]);
   });
 
   it("destroy removes the executable and keeps the volume and its data by default", async () => {

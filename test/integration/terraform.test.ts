@@ -11,9 +11,9 @@ import { synthesize } from "../../stacks/terraform/main";
 import { CLI, ROOT, cleanup, containersOf, demoSpec, engine, httpJson, sessionSpec, volumeExists, waitFor } from "../support/harness";
 
 const PE = `it-tf-${process.pid}`;
-const PORT = 18600;
+const PORT = 19470;
 const SESSION_PE = `it-tfs-${process.pid}`;
-const SESSION_PORT = 18601;
+const SESSION_PORT = 19471;
 const STACK = "it";
 const dir = path.join(ROOT, ".work", `terraform-${process.pid}-${Date.now().toString(36)}`);
 const out = path.join(dir, "cdktf.out");

@@ -104,11 +104,13 @@ describe("directory store", () => {
     await expect(store.commit(commitOf(3, 4).record, commitOf(3, 4).bytes)).rejects.toBeInstanceOf(StaleCommitError);
   });
 
-  it("refuses a record that does not describe its bytes or belongs to another PE", async () => {
+  it("refuses a record of another length or PE; a wrong checksum is never restored", async () => {
     const store = new DirectoryStore(tempDir(), "pe-1");
     const { record, bytes } = commitOf(1, 1);
-    await expect(store.commit({ ...record, sha256: "0".repeat(64) }, bytes)).rejects.toThrow(/sha256/);
+    await expect(store.commit({ ...record, bytes: record.bytes + 1 }, bytes)).rejects.toThrow(/bytes/);
     await expect(store.commit({ ...record, peId: "other" }, bytes)).rejects.toThrow(/other/);
+    await store.commit({ ...record, sha256: "0".repeat(64) }, bytes);
+    expect(await store.latestValid()).toBeNull();
   });
 
   it("keeps PEs apart, whatever characters their ids contain", async () => {
