@@ -73,11 +73,12 @@ ensure_tofu() {
   export TF_IN_AUTOMATION=1 TF_INPUT=0 CHECKPOINT_DISABLE=1
 }
 
-# Compiles when a source the synth uses is newer than its compiled entry point.
+# Compiles when a source the synth uses is newer than its compiled entry point. With --no-synth only
+# the reseat CLI (for the status file) is needed, and only its presence is checked.
 ensure_compiled() {
   local entry="$ROOT/dist/stacks/terraform/main.js"
   if [ ! -f "$entry" ] || [ ! -f "$ROOT/dist/src/cli/main.js" ] ||
-    [ -n "$(find "$ROOT/src" "$ROOT/components/terraform" "$ROOT/stacks/terraform" -name '*.ts' -newer "$entry" -print -quit)" ]; then
+    { [ "$NO_SYNTH" != 1 ] && [ -n "$(find "$ROOT/src" "$ROOT/components/terraform" "$ROOT/stacks/terraform" -name '*.ts' -newer "$entry" -print -quit)" ]; }; then
     say "compiling (npx tsc -p tsconfig.json)"
     (cd "$ROOT" && npx tsc -p tsconfig.json) >&2
   fi

@@ -6,17 +6,10 @@ import { DockerBackend, lockHolder } from "../backend/docker/dockerBackend";
 import { planExecutable } from "../plan/executablePlan";
 import { CommitOutputs, commitOutputs, parseWorkloadStatus } from "../plan/commitStatus";
 import { planVolume, VolumeFields } from "../plan/volumePlan";
-import { applyControl, reseat, retire } from "../replacement/reseat";
+import { applyControl, reseat, retire, ReseatResult } from "../replacement/reseat";
 
 /** What the Executable resource observes, beside its inputs. */
-export interface ExecutableObservation extends CommitOutputs {
-  executableId: string;
-  executableName: string;
-  generation: number;
-  host: string;
-  replacedAt: string;
-  readyAt: string;
-}
+export interface ExecutableObservation extends CommitOutputs, Omit<ReseatResult, "adopted" | "retired"> {}
 
 export type ExecutableState = ExecutableDesired & ExecutableObservation;
 
@@ -57,21 +50,9 @@ export function diffExecutable(olds: ExecutableState, news: ExecutableDesired) {
 
 export async function createExecutable(inputs: ExecutableDesired): Promise<{ id: string; outs: ExecutableState }> {
   const engine = backend();
-  const result = await reseat(engine, inputs, { holder: lockHolder("pulumi") });
-  const commits = await observeCommits(engine, result.executableId, inputs.mountPath, result.generation);
-  return {
-    id: result.executableId,
-    outs: {
-      ...inputs,
-      executableId: result.executableId,
-      executableName: result.executableName,
-      generation: result.generation,
-      host: result.host,
-      replacedAt: result.replacedAt,
-      readyAt: result.readyAt,
-      ...commits,
-    },
-  };
+  const { adopted: _adopted, retired: _retired, ...observed } = await reseat(engine, inputs, { holder: lockHolder("pulumi") });
+  const commits = await observeCommits(engine, observed.executableId, inputs.mountPath, observed.generation);
+  return { id: observed.executableId, outs: { ...inputs, ...observed, ...commits } };
 }
 
 /** Finds the PE's live executable by identity; reports it gone (empty id) when none runs. */

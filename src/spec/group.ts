@@ -86,69 +86,80 @@ export function resolveMaxUnavailable(value: number | string, replicas: number):
 
 /** Validates a group spec and expands its members; throws SpecError listing every bad field. */
 export function parseGroup(input: unknown, subject?: string): GroupSpec {
-  const name = input && typeof input === "object" && typeof (input as { name?: unknown }).name === "string" ? (input as { name: string }).name : undefined;
-  const label = subject ?? (name ? `group "${name}"` : "group");
+  const raw: Record<string, unknown> = input && typeof input === "object" && !Array.isArray(input) ? (input as Record<string, unknown>) : {};
+  const label = subject ?? (typeof raw.name === "string" ? `group "${raw.name}"` : "group");
   const parsed = groupSchema.safeParse(input);
-  if (!parsed.success) {
-    // Report the group's own fields; the template is checked member by member only once it is an object.
-    throw new SpecError(label, parsed.error.issues.map((issue) => problemOf(issue, input)));
-  }
-  const group = parsed.data;
-  const problems: Problem[] = [];
+  const problems: Problem[] = parsed.success ? [] : parsed.error.issues.map((issue) => problemOf(issue, input));
+  // Even when the group's own fields are wrong, check the template (with stand-ins), so that one
+  // error lists every bad field.
+  const group = parsed.success
+    ? parsed.data
+    : {
+        name: typeof raw.name === "string" && GROUP_NAME.test(raw.name) ? raw.name : "group",
+        replicas: Number.isInteger(raw.replicas) && (raw.replicas as number) >= 0 && (raw.replicas as number) <= MAX_REPLICAS ? (raw.replicas as number) : 1,
+        template: isPlainObject(raw.template) ? raw.template : undefined,
+        rollout: undefined,
+      };
   const lastOrdinal = Math.max(group.replicas - 1, 0);
-  if (memberName(group.name, lastOrdinal).length > PE_ID_MAX) {
+  if (parsed.success && memberName(group.name, lastOrdinal).length > PE_ID_MAX) {
     problems.push({ field: "name", expected: `expected a name of at most ${PE_ID_MAX - 1 - String(lastOrdinal).length} characters, so that member peIds ("${memberName(group.name, lastOrdinal)}") fit in ${PE_ID_MAX}` });
   }
-  if ("peId" in group.template) {
-    problems.push({ field: "template.peId", expected: `set by the group (members are "${group.name}-0" … "${memberName(group.name, lastOrdinal)}"); remove it from the template` });
-  }
-  if (problems.length) throw new SpecError(label, problems);
-
-  // Expand and validate every member (at least one, so a bad template fails even with replicas 0).
-  const byProblem = new Map<string, { field: string; expected: string; ordinals: number[] }>();
+  const template = group.template;
   const members: GroupMember[] = [];
-  for (let ordinal = 0; ordinal < Math.max(group.replicas, 1); ordinal++) {
-    const peId = memberName(group.name, ordinal);
-    const substituted = substitute(group.template, { ordinal, peId, group: group.name }, []);
-    const memberProblems = [...substituted.problems];
-    let spec: ProcessingElementSpec | undefined;
-    const memberInput = { ...(substituted.value as Record<string, unknown>), peId };
-    if (!memberProblems.length) {
+  if (template) {
+    if ("peId" in template) {
+      problems.push({ field: "template.peId", expected: `set by the group (members are "${group.name}-0" … "${memberName(group.name, lastOrdinal)}"); remove it from the template` });
+    }
+    // Expand and validate every member (at least one, so a bad template fails even with replicas 0).
+    const byProblem = new Map<string, { field: string; expected: string; ordinals: number[] }>();
+    const checked = Math.max(group.replicas, 1);
+    for (let ordinal = 0; ordinal < checked; ordinal++) {
+      const peId = memberName(group.name, ordinal);
+      const substituted = substitute(template, { ordinal, peId, group: group.name }, []);
+      const memberProblems = [...substituted.problems];
+      const memberInput = { ...(substituted.value as Record<string, unknown>), peId };
+      let spec: ProcessingElementSpec | undefined;
       try {
         spec = parseProcessingElement(memberInput, `"${peId}"`);
       } catch (error) {
         if (!(error instanceof SpecError)) throw error;
-        memberProblems.push(...error.problems);
+        // A field with a bad placeholder is reported once, for the placeholder; the peId is the
+        // group's doing (reported for name above).
+        memberProblems.push(...error.problems.filter((problem) => problem.field !== "peId" && !substituted.problems.some((p) => p.field === problem.field)));
       }
+      for (const problem of memberProblems) {
+        const field = problem.field === "(spec)" ? "template" : `template.${problem.field}`;
+        const key = `${field}\n${problem.expected}`;
+        const entry = byProblem.get(key) ?? { field, expected: problem.expected, ordinals: [] };
+        entry.ordinals.push(ordinal);
+        byProblem.set(key, entry);
+      }
+      if (spec && !memberProblems.length && ordinal < group.replicas) members.push({ ordinal, name: peId, peId, input: memberInput as ProcessingElementInput, spec });
     }
-    for (const problem of memberProblems) {
-      const field = problem.field === "(spec)" ? "template" : `template.${problem.field}`;
-      const key = `${field}\n${problem.expected}`;
-      const entry = byProblem.get(key) ?? { field, expected: problem.expected, ordinals: [] };
-      entry.ordinals.push(ordinal);
-      byProblem.set(key, entry);
+    for (const entry of byProblem.values()) {
+      const some = entry.ordinals.length < checked;
+      problems.push({ field: entry.field, expected: some ? `${entry.expected} (member${entry.ordinals.length > 1 ? "s" : ""} ${entry.ordinals.join(", ")})` : entry.expected });
     }
-    if (spec && ordinal < group.replicas) members.push({ ordinal, name: peId, peId, input: memberInput as ProcessingElementInput, spec });
+    if (!byProblem.size) problems.push(...distinctResources(members));
   }
-  const checked = Math.max(group.replicas, 1);
-  for (const entry of byProblem.values()) {
-    const some = entry.ordinals.length < checked;
-    problems.push({ field: entry.field, expected: some ? `${entry.expected} (member${entry.ordinals.length > 1 ? "s" : ""} ${entry.ordinals.join(", ")})` : entry.expected });
-  }
-  if (!problems.length) problems.push(...distinctResources(members));
-  if (problems.length) throw new SpecError(label, problems);
+  if (problems.length || !parsed.success) throw new SpecError(label, problems);
 
+  const rollout = parsed.data.rollout;
   return {
-    name: group.name,
-    replicas: group.replicas,
-    template: group.template,
+    name: parsed.data.name,
+    replicas: parsed.data.replicas,
+    template: parsed.data.template,
     rollout: {
-      maxUnavailable: resolveMaxUnavailable(group.rollout.maxUnavailable, group.replicas),
-      maxUnavailableInput: group.rollout.maxUnavailable,
-      partition: group.rollout.partition,
+      maxUnavailable: resolveMaxUnavailable(rollout.maxUnavailable, parsed.data.replicas),
+      maxUnavailableInput: rollout.maxUnavailable,
+      partition: rollout.partition,
     },
     members,
   };
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return !!value && typeof value === "object" && !Array.isArray(value);
 }
 
 interface Problem {

@@ -67,7 +67,7 @@ const readiness = z
   });
 
 const keep = z.number({ error: "expected a number of commits" }).int("expected a whole number").min(1, "expected to keep at least 1 commit").max(1000, "expected at most 1000").default(5);
-const SQL_IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
+const SQL_IDENTIFIER = /^[a-z_][a-z0-9_]{0,46}$/; // room for the store's _chunks/_fences suffixes
 
 /** A secret may arrive as a plain string or as a Pulumi Output (kept secret end to end). */
 const secretValue = z.custom<string | { apply: unknown }>(

@@ -55,7 +55,7 @@ export class JournalWriteFailedError extends ReseatStateError {}
 /** RESEAT_STORE names a kind this library does not implement (yet). */
 export class UnsupportedStoreKindError extends StateConfigError {
   constructor(readonly kind: string) {
-    super(`unsupported store kind "${kind}" (supported: "directory")`);
+    super(`unsupported store kind "${kind}" (supported: "directory", "postgres")`);
   }
 }
 

@@ -277,6 +277,7 @@ describe("a processing-element group rolled out by pulumi up", () => {
     expect(result.code).toBe(1);
     expect(result.doc.error).toContain(`invalid processing element group "${badGroup}"`);
     expect(result.doc.error).toContain("rollout.maxUnavailable: expected at least 1 member");
+    expect(result.doc.error).toContain('template.volume.name: expected a distinct state volume per member: members 0 and 1 both use "shared"');
     expect(result.doc.error).toContain(`name: expected a unique group name: groups[0] and groups[1] are both "${badGroup}"`);
     expect(await containersOf(`${badGroup}-0`)).toHaveLength(0);
   });

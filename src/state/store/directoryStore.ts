@@ -49,7 +49,14 @@ export class DirectoryStore implements PersistentStore {
     if (record.generation > (await this.readFence())) await this.writeFence(record.generation);
     const header = Buffer.from(`${JSON.stringify(record)}\n`, "utf8");
     await writeFileAtomic(path.join(this.dir, commitFileName(record)), [header, bytes]);
-    await this.prune();
+    // Old commits are removed after the commit returns: deleting a large file costs as much as a good
+    // part of writing one, and the new commit is already durable. Prunes run one after another.
+    this.pruning = this.pruning.then(() => this.prune()).catch(() => undefined);
+  }
+
+  /** Waits for pending clean-up (tests, and processes about to exit). */
+  async close(): Promise<void> {
+    await this.pruning;
   }
 
   async latestValid(): Promise<VerifiedCommit | null> {
@@ -153,6 +160,8 @@ export class DirectoryStore implements PersistentStore {
   }
 
   /** Keep the newest `keep` commits; drop older ones and temp files left by crashed writers. */
+  private pruning: Promise<void> = Promise.resolve();
+
   private async prune(): Promise<void> {
     const doomed = (await this.commitNames()).slice(this.keep);
     for (const name of doomed) await fs.rm(path.join(this.dir, name), { force: true });

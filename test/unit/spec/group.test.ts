@@ -58,6 +58,11 @@ describe("parseGroup", () => {
     expect(rollout.map((p) => p.field).sort()).toEqual(["rollout.maxUnavailable", "rollout.partition"]);
   });
 
+  it("reports the group's own fields and the template's together", () => {
+    const problems = problemsOf({ name: "g", replicas: 2, template: { image: "UPPER", volume: { name: "x" } }, rollout: { partition: -1 } });
+    expect(problems.map((p) => p.field).sort()).toEqual(["rollout.partition", "template.image"]);
+  });
+
   it("says required fields are required", () => {
     expect(problemsOf({ name: "g" })).toEqual([
       { field: "replicas", expected: "required (expected a whole number of members)" },
