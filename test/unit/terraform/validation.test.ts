@@ -5,6 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { Testing } from "cdktf";
 import { describe, expect, it } from "vitest";
+import { invalidSpecs } from "../../support/invalidSpecs";
 import { ProcessingElement, ReseatTerraformStack } from "../../../components/terraform";
 import { SpecError, parseProcessingElement } from "../../../src/spec/processingElement";
 import { synthesize } from "../../../stacks/terraform/main";
@@ -13,22 +14,7 @@ import { demoSpec } from "../../support/harness";
 const PE = "ut-tf-valid";
 const base = demoSpec(PE, 18999);
 
-const invalid: { name: string; spec: Record<string, unknown>; field: string; expected: RegExp }[] = [
-  { name: "bad image reference", spec: { ...base, image: "Not A Valid:Image!!" }, field: "image", expected: /Docker image reference/ },
-  { name: "negative commit interval", spec: { ...base, commitInterval: "-5s" }, field: "commitInterval", expected: /positive duration/ },
-  { name: "relative mount path", spec: { ...base, volume: { mountPath: "state" } }, field: "volume.mountPath", expected: /absolute path/ },
-  { name: "unknown field", spec: { ...base, imagee: "x" }, field: "imagee", expected: /unknown field/ },
-  { name: "bad PE id", spec: { ...base, peId: "Bad_Id" }, field: "peId", expected: /DNS label/ },
-  { name: "port out of range", spec: { ...base, ports: [{ container: 70000 }] }, field: "ports.0.container", expected: /port from 1 to 65535/ },
-  { name: "bad env name", spec: { ...base, env: { "1BAD": "x" } }, field: "env.1BAD", expected: /environment variable names/ },
-  { name: "memory below Docker's minimum", spec: { ...base, resources: { memoryMiB: 1 } }, field: "resources.memoryMiB", expected: /at least 6 MiB/ },
-  { name: "unknown network mode", spec: { ...base, network: "overlay" }, field: "network", expected: /"bridge", "host" or "none"/ },
-  { name: "negative stop grace", spec: { ...base, stop: { graceSeconds: -1 } }, field: "stop.graceSeconds", expected: /0 or more seconds/ },
-  { name: "readiness with two probes", spec: { ...base, readiness: { httpGet: { port: 1 }, logLine: "x" } }, field: "readiness", expected: /exactly one of httpGet or logLine/ },
-  { name: "invalid log-line regex", spec: { ...base, readiness: { logLine: "(" } }, field: "readiness.logLine", expected: /valid regular expression/ },
-  { name: "missing image", spec: { peId: PE }, field: "image", expected: /required|expected/ },
-  { name: "mount path with ..", spec: { ...base, volume: { mountPath: "/state/../etc" } }, field: "volume.mountPath", expected: /without "\.\." segments/ },
-];
+const invalid = invalidSpecs(PE);
 
 function rejection(work: () => unknown): SpecError {
   try {
