@@ -69,14 +69,25 @@ export interface StepRecord {
   type: string;
 }
 
-/** Collects resource steps (create/update/replace/delete…) from engine events. */
-export function stepCollector(): { steps: StepRecord[]; onEvent: (event: EngineEvent) => void } {
+/**
+ * Collects resource steps (create/update/replace/delete…) and error diagnostics from engine events.
+ * Errors are kept whole and named by resource (`orders-2-executable: …`), so that a failed rollout
+ * says which member failed and why, with the container's log tail.
+ */
+export function stepCollector(): { steps: StepRecord[]; errors: string[]; onEvent: (event: EngineEvent) => void } {
   const steps: StepRecord[] = [];
+  const errors: string[] = [];
   return {
     steps,
+    errors,
     onEvent: (event) => {
       const meta = event.resourcePreEvent?.metadata;
       if (meta) steps.push({ op: meta.op, urn: meta.urn, type: meta.type });
+      const diagnostic = event.diagnosticEvent;
+      if (diagnostic?.severity === "error" && diagnostic.urn && !diagnostic.urn.endsWith("pulumi:pulumi:Stack")) {
+        const name = diagnostic.urn.split("::").at(-1);
+        errors.push(`${name}: ${diagnostic.message.trim()}`);
+      }
     },
   };
 }

@@ -46,9 +46,9 @@ export async function main(argv: string[]): Promise<number> {
     else console.log(formatStatusTable(rows));
     return 0;
   }
+  const { steps, errors: resourceErrors, onEvent } = stepCollector();
   try {
     const stack = await openStack({ workDir: values.cwd, stackName: values.stack, programModule: values.program }, errors);
-    const { steps, onEvent } = stepCollector();
     const common = { onOutput: progress, onEvent, refresh: values.refresh, color: "never" as const };
     switch (command) {
       case "up": {
@@ -94,7 +94,7 @@ export async function main(argv: string[]): Promise<number> {
     }
   } catch (error) {
     // Prefer the program's own error (it names the bad field) over the CLI's wrapper text.
-    const message = errors.last?.message ?? extractPulumiError(error as Error);
+    const message = errors.last?.message ?? (resourceErrors.length ? resourceErrors.join("\n") : extractPulumiError(error as Error));
     report({ ok: false, command, error: message });
     process.stderr.write(`\nreseat ${command} failed:\n${message}\n`);
     return 1;
@@ -125,16 +125,19 @@ function printOutputs(outputs: Record<string, unknown>): void {
   console.log(JSON.stringify(outputs, null, 2));
 }
 
-/** The CLI's error lines ("error: …") are the useful part of a failed command's output. */
+/** Without a resource's own diagnostic, the CLI's "error:" lines are the useful part of its output. */
 function extractPulumiError(error: Error): string {
   const text = `${(error as { stderr?: string }).stderr ?? ""}\n${(error as { stdout?: string }).stdout ?? ""}\n${error.message}`;
-  const lines = text.split("\n").filter((line) => /error:|reseat:/.test(line));
+  const lines = text.split("\n").filter((line) => /^\s*error:/.test(line));
   return lines.length ? [...new Set(lines.map((l) => l.trim()))].join("\n") : error.message;
 }
 
 if (require.main === module) {
   main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
+    // exitCode, not exit(): a large --json document on a pipe must be written out in full first.
+    (code) => {
+      process.exitCode = code;
+    },
     (error: unknown) => {
       console.error(error);
       process.exit(1);
