@@ -1,2 +1,3 @@
+export type { ProcessingElementOutputs } from "./processingElement";
 export { ProcessingElement, PROCESSING_ELEMENT_TYPE, validateProcessingElement } from "./processingElement";
 export { ProcessingElementGroup, PROCESSING_ELEMENT_GROUP_TYPE, validateProcessingElementGroup } from "./processingElementGroup";

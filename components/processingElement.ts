@@ -9,6 +9,25 @@ import { executableFields, storeDesired } from "../src/spec/desired";
 
 export const PROCESSING_ELEMENT_TYPE = "reseat:index:ProcessingElement";
 
+/** A PE's outputs, as a stack exports them (see the README's outputs table). */
+export interface ProcessingElementOutputs {
+  peId: string;
+  generation: number;
+  executableId: string;
+  executableName: string;
+  volumeName: string;
+  host: string;
+  imageId: string;
+  commitIntervalMs: number;
+  replacedAt: string;
+  readyAt: string;
+  lastCommit: { seq: number; at: string; bytes: number } | null;
+  commitLagMs: number | null;
+  resumedFrom: "local" | "persistent" | "empty" | null;
+  resumedSeq: number | null;
+  lastCommitError: string | null;
+}
+
 /** Validates a spec the way the component does; throws SpecError naming every bad field. */
 export function validateProcessingElement(name: string, args: unknown): ProcessingElementSpec {
   const withDefaultId = args && typeof args === "object" && !("peId" in args) ? { ...args, peId: name } : args;
@@ -38,6 +57,8 @@ export class ProcessingElement extends pulumi.ComponentResource {
   readonly resumedSeq: pulumi.Output<number | null>;
   /** Why the last commit attempt failed (null when it succeeded). */
   readonly lastCommitError: pulumi.Output<string | null>;
+  /** Every output above by name: what registerOutputs records and what stack programs export. */
+  readonly summary: { [K in keyof ProcessingElementOutputs]: pulumi.Output<ProcessingElementOutputs[K]> };
   readonly volume: StateVolume;
   readonly executable: Executable;
   readonly spec: ProcessingElementSpec;
@@ -81,7 +102,7 @@ export class ProcessingElement extends pulumi.ComponentResource {
     this.resumedSeq = this.executable.resumedSeq;
     this.lastCommitError = this.executable.lastCommitError;
 
-    this.registerOutputs({
+    this.summary = {
       peId: this.peId,
       generation: this.generation,
       executableId: this.executableId,
@@ -97,7 +118,8 @@ export class ProcessingElement extends pulumi.ComponentResource {
       resumedFrom: this.resumedFrom,
       resumedSeq: this.resumedSeq,
       lastCommitError: this.lastCommitError,
-    });
+    };
+    this.registerOutputs(this.summary);
   }
 }
 

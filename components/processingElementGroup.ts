@@ -181,20 +181,7 @@ function memberOutputs(ordinal: number, pe: ProcessingElement, desired: MemberFi
   const fields = pulumi.unsecret(pulumi.all(specFields.map((field) => echoed[field] ?? pulumi.output(undefined))));
   const running = fields.apply((values) => fingerprint(Object.fromEntries(specFields.map((field, i) => [field, values[i]]))));
   return pulumi
-    .output({
-      peId: pe.peId,
-      generation: pe.generation,
-      executableId: pe.executableId,
-      executableName: pe.executableName,
-      volumeName: pe.volumeName,
-      host: pe.host,
-      imageId: pe.imageId,
-      replacedAt: pe.replacedAt,
-      readyAt: pe.readyAt,
-      resumedFrom: pe.resumedFrom,
-      resumedSeq: pe.resumedSeq,
-      current: running,
-    })
+    .output({ ...pe.summary, current: running })
     .apply(({ current, ...observed }): GroupMemberOutputs => ({
       ordinal,
       ...observed,

@@ -17,26 +17,7 @@ export default async function program(): Promise<Record<string, unknown>> {
   const pes = specs.map(({ name }, index) => new ProcessingElement(name, declared[index] as never));
   return {
     processingElements: Object.fromEntries(
-      pes.map((pe) => [
-        pe.spec.peId,
-        {
-          peId: pe.peId,
-          generation: pe.generation,
-          executableId: pe.executableId,
-          executableName: pe.executableName,
-          volumeName: pe.volumeName,
-          host: pe.host,
-          imageId: pe.imageId,
-          commitIntervalMs: pe.commitIntervalMs,
-          replacedAt: pe.replacedAt,
-          readyAt: pe.readyAt,
-          lastCommit: pe.lastCommit,
-          commitLagMs: pe.commitLagMs,
-          resumedFrom: pe.resumedFrom,
-          resumedSeq: pe.resumedSeq,
-          lastCommitError: pe.lastCommitError,
-        },
-      ]),
+      pes.map((pe) => [pe.spec.peId, pe.summary]),
     ),
   };
 }

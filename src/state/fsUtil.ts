@@ -35,7 +35,7 @@ export async function writeFileAtomic(target: string, data: Uint8Array | string 
   try {
     const handle = await fs.open(temp, "wx");
     try {
-      // Several parts go out with writev: no copy of a large snapshot just to prepend a header.
+      // Several parts go out one after another: no copy of a large snapshot just to prepend a header.
       if (Array.isArray(data)) await writeAll(handle, data);
       else await handle.writeFile(data);
       if (durable) await handle.sync();
@@ -51,13 +51,8 @@ export async function writeFileAtomic(target: string, data: Uint8Array | string 
 }
 
 async function writeAll(handle: fs.FileHandle, parts: Uint8Array[]): Promise<void> {
-  let pending = parts.filter((part) => part.length > 0);
-  while (pending.length > 0) {
-    let { bytesWritten } = await handle.writev(pending);
-    // A short write: drop what went out and go on with the rest.
-    while (pending.length > 0 && bytesWritten >= pending[0]!.length) bytesWritten -= pending.shift()!.length;
-    if (pending.length > 0 && bytesWritten > 0) pending[0] = pending[0]!.subarray(bytesWritten);
-  }
+  // Part by part (writev of a large buffer proved slower than plain writes here).
+  for (const part of parts) if (part.length > 0) await handle.writeFile(part);
 }
 
 /** Create `dir` (and parents); when anything was created, fsync the parents so the new entries are durable. */

@@ -3,7 +3,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { LABELS } from "../../src/backend/backend";
-import { CliResult, Project, ROOT, engine, reseatCli } from "./harness";
+import { CliResult, Project, ROOT, engine, expectOk, reseatCli } from "./harness";
 
 export const GROUPS_PROGRAM = path.join(ROOT, "dist", "stacks", "groups.js");
 
@@ -19,11 +19,7 @@ export function groupCli(project: Project, command: string): Promise<CliResult> 
 }
 
 export async function mustGroup(project: Project, command: string): Promise<CliResult> {
-  const result = await groupCli(project, command);
-  if (result.code !== 0 || !result.doc.ok) {
-    throw new Error(`reseat ${command} failed (${result.code}): ${result.doc.error}\n--- stderr ---\n${result.stderr.slice(-4000)}`);
-  }
-  return result;
+  return expectOk(command, await groupCli(project, command));
 }
 
 export interface MemberOutputs {

@@ -66,7 +66,11 @@ export function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = proces
 
 /** Runs a CLI command and fails the test with Pulumi's own output when it does not succeed. */
 export async function mustSucceed(project: Project, command: string, ...extra: string[]): Promise<CliResult> {
-  const result = await reseatCli(project, command, ...extra);
+  return expectOk(command, await reseatCli(project, command, ...extra));
+}
+
+/** Fails the test with Pulumi's own output when a CLI command did not succeed. */
+export function expectOk(command: string, result: CliResult): CliResult {
   if (result.code !== 0 || !result.doc.ok) {
     throw new Error(`reseat ${command} failed (${result.code}): ${result.doc.error}\n--- stderr ---\n${result.stderr.slice(-4000)}`);
   }
