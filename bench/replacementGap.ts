@@ -78,23 +78,19 @@ async function rawFloor(backend: DockerBackend, image: string): Promise<number> 
 
 /** Resolves to the engine time (ms) of the first stop signal sent to one of the PE's executables. */
 async function killEvents(backend: DockerBackend): Promise<{ first: () => Promise<number> }> {
-  const stream = await backend.engine.stream("/events", {
-    filters: JSON.stringify({ type: ["container"], event: ["kill"], label: [`${LABELS.peId}=${PE}`] }),
-  });
-  const first = new Promise<number>((resolve, reject) => {
-    let buffer = "";
-    stream.on("data", (chunk: Buffer) => {
-      buffer += chunk.toString();
-      const line = buffer.split("\n").find((l) => l.trim());
-      if (line && buffer.includes("\n")) resolve(Math.round((JSON.parse(line) as { timeNano: number }).timeNano / 1e6));
-    });
-    stream.on("error", reject);
-  });
+  let seen: (ms: number) => void = () => undefined;
+  const first = new Promise<number>((resolve) => (seen = resolve));
+  const subscription = await backend.engine.events(
+    { filters: JSON.stringify({ type: ["container"], event: ["kill"], label: [`${LABELS.peId}=${PE}`] }) },
+    (e) => seen(Math.round(e.timeNano / 1e6)), // only the first settles the promise
+  );
   return {
     first: async () => {
-      const at = await Promise.race([first, new Promise<never>((_, reject) => setTimeout(() => reject(new Error("no kill event seen")), 5000))]);
-      stream.destroy();
-      return at;
+      try {
+        return await Promise.race([first, new Promise<never>((_, reject) => setTimeout(() => reject(new Error("no kill event seen")), 5000))]);
+      } finally {
+        subscription.close();
+      }
     },
   };
 }

@@ -303,27 +303,18 @@ interface EngineEvent {
 
 /** Container kill/die/start events of the group's executables (Engine clock, ms). */
 async function recordEvents(backend: DockerBackend): Promise<{ stop: () => Promise<EngineEvent[]> }> {
-  const stream = await backend.engine.stream("/events", {
-    filters: JSON.stringify({ type: ["container"], label: [`${LABELS.role}=executable`], event: ["kill", "die", "start"] }),
-  });
   const events: EngineEvent[] = [];
-  let buffer = "";
-  stream.on("data", (chunk: Buffer) => {
-    buffer += chunk.toString();
-    let newline;
-    while ((newline = buffer.indexOf("\n")) >= 0) {
-      const line = buffer.slice(0, newline);
-      buffer = buffer.slice(newline + 1);
-      if (!line.trim()) continue;
-      const e = JSON.parse(line) as { Action: string; id: string; timeNano: number; Actor: { Attributes: Record<string, string> } };
+  const subscription = await backend.engine.events(
+    { filters: JSON.stringify({ type: ["container"], label: [`${LABELS.role}=executable`], event: ["kill", "die", "start"] }) },
+    (e) => {
       const peId = e.Actor.Attributes[LABELS.peId] ?? "";
       if (peId.startsWith(`${GROUP}-`) && peId !== FLOOR_PE) events.push({ action: e.Action, peId, id: e.id, ms: e.timeNano / 1e6 });
-    }
-  });
+    },
+  );
   return {
     stop: async () => {
       await new Promise((r) => setTimeout(r, 300));
-      stream.destroy();
+      subscription.close();
       return events;
     },
   };

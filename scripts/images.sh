@@ -32,27 +32,24 @@ base_image() {
 
 
 BASE="$(base_image)"
-# Rebuild when the workload's sources change: the tag carries no content hash, so compare a label.
-demo_hash="$(cat "$ROOT/workload/demo/"* | sha256sum | cut -c1-16)"
-for version in v1 v2; do
-  tag="reseat-demo-workload:$version"
-  have="$(docker image inspect -f '{{ index .Config.Labels "io.reseat.source-hash" }}' "$tag" 2>/dev/null || true)"
-  if [ "$have" != "$demo_hash" ]; then
-    docker build -q -t "$tag" --label "io.reseat.source-hash=$demo_hash" --build-arg "BASE_IMAGE=$BASE" \
-      --build-arg "WORKLOAD_VERSION=$version" "$ROOT/workload/demo" >/dev/null
-  fi
-done
+# Builds <name>:v1 and :v2 from a context, only when the context changed: the tags carry no content
+# hash, so a label on the image records the hash of what it was built from.
+build_versions() { # name context-dir
+  local name="$1" context="$2" hash tag have
+  hash="$(cd "$context" && find . -type f | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16)"
+  for version in v1 v2; do
+    tag="$name:$version"
+    have="$(docker image inspect -f '{{ index .Config.Labels "io.reseat.source-hash" }}' "$tag" 2>/dev/null || true)"
+    if [ "$have" != "$hash" ]; then
+      docker build -q -t "$tag" --label "io.reseat.source-hash=$hash" --build-arg "BASE_IMAGE=$BASE" \
+        --build-arg "WORKLOAD_VERSION=$version" "$context" >/dev/null
+    fi
+  done
+}
 
-# The session-context service: its context is staged (state library + pg), then built the same way.
+build_versions reseat-demo-workload "$ROOT/workload/demo"
+# The session-context service: its context is staged first (state library + pg).
 stage="$ROOT/.work/images/session"
 node "$ROOT/scripts/stage-session-workload.js" "$stage" >/dev/null
-session_hash="$(cd "$stage" && find . -type f | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16)"
-for version in v1 v2; do
-  tag="reseat-session-workload:$version"
-  have="$(docker image inspect -f '{{ index .Config.Labels "io.reseat.source-hash" }}' "$tag" 2>/dev/null || true)"
-  if [ "$have" != "$session_hash" ]; then
-    docker build -q -t "$tag" --label "io.reseat.source-hash=$session_hash" --build-arg "BASE_IMAGE=$BASE" \
-      --build-arg "WORKLOAD_VERSION=$version" "$stage" >/dev/null
-  fi
-done
+build_versions reseat-session-workload "$stage"
 echo "images: base $BASE; reseat-demo-workload:v1, :v2; reseat-session-workload:v1, :v2"

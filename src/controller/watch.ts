@@ -146,26 +146,16 @@ export async function watch(options: WatchOptions = {}): Promise<Watcher> {
   };
 
   // Subscribe first, then look: a failure between the two is seen by one or the other.
-  const events = await backend.engine.stream("/events", {
-    filters: JSON.stringify({ type: ["container"], label: [`${LABELS.role}=executable`], event: ["die", "oom", "health_status"] }),
-  });
-  let buffer = "";
-  events.on("data", (chunk: Buffer) => {
-    buffer += chunk.toString();
-    let newline: number;
-    while ((newline = buffer.indexOf("\n")) >= 0) {
-      const line = buffer.slice(0, newline);
-      buffer = buffer.slice(newline + 1);
-      if (!line.trim()) continue;
-      const event = JSON.parse(line) as { Action: string; Actor: { Attributes: Record<string, string> } };
+  const events = await backend.engine.events(
+    { filters: JSON.stringify({ type: ["container"], label: [`${LABELS.role}=executable`], event: ["die", "oom", "health_status"] }) },
+    (event) => {
       const peId = event.Actor.Attributes[LABELS.peId];
-      if (!peId) continue;
+      if (!peId) return;
       if (event.Action === "die") void onFailure(peId, `exited with code ${event.Actor.Attributes.exitCode ?? "?"}`);
       else if (event.Action === "oom") void onFailure(peId, "out of memory");
       else if (event.Action.startsWith("health_status") && event.Action.includes("unhealthy")) void onFailure(peId, "unhealthy", true);
-    }
-  });
-  events.on("error", () => undefined);
+    },
+  );
 
   // Survive our own restart: whatever failed while nobody watched is handled now.
   const all = await backend.listExecutables();
@@ -179,7 +169,7 @@ export async function watch(options: WatchOptions = {}): Promise<Watcher> {
   return {
     async stop() {
       stopped = true;
-      events.destroy();
+      events.close();
       for (const t of tracking.values()) if (t.timer) clearTimeout(t.timer);
       await Promise.allSettled([...inFlight]);
     },

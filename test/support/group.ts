@@ -85,29 +85,19 @@ export async function watchAvailability(peIds: string[]): Promise<{ stop: () => 
     if (peId && watched.has(peId)) running.get(peId)!.add(c.Id);
   }
   const since = Math.floor(Date.now() / 1000) - 1;
-  const stream = await engine.stream("/events", {
-    since,
-    filters: JSON.stringify({ type: ["container"], label: [`${LABELS.role}=executable`], event: ["start", "die", "kill"] }),
-  });
   const events: MemberEvent[] = [];
-  let buffer = "";
-  stream.on("data", (chunk: Buffer) => {
-    buffer += chunk.toString();
-    let newline;
-    while ((newline = buffer.indexOf("\n")) >= 0) {
-      const line = buffer.slice(0, newline);
-      buffer = buffer.slice(newline + 1);
-      if (!line.trim()) continue;
-      const e = JSON.parse(line) as { Action: string; id: string; timeNano: number; Actor: { Attributes: Record<string, string> } };
+  const subscription = await engine.events(
+    { since, filters: JSON.stringify({ type: ["container"], label: [`${LABELS.role}=executable`], event: ["start", "die", "kill"] }) },
+    (e) => {
       const peId = e.Actor.Attributes[LABELS.peId];
-      if (!peId || !watched.has(peId) || e.timeNano < watchStartNano) continue;
+      if (!peId || !watched.has(peId) || e.timeNano < watchStartNano) return;
       events.push({ action: e.Action as MemberEvent["action"], peId, id: e.id, timeNano: e.timeNano });
-    }
-  });
+    },
+  );
   return {
     stop: async () => {
       await new Promise((r) => setTimeout(r, 300)); // let the last events arrive
-      stream.destroy();
+      subscription.close();
       let maxUnavailable = [...running.values()].filter((ids) => ids.size === 0).length;
       const stopOrder: string[] = [];
       const started: string[] = [];

@@ -173,27 +173,15 @@ export function demoSpec(peId: string, port: number, overrides: Record<string, u
  */
 export async function recordLiveness(peId: string): Promise<{ stop: () => Promise<{ maxLive: number; events: { action: string; id: string; timeNano: number }[] }> }> {
   const since = Math.floor(Date.now() / 1000) - 1;
-  const stream = await engine.stream("/events", {
-    since,
-    filters: JSON.stringify({ type: ["container"], label: [`${LABELS.peId}=${peId}`], event: ["start", "die"] }),
-  });
   const events: { action: string; id: string; timeNano: number }[] = [];
-  let buffer = "";
-  stream.on("data", (chunk: Buffer) => {
-    buffer += chunk.toString();
-    let newline;
-    while ((newline = buffer.indexOf("\n")) >= 0) {
-      const line = buffer.slice(0, newline);
-      buffer = buffer.slice(newline + 1);
-      if (!line.trim()) continue;
-      const e = JSON.parse(line) as { Action: string; id: string; timeNano: number };
-      events.push({ action: e.Action, id: e.id, timeNano: e.timeNano });
-    }
-  });
+  const subscription = await engine.events(
+    { since, filters: JSON.stringify({ type: ["container"], label: [`${LABELS.peId}=${peId}`], event: ["start", "die"] }) },
+    (e) => events.push({ action: e.Action, id: e.id, timeNano: e.timeNano }),
+  );
   return {
     stop: async () => {
       await new Promise((r) => setTimeout(r, 300)); // let the last events arrive
-      stream.destroy();
+      subscription.close();
       const live = new Set<string>();
       let maxLive = 0;
       for (const e of events) {

@@ -24,6 +24,14 @@ export function engineAddressFromEnv(env: NodeJS.ProcessEnv = process.env): Engi
   throw new Error(`DOCKER_HOST: expected unix:///path or tcp://host:port, got "${dockerHost}"`);
 }
 
+/** The fields of an Engine event reseat reads. */
+export interface EngineEvent {
+  Action: string;
+  id: string;
+  timeNano: number;
+  Actor: { Attributes: Record<string, string> };
+}
+
 export class EngineError extends Error {
   constructor(
     readonly statusCode: number,
@@ -90,6 +98,26 @@ export class DockerEngine {
       req.on("error", reject);
       req.end();
     });
+  }
+
+  /**
+   * Follows the engine's event stream (GET /events, one JSON document per line) and hands each event
+   * to `onEvent`. Resolves once subscribed; `close()` ends the subscription.
+   */
+  async events<E = EngineEvent>(query: RequestOptions["query"], onEvent: (event: E) => void): Promise<{ close: () => void }> {
+    const stream = await this.stream("/events", query);
+    let buffer = "";
+    stream.on("data", (chunk: Buffer) => {
+      buffer += chunk.toString();
+      let newline: number;
+      while ((newline = buffer.indexOf("\n")) >= 0) {
+        const line = buffer.slice(0, newline);
+        buffer = buffer.slice(newline + 1);
+        if (line.trim()) onEvent(JSON.parse(line) as E);
+      }
+    });
+    stream.on("error", () => undefined); // closing the stream is how subscribers stop
+    return { close: () => stream.destroy() };
   }
 
   private fullPath(path: string, query: RequestOptions["query"] = {}): string {
