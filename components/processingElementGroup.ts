@@ -18,7 +18,7 @@ import { executableFields, storeDesired } from "../src/spec/desired";
 import type { ProcessingElementSpec } from "../src/spec/processingElement";
 import { GroupSpec, GroupTemplateInput, parseGroup } from "../src/spec/group";
 import { MemberFingerprint, RolloutPlan, describesMember, fingerprint, planRollout, progressLines } from "../src/plan/rollout";
-import { ProcessingElement } from "./processingElement";
+import { ProcessingElement, ProcessingElementOutputs } from "./processingElement";
 
 export const PROCESSING_ELEMENT_GROUP_TYPE = "reseat:index:ProcessingElementGroup";
 
@@ -36,25 +36,14 @@ export interface ProcessingElementGroupArgs {
 }
 
 /** One member as the group reports it. */
-export interface GroupMemberOutputs {
+export interface GroupMemberOutputs extends ProcessingElementOutputs {
   ordinal: number;
-  peId: string;
-  generation: number;
-  executableId: string;
-  executableName: string;
-  volumeName: string;
-  host: string;
   imageRef: string;
-  imageId: string;
   /** Hash of everything the member's executable runs with (see README). */
   revision: string;
   replaceRevision: string;
   /** True when the member runs the current template (false for members held back by partition). */
   updated: boolean;
-  replacedAt: string;
-  readyAt: string;
-  resumedFrom: "local" | "persistent" | "empty" | null;
-  resumedSeq: number | null;
 }
 
 /** A group's outputs from the last deployment; the group reads `members[].{ordinal, revision, replaceRevision, imageRef}`. */

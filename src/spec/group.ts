@@ -10,7 +10,7 @@
 //
 // Errors use the PE spec's style: one SpecError listing every bad field with its path.
 import { z } from "zod";
-import { ProcessingElementInput, ProcessingElementSpec, SpecError, parseProcessingElement, volumeNameOf } from "./processingElement";
+import { ProcessingElementInput, ProcessingElementSpec, SpecError, parseProcessingElement, problemOf, volumeNameOf } from "./processingElement";
 
 /** A group name is the prefix of its members' peIds: a DNS label short enough for `-<ordinal>`. */
 const GROUP_NAME = /^[a-z0-9](?:[a-z0-9-]{0,36}[a-z0-9])?$/;
@@ -89,7 +89,7 @@ export function parseGroup(input: unknown, subject?: string): GroupSpec {
   const raw: Record<string, unknown> = input && typeof input === "object" && !Array.isArray(input) ? (input as Record<string, unknown>) : {};
   const label = subject ?? (typeof raw.name === "string" ? `group "${raw.name}"` : "group");
   const parsed = groupSchema.safeParse(input);
-  const problems: Problem[] = parsed.success ? [] : parsed.error.issues.map((issue) => problemOf(issue, input));
+  const problems: Problem[] = parsed.success ? [] : parsed.error.issues.map((issue) => problemOf(issue, input, "group"));
   // Even when the group's own fields are wrong, check the template (with stand-ins), so that one
   // error lists every bad field.
   const group = parsed.success
@@ -165,25 +165,6 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 interface Problem {
   field: string;
   expected: string;
-}
-
-function problemOf(issue: z.core.$ZodIssue, input: unknown): Problem {
-  if (issue.code === "unrecognized_keys") {
-    const prefix = issue.path.length ? `${issue.path.map(String).join(".")}.` : "";
-    return { field: issue.keys.map((key) => prefix + key).join(", "), expected: "unknown field (check the spelling; see the README's group table)" };
-  }
-  const field = issue.path.length ? issue.path.map(String).join(".") : "(group)";
-  if (issue.code === "invalid_type" && valueAt(input, issue.path) === undefined) return { field, expected: `required (${issue.message})` };
-  return { field, expected: issue.message };
-}
-
-function valueAt(input: unknown, path: PropertyKey[]): unknown {
-  let value = input;
-  for (const key of path) {
-    if (value === null || typeof value !== "object") return undefined;
-    value = (value as Record<PropertyKey, unknown>)[key];
-  }
-  return value;
 }
 
 /** Members that would share a volume, a published host port or a host-network readiness port. */

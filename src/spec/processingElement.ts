@@ -183,17 +183,22 @@ export class SpecError extends Error {
 export function parseProcessingElement(input: unknown, subject = "spec"): ProcessingElementSpec {
   const result = processingElementSchema.safeParse(input);
   if (result.success) return result.data;
-  const problems = result.error.issues.map((issue) => {
-    const field = issue.path.length ? issue.path.map(String).join(".") : "(spec)";
-    let expected = issue.message;
-    if (issue.code === "unrecognized_keys") {
-      const prefix = issue.path.length ? `${issue.path.map(String).join(".")}.` : "";
-      return { field: issue.keys.map((key) => prefix + key).join(", "), expected: "unknown field (check the spelling; see the README's spec table)" };
-    }
-    if (issue.code === "invalid_type" && valueAt(input, issue.path) === undefined) expected = `required (${issue.message})`;
-    return { field, expected };
-  });
+  const problems = result.error.issues.map((issue) => problemOf(issue, input, "spec"));
   throw new SpecError(subject, problems);
+}
+
+/**
+ * One zod issue as a user reads it: the field's dotted path and what was expected there. `table`
+ * names the README table that lists the fields (for unknown fields).
+ */
+export function problemOf(issue: z.core.$ZodIssue, input: unknown, table: "spec" | "group"): { field: string; expected: string } {
+  if (issue.code === "unrecognized_keys") {
+    const prefix = issue.path.length ? `${issue.path.map(String).join(".")}.` : "";
+    return { field: issue.keys.map((key) => prefix + key).join(", "), expected: `unknown field (check the spelling; see the README's ${table} table)` };
+  }
+  const field = issue.path.length ? issue.path.map(String).join(".") : `(${table})`;
+  if (issue.code === "invalid_type" && valueAt(input, issue.path) === undefined) return { field, expected: `required (${issue.message})` };
+  return { field, expected: issue.message };
 }
 
 function valueAt(input: unknown, path: PropertyKey[]): unknown {

@@ -2,13 +2,12 @@
 // (scripts/tf.sh: tofu + kreuzwerker/docker from the local mirror) against the real Docker Engine.
 // Two PEs: the demo workload (replaced v1 -> v2, torn down and adopted again) and the session
 // workload (its commits reach the Terraform outputs through the status file).
-import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LABELS } from "../../src/backend/backend";
 import { synthesize } from "../../stacks/terraform/main";
-import { CLI, ROOT, cleanup, containersOf, demoSpec, engine, httpJson, sessionSpec, volumeExists, waitFor } from "../support/harness";
+import { CLI, ProcessResult, ROOT, cleanup, containersOf, demoSpec, engine, httpJson, sessionSpec, runProcess, volumeExists, waitFor } from "../support/harness";
 
 const PE = `it-tf-${process.pid}`;
 const PORT = 19470;
@@ -21,23 +20,8 @@ const statePath = path.join(dir, `terraform.${STACK}.tfstate`);
 const stackDir = path.join(out, "stacks", STACK);
 const TF_SH = path.join(ROOT, "scripts", "tf.sh");
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
-  });
-}
+type Run = ProcessResult;
+const run = runProcess;
 
 /** scripts/tf.sh on this test's stack, with what this process synthesized (--no-synth). */
 function tf(...args: string[]): Promise<Run> {

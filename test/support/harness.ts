@@ -44,7 +44,14 @@ export function reseatCli(project: Project, command: string, ...extra: string[])
   return run(process.execPath, [CLI, command, "--cwd", project.dir, "--stack", project.stack, "--json", ...extra]);
 }
 
-export function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<CliResult> {
+export interface ProcessResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to its end, collecting its output. */
+export function runProcess(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<ProcessResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { env, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
@@ -52,16 +59,20 @@ export function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = proces
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     child.on("error", reject);
-    child.on("close", (code) => {
-      let doc: CliResult["doc"];
-      try {
-        doc = JSON.parse(stdout) as CliResult["doc"];
-      } catch {
-        doc = { ok: false, error: `unparsable stdout: ${stdout.slice(0, 2000)}` };
-      }
-      resolve({ code: code ?? 1, doc, stderr });
-    });
+    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
   });
+}
+
+/** Runs a `--json` command: its stdout is one JSON document. */
+export async function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<CliResult> {
+  const { code, stdout, stderr } = await runProcess(cmd, args, env);
+  let doc: CliResult["doc"];
+  try {
+    doc = JSON.parse(stdout) as CliResult["doc"];
+  } catch {
+    doc = { ok: false, error: `unparsable stdout: ${stdout.slice(0, 2000)}` };
+  }
+  return { code, doc, stderr };
 }
 
 /** Runs a CLI command and fails the test with Pulumi's own output when it does not succeed. */
