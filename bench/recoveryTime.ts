@@ -5,7 +5,7 @@
 import { LABELS } from "../src/backend/backend";
 import { DockerBackend, sleep } from "../src/backend/docker/dockerBackend";
 import { watch } from "../src/controller/watch";
-import { lockHolder } from "../src/backend/docker/dockerBackend";
+import { holderName } from "../src/lease/lease";
 import { reseat, retire } from "../src/replacement/reseat";
 import { executableDesired } from "../src/spec/desired";
 import { parseProcessingElement, volumeNameOf } from "../src/spec/processingElement";
@@ -33,8 +33,8 @@ export async function benchRecoveryTime(): Promise<string> {
   });
   const desired = executableDesired(spec, await backend.ensureImage(IMAGE));
   await cleanupBench(backend);
-  await backend.createVolume(volumeNameOf(spec), "local", PE);
-  await reseat(backend, desired, { holder: lockHolder("bench") });
+  await backend.claimVolume({ name: volumeNameOf(spec), driver: "local", peId: PE, owner: `bench/${PE}` });
+  await reseat(backend, desired, { holder: holderName("bench") });
   const plainId = await startPlain(backend);
   const controller = await watch({ backend });
 
@@ -50,7 +50,7 @@ export async function benchRecoveryTime(): Promise<string> {
     }
   } finally {
     await controller.stop();
-    await retire(backend, desired, lockHolder("bench")).catch(() => undefined);
+    await retire(backend, desired, holderName("bench")).catch(() => undefined);
     await cleanupBench(backend);
   }
   const doc = result("recovery_time", "ms", reseatTimes, plainTimes, {

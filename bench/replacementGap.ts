@@ -69,8 +69,9 @@ async function rawFloor(backend: DockerBackend, image: string): Promise<number> 
   const old = (await backend.listExecutables(PE)).find((e) => e.running);
   if (!old) throw new Error("no running executable to replace");
   const started = performance.now();
-  await backend.stopAndRemove(old.id, desired.stop);
-  const id = await backend.createExecutable(desired, specHash(desired));
+  await backend.stop(old.id, desired.stop);
+  await backend.remove(old.id);
+  const id = await backend.prepare(desired, { name: `reseat-${PE}-floor`, generation: old.generation + 1, specHash: specHash(desired) });
   await backend.start(id);
   await backend.waitReady(id, desired);
   return Math.round(performance.now() - started);

@@ -4,8 +4,9 @@ import * as pulumi from "@pulumi/pulumi";
 import { Executable } from "../src/provider/executable";
 import { StateVolume } from "../src/provider/stateVolume";
 import type { StoreDesired } from "../src/backend/backend";
-import { ProcessingElementInput, ProcessingElementSpec, parseProcessingElement, volumeNameOf } from "../src/spec/processingElement";
-import { executableFields, storeDesired } from "../src/spec/desired";
+import { ProcessingElementInput, ProcessingElementSpec, SpecError, parseProcessingElement, volumeNameOf } from "../src/spec/processingElement";
+import { engineTarget, executableFields, storeDesired, volumeOwner } from "../src/spec/desired";
+import { declareInProgram } from "../src/spec/uniqueness";
 
 export const PROCESSING_ELEMENT_TYPE = "reseat:index:ProcessingElement";
 
@@ -69,20 +70,23 @@ export class ProcessingElement extends pulumi.ComponentResource {
    */
   constructor(name: string, args: Omit<ProcessingElementInput, "peId"> & { peId?: string }, opts?: pulumi.ComponentResourceOptions) {
     const spec = validateProcessingElement(name, args);
+    const duplicates = declareInProgram({ subject: `"${name}"`, spec });
+    if (duplicates.length) throw new SpecError(`"${name}"`, duplicates);
     super(PROCESSING_ELEMENT_TYPE, name, {}, opts);
     this.spec = spec;
     const volumeName = volumeNameOf(spec);
+    const owner = volumeOwner(pulumi.getProject(), pulumi.getStack(), spec.peId);
 
     this.volume = new StateVolume(
       `${name}-volume`,
-      { peId: spec.peId, name: volumeName, driver: spec.volume.driver },
+      { peId: spec.peId, name: volumeName, driver: spec.volume.driver, owner, engine: engineTarget(spec) },
       // The volume outlives `pulumi destroy` unless the spec opts out explicitly.
       { parent: this, retainOnDelete: spec.volume.retainOnDestroy, protect: false },
     );
 
     this.executable = new Executable(
       `${name}-executable`,
-      { ...executableFields(spec), volumeName: this.volume.name, store: storeOf(spec) },
+      { ...executableFields(spec), owner, volumeName: this.volume.name, store: storeOf(spec) },
       { parent: this, dependsOn: [this.volume], deleteBeforeReplace: true },
     );
 

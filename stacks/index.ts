@@ -3,6 +3,8 @@
 // invalid spec anywhere fails preview and creates nothing.
 import * as pulumi from "@pulumi/pulumi";
 import { ProcessingElement, validateProcessingElement } from "../components";
+import { SpecError } from "../src/spec/processingElement";
+import { findDuplicates } from "../src/spec/uniqueness";
 
 export default async function program(): Promise<Record<string, unknown>> {
   const config = new pulumi.Config("reseat");
@@ -14,6 +16,9 @@ export default async function program(): Promise<Record<string, unknown>> {
     const name = spec && typeof spec === "object" && "peId" in spec ? String(spec.peId) : `processingElements[${index}]`;
     return { name, spec: validateProcessingElement(name, spec) };
   });
+  // Collisions between specs (peId, volume, host port) fail here, before any resource is declared.
+  const duplicates = findDuplicates(specs.map(({ spec }, index) => ({ subject: `processingElements[${index}]`, spec })));
+  if (duplicates.length) throw new SpecError("stack config", duplicates);
   const pes = specs.map(({ name }, index) => new ProcessingElement(name, declared[index] as never));
   return {
     processingElements: Object.fromEntries(

@@ -1,9 +1,11 @@
-// The engine seam: everything reseat needs from a container engine, and nothing more. Docker
-// implements it today; a Kubernetes backend (PVC + node-pinned pod) implements the same calls.
+// The engine seam: the shapes every backend speaks (desired and observed executables, volumes,
+// leases, events) and the interface the replacement routine, provider and controller use.
 
 /** The desired executable, fully resolved (image id known), as the provider and controller pass it. */
 export interface ExecutableDesired {
   peId: string;
+  /** Who owns the PE's state volume: "<project>/<stack>/<peId>" (absent in state written before claims). */
+  owner?: string;
   imageRef: string;
   imageId: string;
   command?: string[];
@@ -20,7 +22,12 @@ export interface ExecutableDesired {
   store: StoreDesired;
   /** How the failure controller paces re-creation after repeated failures. */
   failureBackoff?: FailureBackoff;
+  /** Which engine runs the PE (absent: the local Docker Engine, or DOCKER_HOST). */
+  engine?: EngineTarget;
 }
+
+/** Where a PE runs, as its spec says. Connection secrets never travel in here. */
+export type EngineTarget = { kind: "docker"; host?: string };
 
 export interface FailureBackoff {
   /** Delay before the 2nd consecutive re-creation (the 1st is immediate); doubles each time. */
@@ -87,7 +94,7 @@ export interface ObservedExecutable {
   restartCount?: number;
 }
 
-/** Written into the state volume before each executable starts; the durable home of the generation. */
+/** Written beside the state volume before each executable starts; the durable home of the generation. */
 export interface VolumeMeta {
   peId: string;
   generation: number;
@@ -99,55 +106,128 @@ export interface VolumeInfo {
   name: string;
   driver: string;
   peId?: string;
+  /** Who claimed the volume ("<project>/<stack>/<peId>"); set once, when it was created. */
+  owner?: string;
   createdAt?: string;
 }
 
+/** What a state volume is claimed for: exactly one owner, ever. */
+export interface VolumeClaim {
+  name: string;
+  driver: string;
+  peId: string;
+  owner: string;
+}
+
+/** Which engine a PE lives on: recorded in state and compared on every operation. */
+export interface EngineIdentity {
+  kind: "docker" | "kubernetes" | "fake";
+  /** Stable id of the engine itself (Docker: /info ID), not of the path used to reach it. */
+  id: string;
+  /** How it was reached, as the user wrote it (unix:///var/run/docker.sock, tcp://…, ssh://…). */
+  address: string;
+  /** The host executables run on (Docker: the engine's host name). */
+  name: string;
+}
+
+/** A running container on a volume, whoever owns it. */
+export interface VolumeHolder {
+  id: string;
+  name: string;
+  peId?: string;
+}
+
+/**
+ * A lease as the engine stores it. Liveness is judged by whether `renewals` moves, measured on the
+ * observer's own clock: valid across hosts, clocks and PID namespaces.
+ */
+export interface LeaseRecord {
+  name: string;
+  holder: string;
+  /** Engine-unique id of this holding (Docker: the lease container's id); changes when re-taken. */
+  token: string;
+  leaseMs: number;
+  renewals: number;
+  /** The holder's wall clock at the last renewal (informational: never compared across hosts). */
+  renewedAt: string;
+}
+
+/** What changed on the engine, as a hint for the level-triggered controller (it re-reads anyway). */
+export interface ExecutableEvent {
+  peId: string;
+  kind: "exited" | "oom" | "unhealthy" | "removed";
+  reason: string;
+}
+
+export interface EventStream {
+  close(): void;
+  /** Resolves when the stream ends for any reason (engine gone, connection lost, closed). */
+  readonly ended: Promise<Error | undefined>;
+}
+
+/**
+ * The engine seam: everything reseat needs from a container engine, and nothing more. The replacement
+ * routine, the lease, the provider, the controller and status only ever talk to this interface.
+ * Docker (`docker/`), the in-memory fake (`fake/`), and Kubernetes implement it.
+ */
 export interface Backend {
-  /** Name of the host the executables run on (for Docker: the engine's host name). */
-  hostName(): Promise<string>;
+  readonly kind: EngineIdentity["kind"];
+  identity(): Promise<EngineIdentity>;
+  /** Throws when the engine does not answer. */
+  ping(): Promise<void>;
 
   /** Resolves an image reference to its id, pulling it if absent. */
   ensureImage(ref: string): Promise<string>;
 
   /** All executables of one PE (any state), or of all PEs when peId is omitted. */
   listExecutables(peId?: string): Promise<ObservedExecutable[]>;
-  /** Running containers that mount the volume, whoever owns them. */
-  runningOnVolume(volumeName: string): Promise<{ id: string; name: string; peId?: string }[]>;
+  inspectExecutable(id: string): Promise<ObservedExecutable | undefined>;
+  /** The desired spec an executable was created with (no secrets), for the controller. */
+  desiredOf(id: string): Promise<ExecutableDesired | undefined>;
+  /** Running executables that mount the volume, whoever owns them. */
+  runningOnVolume(volumeName: string): Promise<VolumeHolder[]>;
 
-  /** Creates (does not start) an executable bound to the kept volume. */
-  createExecutable(desired: ExecutableDesired, specHash: string): Promise<string>;
-  readVolumeMeta(executableId: string, mountPath: string): Promise<VolumeMeta | undefined>;
-  /** Writes small files into the state volume atomically (mode 0644 unless given: secrets use 0600). */
-  writeVolumeFiles(executableId: string, mountPath: string, files: Record<string, string>, mode?: number): Promise<void>;
-  readVolumeFile(executableId: string, mountPath: string, relativePath: string): Promise<string | undefined>;
-  /** Reads a small file anywhere on the executable's mounts (e.g. the store's fence), or undefined. */
-  readFile(executableId: string, containerPath: string): Promise<string | undefined>;
-  nameExecutable(executableId: string, name: string): Promise<void>;
+  inspectVolume(name: string): Promise<VolumeInfo | undefined>;
+  listStateVolumes(): Promise<VolumeInfo[]>;
+  /**
+   * Creates the volume for its owner, atomically: when a racing or earlier call created it, the
+   * engine's record says who owns it. Returns what the engine holds; the caller compares owners.
+   */
+  claimVolume(claim: VolumeClaim): Promise<VolumeInfo & { created: boolean }>;
+  removeVolume(name: string): Promise<void>;
+
+  /** The generation last recorded beside the volume; undefined for a new (or lost) volume. */
+  readGeneration(volumeName: string): Promise<VolumeMeta | undefined>;
+  recordGeneration(meta: VolumeMeta): Promise<void>;
+  /**
+   * Small files on a state volume, or on a directory store (`source` = a volume name, or an
+   * absolute host path). Written atomically; secrets with mode 0600.
+   */
+  readVolumeFile(source: string, relativePath: string): Promise<string | undefined>;
+  writeVolumeFiles(source: string, files: Record<string, string>, options?: { mode?: number }): Promise<void>;
+
+  /** Creates (does not start) the executable, bound to the kept volume, carrying its generation. */
+  prepare(desired: ExecutableDesired, identity: { name: string; generation: number; specHash: string }): Promise<string>;
   start(executableId: string): Promise<void>;
   /** Waits until running, and ready when a readiness check is given; throws with the logs' tail otherwise. */
   waitReady(executableId: string, desired: ExecutableDesired): Promise<void>;
-  /** Graceful stop (configured signal, grace, then kill) and removal of the container only. */
-  stopAndRemove(executableId: string, stop: { graceSeconds: number }): Promise<void>;
-  /** Graceful stop only: the container stays (exited) until removed. */
+  /** Graceful stop (configured signal, grace, then kill); the executable stays until removed. */
   stop(executableId: string, stop: { graceSeconds: number }): Promise<void>;
   remove(executableId: string): Promise<void>;
+  logsTail(executableId: string, lines?: number): Promise<string>;
 
-  /**
-   * Takes the PE's lock: at most one replacement (provider, controller, rollout) at a time per PE.
-   * Waits while another live holder has it; breaks it when the holder is gone or its lease expired.
-   */
-  acquireLock(peId: string, holder: string, options: { imageId: string; leaseMs: number; waitMs: number }): Promise<PeLock>;
-  releaseLock(lock: PeLock): Promise<void>;
+  /** Takes the named lease if free; otherwise returns who holds it. Atomic on the engine. */
+  tryAcquireLease(name: string, holder: string, leaseMs: number): Promise<{ acquired: true; lease: LeaseRecord } | { acquired: false; current: LeaseRecord }>;
+  /** Bumps the renewal count; false when the lease is no longer this holding (broken, pruned). */
+  renewLease(lease: LeaseRecord): Promise<boolean>;
+  /** Whether this holding is still the current one (cheap: checked right before starting anything). */
+  holdsLease(lease: LeaseRecord): Promise<boolean>;
+  /** Removes exactly this holding (by token), if it is still there. */
+  releaseLease(lease: LeaseRecord): Promise<void>;
+  readLease(name: string): Promise<LeaseRecord | undefined>;
 
-  inspectVolume(name: string): Promise<VolumeInfo | undefined>;
-  createVolume(name: string, driver: string, peId: string): Promise<VolumeInfo>;
-  removeVolume(name: string): Promise<void>;
-}
-
-export interface PeLock {
-  peId: string;
-  holder: string;
-  token: string;
+  /** Follows executable failures; the stream ends when the engine goes away. */
+  watchExecutables(onEvent: (event: ExecutableEvent) => void): Promise<EventStream>;
 }
 
 /** Labels that carry a PE's identity on its containers and volume. */
@@ -159,8 +239,10 @@ export const LABELS = {
   role: "io.reseat.role",
   /** The executable's desired spec (JSON, no secrets): what the controller re-creates after a failure. */
   desired: "io.reseat.desired",
-  lockHolder: "io.reseat.lock-holder",
-  lockExpires: "io.reseat.lock-expires",
+  owner: "io.reseat.owner",
+  generation: "io.reseat.generation",
+  leaseHolder: "io.reseat.lease-holder",
+  leaseMs: "io.reseat.lease-ms",
 } as const;
 
 /** Container names carry the generation so that `docker ps` reads naturally: reseat-<pe>-g<n>. */

@@ -5,7 +5,7 @@
 import { parseArgs } from "node:util";
 import { OutputMap } from "@pulumi/pulumi/automation";
 import { openStack, ProgramErrors, stepCollector } from "../automation/stack";
-import { gatherStatus, formatStatusTable } from "../controller/status";
+import { controllerPresence, gatherStatus, formatStatusTable } from "../controller/status";
 import { watch } from "../controller/watch";
 
 const USAGE = `usage:
@@ -41,9 +41,11 @@ export async function main(argv: string[]): Promise<number> {
   };
   if (command === "watch") return runWatch(json);
   if (command === "status") {
-    const rows = await gatherStatus();
-    if (json) process.stdout.write(JSON.stringify(rows, null, 2) + "\n");
-    else console.log(formatStatusTable(rows));
+    const [rows, controller] = await Promise.all([gatherStatus(), controllerPresence()]);
+    // One row per PE (the shape scripts/tf.sh reads); each says which controller watches it.
+    const watchedBy = controller.watching ? controller.holder : null;
+    if (json) process.stdout.write(JSON.stringify(rows.map((row) => ({ ...row, watchedBy })), null, 2) + "\n");
+    else console.log(`${formatStatusTable(rows)}\n\ncontroller: ${controller.watching ? `watching (${controller.holder}, renewed ${controller.renewedAt})` : controller.holder ? `not renewing (last: ${controller.holder} at ${controller.renewedAt})` : "none watching"}`);
     return 0;
   }
   const { steps, errors: resourceErrors, onEvent } = stepCollector();

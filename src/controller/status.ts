@@ -1,8 +1,8 @@
 // `reseat status`: what runs on an engine, per PE, read fresh from the engine and the state volumes.
-import { ObservedExecutable } from "../backend/backend";
-import { DockerBackend } from "../backend/docker/dockerBackend";
+import { Backend, ObservedExecutable } from "../backend/backend";
+import { openBackend } from "../backend/open";
 import { commitOutputs, CommitOutputs, parseWorkloadStatus } from "../plan/commitStatus";
-import { CONTROLLER_STATUS_PATH, ControllerStatus } from "./watch";
+import { CONTROLLER_LEASE, CONTROLLER_STATUS_PATH, ControllerStatus } from "./watch";
 
 export interface PeStatus extends Omit<CommitOutputs, "commitStatusAt"> {
   peId: string;
@@ -15,7 +15,24 @@ export interface PeStatus extends Omit<CommitOutputs, "commitStatusAt"> {
   group: string | null;
 }
 
-export async function gatherStatus(backend = new DockerBackend()): Promise<PeStatus[]> {
+/** Who watches the engine: the controller's presence lease, as last renewed. */
+export interface ControllerPresence {
+  watching: boolean;
+  holder: string | null;
+  /** The holder's clock at its last renewal (informational). */
+  renewedAt: string | null;
+}
+
+export async function controllerPresence(backend: Backend = openBackend(undefined)): Promise<ControllerPresence> {
+  const lease = await backend.readLease(CONTROLLER_LEASE);
+  if (!lease) return { watching: false, holder: null, renewedAt: null };
+  // Without waiting a whole lease we cannot prove the holder alive; a renewal far older than its
+  // lease (by our clock, so only a hint across hosts) says it is gone.
+  const age = lease.renewedAt ? Date.now() - Date.parse(lease.renewedAt) : 0;
+  return { watching: age < 3 * lease.leaseMs, holder: lease.holder, renewedAt: lease.renewedAt || null };
+}
+
+export async function gatherStatus(backend: Backend = openBackend(undefined)): Promise<PeStatus[]> {
   const executables = await backend.listExecutables();
   const volumes = await backend.listStateVolumes();
   const peIds = new Set([...executables.map((e) => e.peId), ...volumes.map((v) => v.peId ?? "").filter(Boolean)]);
@@ -24,9 +41,7 @@ export async function gatherStatus(backend = new DockerBackend()): Promise<PeSta
     const mine = executables.filter((e) => e.peId === peId).sort((a, b) => b.generation - a.generation);
     const current: ObservedExecutable | undefined = mine.find((e) => e.running) ?? mine[0];
     const volume = current?.volumeName ?? volumes.find((v) => v.peId === peId)?.name ?? null;
-    const desired = current ? await backend.desiredOf(current.id) : undefined;
-    const read = async (file: string) =>
-      current && desired ? backend.readVolumeFile(current.id, desired.mountPath, file).catch(() => undefined) : volume ? backend.readVolumeFileByName(volume, file) : undefined;
+    const read = async (file: string) => (volume ? backend.readVolumeFile(volume, file).catch(() => undefined) : undefined);
     const workload = parseWorkloadStatus(await read(".reseat/status.json"));
     const controllerText = await read(CONTROLLER_STATUS_PATH);
     const controller = controllerText ? (JSON.parse(controllerText) as ControllerStatus) : undefined;

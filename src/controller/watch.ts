@@ -1,12 +1,17 @@
-// `reseat watch`: the failure controller. It follows the Docker Engine's events for PE executables
-// (die, oom, unhealthy) and reseats a failed PE with the same routine the provider uses: a new
+// `reseat watch`: the failure controller. Level-triggered: on start, on every reconnect and on a
+// periodic resync it lists what runs and reseats every PE whose executable failed; engine events are
+// only hints that make it react sooner. It reseats with the same routine the provider uses: a new
 // executable on the same host, bound to the kept volume, generation + 1, resumed from local state.
-import { DEFAULT_FAILURE_BACKOFF, ExecutableDesired, FailureBackoff, LABELS, ObservedExecutable } from "../backend/backend";
-import { DockerBackend, lockHolder } from "../backend/docker/dockerBackend";
+// It talks to the engine only through the Backend seam.
+import { Backend, DEFAULT_FAILURE_BACKOFF, EventStream, ExecutableDesired, FailureBackoff, ObservedExecutable } from "../backend/backend";
+import { openBackend } from "../backend/open";
+import { HeldLease, acquireLease, holderName } from "../lease/lease";
 import { backoffDelay, nextFailureCount } from "../plan/backoff";
 import { CONTROL_PATH, reseat } from "../replacement/reseat";
 
 export const CONTROLLER_STATUS_PATH = ".reseat/controller.json";
+/** The lease a running controller holds on its engine: `reseat status` reads it to say who watches. */
+export const CONTROLLER_LEASE = "controller";
 
 export interface ControllerStatus {
   restarts: number;
@@ -17,7 +22,17 @@ export interface ControllerStatus {
   state: "ok" | "backoff" | "failing";
 }
 
-export type WatchEventKind = "watching" | "failure" | "backoff" | "reseated" | "reseat-failed" | "crash-looping" | "skipped";
+export type WatchEventKind =
+  | "watching"
+  | "standby"
+  | "disconnected"
+  | "reconnected"
+  | "failure"
+  | "backoff"
+  | "reseated"
+  | "reseat-failed"
+  | "crash-looping"
+  | "skipped";
 
 export interface WatchEvent {
   at: string;
@@ -32,11 +47,17 @@ export interface WatchEvent {
 }
 
 export interface WatchOptions {
-  backend?: DockerBackend;
+  backend?: Backend;
   /** Called for every decision; the CLI prints these (as JSON lines with --json). */
   onEvent?: (event: WatchEvent) => void;
   /** Consecutive failures from which a PE is reported as crash-looping. */
   crashLoopAfter?: number;
+  /** How often the controller re-lists everything even without events (default 10 s). */
+  resyncMs?: number;
+  /** Lease of the controller's presence (default 10 s). */
+  leaseMs?: number;
+  /** How often to try the engine again while it is away (default 500 ms). */
+  reconnectMs?: number;
 }
 
 export interface Watcher {
@@ -55,7 +76,7 @@ interface PeTracking {
   /** An unhealthy (still running) executable must be replaced, not adopted. */
   replaceRunning: boolean;
   /**
-   * The spec and backoff last seen for this PE. A reseat that fails removes its new container, so a
+   * The spec and backoff last seen for this PE. A reseat that fails removes its new executable, so a
    * retry may find no executable left to read them from; what was failing is retried all the same.
    */
   desired?: ExecutableDesired;
@@ -63,12 +84,21 @@ interface PeTracking {
 }
 
 export async function watch(options: WatchOptions = {}): Promise<Watcher> {
-  const backend = options.backend ?? new DockerBackend();
+  const backend = options.backend ?? openBackend(undefined);
   const emit = (event: Omit<WatchEvent, "at">) => options.onEvent?.({ at: new Date().toISOString(), ...event });
   const crashLoopAfter = options.crashLoopAfter ?? 3;
+  const resyncMs = options.resyncMs ?? 10_000;
+  const reconnectMs = options.reconnectMs ?? 500;
+  const holder = holderName("controller");
   const tracking = new Map<string, PeTracking>();
   const inFlight = new Set<Promise<void>>();
   let stopped = false;
+  /** Acting is allowed only while subscribed to a live engine (never while it shuts down or is away). */
+  let connected = false;
+  let stream: EventStream | undefined;
+  let presence: HeldLease | undefined;
+  let resyncTimer: NodeJS.Timeout | undefined;
+  let wakeReconnect: (() => void) | undefined;
 
   const track = (peId: string): PeTracking => {
     let t = tracking.get(peId);
@@ -79,8 +109,9 @@ export async function watch(options: WatchOptions = {}): Promise<Watcher> {
   /** A failure of one PE: count it, wait its backoff, then handle it. Coalesces bursts. */
   const onFailure = async (peId: string, reason: string, replaceRunning = false): Promise<void> => {
     const t = track(peId);
-    if (t.busy || t.timer || stopped) return; // already being handled: the handler reads fresh state
-    const backoff = (await currentBackoff(backend, peId)) ?? t.backoff ?? DEFAULT_FAILURE_BACKOFF;
+    if (t.busy || t.timer || stopped || !connected) return; // already being handled: the handler reads fresh state
+    const backoff = (await currentBackoff(backend, peId).catch(() => undefined)) ?? t.backoff ?? DEFAULT_FAILURE_BACKOFF;
+    if (t.busy || t.timer) return;
     t.backoff = backoff;
     // Counted only if, under the lock, it turns out to be a failure (a graceful stop by `pulumi up`
     // also ends in a die event, and is skipped).
@@ -97,6 +128,7 @@ export async function watch(options: WatchOptions = {}): Promise<Watcher> {
 
   const handle = async (peId: string, reason: string): Promise<void> => {
     const t = track(peId);
+    if (!connected || stopped) return; // the resync after reconnecting picks it up again
     t.busy = true;
     let retry = false;
     try {
@@ -110,14 +142,15 @@ export async function watch(options: WatchOptions = {}): Promise<Watcher> {
         return;
       }
       const replaceRunning = t.replaceRunning;
+      presence?.assertHeld();
       const result = await reseat(backend, desired, {
-        holder: lockHolder("controller"),
+        holder,
         replaceRunning,
         keepControl: true,
         // Judged fresh under the lock: only a PE whose executable failed and is still there
         // (exited, or running but unhealthy) is reseated. A PE that `pulumi up` or a person just
         // changed or removed is left alone.
-        stillNeeded: (observed) => replaceRunning || needsReseat(observed) || (isRetry && !observed.some((e) => e.running)),
+        stillNeeded: (observed) => connected && (replaceRunning || needsReseat(observed) || (isRetry && !observed.some((e) => e.running))),
       });
       if (!result) {
         emit({ kind: "skipped", peId, reason: "already converged by someone else" });
@@ -128,7 +161,7 @@ export async function watch(options: WatchOptions = {}): Promise<Watcher> {
       if (t.consecutiveFailures >= crashLoopAfter) emit({ kind: "crash-looping", peId, consecutiveFailures: t.consecutiveFailures, reason });
       t.lastReseatAt = Date.now();
       emit({ kind: "reseated", peId, reason, generation: result.generation, executableName: result.executableName });
-      await writeControllerStatus(backend, result.executableId, desired, t, reason, "ok");
+      await writeControllerStatus(backend, desired, t, reason, "ok").catch(() => undefined);
     } catch (error) {
       retry = true;
       t.consecutiveFailures = t.pendingCount;
@@ -136,42 +169,98 @@ export async function watch(options: WatchOptions = {}): Promise<Watcher> {
     } finally {
       t.busy = false;
     }
-    if (stopped) return;
+    if (stopped || !connected) return;
     if (retry) {
       await onFailure(peId, `previous reseat failed (${reason})`, t.replaceRunning);
-    } else if (needsReseat(await backend.listExecutables(peId))) {
-      // It failed again while we were busy (its die event was coalesced away): count it now.
+    } else if (needsReseat(await backend.listExecutables(peId).catch(() => []))) {
+      // It failed again while we were busy (its failure event was coalesced away): count it now.
       await onFailure(peId, "failed again right after being reseated");
     }
   };
 
-  // Subscribe first, then look: a failure between the two is seen by one or the other.
-  const events = await backend.engine.events(
-    { filters: JSON.stringify({ type: ["container"], label: [`${LABELS.role}=executable`], event: ["die", "oom", "health_status"] }) },
-    (event) => {
-      const peId = event.Actor.Attributes[LABELS.peId];
-      if (!peId) return;
-      if (event.Action === "die") void onFailure(peId, `exited with code ${event.Actor.Attributes.exitCode ?? "?"}`);
-      else if (event.Action === "oom") void onFailure(peId, "out of memory");
-      else if (event.Action.startsWith("health_status") && event.Action.includes("unhealthy")) void onFailure(peId, "unhealthy", true);
-    },
-  );
+  /** The level trigger: whatever failed, whether or not we saw an event for it. */
+  const resync = async (why: string): Promise<void> => {
+    if (!connected || stopped) return;
+    const all = await backend.listExecutables().catch(() => undefined);
+    if (!all) return;
+    const byPe = new Map<string, ObservedExecutable[]>();
+    for (const e of all) byPe.set(e.peId, [...(byPe.get(e.peId) ?? []), e]);
+    for (const [peId, executables] of byPe) {
+      if (needsReseat(executables)) void onFailure(peId, `found failed ${why}`);
+    }
+  };
 
-  // Survive our own restart: whatever failed while nobody watched is handled now.
-  const all = await backend.listExecutables();
-  const byPe = new Map<string, ObservedExecutable[]>();
-  for (const e of all) byPe.set(e.peId, [...(byPe.get(e.peId) ?? []), e]);
-  emit({ kind: "watching", reason: `${byPe.size} processing element(s) on ${await backend.hostName()}` });
-  for (const [peId, executables] of byPe) {
-    if (needsReseat(executables)) void onFailure(peId, "found failed when the controller started");
-  }
+  /** Subscribe first, then look: a failure between the two is seen by one or the other. */
+  const connect = async (): Promise<void> => {
+    stream = await backend.watchExecutables((event) => {
+      if (event.kind === "removed") return; // removal is on purpose (or a retire); nothing to reseat
+      void onFailure(event.peId, event.reason, event.kind === "unhealthy");
+    });
+    connected = true;
+    void stream.ended.then((error) => onDisconnect(error));
+  };
+
+  const onDisconnect = (error: Error | undefined): void => {
+    if (stopped) return;
+    connected = false;
+    // Whatever was scheduled is dropped: the engine may be shutting down (its own stops look like
+    // failures). After reconnecting, the resync sees what really failed.
+    for (const t of tracking.values()) {
+      if (t.timer) clearTimeout(t.timer);
+      t.timer = undefined;
+    }
+    emit({ kind: "disconnected", error: error?.message });
+    void reconnectLoop();
+  };
+
+  const reconnectLoop = async (): Promise<void> => {
+    while (!stopped) {
+      try {
+        await backend.ping();
+        await connect();
+        emit({ kind: "reconnected", reason: (await backend.identity()).name });
+        await resync("after reconnecting");
+        return;
+      } catch {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, reconnectMs);
+          wakeReconnect = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+    }
+  };
+
+  // Presence: one active controller per engine; a second one waits as a standby.
+  const existing = await backend.readLease(CONTROLLER_LEASE).catch(() => undefined);
+  if (existing) emit({ kind: "standby", reason: `a controller is already watching (${existing.holder}); waiting for it to stop` });
+  const leaseMs = options.leaseMs ?? 10_000;
+  presence = await acquireLease(backend, CONTROLLER_LEASE, holder, { leaseMs, waitMs: Number.MAX_SAFE_INTEGER });
+
+  await connect();
+  emit({ kind: "watching", reason: `on ${(await backend.identity()).name}` });
+  await resync("when the controller started");
+  resyncTimer = setInterval(() => {
+    if (presence?.lost) {
+      // Our presence lease was removed (e.g. pruned): take it again before acting further.
+      void acquireLease(backend, CONTROLLER_LEASE, holder, { leaseMs, waitMs: Number.MAX_SAFE_INTEGER }).then((lease) => (presence = lease));
+      return;
+    }
+    void resync("at resync");
+  }, resyncMs);
+  resyncTimer.unref();
 
   return {
     async stop() {
       stopped = true;
-      events.close();
+      wakeReconnect?.();
+      if (resyncTimer) clearInterval(resyncTimer);
+      stream?.close();
       for (const t of tracking.values()) if (t.timer) clearTimeout(t.timer);
       await Promise.allSettled([...inFlight]);
+      await presence?.release().catch(() => undefined);
     },
     async idle() {
       for (;;) {
@@ -189,35 +278,27 @@ export function needsReseat(observed: ObservedExecutable[]): boolean {
   return !observed.some((e) => e.running) && observed.some((e) => !e.running);
 }
 
-/** The backoff in force: the volume's control file (updated in place), else the executable's label. */
-async function currentBackoff(backend: DockerBackend, peId: string): Promise<FailureBackoff | undefined> {
-  const newest = (await backend.listExecutables(peId)).sort((a, b) => b.generation - a.generation)[0];
-  if (!newest) return undefined;
-  const desired = await backend.desiredOf(newest.id);
-  const control = desired ? await backend.readVolumeFile(newest.id, desired.mountPath, CONTROL_PATH).catch(() => undefined) : undefined;
+/** The backoff in force: the volume's control file (updated in place), else the executable's record. */
+async function currentBackoff(backend: Backend, peId: string): Promise<FailureBackoff | undefined> {
+  const desired = await latestDesired(backend, peId);
+  if (!desired) return undefined;
+  const control = await backend.readVolumeFile(desired.volumeName, CONTROL_PATH).catch(() => undefined);
   try {
     const fromControl = control ? (JSON.parse(control) as { failureBackoff?: FailureBackoff }).failureBackoff : undefined;
-    return fromControl ?? desired?.failureBackoff;
+    return fromControl ?? desired.failureBackoff;
   } catch {
-    return desired?.failureBackoff;
+    return desired.failureBackoff;
   }
 }
 
-/** The spec of the PE's newest executable, from its label (the password, if any, stays in the volume). */
-async function latestDesired(backend: DockerBackend, peId: string): Promise<ExecutableDesired | undefined> {
+/** The spec of the PE's newest executable (the password, if any, stays in the volume). */
+async function latestDesired(backend: Backend, peId: string): Promise<ExecutableDesired | undefined> {
   const newest = (await backend.listExecutables(peId)).sort((a, b) => b.generation - a.generation)[0];
   return newest ? backend.desiredOf(newest.id) : undefined;
 }
 
-async function writeControllerStatus(
-  backend: DockerBackend,
-  executableId: string,
-  desired: ExecutableDesired,
-  t: PeTracking,
-  reason: string,
-  state: ControllerStatus["state"],
-): Promise<void> {
-  const previous = await backend.readVolumeFile(executableId, desired.mountPath, CONTROLLER_STATUS_PATH).catch(() => undefined);
+async function writeControllerStatus(backend: Backend, desired: ExecutableDesired, t: PeTracking, reason: string, state: ControllerStatus["state"]): Promise<void> {
+  const previous = await backend.readVolumeFile(desired.volumeName, CONTROLLER_STATUS_PATH).catch(() => undefined);
   const restarts = previous ? ((JSON.parse(previous) as ControllerStatus).restarts ?? 0) : 0;
   const now = new Date().toISOString();
   const status: ControllerStatus = {
@@ -228,5 +309,5 @@ async function writeControllerStatus(
     lastReseatAt: now,
     state: t.consecutiveFailures >= 3 ? "failing" : state,
   };
-  await backend.writeVolumeFiles(executableId, desired.mountPath, { [CONTROLLER_STATUS_PATH]: JSON.stringify(status) });
+  await backend.writeVolumeFiles(desired.volumeName, { [CONTROLLER_STATUS_PATH]: JSON.stringify(status) });
 }

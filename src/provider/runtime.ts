@@ -1,12 +1,13 @@
 // What the dynamic providers actually do. The serialized provider objects (executable.ts, volume.ts)
 // only require() this module by absolute path inside each method, so Pulumi's closure serializer
 // never captures engine clients or other native objects (pulumi/pulumi#10480).
-import type { ExecutableDesired } from "../backend/backend";
-import { DockerBackend, lockHolder } from "../backend/docker/dockerBackend";
+import type { Backend, ExecutableDesired, VolumeClaim } from "../backend/backend";
+import { openBackend } from "../backend/open";
+import { holderName } from "../lease/lease";
 import { planExecutable } from "../plan/executablePlan";
 import { CommitOutputs, commitOutputs, parseWorkloadStatus } from "../plan/commitStatus";
 import { planVolume, VolumeFields } from "../plan/volumePlan";
-import { applyControl, reseat, retire, ReseatResult } from "../replacement/reseat";
+import { applyControl, checkOwner, reseat, retire, ReseatResult } from "../replacement/reseat";
 
 /** What the Executable resource observes, beside its inputs. */
 export interface ExecutableObservation extends CommitOutputs, Omit<ReseatResult, "adopted" | "retired"> {}
@@ -28,19 +29,19 @@ const OBSERVATION_FIELDS: (keyof ExecutableObservation)[] = [
   "commitStatusAt",
 ];
 
-function backend(): DockerBackend {
-  return new DockerBackend();
+function backend(desired: Pick<ExecutableDesired, "engine">): Backend {
+  return openBackend(desired.engine);
 }
 
 /** Commit status as the workload last wrote it into the volume. */
-async function observeCommits(engine: DockerBackend, executableId: string, mountPath: string, generation: number): Promise<CommitOutputs> {
-  const text = await engine.readVolumeFile(executableId, mountPath, ".reseat/status.json").catch(() => undefined);
+async function observeCommits(engine: Backend, volumeName: string, generation: number): Promise<CommitOutputs> {
+  const text = await engine.readVolumeFile(volumeName, ".reseat/status.json").catch(() => undefined);
   return commitOutputs(parseWorkloadStatus(text), generation, new Date());
 }
 
 /** Resolves the image before anything is stopped: check runs before the delete of a replacement. */
 export async function checkExecutable(news: ExecutableDesired): Promise<ExecutableDesired> {
-  return { ...news, imageId: await backend().ensureImage(news.imageRef) };
+  return { ...news, imageId: await backend(news).ensureImage(news.imageRef) };
 }
 
 export function diffExecutable(olds: ExecutableState, news: ExecutableDesired) {
@@ -49,15 +50,15 @@ export function diffExecutable(olds: ExecutableState, news: ExecutableDesired) {
 }
 
 export async function createExecutable(inputs: ExecutableDesired): Promise<{ id: string; outs: ExecutableState }> {
-  const engine = backend();
-  const { adopted: _adopted, retired: _retired, ...observed } = await reseat(engine, inputs, { holder: lockHolder("pulumi") });
-  const commits = await observeCommits(engine, observed.executableId, inputs.mountPath, observed.generation);
+  const engine = backend(inputs);
+  const { adopted: _adopted, retired: _retired, ...observed } = await reseat(engine, inputs, { holder: holderName("pulumi") });
+  const commits = await observeCommits(engine, inputs.volumeName, observed.generation);
   return { id: observed.executableId, outs: { ...inputs, ...observed, ...commits } };
 }
 
 /** Finds the PE's live executable by identity; reports it gone (empty id) when none runs. */
 export async function readExecutable(id: string, props: ExecutableState): Promise<{ id: string; props: ExecutableState }> {
-  const engine = backend();
+  const engine = backend(props);
   const byId = await engine.inspectExecutable(id);
   let live = byId?.running ? byId : undefined;
   if (!live) {
@@ -73,21 +74,21 @@ export async function readExecutable(id: string, props: ExecutableState): Promis
       executableName: live.name,
       generation: live.generation,
       replacedAt: live.id === props.executableId ? props.replacedAt : (live.startedAt ?? props.replacedAt),
-      ...(await observeCommits(engine, live.id, props.mountPath, live.generation)),
+      ...(await observeCommits(engine, props.volumeName, live.generation)),
     },
   };
 }
 
 export async function updateExecutable(olds: ExecutableState, news: ExecutableDesired): Promise<{ outs: ExecutableState }> {
   if (olds.commitIntervalMs !== news.commitIntervalMs || JSON.stringify(olds.failureBackoff) !== JSON.stringify(news.failureBackoff)) {
-    await applyControl(backend(), olds.executableId, news);
+    await applyControl(backend(news), news);
   }
   const kept = Object.fromEntries(OBSERVATION_FIELDS.map((field) => [field, olds[field]])) as unknown as ExecutableObservation;
   return { outs: { ...news, ...kept } };
 }
 
 export async function deleteExecutable(props: ExecutableState): Promise<void> {
-  await retire(backend(), props, lockHolder("pulumi"));
+  await retire(backend(props), props, holderName("pulumi"));
 }
 
 export interface VolumeState extends VolumeFields {
@@ -99,33 +100,29 @@ export function diffVolume(olds: VolumeState, news: VolumeFields) {
   return planVolume(olds, news);
 }
 
-/** Creates the state volume, or adopts it when it already exists for this PE (kept by an earlier destroy). */
+/**
+ * Claims the state volume for this PE: creates it, or adopts it when it already exists for the same
+ * owner (kept by an earlier destroy). The claim is atomic on the engine, so of two racing claims
+ * (two PEs, two stacks, two machines) exactly one owns the volume and the other fails here.
+ */
 export async function createVolume(inputs: VolumeFields): Promise<{ id: string; outs: VolumeState }> {
-  const engine = backend();
-  const existing = await engine.inspectVolume(inputs.name);
-  if (existing) {
-    if (existing.peId !== inputs.peId) {
-      throw new Error(
-        `reseat: volume "${inputs.name}" already exists and belongs to ${existing.peId ? `PE "${existing.peId}"` : "no reseat PE"}; ` +
-          `refusing to bind it to PE "${inputs.peId}". Choose another volume.name or remove that volume.`,
-      );
-    }
-    if (existing.driver !== inputs.driver) {
-      throw new Error(`reseat: volume "${inputs.name}" exists with driver "${existing.driver}", not "${inputs.driver}" (volume.driver)`);
-    }
-    return { id: existing.name, outs: { ...inputs, createdAt: existing.createdAt, adopted: true } };
+  const engine = backend(inputs);
+  const claim: VolumeClaim = { name: inputs.name, driver: inputs.driver, peId: inputs.peId, owner: inputs.owner ?? `PE "${inputs.peId}"` };
+  const volume = await engine.claimVolume(claim);
+  checkOwner(volume, { peId: inputs.peId, owner: inputs.owner });
+  if (volume.driver !== inputs.driver) {
+    throw new Error(`reseat: volume "${inputs.name}" exists with driver "${volume.driver}", not "${inputs.driver}" (volume.driver)`);
   }
-  const created = await engine.createVolume(inputs.name, inputs.driver, inputs.peId);
-  return { id: created.name, outs: { ...inputs, createdAt: created.createdAt, adopted: false } };
+  return { id: volume.name, outs: { ...inputs, createdAt: volume.createdAt, adopted: !volume.created } };
 }
 
 export async function readVolume(id: string, props: VolumeState): Promise<{ id: string; props: VolumeState }> {
-  const found = await backend().inspectVolume(id);
+  const found = await backend(props).inspectVolume(id);
   return found ? { id, props: { ...props, driver: found.driver } } : { id: "", props };
 }
 
-export async function deleteVolume(id: string): Promise<void> {
-  const engine = backend();
+export async function deleteVolume(id: string, props: VolumeState): Promise<void> {
+  const engine = backend(props);
   const holders = await engine.runningOnVolume(id);
   if (holders.length) {
     throw new Error(`reseat: volume "${id}" is still mounted by ${holders.map((h) => h.name).join(", ")}; not deleting it`);

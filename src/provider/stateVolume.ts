@@ -1,6 +1,7 @@
 // The StateVolume dynamic resource: a PE's local state storage, created once and never replaced.
 import * as pulumi from "@pulumi/pulumi";
 import type * as Runtime from "./runtime";
+import type { EngineTarget } from "../backend/backend";
 
 const RUNTIME_MODULE: string = require.resolve("./runtime");
 
@@ -17,9 +18,9 @@ export const stateVolumeProvider: pulumi.dynamic.ResourceProvider = {
     const runtime: typeof Runtime = require(RUNTIME_MODULE);
     return runtime.readVolume(id, props);
   },
-  async delete(id) {
+  async delete(id, props) {
     const runtime: typeof Runtime = require(RUNTIME_MODULE);
-    await runtime.deleteVolume(id);
+    await runtime.deleteVolume(id, props);
   },
 };
 
@@ -27,6 +28,8 @@ export interface StateVolumeArgs {
   peId: pulumi.Input<string>;
   name: pulumi.Input<string>;
   driver: pulumi.Input<string>;
+  owner: pulumi.Input<string>;
+  engine?: pulumi.Input<EngineTarget>;
 }
 
 export class StateVolume extends pulumi.dynamic.Resource {

@@ -1,10 +1,13 @@
 // The one replacement routine. The dynamic provider (create), the failure controller and group
 // rollouts all call reseat(): it reads the engine fresh and converges the PE to exactly one running
-// executable with the desired spec, bound to the kept state volume, one generation newer.
-import { Backend, ExecutableDesired, ObservedExecutable, PeLock, STORE_MOUNT, STORE_PASSWORD_FILE, VolumeMeta, executableName } from "../backend/backend";
+// executable with the desired spec, bound to the kept state volume, one generation newer. It talks
+// to the engine only through the Backend seam, so it runs unchanged on Docker, the fake and Kubernetes.
+import { Backend, ExecutableDesired, ObservedExecutable, STORE_PASSWORD_FILE, VolumeInfo, executableName } from "../backend/backend";
 import { specHash } from "../plan/executablePlan";
 import { faultPoint } from "./faults";
+import { HeldLease, withLease } from "../lease/lease";
 import { PostgresStore } from "../state/store/postgresStore";
+import { DEFAULT_STORE_VOLUME } from "../spec/processingElement";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -35,6 +38,17 @@ export class ForeignExecutableError extends Error {
   }
 }
 
+/** The state volume belongs to someone else: the single-writer rule refuses to share it. */
+export class VolumeOwnedError extends Error {
+  constructor(volumeName: string, owner: string, wanted: string) {
+    super(
+      `reseat: state volume "${volumeName}" belongs to ${owner}; refusing to bind it to ${wanted} ` +
+        `(volume.name): a state volume has exactly one processing element. Choose another volume.name, or remove the volume if its data is no longer wanted.`,
+    );
+    this.name = "VolumeOwnedError";
+  }
+}
+
 export const CONTROL_PATH = ".reseat/control.json";
 
 export interface ReseatOptions {
@@ -46,28 +60,31 @@ export interface ReseatOptions {
    */
   replaceRunning?: boolean;
   /**
-   * Leave the volume's control file as it is (the controller: its spec comes from a container label,
-   * which in-place updates since then have not changed; the control file has them).
+   * Leave the volume's control file as it is (the controller: its spec comes from the executable's
+   * record, which in-place updates since then have not changed; the control file has them).
    */
   keepControl?: boolean;
   /** Only act if the PE still needs it, judged fresh under the lock (the controller's re-check). */
   stillNeeded?: (observed: ObservedExecutable[]) => boolean;
 }
 
-/** Long enough for a graceful stop, a start and the readiness wait, with room to spare. */
-export function leaseFor(desired: ExecutableDesired): number {
-  return desired.stop.graceSeconds * 1000 + (desired.readiness?.timeout ?? 60_000) + 60_000;
+/**
+ * The PE lock's lease: renewed every third of it while held, so it only bounds how long a crashed
+ * holder (a killed `pulumi up`) keeps others waiting.
+ */
+export const PE_LEASE_MS = 10_000;
+
+/** The PE lock's lease name. */
+export function peLockName(peId: string): string {
+  return `pe-${peId}`;
 }
 
-/** Runs `work` holding the PE's lock. */
-export async function withPeLock<T>(backend: Backend, desired: ExecutableDesired, holder: string, work: (lock: PeLock) => Promise<T>): Promise<T> {
-  const lease = leaseFor(desired);
-  const lock = await backend.acquireLock(desired.peId, holder, { imageId: desired.imageId, leaseMs: lease, waitMs: lease });
-  try {
-    return await work(lock);
-  } finally {
-    await backend.releaseLock(lock).catch(() => undefined);
-  }
+/** Runs `work` holding the PE's lock (a renewed lease). */
+export async function withPeLock<T>(backend: Backend, desired: ExecutableDesired, holder: string, work: (lock: HeldLease) => Promise<T>): Promise<T> {
+  const leaseMs = PE_LEASE_MS;
+  // Wait as long as a holder could legitimately work (stop grace + readiness), plus slack.
+  const waitMs = desired.stop.graceSeconds * 1000 + (desired.readiness?.timeout ?? 60_000) + 60_000;
+  return withLease(backend, peLockName(desired.peId), holder, { leaseMs, waitMs }, work);
 }
 
 /**
@@ -81,14 +98,34 @@ export async function reseat(
   options: ReseatOptions & { stillNeeded: (observed: ObservedExecutable[]) => boolean },
 ): Promise<ReseatResult | undefined>;
 export async function reseat(backend: Backend, desired: ExecutableDesired, options: ReseatOptions): Promise<ReseatResult | undefined> {
-  return withPeLock(backend, desired, options.holder, () => converge(backend, desired, options));
+  return withPeLock(backend, desired, options.holder, (lock) => converge(backend, desired, options, lock));
 }
 
-async function converge(backend: Backend, desired: ExecutableDesired, options: ReseatOptions): Promise<ReseatResult | undefined> {
+/** The single-writer rule at the volume: it must exist and belong to this PE (and owner, when known). */
+export async function assertVolumeOwned(backend: Backend, desired: Pick<ExecutableDesired, "volumeName" | "peId" | "owner">): Promise<VolumeInfo> {
+  const volume = await backend.inspectVolume(desired.volumeName);
+  if (!volume) {
+    throw new Error(`reseat: state volume "${desired.volumeName}" of PE "${desired.peId}" does not exist; run \`pulumi up\` (it recreates the volume and restores from the last commit)`);
+  }
+  checkOwner(volume, desired);
+  return volume;
+}
+
+export function checkOwner(volume: VolumeInfo, wanted: { peId: string; owner?: string; volumeName?: string }): void {
+  const mine = wanted.owner ?? `PE "${wanted.peId}"`;
+  if (volume.peId !== undefined && volume.peId !== wanted.peId) {
+    throw new VolumeOwnedError(volume.name, volume.owner ?? `PE "${volume.peId}"`, mine);
+  }
+  if (volume.peId === undefined) throw new VolumeOwnedError(volume.name, "no reseat processing element (it was not made by reseat)", mine);
+  if (volume.owner && wanted.owner && volume.owner !== wanted.owner) throw new VolumeOwnedError(volume.name, volume.owner, mine);
+}
+
+async function converge(backend: Backend, desired: ExecutableDesired, options: ReseatOptions, lock: HeldLease): Promise<ReseatResult | undefined> {
   const hash = specHash(desired);
   const retired: string[] = [];
 
-  // 1. Nobody else may write to this volume.
+  // 1. Nobody else may write to this volume: it is ours, and no foreign container mounts it.
+  await assertVolumeOwned(backend, desired);
   const holders = (await backend.runningOnVolume(desired.volumeName)).filter((h) => h.peId !== desired.peId);
   if (holders.length) throw new ForeignExecutableError(desired.volumeName, holders);
 
@@ -98,58 +135,45 @@ async function converge(backend: Backend, desired: ExecutableDesired, options: R
   const adoptable = options.replaceRunning ? undefined : observed.filter((e) => e.running && e.specHash === hash).sort(byGenerationDesc)[0];
   for (const executable of observed) {
     if (executable === adoptable) continue;
-    if (executable.running) {
-      await backend.stopAndRemove(executable.id, desired.stop);
-    } else {
-      await backend.remove(executable.id);
-    }
+    lock.assertHeld();
+    if (executable.running) await backend.stop(executable.id, desired.stop);
+    await backend.remove(executable.id);
     retired.push(executable.name);
   }
+  const host = (await backend.identity()).name;
   if (adoptable) {
     await backend.waitReady(adoptable.id, desired);
-    const host = await backend.hostName();
     const now = new Date().toISOString();
-    return {
-      executableId: adoptable.id,
-      executableName: adoptable.name,
-      generation: adoptable.generation,
-      host,
-      replacedAt: adoptable.startedAt ?? now,
-      readyAt: now,
-      adopted: true,
-      retired,
-    };
+    return { executableId: adoptable.id, executableName: adoptable.name, generation: adoptable.generation, host, replacedAt: adoptable.startedAt ?? now, readyAt: now, adopted: true, retired };
   }
 
-  // 3. Create the next generation bound to the kept volume; record the generation in the volume
-  //    before start, so it survives any crash of the caller.
-  const id = await backend.createExecutable(desired, hash);
+  // 3. The next generation, recorded beside the volume before anything starts (it survives any
+  //    crash of the caller), and handed to the executable at creation as its fencing token.
+  const previous = await backend.readGeneration(desired.volumeName);
+  // A new (or lost and recreated) volume has no generation: continue from the one the store has
+  // accepted, or the store would fence the new executable out as stale.
+  const generation = (previous?.generation ?? (await storeGeneration(backend, desired))) + 1;
+  const replacedAt = new Date().toISOString();
+  lock.assertHeld();
+  await backend.recordGeneration({ peId: desired.peId, generation, volume: desired.volumeName, updatedAt: replacedAt });
+  const keepControl = options.keepControl && (await backend.readVolumeFile(desired.volumeName, CONTROL_PATH)) !== undefined;
+  if (!keepControl) await backend.writeVolumeFiles(desired.volumeName, { [CONTROL_PATH]: controlFile(desired) });
+  // The controller re-creates from a record that carries no password: the file from before stays.
+  if (desired.store.kind === "postgres" && desired.store.password) {
+    await backend.writeVolumeFiles(desired.volumeName, { [STORE_PASSWORD_FILE]: desired.store.password }, { mode: 0o600 });
+  }
+  const name = executableName(desired.peId, generation);
+  const id = await backend.prepare(desired, { name, generation, specHash: hash });
   await faultPoint("after-create");
   try {
-    const previous: VolumeMeta | undefined = await backend.readVolumeMeta(id, desired.mountPath);
-    // A new (or lost and recreated) volume has no meta: continue from the generation the store has
-    // accepted, or the store would fence the new executable out as stale.
-    const generation = (previous?.generation ?? (await storeGeneration(backend, id, desired))) + 1;
-    const replacedAt = new Date().toISOString();
-    const meta: VolumeMeta = { peId: desired.peId, generation, volume: desired.volumeName, updatedAt: replacedAt };
-    const keepControl = options.keepControl && (await backend.readVolumeFile(id, desired.mountPath, CONTROL_PATH)) !== undefined;
-    await backend.writeVolumeFiles(id, desired.mountPath, {
-      ".reseat/meta.json": JSON.stringify(meta),
-      ...(keepControl ? {} : { [CONTROL_PATH]: controlFile(desired) }),
-    });
-    // The controller re-creates from a label that carries no password: the file from before stays.
-    if (desired.store.kind === "postgres" && desired.store.password) {
-      await backend.writeVolumeFiles(id, desired.mountPath, { [STORE_PASSWORD_FILE]: desired.store.password }, 0o600);
-    }
-    const name = executableName(desired.peId, generation);
-    await backend.nameExecutable(id, name);
+    await lock.confirm();
     await backend.start(id);
     await faultPoint("before-ready");
     await backend.waitReady(id, desired);
     const readyAt = new Date().toISOString();
-    return { executableId: id, executableName: name, generation, host: await backend.hostName(), replacedAt, readyAt, adopted: false, retired };
+    return { executableId: id, executableName: name, generation, host, replacedAt, readyAt, adopted: false, retired };
   } catch (error) {
-    // A failed start leaves nothing half-made: the volume and its generation stay, the container goes.
+    // A failed start leaves nothing half-made: the volume and its generation stay, the executable goes.
     await backend.remove(id).catch(() => undefined);
     throw error;
   }
@@ -160,9 +184,10 @@ async function converge(backend: Backend, desired: ExecutableDesired, options: R
  * PE's identity, not only by the id Pulumi recorded: a controller may have reseated it since.
  */
 export async function retire(backend: Backend, desired: ExecutableDesired, holder: string): Promise<string[]> {
-  return withPeLock(backend, desired, holder, async () => {
+  return withPeLock(backend, desired, holder, async (lock) => {
     const observed = await backend.listExecutables(desired.peId);
     for (const executable of observed) {
+      lock.assertHeld();
       if (executable.running) {
         await backend.stop(executable.id, desired.stop);
         await faultPoint("after-stop");
@@ -183,17 +208,17 @@ export function controlFile(desired: ExecutableDesired): string {
 }
 
 /** Rewrites the live control file (commit interval) of a running executable: an in-place update. */
-export async function applyControl(backend: Backend, executableId: string, desired: ExecutableDesired): Promise<void> {
-  await backend.writeVolumeFiles(executableId, desired.mountPath, { [CONTROL_PATH]: controlFile(desired) });
+export async function applyControl(backend: Backend, desired: ExecutableDesired): Promise<void> {
+  await backend.writeVolumeFiles(desired.volumeName, { [CONTROL_PATH]: controlFile(desired) });
 }
 
 /** The newest generation the PE's persistent store has accepted (0 when none or no store). */
-export async function storeGeneration(backend: Backend, executableId: string, desired: ExecutableDesired): Promise<number> {
+export async function storeGeneration(backend: Backend, desired: ExecutableDesired): Promise<number> {
   switch (desired.store.kind) {
     case "none":
       return 0;
     case "directory": {
-      const text = await backend.readFile(executableId, `${STORE_MOUNT}/${encodeURIComponent(desired.peId)}/fence.json`);
+      const text = await backend.readVolumeFile(desired.store.hostPath ?? desired.store.volume ?? DEFAULT_STORE_VOLUME, `${encodeURIComponent(desired.peId)}/fence.json`);
       return text ? Number((JSON.parse(text) as { generation?: number }).generation ?? 0) : 0;
     }
     case "postgres":

@@ -1,6 +1,6 @@
 // From a validated spec to what the backend runs. Shared by the component, the controller, group
 // rollouts and benchmarks, so that all of them run the very same executable for the same spec.
-import type { ExecutableDesired, StoreDesired } from "../backend/backend";
+import type { EngineTarget, ExecutableDesired, StoreDesired } from "../backend/backend";
 import { DEFAULT_STORE_VOLUME, ProcessingElementSpec, volumeNameOf } from "./processingElement";
 
 export function storeDesired(spec: ProcessingElementSpec, password?: string): StoreDesired {
@@ -34,9 +34,20 @@ export function executableFields(spec: ProcessingElementSpec): Omit<ExecutableDe
     readiness: spec.readiness,
     commitIntervalMs: spec.commitInterval,
     failureBackoff: { initialMs: spec.failureBackoff.initial, maxMs: spec.failureBackoff.max, resetAfterMs: spec.failureBackoff.resetAfter },
+    engine: engineTarget(spec),
   };
 }
 
 export function executableDesired(spec: ProcessingElementSpec, imageId: string, storePassword?: string): ExecutableDesired {
   return { ...executableFields(spec), imageId, store: storeDesired(spec, storePassword) };
+}
+
+/** Where the PE runs: recorded with its resources, so every later operation reaches the same engine. */
+export function engineTarget(spec: ProcessingElementSpec): EngineTarget {
+  return spec.docker?.host ? { kind: "docker", host: spec.docker.host } : { kind: "docker" };
+}
+
+/** The one owner a PE's state volume is claimed for: no other PE, stack or program may bind it. */
+export function volumeOwner(project: string, stack: string, peId: string): string {
+  return `${project}/${stack}/${peId}`;
 }

@@ -12,6 +12,7 @@ const IMAGE_REFERENCE =
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 const SIGNAL = /^SIG[A-Z0-9]+$/;
+export const MAX_COMMIT_INTERVAL_MS = 24 * 60 * 60 * 1000;
 
 const port = z.number({ error: "expected a port number" }).int("expected a whole number").min(1, "expected a port from 1 to 65535").max(65535, "expected a port from 1 to 65535");
 
@@ -123,7 +124,20 @@ export const processingElementSchema = z.strictObject({
       error: "expected a map of environment variable names to strings",
     })
     .default({}),
-  ports: z.array(portMapping, { error: "expected a list of port mappings" }).default([]),
+  ports: z
+    .array(portMapping, { error: "expected a list of port mappings" })
+    .default([])
+    .superRefine((ports, ctx) => {
+      // Two mappings of one host port fail only when the container starts: refuse them up front.
+      const seen = new Map<string, number>();
+      ports.forEach((p, index) => {
+        if (p.host === undefined) return;
+        const key = `${p.hostIp}:${p.host}/${p.protocol}`;
+        const first = seen.get(key);
+        if (first !== undefined) ctx.addIssue({ code: "custom", path: [index, "host"], message: `expected a host port used once; ${key} is already mapped by ports.${first}` });
+        else seen.set(key, index);
+      });
+    }),
   network: z.enum(["bridge", "host", "none"], { error: 'expected "bridge", "host" or "none"' }).default("bridge"),
   resources: z
     .strictObject({
@@ -140,7 +154,11 @@ export const processingElementSchema = z.strictObject({
       retainOnDestroy: z.boolean({ error: "expected true or false" }).default(true),
     })
     .default({ driver: "local", mountPath: "/state", retainOnDestroy: true }),
-  commitInterval: duration.default(30_000).refine((ms) => ms >= 100, "expected a commit interval of at least 100ms"),
+  commitInterval: duration
+    .default(30_000)
+    .refine((ms) => ms >= 100, "expected a commit interval of at least 100ms")
+    // Node timers overflow past 2^31-1 ms (~24.8 days) and then fire at once, in a loop.
+    .refine((ms) => ms <= MAX_COMMIT_INTERVAL_MS, "expected a commit interval of at most 24h"),
   stop: z
     .strictObject({
       signal: z.string().regex(SIGNAL, 'expected a signal name such as "SIGTERM"').default("SIGTERM"),
@@ -159,6 +177,15 @@ export const processingElementSchema = z.strictObject({
     .default({ initial: 1000, max: 60_000, resetAfter: 120_000 }),
   /** Where commits go; the state volume itself is never the store. Default: the `reseat-store` volume. */
   persistentStore,
+  /** The Docker Engine the PE lives on (default: DOCKER_HOST, else the local socket). */
+  docker: z
+    .strictObject({
+      host: z
+        .string({ error: "expected an engine address" })
+        .regex(/^(unix:\/\/\/.+|tcp:\/\/[^\s/]+:\d+|ssh:\/\/[^\s]+)$/, 'expected "unix:///path", "tcp://host:port" or "ssh://user@host[:port]"')
+        .optional(),
+    })
+    .optional(),
 });
 
 /** What users write (durations as strings, defaults omitted). */

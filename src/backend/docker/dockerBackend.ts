@@ -2,14 +2,18 @@
 // and the controller must never act on a stale picture of which executable is live.
 import * as fs from "node:fs";
 import * as http from "node:http";
-import * as os from "node:os";
 import * as path from "node:path";
 import {
   Backend,
+  EngineIdentity,
+  EventStream,
   ExecutableDesired,
+  ExecutableEvent,
   LABELS,
-  PeLock,
+  LeaseRecord,
   STORE_MOUNT,
+  VolumeClaim,
+  VolumeHolder,
   desiredFromLabel,
   desiredLabel,
   storeEnv,
@@ -44,17 +48,37 @@ interface ContainerInspect {
 }
 
 export const META_PATH = ".reseat/meta.json";
+/** A tiny image made on the engine itself (no registry, no PE image): lease and volume-access containers. */
+export const HELPER_IMAGE = "reseat-helper:1";
+const LEASE_FILE = "lease.json";
+
+interface VolumeInspect {
+  Name: string;
+  Driver: string;
+  Mountpoint: string;
+  Labels: Record<string, string> | null;
+  CreatedAt?: string;
+}
 
 export class DockerBackend implements Backend {
+  readonly kind = "docker" as const;
   readonly engine: DockerEngine;
+  private identityCache?: EngineIdentity;
 
   constructor(private readonly address: EngineAddress = engineAddressFromEnv()) {
     this.engine = new DockerEngine(address);
   }
 
-  async hostName(): Promise<string> {
-    const info = await this.engine.json<{ Name: string }>("GET", "/info");
-    return info.Name;
+  async identity(): Promise<EngineIdentity> {
+    if (!this.identityCache) {
+      const info = await this.engine.json<{ ID: string; Name: string }>("GET", "/info");
+      this.identityCache = { kind: "docker", id: info.ID, name: info.Name, address: describeAddress(this.address) };
+    }
+    return this.identityCache;
+  }
+
+  async ping(): Promise<void> {
+    await this.engine.request("GET", "/_ping", { timeoutMs: 5000 });
   }
 
   async ensureImage(ref: string): Promise<string> {
@@ -119,28 +143,16 @@ export class DockerBackend implements Backend {
     return desiredFromLabel(c?.Config.Labels[LABELS.desired]);
   }
 
-  /** Reads a file of a state volume by the volume's name (local engines only), or undefined. */
-  async readVolumeFileByName(volumeName: string, relativePath: string): Promise<string | undefined> {
-    if (this.address.host) return undefined;
-    const volume = await this.engine.jsonOrUndefined<{ Driver: string; Mountpoint: string }>("GET", `/volumes/${encodeURIComponent(volumeName)}`);
-    if (!volume || volume.Driver !== "local") return undefined;
-    try {
-      return fs.readFileSync(path.join(volume.Mountpoint, relativePath), "utf8");
-    } catch {
-      return undefined;
-    }
-  }
-
   async listStateVolumes(): Promise<VolumeInfo[]> {
     const { Volumes } = await this.engine.json<{ Volumes: { Name: string; Driver: string; Labels: Record<string, string> | null; CreatedAt?: string }[] | null }>(
       "GET",
       "/volumes",
       { query: { filters: JSON.stringify({ label: [`${LABELS.role}=state-volume`] }) } },
     );
-    return (Volumes ?? []).map((v) => ({ name: v.Name, driver: v.Driver, peId: v.Labels?.[LABELS.peId], createdAt: v.CreatedAt }));
+    return (Volumes ?? []).map((v) => volumeInfo({ ...v, Mountpoint: "" }));
   }
 
-  async runningOnVolume(volumeName: string): Promise<{ id: string; name: string; peId?: string }[]> {
+  async runningOnVolume(volumeName: string): Promise<VolumeHolder[]> {
     const containers = await this.engine.json<ContainerSummary[]>("GET", "/containers/json", {
       query: { filters: JSON.stringify({ volume: [volumeName] }) },
     });
@@ -151,7 +163,7 @@ export class DockerBackend implements Backend {
     }));
   }
 
-  async createExecutable(desired: ExecutableDesired, specHash: string): Promise<string> {
+  async prepare(desired: ExecutableDesired, identity: { name: string; generation: number; specHash: string }): Promise<string> {
     const exposed: Record<string, object> = {};
     const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
     for (const p of desired.ports) {
@@ -170,6 +182,9 @@ export class DockerBackend implements Backend {
       RESEAT_PE_ID: desired.peId,
       RESEAT_STATE_DIR: desired.mountPath,
       RESEAT_COMMIT_INTERVAL_MS: String(desired.commitIntervalMs),
+      // The fencing token, fixed at creation: a container restarted by hand later keeps its own
+      // (older) generation and is refused by the state library once a newer one exists.
+      RESEAT_GENERATION: String(identity.generation),
       ...(reseatStore ? { RESEAT_STORE: reseatStore } : {}),
     };
     const body = {
@@ -180,8 +195,10 @@ export class DockerBackend implements Backend {
         [LABELS.managed]: "true",
         [LABELS.role]: "executable",
         [LABELS.peId]: desired.peId,
-        [LABELS.specHash]: specHash,
+        [LABELS.specHash]: identity.specHash,
+        [LABELS.generation]: String(identity.generation),
         [LABELS.volume]: desired.volumeName,
+        ...(desired.owner ? { [LABELS.owner]: desired.owner } : {}),
         [LABELS.desired]: desiredLabel(desired),
         "io.reseat.image": desired.imageRef,
       },
@@ -198,39 +215,12 @@ export class DockerBackend implements Backend {
         RestartPolicy: { Name: "no" },
       },
     };
-    // A provisional name; the generation is known only after reading the volume's meta.
-    const name = `reseat-${desired.peId}-next-${Date.now().toString(36)}`;
-    const created = await this.engine.json<{ Id: string }>("POST", "/containers/create", { query: { name }, body });
+    const created = await this.engine.json<{ Id: string }>("POST", "/containers/create", { query: { name: identity.name }, body });
     return created.Id;
   }
 
-  async readVolumeFile(executableId: string, mountPath: string, relativePath: string): Promise<string | undefined> {
-    return this.readFile(executableId, `${mountPath}/${relativePath}`);
-  }
-
-  /** Reads a small file at a path inside the executable (on one of its mounts), or undefined. */
-  async readFile(executableId: string, containerPath: string): Promise<string | undefined> {
-    const hostPath = await this.hostPathOf(executableId, containerPath);
-    if (hostPath) {
-      try {
-        return fs.readFileSync(hostPath, "utf8");
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-        throw error;
-      }
-    }
-    try {
-      const { body } = await this.engine.request("GET", `/containers/${executableId}/archive`, { query: { path: containerPath } });
-      const first = unpackTar(body).values().next();
-      return first.done ? undefined : first.value.toString("utf8");
-    } catch (error) {
-      if (error instanceof EngineError && error.statusCode === 404) return undefined;
-      throw error;
-    }
-  }
-
-  async readVolumeMeta(executableId: string, mountPath: string): Promise<VolumeMeta | undefined> {
-    const text = await this.readVolumeFile(executableId, mountPath, META_PATH);
+  async readGeneration(volumeName: string): Promise<VolumeMeta | undefined> {
+    const text = await this.readVolumeFile(volumeName, META_PATH);
     if (!text) return undefined;
     try {
       return JSON.parse(text) as VolumeMeta;
@@ -239,8 +229,35 @@ export class DockerBackend implements Backend {
     }
   }
 
-  async writeVolumeFiles(executableId: string, mountPath: string, files: Record<string, string>, mode = 0o644): Promise<void> {
-    const hostDir = await this.hostPathOf(executableId, mountPath);
+  async recordGeneration(meta: VolumeMeta): Promise<void> {
+    await this.writeVolumeFiles(meta.volume, { [META_PATH]: JSON.stringify(meta) });
+  }
+
+  async readVolumeFile(source: string, relativePath: string): Promise<string | undefined> {
+    const hostDir = await this.hostPathOf(source);
+    if (hostDir) {
+      try {
+        return fs.readFileSync(path.join(hostDir, relativePath), "utf8");
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+        throw error;
+      }
+    }
+    return this.withAccessor(source, async (id) => {
+      try {
+        const { body } = await this.engine.request("GET", `/containers/${id}/archive`, { query: { path: `/v/${relativePath}` } });
+        const first = unpackTar(body).values().next();
+        return first.done ? undefined : first.value.toString("utf8");
+      } catch (error) {
+        if (error instanceof EngineError && error.statusCode === 404) return undefined;
+        throw error;
+      }
+    });
+  }
+
+  async writeVolumeFiles(source: string, files: Record<string, string>, options: { mode?: number } = {}): Promise<void> {
+    const mode = options.mode ?? 0o644;
+    const hostDir = await this.hostPathOf(source);
     if (hostDir) {
       for (const [relativePath, text] of Object.entries(files)) writeDurably(path.join(hostDir, relativePath), text, mode);
       return;
@@ -250,44 +267,54 @@ export class DockerBackend implements Backend {
       const parts = file.split("/").slice(0, -1);
       for (let i = 1; i <= parts.length; i++) dirs.add(`${parts.slice(0, i).join("/")}/`);
     }
-    const archive = packTar([
-      ...[...dirs].map((name) => ({ name })),
-      ...Object.entries(files).map(([name, text]) => ({ name, content: Buffer.from(text), mode })),
-    ]);
-    await this.engine.request("PUT", `/containers/${executableId}/archive`, {
-      query: { path: mountPath },
-      rawBody: archive,
-      contentType: "application/x-tar",
-    });
+    const archive = packTar([...[...dirs].map((name) => ({ name })), ...Object.entries(files).map(([name, text]) => ({ name, content: Buffer.from(text), mode }))]);
+    await this.withAccessor(source, (id) =>
+      this.engine.request("PUT", `/containers/${id}/archive`, { query: { path: "/v" }, rawBody: archive, contentType: "application/x-tar" }),
+    );
   }
 
   /**
-   * Where a path inside the executable lives on this host, when the engine is local, the path is on a
-   * bind mount or a `local`-driver volume, and this process may write there (root next to the engine).
-   * Reading and writing reseat's small files directly costs ~1 ms; through the Engine's archive
-   * endpoint ~45 ms a call (the engine mounts the container's filesystem each time), and those calls
-   * sit inside the replacement gap. Anything else falls back to the archive endpoint.
+   * Where a volume (or a bind source) lives on this host, when the engine is local, the volume uses
+   * the `local` driver and this process may write there (root next to the engine). Reading and
+   * writing reseat's small files directly costs ~1 ms; through the Engine's archive endpoint ~45 ms
+   * a call, and those calls sit inside the replacement gap.
    */
-  private async hostPathOf(executableId: string, containerPath: string): Promise<string | undefined> {
+  private async hostPathOf(source: string): Promise<string | undefined> {
     if (process.env.RESEAT_VOLUME_ACCESS === "engine" || this.address.host) return undefined;
-    const c = await this.engine.jsonOrUndefined<{ Mounts: { Type: string; Source: string; Destination: string; Driver?: string }[] }>(
-      "GET",
-      `/containers/${executableId}/json`,
-    );
-    const mount = c?.Mounts.filter((m) => containerPath === m.Destination || containerPath.startsWith(`${m.Destination}/`)).sort(
-      (a, b) => b.Destination.length - a.Destination.length,
-    )[0];
-    if (!mount || !mount.Source || (mount.Type === "volume" && mount.Driver !== "local")) return undefined;
+    let dir = source;
+    if (!source.startsWith("/")) {
+      const volume = await this.engine.jsonOrUndefined<VolumeInspect>("GET", `/volumes/${encodeURIComponent(source)}`);
+      if (!volume || volume.Driver !== "local" || !volume.Mountpoint) return undefined;
+      dir = volume.Mountpoint;
+    }
     try {
-      fs.accessSync(mount.Source, fs.constants.W_OK);
+      fs.accessSync(dir, fs.constants.W_OK);
     } catch {
       return undefined;
     }
-    return path.join(mount.Source, containerPath.slice(mount.Destination.length));
+    return dir;
   }
 
-  async nameExecutable(executableId: string, name: string): Promise<void> {
-    await this.engine.request("POST", `/containers/${executableId}/rename`, { query: { name } });
+  /** A never-started helper container with the volume (or bind source) at /v, for the archive endpoint. */
+  private async withAccessor<T>(source: string, work: (id: string) => Promise<T>): Promise<T> {
+    await this.ensureHelperImage();
+    const mount = source.startsWith("/") ? { Type: "bind", Source: source, Target: "/v" } : { Type: "volume", Source: source, Target: "/v" };
+    const { Id } = await this.engine.json<{ Id: string }>("POST", "/containers/create", {
+      body: { Image: HELPER_IMAGE, Cmd: ["/reseat-helper"], Labels: { [LABELS.managed]: "true", [LABELS.role]: "volume-access" }, HostConfig: { Mounts: [mount], NetworkMode: "none" } },
+    });
+    try {
+      return await work(Id);
+    } finally {
+      await this.remove(Id).catch(() => undefined);
+    }
+  }
+
+  /** Imports reseat's helper image from a one-file archive when the engine lacks it (no registry needed). */
+  async ensureHelperImage(): Promise<void> {
+    if (await this.engine.jsonOrUndefined("GET", `/images/${encodeURIComponent(HELPER_IMAGE)}/json`)) return;
+    const [repo, tag] = HELPER_IMAGE.split(":");
+    const archive = packTar([{ name: "reseat-helper", content: Buffer.from("reseat helper image: never started\n"), mode: 0o644 }, { name: "v/" }]);
+    await this.engine.request("POST", "/images/create", { query: { fromSrc: "-", repo, tag }, rawBody: archive, contentType: "application/x-tar" });
   }
 
   async start(executableId: string): Promise<void> {
@@ -339,11 +366,6 @@ export class DockerBackend implements Backend {
     }
   }
 
-  async stopAndRemove(executableId: string, stop: { graceSeconds: number }): Promise<void> {
-    await this.stop(executableId, stop);
-    await this.remove(executableId);
-  }
-
   async stop(executableId: string, stop: { graceSeconds: number }): Promise<void> {
     try {
       await this.engine.request("POST", `/containers/${executableId}/stop`, {
@@ -366,70 +388,131 @@ export class DockerBackend implements Backend {
   }
 
   /**
-   * The lock is a container that never runs, named reseat-lock-<peId>: the engine's unique names
-   * make taking it atomic for every process that talks to this engine, on any host. Its labels say
-   * who holds it and until when; the holder "host:pid:…" lets a process on the same host break the
-   * lock of a holder that died (e.g. a killed `pulumi up`) at once instead of waiting out the lease.
+   * A lease is a never-started container named reseat-lease-<name>: the engine's unique container
+   * names make taking it atomic for every process that talks to this engine, on any host. Its id is
+   * the holding's token; renewals bump a counter in a file inside it (the archive endpoint), which
+   * observers watch for movement. `docker container prune` removes it like any stopped container: the
+   * holder's next renewal finds it gone and the holder stops acting (see the README).
    */
-  async acquireLock(peId: string, holder: string, options: { imageId: string; leaseMs: number; waitMs: number }): Promise<PeLock> {
-    const name = `reseat-lock-${peId}`;
-    const deadline = Date.now() + options.waitMs;
-    for (let attempt = 0; ; attempt++) {
+  async tryAcquireLease(name: string, holder: string, leaseMs: number): Promise<{ acquired: true; lease: LeaseRecord } | { acquired: false; current: LeaseRecord }> {
+    await this.ensureHelperImage();
+    const containerName = leaseContainer(name);
+    for (;;) {
       try {
         const created = await this.engine.json<{ Id: string }>("POST", "/containers/create", {
-          query: { name },
+          query: { name: containerName },
           body: {
-            Image: options.imageId,
-            Cmd: ["reseat-lock"],
-            Labels: {
-              [LABELS.managed]: "true",
-              [LABELS.role]: "lock",
-              [LABELS.peId]: peId,
-              [LABELS.lockHolder]: holder,
-              [LABELS.lockExpires]: String(Date.now() + options.leaseMs),
-            },
+            Image: HELPER_IMAGE,
+            Cmd: ["/reseat-helper"],
+            Labels: { [LABELS.managed]: "true", [LABELS.role]: "lease", [LABELS.leaseHolder]: holder, [LABELS.leaseMs]: String(leaseMs) },
             HostConfig: { NetworkMode: "none" },
           },
         });
-        return { peId, holder, token: created.Id };
+        const lease: LeaseRecord = { name, holder, token: created.Id, leaseMs, renewals: 0, renewedAt: new Date().toISOString() };
+        await this.writeLeaseFile(lease).catch(() => undefined);
+        return { acquired: true, lease };
       } catch (error) {
         if (!(error instanceof EngineError && error.statusCode === 409)) throw error;
       }
-      const current = await this.engine.jsonOrUndefined<{ Id: string; Config: { Labels: Record<string, string> } }>("GET", `/containers/${name}/json`);
-      if (!current) continue; // released meanwhile
-      const currentHolder = current.Config.Labels[LABELS.lockHolder] ?? "";
-      const expires = Number(current.Config.Labels[LABELS.lockExpires] ?? 0);
-      if (Date.now() > expires || holderIsGone(currentHolder)) {
-        await this.remove(current.Id);
-        continue;
-      }
-      if (Date.now() > deadline) {
-        throw new Error(`reseat: PE "${peId}" is being changed by ${currentHolder} (lock held until ${new Date(expires).toISOString()}); try again later`);
-      }
-      await sleep(Math.min(20 * 2 ** attempt, 250));
+      const current = await this.readLease(name);
+      if (current) return { acquired: false, current };
+      // Released between our create and our look: try again.
     }
   }
 
-  async releaseLock(lock: PeLock): Promise<void> {
-    await this.remove(lock.token);
+  async renewLease(lease: LeaseRecord): Promise<boolean> {
+    lease.renewals += 1;
+    lease.renewedAt = new Date().toISOString();
+    try {
+      await this.writeLeaseFile(lease);
+      return true;
+    } catch (error) {
+      if (error instanceof EngineError && error.statusCode === 404) return false;
+      throw error;
+    }
+  }
+
+  async holdsLease(lease: LeaseRecord): Promise<boolean> {
+    const c = await this.engine.jsonOrUndefined<{ Id: string }>("GET", `/containers/${leaseContainer(lease.name)}/json`);
+    return c?.Id === lease.token;
+  }
+
+  async releaseLease(lease: LeaseRecord): Promise<void> {
+    await this.remove(lease.token);
+  }
+
+  async readLease(name: string): Promise<LeaseRecord | undefined> {
+    const c = await this.engine.jsonOrUndefined<{ Id: string; Config: { Labels: Record<string, string> } }>("GET", `/containers/${leaseContainer(name)}/json`);
+    if (!c) return undefined;
+    let renewals = 0;
+    let renewedAt = "";
+    try {
+      const { body } = await this.engine.request("GET", `/containers/${c.Id}/archive`, { query: { path: `/${LEASE_FILE}` } });
+      const text = unpackTar(body).values().next().value?.toString("utf8");
+      const parsed = text ? (JSON.parse(text) as { renewals?: number; renewedAt?: string }) : {};
+      renewals = parsed.renewals ?? 0;
+      renewedAt = parsed.renewedAt ?? "";
+    } catch (error) {
+      if (error instanceof EngineError && error.statusCode === 404) {
+        // Removed after the inspect, or taken before its first renewal file: both read as "as is".
+        const still = await this.engine.jsonOrUndefined("GET", `/containers/${c.Id}/json`);
+        if (!still) return undefined;
+      } else throw error;
+    }
+    return {
+      name,
+      holder: c.Config.Labels[LABELS.leaseHolder] ?? "",
+      token: c.Id,
+      leaseMs: Number(c.Config.Labels[LABELS.leaseMs] ?? 0),
+      renewals,
+      renewedAt,
+    };
+  }
+
+  private async writeLeaseFile(lease: LeaseRecord): Promise<void> {
+    const archive = packTar([{ name: LEASE_FILE, content: Buffer.from(JSON.stringify({ renewals: lease.renewals, renewedAt: lease.renewedAt })), mode: 0o644 }]);
+    await this.engine.request("PUT", `/containers/${lease.token}/archive`, { query: { path: "/" }, rawBody: archive, contentType: "application/x-tar" });
+  }
+
+  async watchExecutables(onEvent: (event: ExecutableEvent) => void): Promise<EventStream> {
+    let resolveEnded!: (error: Error | undefined) => void;
+    const ended = new Promise<Error | undefined>((resolve) => (resolveEnded = resolve));
+    const subscription = await this.engine.events<{ Action: string; Actor: { Attributes: Record<string, string> } }>(
+      { filters: JSON.stringify({ type: ["container"], label: [`${LABELS.role}=executable`], event: ["die", "oom", "health_status", "destroy"] }) },
+      (event) => {
+        const peId = event.Actor.Attributes[LABELS.peId];
+        if (!peId) return;
+        if (event.Action === "die") onEvent({ peId, kind: "exited", reason: `exited with code ${event.Actor.Attributes.exitCode ?? "?"}` });
+        else if (event.Action === "oom") onEvent({ peId, kind: "oom", reason: "out of memory" });
+        else if (event.Action === "destroy") onEvent({ peId, kind: "removed", reason: "removed" });
+        else if (event.Action.startsWith("health_status") && event.Action.includes("unhealthy")) onEvent({ peId, kind: "unhealthy", reason: "unhealthy" });
+      },
+      (error) => resolveEnded(error),
+    );
+    return { close: () => subscription.close(), ended };
   }
 
   async inspectVolume(name: string): Promise<VolumeInfo | undefined> {
-    const v = await this.engine.jsonOrUndefined<{ Name: string; Driver: string; Labels: Record<string, string> | null; CreatedAt?: string }>(
-      "GET",
-      `/volumes/${encodeURIComponent(name)}`,
-    );
-    if (!v) return undefined;
-    return { name: v.Name, driver: v.Driver, peId: v.Labels?.[LABELS.peId], createdAt: v.CreatedAt };
+    const v = await this.engine.jsonOrUndefined<VolumeInspect>("GET", `/volumes/${encodeURIComponent(name)}`);
+    return v ? volumeInfo(v) : undefined;
   }
 
-  async createVolume(name: string, driver: string, peId: string): Promise<VolumeInfo> {
+  /**
+   * Docker's volume create is idempotent by name and keeps the labels of whoever created it first
+   * (the engine serializes creates of one name): after our create, the labels say who owns it.
+   */
+  async claimVolume(claim: VolumeClaim): Promise<VolumeInfo & { created: boolean }> {
+    const existed = await this.inspectVolume(claim.name);
     await this.engine.json("POST", "/volumes/create", {
-      body: { Name: name, Driver: driver, Labels: { [LABELS.managed]: "true", [LABELS.role]: "state-volume", [LABELS.peId]: peId } },
+      body: {
+        Name: claim.name,
+        Driver: claim.driver,
+        Labels: { [LABELS.managed]: "true", [LABELS.role]: "state-volume", [LABELS.peId]: claim.peId, [LABELS.owner]: claim.owner },
+      },
     });
-    const created = await this.inspectVolume(name);
-    if (!created) throw new Error(`volume ${name} vanished right after it was created`);
-    return created;
+    const now = await this.inspectVolume(claim.name);
+    if (!now) throw new Error(`volume ${claim.name} vanished right after it was created`);
+    return { ...now, created: !existed && now.owner === claim.owner };
   }
 
   async removeVolume(name: string): Promise<void> {
@@ -500,21 +583,16 @@ export function demultiplex(buffer: Buffer): string {
   return offset === 0 ? buffer.toString("utf8") : parts.join("");
 }
 
-/** A holder on this host whose process is gone cannot be holding the lock any more. */
-function holderIsGone(holder: string): boolean {
-  const [host, pid] = holder.split(":");
-  if (host !== os.hostname() || !pid || !/^\d+$/.test(pid)) return false;
-  try {
-    process.kill(Number(pid), 0);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "ESRCH";
-  }
+function volumeInfo(v: VolumeInspect): VolumeInfo {
+  return { name: v.Name, driver: v.Driver, peId: v.Labels?.[LABELS.peId], owner: v.Labels?.[LABELS.owner], createdAt: v.CreatedAt };
 }
 
-/** "host:pid:role" — who holds a PE's lock, readable by people and checkable by holderIsGone. */
-export function lockHolder(role: string): string {
-  return `${os.hostname()}:${process.pid}:${role}`;
+function leaseContainer(name: string): string {
+  return `reseat-lease-${name}`;
+}
+
+function describeAddress(address: EngineAddress): string {
+  return address.host ? `tcp://${address.host}:${address.port ?? 2375}` : `unix://${address.socketPath ?? "/var/run/docker.sock"}`;
 }
 
 export function sleep(ms: number): Promise<void> {

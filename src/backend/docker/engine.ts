@@ -104,8 +104,17 @@ export class DockerEngine {
    * Follows the engine's event stream (GET /events, one JSON document per line) and hands each event
    * to `onEvent`. Resolves once subscribed; `close()` ends the subscription.
    */
-  async events<E = EngineEvent>(query: RequestOptions["query"], onEvent: (event: E) => void): Promise<{ close: () => void }> {
+  async events<E = EngineEvent>(query: RequestOptions["query"], onEvent: (event: E) => void, onEnd?: (error: Error | undefined) => void): Promise<{ close: () => void }> {
     const stream = await this.stream("/events", query);
+    let ended = false;
+    const end = (error: Error | undefined) => {
+      if (ended) return;
+      ended = true;
+      onEnd?.(error);
+    };
+    stream.on("end", () => end(new Error("the Docker Engine closed the event stream")));
+    stream.on("close", () => end(new Error("the event stream was closed")));
+    stream.on("error", (error: Error) => end(error));
     let buffer = "";
     stream.on("data", (chunk: Buffer) => {
       buffer += chunk.toString();
@@ -116,7 +125,6 @@ export class DockerEngine {
         if (line.trim()) onEvent(JSON.parse(line) as E);
       }
     });
-    stream.on("error", () => undefined); // closing the stream is how subscribers stop
     return { close: () => stream.destroy() };
   }
 

@@ -85,22 +85,24 @@ describe("Terraform flavour: synthesized configuration", () => {
 
   it("labels, env, stop, restart, network and mounts are the ones the Docker backend gives the Pulumi flavour's executable", async () => {
     const parsed = parseProcessingElement({ ...demo, network: "bridge", ports: [{ container: 8080, host: 18080 }], resources: { memoryMiB: 64, cpus: 0.5 }, command: ["node", "server.js"] });
-    // What DockerBackend.createExecutable sends to the engine for the same spec (engine call captured).
+    // What DockerBackend.prepare sends to the engine for the same spec (engine call captured).
     const backend = new DockerBackend();
     let body: Record<string, any> = {};
     (backend.engine as unknown as { json: unknown }).json = async (_method: string, _path: string, options: { body: Record<string, unknown> }) => {
       body = options.body;
       return { Id: "captured" };
     };
-    await backend.createExecutable(executableDesired(parsed, "sha256:0000"), "hash");
+    await backend.prepare(executableDesired(parsed, "sha256:0000"), { name: "reseat-orders-g1", generation: 1, specHash: "hash" });
 
     const container = synth([{ ...demo, network: "bridge", ports: [{ container: 8080, host: 18080 }], resources: { memoryMiB: 64, cpus: 0.5 }, command: ["node", "server.js"] }]).resource
       .docker_container!.pe_orders!;
     const pulumiLabels = { ...body.Labels } as Record<string, string>;
     delete pulumiLabels[LABELS.specHash];
     delete pulumiLabels[LABELS.desired];
+    // OpenTofu replaces the container itself: the Terraform flavour has no generation to carry.
+    delete pulumiLabels[LABELS.generation];
     expect(labelsOf(container)).toEqual({ ...pulumiLabels, "io.reseat.flavour": "terraform" });
-    expect([...(container.env as string[])].sort()).toEqual([...(body.Env as string[])].sort());
+    expect([...(container.env as string[])].sort()).toEqual([...(body.Env as string[])].filter((e) => !e.startsWith("RESEAT_GENERATION=")).sort());
     expect(container.command).toEqual(body.Cmd);
     expect(container.stop_signal).toBe(body.StopSignal);
     expect(container.stop_timeout).toBe(body.StopTimeout);

@@ -1,0 +1,322 @@
+// An in-memory engine behind the Backend seam, for engine-free unit tests of the replacement routine,
+// the lease and the controller's decisions (seconds, not minutes). It keeps the invariants a real
+// engine keeps (unique lease names, first creator's volume labels win) and records what a test
+// needs to check the single-writer rule: the most executables that ever ran at once on one volume.
+// Never used as proof that reseat works on an engine: the integration tests are.
+import {
+  Backend,
+  EngineIdentity,
+  EventStream,
+  ExecutableDesired,
+  ExecutableEvent,
+  LeaseRecord,
+  ObservedExecutable,
+  VolumeClaim,
+  VolumeHolder,
+  VolumeInfo,
+  VolumeMeta,
+} from "../backend";
+
+interface FakeExecutable {
+  id: string;
+  name: string;
+  desired: ExecutableDesired;
+  generation: number;
+  specHash: string;
+  state: "created" | "running" | "exited";
+  startedAt?: string;
+  exitCode?: number;
+}
+
+interface FakeVolume {
+  info: VolumeInfo;
+  files: Map<string, { text: string; mode: number }>;
+}
+
+/** What a test can make the fake do wrong. */
+export interface FakeFaults {
+  /** Executables of these images exit at start (before ready). */
+  crashingImages: Set<string>;
+  /** Runs before every backend call; may throw (an engine error) or await (a race window). */
+  beforeCall?: (operation: string, args: unknown[]) => Promise<void> | void;
+}
+
+export class FakeBackend implements Backend {
+  readonly kind = "fake" as const;
+  readonly executables = new Map<string, FakeExecutable>();
+  readonly volumes = new Map<string, FakeVolume>();
+  readonly leases = new Map<string, LeaseRecord>();
+  readonly faults: FakeFaults = { crashingImages: new Set() };
+  /** Most executables seen running at once on each volume (the single-writer rule says 1). */
+  readonly maxRunningOnVolume = new Map<string, number>();
+  /** Every call, in order, as "operation arg0": tests read the sequence. */
+  readonly calls: string[] = [];
+  private reachable = true;
+  private nextId = 1;
+  private streams = new Set<{ onEvent: (event: ExecutableEvent) => void; end: (error: Error | undefined) => void }>();
+
+  constructor(private readonly hostName = "fake-host") {}
+
+  // --- test controls -------------------------------------------------------------------------
+
+  /** The engine goes away: calls fail, event streams end. */
+  disconnect(): void {
+    this.reachable = false;
+    for (const stream of this.streams) stream.end(new Error("fake engine went away"));
+    this.streams.clear();
+  }
+
+  reconnect(): void {
+    this.reachable = true;
+  }
+
+  /** The workload dies (kill -9, crash): the executable exits and watchers hear of it. */
+  crash(id: string, exitCode = 137): void {
+    const e = this.mustGet(id);
+    e.state = "exited";
+    e.exitCode = exitCode;
+    this.emit({ peId: e.desired.peId, kind: "exited", reason: `exited with code ${exitCode}` });
+  }
+
+  /** A person restarts an old container by hand (`docker start`), bypassing reseat. */
+  startByHand(id: string): void {
+    this.markRunning(this.mustGet(id));
+  }
+
+  running(peId?: string): FakeExecutable[] {
+    return [...this.executables.values()].filter((e) => e.state === "running" && (!peId || e.desired.peId === peId));
+  }
+
+  // --- Backend --------------------------------------------------------------------------------
+
+  async identity(): Promise<EngineIdentity> {
+    await this.call("identity");
+    return { kind: "fake", id: `fake-${this.hostName}`, address: `fake://${this.hostName}`, name: this.hostName };
+  }
+
+  async ping(): Promise<void> {
+    await this.call("ping");
+  }
+
+  async ensureImage(ref: string): Promise<string> {
+    await this.call("ensureImage", ref);
+    return `sha256:${Buffer.from(ref).toString("hex").padEnd(64, "0").slice(0, 64)}`;
+  }
+
+  async listExecutables(peId?: string): Promise<ObservedExecutable[]> {
+    await this.call("listExecutables", peId);
+    return [...this.executables.values()].filter((e) => !peId || e.desired.peId === peId).map((e) => this.observe(e));
+  }
+
+  async inspectExecutable(id: string): Promise<ObservedExecutable | undefined> {
+    await this.call("inspectExecutable", id);
+    const e = this.executables.get(id);
+    return e ? this.observe(e) : undefined;
+  }
+
+  async desiredOf(id: string): Promise<ExecutableDesired | undefined> {
+    await this.call("desiredOf", id);
+    const e = this.executables.get(id);
+    if (!e) return undefined;
+    // Like a container label: no secrets.
+    const store = e.desired.store.kind === "postgres" ? { ...e.desired.store, password: "" } : e.desired.store;
+    return structuredClone({ ...e.desired, store });
+  }
+
+  async runningOnVolume(volumeName: string): Promise<VolumeHolder[]> {
+    await this.call("runningOnVolume", volumeName);
+    return this.running()
+      .filter((e) => e.desired.volumeName === volumeName)
+      .map((e) => ({ id: e.id, name: e.name, peId: e.desired.peId }));
+  }
+
+  async inspectVolume(name: string): Promise<VolumeInfo | undefined> {
+    await this.call("inspectVolume", name);
+    const v = this.volumes.get(name);
+    return v ? { ...v.info } : undefined;
+  }
+
+  async listStateVolumes(): Promise<VolumeInfo[]> {
+    await this.call("listStateVolumes");
+    return [...this.volumes.values()].filter((v) => !v.info.name.startsWith("dir:")).map((v) => ({ ...v.info }));
+  }
+
+  async claimVolume(claim: VolumeClaim): Promise<VolumeInfo & { created: boolean }> {
+    await this.call("claimVolume", claim.name);
+    const existing = this.volumes.get(claim.name);
+    if (existing) return { ...existing.info, created: false };
+    const info: VolumeInfo = { name: claim.name, driver: claim.driver, peId: claim.peId, owner: claim.owner, createdAt: new Date().toISOString() };
+    this.volumes.set(claim.name, { info, files: new Map() });
+    return { ...info, created: true };
+  }
+
+  async removeVolume(name: string): Promise<void> {
+    await this.call("removeVolume", name);
+    if (this.running().some((e) => e.desired.volumeName === name)) throw new Error(`fake: volume ${name} is in use`);
+    this.volumes.delete(name);
+  }
+
+  async readGeneration(volumeName: string): Promise<VolumeMeta | undefined> {
+    const text = await this.readVolumeFile(volumeName, ".reseat/meta.json");
+    return text ? (JSON.parse(text) as VolumeMeta) : undefined;
+  }
+
+  async recordGeneration(meta: VolumeMeta): Promise<void> {
+    await this.writeVolumeFiles(meta.volume, { ".reseat/meta.json": JSON.stringify(meta) });
+  }
+
+  async readVolumeFile(source: string, relativePath: string): Promise<string | undefined> {
+    await this.call("readVolumeFile", source, relativePath);
+    return this.filesOf(source).get(relativePath)?.text;
+  }
+
+  async writeVolumeFiles(source: string, files: Record<string, string>, options: { mode?: number } = {}): Promise<void> {
+    await this.call("writeVolumeFiles", source, Object.keys(files).join(","));
+    const target = this.filesOf(source);
+    for (const [file, text] of Object.entries(files)) target.set(file, { text, mode: options.mode ?? 0o644 });
+  }
+
+  async prepare(desired: ExecutableDesired, identity: { name: string; generation: number; specHash: string }): Promise<string> {
+    await this.call("prepare", identity.name);
+    if (!this.volumes.has(desired.volumeName)) throw new Error(`fake: no such volume: ${desired.volumeName}`);
+    if ([...this.executables.values()].some((e) => e.name === identity.name)) throw new Error(`fake: 409 name ${identity.name} in use`);
+    const id = `c${this.nextId++}`;
+    this.executables.set(id, { id, name: identity.name, desired: structuredClone(desired), generation: identity.generation, specHash: identity.specHash, state: "created" });
+    return id;
+  }
+
+  async start(id: string): Promise<void> {
+    await this.call("start", id);
+    const e = this.mustGet(id);
+    if (this.faults.crashingImages.has(e.desired.imageRef)) {
+      e.state = "exited";
+      e.exitCode = 1;
+      return;
+    }
+    this.markRunning(e);
+  }
+
+  async waitReady(id: string, _desired: ExecutableDesired): Promise<void> {
+    await this.call("waitReady", id);
+    const e = this.mustGet(id);
+    if (e.state !== "running") throw new Error(`executable ${e.name} exited with code ${e.exitCode ?? "?"} before it was ready. Last log lines:\nfake crash`);
+  }
+
+  async stop(id: string): Promise<void> {
+    await this.call("stop", id);
+    const e = this.executables.get(id);
+    if (e && e.state === "running") {
+      e.state = "exited";
+      e.exitCode = 0;
+    }
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.call("remove", id);
+    this.executables.delete(id);
+  }
+
+  async logsTail(id: string): Promise<string> {
+    await this.call("logsTail", id);
+    return "fake logs";
+  }
+
+  async tryAcquireLease(name: string, holder: string, leaseMs: number): Promise<{ acquired: true; lease: LeaseRecord } | { acquired: false; current: LeaseRecord }> {
+    await this.call("tryAcquireLease", name);
+    const current = this.leases.get(name);
+    if (current) return { acquired: false, current: { ...current } };
+    const lease: LeaseRecord = { name, holder, token: `lease${this.nextId++}`, leaseMs, renewals: 0, renewedAt: new Date().toISOString() };
+    this.leases.set(name, lease);
+    return { acquired: true, lease: { ...lease } };
+  }
+
+  async renewLease(lease: LeaseRecord): Promise<boolean> {
+    await this.call("renewLease", lease.name);
+    const current = this.leases.get(lease.name);
+    if (!current || current.token !== lease.token) return false;
+    current.renewals += 1;
+    current.renewedAt = new Date().toISOString();
+    return true;
+  }
+
+  async holdsLease(lease: LeaseRecord): Promise<boolean> {
+    await this.call("holdsLease", lease.name);
+    return this.leases.get(lease.name)?.token === lease.token;
+  }
+
+  async releaseLease(lease: LeaseRecord): Promise<void> {
+    await this.call("releaseLease", lease.name);
+    if (this.leases.get(lease.name)?.token === lease.token) this.leases.delete(lease.name);
+  }
+
+  async readLease(name: string): Promise<LeaseRecord | undefined> {
+    await this.call("readLease", name);
+    const current = this.leases.get(name);
+    return current ? { ...current } : undefined;
+  }
+
+  async watchExecutables(onEvent: (event: ExecutableEvent) => void): Promise<EventStream> {
+    await this.call("watchExecutables");
+    let resolveEnded!: (error: Error | undefined) => void;
+    const ended = new Promise<Error | undefined>((resolve) => (resolveEnded = resolve));
+    const entry = { onEvent, end: resolveEnded };
+    this.streams.add(entry);
+    return {
+      close: () => {
+        this.streams.delete(entry);
+        resolveEnded(undefined);
+      },
+      ended,
+    };
+  }
+
+  // --- internals ------------------------------------------------------------------------------
+
+  private async call(operation: string, ...args: unknown[]): Promise<void> {
+    this.calls.push([operation, ...args.filter((a) => a !== undefined)].join(" "));
+    if (!this.reachable) throw new Error(`fake engine unreachable (${operation})`);
+    await this.faults.beforeCall?.(operation, args);
+    if (!this.reachable) throw new Error(`fake engine unreachable (${operation})`);
+  }
+
+  private markRunning(e: FakeExecutable): void {
+    e.state = "running";
+    e.startedAt = new Date().toISOString();
+    const count = this.running().filter((other) => other.desired.volumeName === e.desired.volumeName).length;
+    this.maxRunningOnVolume.set(e.desired.volumeName, Math.max(count, this.maxRunningOnVolume.get(e.desired.volumeName) ?? 0));
+  }
+
+  private emit(event: ExecutableEvent): void {
+    for (const stream of this.streams) stream.onEvent(event);
+  }
+
+  private filesOf(source: string): Map<string, { text: string; mode: number }> {
+    const volume = this.volumes.get(source);
+    if (volume) return volume.files;
+    // A directory store (a volume the test did not claim, or a host path): created on first use.
+    const key = `dir:${source}`;
+    if (!this.volumes.has(key)) this.volumes.set(key, { info: { name: key, driver: "dir" }, files: new Map() });
+    return this.volumes.get(key)!.files;
+  }
+
+  private mustGet(id: string): FakeExecutable {
+    const e = this.executables.get(id);
+    if (!e) throw new Error(`fake: 404 no such executable ${id}`);
+    return e;
+  }
+
+  private observe(e: FakeExecutable): ObservedExecutable {
+    return {
+      id: e.id,
+      name: e.name,
+      peId: e.desired.peId,
+      generation: e.generation,
+      specHash: e.specHash,
+      volumeName: e.desired.volumeName,
+      state: e.state,
+      running: e.state === "running",
+      startedAt: e.startedAt,
+      exitCode: e.exitCode,
+    };
+  }
+}

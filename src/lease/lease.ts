@@ -1,0 +1,117 @@
+// Leases on top of the backend's atomic primitives: the PE lock (one replacement at a time per PE)
+// and the controller's presence. The liveness rule is the one Kubernetes leader election uses: a
+// holder is alive while its renewal count moves; an observer that sees it stand still for a whole
+// lease, on its own monotonic clock, may break it. No wall clocks compared across hosts, no PIDs.
+import { hostname } from "node:os";
+import { performance } from "node:perf_hooks";
+import type { Backend, LeaseRecord } from "../backend/backend";
+
+export class LeaseLostError extends Error {
+  constructor(readonly lease: LeaseRecord) {
+    super(`reseat: lost the lease "${lease.name}" (held as ${lease.holder}): it was broken or removed (e.g. \`docker container prune\`); stopping before acting on stale ownership`);
+    this.name = "LeaseLostError";
+  }
+}
+
+export class LeaseBusyError extends Error {
+  constructor(readonly current: LeaseRecord, waitedMs: number) {
+    super(`reseat: "${current.name}" is held by ${current.holder} (still renewing after ${Math.round(waitedMs)} ms of waiting); try again later`);
+    this.name = "LeaseBusyError";
+  }
+}
+
+export interface HeldLease {
+  readonly record: LeaseRecord;
+  /** Throws LeaseLostError once a renewal found the lease gone or taken over. */
+  assertHeld(): void;
+  /** Asks the engine now (not the last renewal): for right before an irreversible step. */
+  confirm(): Promise<void>;
+  readonly lost: boolean;
+  release(): Promise<void>;
+}
+
+export interface LeaseOptions {
+  leaseMs: number;
+  /** How long to wait for a live holder before giving up. */
+  waitMs: number;
+  /** Renewal period (default: a third of the lease). */
+  renewEveryMs?: number;
+  /** Poll period while waiting (default: grows from 20 ms to 250 ms). */
+  pollMs?: number;
+}
+
+export async function acquireLease(backend: Backend, name: string, holder: string, options: LeaseOptions): Promise<HeldLease> {
+  const started = performance.now();
+  // What we last saw of the current holding, and when (our clock) it last moved.
+  let seen: { token: string; renewals: number; at: number } | undefined;
+  for (let attempt = 0; ; attempt++) {
+    const result = await backend.tryAcquireLease(name, holder, options.leaseMs);
+    if (result.acquired) return hold(backend, result.lease, options);
+    const current = result.current;
+    const now = performance.now();
+    if (!seen || seen.token !== current.token || seen.renewals !== current.renewals) {
+      seen = { token: current.token, renewals: current.renewals, at: now };
+    } else if (now - seen.at > Math.max(current.leaseMs, 1)) {
+      // Stood still for a whole lease: its holder is gone. Break exactly that holding.
+      await backend.releaseLease(current);
+      seen = undefined;
+      continue;
+    }
+    if (now - started > options.waitMs) throw new LeaseBusyError(current, now - started);
+    await delay(options.pollMs ?? Math.min(20 * 2 ** attempt, 250));
+  }
+}
+
+function hold(backend: Backend, record: LeaseRecord, options: LeaseOptions): HeldLease {
+  let lost = false;
+  let released = false;
+  let renewing: Promise<void> = Promise.resolve();
+  const timer = setInterval(() => {
+    renewing = renewing.then(async () => {
+      if (lost || released) return;
+      const still = await backend.renewLease(record).catch(() => true); // an engine hiccup is not a loss; the count stands still
+      if (!still) lost = true;
+    });
+  }, options.renewEveryMs ?? Math.max(Math.floor(options.leaseMs / 3), 10));
+  timer.unref();
+  return {
+    record,
+    get lost() {
+      return lost;
+    },
+    assertHeld() {
+      if (lost) throw new LeaseLostError(record);
+    },
+    async confirm() {
+      if (lost || !(await backend.holdsLease(record))) {
+        lost = true;
+        throw new LeaseLostError(record);
+      }
+    },
+    async release() {
+      released = true;
+      clearInterval(timer);
+      await renewing;
+      if (!lost) await backend.releaseLease(record);
+    },
+  };
+}
+
+/** Runs `work` holding the lease; work calls assertHeld() before each step that acts on the engine. */
+export async function withLease<T>(backend: Backend, name: string, holder: string, options: LeaseOptions, work: (lease: HeldLease) => Promise<T>): Promise<T> {
+  const lease = await acquireLease(backend, name, holder, options);
+  try {
+    return await work(lease);
+  } finally {
+    await lease.release().catch(() => undefined);
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** "host:pid:role": who holds a lease, for people reading errors and `reseat status` (never parsed). */
+export function holderName(role: string): string {
+  return `${hostname()}:${process.pid}:${role}`;
+}
