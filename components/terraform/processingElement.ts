@@ -50,6 +50,9 @@ export function validateTerraformProcessingElement(name: string, args: unknown):
       { field: "persistentStore.kind", expected: 'expected "directory" or "none" in the Terraform flavour (postgres needs the Pulumi flavour, which writes the password file into the volume)' },
     ]);
   }
+  if (spec.docker) {
+    throw new SpecError(`"${name}"`, [{ field: "docker", expected: "not set per PE in the Terraform flavour: the engine is the stack's (dockerHost / DOCKER_HOST)" }]);
+  }
   return spec;
 }
 

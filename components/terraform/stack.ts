@@ -7,6 +7,8 @@ import { LocalBackend, TerraformStack } from "cdktf";
 import { provider as dockerProvider } from "@cdktf/provider-docker";
 import { DOCKER_PROVIDER_SOURCE, DOCKER_PROVIDER_VERSION, ProcessingElement, validateTerraformProcessingElement } from "./processingElement";
 import { ReseatStatusFile } from "./status";
+import { SpecError } from "../../src/spec/processingElement";
+import { findDuplicates } from "../../src/spec/uniqueness";
 
 export interface ReseatTerraformStackProps {
   /** PE specs, as in stacks/Pulumi.<stack>.yaml's `reseat:processingElements`. */
@@ -35,14 +37,11 @@ export class ReseatTerraformStack extends TerraformStack {
     const declared = Array.isArray(props.processingElements) ? props.processingElements : parseStackConfig(props);
     const named = declared.map((spec, index) => {
       const name = spec && typeof spec === "object" && "peId" in spec ? String(spec.peId) : `processingElements[${index}]`;
-      validateTerraformProcessingElement(name, spec);
-      return { name, spec };
+      return { name, spec, parsed: validateTerraformProcessingElement(name, spec) };
     });
-    const seen = new Set<string>();
-    for (const { name } of named) {
-      if (seen.has(name)) throw new Error(`reseat: invalid stack config:\n  - processingElements: PE id "${name}" is declared twice`);
-      seen.add(name);
-    }
+    // The same collision rules as the Pulumi flavour: one peId, one state volume, one host port each.
+    const duplicates = findDuplicates(named.map(({ parsed }, index) => ({ subject: `processingElements[${index}]`, spec: parsed })));
+    if (duplicates.length) throw new SpecError("stack config", duplicates);
 
     new dockerProvider.DockerProvider(this, "docker", props.dockerHost ? { host: props.dockerHost } : {});
     // The prebuilt bindings were generated from kreuzwerker/docker 3.6.2 and ask for "~> 3.0"; the

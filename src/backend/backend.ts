@@ -83,6 +83,8 @@ export interface ObservedExecutable {
   id: string;
   name: string;
   peId: string;
+  /** The owner it was created for ("<project>/<stack>/<peId>"), when recorded. */
+  owner?: string;
   generation: number;
   specHash: string;
   volumeName: string;

@@ -130,7 +130,7 @@ async function converge(backend: Backend, desired: ExecutableDesired, options: R
   if (holders.length) throw new ForeignExecutableError(desired.volumeName, holders);
 
   // 2. Observe this PE's executables: adopt an identical running one, retire everything else.
-  const observed = await backend.listExecutables(desired.peId);
+  const observed = ownExecutables(await backend.listExecutables(desired.peId), desired);
   if (options.stillNeeded && !options.stillNeeded(observed)) return undefined;
   const adoptable = options.replaceRunning ? undefined : observed.filter((e) => e.running && e.specHash === hash).sort(byGenerationDesc)[0];
   for (const executable of observed) {
@@ -185,7 +185,7 @@ async function converge(backend: Backend, desired: ExecutableDesired, options: R
  */
 export async function retire(backend: Backend, desired: ExecutableDesired, holder: string): Promise<string[]> {
   return withPeLock(backend, desired, holder, async (lock) => {
-    const observed = await backend.listExecutables(desired.peId);
+    const observed = ownExecutables(await backend.listExecutables(desired.peId), desired);
     for (const executable of observed) {
       lock.assertHeld();
       if (executable.running) {
@@ -224,6 +224,21 @@ export async function storeGeneration(backend: Backend, desired: ExecutableDesir
     case "postgres":
       return postgresGeneration(desired.store, desired.peId);
   }
+}
+
+/**
+ * A PE id names one PE per engine: executables of the same id made for another owner (another stack
+ * or program) are refused, never adopted or retired.
+ */
+function ownExecutables(observed: ObservedExecutable[], desired: Pick<ExecutableDesired, "peId" | "owner">): ObservedExecutable[] {
+  const foreign = observed.filter((e) => e.owner && desired.owner && e.owner !== desired.owner);
+  if (foreign.length) {
+    throw new Error(
+      `reseat: processing element id "${desired.peId}" (peId) is already in use on this engine by ${foreign[0]!.owner} (${foreign.map((e) => e.name).join(", ")}); ` +
+        `a peId names one PE per engine: choose another peId for ${desired.owner}`,
+    );
+  }
+  return observed;
 }
 
 function byGenerationDesc(a: ObservedExecutable, b: ObservedExecutable): number {

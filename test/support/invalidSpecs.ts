@@ -27,6 +27,13 @@ export function invalidSpecs(peId: string): InvalidSpecCase[] {
     { name: "missing image", spec: { peId }, field: "image", expected: /required|expected/ },
     { name: "mount path with ..", spec: { ...base, volume: { mountPath: "/state/../etc" } }, field: "volume.mountPath", expected: /without "\.\." segments/ },
     { name: "store with both volume and hostPath", spec: { ...base, persistentStore: { kind: "directory", volume: "v", hostPath: "/x" } }, field: "persistentStore", expected: /either volume or hostPath/ },
+    { name: "commit interval past what a timer can hold", spec: { ...base, commitInterval: 1e12 }, field: "commitInterval", expected: /at most 24h/ },
+    {
+      name: "one host port mapped twice",
+      spec: { ...base, network: "bridge", ports: [{ container: 8080, host: 18998 }, { container: 8081, host: 18998 }] },
+      field: "ports.1.host",
+      expected: /host port used once; 127\.0\.0\.1:18998\/tcp is already mapped by ports\.0/,
+    },
     { name: "postgres store without a password", spec: { ...base, persistentStore: { kind: "postgres", database: "d", user: "u" } }, field: "persistentStore", expected: /exactly one of password or passwordSecret/ },
   ];
 }

@@ -310,6 +310,7 @@ export class FakeBackend implements Backend {
       id: e.id,
       name: e.name,
       peId: e.desired.peId,
+      owner: e.desired.owner,
       generation: e.generation,
       specHash: e.specHash,
       volumeName: e.desired.volumeName,

@@ -131,3 +131,16 @@ describe("retire() on the fake engine", () => {
     expect(await retire(backend, desired, "pulumi")).toEqual([second.executableName]);
   });
 });
+
+describe("one PE id per engine", () => {
+  it("refuses to adopt or retire executables of the same peId made for another owner", async () => {
+    const stack1 = desiredFor("pe-a", {}, "proj/stack-1/pe-a");
+    const backend = await engineWithVolume(stack1);
+    await reseat(backend, stack1, { holder: "stack-1" });
+    const stack2 = desiredFor("pe-a", { volume: { name: "other" } }, "proj/stack-2/pe-a");
+    await backend.claimVolume({ name: "other", driver: "local", peId: "pe-a", owner: stack2.owner! });
+    await expect(reseat(backend, stack2, { holder: "stack-2" })).rejects.toThrow(/"pe-a" \(peId\) is already in use on this engine by proj\/stack-1\/pe-a/);
+    await expect(retire(backend, stack2, "stack-2")).rejects.toThrow(/already in use/);
+    expect(backend.running("pe-a")).toHaveLength(1);
+  });
+});

@@ -171,7 +171,7 @@ describe("Terraform flavour: synthesized configuration", () => {
   it("one construct per PE; a PE id declared twice is refused", () => {
     const doc = synth([demo, { ...demo, peId: "billing", env: { PORT: "18090" } }]);
     expect(Object.keys(doc.resource.docker_container!).sort()).toEqual(["pe_billing", "pe_orders"]);
-    expect(() => synth([demo, demo])).toThrow(/PE id "orders" is declared twice/);
+    expect(() => synth([demo, demo])).toThrow(/processingElements\[1\]\.peId: expected a peId unique in the program; "orders" is already used by processingElements\[0\]/);
   });
 
   it("stacks/terraform/main.ts synthesizes <outdir>/stacks/<stack>/cdk.tf.json from a stack config file", () => {
