@@ -22,6 +22,8 @@ export class TestEngine {
   /** Short (unix socket paths are limited to 108 bytes): sockets, pidfile, containerd state. */
   readonly execRoot: string;
   readonly socket: string;
+  /** The engine's host name (`docker info` Name): unique, unlike this machine's. */
+  readonly name: string;
   readonly tls?: TlsFiles;
   tcpPort?: number;
   private daemon?: Daemon;
@@ -31,6 +33,7 @@ export class TestEngine {
     this.dir = privateDir(this.id);
     this.execRoot = `/run/reseat-${this.id}`;
     this.socket = path.join(this.execRoot, "docker.sock");
+    this.name = `reseat-${this.id}`;
     if (options.tls) this.tls = makeTlsFiles(path.join(this.dir, "tls"), `reseat ${this.id} CA`);
   }
 
@@ -62,7 +65,9 @@ export class TestEngine {
     if (this.running) return;
     fs.mkdirSync(this.execRoot, { recursive: true, mode: 0o700 });
     const configFile = path.join(this.dir, "daemon.json");
-    fs.writeFileSync(configFile, "{}\n"); // never the machine's /etc/docker/daemon.json
+    // Never the machine's /etc/docker/daemon.json; an identity key of its own (20.10 derives the
+    // engine ID, what reseat records as the engine's identity, from /etc/docker/key.json otherwise).
+    fs.writeFileSync(configFile, JSON.stringify({ "deprecated-key-path": path.join(this.dir, "key.json") }) + "\n");
     const args = [
       `--data-root=${path.join(this.dir, "data")}`,
       `--exec-root=${this.execRoot}`,
@@ -88,8 +93,11 @@ export class TestEngine {
     }
     this.daemon = await startDaemon({
       name: this.id,
-      command: "dockerd",
-      args,
+      // In a UTS namespace of its own, so that the engine reports its own name (its `docker info`
+      // Name, what a PE's `host` output shows) instead of this machine's.
+      command: "unshare",
+      args: ["--uts", "--", "sh", "-c", 'hostname "$0" && exec dockerd "$@"', this.name, ...args],
+      runningAs: "dockerd",
       logFile: path.join(this.dir, "dockerd.log"),
       ready: () => ping(this.socket),
       readyTimeoutMs: 90_000,
