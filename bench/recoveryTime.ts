@@ -105,15 +105,14 @@ async function liveExecutable(backend: DockerBackend) {
 }
 
 async function runningPid(backend: DockerBackend, id: string): Promise<number> {
-  const c = await backend.engine.json<{ State: { Pid: number; Running: boolean } }>("GET", `/containers/${id}/json`);
+  const c = await backend.docker.getContainer(id).inspect();
   if (!c.State.Running || !c.State.Pid) throw new Error(`container ${id} is not running`);
   return c.State.Pid;
 }
 
 async function startPlain(backend: DockerBackend): Promise<string> {
-  const created = await backend.engine.json<{ Id: string }>("POST", "/containers/create", {
-    query: { name: "reseat-bench-restart-policy" },
-    body: {
+  const created = await backend.docker.createContainer({
+    name: "reseat-bench-restart-policy",
       Image: IMAGE,
       Env: [`PORT=${PLAIN_PORT}`, "RESEAT_PE_ID=bench-plain", "RESEAT_STATE_DIR=/state", "RESEAT_COMMIT_INTERVAL_MS=1000", `RESEAT_STORE={"kind":"directory","path":"/reseat-store"}`],
       Labels: { [LABELS.managed]: "bench" },
@@ -125,10 +124,9 @@ async function startPlain(backend: DockerBackend): Promise<string> {
         ],
         RestartPolicy: { Name: "always" },
       },
-    },
   });
-  await backend.start(created.Id);
-  return created.Id;
+  await backend.start(created.id);
+  return created.id;
 }
 
 /**
@@ -137,7 +135,7 @@ async function startPlain(backend: DockerBackend): Promise<string> {
  * gets: stop and start the container again (outside the measurement), which resets the policy.
  */
 async function restartPlainFresh(backend: DockerBackend, id: string): Promise<void> {
-  await backend.engine.request("POST", `/containers/${id}/stop`, { query: { t: 5 } }).catch(() => undefined);
+  await backend.stop(id, { graceSeconds: 5 }).catch(() => undefined);
   await backend.start(id);
   await waitAnswering(PLAIN_PORT);
 }

@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { LABELS } from "../src/backend/backend";
 import { DockerBackend } from "../src/backend/docker/dockerBackend";
+import { followEvents } from "../src/backend/docker/events";
 import { PROJECT_ROOT } from "../src/automation/stack";
 import { parseProcessingElement, volumeNameOf } from "../src/spec/processingElement";
 import { specHash } from "../src/plan/executablePlan";
@@ -81,8 +82,10 @@ async function rawFloor(backend: DockerBackend, image: string): Promise<number> 
 async function killEvents(backend: DockerBackend): Promise<{ first: () => Promise<number> }> {
   let seen: (ms: number) => void = () => undefined;
   const first = new Promise<number>((resolve) => (seen = resolve));
-  const subscription = await backend.engine.events(
-    { filters: JSON.stringify({ type: ["container"], event: ["kill"], label: [`${LABELS.peId}=${PE}`] }) },
+  const subscription = await followEvents(
+    backend.docker,
+    backend.connection.address,
+    { type: ["container"], event: ["kill"], label: [`${LABELS.peId}=${PE}`] },
     (e) => seen(Math.round(e.timeNano / 1e6)), // only the first settles the promise
   );
   return {

@@ -22,7 +22,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { LABELS } from "../src/backend/backend";
 import { DockerBackend } from "../src/backend/docker/dockerBackend";
-import { EngineError } from "../src/backend/docker/engine";
+import { followEvents } from "../src/backend/docker/events";
 import { PROJECT_ROOT } from "../src/automation/stack";
 import { executableDesired } from "../src/spec/desired";
 import { parseProcessingElement } from "../src/spec/processingElement";
@@ -222,16 +222,15 @@ function runCli(dir: string, command: string, program: string): Promise<Run> {
  * running on the same engine (`reseat watch`) leaves them alone.
  */
 async function floorPe(backend: DockerBackend, peId: string, port: number) {
-  const engine = backend.engine;
+  const docker = backend.docker;
   const desiredOf = async (image: string) => {
     const spec = parseProcessingElement({ peId, ...template(image, port) });
     return executableDesired(spec, await backend.ensureImage(image));
   };
   const volume = `reseat-${peId}-state`;
-  await engine.json("POST", "/volumes/create", { body: { Name: volume, Labels: { [FLOOR_LABEL]: "true" } } });
+  await docker.createVolume({ Name: volume, Labels: { [FLOOR_LABEL]: "true" } });
   const create = async (desired: Awaited<ReturnType<typeof desiredOf>>) => {
-    const { Id } = await engine.json<{ Id: string }>("POST", "/containers/create", {
-      body: {
+    const created = await docker.createContainer({
         Image: desired.imageId,
         Env: [...Object.entries(desired.env).map(([k, v]) => `${k}=${v}`), `RESEAT_PE_ID=${peId}`, `RESEAT_STATE_DIR=${desired.mountPath}`],
         Labels: { [FLOOR_LABEL]: peId },
@@ -243,26 +242,21 @@ async function floorPe(backend: DockerBackend, peId: string, port: number) {
           Memory: (desired.resources.memoryMiB ?? 48) * 1024 * 1024,
           RestartPolicy: { Name: "no" },
         },
-      },
     });
-    return Id;
+    return created.id;
   };
   let current = await create(await desiredOf(IMAGES[0]));
-  await engine.request("POST", `/containers/${current}/start`);
+  await backend.start(current);
   await backend.waitReady(current, await desiredOf(IMAGES[0]));
   let run = 0;
   /** One raw replacement, timed from the stop request to ready. */
   return async (): Promise<number> => {
     const desired = await desiredOf(IMAGES[++run % 2]!);
     const started = performance.now();
-    await engine
-      .request("POST", `/containers/${current}/stop`, { query: { t: desired.stop.graceSeconds }, timeoutMs: (desired.stop.graceSeconds + 30) * 1000 })
-      .catch((error: unknown) => {
-        if (!(error instanceof EngineError && error.statusCode === 304)) throw error; // already stopped
-      });
-    await engine.request("DELETE", `/containers/${current}`, { query: { v: false, force: true } });
+    await backend.stop(current, desired.stop); // an already stopped one counts as stopped
+    await backend.remove(current);
     current = await create(desired);
-    await engine.request("POST", `/containers/${current}/start`);
+    await backend.start(current);
     await backend.waitReady(current, desired);
     return Math.round(performance.now() - started);
   };
@@ -304,8 +298,10 @@ interface EngineEvent {
 /** Container kill/die/start events of the group's executables (Engine clock, ms). */
 async function recordEvents(backend: DockerBackend): Promise<{ stop: () => Promise<EngineEvent[]> }> {
   const events: EngineEvent[] = [];
-  const subscription = await backend.engine.events(
-    { filters: JSON.stringify({ type: ["container"], label: [`${LABELS.role}=executable`], event: ["kill", "die", "start"] }) },
+  const subscription = await followEvents(
+    backend.docker,
+    backend.connection.address,
+    { type: ["container"], label: [`${LABELS.role}=executable`], event: ["kill", "die", "start"] },
     (e) => {
       const peId = e.Actor.Attributes[LABELS.peId] ?? "";
       if (peId.startsWith(`${GROUP}-`) && peId !== FLOOR_PE) events.push({ action: e.Action, peId, id: e.id, ms: e.timeNano / 1e6 });
@@ -369,15 +365,14 @@ function maxConcurrentlyDown(members: MemberTimeline[]): number {
 
 /** Removes the bench's containers (members, floor PE, locks, plain containers) and state volumes. */
 async function removeLeftovers(backend: DockerBackend): Promise<void> {
-  const engine = backend.engine;
-  const containers = await engine.json<{ Id: string; Labels: Record<string, string> }[]>("GET", "/containers/json", { query: { all: true } });
+  const containers = await backend.docker.listContainers({ all: true });
   for (const c of containers) {
     const peId = c.Labels[LABELS.peId] ?? "";
     if (peId.startsWith(`${GROUP}-`) || c.Labels[PLAIN_LABEL] || c.Labels[FLOOR_LABEL]) {
-      await engine.request("DELETE", `/containers/${c.Id}`, { query: { force: true } }).catch(() => undefined);
+      await backend.remove(c.Id).catch(() => undefined);
     }
   }
-  const volumes = await engine.json<{ Volumes: { Name: string }[] | null }>("GET", "/volumes");
+  const volumes = await backend.docker.listVolumes();
   for (const v of volumes.Volumes ?? []) {
     if (v.Name.startsWith(`reseat-${GROUP}-`)) await backend.removeVolume(v.Name).catch(() => undefined);
   }

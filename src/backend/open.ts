@@ -1,15 +1,19 @@
 // Which backend a PE uses comes from its spec (recorded in Pulumi state with the executable), never
 // from ambient state alone: the one place that turns an EngineTarget into a Backend.
 import type { Backend, EngineTarget } from "./backend";
+import { EngineCredentials, resolveConnection } from "./docker/connection";
 import { DockerBackend } from "./docker/dockerBackend";
-import { engineAddressFromEnv } from "./docker/engine";
 
-export function openBackend(target: EngineTarget | undefined): Backend {
+/**
+ * @param credentials the secret half of the connection (TLS key, ssh key, registry password), from
+ *   the PE's secret inputs; absent for engines reached without them.
+ */
+export function openBackend(target: EngineTarget | undefined, credentials: EngineCredentials = {}): Backend {
   const kind = target?.kind ?? "docker";
   switch (kind) {
     case "docker":
       // The spec's host wins; else DOCKER_HOST, as every Docker tool does; else the local socket.
-      return new DockerBackend(engineAddressFromEnv(target?.host ? { DOCKER_HOST: target.host } : process.env));
+      return new DockerBackend(resolveConnection({ host: target?.host, tls: credentials.tls, ssh: credentials.ssh }), { registryAuth: credentials.registryAuth });
     default:
       throw new Error(`reseat: engine.kind "${String(kind)}" is not supported here (expected "docker")`);
   }

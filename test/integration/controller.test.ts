@@ -10,7 +10,8 @@ import {
   ROOT,
   cleanup,
   demoSpec,
-  engine,
+  docker,
+  orUndefined,
   lastAcked,
   leftovers,
   makeProject,
@@ -33,7 +34,7 @@ const PORT = 18500 + (process.pid % 400);
 const CHAOS_CYCLES = Number(process.env.RESEAT_CHAOS_CYCLES ?? 200);
 
 async function killHard(id: string): Promise<void> {
-  await engine.request("POST", `/containers/${id}/kill`, { query: { signal: "KILL" } });
+  await docker.getContainer(id).kill({ signal: "KILL" });
 }
 
 function generationOf(name: string): number {
@@ -69,7 +70,7 @@ describe("the failure controller and crash-safe provisioning", () => {
     expect(generationOf(after.Names[0]!)).toBe(generationOf(before.Names[0]!) + 1);
     const seen = await waitFor("the service answering", () => sessions(PORT));
     for (const [key, value] of lastAcked(writers.acks)) expect(seen.sessions[key]?.n).toBeGreaterThanOrEqual(value);
-    expect(await engine.jsonOrUndefined("GET", `/containers/${before.Id}/json`)).toBeUndefined();
+    expect(await orUndefined(docker.getContainer(before.Id).inspect())).toBeUndefined();
     await waitFor("the controller's report", async () => (controller!.events.some((e) => e.kind === "reseated" && e.peId === PE) ? true : undefined));
   });
 
@@ -128,7 +129,7 @@ describe("the failure controller and crash-safe provisioning", () => {
     expect(liveness.maxLive).toBe(1);
     const started: number[] = [];
     for (const e of liveness.events.filter((x) => x.action === "start")) {
-      const c = await engine.jsonOrUndefined<{ Name: string }>("GET", `/containers/${e.id}/json`);
+      const c = await orUndefined(docker.getContainer(e.id).inspect());
       if (c) started.push(generationOf(c.Name));
     }
     const names = [];
@@ -226,7 +227,7 @@ describe("crash safety: the Pulumi process killed at each step of a replacement"
       expect(await leftovers(FPE)).toEqual([]);
       const seen = (await sessions(FPORT)).sessions;
       for (const [key, value] of lastAcked(writers.acks)) expect(seen[key]?.n).toBe(value);
-      expect((await engine.jsonOrUndefined(`GET`, `/volumes/${recovered.volumeName}`)) !== undefined).toBe(true);
+      expect((await orUndefined(docker.getVolume(recovered.volumeName).inspect())) !== undefined).toBe(true);
       const again = await mustSucceed(project, "preview");
       expect(again.doc.changeSummary?.replace ?? 0).toBe(0);
     });

@@ -3,7 +3,7 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Project, ROOT, cleanup, engine, makeProject, mustSucceed, peOutputs, reseatCli, sessionSpec, sessions, startPersistentWriters, waitFor } from "../support/harness";
+import { Project, ROOT, cleanup, docker, makeProject, mustSucceed, peOutputs, reseatCli, sessionSpec, sessions, startPersistentWriters, waitFor } from "../support/harness";
 
 const PE = `it-pg-${process.pid}`;
 const PORT = 18700 + (process.pid % 80);
@@ -93,8 +93,8 @@ describe("a processing element with a PostgreSQL store", () => {
       const pe = peOutputs(await mustSucceed(project, "up", "--refresh"), PE);
       return pe.commitLagMs === 0 ? pe : undefined;
     });
-    await engine.request("DELETE", `/containers/${before.executableId}`, { query: { force: true } });
-    await engine.request("DELETE", `/volumes/${before.volumeName}`);
+    await docker.getContainer(before.executableId).remove({ force: true });
+    await docker.getVolume(before.volumeName).remove();
     await mustSucceed(project, "refresh");
     const after = peOutputs(await mustSucceed(project, "up"), PE);
     expect(after.resumedFrom).toBe("persistent");
@@ -106,9 +106,9 @@ describe("a processing element with a PostgreSQL store", () => {
     const env = { ...process.env, PULUMI_BACKEND_URL: `file://${path.join(project.dir, ".pulumi-state")}` };
     const exported = execFileSync("pulumi", ["stack", "export", "--stack", project.stack], { cwd: project.dir, env }).toString();
     const outputs = execFileSync("pulumi", ["stack", "output", "--json", "--stack", project.stack], { cwd: project.dir, env }).toString();
-    const running = (await engine.json<{ Id: string }[]>("GET", "/containers/json", { query: { filters: JSON.stringify({ label: [`io.reseat.pe-id=${PE}`] }) } }))[0]!;
-    const inspect = JSON.stringify(await engine.json("GET", `/containers/${running.Id}/json`));
-    const logs = (await engine.request("GET", `/containers/${running.Id}/logs`, { query: { stdout: true, stderr: true } })).body.toString();
+    const running = (await docker.listContainers({ filters: { label: [`io.reseat.pe-id=${PE}`] } }))[0]!;
+    const inspect = JSON.stringify(await docker.getContainer(running.Id).inspect());
+    const logs = (await docker.getContainer(running.Id).logs({ stdout: true, stderr: true, follow: false })).toString();
     const config = fs.readFileSync(path.join(project.dir, "stacks", `Pulumi.${project.stack}.yaml`), "utf8");
     const cli = await reseatCli(project, "outputs");
     for (const [what, text] of Object.entries({ exported, outputs, inspect, logs, config, cli: JSON.stringify(cli.doc) })) {

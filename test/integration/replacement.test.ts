@@ -7,7 +7,7 @@ import {
   cleanup,
   containersOf,
   demoSpec,
-  engine,
+  docker,
   httpJson,
   makeProject,
   mustSucceed,
@@ -106,7 +106,7 @@ describe("a processing element replaced by pulumi up", () => {
 
   it("docker rm -f, then refresh + up: a new executable on the same volume, generation + 1, state intact", async () => {
     await httpJson(PORT, "/append?line=d", "POST");
-    await engine.request("DELETE", `/containers/${first.executableId}`, { query: { force: true } });
+    await docker.getContainer(first.executableId).remove({ force: true });
     await mustSucceed(project, "refresh");
     const healed = peOutputs(await mustSucceed(project, "up"), PE);
     expect(healed.generation).toBe(first.generation + 1);
@@ -128,19 +128,21 @@ describe("a processing element replaced by pulumi up", () => {
   });
 
   it("create refuses to start a second writer when a container reseat does not own runs on the volume", async () => {
-    const intruder = await engine.json<{ Id: string }>("POST", "/containers/create", {
-      body: { Image: "reseat-demo-workload:v1", Cmd: ["node", "-e", "setTimeout(() => {}, 600000)"], HostConfig: { NetworkMode: "none", Mounts: [{ Type: "volume", Source: first.volumeName, Target: "/x" }] } },
+    const intruder = await docker.createContainer({
+      Image: "reseat-demo-workload:v1",
+      Cmd: ["node", "-e", "setTimeout(() => {}, 600000)"],
+      HostConfig: { NetworkMode: "none", Mounts: [{ Type: "volume", Source: first.volumeName, Target: "/x" }] },
     });
-    await engine.request("POST", `/containers/${intruder.Id}/start`);
+    await intruder.start();
     try {
-      await engine.request("DELETE", `/containers/${first.executableId}`, { query: { force: true } });
+      await docker.getContainer(first.executableId).remove({ force: true });
       await mustSucceed(project, "refresh");
       const up = await reseatCli(project, "up");
       expect(up.code).not.toBe(0);
       expect(up.doc.error).toMatch(/is mounted by running container\(s\) reseat does not own/);
       expect(await containersOf(PE)).toHaveLength(0);
     } finally {
-      await engine.request("DELETE", `/containers/${intruder.Id}`, { query: { force: true } });
+      await intruder.remove({ force: true });
     }
     first = peOutputs(await mustSucceed(project, "up"), PE);
     expect((await httpJson<StateView>(PORT, "/state")).lines).toEqual(["a", "b", "c", "d"]);

@@ -9,7 +9,7 @@ import {
   ROOT,
   cleanup,
   containersOf,
-  engine,
+  docker,
   lastAcked,
   makeProject,
   mustSucceed,
@@ -30,12 +30,12 @@ function spec(overrides: Record<string, unknown> = {}) {
 }
 
 async function killHard(executableId: string): Promise<void> {
-  await engine.request("POST", `/containers/${executableId}/kill`, { query: { signal: "KILL" } });
+  await docker.getContainer(executableId).kill({ signal: "KILL" });
 }
 
 async function loseVolume(executableId: string, volumeName: string): Promise<void> {
-  await engine.request("DELETE", `/containers/${executableId}`, { query: { force: true } });
-  await engine.request("DELETE", `/volumes/${volumeName}`);
+  await docker.getContainer(executableId).remove({ force: true });
+  await docker.getVolume(volumeName).remove();
 }
 
 function commitFiles(): string[] {
@@ -132,7 +132,7 @@ describe("state that survives replacement (directory store)", () => {
   it("a damaged newest commit is detected and the previous one restored", async () => {
     const current = peOutputs(await mustSucceed(project, "outputs"), PE);
     await sessions(PORT);
-    await engine.request("DELETE", `/containers/${current.executableId}`, { query: { force: true } });
+    await docker.getContainer(current.executableId).remove({ force: true });
     const files = commitFiles();
     expect(files.length).toBeGreaterThanOrEqual(2);
     const newest = path.join(STORE, encodeURIComponent(PE), files.at(-1)!);
@@ -140,7 +140,7 @@ describe("state that survives replacement (directory store)", () => {
     const bytes = fs.readFileSync(newest);
     bytes[bytes.length - 3] ^= 0xff; // flip bits inside the snapshot
     fs.writeFileSync(newest, bytes);
-    await engine.request("DELETE", `/volumes/${current.volumeName}`);
+    await docker.getVolume(current.volumeName).remove();
 
     await mustSucceed(project, "refresh");
     const after = peOutputs(await mustSucceed(project, "up"), PE);

@@ -7,7 +7,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LABELS } from "../../src/backend/backend";
 import { synthesize } from "../../stacks/terraform/main";
-import { CLI, ProcessResult, ROOT, cleanup, containersOf, demoSpec, engine, httpJson, sessionSpec, runProcess, volumeExists, waitFor } from "../support/harness";
+import { CLI, ProcessResult, ROOT, cleanup, containersOf, demoSpec, docker, httpJson, orUndefined, sessionSpec, runProcess, volumeExists, waitFor } from "../support/harness";
 
 const PE = `it-tf-${process.pid}`;
 const PORT = 19470;
@@ -58,7 +58,7 @@ const volumeName = `reseat-${PE}-state`;
 const executable = `reseat-${PE}-tf`;
 
 async function volumeInfo(name: string): Promise<{ CreatedAt: string; Mountpoint: string; Labels: Record<string, string> } | undefined> {
-  return engine.jsonOrUndefined("GET", `/volumes/${name}`);
+  return orUndefined(docker.getVolume(name).inspect()) as Promise<{ CreatedAt: string; Mountpoint: string; Labels: Record<string, string> } | undefined>;
 }
 
 async function runningExecutables(peId: string): Promise<{ Id: string; Names: string[]; Labels: Record<string, string> }[]> {
@@ -101,10 +101,7 @@ describe("Terraform flavour: OpenTofu + kreuzwerker/docker on the real engine", 
     expect(running.map((c) => c.Names[0])).toEqual([`/${executable}`]);
     firstContainerId = running[0]!.Id;
     expect(running[0]!.Labels).toMatchObject({ [LABELS.managed]: "true", [LABELS.role]: "executable", [LABELS.peId]: PE, [LABELS.volume]: volumeName });
-    const inspect = await engine.json<{ Config: { Env: string[]; StopSignal: string; StopTimeout: number }; HostConfig: { RestartPolicy: { Name: string }; NetworkMode: string }; Mounts: { Name?: string; Destination: string }[] }>(
-      "GET",
-      `/containers/${firstContainerId}/json`,
-    );
+    const inspect = (await docker.getContainer(firstContainerId).inspect()) as unknown as { Config: { Env: string[]; StopSignal: string; StopTimeout: number }; HostConfig: { RestartPolicy: { Name: string }; NetworkMode: string }; Mounts: { Name?: string; Destination: string }[] };
     expect(inspect.Config.Env).toEqual(expect.arrayContaining([`RESEAT_PE_ID=${PE}`, "RESEAT_STATE_DIR=/state", "RESEAT_COMMIT_INTERVAL_MS=5000", `PORT=${PORT}`]));
     expect(inspect.Config.Env.some((e) => e.startsWith("RESEAT_STORE="))).toBe(true);
     expect(inspect.Config.StopSignal).toBe("SIGTERM");

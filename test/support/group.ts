@@ -3,7 +3,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { LABELS } from "../../src/backend/backend";
-import { CliResult, Project, ROOT, engine, expectOk, reseatCli } from "./harness";
+import { followEvents } from "../../src/backend/docker/events";
+import { CliResult, Project, ROOT, connection, docker, expectOk, reseatCli } from "./harness";
 
 export const GROUPS_PROGRAM = path.join(ROOT, "dist", "stacks", "groups.js");
 
@@ -77,22 +78,23 @@ export async function watchAvailability(peIds: string[]): Promise<{ stop: () => 
   const watched = new Set(peIds);
   const watchStartNano = Date.now() * 1e6;
   const running = new Map<string, Set<string>>(peIds.map((id) => [id, new Set<string>()]));
-  const live = await engine.json<{ Id: string; Labels: Record<string, string> }[]>("GET", "/containers/json", {
-    query: { filters: JSON.stringify({ label: [`${LABELS.role}=executable`] }) },
-  });
+  const live = await docker.listContainers({ filters: { label: [`${LABELS.role}=executable`] } });
   for (const c of live) {
     const peId = c.Labels[LABELS.peId];
     if (peId && watched.has(peId)) running.get(peId)!.add(c.Id);
   }
   const since = Math.floor(Date.now() / 1000) - 1;
   const events: MemberEvent[] = [];
-  const subscription = await engine.events(
-    { since, filters: JSON.stringify({ type: ["container"], label: [`${LABELS.role}=executable`], event: ["start", "die", "kill"] }) },
+  const subscription = await followEvents(
+    docker,
+    connection.address,
+    { type: ["container"], label: [`${LABELS.role}=executable`], event: ["start", "die", "kill"] },
     (e) => {
       const peId = e.Actor.Attributes[LABELS.peId];
       if (!peId || !watched.has(peId) || e.timeNano < watchStartNano) return;
       events.push({ action: e.Action as MemberEvent["action"], peId, id: e.id, timeNano: e.timeNano });
     },
+    { since },
   );
   return {
     stop: async () => {

@@ -4,12 +4,26 @@
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { DockerEngine } from "../../src/backend/docker/engine";
+import Dockerode from "dockerode";
 import { LABELS } from "../../src/backend/backend";
+import { resolveConnection } from "../../src/backend/docker/connection";
+import { followEvents } from "../../src/backend/docker/events";
 
 export const ROOT = path.resolve(__dirname, "..", "..");
 export const CLI = path.join(ROOT, "dist", "src", "cli", "main.js");
-export const engine = new DockerEngine();
+/** The engine the tests run on (DOCKER_HOST, else the local socket), as dockerode sees it. */
+export const connection = resolveConnection();
+export const docker = new Dockerode(connection.dockerOptions);
+
+/** The promise's value, or undefined when the engine answered 404 (no such container, volume, image). */
+export async function orUndefined<T>(promise: Promise<T>): Promise<T | undefined> {
+  try {
+    return await promise;
+  } catch (error) {
+    if ((error as { statusCode?: number }).statusCode === 404) return undefined;
+    throw error;
+  }
+}
 
 export interface Project {
   dir: string;
@@ -115,13 +129,11 @@ interface Summary {
 }
 
 export async function containersOf(peId: string, all = true): Promise<Summary[]> {
-  return engine.json<Summary[]>("GET", "/containers/json", {
-    query: { all, filters: JSON.stringify({ label: [`${LABELS.peId}=${peId}`] }) },
-  });
+  return (await docker.listContainers({ all, filters: { label: [`${LABELS.peId}=${peId}`] } })) as unknown as Summary[];
 }
 
 export async function volumeExists(name: string): Promise<boolean> {
-  return (await engine.jsonOrUndefined("GET", `/volumes/${name}`)) !== undefined;
+  return (await orUndefined(docker.getVolume(name).inspect())) !== undefined;
 }
 
 export async function httpJson<T>(port: number, pathAndQuery: string, method = "GET"): Promise<T> {
@@ -134,9 +146,9 @@ export async function httpJson<T>(port: number, pathAndQuery: string, method = "
 export async function cleanup(peIds: string[]): Promise<void> {
   for (const peId of peIds) {
     for (const c of await containersOf(peId)) {
-      await engine.request("DELETE", `/containers/${c.Id}`, { query: { force: true } }).catch(() => undefined);
+      await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
     }
-    await engine.request("DELETE", `/volumes/reseat-${peId}-state`).catch(() => undefined);
+    await docker.getVolume(`reseat-${peId}-state`).remove().catch(() => undefined);
   }
 }
 
@@ -185,9 +197,12 @@ export function demoSpec(peId: string, port: number, overrides: Record<string, u
 export async function recordLiveness(peId: string): Promise<{ stop: () => Promise<{ maxLive: number; events: { action: string; id: string; timeNano: number }[] }> }> {
   const since = Math.floor(Date.now() / 1000) - 1;
   const events: { action: string; id: string; timeNano: number }[] = [];
-  const subscription = await engine.events(
-    { since, filters: JSON.stringify({ type: ["container"], label: [`${LABELS.peId}=${peId}`], event: ["start", "die"] }) },
+  const subscription = await followEvents(
+    docker,
+    connection.address,
+    { type: ["container"], label: [`${LABELS.peId}=${peId}`], event: ["start", "die"] },
     (e) => events.push({ action: e.Action, id: e.id, timeNano: e.timeNano }),
+    { since },
   );
   return {
     stop: async () => {
@@ -344,6 +359,6 @@ export async function runningOf(peId: string): Promise<Summary[]> {
 
 /** All reseat-made containers of a PE that are neither its one executable nor expected: orphans. */
 export async function leftovers(peId: string): Promise<string[]> {
-  const all = await engine.json<Summary[]>("GET", "/containers/json", { query: { all: true, filters: JSON.stringify({ label: [`${LABELS.peId}=${peId}`] }) } });
+  const all = await containersOf(peId, true);
   return all.filter((c) => c.State !== "running").map((c) => `${c.Names[0]} (${c.State}, ${c.Labels[LABELS.role]})`);
 }

@@ -14,6 +14,16 @@ export const ENGINE_API_VERSION = "v1.41";
 export const DEFAULT_CALL_TIMEOUT_MS = 60_000;
 export const DEFAULT_SOCKET = "/var/run/docker.sock";
 
+/**
+ * The secret half of reaching an engine and its registry, resolved from Pulumi secrets: travels as a
+ * secret input of the PE's resources (encrypted in state), never in labels, outputs or logs.
+ */
+export interface EngineCredentials {
+  tls?: { ca: string; cert: string; key: string };
+  ssh?: { privateKey?: string; passphrase?: string };
+  registryAuth?: RegistryCredentials;
+}
+
 /** How a PE's spec (or the caller) names an engine. Secret fields hold PEM contents, never file paths. */
 export interface DockerConnectionSpec {
   /** unix:///path, tcp://host:port or ssh://user@host[:port]. Default: DOCKER_HOST, then the local socket. */
@@ -37,6 +47,8 @@ export interface EngineConnection {
   dockerOptions: Dockerode.DockerOptions;
   /** The engine runs on this machine and its volumes' files may be reachable here (unix socket only). */
   local: boolean;
+  /** The engine machine's host name or address (tcp/ssh), where its published ports are reached. */
+  hostname?: string;
   callTimeoutMs: number;
 }
 
@@ -126,10 +138,11 @@ export function resolveConnection(spec: DockerConnectionSpec = {}, environment: 
           address: `tcp://${url.host.replace(/:\d+$/, "")}:${port}`,
           dockerOptions: { ...blank, host, port, protocol: "https", ca: tls.ca, cert: tls.cert, key: tls.key },
           local: false,
+          hostname: host,
           callTimeoutMs,
         };
       }
-      return { kind: "tcp", address: `tcp://${url.host.replace(/:\d+$/, "")}:${port}`, dockerOptions: { ...blank, host, port, protocol: "http" }, local: false, callTimeoutMs };
+      return { kind: "tcp", address: `tcp://${url.host.replace(/:\d+$/, "")}:${port}`, dockerOptions: { ...blank, host, port, protocol: "http" }, local: false, hostname: host, callTimeoutMs };
     }
     case "ssh": {
       const url = parseUrl(raw, field);
@@ -164,6 +177,7 @@ export function resolveConnection(spec: DockerConnectionSpec = {}, environment: 
           sshOptions: { privateKey, passphrase: spec.ssh?.passphrase, agent: privateKey ? undefined : agent, readyTimeout: callTimeoutMs },
         },
         local: false,
+        hostname: host,
         callTimeoutMs,
       };
     }

@@ -1,8 +1,11 @@
-// Docker Engine implementation of the backend seam. Every call reads the engine fresh: the provider
-// and the controller must never act on a stale picture of which executable is live.
+// Docker Engine implementation of the backend seam, through dockerode (docker-modem): unix://, tcp://
+// with TLS and ssh:// engines alike (see connection.ts), each call with a time budget. Every call
+// reads the engine fresh: the provider and the controller must never act on a stale picture of which
+// executable is live.
 import * as fs from "node:fs";
 import * as http from "node:http";
 import * as path from "node:path";
+import Dockerode from "dockerode";
 import {
   Backend,
   EngineIdentity,
@@ -22,15 +25,17 @@ import {
   VolumeMeta,
   generationFromName,
 } from "../backend";
-import { DockerEngine, EngineAddress, EngineError, engineAddressFromEnv } from "./engine";
-import { packTar, unpackTar } from "./tar";
+import { packArchive, firstFile } from "./archive";
+import { EngineConnection, RegistryCredentials, resolveConnection, resolveRegistryAuth } from "./connection";
+import { EngineError, engineCall, engineCallOrUndefined, hasStatus } from "./engineCall";
+import { followEvents } from "./events";
+import { PullEvent, PullProgress, splitReference } from "./imagePull";
 
 interface ContainerSummary {
   Id: string;
   Names: string[];
   Labels: Record<string, string>;
   State: string;
-  Mounts?: { Type: string; Name?: string; Destination: string }[];
 }
 
 interface ContainerInspect {
@@ -47,11 +52,6 @@ interface ContainerInspect {
   HostConfig: { NetworkMode: string };
 }
 
-export const META_PATH = ".reseat/meta.json";
-/** A tiny image made on the engine itself (no registry, no PE image): lease and volume-access containers. */
-export const HELPER_IMAGE = "reseat-helper:1";
-const LEASE_FILE = "lease.json";
-
 interface VolumeInspect {
   Name: string;
   Driver: string;
@@ -60,53 +60,115 @@ interface VolumeInspect {
   CreatedAt?: string;
 }
 
+export const META_PATH = ".reseat/meta.json";
+/** A tiny image made on the engine itself (no registry, no PE image): lease and volume-access containers. */
+export const HELPER_IMAGE = "reseat-helper:1";
+const LEASE_FILE = "lease.json";
+/** How often a running pull reports its progress. */
+const PULL_PROGRESS_EVERY_MS = 2000;
+
+export interface DockerBackendOptions {
+  /** Credentials for pulls from this registry (never sent to another one); else the user's Docker config. */
+  registryAuth?: RegistryCredentials;
+  /** Where pull progress lines go (default: stderr, every 2 s while a pull runs). */
+  onPullProgress?: (line: string) => void;
+}
+
 export class DockerBackend implements Backend {
   readonly kind = "docker" as const;
-  readonly engine: DockerEngine;
+  /** The dockerode client, for the few callers (tests, benchmarks) that need the raw Engine API. */
+  readonly docker: Dockerode;
   private identityCache?: EngineIdentity;
 
-  constructor(private readonly address: EngineAddress = engineAddressFromEnv()) {
-    this.engine = new DockerEngine(address);
+  constructor(
+    readonly connection: EngineConnection = resolveConnection(),
+    private readonly options: DockerBackendOptions = {},
+  ) {
+    this.docker = new Dockerode(connection.dockerOptions);
+  }
+
+  /** One Engine call within the connection's budget (or `timeoutMs`), failures as EngineError. */
+  private call<T>(what: string, fn: (abortSignal: AbortSignal) => Promise<T>, timeoutMs = this.connection.callTimeoutMs): Promise<T> {
+    return engineCall(this.connection.address, what, timeoutMs, fn);
+  }
+
+  /** Like call(), but "no such …" (404) answers undefined. */
+  private callOrUndefined<T>(what: string, fn: (abortSignal: AbortSignal) => Promise<T>): Promise<T | undefined> {
+    return engineCallOrUndefined(this.connection.address, what, this.connection.callTimeoutMs, fn);
   }
 
   async identity(): Promise<EngineIdentity> {
     if (!this.identityCache) {
-      const info = await this.engine.json<{ ID: string; Name: string }>("GET", "/info");
-      this.identityCache = { kind: "docker", id: info.ID, name: info.Name, address: describeAddress(this.address) };
+      const info = (await this.call("GET /info", (abortSignal) => optionsCall(this.docker, "info", { abortSignal }))) as { ID: string; Name: string };
+      this.identityCache = { kind: "docker", id: info.ID, name: info.Name, address: this.connection.address };
     }
     return this.identityCache;
   }
 
   async ping(): Promise<void> {
-    await this.engine.request("GET", "/_ping", { timeoutMs: 5000 });
+    await this.call("GET /_ping", (abortSignal) => optionsCall(this.docker, "ping", { abortSignal }), Math.min(5000, this.connection.callTimeoutMs));
   }
 
+  private async imageId(ref: string): Promise<string | undefined> {
+    const image = await this.callOrUndefined(`inspect image ${ref}`, () => this.docker.getImage(ref).inspect());
+    return image?.Id;
+  }
+
+  /**
+   * The image's id, pulling it when the engine lacks it: streamed, with progress lines, and with the
+   * registry's credentials in the X-Registry-Auth header (docker-modem puts them nowhere else).
+   */
   async ensureImage(ref: string): Promise<string> {
-    const present = await this.engine.jsonOrUndefined<{ Id: string }>("GET", `/images/${encodeURIComponent(ref)}/json`);
-    if (present) return present.Id;
+    const present = await this.imageId(ref);
+    if (present) return present;
+    const credentials = resolveRegistryAuth(ref, this.options.registryAuth);
+    const progress = new PullProgress(ref);
+    const report = this.options.onPullProgress ?? ((line: string) => process.stderr.write(`reseat: ${line}\n`));
     try {
-      // Pull answers 200 with a progress stream even on failure: errors arrive as {"error": …} lines.
-      const { body } = await this.engine.request("POST", "/images/create", { query: { fromImage: ref } });
-      const failure = body
-        .toString("utf8")
-        .split("\n")
-        .filter(Boolean)
-        .map((line) => JSON.parse(line) as { error?: string })
-        .find((event) => event.error);
-      if (failure?.error) throw new Error(failure.error);
+      const { fromImage, tag } = splitReference(ref);
+      // Until the engine answers: the call budget. Then the stream may run as long as it makes progress.
+      const stream = (await this.call(`pull ${ref}`, (abortSignal) =>
+        this.docker.createImage(credentials.auth as Dockerode.AuthConfig, { fromImage, tag, abortSignal } as unknown as Record<string, string>),
+      )) as NodeJS.ReadableStream & { destroy(error?: Error): void };
+      await new Promise<void>((resolve, reject) => {
+        let lastReport = Date.now();
+        let stalled: NodeJS.Timeout | undefined;
+        const armStallTimer = () => {
+          if (stalled) clearTimeout(stalled);
+          stalled = setTimeout(() => stream.destroy(new Error(`no progress for ${this.connection.callTimeoutMs} ms`)), this.connection.callTimeoutMs);
+        };
+        armStallTimer();
+        this.docker.modem.followProgress(
+          stream,
+          (error: Error | null) => {
+            clearTimeout(stalled);
+            if (error) reject(error);
+            else if (progress.error) reject(new Error(progress.error));
+            else resolve();
+          },
+          (event: PullEvent) => {
+            armStallTimer();
+            progress.update(event);
+            if (Date.now() - lastReport >= PULL_PROGRESS_EVERY_MS) {
+              lastReport = Date.now();
+              report(progress.line());
+            }
+          },
+        );
+      });
     } catch (error) {
-      throw new Error(`image "${ref}" is not on the engine and could not be pulled: ${(error as Error).message}`);
+      throw new Error(`image "${ref}" is not on the engine (${this.connection.address}) and could not be pulled: ${(error as Error).message} [registry credentials: ${credentials.source}]`);
     }
-    const pulled = await this.engine.json<{ Id: string }>("GET", `/images/${encodeURIComponent(ref)}/json`);
-    return pulled.Id;
+    report(`pulled ${ref}: ${progress.layersDone} layers in ${((Date.now() - progress.startedAt) / 1000).toFixed(1)} s`);
+    const pulled = await this.imageId(ref);
+    if (!pulled) throw new Error(`image "${ref}" was pulled but the engine (${this.connection.address}) does not list it`);
+    return pulled;
   }
 
   async listExecutables(peId?: string): Promise<ObservedExecutable[]> {
     const label = [`${LABELS.role}=executable`];
     if (peId) label.push(`${LABELS.peId}=${peId}`);
-    const containers = await this.engine.json<ContainerSummary[]>("GET", "/containers/json", {
-      query: { all: true, filters: JSON.stringify({ label }) },
-    });
+    const containers = (await this.call("list containers", (abortSignal) => this.docker.listContainers({ all: true, filters: { label }, abortSignal }))) as unknown as ContainerSummary[];
     return containers.map((c) => ({
       id: c.Id,
       name: (c.Names[0] ?? "").replace(/^\//, ""),
@@ -120,8 +182,12 @@ export class DockerBackend implements Backend {
     }));
   }
 
+  private inspectContainer(id: string): Promise<ContainerInspect | undefined> {
+    return this.callOrUndefined(`inspect container ${id}`, (abortSignal) => this.docker.getContainer(id).inspect({ abortSignal }) as unknown as Promise<ContainerInspect>);
+  }
+
   async inspectExecutable(id: string): Promise<ObservedExecutable | undefined> {
-    const c = await this.engine.jsonOrUndefined<ContainerInspect>("GET", `/containers/${id}/json`);
+    const c = await this.inspectContainer(id);
     if (!c) return undefined;
     return {
       id: c.Id,
@@ -141,23 +207,19 @@ export class DockerBackend implements Backend {
 
   /** The desired spec an executable was created with (its label), for the controller. */
   async desiredOf(executableId: string): Promise<ExecutableDesired | undefined> {
-    const c = await this.engine.jsonOrUndefined<ContainerInspect>("GET", `/containers/${executableId}/json`);
+    const c = await this.inspectContainer(executableId);
     return desiredFromLabel(c?.Config.Labels[LABELS.desired]);
   }
 
   async listStateVolumes(): Promise<VolumeInfo[]> {
-    const { Volumes } = await this.engine.json<{ Volumes: { Name: string; Driver: string; Labels: Record<string, string> | null; CreatedAt?: string }[] | null }>(
-      "GET",
-      "/volumes",
-      { query: { filters: JSON.stringify({ label: [`${LABELS.role}=state-volume`] }) } },
-    );
-    return (Volumes ?? []).map((v) => volumeInfo({ ...v, Mountpoint: "" }));
+    const { Volumes } = (await this.call("list volumes", (abortSignal) =>
+      this.docker.listVolumes({ filters: { label: [`${LABELS.role}=state-volume`] }, abortSignal }),
+    )) as unknown as { Volumes: VolumeInspect[] | null };
+    return (Volumes ?? []).map(volumeInfo);
   }
 
   async runningOnVolume(volumeName: string): Promise<VolumeHolder[]> {
-    const containers = await this.engine.json<ContainerSummary[]>("GET", "/containers/json", {
-      query: { filters: JSON.stringify({ volume: [volumeName] }) },
-    });
+    const containers = (await this.call("list containers", (abortSignal) => this.docker.listContainers({ filters: { volume: [volumeName] }, abortSignal }))) as unknown as ContainerSummary[];
     return containers.map((c) => ({
       id: c.Id,
       name: (c.Names[0] ?? "").replace(/^\//, ""),
@@ -173,7 +235,7 @@ export class DockerBackend implements Backend {
       exposed[key] = {};
       bindings[key] = [{ HostIp: p.hostIp, HostPort: p.host ? String(p.host) : "" }];
     }
-    const mounts: { Type: string; Source: string; Target: string }[] = [{ Type: "volume", Source: desired.volumeName, Target: desired.mountPath }];
+    const mounts: { Type: "volume" | "bind"; Source: string; Target: string }[] = [{ Type: "volume", Source: desired.volumeName, Target: desired.mountPath }];
     const store = desired.store;
     if (store.kind === "directory") {
       mounts.push(store.hostPath ? { Type: "bind", Source: store.hostPath, Target: STORE_MOUNT } : { Type: "volume", Source: store.volume ?? "reseat-store", Target: STORE_MOUNT });
@@ -189,7 +251,8 @@ export class DockerBackend implements Backend {
       RESEAT_GENERATION: String(identity.generation),
       ...(reseatStore ? { RESEAT_STORE: reseatStore } : {}),
     };
-    const body = {
+    const options: Dockerode.ContainerCreateOptions = {
+      name: identity.name,
       Image: desired.imageId,
       Cmd: desired.command,
       Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
@@ -201,7 +264,7 @@ export class DockerBackend implements Backend {
         [LABELS.generation]: String(identity.generation),
         [LABELS.volume]: desired.volumeName,
         ...(desired.owner ? { [LABELS.owner]: desired.owner } : {}),
-        [LABELS.desired]: desiredLabel(desired),
+        [LABELS.desired]: desiredLabel(withoutCredentials(desired)),
         "io.reseat.image": desired.imageRef,
       },
       StopSignal: desired.stop.signal,
@@ -217,8 +280,8 @@ export class DockerBackend implements Backend {
         RestartPolicy: { Name: "no" },
       },
     };
-    const created = await this.engine.json<{ Id: string }>("POST", "/containers/create", { query: { name: identity.name }, body });
-    return created.Id;
+    const created = await this.call(`create container ${identity.name}`, (abortSignal) => this.docker.createContainer({ ...options, abortSignal } as Dockerode.ContainerCreateOptions));
+    return created.id;
   }
 
   async readGeneration(volumeName: string): Promise<VolumeMeta | undefined> {
@@ -245,16 +308,16 @@ export class DockerBackend implements Backend {
         throw error;
       }
     }
-    return this.withAccessor(source, async (id) => {
-      try {
-        const { body } = await this.engine.request("GET", `/containers/${id}/archive`, { query: { path: `/v/${relativePath}` } });
-        const first = unpackTar(body).values().next();
-        return first.done ? undefined : first.value.toString("utf8");
-      } catch (error) {
-        if (error instanceof EngineError && error.statusCode === 404) return undefined;
-        throw error;
-      }
+    return this.withAccessor(source, async (id) => (await this.readContainerFile(id, `/v/${relativePath}`))?.toString("utf8"));
+  }
+
+  /** One file out of a container's filesystem (GET …/archive), or undefined when it is not there. */
+  private async readContainerFile(id: string, containerPath: string): Promise<Buffer | undefined> {
+    const archive = await this.callOrUndefined(`read ${containerPath} of container ${id}`, async (abortSignal) => {
+      const stream = await this.docker.getContainer(id).getArchive({ path: containerPath, abortSignal } as { path: string });
+      return firstFile(stream);
     });
+    return archive;
   }
 
   async writeVolumeFiles(source: string, files: Record<string, string>, options: { mode?: number } = {}): Promise<void> {
@@ -269,23 +332,25 @@ export class DockerBackend implements Backend {
       const parts = file.split("/").slice(0, -1);
       for (let i = 1; i <= parts.length; i++) dirs.add(`${parts.slice(0, i).join("/")}/`);
     }
-    const archive = packTar([...[...dirs].map((name) => ({ name })), ...Object.entries(files).map(([name, text]) => ({ name, content: Buffer.from(text), mode }))]);
-    await this.withAccessor(source, (id) =>
-      this.engine.request("PUT", `/containers/${id}/archive`, { query: { path: "/v" }, rawBody: archive, contentType: "application/x-tar" }),
-    );
+    const archive = await packArchive([...[...dirs].map((name) => ({ name })), ...Object.entries(files).map(([name, text]) => ({ name, content: Buffer.from(text), mode }))]);
+    await this.withAccessor(source, (id) => this.putArchive(id, "/v", archive));
+  }
+
+  private async putArchive(id: string, dir: string, archive: Buffer): Promise<void> {
+    await this.call(`write into ${dir} of container ${id}`, (abortSignal) => this.docker.getContainer(id).putArchive(archive, { path: dir, abortSignal } as { path: string }));
   }
 
   /**
-   * Where a volume (or a bind source) lives on this host, when the engine is local, the volume uses
-   * the `local` driver and this process may write there (root next to the engine). Reading and
-   * writing reseat's small files directly costs ~1 ms; through the Engine's archive endpoint ~45 ms
-   * a call, and those calls sit inside the replacement gap.
+   * Where a volume (or a bind source) lives on this host, when the engine is local (unix socket), the
+   * volume uses the `local` driver and this process may write there (root next to the engine). Reading
+   * and writing reseat's small files directly costs ~1 ms; through the Engine's archive endpoint ~45 ms
+   * a call, and those calls sit inside the replacement gap. Remote engines always use the endpoint.
    */
   private async hostPathOf(source: string): Promise<string | undefined> {
-    if (process.env.RESEAT_VOLUME_ACCESS === "engine" || this.address.host) return undefined;
+    if (process.env.RESEAT_VOLUME_ACCESS === "engine" || !this.connection.local) return undefined;
     let dir = source;
     if (!source.startsWith("/")) {
-      const volume = await this.engine.jsonOrUndefined<VolumeInspect>("GET", `/volumes/${encodeURIComponent(source)}`);
+      const volume = (await this.callOrUndefined(`inspect volume ${source}`, (abortSignal) => this.docker.getVolume(source).inspect({ abortSignal }))) as VolumeInspect | undefined;
       if (!volume || volume.Driver !== "local" || !volume.Mountpoint) return undefined;
       dir = volume.Mountpoint;
     }
@@ -300,34 +365,50 @@ export class DockerBackend implements Backend {
   /** A never-started helper container with the volume (or bind source) at /v, for the archive endpoint. */
   private async withAccessor<T>(source: string, work: (id: string) => Promise<T>): Promise<T> {
     await this.ensureHelperImage();
-    const mount = source.startsWith("/") ? { Type: "bind", Source: source, Target: "/v" } : { Type: "volume", Source: source, Target: "/v" };
-    const { Id } = await this.engine.json<{ Id: string }>("POST", "/containers/create", {
-      body: { Image: HELPER_IMAGE, Cmd: ["/reseat-helper"], Labels: { [LABELS.managed]: "true", [LABELS.role]: "volume-access" }, HostConfig: { Mounts: [mount], NetworkMode: "none" } },
-    });
+    const mount = source.startsWith("/") ? { Type: "bind" as const, Source: source, Target: "/v" } : { Type: "volume" as const, Source: source, Target: "/v" };
+    const created = await this.call("create volume-access container", (abortSignal) =>
+      this.docker.createContainer({
+        Image: HELPER_IMAGE,
+        Cmd: ["/reseat-helper"],
+        Labels: { [LABELS.managed]: "true", [LABELS.role]: "volume-access" },
+        HostConfig: { Mounts: [mount], NetworkMode: "none" },
+        abortSignal,
+      } as Dockerode.ContainerCreateOptions),
+    );
     try {
-      return await work(Id);
+      return await work(created.id);
     } finally {
-      await this.remove(Id).catch(() => undefined);
+      await this.remove(created.id).catch(() => undefined);
     }
   }
 
   /** Imports reseat's helper image from a one-file archive when the engine lacks it (no registry needed). */
   async ensureHelperImage(): Promise<void> {
-    if (await this.engine.jsonOrUndefined("GET", `/images/${encodeURIComponent(HELPER_IMAGE)}/json`)) return;
+    if (await this.imageId(HELPER_IMAGE)) return;
     const [repo, tag] = HELPER_IMAGE.split(":");
-    const archive = packTar([{ name: "reseat-helper", content: Buffer.from("reseat helper image: never started\n"), mode: 0o644 }, { name: "v/" }]);
-    await this.engine.request("POST", "/images/create", { query: { fromSrc: "-", repo, tag }, rawBody: archive, contentType: "application/x-tar" });
+    const archive = await packArchive([{ name: "reseat-helper", content: Buffer.from("reseat helper image: never started\n"), mode: 0o644 }, { name: "v/" }]);
+    await this.call("import the helper image", async (abortSignal) => {
+      const stream = await this.docker.importImage(archive as unknown as NodeJS.ReadableStream, { repo, tag, abortSignal } as { repo: string; tag: string });
+      await new Promise<void>((resolve, reject) =>
+        this.docker.modem.followProgress(stream, (error: Error | null, output: PullEvent[]) => {
+          const failed = output?.find((event) => event.error);
+          if (error || failed) reject(error ?? new Error(failed?.error));
+          else resolve();
+        }),
+      );
+    });
   }
 
   async start(executableId: string): Promise<void> {
-    await this.engine.request("POST", `/containers/${executableId}/start`);
+    await this.call(`start container ${executableId}`, (abortSignal) => this.docker.getContainer(executableId).start({ abortSignal }));
   }
 
   async waitReady(executableId: string, desired: ExecutableDesired): Promise<void> {
     const timeoutMs = desired.readiness?.timeout ?? 60_000;
     const deadline = Date.now() + timeoutMs;
     for (let attempt = 0; ; attempt++) {
-      const c = await this.engine.json<ContainerInspect>("GET", `/containers/${executableId}/json`);
+      const c = await this.inspectContainer(executableId);
+      if (!c) throw new Error(`executable ${executableId} was removed before it was ready`);
       if (!c.State.Running) {
         const tail = await this.logsTail(executableId);
         throw new Error(
@@ -350,7 +431,7 @@ export class DockerBackend implements Backend {
       return new RegExp(readiness.logLine, "m").test(await this.logsTail(c.Id, 200));
     }
     if (readiness?.httpGet) {
-      const target = httpTarget(c, desired, readiness.httpGet.port);
+      const target = httpTarget(c, desired, readiness.httpGet.port, this.connection.hostname ?? "127.0.0.1");
       if (!target) return false;
       return httpOk(target.host, target.port, readiness.httpGet.path);
     }
@@ -359,10 +440,11 @@ export class DockerBackend implements Backend {
 
   async logsTail(executableId: string, lines = 20): Promise<string> {
     try {
-      const { body } = await this.engine.request("GET", `/containers/${executableId}/logs`, {
-        query: { stdout: true, stderr: true, tail: lines },
-      });
-      return demultiplex(body);
+      const body = await this.call(`logs of container ${executableId}`, (abortSignal) =>
+        this.docker.getContainer(executableId).logs({ stdout: true, stderr: true, tail: lines, follow: false, abortSignal } as Dockerode.ContainerLogsOptions & { follow: false }),
+      );
+      // docker-modem hands over a Buffer, or the parsed JSON when the whole log happens to be JSON.
+      return Buffer.isBuffer(body) ? demultiplex(body) : typeof body === "string" ? body : JSON.stringify(body);
     } catch {
       return "(logs unavailable)";
     }
@@ -370,22 +452,19 @@ export class DockerBackend implements Backend {
 
   async stop(executableId: string, stop: { graceSeconds: number }): Promise<void> {
     try {
-      await this.engine.request("POST", `/containers/${executableId}/stop`, {
-        query: { t: stop.graceSeconds },
-        timeoutMs: (stop.graceSeconds + 30) * 1000,
-      });
+      await this.call(`stop container ${executableId}`, (abortSignal) => this.docker.getContainer(executableId).stop({ t: stop.graceSeconds, abortSignal }), (stop.graceSeconds + 30) * 1000);
     } catch (error) {
       // 304: already stopped; 404: already gone. Both are the state we want.
-      if (!(error instanceof EngineError && (error.statusCode === 304 || error.statusCode === 404))) throw error;
+      if (!hasStatus(error, 304, 404)) throw error;
     }
   }
 
   async remove(executableId: string): Promise<void> {
     try {
       // v=false: anonymous volumes only, and never the named state volume; force covers a racing restart.
-      await this.engine.request("DELETE", `/containers/${executableId}`, { query: { v: false, force: true } });
+      await this.call(`remove container ${executableId}`, (abortSignal) => this.docker.getContainer(executableId).remove({ v: false, force: true, abortSignal }));
     } catch (error) {
-      if (!(error instanceof EngineError && error.statusCode === 404)) throw error;
+      if (!hasStatus(error, 404)) throw error;
     }
   }
 
@@ -401,20 +480,21 @@ export class DockerBackend implements Backend {
     const containerName = leaseContainer(name);
     for (;;) {
       try {
-        const created = await this.engine.json<{ Id: string }>("POST", "/containers/create", {
-          query: { name: containerName },
-          body: {
+        const created = await this.call(`create lease ${containerName}`, (abortSignal) =>
+          this.docker.createContainer({
+            name: containerName,
             Image: HELPER_IMAGE,
             Cmd: ["/reseat-helper"],
             Labels: { [LABELS.managed]: "true", [LABELS.role]: "lease", [LABELS.leaseHolder]: holder, [LABELS.leaseMs]: String(leaseMs) },
             HostConfig: { NetworkMode: "none" },
-          },
-        });
-        const lease: LeaseRecord = { name, holder, token: created.Id, leaseMs, renewals: 0, renewedAt: new Date().toISOString() };
+            abortSignal,
+          } as Dockerode.ContainerCreateOptions),
+        );
+        const lease: LeaseRecord = { name, holder, token: created.id, leaseMs, renewals: 0, renewedAt: new Date().toISOString() };
         await this.writeLeaseFile(lease).catch(() => undefined);
         return { acquired: true, lease };
       } catch (error) {
-        if (!(error instanceof EngineError && error.statusCode === 409)) throw error;
+        if (!hasStatus(error, 409)) throw error;
       }
       const current = await this.readLease(name);
       if (current) return { acquired: false, current };
@@ -429,13 +509,13 @@ export class DockerBackend implements Backend {
       await this.writeLeaseFile(lease);
       return true;
     } catch (error) {
-      if (error instanceof EngineError && error.statusCode === 404) return false;
+      if (hasStatus(error, 404)) return false;
       throw error;
     }
   }
 
   async holdsLease(lease: LeaseRecord): Promise<boolean> {
-    const c = await this.engine.jsonOrUndefined<{ Id: string }>("GET", `/containers/${leaseContainer(lease.name)}/json`);
+    const c = await this.inspectContainer(leaseContainer(lease.name));
     return c?.Id === lease.token;
   }
 
@@ -444,22 +524,18 @@ export class DockerBackend implements Backend {
   }
 
   async readLease(name: string): Promise<LeaseRecord | undefined> {
-    const c = await this.engine.jsonOrUndefined<{ Id: string; Config: { Labels: Record<string, string> } }>("GET", `/containers/${leaseContainer(name)}/json`);
+    const c = await this.inspectContainer(leaseContainer(name));
     if (!c) return undefined;
     let renewals = 0;
     let renewedAt = "";
-    try {
-      const { body } = await this.engine.request("GET", `/containers/${c.Id}/archive`, { query: { path: `/${LEASE_FILE}` } });
-      const text = unpackTar(body).values().next().value?.toString("utf8");
-      const parsed = text ? (JSON.parse(text) as { renewals?: number; renewedAt?: string }) : {};
+    const text = (await this.readContainerFile(c.Id, `/${LEASE_FILE}`))?.toString("utf8");
+    if (text) {
+      const parsed = JSON.parse(text) as { renewals?: number; renewedAt?: string };
       renewals = parsed.renewals ?? 0;
       renewedAt = parsed.renewedAt ?? "";
-    } catch (error) {
-      if (error instanceof EngineError && error.statusCode === 404) {
-        // Removed after the inspect, or taken before its first renewal file: both read as "as is".
-        const still = await this.engine.jsonOrUndefined("GET", `/containers/${c.Id}/json`);
-        if (!still) return undefined;
-      } else throw error;
+    } else if (!(await this.inspectContainer(c.Id))) {
+      // Removed after the inspect; otherwise taken before its first renewal file: "as is".
+      return undefined;
     }
     return {
       name,
@@ -472,30 +548,24 @@ export class DockerBackend implements Backend {
   }
 
   private async writeLeaseFile(lease: LeaseRecord): Promise<void> {
-    const archive = packTar([{ name: LEASE_FILE, content: Buffer.from(JSON.stringify({ renewals: lease.renewals, renewedAt: lease.renewedAt })), mode: 0o644 }]);
-    await this.engine.request("PUT", `/containers/${lease.token}/archive`, { query: { path: "/" }, rawBody: archive, contentType: "application/x-tar" });
+    const archive = await packArchive([{ name: LEASE_FILE, content: Buffer.from(JSON.stringify({ renewals: lease.renewals, renewedAt: lease.renewedAt })), mode: 0o644 }]);
+    await this.putArchive(lease.token, "/", archive);
   }
 
+  /** One subscription to the engine's container events; it ends (see `ended`) when the engine goes away. */
   async watchExecutables(onEvent: (event: ExecutableEvent) => void): Promise<EventStream> {
-    let resolveEnded!: (error: Error | undefined) => void;
-    const ended = new Promise<Error | undefined>((resolve) => (resolveEnded = resolve));
-    const subscription = await this.engine.events<{ Action: string; Actor: { Attributes: Record<string, string> } }>(
-      { filters: JSON.stringify({ type: ["container"], label: [`${LABELS.role}=executable`], event: ["die", "oom", "health_status", "destroy"] }) },
-      (event) => {
-        const peId = event.Actor.Attributes[LABELS.peId];
-        if (!peId) return;
-        if (event.Action === "die") onEvent({ peId, kind: "exited", reason: `exited with code ${event.Actor.Attributes.exitCode ?? "?"}` });
-        else if (event.Action === "oom") onEvent({ peId, kind: "oom", reason: "out of memory" });
-        else if (event.Action === "destroy") onEvent({ peId, kind: "removed", reason: "removed" });
-        else if (event.Action.startsWith("health_status") && event.Action.includes("unhealthy")) onEvent({ peId, kind: "unhealthy", reason: "unhealthy" });
-      },
-      (error) => resolveEnded(error),
-    );
-    return { close: () => subscription.close(), ended };
+    return followEvents(this.docker, this.connection.address, { type: ["container"], label: [`${LABELS.role}=executable`], event: ["die", "oom", "health_status", "destroy"] }, (event) => {
+      const peId = event.Actor.Attributes[LABELS.peId];
+      if (!peId) return;
+      if (event.Action === "die") onEvent({ peId, kind: "exited", reason: `exited with code ${event.Actor.Attributes.exitCode ?? "?"}` });
+      else if (event.Action === "oom") onEvent({ peId, kind: "oom", reason: "out of memory" });
+      else if (event.Action === "destroy") onEvent({ peId, kind: "removed", reason: "removed" });
+      else if (event.Action.startsWith("health_status") && event.Action.includes("unhealthy")) onEvent({ peId, kind: "unhealthy", reason: "unhealthy" });
+    });
   }
 
   async inspectVolume(name: string): Promise<VolumeInfo | undefined> {
-    const v = await this.engine.jsonOrUndefined<VolumeInspect>("GET", `/volumes/${encodeURIComponent(name)}`);
+    const v = (await this.callOrUndefined(`inspect volume ${name}`, (abortSignal) => this.docker.getVolume(name).inspect({ abortSignal }))) as VolumeInspect | undefined;
     return v ? volumeInfo(v) : undefined;
   }
 
@@ -505,13 +575,14 @@ export class DockerBackend implements Backend {
    */
   async claimVolume(claim: VolumeClaim): Promise<VolumeInfo & { created: boolean }> {
     const existed = await this.inspectVolume(claim.name);
-    await this.engine.json("POST", "/volumes/create", {
-      body: {
+    await this.call(`create volume ${claim.name}`, (abortSignal) =>
+      this.docker.createVolume({
         Name: claim.name,
         Driver: claim.driver,
         Labels: { [LABELS.managed]: "true", [LABELS.role]: "state-volume", [LABELS.peId]: claim.peId, [LABELS.owner]: claim.owner },
-      },
-    });
+        abortSignal,
+      } as Dockerode.VolumeCreateOptions),
+    );
     const now = await this.inspectVolume(claim.name);
     if (!now) throw new Error(`volume ${claim.name} vanished right after it was created`);
     return { ...now, created: !existed && now.owner === claim.owner };
@@ -519,12 +590,23 @@ export class DockerBackend implements Backend {
 
   async removeVolume(name: string): Promise<void> {
     try {
-      await this.engine.request("DELETE", `/volumes/${encodeURIComponent(name)}`);
+      await this.call(`remove volume ${name}`, (abortSignal) => this.docker.getVolume(name).remove({ abortSignal }));
     } catch (error) {
-      if (error instanceof EngineError && error.statusCode === 404) return;
+      if (hasStatus(error, 404)) return;
       throw error;
     }
   }
+}
+
+/** dockerode's info() and ping() take options (the abort signal) that its type declarations omit. */
+function optionsCall(docker: Dockerode, method: "info" | "ping", options: { abortSignal: AbortSignal }): Promise<unknown> {
+  return (docker as unknown as Record<typeof method, (options: object) => Promise<unknown>>)[method](options);
+}
+
+/** The desired spec without anything secret about reaching the engine, for the container's label. */
+function withoutCredentials(desired: ExecutableDesired): ExecutableDesired {
+  const { engineCredentials: _secret, ...rest } = desired as ExecutableDesired & { engineCredentials?: unknown };
+  return rest;
 }
 
 /** temp + fsync + rename + fsync(dir): a reader sees the old file or the new one, never a torn one. */
@@ -548,11 +630,12 @@ function writeDurably(file: string, text: string, mode: number): void {
   }
 }
 
-function httpTarget(c: ContainerInspect, desired: ExecutableDesired, port: number): { host: string; port: number } | undefined {
-  if (desired.network === "host") return { host: "127.0.0.1", port };
+/** Where to probe a container's port from here: the engine's machine (loopback for a local engine). */
+function httpTarget(c: ContainerInspect, desired: ExecutableDesired, port: number, engineHost: string): { host: string; port: number } | undefined {
+  if (desired.network === "host") return { host: engineHost, port };
   const published = c.NetworkSettings.Ports?.[`${port}/tcp`]?.[0];
   if (published?.HostPort) {
-    const host = published.HostIp && published.HostIp !== "0.0.0.0" ? published.HostIp : "127.0.0.1";
+    const host = published.HostIp && published.HostIp !== "0.0.0.0" ? published.HostIp : engineHost;
     return { host, port: Number(published.HostPort) };
   }
   const ip = c.NetworkSettings.IPAddress || Object.values(c.NetworkSettings.Networks ?? {})[0]?.IPAddress;
@@ -593,9 +676,7 @@ function leaseContainer(name: string): string {
   return `reseat-lease-${name}`;
 }
 
-function describeAddress(address: EngineAddress): string {
-  return address.host ? `tcp://${address.host}:${address.port ?? 2375}` : `unix://${address.socketPath ?? "/var/run/docker.sock"}`;
-}
+export { EngineError };
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -88,9 +88,9 @@ describe("Terraform flavour: synthesized configuration", () => {
     // What DockerBackend.prepare sends to the engine for the same spec (engine call captured).
     const backend = new DockerBackend();
     let body: Record<string, any> = {};
-    (backend.engine as unknown as { json: unknown }).json = async (_method: string, _path: string, options: { body: Record<string, unknown> }) => {
-      body = options.body;
-      return { Id: "captured" };
+    (backend.docker as unknown as { createContainer: unknown }).createContainer = async (options: Record<string, unknown>) => {
+      body = options;
+      return { id: "captured" };
     };
     await backend.prepare(executableDesired(parsed, "sha256:0000"), { name: "reseat-orders-g1", generation: 1, specHash: "hash" });
 
