@@ -4,6 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { Executable } from "../src/provider/executable";
 import { StateVolume } from "../src/provider/stateVolume";
 import type { StoreDesired } from "../src/backend/backend";
+import type { EngineCredentials } from "../src/backend/docker/connection";
 import { ProcessingElementInput, ProcessingElementSpec, SpecError, parseProcessingElement, volumeNameOf } from "../src/spec/processingElement";
 import { engineTarget, executableFields, storeDesired, volumeOwner } from "../src/spec/desired";
 import { declareInProgram } from "../src/spec/uniqueness";
@@ -76,17 +77,18 @@ export class ProcessingElement extends pulumi.ComponentResource {
     this.spec = spec;
     const volumeName = volumeNameOf(spec);
     const owner = volumeOwner(pulumi.getProject(), pulumi.getStack(), spec.peId);
+    const credentials = engineCredentialsOf(spec);
 
     this.volume = new StateVolume(
       `${name}-volume`,
-      { peId: spec.peId, name: volumeName, driver: spec.volume.driver, owner, engine: engineTarget(spec) },
+      { peId: spec.peId, name: volumeName, driver: spec.volume.driver, owner, engine: engineTarget(spec), engineCredentials: credentials },
       // The volume outlives `pulumi destroy` unless the spec opts out explicitly.
       { parent: this, retainOnDelete: spec.volume.retainOnDestroy, protect: false },
     );
 
     this.executable = new Executable(
       `${name}-executable`,
-      { ...executableFields(spec), owner, volumeName: this.volume.name, store: storeOf(spec) },
+      { ...executableFields(spec), owner, volumeName: this.volume.name, store: storeOf(spec), engineCredentials: credentials },
       { parent: this, dependsOn: [this.volume], deleteBeforeReplace: true },
     );
 
@@ -135,4 +137,29 @@ function storeOf(spec: ProcessingElementSpec): pulumi.Input<StoreDesired> {
     ? new pulumi.Config("reseat").requireSecret(store.passwordSecret)
     : pulumi.secret(store.password as pulumi.Input<string>);
   return password.apply((secret) => storeDesired(spec, secret));
+}
+
+/**
+ * The secrets that reach the PE's engine and its registry (TLS key, ssh key, registry password), as
+ * one Pulumi secret: encrypted in state like the store password, and never part of a label or output.
+ */
+function engineCredentialsOf(spec: ProcessingElementSpec): pulumi.Output<EngineCredentials> | undefined {
+  const docker = spec.docker;
+  const sshKeyGiven = docker?.ssh?.privateKey !== undefined || docker?.ssh?.privateKeySecret !== undefined;
+  if (!docker?.tls && !sshKeyGiven && !docker?.registryAuth) return undefined;
+  const config = new pulumi.Config("reseat");
+  const secret = (value: unknown, configKey: string | undefined): pulumi.Output<string> =>
+    configKey ? config.requireSecret(configKey) : pulumi.secret(value as pulumi.Input<string>);
+  const parts = {
+    tlsKey: docker.tls ? secret(docker.tls.key, docker.tls.keySecret) : undefined,
+    sshKey: sshKeyGiven ? secret(docker.ssh!.privateKey, docker.ssh!.privateKeySecret) : undefined,
+    registryPassword: docker.registryAuth ? secret(docker.registryAuth.password, docker.registryAuth.passwordSecret) : undefined,
+  };
+  return pulumi.secret(
+    pulumi.all(parts).apply(({ tlsKey, sshKey, registryPassword }): EngineCredentials => ({
+      ...(docker.tls && tlsKey ? { tls: { ca: docker.tls.ca, cert: docker.tls.cert, key: tlsKey } } : {}),
+      ...(sshKey ? { ssh: { privateKey: sshKey } } : {}),
+      ...(docker.registryAuth && registryPassword ? { registryAuth: { server: docker.registryAuth.server, username: docker.registryAuth.username, password: registryPassword } } : {}),
+    })),
+  );
 }

@@ -4,6 +4,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ExecutableDesired } from "../backend/backend";
 import type * as Runtime from "./runtime";
+import type { EngineCredentials } from "../backend/docker/connection";
 
 /** Absolute path of the implementation, captured as a plain string by the closure serializer. */
 const RUNTIME_MODULE: string = require.resolve("./runtime");
@@ -35,7 +36,10 @@ export const executableProvider: pulumi.dynamic.ResourceProvider = {
   },
 };
 
-export type ExecutableArgs = { [K in keyof Omit<ExecutableDesired, "imageId">]: pulumi.Input<ExecutableDesired[K]> };
+export type ExecutableArgs = { [K in keyof Omit<ExecutableDesired, "imageId">]: pulumi.Input<ExecutableDesired[K]> } & {
+  /** Secrets to reach the engine and the image's registry (a Pulumi secret: encrypted in state). */
+  engineCredentials?: pulumi.Input<EngineCredentials>;
+};
 
 export class Executable extends pulumi.dynamic.Resource {
   declare readonly executableId: pulumi.Output<string>;

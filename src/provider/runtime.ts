@@ -3,6 +3,7 @@
 // never captures engine clients or other native objects (pulumi/pulumi#10480).
 import type { Backend, ExecutableDesired, VolumeClaim } from "../backend/backend";
 import { openBackend } from "../backend/open";
+import type { EngineCredentials } from "../backend/docker/connection";
 import { holderName } from "../lease/lease";
 import { planExecutable } from "../plan/executablePlan";
 import { CommitOutputs, commitOutputs, parseWorkloadStatus } from "../plan/commitStatus";
@@ -29,8 +30,22 @@ const OBSERVATION_FIELDS: (keyof ExecutableObservation)[] = [
   "commitStatusAt",
 ];
 
-function backend(desired: Pick<ExecutableDesired, "engine">): Backend {
-  return openBackend(desired.engine);
+/** Inputs may carry the secrets that reach the PE's engine and registry (a Pulumi secret input). */
+type WithCredentials = { engineCredentials?: EngineCredentials };
+
+function backend(desired: Pick<ExecutableDesired, "engine"> & WithCredentials): Backend {
+  return openBackend(desired.engine, desired.engineCredentials);
+}
+
+/** The desired spec the engine-neutral routine sees: nothing secret about reaching the engine. */
+function withoutCredentials<T extends WithCredentials>(inputs: T): Omit<T, "engineCredentials"> {
+  const { engineCredentials: _secret, ...rest } = inputs;
+  return rest;
+}
+
+/** Credentials rotated (same engine, new key or password) are recorded in place: no new executable. */
+function sameCredentials(a: WithCredentials, b: WithCredentials): boolean {
+  return JSON.stringify(a.engineCredentials ?? null) === JSON.stringify(b.engineCredentials ?? null);
 }
 
 /** Commit status as the workload last wrote it into the volume. */
@@ -40,24 +55,24 @@ async function observeCommits(engine: Backend, volumeName: string, generation: n
 }
 
 /** Resolves the image before anything is stopped: check runs before the delete of a replacement. */
-export async function checkExecutable(news: ExecutableDesired): Promise<ExecutableDesired> {
+export async function checkExecutable(news: ExecutableDesired & WithCredentials): Promise<ExecutableDesired> {
   return { ...news, imageId: await backend(news).ensureImage(news.imageRef) };
 }
 
-export function diffExecutable(olds: ExecutableState, news: ExecutableDesired) {
+export function diffExecutable(olds: ExecutableState & WithCredentials, news: ExecutableDesired & WithCredentials) {
   const plan = planExecutable(olds, news);
-  return { changes: plan.changes, replaces: plan.replaces, deleteBeforeReplace: true };
+  return { changes: plan.changes || !sameCredentials(olds, news), replaces: plan.replaces, deleteBeforeReplace: true };
 }
 
-export async function createExecutable(inputs: ExecutableDesired): Promise<{ id: string; outs: ExecutableState }> {
+export async function createExecutable(inputs: ExecutableDesired & WithCredentials): Promise<{ id: string; outs: ExecutableState }> {
   const engine = backend(inputs);
-  const { adopted: _adopted, retired: _retired, ...observed } = await reseat(engine, inputs, { holder: holderName("pulumi") });
+  const { adopted: _adopted, retired: _retired, ...observed } = await reseat(engine, withoutCredentials(inputs), { holder: holderName("pulumi") });
   const commits = await observeCommits(engine, inputs.volumeName, observed.generation);
   return { id: observed.executableId, outs: { ...inputs, ...observed, ...commits } };
 }
 
 /** Finds the PE's live executable by identity; reports it gone (empty id) when none runs. */
-export async function readExecutable(id: string, props: ExecutableState): Promise<{ id: string; props: ExecutableState }> {
+export async function readExecutable(id: string, props: ExecutableState & WithCredentials): Promise<{ id: string; props: ExecutableState }> {
   const engine = backend(props);
   const byId = await engine.inspectExecutable(id);
   let live = byId?.running ? byId : undefined;
@@ -79,19 +94,19 @@ export async function readExecutable(id: string, props: ExecutableState): Promis
   };
 }
 
-export async function updateExecutable(olds: ExecutableState, news: ExecutableDesired): Promise<{ outs: ExecutableState }> {
+export async function updateExecutable(olds: ExecutableState, news: ExecutableDesired & WithCredentials): Promise<{ outs: ExecutableState }> {
   if (olds.commitIntervalMs !== news.commitIntervalMs || JSON.stringify(olds.failureBackoff) !== JSON.stringify(news.failureBackoff)) {
-    await applyControl(backend(news), news);
+    await applyControl(backend(news), withoutCredentials(news));
   }
   const kept = Object.fromEntries(OBSERVATION_FIELDS.map((field) => [field, olds[field]])) as unknown as ExecutableObservation;
   return { outs: { ...news, ...kept } };
 }
 
-export async function deleteExecutable(props: ExecutableState): Promise<void> {
-  await retire(backend(props), props, holderName("pulumi"));
+export async function deleteExecutable(props: ExecutableState & WithCredentials): Promise<void> {
+  await retire(backend(props), withoutCredentials(props), holderName("pulumi"));
 }
 
-export interface VolumeState extends VolumeFields {
+export interface VolumeState extends VolumeFields, WithCredentials {
   createdAt?: string;
   adopted: boolean;
 }
@@ -105,7 +120,7 @@ export function diffVolume(olds: VolumeState, news: VolumeFields) {
  * owner (kept by an earlier destroy). The claim is atomic on the engine, so of two racing claims
  * (two PEs, two stacks, two machines) exactly one owns the volume and the other fails here.
  */
-export async function createVolume(inputs: VolumeFields): Promise<{ id: string; outs: VolumeState }> {
+export async function createVolume(inputs: VolumeFields & WithCredentials): Promise<{ id: string; outs: VolumeState }> {
   const engine = backend(inputs);
   const claim: VolumeClaim = { name: inputs.name, driver: inputs.driver, peId: inputs.peId, owner: inputs.owner ?? `PE "${inputs.peId}"` };
   const volume = await engine.claimVolume(claim);

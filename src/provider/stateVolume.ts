@@ -2,6 +2,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type * as Runtime from "./runtime";
 import type { EngineTarget } from "../backend/backend";
+import type { EngineCredentials } from "../backend/docker/connection";
 
 const RUNTIME_MODULE: string = require.resolve("./runtime");
 
@@ -30,6 +31,8 @@ export interface StateVolumeArgs {
   driver: pulumi.Input<string>;
   owner: pulumi.Input<string>;
   engine?: pulumi.Input<EngineTarget>;
+  /** Secrets to reach the engine (a Pulumi secret: encrypted in state). */
+  engineCredentials?: pulumi.Input<EngineCredentials>;
 }
 
 export class StateVolume extends pulumi.dynamic.Resource {

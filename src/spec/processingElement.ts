@@ -113,6 +113,53 @@ const persistentStore = z
   )
   .default({ kind: "directory", keep: 5 });
 
+const configKey = z.string({ error: "expected a config key name" }).regex(/^[A-Za-z][A-Za-z0-9_.-]*$/, "expected a config key name");
+const pem = (what: string) => z.string({ error: `expected PEM contents (${what})` }).regex(/-----BEGIN [A-Z0-9 ]+-----/, `expected PEM contents (${what}: -----BEGIN …)`);
+
+/**
+ * The Docker Engine a PE lives on, and the secrets to reach it and its registry. Each secret is given
+ * either as a value (programs: a Pulumi secret Output) or as the name of a secret stack config key
+ * (`pulumi config set --secret reseat:<key>`); it travels as a Pulumi secret, never in plain text.
+ */
+const dockerEngine = z
+  .strictObject({
+    host: z
+      .string({ error: "expected an engine address" })
+      .regex(/^(unix:\/\/\/.+|tcp:\/\/[^\s/]+:\d+|ssh:\/\/[^\s]+)$/, 'expected "unix:///path", "tcp://host:port" or "ssh://user@host[:port]"')
+      .refine((host) => !/^ssh:\/\/[^@/]*:[^@/]*@/.test(host), "expected no password in the address (it would be stored in plain text): use ssh.privateKeySecret")
+      .optional(),
+    /** Mutual TLS for tcp://: the CA and client certificate (PEM), the client key as a secret. */
+    tls: z
+      .strictObject({
+        ca: pem("the CA certificate"),
+        cert: pem("the client certificate"),
+        key: secretValue.optional(),
+        keySecret: configKey.optional(),
+      })
+      .refine((tls) => (tls.key === undefined) !== (tls.keySecret === undefined), { message: "expected exactly one of key or keySecret" })
+      .optional(),
+    /** ssh:// authentication: a private key as a secret, or (when absent) the ssh agent. */
+    ssh: z
+      .strictObject({ privateKey: secretValue.optional(), privateKeySecret: configKey.optional() })
+      .refine((ssh) => !(ssh.privateKey !== undefined && ssh.privateKeySecret !== undefined), { message: "expected at most one of privateKey or privateKeySecret" })
+      .optional(),
+    /** Credentials for the registry of the PE's image (sent to that registry only). */
+    registryAuth: z
+      .strictObject({
+        server: z.string({ error: "expected a registry host[:port]" }).regex(/^[A-Za-z0-9.-]+(?::\d+)?$/, 'expected a registry host[:port] such as "registry.example.com" or "127.0.0.1:5000"'),
+        username: z.string({ error: "expected a user name" }).min(1, "expected a user name"),
+        password: secretValue.optional(),
+        passwordSecret: configKey.optional(),
+      })
+      .refine((auth) => (auth.password === undefined) !== (auth.passwordSecret === undefined), { message: "expected exactly one of password or passwordSecret" })
+      .optional(),
+  })
+  .superRefine((docker, ctx) => {
+    const scheme = /^([a-z]+):\/\//.exec(docker.host ?? "")?.[1];
+    if (docker.tls && scheme !== "tcp") ctx.addIssue({ code: "custom", path: ["tls"], message: 'expected docker.host to be a "tcp://host:port" address when tls is given' });
+    if (docker.ssh && scheme !== "ssh") ctx.addIssue({ code: "custom", path: ["ssh"], message: 'expected docker.host to be an "ssh://user@host[:port]" address when ssh is given' });
+  });
+
 export const processingElementSchema = z.strictObject({
   peId: z.string({ error: "expected a string" }).regex(PE_ID, "expected a lowercase DNS label (a-z, 0-9, '-'), 1-40 characters, not starting or ending with '-'"),
   image: z
@@ -178,14 +225,7 @@ export const processingElementSchema = z.strictObject({
   /** Where commits go; the state volume itself is never the store. Default: the `reseat-store` volume. */
   persistentStore,
   /** The Docker Engine the PE lives on (default: DOCKER_HOST, else the local socket). */
-  docker: z
-    .strictObject({
-      host: z
-        .string({ error: "expected an engine address" })
-        .regex(/^(unix:\/\/\/.+|tcp:\/\/[^\s/]+:\d+|ssh:\/\/[^\s]+)$/, 'expected "unix:///path", "tcp://host:port" or "ssh://user@host[:port]"')
-        .optional(),
-    })
-    .optional(),
+  docker: dockerEngine.optional(),
 });
 
 /** What users write (durations as strings, defaults omitted). */

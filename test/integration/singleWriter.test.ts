@@ -2,7 +2,7 @@
 // stacks run at the same moment — never run two executables on it. One wins; the other fails naming
 // the volume and its owner. Real Pulumi CLI, real Docker Engine, an independent observer polling it.
 import { afterAll, describe, expect, it } from "vitest";
-import { containersOf, demoSpec, engine, makeProject, reseatCli } from "../support/harness";
+import { containersOf, demoSpec, docker, makeProject, reseatCli } from "../support/harness";
 
 const PE = `it-sw-${process.pid}`;
 const ROUNDS = 20;
@@ -13,9 +13,7 @@ function observeVolume(volume: string): { stop: () => Promise<number> } {
   let stopped = false;
   const loop = (async () => {
     while (!stopped) {
-      const running = await engine
-        .json<unknown[]>("GET", "/containers/json", { query: { filters: JSON.stringify({ volume: [volume] }) } })
-        .catch(() => []);
+      const running = await docker.listContainers({ filters: { volume: [volume] } }).catch(() => []);
       max = Math.max(max, running.length);
       await new Promise((r) => setTimeout(r, 10));
     }
@@ -31,10 +29,10 @@ function observeVolume(volume: string): { stop: () => Promise<number> } {
 
 const made = new Set<string>();
 async function removeAll(): Promise<void> {
-  for (const peId of made) for (const c of await containersOf(peId)) await engine.request("DELETE", `/containers/${c.Id}`, { query: { force: true } }).catch(() => undefined);
+  for (const peId of made) for (const c of await containersOf(peId)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
   for (let i = 0; i < ROUNDS; i++) {
-    await engine.request("DELETE", `/volumes/${PE}-one-${i}`).catch(() => undefined);
-    await engine.request("DELETE", `/volumes/${PE}-two-${i}`).catch(() => undefined);
+    await docker.getVolume(`${PE}-one-${i}`).remove().catch(() => undefined);
+    await docker.getVolume(`${PE}-two-${i}`).remove().catch(() => undefined);
   }
 }
 
@@ -76,10 +74,10 @@ describe("single writer per state volume", () => {
       winners.push(winner);
       expect(loser.doc.error).toMatch(new RegExp(`state volume "${volume}" belongs to reseat/${winner}/${winnerPe}; refusing to bind it to reseat/${winner === "a" ? "b" : "a"}/${loserPe}`));
       expect(await containersOf(loserPe)).toHaveLength(0);
-      const running = await engine.json<{ Labels: Record<string, string> }[]>("GET", "/containers/json", { query: { filters: JSON.stringify({ volume: [volume] }) } });
+      const running = await docker.listContainers({ filters: { volume: [volume] } });
       expect(running.map((c) => c.Labels["io.reseat.pe-id"])).toEqual([winnerPe]);
       // Free the machine for the next round: the winner's executable stops (its volume stays until afterAll).
-      for (const c of await containersOf(winnerPe)) await engine.request("DELETE", `/containers/${c.Id}`, { query: { force: true } });
+      for (const c of await containersOf(winnerPe)) await docker.getContainer(c.Id).remove({ force: true });
     }
     // Both sides won sometimes or not: the race is real either way; report who won for the record.
     console.log(`single-writer race winners: ${winners.join("")}`);

@@ -1,7 +1,7 @@
 // Test harness: each integration test gets its own Pulumi project folder under .work/ (inside the
 // checkout, so the dynamic-provider plugin resolves @pulumi/pulumi), its own file backend, and runs
 // the real `reseat` CLI (Automation API on the real Pulumi CLI) in a separate Node process.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import Dockerode from "dockerode";
@@ -42,10 +42,40 @@ export function makeProject(name: string, specs: unknown[], stack = "test"): Pro
   return project;
 }
 
-/** Rewrites the stack's config (JSON is valid YAML). */
+/** Rewrites the stack's config (JSON is valid YAML), keeping the secrets set with setSecret. */
 export function setSpecs(project: Project, specs: unknown[]): void {
-  const config = { config: { "reseat:processingElements": specs } };
-  fs.writeFileSync(path.join(project.dir, "stacks", `Pulumi.${project.stack}.yaml`), JSON.stringify(config, null, 2));
+  const file = path.join(project.dir, "stacks", `Pulumi.${project.stack}.yaml`);
+  const kept = secretsOf(file);
+  const config = { ...(kept.encryptionsalt ? { encryptionsalt: kept.encryptionsalt } : {}), config: { ...kept.secure, "reseat:processingElements": specs } };
+  fs.writeFileSync(file, JSON.stringify(config, null, 2));
+}
+
+/** Sets a secret stack config key `reseat:<key>` (`pulumi config set --secret`), the value from stdin, never argv. */
+export function setSecret(project: Project, key: string, value: string): void {
+  const env = { ...process.env, PULUMI_BACKEND_URL: `file://${path.join(project.dir, ".pulumi-state")}` };
+  fs.mkdirSync(path.join(project.dir, ".pulumi-state"), { recursive: true });
+  execFileSync("pulumi", ["stack", "select", "--create", project.stack], { cwd: project.dir, env, stdio: "ignore" });
+  execFileSync("pulumi", ["config", "set", "--secret", "--stack", project.stack, `reseat:${key}`], { cwd: project.dir, env, input: value, stdio: ["pipe", "ignore", "inherit"] });
+}
+
+/** The encrypted entries of a stack config file (JSON as written here, or YAML as Pulumi writes it). */
+function secretsOf(file: string): { encryptionsalt?: string; secure: Record<string, { secure: string }> } {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch {
+    return { secure: {} };
+  }
+  try {
+    const doc = JSON.parse(text) as { encryptionsalt?: string; config?: Record<string, unknown> };
+    const secure = Object.entries(doc.config ?? {}).filter(([, v]) => typeof v === "object" && v !== null && "secure" in v);
+    return { encryptionsalt: doc.encryptionsalt, secure: Object.fromEntries(secure) as Record<string, { secure: string }> };
+  } catch {
+    // Pulumi's YAML, block or flow style: `encryptionsalt: v1:…` and `<key>: {secure: v1:…}` (quotes optional).
+    const secure: Record<string, { secure: string }> = {};
+    for (const match of text.matchAll(/['"]?([A-Za-z][\w.-]*:[\w.-]+)['"]?:\s*\{?\s*secure:\s*['"]?([^'"\s,}]+)/g)) secure[match[1]!] = { secure: match[2]! };
+    return { encryptionsalt: /encryptionsalt:\s*['"]?([^'"\s,}]+)/.exec(text)?.[1], secure };
+  }
 }
 
 export interface CliResult {
