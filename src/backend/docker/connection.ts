@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type Dockerode from "dockerode";
+import type { SshTarget } from "./sshTransport";
 
 /** The Engine API version reseat speaks: old (20.10) and new engines answer it with the same shapes. */
 export const ENGINE_API_VERSION = "v1.41";
@@ -49,6 +50,8 @@ export interface EngineConnection {
   local: boolean;
   /** The engine machine's host name or address (tcp/ssh), where its published ports are reached. */
   hostname?: string;
+  /** For ssh:// engines: whom to connect as, how (see dockerClient: one kept-open ssh connection). */
+  ssh?: SshTarget;
   callTimeoutMs: number;
 }
 
@@ -178,6 +181,7 @@ export function resolveConnection(spec: DockerConnectionSpec = {}, environment: 
         },
         local: false,
         hostname: host,
+        ssh: { host, port, username, privateKey, passphrase: spec.ssh?.passphrase, agent: privateKey ? undefined : agent, readyTimeoutMs: callTimeoutMs },
         callTimeoutMs,
       };
     }

@@ -26,6 +26,7 @@ import {
   generationFromName,
 } from "../backend";
 import { packArchive, firstFile } from "./archive";
+import { dockerClient } from "./client";
 import { EngineConnection, RegistryCredentials, resolveConnection, resolveRegistryAuth } from "./connection";
 import { EngineError, engineCall, engineCallOrUndefined, hasStatus } from "./engineCall";
 import { followEvents } from "./events";
@@ -84,7 +85,7 @@ export class DockerBackend implements Backend {
     readonly connection: EngineConnection = resolveConnection(),
     private readonly options: DockerBackendOptions = {},
   ) {
-    this.docker = new Dockerode(connection.dockerOptions);
+    this.docker = dockerClient(connection);
   }
 
   /** One Engine call within the connection's budget (or `timeoutMs`), failures as EngineError. */
