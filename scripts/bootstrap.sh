@@ -59,7 +59,10 @@ export PULUMI_SKIP_UPDATE_CHECK=1 PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=tr
 export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE:-reseat-local-demo}"
 export PULUMI_HOME="${PULUMI_HOME:-$RESEAT_CACHE/pulumi-home}"
 
-# 5. Compile, then the images.
+# 5. What the remote-engine tests start themselves (sshd, htpasswd, a registry built from Go modules); cached.
+bash "$RESEAT_ROOT/scripts/remote-engines.sh" install >&2 || say "remote-engine test tools are missing (see above): test/integration/remoteEngines and privateRegistry will fail"
+
+# 6. Compile, then the images.
 npx tsc -p tsconfig.json >&2
 bash "$RESEAT_ROOT/scripts/images.sh" >&2
 say "ready: $(pulumi version), docker $(docker version -f '{{.Server.Version}}')"
