@@ -31,11 +31,18 @@ type SocketLike = Duplex & {
   unref: () => SocketLike;
 };
 
+/**
+ * An idle connection is closed after this long: ssh2's keep-alive timer would otherwise hold the Node
+ * process open (it is not unref'd), and an idle ssh connection is worth little.
+ */
+const IDLE_CLOSE_MS = 5000;
+
 export class SshDialAgent extends http.Agent {
   private client?: Promise<Client>;
   private tcp?: net.Socket;
   /** Channels in use by a request (a free, kept-alive one does not hold the process open). */
   private readonly inUse = new Set<Duplex>();
+  private idleTimer?: NodeJS.Timeout;
 
   constructor(private readonly target: SshTarget) {
     super({ keepAlive: true, maxFreeSockets: 4 });
@@ -51,12 +58,21 @@ export class SshDialAgent extends http.Agent {
 
   override destroy(): void {
     super.destroy();
-    void this.client?.then((client) => client.end()).catch(() => undefined);
+    this.closeConnection();
+  }
+
+  /** Closes the ssh connection; its kept-alive channels are destroyed first, so no request picks one up. */
+  private closeConnection(): void {
+    for (const sockets of Object.values(this.freeSockets)) for (const socket of sockets ?? []) socket.destroy();
+    const client = this.client;
     this.client = undefined;
+    this.tcp = undefined;
+    void client?.then((c) => c.end()).catch(() => undefined);
   }
 
   /** A new `docker system dial-stdio` over the shared connection, shaped as the socket http.Agent expects. */
   private async dial(): Promise<Duplex> {
+    clearTimeout(this.idleTimer); // a connection about to be used is not idle
     const client = await this.connected();
     const channel = await new Promise<ClientChannel>((resolve, reject) =>
       client.exec("docker system dial-stdio", (error, stream) => (error ? reject(error) : resolve(stream))),
@@ -78,11 +94,19 @@ export class SshDialAgent extends http.Agent {
     socketLike.ref = () => {
       this.inUse.add(socketLike);
       this.tcp?.ref();
+      clearTimeout(this.idleTimer);
       return socketLike;
     };
     socketLike.unref = () => {
       this.inUse.delete(socketLike);
-      if (!this.inUse.size) this.tcp?.unref();
+      if (!this.inUse.size) {
+        this.tcp?.unref();
+        clearTimeout(this.idleTimer);
+        this.idleTimer = setTimeout(() => {
+          if (!this.inUse.size) this.closeConnection();
+        }, IDLE_CLOSE_MS);
+        this.idleTimer.unref();
+      }
       return socketLike;
     };
     channel.once("close", () => socketLike.unref());
