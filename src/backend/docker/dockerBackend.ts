@@ -28,7 +28,7 @@ import {
 import { packArchive, firstFile } from "./archive";
 import { dockerClient } from "./client";
 import { EngineConnection, RegistryCredentials, resolveConnection, resolveRegistryAuth } from "./connection";
-import { EngineError, engineCall, engineCallOrUndefined, hasStatus } from "./engineCall";
+import { engineCall, engineCallOrUndefined, hasStatus } from "./engineCall";
 import { followEvents } from "./events";
 import { PullEvent, PullProgress, splitReference } from "./imagePull";
 
@@ -677,7 +677,6 @@ function leaseContainer(name: string): string {
   return `reseat-lease-${name}`;
 }
 
-export { EngineError };
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
