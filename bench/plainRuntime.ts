@@ -1,6 +1,7 @@
 // What the bench's minimal dynamic resource does: one plain container, created and started; no
 // volume, no readiness, no generation. The baseline for the cost Pulumi itself adds per resource.
-import Dockerode from "dockerode";
+import type Dockerode from "dockerode";
+import { dockerClient } from "../src/backend/docker/client";
 import { resolveConnection } from "../src/backend/docker/connection";
 
 export interface PlainInputs {
@@ -12,7 +13,7 @@ export interface PlainInputs {
 export const PLAIN_LABEL = "io.reseat.bench-plain";
 
 function engine(): Dockerode {
-  return new Dockerode(resolveConnection().dockerOptions);
+  return dockerClient(resolveConnection());
 }
 
 export async function createPlain(inputs: PlainInputs): Promise<{ id: string; outs: PlainInputs & { containerId: string } }> {

@@ -4,8 +4,8 @@
 import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import Dockerode from "dockerode";
 import { LABELS } from "../../src/backend/backend";
+import { dockerClient } from "../../src/backend/docker/client";
 import { resolveConnection } from "../../src/backend/docker/connection";
 import { followEvents } from "../../src/backend/docker/events";
 
@@ -13,7 +13,7 @@ export const ROOT = path.resolve(__dirname, "..", "..");
 export const CLI = path.join(ROOT, "dist", "src", "cli", "main.js");
 /** The engine the tests run on (DOCKER_HOST, else the local socket), as dockerode sees it. */
 export const connection = resolveConnection();
-export const docker = new Dockerode(connection.dockerOptions);
+export const docker = dockerClient(connection);
 
 /** The promise's value, or undefined when the engine answered 404 (no such container, volume, image). */
 export async function orUndefined<T>(promise: Promise<T>): Promise<T | undefined> {
