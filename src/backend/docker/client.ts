@@ -1,9 +1,11 @@
 // The one way reseat makes a dockerode client for an engine connection.
+import * as path from "node:path";
 import Dockerode from "dockerode";
 import type { EngineConnection } from "./connection";
 import { SshDialAgent } from "./sshTransport";
 
 export function dockerClient(connection: EngineConnection): Dockerode {
+  silenceModemDebug();
   if (connection.kind === "ssh" && connection.ssh) {
     // docker-modem's own ssh transport re-connects for every call (~1 s each); this agent keeps the
     // ssh connection and its dial-stdio channels open (see sshTransport.ts). The modem then speaks
@@ -12,4 +14,20 @@ export function dockerClient(connection: EngineConnection): Dockerode {
     return new Dockerode(options as Dockerode.DockerOptions);
   }
   return new Dockerode(connection.dockerOptions);
+}
+
+interface DebugModule {
+  enabled(namespace: string): boolean;
+  enable(namespaces: string): void;
+  namespaces?: string;
+}
+
+/**
+ * docker-modem's debug output (DEBUG=modem, DEBUG=*) prints every request's options — the TLS key and
+ * the X-Registry-Auth header (base64 registry credentials) included. Whatever DEBUG says, that one
+ * namespace stays off; the rest of DEBUG is left as it is.
+ */
+export function silenceModemDebug(): void {
+  const debug = require(require.resolve("debug", { paths: [path.dirname(require.resolve("docker-modem"))] })) as DebugModule;
+  if (debug.enabled("modem")) debug.enable(`${debug.namespaces ?? process.env.DEBUG ?? ""},-modem`);
 }

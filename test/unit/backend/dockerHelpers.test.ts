@@ -183,3 +183,22 @@ describe("following engine events", () => {
     await expect(followEvents(engine.docker as never, "unix:///s", {}, () => undefined)).rejects.toThrow(/cannot reach the Docker Engine \(unix:\/\/\/s\): connect ECONNREFUSED/);
   });
 });
+
+describe("docker-modem's debug output", () => {
+  it("stays off even with DEBUG=* (it would print TLS keys and registry credentials)", async () => {
+    const debugPath = require.resolve("debug", { paths: [path.dirname(require.resolve("docker-modem"))] });
+    const debug = require(debugPath) as { enable(ns: string): void; enabled(ns: string): boolean; namespaces: string };
+    const before = debug.namespaces;
+    try {
+      debug.enable("*");
+      expect(debug.enabled("modem")).toBe(true);
+      const { dockerClient } = await import("../../../src/backend/docker/client");
+      const { resolveConnection } = await import("../../../src/backend/docker/connection");
+      dockerClient(resolveConnection({}, { env: {} }));
+      expect(debug.enabled("modem")).toBe(false);
+      expect(debug.enabled("something-else")).toBe(true);
+    } finally {
+      debug.enable(before ?? "");
+    }
+  });
+});
