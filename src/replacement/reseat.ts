@@ -233,6 +233,7 @@ async function revert(backend: Backend, lock: HeldLease, ctx: RevertContext): Pr
   const generation = ctx.generation + 1;
   const name = executableName(ctx.desired.peId, generation);
   const revertedAt = new Date().toISOString();
+  let readyAt = revertedAt;
   try {
     if (ctx.previousControl !== undefined) await backend.writeVolumeFiles(ctx.desired.volumeName, { [CONTROL_PATH]: ctx.previousControl });
     const id = await backend.prepare(ctx.previousDesired, { name, generation, specHash: ctx.previous.specHash });
@@ -240,6 +241,7 @@ async function revert(backend: Backend, lock: HeldLease, ctx: RevertContext): Pr
     await lock.confirm();
     await backend.start(id);
     await backend.waitReady(id, ctx.previousDesired);
+    readyAt = new Date().toISOString();
     lock.assertHeld();
     await backend.remove(ctx.previous.id);
   } catch (revertError) {
@@ -248,7 +250,7 @@ async function revert(backend: Backend, lock: HeldLease, ctx: RevertContext): Pr
         `the PE has no running executable. Its volume and data are kept. Last log lines of ${ctx.failedName}:\n${ctx.logs}`,
     );
   }
-  const record: RevertRecord = { reverted: true, at: revertedAt, failedExecutable: ctx.failedName, failedSpecHash: ctx.failedHash, servingGeneration: generation, servingExecutable: name, error: firstLine(ctx.failure) };
+  const record: RevertRecord = { reverted: true, at: revertedAt, failedExecutable: ctx.failedName, failedSpecHash: ctx.failedHash, servingGeneration: generation, servingExecutable: name, readyAt, error: firstLine(ctx.failure) };
   await backend.writeVolumeFiles(ctx.desired.volumeName, { [REVERT_PATH]: JSON.stringify(record) }).catch(() => undefined);
   return new ReplacementRevertedError(ctx.desired.peId, record, ctx.logs);
 }
@@ -267,6 +269,8 @@ export interface RevertRecord {
   failedSpecHash?: string;
   servingGeneration?: number;
   servingExecutable?: string;
+  /** When the previous spec was ready again. */
+  readyAt?: string;
   error?: string;
 }
 
