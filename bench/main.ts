@@ -1,11 +1,12 @@
 // npm run bench -- <metric>   (writes bench/results/<metric>.json)
 import { benchCommitThroughput } from "./commitThroughput";
 import { benchRecoveryTime } from "./recoveryTime";
-import { benchReplacementGap } from "./replacementGap";
+import { benchReplacementGap, benchRevertTime } from "./replacementGap";
 import { benchRolling } from "./rolling";
 
 const metrics: Record<string, () => Promise<string>> = {
   replacement_gap: benchReplacementGap,
+  revert_time: benchRevertTime,
   commit_throughput: benchCommitThroughput,
   rolling: benchRolling,
   recovery_time: benchRecoveryTime,

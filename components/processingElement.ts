@@ -28,6 +28,9 @@ export interface ProcessingElementOutputs {
   resumedFrom: "local" | "persistent" | "empty" | null;
   resumedSeq: number | null;
   lastCommitError: string | null;
+  /** The last replacement was reverted: the previous spec serves again (as of the last read). */
+  reverted: boolean;
+  failedSpecHash: string | null;
 }
 
 /** Validates a spec the way the component does; throws SpecError naming every bad field. */
@@ -59,6 +62,9 @@ export class ProcessingElement extends pulumi.ComponentResource {
   readonly resumedSeq: pulumi.Output<number | null>;
   /** Why the last commit attempt failed (null when it succeeded). */
   readonly lastCommitError: pulumi.Output<string | null>;
+  /** The last replacement failed and was reverted; `failedSpecHash` names the spec that failed. */
+  readonly reverted: pulumi.Output<boolean>;
+  readonly failedSpecHash: pulumi.Output<string | null>;
   /** Every output above by name: what registerOutputs records and what stack programs export. */
   readonly summary: { [K in keyof ProcessingElementOutputs]: pulumi.Output<ProcessingElementOutputs[K]> };
   readonly volume: StateVolume;
@@ -89,7 +95,7 @@ export class ProcessingElement extends pulumi.ComponentResource {
     this.executable = new Executable(
       `${name}-executable`,
       { ...executableFields(spec), owner, volumeName: this.volume.name, store: storeOf(spec), engineCredentials: credentials },
-      { parent: this, dependsOn: [this.volume], deleteBeforeReplace: true },
+      { parent: this, dependsOn: [this.volume], deleteBeforeReplace: false },
     );
 
     this.peId = pulumi.output(spec.peId);
@@ -107,6 +113,8 @@ export class ProcessingElement extends pulumi.ComponentResource {
     this.resumedFrom = this.executable.resumedFrom;
     this.resumedSeq = this.executable.resumedSeq;
     this.lastCommitError = this.executable.lastCommitError;
+    this.reverted = this.executable.reverted.apply((r) => r === true);
+    this.failedSpecHash = this.executable.failedSpecHash.apply((h) => h ?? null);
 
     this.summary = {
       peId: this.peId,
@@ -124,6 +132,8 @@ export class ProcessingElement extends pulumi.ComponentResource {
       resumedFrom: this.resumedFrom,
       resumedSeq: this.resumedSeq,
       lastCommitError: this.lastCommitError,
+      reverted: this.reverted,
+      failedSpecHash: this.failedSpecHash,
     };
     this.registerOutputs(this.summary);
   }

@@ -52,4 +52,9 @@ build_versions reseat-demo-workload "$ROOT/workload/demo"
 stage="$ROOT/.work/images/session"
 node "$ROOT/scripts/stage-session-workload.js" "$stage" >/dev/null
 build_versions reseat-session-workload "$stage"
-echo "images: base $BASE; reseat-demo-workload:v1, :v2; reseat-session-workload:v1, :v2"
+# An image that exists but exits at start (exit code 3): what a bad release looks like, for the revert tests.
+if ! docker image inspect reseat-crash-at-start:1 >/dev/null 2>&1; then
+  printf 'ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCMD ["node", "-e", "console.error(\\"crashing at start (test image)\\"); process.exit(3)"]\n' |
+    docker build -q -t reseat-crash-at-start:1 --build-arg "BASE_IMAGE=$BASE" - >/dev/null
+fi
+echo "images: base $BASE; reseat-demo-workload:v1, :v2; reseat-session-workload:v1, :v2; reseat-crash-at-start:1"

@@ -22,6 +22,8 @@ export interface ExecutableDesired {
   store: StoreDesired;
   /** How the failure controller paces re-creation after repeated failures. */
   failureBackoff?: FailureBackoff;
+  /** When a new executable does not become ready: serve the previous spec again (default) or leave the PE stopped. */
+  onFailedReplacement?: "revert" | "leave-stopped";
   /** Which engine runs the PE (absent: the local Docker Engine, or DOCKER_HOST). */
   engine?: EngineTarget;
 }

@@ -97,9 +97,22 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     // Prefer the program's own error (it names the bad field) over the CLI's wrapper text.
     const message = errors.last?.message ?? (resourceErrors.length ? resourceErrors.join("\n") : extractPulumiError(error as Error));
+    if (command === "up" && /was reverted: the new executable/.test(message)) {
+      // A reverted replacement: make Pulumi's state describe the executable that serves again.
+      await refreshAfterRevert(values.cwd, values.stack, values.program, progress);
+    }
     report({ ok: false, command, error: message });
     process.stderr.write(`\nreseat ${command} failed:\n${message}\n`);
     return 1;
+  }
+}
+
+async function refreshAfterRevert(cwd: string | undefined, stackName: string | undefined, program: string | undefined, progress: (text: string) => void): Promise<void> {
+  try {
+    const stack = await openStack({ workDir: cwd, stackName, programModule: program });
+    await stack.refresh({ onOutput: progress, color: "never" });
+  } catch (error) {
+    progress(`\n(refresh after the revert failed: ${(error as Error).message.split("\n")[0]}; run refresh yourself)\n`);
   }
 }
 

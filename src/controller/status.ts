@@ -3,6 +3,7 @@ import { Backend, ObservedExecutable } from "../backend/backend";
 import { openBackend } from "../backend/open";
 import { commitOutputs, CommitOutputs, parseWorkloadStatus } from "../plan/commitStatus";
 import { CONTROLLER_LEASE, CONTROLLER_STATUS_PATH, ControllerStatus } from "./watch";
+import { NO_REVERT, REVERT_PATH, RevertRecord } from "../replacement/reseat";
 
 export interface PeStatus extends Omit<CommitOutputs, "commitStatusAt"> {
   peId: string;
@@ -13,6 +14,9 @@ export interface PeStatus extends Omit<CommitOutputs, "commitStatusAt"> {
   restarts: number;
   controller: ControllerStatus["state"] | null;
   group: string | null;
+  /** The last replacement failed and the previous spec serves again. */
+  reverted: boolean;
+  failedSpecHash: string | null;
 }
 
 /** Who watches the engine: the controller's presence lease, as last renewed. */
@@ -44,6 +48,7 @@ export async function gatherStatus(backend: Backend = openBackend(undefined)): P
     const read = async (file: string) => (volume ? backend.readVolumeFile(volume, file).catch(() => undefined) : undefined);
     const workload = parseWorkloadStatus(await read(".reseat/status.json"));
     const controllerText = await read(CONTROLLER_STATUS_PATH);
+    const revert = parseRevert(await read(REVERT_PATH));
     const controller = controllerText ? (JSON.parse(controllerText) as ControllerStatus) : undefined;
     const { commitStatusAt: _at, ...commits } = commitOutputs(workload, current?.generation ?? -1, new Date());
     rows.push({
@@ -56,9 +61,19 @@ export async function gatherStatus(backend: Backend = openBackend(undefined)): P
       restarts: controller?.restarts ?? 0,
       controller: controller?.state ?? null,
       group: groupOf(peId),
+      reverted: revert.reverted,
+      failedSpecHash: revert.failedSpecHash ?? null,
     });
   }
   return rows;
+}
+
+function parseRevert(text: string | undefined): RevertRecord {
+  try {
+    return text ? (JSON.parse(text) as RevertRecord) : NO_REVERT;
+  } catch {
+    return NO_REVERT;
+  }
 }
 
 /** Group members are named <group>-<ordinal>. */
@@ -72,7 +87,7 @@ export function formatStatusTable(rows: PeStatus[]): string {
   const lines = rows.map((r) => [
     r.peId,
     String(r.generation ?? "-"),
-    r.controller === "failing" ? `${r.state} (failing)` : r.state,
+    r.reverted ? `${r.state} (reverted: ${r.failedSpecHash} failed)` : r.controller === "failing" ? `${r.state} (failing)` : r.state,
     r.executable ?? "-",
     r.volume ?? "-",
     r.lastCommit ? `#${r.lastCommit.seq} ${r.lastCommit.at}` : "-",

@@ -1,6 +1,8 @@
 // The Executable dynamic resource: one container generation of a processing element.
-// Any change in REPLACE_FIELDS replaces it delete-before-replace: the old executable is stopped and
-// removed before the new one starts, so two executables never write to one volume.
+// Any change in REPLACE_FIELDS replaces it, create-before-delete: the new resource's create performs
+// the staged swap under the PE's lock (the old executable stops before the new one starts, so two
+// never write to one volume; a new one that fails is reverted), and the replaced resource's delete
+// removes only its own, already stopped, executable.
 import * as pulumi from "@pulumi/pulumi";
 import type { ExecutableDesired } from "../backend/backend";
 import type * as Runtime from "./runtime";
@@ -55,11 +57,14 @@ export class Executable extends pulumi.dynamic.Resource {
   declare readonly resumedFrom: pulumi.Output<"local" | "persistent" | "empty" | null>;
   declare readonly resumedSeq: pulumi.Output<number | null>;
   declare readonly lastCommitError: pulumi.Output<string | null>;
+  /** The last replacement failed and the previous spec serves again (see failedSpecHash). */
+  declare readonly reverted: pulumi.Output<boolean>;
+  declare readonly failedSpecHash: pulumi.Output<string | null>;
 
   constructor(name: string, args: ExecutableArgs, opts?: pulumi.CustomResourceOptions) {
     const outputs = Object.fromEntries(
-      ["executableId", "executableName", "generation", "host", "replacedAt", "readyAt", "imageId", "lastCommit", "commitLagMs", "resumedFrom", "resumedSeq", "lastCommitError", "commitStatusAt"].map((key) => [key, undefined]),
+      ["executableId", "executableName", "generation", "host", "replacedAt", "readyAt", "imageId", "lastCommit", "commitLagMs", "resumedFrom", "resumedSeq", "lastCommitError", "commitStatusAt", "reverted", "failedSpecHash"].map((key) => [key, undefined]),
     );
-    super(executableProvider, name, { ...args, ...outputs }, { deleteBeforeReplace: true, ...opts }, "reseat", "Executable");
+    super(executableProvider, name, { ...args, ...outputs }, { deleteBeforeReplace: false, ...opts }, "reseat", "Executable");
   }
 }

@@ -5,13 +5,19 @@ import type { Backend, ExecutableDesired, VolumeClaim } from "../backend/backend
 import { openBackend } from "../backend/open";
 import type { EngineCredentials } from "../backend/docker/connection";
 import { holderName } from "../lease/lease";
-import { planExecutable } from "../plan/executablePlan";
+import { planExecutable, specHash } from "../plan/executablePlan";
 import { CommitOutputs, commitOutputs, parseWorkloadStatus } from "../plan/commitStatus";
 import { planVolume, VolumeFields } from "../plan/volumePlan";
-import { applyControl, checkOwner, reseat, retire, ReseatResult } from "../replacement/reseat";
+import { applyControl, checkOwner, NO_REVERT, reseat, retire, ReseatResult, REVERT_PATH, RevertRecord } from "../replacement/reseat";
 
 /** What the Executable resource observes, beside its inputs. */
-export interface ExecutableObservation extends CommitOutputs, Omit<ReseatResult, "adopted" | "retired"> {}
+export interface ExecutableObservation extends CommitOutputs, RevertOutputs, Omit<ReseatResult, "adopted" | "retired" | "reverted"> {}
+
+/** Whether the PE's last replacement was reverted, from the record beside the volume. */
+export interface RevertOutputs {
+  reverted: boolean;
+  failedSpecHash: string | null;
+}
 
 export type ExecutableState = ExecutableDesired & ExecutableObservation;
 
@@ -28,6 +34,8 @@ const OBSERVATION_FIELDS: (keyof ExecutableObservation)[] = [
   "resumedSeq",
   "lastCommitError",
   "commitStatusAt",
+  "reverted",
+  "failedSpecHash",
 ];
 
 /** Inputs may carry the secrets that reach the PE's engine and registry (a Pulumi secret input). */
@@ -54,21 +62,38 @@ async function observeCommits(engine: Backend, volumeName: string, generation: n
   return commitOutputs(parseWorkloadStatus(text), generation, new Date());
 }
 
+async function observeRevert(engine: Backend, volumeName: string): Promise<RevertOutputs> {
+  const text = await engine.readVolumeFile(volumeName, REVERT_PATH).catch(() => undefined);
+  try {
+    const record = text ? (JSON.parse(text) as RevertRecord) : NO_REVERT;
+    return { reverted: record.reverted === true, failedSpecHash: record.failedSpecHash ?? null };
+  } catch {
+    return { reverted: false, failedSpecHash: null };
+  }
+}
+
 /** Resolves the image before anything is stopped: check runs before the delete of a replacement. */
 export async function checkExecutable(news: ExecutableDesired & WithCredentials): Promise<ExecutableDesired> {
   return { ...news, imageId: await backend(news).ensureImage(news.imageRef) };
 }
 
+/**
+ * Create-before-delete: `create` performs the whole staged swap (prepare the new executable while the
+ * old one serves, stop the old one, start the new one, revert on failure) under the PE's lock, which
+ * is what keeps one writer per volume; the replaced resource's `delete` then removes only executables
+ * of its own spec (already stopped). A failed replacement leaves Pulumi's state on the old resource,
+ * whose spec is the one serving again after the revert.
+ */
 export function diffExecutable(olds: ExecutableState & WithCredentials, news: ExecutableDesired & WithCredentials) {
   const plan = planExecutable(olds, news);
-  return { changes: plan.changes || !sameCredentials(olds, news), replaces: plan.replaces, deleteBeforeReplace: true };
+  return { changes: plan.changes || !sameCredentials(olds, news), replaces: plan.replaces, deleteBeforeReplace: false };
 }
 
 export async function createExecutable(inputs: ExecutableDesired & WithCredentials): Promise<{ id: string; outs: ExecutableState }> {
   const engine = backend(inputs);
-  const { adopted: _adopted, retired: _retired, ...observed } = await reseat(engine, withoutCredentials(inputs), { holder: holderName("pulumi") });
+  const { adopted: _adopted, retired: _retired, reverted: _reverted, ...observed } = await reseat(engine, withoutCredentials(inputs), { holder: holderName("pulumi") });
   const commits = await observeCommits(engine, inputs.volumeName, observed.generation);
-  return { id: observed.executableId, outs: { ...inputs, ...observed, ...commits } };
+  return { id: observed.executableId, outs: { ...inputs, ...observed, ...commits, reverted: false, failedSpecHash: null } };
 }
 
 /** Finds the PE's live executable by identity; reports it gone (empty id) when none runs. */
@@ -77,7 +102,9 @@ export async function readExecutable(id: string, props: ExecutableState & WithCr
   const byId = await engine.inspectExecutable(id);
   let live = byId?.running ? byId : undefined;
   if (!live) {
-    const running = (await engine.listExecutables(props.peId)).filter((e) => e.running).sort((a, b) => b.generation - a.generation)[0];
+    // Reseated since (by the controller, or a revert): the PE's running executable, preferably of this spec.
+    const hash = specHash(props);
+    const running = (await engine.listExecutables(props.peId)).filter((e) => e.running).sort((a, b) => Number(b.specHash === hash) - Number(a.specHash === hash) || b.generation - a.generation)[0];
     live = running ? await engine.inspectExecutable(running.id) : undefined;
   }
   if (!live) return { id: "", props };
@@ -90,6 +117,7 @@ export async function readExecutable(id: string, props: ExecutableState & WithCr
       generation: live.generation,
       replacedAt: live.id === props.executableId ? props.replacedAt : (live.startedAt ?? props.replacedAt),
       ...(await observeCommits(engine, props.volumeName, live.generation)),
+      ...(await observeRevert(engine, props.volumeName)),
     },
   };
 }
@@ -103,7 +131,8 @@ export async function updateExecutable(olds: ExecutableState, news: ExecutableDe
 }
 
 export async function deleteExecutable(props: ExecutableState & WithCredentials): Promise<void> {
-  await retire(backend(props), withoutCredentials(props), holderName("pulumi"));
+  const desired = withoutCredentials(props);
+  await retire(backend(props), desired, holderName("pulumi"), { specHash: specHash(desired) });
 }
 
 export interface VolumeState extends VolumeFields, WithCredentials {

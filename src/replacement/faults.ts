@@ -3,7 +3,7 @@
 // `pulumi up` process group exactly there. Inert unless both variables are set.
 import * as fs from "node:fs";
 
-export type FaultPointName = "after-stop" | "after-remove" | "after-create" | "before-ready";
+export type FaultPointName = "after-prepare" | "after-stop" | "after-start" | "after-ready";
 
 export async function faultPoint(name: FaultPointName): Promise<void> {
   if (process.env.RESEAT_FAULT_POINT !== name || !process.env.RESEAT_FAULT_MARKER) return;

@@ -5,7 +5,7 @@
 import { Backend, ExecutableDesired, ObservedExecutable, STORE_PASSWORD_FILE, VolumeInfo, executableName } from "../backend/backend";
 import { specHash } from "../plan/executablePlan";
 import { faultPoint } from "./faults";
-import { HeldLease, withLease } from "../lease/lease";
+import { HeldLease, LeaseLostError, withLease } from "../lease/lease";
 import { PostgresStore } from "../state/store/postgresStore";
 import { DEFAULT_STORE_VOLUME } from "../spec/processingElement";
 import * as fs from "node:fs";
@@ -25,6 +25,7 @@ export interface ReseatResult {
   adopted: boolean;
   /** Executables this call stopped or removed (leftovers of an earlier generation). */
   retired: string[];
+  reverted: boolean;
 }
 
 export class ForeignExecutableError extends Error {
@@ -123,69 +124,183 @@ export function checkOwner(volume: VolumeInfo, wanted: { peId: string; owner?: s
 async function converge(backend: Backend, desired: ExecutableDesired, options: ReseatOptions, lock: HeldLease): Promise<ReseatResult | undefined> {
   const hash = specHash(desired);
   const retired: string[] = [];
+  const retire = async (e: ObservedExecutable) => {
+    lock.assertHeld();
+    if (e.running) await backend.stop(e.id, desired.stop);
+    await backend.remove(e.id);
+    retired.push(e.name);
+  };
 
   // 1. Nobody else may write to this volume: it is ours, and no foreign container mounts it.
   await assertVolumeOwned(backend, desired);
   const holders = (await backend.runningOnVolume(desired.volumeName)).filter((h) => h.peId !== desired.peId);
   if (holders.length) throw new ForeignExecutableError(desired.volumeName, holders);
 
-  // 2. Observe this PE's executables: adopt an identical running one, retire everything else.
-  const observed = ownExecutables(await backend.listExecutables(desired.peId), desired);
+  // 2. Observe this PE's executables: adopt an identical running one (an interrupted run, or a
+  //    re-run), otherwise find the one serving now; leftovers that do not run go.
+  const observed = ownExecutables(await backend.listExecutables(desired.peId), desired).sort(byGenerationDesc);
   if (options.stillNeeded && !options.stillNeeded(observed)) return undefined;
-  const adoptable = options.replaceRunning ? undefined : observed.filter((e) => e.running && e.specHash === hash).sort(byGenerationDesc)[0];
-  for (const executable of observed) {
-    if (executable === adoptable) continue;
-    lock.assertHeld();
-    if (executable.running) await backend.stop(executable.id, desired.stop);
-    await backend.remove(executable.id);
-    retired.push(executable.name);
-  }
   const host = (await backend.identity()).name;
+  const adoptable = options.replaceRunning ? undefined : observed.find((e) => e.running && e.specHash === hash);
   if (adoptable) {
+    for (const e of observed) if (e !== adoptable) await retire(e);
     await backend.waitReady(adoptable.id, desired);
     const now = new Date().toISOString();
-    return { executableId: adoptable.id, executableName: adoptable.name, generation: adoptable.generation, host, replacedAt: adoptable.startedAt ?? now, readyAt: now, adopted: true, retired };
+    return { executableId: adoptable.id, executableName: adoptable.name, generation: adoptable.generation, host, replacedAt: adoptable.startedAt ?? now, readyAt: now, adopted: true, retired, reverted: false };
   }
+  const [serving, ...extra] = observed.filter((e) => e.running);
+  // Never more than one runs; should a second ever be found, it goes before anything else happens.
+  for (const e of extra) await retire(e);
+  // What to revert to if the new executable fails: the one serving, else the newest that ran.
+  const previous = serving ?? observed.find((e) => e.specHash !== hash && e.state !== "created");
+  const previousDesired = previous ? await backend.desiredOf(previous.id) : undefined;
+  for (const e of observed) if (!e.running && e !== previous) await retire(e);
 
-  // 3. The next generation, recorded beside the volume before anything starts (it survives any
-  //    crash of the caller), and handed to the executable at creation as its fencing token.
-  const previous = await backend.readGeneration(desired.volumeName);
+  // 3. Prepare the next generation while the old one still serves: resolved, created bound to the kept
+  //    volume, not started. Its generation (the fencing token) is fixed now; it is recorded beside the
+  //    volume only after the old executable has stopped, so the old one's final commit is not fenced.
+  const recorded = await backend.readGeneration(desired.volumeName);
   // A new (or lost and recreated) volume has no generation: continue from the one the store has
   // accepted, or the store would fence the new executable out as stale.
-  const generation = (previous?.generation ?? (await storeGeneration(backend, desired))) + 1;
-  const replacedAt = new Date().toISOString();
-  lock.assertHeld();
-  await backend.recordGeneration({ peId: desired.peId, generation, volume: desired.volumeName, updatedAt: replacedAt });
-  const keepControl = options.keepControl && (await backend.readVolumeFile(desired.volumeName, CONTROL_PATH)) !== undefined;
+  const base = recorded?.generation ?? (observed.length ? 0 : await storeGeneration(backend, desired));
+  const generation = Math.max(base, ...observed.map((e) => e.generation)) + 1;
+  const previousControl = await backend.readVolumeFile(desired.volumeName, CONTROL_PATH);
+  const keepControl = options.keepControl && previousControl !== undefined;
   if (!keepControl) await backend.writeVolumeFiles(desired.volumeName, { [CONTROL_PATH]: controlFile(desired) });
   // The controller re-creates from a record that carries no password: the file from before stays.
   if (desired.store.kind === "postgres" && desired.store.password) {
     await backend.writeVolumeFiles(desired.volumeName, { [STORE_PASSWORD_FILE]: desired.store.password }, { mode: 0o600 });
   }
   const name = executableName(desired.peId, generation);
+  lock.assertHeld();
   const id = await backend.prepare(desired, { name, generation, specHash: hash });
-  await faultPoint("after-create");
+  await faultPoint("after-prepare");
+
+  // 4. The gap: stop the old one gracefully (its final commit) → record the generation → start → ready.
+  const replacedAt = new Date().toISOString();
+  let oldStopped = !serving;
   try {
+    if (serving) {
+      lock.assertHeld();
+      await backend.stop(serving.id, desired.stop);
+      oldStopped = true;
+      await faultPoint("after-stop");
+    }
+    await backend.recordGeneration({ peId: desired.peId, generation, volume: desired.volumeName, updatedAt: replacedAt });
     await lock.confirm();
     await backend.start(id);
-    await faultPoint("before-ready");
+    await faultPoint("after-start");
     await backend.waitReady(id, desired);
-    const readyAt = new Date().toISOString();
-    return { executableId: id, executableName: name, generation, host, replacedAt, readyAt, adopted: false, retired };
   } catch (error) {
-    // A failed start leaves nothing half-made: the volume and its generation stay, the executable goes.
+    const failure = error as Error;
+    const logs = await backend.logsTail(id, 20).catch(() => "(logs unavailable)");
+    // Nothing half-made: the failed executable goes; the volume, its data and its generation stay.
+    await backend.stop(id, desired.stop).catch(() => undefined);
     await backend.remove(id).catch(() => undefined);
-    throw error;
+    // Failed before the old one was told to stop: it still serves; nothing to revert.
+    if (!oldStopped) throw failure;
+    if (error instanceof LeaseLostError || !previous || !previousDesired || desired.onFailedReplacement === "leave-stopped") {
+      if (previous) await retire(previous).catch(() => undefined);
+      throw failure;
+    }
+    throw await revert(backend, lock, { desired, previous, previousDesired, previousControl, failedName: name, failedHash: hash, generation, failure, logs });
+  }
+  await faultPoint("after-ready");
+  // 5. Out of the gap: the old executable (stopped) goes, and a past revert is superseded.
+  if (previous) await retire(previous);
+  await backend.writeVolumeFiles(desired.volumeName, { [REVERT_PATH]: JSON.stringify(NO_REVERT) }).catch(() => undefined);
+  return { executableId: id, executableName: name, generation, host, replacedAt, readyAt: new Date().toISOString(), adopted: false, retired, reverted: false };
+}
+
+interface RevertContext {
+  desired: ExecutableDesired;
+  previous: ObservedExecutable;
+  previousDesired: ExecutableDesired;
+  previousControl: string | undefined;
+  failedName: string;
+  failedHash: string;
+  generation: number;
+  failure: Error;
+  logs: string;
+}
+
+/**
+ * The new executable did not become ready: serve the previous spec again on the same volume, as the
+ * next generation (a fresh executable: the failed one may have claimed its generation in the store,
+ * which fences the old executable's token out for good). Returns the error the caller throws.
+ */
+async function revert(backend: Backend, lock: HeldLease, ctx: RevertContext): Promise<Error> {
+  const generation = ctx.generation + 1;
+  const name = executableName(ctx.desired.peId, generation);
+  const revertedAt = new Date().toISOString();
+  let readyAt = revertedAt;
+  try {
+    if (ctx.previousControl !== undefined) await backend.writeVolumeFiles(ctx.desired.volumeName, { [CONTROL_PATH]: ctx.previousControl });
+    const id = await backend.prepare(ctx.previousDesired, { name, generation, specHash: ctx.previous.specHash });
+    await backend.recordGeneration({ peId: ctx.desired.peId, generation, volume: ctx.desired.volumeName, updatedAt: revertedAt });
+    await lock.confirm();
+    await backend.start(id);
+    await backend.waitReady(id, ctx.previousDesired);
+    readyAt = new Date().toISOString();
+    lock.assertHeld();
+    await backend.remove(ctx.previous.id);
+  } catch (revertError) {
+    return new Error(
+      `reseat: PE "${ctx.desired.peId}": the new executable ${ctx.failedName} failed (${firstLine(ctx.failure)}) and reverting to the previous spec failed too (${firstLine(revertError as Error)}); ` +
+        `the PE has no running executable. Its volume and data are kept. Last log lines of ${ctx.failedName}:\n${ctx.logs}`,
+    );
+  }
+  const record: RevertRecord = { reverted: true, at: revertedAt, failedExecutable: ctx.failedName, failedSpecHash: ctx.failedHash, servingGeneration: generation, servingExecutable: name, readyAt, error: firstLine(ctx.failure) };
+  await backend.writeVolumeFiles(ctx.desired.volumeName, { [REVERT_PATH]: JSON.stringify(record) }).catch(() => undefined);
+  return new ReplacementRevertedError(ctx.desired.peId, record, ctx.logs);
+}
+
+function firstLine(error: Error): string {
+  return error.message.split("\n")[0] ?? error.message;
+}
+
+/** Where the last revert is recorded beside the volume (status and outputs read it). */
+export const REVERT_PATH = ".reseat/revert.json";
+
+export interface RevertRecord {
+  reverted: boolean;
+  at?: string;
+  failedExecutable?: string;
+  failedSpecHash?: string;
+  servingGeneration?: number;
+  servingExecutable?: string;
+  /** When the previous spec was ready again. */
+  readyAt?: string;
+  error?: string;
+}
+
+export const NO_REVERT: RevertRecord = { reverted: false };
+
+/** The new executable failed and the PE serves its previous spec again. */
+export class ReplacementRevertedError extends Error {
+  constructor(
+    readonly peId: string,
+    readonly record: RevertRecord,
+    readonly logs: string,
+  ) {
+    super(
+      `reseat: PE "${peId}" was reverted: the new executable ${record.failedExecutable} (spec ${record.failedSpecHash}) did not become ready (${record.error}); ` +
+        `the previous spec serves again as ${record.servingExecutable} (generation ${record.servingGeneration}) on the same volume. Fix the spec and run up again. ` +
+        `Last log lines of ${record.failedExecutable}:\n${logs}`,
+    );
+    this.name = "ReplacementRevertedError";
   }
 }
 
 /**
- * Stops a PE's executables gracefully and removes them (only them: never the volume). Found by the
- * PE's identity, not only by the id Pulumi recorded: a controller may have reseated it since.
+ * Stops executables of a PE gracefully and removes them (only them: never the volume). Found by the
+ * PE's identity, not only by the id Pulumi recorded: a controller may have reseated it since. With
+ * `specHash`, only those running that spec: deleting a replaced Executable resource must never touch
+ * the executable that replaced it.
  */
-export async function retire(backend: Backend, desired: ExecutableDesired, holder: string): Promise<string[]> {
+export async function retire(backend: Backend, desired: ExecutableDesired, holder: string, only: { specHash?: string } = {}): Promise<string[]> {
   return withPeLock(backend, desired, holder, async (lock) => {
-    const observed = ownExecutables(await backend.listExecutables(desired.peId), desired);
+    const observed = ownExecutables(await backend.listExecutables(desired.peId), desired).filter((e) => !only.specHash || e.specHash === only.specHash);
     for (const executable of observed) {
       lock.assertHeld();
       if (executable.running) {
@@ -194,7 +309,6 @@ export async function retire(backend: Backend, desired: ExecutableDesired, holde
       }
       await backend.remove(executable.id);
     }
-    await faultPoint("after-remove");
     return observed.map((e) => e.name);
   });
 }

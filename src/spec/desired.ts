@@ -34,6 +34,7 @@ export function executableFields(spec: ProcessingElementSpec): Omit<ExecutableDe
     readiness: spec.readiness,
     commitIntervalMs: spec.commitInterval,
     failureBackoff: { initialMs: spec.failureBackoff.initial, maxMs: spec.failureBackoff.max, resetAfterMs: spec.failureBackoff.resetAfter },
+    onFailedReplacement: spec.onFailedReplacement,
     engine: engineTarget(spec),
   };
 }

@@ -224,6 +224,8 @@ export const processingElementSchema = z.strictObject({
     .default({ initial: 1000, max: 60_000, resetAfter: 120_000 }),
   /** Where commits go; the state volume itself is never the store. Default: the `reseat-store` volume. */
   persistentStore,
+  /** A replacement whose new executable does not become ready: serve the previous spec again, or leave the PE stopped. */
+  onFailedReplacement: z.enum(["revert", "leave-stopped"], { error: 'expected "revert" or "leave-stopped"' }).default("revert"),
   /** The Docker Engine the PE lives on (default: DOCKER_HOST, else the local socket). */
   docker: dockerEngine.optional(),
 });

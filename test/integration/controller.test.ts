@@ -194,7 +194,9 @@ describe("crash safety: the Pulumi process killed at each step of a replacement"
     await cleanup([FPE]);
   });
 
-  for (const point of ["after-stop", "after-remove", "after-create", "before-ready"] as const) {
+  // The staged routine's steps: prepared (old still serving), old stopped, new started, new ready (old
+  // not yet removed). Wherever the run dies, the next up converges.
+  for (const point of ["after-prepare", "after-stop", "after-start", "after-ready"] as const) {
     it(`killed ${point}: the next up converges to exactly one executable; volume and acknowledged writes survive`, async () => {
       const writers = startWriters(FPORT, 1, point);
       await waitFor("20 writes", async () => (writers.acks.length >= 20 ? true : undefined));

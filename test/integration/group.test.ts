@@ -171,7 +171,7 @@ describe("a processing-element group rolled out by pulumi up", () => {
     current = done;
   });
 
-  it("a member that cannot start halts the rollout with an error naming it; fixing the template and re-running converges", async () => {
+  it("a member that cannot start halts the rollout naming it; it is reverted and serving; members after it untouched; fixing the template converges", async () => {
     // Back to v1 first, so that the failing change is a v1 -> v2 rollout.
     setGroups(project, [group({ image: "reseat-demo-workload:v1" })]);
     const base = groupOutputs(await mustGroup(project, "up"), GROUP);
@@ -186,20 +186,29 @@ describe("a processing-element group rolled out by pulumi up", () => {
     expect(failed.code).toBe(1);
     expect(failed.doc.ok).toBe(false);
     expect(failed.doc.error).toContain(`${GROUP}-2-executable`);
-    expect(failed.doc.error).toMatch(new RegExp(`executable reseat-${GROUP}-2-g\\d+ exited with code 3 before it was ready`));
-    expect(failed.stderr).toContain(`member ${GROUP}-2 refuses to start`); // the container's last log lines
+    expect(failed.doc.error).toMatch(new RegExp(`PE "${GROUP}-2" was reverted: the new executable reseat-${GROUP}-2-g\\d+`));
+    expect(failed.doc.error).toMatch(/exited with code 3 before it was ready/);
+    expect(failed.doc.error).toContain(`member ${GROUP}-2 refuses to start`); // the failed container's last log lines
     expect(seen.stopOrder).toEqual([`${GROUP}-4`, `${GROUP}-3`, `${GROUP}-2`]);
     expect(seen.maxUnavailable).toBe(1);
 
-    // Members replaced before the failure stay replaced; members after it were not touched.
+    // Members replaced before the failure stay replaced; the failing member serves its previous
+    // template again with its state; members after it were not touched.
     for (const o of [4, 3]) expect((await stateOf(o)).version).toBe("v2");
     for (const o of [1, 0]) {
       const running = await containersOf(`${GROUP}-${o}`, false);
       expect(running.map((c) => c.Id)).toEqual([before.get(o)!.executableId]);
       expect((await stateOf(o)).version).toBe("v1");
     }
-    expect(await containersOf(`${GROUP}-2`, false)).toHaveLength(0);
-    expect(await volumeExists(`reseat-${GROUP}-2-state`)).toBe(true);
+    expect(await containersOf(`${GROUP}-2`, false)).toHaveLength(1);
+    expect((await stateOf(2)).version).toBe("v1");
+    expect((await stateOf(2)).lines).toEqual(["m2-a", "m2-b"]);
+    // Member 2 without a running executable: from its old executable's death to the revert's start.
+    const m2 = seen.events.filter((e) => e.peId === `${GROUP}-2`).sort((a, b) => a.timeNano - b.timeNano);
+    const firstDie = m2.find((e) => e.action === "die")!;
+    const lastStart = [...m2].reverse().find((e) => e.action === "start")!;
+    console.log(`member 2 without a running executable for ${Math.round((lastStart.timeNano - firstDie.timeNano) / 1e6)} ms (gap + failed start + revert)`);
+    expect(lastStart.timeNano).toBeGreaterThan(firstDie.timeNano);
 
     // The fix: the template without the broken command. up converges; every member's state is intact.
     setGroups(project, [group({ image: "reseat-demo-workload:v2" })]);

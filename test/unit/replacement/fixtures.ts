@@ -6,7 +6,9 @@ import { parseProcessingElement } from "../../../src/spec/processingElement";
 
 export function desiredFor(peId: string, overrides: Record<string, unknown> = {}, owner = `proj/stack/${peId}`): ExecutableDesired {
   const spec = parseProcessingElement({ peId, image: "reseat-session:1", ...overrides });
-  return { ...executableDesired(spec, `sha256:${"1".repeat(64)}`), owner };
+  // The image id follows the reference, as the engine would resolve it.
+  const imageId = `sha256:${Buffer.from(spec.image).toString("hex").padEnd(64, "0").slice(0, 64)}`;
+  return { ...executableDesired(spec, imageId), owner };
 }
 
 /** A fake engine with the PE's volume claimed for its owner. */
