@@ -529,7 +529,14 @@ export class DockerBackend implements Backend {
     if (!c) return undefined;
     let renewals = 0;
     let renewedAt = "";
-    const text = (await this.readContainerFile(c.Id, `/${LEASE_FILE}`))?.toString("utf8");
+    let text: string | undefined;
+    try {
+      text = (await this.readContainerFile(c.Id, `/${LEASE_FILE}`))?.toString("utf8");
+    } catch (error) {
+      // A lease removed while we read it answers 500 ("RWLayer … is unexpectedly nil") on some engines.
+      if (!(await this.inspectContainer(c.Id))) return undefined;
+      throw error;
+    }
     if (text) {
       const parsed = JSON.parse(text) as { renewals?: number; renewedAt?: string };
       renewals = parsed.renewals ?? 0;
