@@ -58,6 +58,9 @@ bash "$RESEAT_ROOT/scripts/build-terraform.sh" all >/dev/null # OpenTofu + kreuz
 export PULUMI_SKIP_UPDATE_CHECK=1 PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE:-reseat-local-demo}"
 export PULUMI_HOME="${PULUMI_HOME:-$RESEAT_CACHE/pulumi-home}"
+# Pulumi's Kubernetes resource plugin (for @pulumi/kubernetes), built from Go modules on first use
+# (~11 minutes on 2 cores) and linked into PULUMI_HOME/plugins, where the engine looks for it offline.
+bash "$RESEAT_ROOT/scripts/build-kubernetes.sh" plugin-install >&2
 
 # 5. What the remote-engine tests start themselves (sshd, htpasswd, a registry built from Go modules); cached.
 bash "$RESEAT_ROOT/scripts/remote-engines.sh" install >&2 || say "remote-engine test tools are missing (see above): test/integration/remoteEngines and privateRegistry will fail"

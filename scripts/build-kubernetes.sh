@@ -3,7 +3,7 @@
 # (no release binary, no container registry is reachable here). Cached outside the checkout, beside the
 # Pulumi CLI; idempotent: a piece that is already built at the wanted version is skipped.
 #
-#   $CACHE/k8s/v<K8S>/bin/{etcd,kube-apiserver,kube-controller-manager,kube-scheduler,kubelet,kubectl}
+#   $CACHE/k8s/v<K8S>/bin/{etcd,kube-apiserver,kube-controller-manager,kube-scheduler,kubelet,kube-proxy,kubectl}
 #   $CACHE/k8s/pause/pause.tar                a locally built pod-sandbox ("pause") image archive
 #   $CACHE/k8s/node-local-provisioner-<hash>  the StorageClass's provisioner (scripts/cluster/node-local-provisioner)
 #   $CACHE/plugins/pulumi-resource-kubernetes-v<PLUGIN>   Pulumi's Kubernetes resource plugin
@@ -25,7 +25,9 @@ K8S_DIR="$CACHE/k8s/$K8S_VERSION"
 # but not 4.24.0, and the engine matches plugins by the version the npm package declares, so the plugin
 # is stamped with the npm version package.json pins.
 PK_PROVIDER_MODVER="${PK_PROVIDER_MODVER:-v4.0.0-20260115033456-f47bc2d6f199}"
-PK_PLUGIN_VERSION="${PK_PLUGIN_VERSION:-4.24.1}"
+PACKAGE_JSON="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/package.json"
+PK_PLUGIN_VERSION="${PK_PLUGIN_VERSION:-$(sed -n 's/^[[:space:]]*"@pulumi\/kubernetes": "\([0-9][^"]*\)".*/\1/p' "$PACKAGE_JSON")}"
+[ -n "$PK_PLUGIN_VERSION" ] || { echo "build-kubernetes: no exact @pulumi/kubernetes version in $PACKAGE_JSON" >&2; exit 1; }
 PLUGIN_BIN="$CACHE/plugins/pulumi-resource-kubernetes-v$PK_PLUGIN_VERSION"
 
 export GOFLAGS="${GOFLAGS:-} -mod=mod"
@@ -35,7 +37,7 @@ need_go() { command -v go >/dev/null 2>&1 || { log "Go (>= 1.24) is needed to bu
 
 # ---- etcd + Kubernetes binaries -------------------------------------------------------------------------
 build_binaries() {
-  local bin="$K8S_DIR/bin" want=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl) missing=()
+  local bin="$K8S_DIR/bin" want=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl) missing=()
   for b in "${want[@]}"; do [ -x "$bin/$b" ] || missing+=("$b"); done
   [ ${#missing[@]} -eq 0 ] && return 0
   need_go "Kubernetes"
@@ -59,6 +61,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubelet"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
 	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
@@ -281,16 +284,16 @@ GO
 }
 
 # The engine, with automatic acquisition disabled, looks for resource plugins in PULUMI_HOME/plugins/
-# resource-<name>-v<version>/ (and, only for plugins without a version, on PATH). A symlink keeps one copy.
+# resource-<name>-v<version>/ (a directory with a `.partial` sibling is an unfinished install and ignored).
+# A symlink keeps one copy of the 166 MB binary.
 install_plugin() {
   build_plugin
   local home="${PULUMI_HOME:-$CACHE/pulumi-home}" dir
   dir="$home/plugins/resource-kubernetes-v$PK_PLUGIN_VERSION"
-  if [ "$(readlink "$dir/pulumi-resource-kubernetes" 2>/dev/null)" != "$PLUGIN_BIN" ]; then
+  if [ "$(readlink "$dir/pulumi-resource-kubernetes" 2>/dev/null)" != "$PLUGIN_BIN" ] || [ -e "$dir.partial" ]; then
     mkdir -p "$dir"
     ln -sfn "$PLUGIN_BIN" "$dir/pulumi-resource-kubernetes"
-    # The engine treats a plugin dir without this marker as a partial install.
-    : >"$home/plugins/resource-kubernetes-v$PK_PLUGIN_VERSION.lock"
+    rm -f "$dir.partial"
   fi
 }
 

@@ -19,9 +19,15 @@ STATE="$RESEAT_CACHE/k8s/cluster"          # everything the running cluster uses
 PKI="$STATE/pki"
 KUBECONFIG_PATH="$STATE/admin.kubeconfig"
 HOST_PATHS_FILE="$STATE/host-paths-created"
+NFT_TABLES_FILE="$STATE/nft-tables-before"
 LOCK_FILE="$RESEAT_CACHE/k8s/cluster.lock"
 NODES="node1 node2"
-API_IP=127.0.10.1 API_PORT=6443
+# The kubelet refuses a loopback node IP ("nodeIP can't be loopback address"), and pods cannot reach
+# 127.0.0.0/8 of the host: node and API addresses are private /32s on the host's loopback interface `lo`
+# (local-only, like 127.x), added by `up` and removed by `down`. etcd listens on a 127.x address only.
+API_IP=10.244.0.1 API_PORT=6443 LOOPBACK_IP=127.0.10.1
+LOOPBACK_ADDRESSES="10.244.0.1 10.244.0.11 10.244.0.12"
+NODE_ADDRESS_CIDR=10.244.0.0/24 POD_CIDR=10.244.0.0/16      # node subnets: 10.244.<N>.0/24 (scripts/cluster/node.sh)
 SERVICE_CIDR=10.97.0.0/24 SERVICE_IP_KUBERNETES=10.97.0.1
 CNI_BIN_DIR=/usr/lib/cni
 STORAGE_CLASS=reseat-node-local
@@ -84,19 +90,20 @@ start_daemon() { # name command…
   local name="$1"; shift
   mkdir -p "$STATE/pids" "$STATE/logs"
   # Own session, no inherited descriptors: the cluster outlives the shell (and CI step) that started it.
-  setsid "$@" >"$STATE/logs/$name.log" 2>&1 </dev/null &
+  setsid "$@" >"$STATE/logs/$name.log" 2>&1 </dev/null 9>&- &
   echo $! >"$STATE/pids/$name.pid"
 }
 
 daemon_alive() { local f="$STATE/pids/$1.pid"; [ -f "$f" ] && pid_alive "$(cat "$f")"; }
 
 wait_for() { # what seconds command…
-  local what="$1" seconds="$2" i; shift 2
-  for ((i = 0; i < seconds * 5; i++)); do
-    "$@" >/dev/null 2>&1 && return 0
+  local what="$1" deadline=$((SECONDS + $2)); shift 2
+  until "$@" >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || break
     sleep 0.2
   done
-  say "$what did not come up within ${seconds}s; last log lines:"
+  "$@" >/dev/null 2>&1 && return 0
+  say "$what did not come up in time; last log lines:"
   local log
   for log in "$STATE"/logs/*.log; do
     [ -f "$log" ] && { echo "--- $log" >&2; tail -n 5 "$log" >&2; }
@@ -104,7 +111,7 @@ wait_for() { # what seconds command…
   exit 1
 }
 
-DAEMONS() { echo "etcd kube-apiserver kube-controller-manager kube-scheduler node-local-provisioner"; for n in $NODES; do echo "containerd-$n kubelet-$n"; done; }
+DAEMONS() { echo "etcd kube-apiserver kube-controller-manager kube-scheduler node-local-provisioner kube-proxy"; for n in $NODES; do echo "containerd-$n kubelet-$n"; done; }
 
 nodes_ready() {
   local ready
@@ -125,21 +132,31 @@ record_host_paths() {
   # Host paths the kubelet or CNI create when absent; `down` removes them again only if they were absent.
   local p
   for p in /var/lib/cni /var/lib/cni/results /var/log/containers; do [ -e "$p" ] || echo "$p"; done >"$HOST_PATHS_FILE"
+  # With iptables' nf_tables backend, the first rule in a table creates the table: `down` removes the
+  # tables that did not exist before, once they are empty again.
+  if command -v nft >/dev/null 2>&1; then nft list tables 2>/dev/null >"$NFT_TABLES_FILE" || true; fi
+}
+
+add_loopback_addresses() {
+  local a
+  for a in $LOOPBACK_ADDRESSES; do
+    ip -o addr show dev lo | grep -qF " $a/32 " || ip addr add "$a/32" dev lo
+  done
 }
 
 start_control_plane() {
   start_daemon etcd "$K8S_BIN/etcd" --name=reseat-local --data-dir="$STATE/etcd" \
-    --listen-client-urls="https://$API_IP:2379" --advertise-client-urls="https://$API_IP:2379" \
-    --listen-peer-urls="https://$API_IP:2380" --initial-advertise-peer-urls="https://$API_IP:2380" \
-    --initial-cluster="reseat-local=https://$API_IP:2380" --initial-cluster-state=new \
+    --listen-client-urls="https://$LOOPBACK_IP:2379" --advertise-client-urls="https://$LOOPBACK_IP:2379" \
+    --listen-peer-urls="https://$LOOPBACK_IP:2380" --initial-advertise-peer-urls="https://$LOOPBACK_IP:2380" \
+    --initial-cluster="reseat-local=https://$LOOPBACK_IP:2380" --initial-cluster-state=new \
     --cert-file="$PKI/etcd.crt" --key-file="$PKI/etcd.key" --trusted-ca-file="$PKI/etcd-ca.crt" --client-cert-auth \
     --peer-cert-file="$PKI/etcd.crt" --peer-key-file="$PKI/etcd.key" --peer-trusted-ca-file="$PKI/etcd-ca.crt" --peer-client-cert-auth \
     --log-level=warn
-  wait_for etcd 30 curl -sf --cacert "$PKI/etcd-ca.crt" --cert "$PKI/apiserver-etcd-client.crt" --key "$PKI/apiserver-etcd-client.key" "https://$API_IP:2379/health"
+  wait_for etcd 30 curl -sf --cacert "$PKI/etcd-ca.crt" --cert "$PKI/apiserver-etcd-client.crt" --key "$PKI/apiserver-etcd-client.key" "https://$LOOPBACK_IP:2379/health"
 
   start_daemon kube-apiserver "$K8S_BIN/kube-apiserver" \
     --advertise-address="$API_IP" --bind-address="$API_IP" --secure-port="$API_PORT" \
-    --etcd-servers="https://$API_IP:2379" --etcd-cafile="$PKI/etcd-ca.crt" \
+    --etcd-servers="https://$LOOPBACK_IP:2379" --etcd-cafile="$PKI/etcd-ca.crt" \
     --etcd-certfile="$PKI/apiserver-etcd-client.crt" --etcd-keyfile="$PKI/apiserver-etcd-client.key" \
     --client-ca-file="$PKI/ca.crt" --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
     --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
@@ -148,6 +165,10 @@ start_control_plane() {
     --service-cluster-ip-range="$SERVICE_CIDR" \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
+    --requestheader-client-ca-file="$PKI/front-proxy-ca.crt" --requestheader-allowed-names=front-proxy-client \
+    --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+    --requestheader-extra-headers-prefix=X-Remote-Extra- \
+    --proxy-client-cert-file="$PKI/front-proxy-client.crt" --proxy-client-key-file="$PKI/front-proxy-client.key" \
     --allow-privileged=true --profiling=false --v=1
   wait_for "the API server" 90 kubectl_admin get --raw /readyz
 
@@ -155,7 +176,7 @@ start_control_plane() {
     --kubeconfig="$STATE/controller-manager.kubeconfig" \
     --authentication-kubeconfig="$STATE/controller-manager.kubeconfig" \
     --authorization-kubeconfig="$STATE/controller-manager.kubeconfig" \
-    --bind-address="$API_IP" --secure-port=10257 --leader-elect=false --cluster-name=reseat-local \
+    --bind-address="$LOOPBACK_IP" --secure-port=10257 --leader-elect=false --cluster-name=reseat-local \
     --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
     --root-ca-file="$PKI/ca.crt" --service-account-private-key-file="$PKI/sa.key" \
     --use-service-account-credentials=true --service-cluster-ip-range="$SERVICE_CIDR" --profiling=false --v=1
@@ -163,13 +184,34 @@ start_control_plane() {
     --kubeconfig="$STATE/scheduler.kubeconfig" \
     --authentication-kubeconfig="$STATE/scheduler.kubeconfig" \
     --authorization-kubeconfig="$STATE/scheduler.kubeconfig" \
-    --bind-address="$API_IP" --secure-port=10259 --leader-elect=false --profiling=false --v=1
+    --bind-address="$LOOPBACK_IP" --secure-port=10259 --leader-elect=false --profiling=false --v=1
 
   # RBAC for the provisioner and the node-local StorageClass (reclaimPolicy Retain, WaitForFirstConsumer).
   wait_for "RBAC bootstrap roles" 60 kubectl_admin get clusterrole system:kube-scheduler
   kubectl_admin apply -f "$SCRIPTS/cluster/manifests.yaml" >/dev/null
   start_daemon node-local-provisioner "$PROVISIONER_BIN" \
     --kubeconfig="$STATE/provisioner.kubeconfig" --root="$STATE/volumes" --v=1
+}
+
+# Services (ClusterIPs, including `kubernetes` for in-cluster API clients). Both nodes share this machine's
+# network namespace, so one kube-proxy programs it for both. NodePorts only on the nodes' own addresses,
+# and no sysctl changes (conntrack limits, route_localnet) to the host.
+start_kube_proxy() {
+  cat >"$STATE/kube-proxy.yaml" <<EOF
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection: { kubeconfig: $STATE/kube-proxy.kubeconfig }
+mode: iptables
+clusterCIDR: $POD_CIDR
+hostnameOverride: node1
+bindAddress: $LOOPBACK_IP
+healthzBindAddress: $LOOPBACK_IP:10256
+metricsBindAddress: $LOOPBACK_IP:10249
+nodePortAddresses: ["$NODE_ADDRESS_CIDR"]
+iptables: { localhostNodePorts: false }
+conntrack: { maxPerCore: 0, min: 0 }
+EOF
+  start_daemon kube-proxy "$K8S_BIN/kube-proxy" --config="$STATE/kube-proxy.yaml" --v=1
 }
 
 up() {
@@ -183,6 +225,7 @@ up() {
   local started=$SECONDS node
   mkdir -p "$STATE/volumes"
   record_host_paths
+  add_loopback_addresses
   make_pki
   for node in $NODES; do mkdir -p "$STATE/$node"; done
   make_kubeconfigs
@@ -194,6 +237,7 @@ up() {
     write_kubelet_config "$node"
     start_node "$node"
   done
+  start_kube_proxy
   wait_for "nodes $NODES Ready" 120 nodes_ready
   # The scheduler needs the default service account of a namespace before it admits pods there.
   wait_for "the default service account" 60 kubectl_admin -n default get serviceaccount default

@@ -6,6 +6,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 cd "$RESEAT_ROOT"
 # A private PostgreSQL on 127.0.0.1:55432 for the postgres store (installed and started when absent).
 bash scripts/postgres.sh start >&2
+# The local two-node Kubernetes cluster (built on first use, ~25 minutes on 2 cores; then seconds).
+bash scripts/cluster.sh up >&2
 mkdir -p .work
 report=".work/vitest-report.json"
 rm -f "$report"

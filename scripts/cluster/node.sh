@@ -3,7 +3,7 @@
 # $STATE/<node> except what the kernel keeps elsewhere (cgroups, the bridge, iptables rules).
 
 node_index() { echo "${1#node}"; }                              # node1 -> 1
-node_ip() { echo "127.0.10.$((10 + $(node_index "$1")))"; }      # node1 -> 127.0.10.11
+node_ip() { echo "10.244.0.$((10 + $(node_index "$1")))"; }       # node1 -> 10.244.0.11 (on lo)
 node_subnet() { echo "10.244.$(node_index "$1").0/24"; }         # node1 -> 10.244.1.0/24
 node_bridge() { echo "rsk8s-$1"; }                               # at most 15 characters
 node_kubelet_port() { echo "$((10249 + $(node_index "$1")))"; }  # node1 -> 10250, node2 -> 10251
@@ -74,7 +74,7 @@ state = "$dir/state"
 # Plugins this node does not use (and which would touch host-wide paths or probe other filesystems).
 disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
   "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing", "io.containerd.runtime.v1.linux"]
+  "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
 
 [grpc]
   address = "$dir/containerd.sock"

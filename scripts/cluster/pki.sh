@@ -29,14 +29,18 @@ make_pki() {
   mkdir -p "$PKI" && chmod 700 "$PKI"
   ca_pair ca "reseat-local-kubernetes-ca"
   ca_pair etcd-ca "reseat-local-etcd-ca"
-  cert_pair etcd etcd-ca "/CN=etcd" "serverAuth,clientAuth" "IP:$API_IP,DNS:localhost"
+  cert_pair etcd etcd-ca "/CN=etcd" "serverAuth,clientAuth" "IP:$LOOPBACK_IP,DNS:localhost"
   cert_pair apiserver-etcd-client etcd-ca "/CN=kube-apiserver-etcd-client" "clientAuth"
   cert_pair apiserver ca "/CN=kube-apiserver" "serverAuth" \
     "IP:$API_IP,IP:$SERVICE_IP_KUBERNETES,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   cert_pair apiserver-kubelet-client ca "/O=system:masters/CN=kube-apiserver-kubelet-client" "clientAuth"
+  # The aggregation layer's front proxy (as kubeadm makes it): its own CA and the API server's client cert.
+  ca_pair front-proxy-ca "reseat-local-front-proxy-ca"
+  cert_pair front-proxy-client front-proxy-ca "/CN=front-proxy-client" "clientAuth"
   cert_pair admin ca "/O=system:masters/CN=reseat-local-admin" "clientAuth"
   cert_pair controller-manager ca "/CN=system:kube-controller-manager" "clientAuth"
   cert_pair scheduler ca "/CN=system:kube-scheduler" "clientAuth"
+  cert_pair kube-proxy ca "/CN=system:kube-proxy" "clientAuth"
   cert_pair provisioner ca "/CN=system:reseat:node-local-provisioner" "clientAuth"
   local node
   for node in $NODES; do
@@ -79,6 +83,7 @@ make_kubeconfigs() {
   write_kubeconfig "$KUBECONFIG_PATH" admin reseat-local-admin
   write_kubeconfig "$STATE/controller-manager.kubeconfig" controller-manager system:kube-controller-manager
   write_kubeconfig "$STATE/scheduler.kubeconfig" scheduler system:kube-scheduler
+  write_kubeconfig "$STATE/kube-proxy.kubeconfig" kube-proxy system:kube-proxy
   write_kubeconfig "$STATE/provisioner.kubeconfig" provisioner system:reseat:node-local-provisioner
   local node
   for node in $NODES; do write_kubeconfig "$STATE/$node/kubelet.kubeconfig" "$node-client" "system:node:$node"; done

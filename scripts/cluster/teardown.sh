@@ -22,7 +22,7 @@ stop_daemon() { # name seconds
   [ -f "$file" ] || return 0
   pid="$(cat "$file")"
   # Only a process that is still ours: its command line names this cluster's state dir or binaries.
-  if pid_alive "$pid" && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -e "$STATE" -e "$K8S_BIN"; then
+  if pid_alive "$pid" && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -e "$STATE" -e "$K8S_BIN"; then
     stop_pid "$pid" "$2"
   fi
   rm -f "$file"
@@ -32,7 +32,7 @@ stop_daemon() { # name seconds
 pids_mentioning() {
   local p
   for p in /proc/[0-9]*; do
-    tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "$1" && echo "${p#/proc/}"
+    tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -qF -- "$1" && echo "${p#/proc/}"
   done
   return 0
 }
@@ -44,6 +44,10 @@ remove_node_containers() {
   sock="$(node_socket "$node")"
   [ -S "$sock" ] && timeout 5 ctr --address "$sock" version >/dev/null 2>&1 || return 0
   for ns in $(timeout 10 ctr --address "$sock" namespaces ls -q 2>/dev/null); do
+    # CNI result files of this node's sandboxes (CRI's loopback network and the node's bridge network).
+    for id in $(timeout 10 ctr --address "$sock" -n "$ns" containers ls -q 2>/dev/null); do
+      rm -f "/var/lib/cni/results/cni-loopback-$id-lo" "/var/lib/cni/results/reseat-$node-$id-eth0"
+    done
     for id in $(timeout 10 ctr --address "$sock" -n "$ns" tasks ls -q 2>/dev/null); do
       timeout 10 ctr --address "$sock" -n "$ns" tasks kill -s SIGKILL "$id" >/dev/null 2>&1 || true
     done
@@ -114,6 +118,9 @@ remove_host_leftovers() {
     ip link show "$(node_bridge "$node")" >/dev/null 2>&1 && ip link delete "$(node_bridge "$node")"
     rm -f /var/lib/cni/results/"reseat-$node"-* 2>/dev/null || true
   done
+  # A results folder that did not exist before `up` holds only this cluster's files (Docker uses no CNI),
+  # including loopback results of sandboxes that containerd no longer knows.
+  if grep -qxF /var/lib/cni/results "$HOST_PATHS_FILE" 2>/dev/null; then rm -f /var/lib/cni/results/cni-loopback-*-lo; fi
   # /var/log/containers: the kubelet links each container's log there (a fixed path).
   for f in /var/log/containers/*; do
     [ -L "$f" ] && case "$(readlink "$f")" in "$STATE"/*) rm -f "$f" ;; esac
@@ -124,8 +131,29 @@ remove_host_leftovers() {
   fi
 }
 
+# nf_tables tables (ip/ip6 filter, nat, mangle, raw) that appeared with the cluster and are empty again.
+remove_new_nft_tables() {
+  [ -f "$NFT_TABLES_FILE" ] && command -v nft >/dev/null 2>&1 || return 0
+  local family table save
+  while read -r _ family table; do
+    grep -qxF "table $family $table" "$NFT_TABLES_FILE" && continue
+    case "$family" in ip) save=iptables-save ;; ip6) save=ip6tables-save ;; *) continue ;; esac
+    case "$table" in filter | nat | mangle | raw) ;; *) continue ;; esac
+    [ "$("$save" -t "$table" 2>/dev/null | grep -c '^-A')" = 0 ] && nft delete table "$family" "$table" 2>/dev/null
+  done < <(nft list tables 2>/dev/null)
+  return 0
+}
+
+remove_loopback_addresses() {
+  local a
+  for a in $LOOPBACK_ADDRESSES; do
+    if ip -o addr show dev lo | grep -qF " $a/32 "; then ip addr del "$a/32" dev lo; fi
+  done
+}
+
 teardown() {
   local node pid
+  stop_daemon kube-proxy 5
   stop_daemon node-local-provisioner 5
   stop_daemon kube-scheduler 5
   stop_daemon kube-controller-manager 5
@@ -141,6 +169,8 @@ teardown() {
   unmount_state
   for node in $NODES; do remove_node_cgroups "$node"; done
   remove_iptables_chains
+  remove_new_nft_tables
   remove_host_leftovers
+  remove_loopback_addresses
   rm -rf "$STATE"
 }
