@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A real two-node Kubernetes cluster on this machine, for reseat's demo, tests and benches: etcd, API server,
 # controller manager and scheduler, and two nodes (node1, node2), each with its own kubelet, containerd,
-# cgroup root, CNI bridge and subnet, on loopback addresses, with TLS and RBAC. Built from Go modules and
+# cgroup root, CNI bridge and subnet, on the host's loopback interface, with TLS and RBAC. Built from Go modules and
 # Debian packages (scripts/build-kubernetes.sh, cached beside the Pulumi CLI). See docs/kubernetes-cluster.md.
 #
 #   scripts/cluster.sh up                  build what is missing, start (quick when already up), print status
@@ -79,10 +79,19 @@ build() {
   ln -sfn "$K8S_BIN/kubectl" "$RESEAT_CACHE/bin/kubectl"
 }
 
-# What a running cluster was started from: when any of it changes, `up` starts the cluster afresh.
+# What a running cluster was started from — the functions that configure and start it (as bash prints
+# them: comments and layout do not count), its manifests, addresses and binaries. When any of it changes,
+# `up` starts the cluster afresh.
 config_hash() {
-  cat "$SCRIPTS/cluster.sh" "$SCRIPTS"/cluster/*.sh "$SCRIPTS/cluster/manifests.yaml" | sha256sum | cut -c1-16
-  echo "$K8S_VERSION $PAUSE_REF $PROVISIONER_BIN"
+  {
+    declare -f start_daemon start_control_plane start_kube_proxy add_loopback_addresses make_pki ca_pair cert_pair \
+      write_kubeconfig make_kubeconfigs make_node_cgroups write_cni_config write_containerd_config \
+      write_kubelet_config start_node node_index node_ip node_subnet node_bridge node_kubelet_port \
+      node_healthz_port node_socket node_cgroup
+    cat "$SCRIPTS/cluster/manifests.yaml"
+    echo "$K8S_VERSION $PAUSE_REF $PROVISIONER_BIN $NODES $API_IP $API_PORT $LOOPBACK_IP $LOOPBACK_ADDRESSES"
+    echo "$NODE_ADDRESS_CIDR $POD_CIDR $SERVICE_CIDR $CNI_BIN_DIR"
+  } | sha256sum | cut -c1-16
 }
 
 # ---- processes ----------------------------------------------------------------------------------------------
@@ -120,11 +129,15 @@ nodes_ready() {
   for node in $NODES; do [[ " $ready " == *" $node=True "* ]] || return 1; done
 }
 
-healthy() {
-  [ -f "$STATE/config-hash" ] && [ "$(cat "$STATE/config-hash")" = "$(config_hash)" ] || return 1
+running() {
   local d
   for d in $(DAEMONS); do daemon_alive "$d" || return 1; done
   kubectl_admin get --raw /readyz >/dev/null 2>&1 && nodes_ready
+}
+
+# Running, and started from these scripts and binaries.
+healthy() {
+  [ -f "$STATE/config-hash" ] && [ "$(cat "$STATE/config-hash")" = "$(config_hash)" ] && running
 }
 
 # ---- up ---------------------------------------------------------------------------------------------------
@@ -216,11 +229,13 @@ EOF
 
 up() {
   preflight
-  build
+  mkdir -p "$(dirname "$LOCK_FILE")"
   exec 9>"$LOCK_FILE"
-  flock 9
+  flock 9 # one `up`/`down`/build at a time, e.g. from two checkouts
+  build
   if healthy; then status; return 0; fi
-  if [ -d "$STATE" ]; then say "restarting the cluster from scratch (not healthy, or started from another configuration)"; fi
+  if running; then say "the running cluster was started from another configuration of these scripts: starting it afresh"
+  elif [ -d "$STATE" ]; then say "the cluster is not healthy: starting it afresh"; fi
   teardown
   local started=$SECONDS node
   mkdir -p "$STATE/volumes"
@@ -268,7 +283,7 @@ status() {
 # docker save | ctr import, into every node; skipped for a node that already has the same image id.
 load_image() {
   [ $# -gt 0 ] || die "usage: cluster.sh load-image IMAGE…"
-  healthy || die "the cluster is not up: run scripts/cluster.sh up first"
+  running || die "the cluster is not up: run scripts/cluster.sh up first"
   local image id node marker archive
   for image in "$@"; do
     id="$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null)" || die "no Docker image $image (build it first, e.g. scripts/images.sh)"
