@@ -80,8 +80,9 @@ build() {
 }
 
 # What a running cluster was started from — the functions that configure and start it (as bash prints
-# them: comments and layout do not count), its manifests, addresses and binaries. When any of it changes,
-# `up` starts the cluster afresh.
+# them: comments and layout do not count), its manifests, addresses and binaries. `up` reports a running
+# cluster started from another configuration but keeps it: several checkouts share the one cluster, and
+# restarting it under another checkout's tests would break them. `down && up` applies the new one.
 config_hash() {
   {
     declare -f start_daemon start_control_plane start_kube_proxy add_loopback_addresses make_pki ca_pair cert_pair \
@@ -129,16 +130,13 @@ nodes_ready() {
   for node in $NODES; do [[ " $ready " == *" $node=True "* ]] || return 1; done
 }
 
+# Every component alive, the API server ready and both nodes Ready.
 running() {
   local d
   for d in $(DAEMONS); do daemon_alive "$d" || return 1; done
   kubectl_admin get --raw /readyz >/dev/null 2>&1 && nodes_ready
 }
 
-# Running, and started from these scripts and binaries.
-healthy() {
-  [ -f "$STATE/config-hash" ] && [ "$(cat "$STATE/config-hash")" = "$(config_hash)" ] && running
-}
 
 # ---- up ---------------------------------------------------------------------------------------------------
 record_host_paths() {
@@ -233,9 +231,15 @@ up() {
   exec 9>"$LOCK_FILE"
   flock 9 # one `up`/`down`/build at a time, e.g. from two checkouts
   build
-  if healthy; then status; return 0; fi
-  if running; then say "the running cluster was started from another configuration of these scripts: starting it afresh"
-  elif [ -d "$STATE" ]; then say "the cluster is not healthy: starting it afresh"; fi
+  if running; then
+    if [ "$(cat "$STATE/config-hash" 2>/dev/null)" != "$(config_hash)" ]; then
+      say "note: the running cluster was started from another configuration of these scripts; keeping it" \
+        "(scripts/cluster.sh down && scripts/cluster.sh up applies this one)"
+    fi
+    status
+    return 0
+  fi
+  if [ -d "$STATE" ]; then say "the cluster is not healthy (a component is down): starting it afresh"; fi
   teardown
   local started=$SECONDS node
   mkdir -p "$STATE/volumes"
