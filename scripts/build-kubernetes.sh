@@ -297,6 +297,13 @@ install_plugin() {
   fi
 }
 
+# One build at a time (two checkouts bootstrapping at once would otherwise build the same pieces twice).
+if [ "${1:-all}" != print-env ]; then
+  mkdir -p "$CACHE/k8s"
+  exec 8>"$CACHE/k8s/build.lock"
+  flock 8
+fi
+
 case "${1:-all}" in
   all) build_binaries; build_pause; build_provisioner; install_plugin ;;
   cluster) build_binaries; build_pause; build_provisioner ;;
