@@ -37,14 +37,25 @@ function spec(image: string) {
   };
 }
 
-export async function benchReplacementGap(): Promise<string> {
-  const backend = new DockerBackend();
-  const dir = path.join(PROJECT_ROOT, ".work", "bench-replacement-gap");
+/** A fresh project folder for one bench, with the checkout's Pulumi.yaml (the program comes from the CLI). */
+function benchProject(name: string): string {
+  const dir = path.join(PROJECT_ROOT, ".work", name);
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(path.join(dir, "stacks"), { recursive: true });
   fs.writeFileSync(path.join(dir, "Pulumi.yaml"), fs.readFileSync(path.join(PROJECT_ROOT, "Pulumi.yaml"), "utf8").replace(/^main:.*\n/m, ""));
+  return dir;
+}
+
+/** The bench stack's one PE, running `image`. */
+function setImage(dir: string, image: string): void {
+  fs.writeFileSync(path.join(dir, "stacks", "Pulumi.bench.yaml"), JSON.stringify({ config: { "reseat:processingElements": [spec(image)] } }));
+}
+
+export async function benchReplacementGap(): Promise<string> {
+  const backend = new DockerBackend();
+  const dir = benchProject("bench-replacement-gap");
   const up = async (image: string) => {
-    fs.writeFileSync(path.join(dir, "stacks", "Pulumi.bench.yaml"), JSON.stringify({ config: { "reseat:processingElements": [spec(image)] } }));
+    setImage(dir, image);
     return runCli(dir, "up");
   };
 
@@ -73,12 +84,9 @@ export async function benchReplacementGap(): Promise<string> {
 
 export async function benchRevertTime(): Promise<string> {
   const backend = new DockerBackend();
-  const dir = path.join(PROJECT_ROOT, ".work", "bench-revert-time");
-  fs.rmSync(dir, { recursive: true, force: true });
-  fs.mkdirSync(path.join(dir, "stacks"), { recursive: true });
-  fs.writeFileSync(path.join(dir, "Pulumi.yaml"), fs.readFileSync(path.join(PROJECT_ROOT, "Pulumi.yaml"), "utf8").replace(/^main:.*\n/m, ""));
+  const dir = benchProject("bench-revert-time");
   const up = async (image: string, expectFailure = false) => {
-    fs.writeFileSync(path.join(dir, "stacks", "Pulumi.bench.yaml"), JSON.stringify({ config: { "reseat:processingElements": [spec(image)] } }));
+    setImage(dir, image);
     return runCli(dir, "up").then(
       (outputs) => {
         if (expectFailure) throw new Error("the bad image was not refused");
