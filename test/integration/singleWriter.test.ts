@@ -62,8 +62,9 @@ describe("single writer per state volume", () => {
       const [a, b] = [`${PE}-s${round}a`, `${PE}-s${round}b`];
       made.add(a).add(b);
       // Two projects (two folders, two state backends), as two teams' pipelines would be.
-      const stackA = makeProject("sw-stack-a", [demoSpec(a, 18803, { volume: { name: volume } })], "a");
-      const stackB = makeProject("sw-stack-b", [demoSpec(b, 18804, { volume: { name: volume } })], "b");
+      // Ports of their own each round: nothing of an earlier round can answer a later round's readiness.
+      const stackA = makeProject("sw-stack-a", [demoSpec(a, 18803 + 2 * round, { volume: { name: volume } })], "a");
+      const stackB = makeProject("sw-stack-b", [demoSpec(b, 18804 + 2 * round, { volume: { name: volume } })], "b");
       const observer = observeVolume(volume);
       const [ra, rb] = await Promise.all([reseatCli(stackA, "up"), reseatCli(stackB, "up")]);
       expect(await observer.stop()).toBeLessThanOrEqual(1);

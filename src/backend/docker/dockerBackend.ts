@@ -535,7 +535,10 @@ export class DockerBackend implements Backend {
     } catch (error) {
       // A lease removed while we read it answers 500 ("RWLayer … is unexpectedly nil") on some engines.
       if (!(await this.inspectContainer(c.Id))) return undefined;
-      throw error;
+      // Docker 20.10 cannot read files of a never-started container after an engine restart ("driver
+      // overlay2 is returning inconsistent paths"); its holder cannot renew it either. An unreadable
+      // count never moves, so waiters take the lease over after one lease of standstill.
+      return { name, holder: c.Config.Labels[LABELS.leaseHolder] ?? "", token: c.Id, leaseMs: Number(c.Config.Labels[LABELS.leaseMs] ?? 0), renewals: -1, renewedAt: "" };
     }
     if (text) {
       const parsed = JSON.parse(text) as { renewals?: number; renewedAt?: string };
