@@ -1,19 +1,11 @@
 // The spec's `docker` block: which engine, and how its secrets are named (config keys) or given.
 import { describe, expect, it } from "vitest";
-import { SpecError, parseProcessingElement } from "../../../src/spec/processingElement";
+import { parseProcessingElement } from "../../../src/spec/processingElement";
+import { problemsOf } from "./problems";
 
 const minimal = { peId: "orders-0", image: "127.0.0.1:5000/team/app:1" };
 const PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
 
-function problemsOf(input: unknown): { field: string; expected: string }[] {
-  try {
-    parseProcessingElement(input);
-  } catch (error) {
-    if (error instanceof SpecError) return error.problems;
-    throw error;
-  }
-  throw new Error("expected the spec to be rejected");
-}
 
 describe("spec.docker", () => {
   it("accepts a tcp:// engine with TLS (key from a secret config key), an ssh:// engine, and registry credentials", () => {

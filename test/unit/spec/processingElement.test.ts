@@ -1,18 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { SpecError, parseProcessingElement, volumeNameOf } from "../../../src/spec/processingElement";
 import { parseDuration } from "../../../src/spec/duration";
+import { problemsOf } from "./problems";
 
 const minimal = { peId: "orders-0", image: "reseat-demo-workload:v1" };
 
-function problemsOf(input: unknown): { field: string; expected: string }[] {
-  try {
-    parseProcessingElement(input);
-  } catch (error) {
-    if (error instanceof SpecError) return error.problems;
-    throw error;
-  }
-  throw new Error("expected the spec to be rejected");
-}
 
 describe("parseProcessingElement", () => {
   it("fills defaults: /state mount, 30s commits, kept volume, SIGTERM with 10s grace", () => {
