@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { SpecError, parseProcessingElement, volumeNameOf } from "../../../src/spec/processingElement";
+import { parseProcessingElement, volumeNameOf } from "../../../src/spec/processingElement";
 import { parseDuration } from "../../../src/spec/duration";
 import { problemsOf } from "./problems";
 
