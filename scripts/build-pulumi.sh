@@ -9,7 +9,7 @@ mkdir -p "$BIN"
 export GOFLAGS="${GOFLAGS:-} -mod=mod"
 
 build_cli() {
-  [ -x "$BIN/pulumi" ] && "$BIN/pulumi" version 2>/dev/null | grep -q "$PULUMI_VERSION" && return 0
+  [ -x "$BIN/pulumi" ] && "$BIN/pulumi" version 2>/dev/null | grep "$PULUMI_VERSION" >/dev/null && return 0
   local dir="$CACHE/build/pulumi-cli"
   mkdir -p "$dir"
   cat >"$dir/go.mod" <<MOD

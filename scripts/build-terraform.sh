@@ -97,7 +97,7 @@ timed() { # label command...
 }
 
 build_tofu() {
-  if [ -x "$BIN/tofu" ] && env -u TF_CLI_CONFIG_FILE "$BIN/tofu" version 2>/dev/null | head -1 | grep -q "v${TOFU_VERSION#v}\$"; then
+  if [ -x "$BIN/tofu" ] && env -u TF_CLI_CONFIG_FILE "$BIN/tofu" version 2>/dev/null | head -1 | grep "v${TOFU_VERSION#v}\$" >/dev/null; then
     log "tofu ${TOFU_VERSION} already built: $BIN/tofu"
     return 0
   fi

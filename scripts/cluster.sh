@@ -151,7 +151,7 @@ record_host_paths() {
 add_loopback_addresses() {
   local a
   for a in $LOOPBACK_ADDRESSES; do
-    ip -o addr show dev lo | grep -qF " $a/32 " || ip addr add "$a/32" dev lo
+    ip -o addr show dev lo | grep -F " $a/32 " >/dev/null || ip addr add "$a/32" dev lo
   done
 }
 
@@ -295,7 +295,7 @@ load_image() {
     for node in $NODES; do
       marker="$STATE/$node/images/$(echo "$image" | tr '/:' '__')"
       if [ "$(cat "$marker" 2>/dev/null)" = "$id" ] &&
-        ctr --address "$(node_socket "$node")" -n k8s.io images ls -q | grep -qxF "$(canonical_image "$image")"; then
+        ctr --address "$(node_socket "$node")" -n k8s.io images ls -q | grep -xF "$(canonical_image "$image")" >/dev/null; then
         continue
       fi
       if [ -z "$archive" ]; then

@@ -63,7 +63,7 @@ running_pid() {
   pid="$(head -n 1 "$DATA/postmaster.pid" 2>/dev/null || true)"
   case "$pid" in '' | *[!0-9]*) return 1 ;; esac
   [ -r "/proc/$pid/cmdline" ] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "postgres" || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep postgres >/dev/null || return 1
   [ "$(readlink "/proc/$pid/cwd" 2>/dev/null || echo "$DATA")" = "$DATA" ] || return 1
   echo "$pid"
 }

@@ -22,7 +22,7 @@ stop_daemon() { # name seconds
   [ -f "$file" ] || return 0
   pid="$(cat "$file")"
   # Only a process that is still ours: its command line names this cluster's state dir or binaries.
-  if pid_alive "$pid" && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -e "$STATE" -e "$K8S_BIN"; then
+  if pid_alive "$pid" && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -F -e "$STATE" -e "$K8S_BIN" >/dev/null; then
     stop_pid "$pid" "$2"
   fi
   rm -f "$file"
@@ -32,7 +32,7 @@ stop_daemon() { # name seconds
 pids_mentioning() {
   local p
   for p in /proc/[0-9]*; do
-    tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -qF -- "$1" && echo "${p#/proc/}"
+    tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -F -- "$1" >/dev/null && echo "${p#/proc/}"
   done
   return 0
 }
@@ -147,7 +147,7 @@ remove_new_nft_tables() {
 remove_loopback_addresses() {
   local a
   for a in $LOOPBACK_ADDRESSES; do
-    if ip -o addr show dev lo | grep -qF " $a/32 "; then ip addr del "$a/32" dev lo; fi
+    if ip -o addr show dev lo | grep -F " $a/32 " >/dev/null; then ip addr del "$a/32" dev lo; fi
   done
 }
 
