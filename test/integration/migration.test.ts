@@ -86,12 +86,12 @@ describe("a stack written by the release that stored absolute runtime paths", ()
     const up = await mustRun(project, process.execPath, [path.join(installed, "dist", "src", "cli", "main.js"), "up", "--cwd", project, "--stack", STACK, "--json"], userEnv(project));
     before = ((JSON.parse(up.stdout) as { outputs: { processingElements: Record<string, PeSummary> } }).outputs.processingElements)[PE]!;
     expect(before.generation).toBe(1);
+    for (const line of ["old-1", "old-2"]) await httpJson(port, `/append?line=${line}`, "POST");
     const runtimePath = path.join(installed, "dist", "src", "provider", "runtime.js");
     for (const resource of dynamicResources(await stackExport(project, STACK))) {
       expect(resource.outputs.__provider).toContain(runtimePath);
-      expect(resource.outputs.engine).toBeUndefined();
+      expect(resource.outputs.engineIdentity).toBeUndefined();
     }
-    for (const line of ["old-1", "old-2"]) await httpJson(port, `/append?line=${line}`, "POST");
   });
 
   it("moved to another runner with the new release installed, the stack cannot be refreshed: the old path is gone", async () => {
@@ -118,7 +118,7 @@ describe("a stack written by the release that stored absolute runtime paths", ()
       for (const record of [resource.inputs, resource.outputs]) {
         expect(record.__provider).toContain("reseat/provider/runtime");
         expect(record.__provider).not.toContain("/dist/src/provider/runtime");
-        expect((record.engine as { kind: string }).kind).toBe("docker");
+        expect((record.engineIdentity as { kind: string }).kind).toBe("docker");
       }
     }
     const running = await containersOf(PE, false);

@@ -28,7 +28,7 @@ describe("a stack pointed at another Docker Engine", () => {
     const pe = peOutputs(await mustSucceed(project, "up"), PE);
     executableId = pe.executableId;
     const state = JSON.parse(await stackExport(project.dir, project.stack, backendEnv(project))) as Deployment;
-    const recorded = state.deployment.resources.filter((r) => r.type.startsWith("pulumi-nodejs:dynamic/reseat")).map((r) => r.outputs.engine);
+    const recorded = state.deployment.resources.filter((r) => r.type.startsWith("pulumi-nodejs:dynamic/reseat")).map((r) => r.outputs.engineIdentity);
     expect(recorded).toHaveLength(2);
     for (const engine of recorded) {
       expect(engine?.kind).toBe("docker");
@@ -60,7 +60,7 @@ describe("a stack pointed at another Docker Engine", () => {
 });
 
 interface Deployment {
-  deployment: { resources: { type: string; outputs: { engine?: { kind: string; id: string; address: string } } }[] };
+  deployment: { resources: { type: string; outputs: { engineIdentity?: { kind: string; id: string; address: string } } }[] };
 }
 
 function backendEnv(project: Project): NodeJS.ProcessEnv {
