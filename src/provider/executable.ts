@@ -11,11 +11,11 @@ import type { EngineCredentials } from "../backend/docker/connection";
 /**
  * Loads reseat's code by package identity, never by path. Pulumi stores this provider, serialized, in
  * every resource's state (`__provider`) and runs read/delete — refresh, destroy, the removal of each
- * replaced executable — with the copy from state. Its dynamic-provider host evaluates the text with no file name,
- * in a process whose working directory is the Pulumi project's (Pulumi.yaml's folder, or its `main`'s).
- * A require anchored there finds `reseat` wherever the project installed it (node_modules of the folder
- * or a parent, NODE_PATH) — and, in the reseat checkout itself, through the package's self-reference
- * (its "exports" map). So the state holds no path and a stack can move between runners.
+ * replaced executable — with the copy from state. Its dynamic-provider host evaluates the text with no
+ * file name, in a process whose working directory is the Pulumi project's (Pulumi.yaml's folder, or its
+ * `main`'s). A require anchored there finds `reseat` wherever the project installed it (node_modules of
+ * the folder or a parent, NODE_PATH) — and, in the reseat checkout itself, through the package's
+ * self-reference (its "exports" map). So the state holds no path and a stack can move between runners.
  *
  * A local function (not an import) so that the serializer copies these two lines by value: an imported
  * module inside node_modules would be captured as a require of its file path.
