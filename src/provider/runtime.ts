@@ -221,7 +221,7 @@ export async function readVolume(id: string, props: VolumeState): Promise<{ id: 
   return found ? { id, props: { ...props, driver: found.driver } } : { id: "", props };
 }
 
-/** `props` is absent when a provider serialized by an older release (faa1c5c and before) calls this. */
+/** `props` is absent when a provider serialized by an older release (923fd1d and before) calls this. */
 export async function deleteVolume(id: string, props?: VolumeState): Promise<void> {
   const engine = backend(props);
   await sameEngine(engine, volumeSubject(props, id), props?.engineIdentity);

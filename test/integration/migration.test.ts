@@ -24,7 +24,7 @@ import {
 } from "../support/userProject";
 
 /** The last commit whose providers stored an absolute runtime path ("today's release" for issue 10). */
-const LEGACY_RELEASE = "faa1c5c";
+const LEGACY_RELEASE = "83b97d6";
 const PE = `it-mig-${process.pid}`;
 const STACK = "mig";
 type StateView = { version: string; generation: number; lines: string[] };
