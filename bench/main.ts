@@ -1,5 +1,6 @@
 // npm run bench -- <metric>   (writes bench/results/<metric>.json)
 import { benchCommitThroughput } from "./commitThroughput";
+import { benchPlainUp } from "./plainUp";
 import { benchRecoveryTime } from "./recoveryTime";
 import { benchReplacementGap, benchRevertTime } from "./replacementGap";
 import { benchRolling } from "./rolling";
@@ -10,6 +11,7 @@ const metrics: Record<string, () => Promise<string>> = {
   commit_throughput: benchCommitThroughput,
   rolling: benchRolling,
   recovery_time: benchRecoveryTime,
+  plain_up_overhead: benchPlainUp,
 };
 
 async function main(): Promise<void> {

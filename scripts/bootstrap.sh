@@ -27,8 +27,11 @@ if [ "$(cat node_modules/.reseat-lock 2>/dev/null || true)" != "$lock_hash" ]; t
   npm ci --no-audit --no-fund --silent >&2
   echo "$lock_hash" >node_modules/.reseat-lock
 fi
-# The dynamic-provider plugin ships inside @pulumi/pulumi.
-export PATH="$RESEAT_ROOT/node_modules/@pulumi/pulumi:$RESEAT_CACHE/bin:$PATH"
+# The dynamic-provider plugin ships inside @pulumi/pulumi as a script that finds @pulumi/pulumi from the
+# project folder it runs in; next to the CLI it is a bundled plugin for every project (no PATH warning).
+cmp -s node_modules/@pulumi/pulumi/pulumi-resource-pulumi-nodejs "$RESEAT_CACHE/bin/pulumi-resource-pulumi-nodejs" ||
+  install -m 0755 node_modules/@pulumi/pulumi/pulumi-resource-pulumi-nodejs "$RESEAT_CACHE/bin/"
+export PATH="$RESEAT_CACHE/bin:$PATH"
 
 # 3. Docker Engine: start one when none answers.
 if ! docker info >/dev/null 2>&1; then
@@ -53,11 +56,11 @@ if ! command -v go >/dev/null 2>&1 && [ ! -x "$RESEAT_CACHE/bin/pulumi" ]; then
   say "the Pulumi CLI is built from Go modules: install Go (>= 1.24) and re-run"; exit 1
 fi
 if [ ! -x "$RESEAT_CACHE/bin/pulumi" ]; then say "building the Pulumi CLI from Go modules (first run: a few minutes)"; fi
-bash "$RESEAT_ROOT/scripts/build-pulumi.sh" cli >&2
+if [ ! -x "$RESEAT_CACHE/bin/pulumi-language-nodejs" ]; then say "building Pulumi's Node.js language host (plain \`pulumi up\`) from Go modules (~1 minute)"; fi
+bash "$RESEAT_ROOT/scripts/build-pulumi.sh" all >&2
 bash "$RESEAT_ROOT/scripts/build-terraform.sh" all >/dev/null # OpenTofu + kreuzwerker/docker (Terraform flavour, scripts/tf.sh); cached
-export PULUMI_SKIP_UPDATE_CHECK=1 PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
-export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE:-reseat-local-demo}"
-export PULUMI_HOME="${PULUMI_HOME:-$RESEAT_CACHE/pulumi-home}"
+# The same environment for the reseat CLI and the plain pulumi CLI (the backend: Pulumi.yaml).
+source "$RESEAT_ROOT/scripts/env.sh"
 # Pulumi's Kubernetes resource plugin (for @pulumi/kubernetes), built from Go modules on first use
 # (~11 minutes on 2 cores) and linked into PULUMI_HOME/plugins, where the engine looks for it offline.
 bash "$RESEAT_ROOT/scripts/build-kubernetes.sh" plugin-install >&2

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the Pulumi CLI (and, when the Go proxy serves it, the Node.js language host) from Go modules,
+# Builds the Pulumi CLI and the Node.js language host from Go modules,
 # because no Pulumi release binary is reachable here. Cached outside the checkout: CI clones afresh.
 set -euo pipefail
 PULUMI_VERSION="${PULUMI_VERSION:-v3.274.1}"
@@ -31,8 +31,13 @@ GO
       -o "$BIN/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
 }
 
+# The official Node.js language host (`pulumi up` on a Node.js project). Later SDK versions moved it
+# to its own module (github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3), which the Go
+# module proxy refuses; v3.68.0 of the sdk/v3 module still carries the package, and the host speaks
+# the same gRPC protocol to the current CLI and @pulumi/pulumi (it only starts `node` on the program).
+LANGHOST_SDK_VERSION="${LANGHOST_SDK_VERSION:-v3.68.0}"
 build_language_host() {
-  [ -x "$BIN/pulumi-language-nodejs" ] && return 0
+  [ -x "$BIN/pulumi-language-nodejs" ] && [ "$(cat "$BIN/.pulumi-language-nodejs.version" 2>/dev/null)" = "$LANGHOST_SDK_VERSION" ] && return 0
   local dir="$CACHE/build/pulumi-language-nodejs"
   mkdir -p "$dir"
   cat >"$dir/go.mod" <<MOD
@@ -45,19 +50,19 @@ MOD
 
 package tools
 
-import _ "github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3"
+import _ "github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs"
 GO
-  local commit="${PULUMI_LANGHOST_COMMIT:-}"
-  [ -n "$commit" ] || { echo "build-pulumi: no PULUMI_LANGHOST_COMMIT; skipping the language host" >&2; return 1; }
   (cd "$dir" &&
-    go get "github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3@$commit" \
-      "github.com/pulumi/pulumi/pkg/v3@$PULUMI_VERSION" "github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION" &&
+    go get "github.com/pulumi/pulumi/sdk/v3@$LANGHOST_SDK_VERSION" &&
     go build -trimpath -tags osusergo,grpcnotrace \
-      -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION" \
-      -o "$BIN/pulumi-language-nodejs" github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3)
+      -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$LANGHOST_SDK_VERSION" \
+      -o "$BIN/pulumi-language-nodejs.tmp" github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs) &&
+    mv "$BIN/pulumi-language-nodejs.tmp" "$BIN/pulumi-language-nodejs" &&
+    echo "$LANGHOST_SDK_VERSION" >"$BIN/.pulumi-language-nodejs.version"
 }
 
 case "${1:-cli}" in
   cli) build_cli ;;
   langhost) build_language_host ;;
+  all) build_cli && build_language_host ;;
 esac

@@ -10,7 +10,7 @@ import { SpecError } from "../src/spec/processingElement";
 import { parseGroup } from "../src/spec/group";
 import type { PreviousGroupOutputs } from "../components/processingElementGroup";
 
-export default async function program(): Promise<Record<string, unknown>> {
+async function program(): Promise<Record<string, unknown>> {
   const config = new pulumi.Config("reseat");
   const declared = config.requireObject<unknown>("groups");
   if (!Array.isArray(declared)) {
@@ -55,3 +55,7 @@ export default async function program(): Promise<Record<string, unknown>> {
     ),
   };
 }
+
+// The module itself is the program (module.exports), as `pulumi up` wants it: an `export default`
+// would be run by the reseat CLI but exported by the Node.js language host as an output named "default".
+export = program;

@@ -1,12 +1,13 @@
-// The demo stack: processing elements declared in stack config (stacks/Pulumi.<stack>.yaml, key
-// `reseat:processingElements`). Every spec is validated before any resource is declared, so an
-// invalid spec anywhere fails preview and creates nothing.
+// reseat's bundled program (Pulumi.yaml `main`, run by plain `pulumi up` and by the `reseat` CLI):
+// processing elements declared in stack config (stacks/Pulumi.<stack>.yaml, key
+// `reseat:processingElements`). Every spec is validated before any resource is declared, so an invalid
+// spec anywhere fails preview and creates nothing.
 import * as pulumi from "@pulumi/pulumi";
 import { ProcessingElement, validateProcessingElement } from "../components";
 import { SpecError } from "../src/spec/processingElement";
 import { findDuplicates } from "../src/spec/uniqueness";
 
-export default async function program(): Promise<Record<string, unknown>> {
+async function program(): Promise<Record<string, unknown>> {
   const config = new pulumi.Config("reseat");
   const declared = config.requireObject<unknown>("processingElements");
   if (!Array.isArray(declared)) {
@@ -26,3 +27,7 @@ export default async function program(): Promise<Record<string, unknown>> {
     ),
   };
 }
+
+// The module itself is the program (module.exports), as `pulumi up` wants it: an `export default`
+// would be run by the reseat CLI but exported by the Node.js language host as an output named "default".
+export = program;

@@ -1,55 +1,77 @@
 #!/usr/bin/env node
 // `reseat` — the non-interactive entry point for people and GitOps pipelines.
 //   reseat up|preview|refresh|destroy|outputs [--stack local] [--cwd DIR] [--program FILE] [--json]
-// With --json, stdout carries exactly one JSON document; Pulumi's progress goes to stderr.
+// With --json, stdout carries exactly one JSON document — usage errors included; Pulumi's progress
+// goes to stderr. Exit codes: 0 ok, 1 failed, 2 usage error, 3 `preview --expect-no-changes` found changes.
 import { parseArgs } from "node:util";
-import { OutputMap } from "@pulumi/pulumi/automation";
-import { openStack, ProgramErrors, stepCollector } from "../automation/stack";
-import { controllerPresence, gatherStatus, formatStatusTable } from "../controller/status";
-import { watch } from "../controller/watch";
+import type { OutputMap } from "@pulumi/pulumi/automation";
+// Loaded when needed, so that usage errors answer at once (the Automation API takes a second to load).
+type StackModule = typeof import("../automation/stack");
 
 const USAGE = `usage:
   reseat <up|preview|refresh|destroy|outputs|cancel> [--stack NAME] [--cwd DIR] [--program FILE] [--json] [--refresh]
          [--clear-pending-creates]   (refresh/up after an interrupted run; see the README's recovery steps)
+  reseat preview --expect-no-changes  exit 3 when the stack would change (a drift gate)
   reseat watch [--json]               the failure controller: reseats failed executables until stopped
-  reseat status [--json]              the processing elements on this engine`;
+  reseat status [--json]              the processing elements on this engine
+  --cwd DIR       the project folder (Pulumi.yaml); default: the nearest one from here up
+  --program FILE  the program module, relative to --cwd; default: Pulumi.yaml's main
+exit codes: 0 ok, 1 failed, 2 usage error, 3 changes found by --expect-no-changes`;
+
+const COMMANDS = new Set(["up", "preview", "refresh", "destroy", "outputs", "cancel", "watch", "status"]);
+
+export const EXIT = { ok: 0, failed: 1, usage: 2, changes: 3 } as const;
 
 export async function main(argv: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      stack: { type: "string", default: "local" },
-      cwd: { type: "string" },
-      program: { type: "string" },
-      json: { type: "boolean", default: false },
-      refresh: { type: "boolean", default: false },
-      "clear-pending-creates": { type: "boolean", default: false },
-      help: { type: "boolean", default: false },
-    },
-  });
-  const command = positionals[0];
-  if (values.help || !command) {
-    console.log(USAGE);
-    return command ? 0 : 2;
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        stack: { type: "string", default: "local" },
+        cwd: { type: "string" },
+        program: { type: "string" },
+        json: { type: "boolean", default: false },
+        refresh: { type: "boolean", default: false },
+        "expect-no-changes": { type: "boolean", default: false },
+        "clear-pending-creates": { type: "boolean", default: false },
+        help: { type: "boolean", default: false },
+      },
+    });
+  } catch (error) {
+    return usageError(argv.includes("--json"), argv.find((arg) => !arg.startsWith("-")), (error as Error).message);
   }
+  const { positionals, values } = parsed;
+  const command = positionals[0];
   const json = values.json ?? false;
+  if (values.help) {
+    if (json) process.stdout.write(JSON.stringify({ ok: true, command: command ?? null, usage: USAGE }, null, 2) + "\n");
+    else console.log(USAGE);
+    return EXIT.ok;
+  }
+  if (!command) return usageError(json, undefined, "no command given");
+  if (!COMMANDS.has(command)) return usageError(json, command, `unknown command "${command}"`);
+  if (positionals.length > 1) return usageError(json, command, `unexpected argument "${positionals[1]}"`);
+  if (values["expect-no-changes"] && command !== "preview") return usageError(json, command, "--expect-no-changes applies to preview only");
+  const { changesIn, openStack, ProgramErrors, stepCollector }: StackModule = require("../automation/stack");
   const errors = new ProgramErrors();
   const progress = (text: string) => process.stderr.write(text);
   const report = (doc: Record<string, unknown>) => {
     if (json) process.stdout.write(JSON.stringify(doc, null, 2) + "\n");
   };
-  if (command === "watch") return runWatch(json);
-  if (command === "status") {
-    const [rows, controller] = await Promise.all([gatherStatus(), controllerPresence()]);
-    // One row per PE (the shape scripts/tf.sh reads); each says which controller watches it.
-    const watchedBy = controller.watching ? controller.holder : null;
-    if (json) process.stdout.write(JSON.stringify(rows.map((row) => ({ ...row, watchedBy })), null, 2) + "\n");
-    else console.log(`${formatStatusTable(rows)}\n\ncontroller: ${controller.watching ? `watching (${controller.holder}, renewed ${controller.renewedAt})` : controller.holder ? `not renewing (last: ${controller.holder} at ${controller.renewedAt})` : "none watching"}`);
-    return 0;
-  }
   const { steps, errors: resourceErrors, onEvent } = stepCollector();
   try {
+    if (command === "watch") return await runWatch(json);
+    if (command === "status") {
+      const { controllerPresence, gatherStatus, formatStatusTable }: typeof import("../controller/status") = require("../controller/status");
+      const [rows, controller] = await Promise.all([gatherStatus(), controllerPresence()]);
+      // One row per PE (the shape scripts/tf.sh reads); each says which controller watches it.
+      const watchedBy = controller.watching ? controller.holder : null;
+      if (json) process.stdout.write(JSON.stringify(rows.map((row) => ({ ...row, watchedBy })), null, 2) + "\n");
+      else console.log(`${formatStatusTable(rows)}\n\ncontroller: ${controller.watching ? `watching (${controller.holder}, renewed ${controller.renewedAt})` : controller.holder ? `not renewing (last: ${controller.holder} at ${controller.renewedAt})` : "none watching"}`);
+      return 0;
+    }
     const stack = await openStack({ workDir: values.cwd, stackName: values.stack, programModule: values.program }, errors);
     const common = { onOutput: progress, onEvent, refresh: values.refresh, color: "never" as const };
     switch (command) {
@@ -65,7 +87,15 @@ export async function main(argv: string[]): Promise<number> {
       }
       case "preview": {
         const result = await stack.preview(common);
-        report({ ok: true, command, changeSummary: result.changeSummary, steps });
+        const changes = changesIn(result.changeSummary);
+        if (values["expect-no-changes"] && Object.keys(changes).length) {
+          // The drift gate: the preview itself worked, but the stack is not what is deployed.
+          const error = `changes found where none were expected: ${Object.entries(changes).map(([op, n]) => `${op} ${n}`).join(", ")}`;
+          report({ ok: false, command, error, changes, changeSummary: result.changeSummary, steps });
+          process.stderr.write(`\nreseat preview: ${error}\n`);
+          return EXIT.changes;
+        }
+        report({ ok: true, command, changeSummary: result.changeSummary, changes, steps });
         return 0;
       }
       case "refresh": {
@@ -91,8 +121,7 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       }
       default:
-        console.error(USAGE);
-        return 2;
+        return usageError(json, command, `unknown command "${command}"`);
     }
   } catch (error) {
     // Prefer the program's own error (it names the bad field) over the CLI's wrapper text.
@@ -109,6 +138,7 @@ export async function main(argv: string[]): Promise<number> {
 
 async function refreshAfterRevert(cwd: string | undefined, stackName: string | undefined, program: string | undefined, progress: (text: string) => void): Promise<void> {
   try {
+    const { openStack }: StackModule = require("../automation/stack");
     const stack = await openStack({ workDir: cwd, stackName, programModule: program });
     await stack.refresh({ onOutput: progress, color: "never" });
   } catch (error) {
@@ -116,8 +146,16 @@ async function refreshAfterRevert(cwd: string | undefined, stackName: string | u
   }
 }
 
+/** A usage error: the usage on stderr, and with --json one JSON document on stdout. */
+function usageError(json: boolean, command: string | undefined, message: string): number {
+  if (json) process.stdout.write(JSON.stringify({ ok: false, command: command ?? null, error: `usage: ${message}`, usage: USAGE }, null, 2) + "\n");
+  process.stderr.write(`reseat: ${message}\n${USAGE}\n`);
+  return EXIT.usage;
+}
+
 /** Runs the failure controller until SIGINT/SIGTERM. */
 async function runWatch(json: boolean): Promise<number> {
+  const { watch }: typeof import("../controller/watch") = require("../controller/watch");
   const watcher = await watch({
     onEvent: (event) => {
       if (json) process.stdout.write(JSON.stringify(event) + "\n");

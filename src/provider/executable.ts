@@ -8,34 +8,30 @@ import type { ExecutableDesired } from "../backend/backend";
 import type * as Runtime from "./runtime";
 import type { EngineCredentials } from "../backend/docker/connection";
 
-/** Absolute path of the implementation, captured as a plain string by the closure serializer. */
-const RUNTIME_MODULE: string = require.resolve("./runtime");
+/**
+ * Loads reseat's code by package identity, never by path. Pulumi stores this provider, serialized, in
+ * every resource's state (`__provider`) and runs read/delete — refresh, destroy, the removal of each
+ * replaced executable — with the copy from state. Its dynamic-provider host evaluates the text with no
+ * file name, in a process whose working directory is the Pulumi project's (Pulumi.yaml's folder, or its
+ * `main`'s). A require anchored there finds `reseat` wherever the project installed it (node_modules of
+ * the folder or a parent, NODE_PATH) — and, in the reseat checkout itself, through the package's
+ * self-reference (its "exports" map). So the state holds no path and a stack can move between runners.
+ *
+ * A local function (not an import) so that the serializer copies these two lines by value: an imported
+ * module inside node_modules would be captured as a require of its file path.
+ */
+function loadRuntime(): typeof Runtime {
+  return require("node:module").createRequire(process.cwd() + "/")("reseat/provider/runtime");
+}
 
+// Each method only forwards: what Pulumi stores is these few lines, with no path and no captured objects.
 export const executableProvider: pulumi.dynamic.ResourceProvider = {
-  async check(_olds, news) {
-    const runtime: typeof Runtime = require(RUNTIME_MODULE);
-    return { inputs: await runtime.checkExecutable(news) };
-  },
-  async diff(_id, olds, news) {
-    const runtime: typeof Runtime = require(RUNTIME_MODULE);
-    return runtime.diffExecutable(olds, news);
-  },
-  async create(inputs) {
-    const runtime: typeof Runtime = require(RUNTIME_MODULE);
-    return runtime.createExecutable(inputs);
-  },
-  async read(id, props) {
-    const runtime: typeof Runtime = require(RUNTIME_MODULE);
-    return runtime.readExecutable(id, props);
-  },
-  async update(_id, olds, news) {
-    const runtime: typeof Runtime = require(RUNTIME_MODULE);
-    return runtime.updateExecutable(olds, news);
-  },
-  async delete(_id, props) {
-    const runtime: typeof Runtime = require(RUNTIME_MODULE);
-    await runtime.deleteExecutable(props);
-  },
+  check: async (olds, news) => ({ inputs: await loadRuntime().checkExecutable(news, olds) }),
+  diff: async (_id, olds, news) => loadRuntime().diffExecutable(olds, news),
+  create: async (inputs) => loadRuntime().createExecutable(inputs),
+  read: async (id, props) => loadRuntime().readExecutable(id, props),
+  update: async (_id, olds, news) => loadRuntime().updateExecutable(olds, news),
+  delete: async (_id, props) => loadRuntime().deleteExecutable(props),
 };
 
 export type ExecutableArgs = { [K in keyof Omit<ExecutableDesired, "imageId">]: pulumi.Input<ExecutableDesired[K]> } & {

@@ -1,13 +1,17 @@
-// What the dynamic providers actually do. The serialized provider objects (executable.ts, volume.ts)
-// only require() this module by absolute path inside each method, so Pulumi's closure serializer
-// never captures engine clients or other native objects (pulumi/pulumi#10480).
-import type { Backend, ExecutableDesired, VolumeClaim } from "../backend/backend";
+// What the dynamic providers actually do. The serialized provider objects (executable.ts,
+// stateVolume.ts) load this module by package identity (`reseat/provider/runtime`) inside each method,
+// so Pulumi's closure serializer captures no path, engine client or other native object
+// (pulumi/pulumi#10480). Older releases stored this file's absolute path instead: it keeps its place
+// (dist/src/provider/runtime.js) and these functions their names and first parameters, so such state
+// still works where that path exists, until the next `up` rewrites it (recordOutdated).
+import type { Backend, EngineIdentity, ExecutableDesired, VolumeClaim } from "../backend/backend";
 import { openBackend } from "../backend/open";
 import type { EngineCredentials } from "../backend/docker/connection";
 import { holderName } from "../lease/lease";
 import { planExecutable, specHash } from "../plan/executablePlan";
 import { CommitOutputs, commitOutputs, parseWorkloadStatus } from "../plan/commitStatus";
 import { planVolume, VolumeFields } from "../plan/volumePlan";
+import { assertSameEngine, recordOutdated } from "../plan/engineRecord";
 import { applyControl, checkOwner, NO_REVERT, reseat, retire, ReseatResult, REVERT_PATH, RevertRecord } from "../replacement/reseat";
 
 /** What the Executable resource observes, beside its inputs. */
@@ -19,7 +23,11 @@ export interface RevertOutputs {
   failedSpecHash: string | null;
 }
 
-export type ExecutableState = ExecutableDesired & ExecutableObservation;
+/** Beside the spec, the state records the engine the PE lives on (set by check, compared on every call). */
+export type ExecutableState = ExecutableDesired & ExecutableObservation & { engineIdentity?: EngineIdentity };
+
+/** What the provider records beside the spec in a resource's inputs (never given to the engine). */
+type Recorded = { engineIdentity?: EngineIdentity; __provider?: string };
 
 const OBSERVATION_FIELDS: (keyof ExecutableObservation)[] = [
   "executableId",
@@ -41,14 +49,27 @@ const OBSERVATION_FIELDS: (keyof ExecutableObservation)[] = [
 /** Inputs may carry the secrets that reach the PE's engine and registry (a Pulumi secret input). */
 type WithCredentials = { engineCredentials?: EngineCredentials };
 
-function backend(desired: Pick<ExecutableDesired, "engine"> & WithCredentials): Backend {
-  return openBackend(desired.engine, desired.engineCredentials);
+function backend(desired: (Pick<ExecutableDesired, "engine"> & WithCredentials) | undefined): Backend {
+  return openBackend(desired?.engine, desired?.engineCredentials);
 }
 
-/** The desired spec the engine-neutral routine sees: nothing secret about reaching the engine. */
-function withoutCredentials<T extends WithCredentials>(inputs: T): Omit<T, "engineCredentials"> {
-  const { engineCredentials: _secret, ...rest } = inputs;
+/**
+ * The desired spec the engine-neutral routine sees: nothing secret about reaching the engine, and
+ * none of the record (engine identity, the host's serialized provider), which is Pulumi's business.
+ */
+function withoutCredentials<T extends WithCredentials & Recorded>(inputs: T): Omit<T, "engineCredentials" | keyof Recorded> {
+  const { engineCredentials: _secret, engineIdentity: _engine, __provider: _provider, ...rest } = inputs;
   return rest;
+}
+
+/**
+ * The engine this run reaches, after checking it is the one the state recorded for the resource:
+ * before anything is pulled or created, and before "nothing runs" can be taken to mean "gone".
+ */
+async function sameEngine(engine: Backend, subject: string, recorded: EngineIdentity | undefined): Promise<EngineIdentity> {
+  const current = await engine.identity();
+  assertSameEngine(subject, recorded, current);
+  return current;
 }
 
 /** Credentials rotated (same engine, new key or password) are recorded in place: no new executable. */
@@ -72,9 +93,14 @@ async function observeRevert(engine: Backend, volumeName: string): Promise<Rever
   }
 }
 
-/** Resolves the image before anything is stopped: check runs before the delete of a replacement. */
-export async function checkExecutable(news: ExecutableDesired & WithCredentials): Promise<ExecutableDesired> {
-  return { ...news, imageId: await backend(news).ensureImage(news.imageRef) };
+/**
+ * Resolves the image before anything is stopped, on the engine the PE was recorded on; records that
+ * engine in the inputs.
+ */
+export async function checkExecutable(news: ExecutableDesired & WithCredentials, olds?: Partial<ExecutableState>): Promise<ExecutableDesired & Required<Pick<Recorded, "engineIdentity">>> {
+  const engine = backend(news);
+  const engineIdentity = await sameEngine(engine, `processing element "${news.peId}"`, olds?.engineIdentity);
+  return { ...news, imageId: await engine.ensureImage(news.imageRef), engineIdentity };
 }
 
 /**
@@ -84,21 +110,25 @@ export async function checkExecutable(news: ExecutableDesired & WithCredentials)
  * of its own spec (already stopped). A failed replacement leaves Pulumi's state on the old resource,
  * whose spec is the one serving again after the revert.
  */
-export function diffExecutable(olds: ExecutableState & WithCredentials, news: ExecutableDesired & WithCredentials) {
+export function diffExecutable(olds: ExecutableState & WithCredentials, news: ExecutableDesired & WithCredentials & Recorded) {
+  if (news.engineIdentity) assertSameEngine(`processing element "${olds.peId}"`, olds.engineIdentity, news.engineIdentity);
   const plan = planExecutable(olds, news);
-  return { changes: plan.changes || !sameCredentials(olds, news), replaces: plan.replaces, deleteBeforeReplace: false };
+  const outdated = recordOutdated(olds as never, news as never);
+  return { changes: plan.changes || !sameCredentials(olds, news) || outdated.length > 0, replaces: plan.replaces, deleteBeforeReplace: false };
 }
 
-export async function createExecutable(inputs: ExecutableDesired & WithCredentials): Promise<{ id: string; outs: ExecutableState }> {
+export async function createExecutable(inputs: ExecutableDesired & WithCredentials & Recorded): Promise<{ id: string; outs: ExecutableState }> {
   const engine = backend(inputs);
+  const engineIdentity = await sameEngine(engine, `processing element "${inputs.peId}"`, inputs.engineIdentity);
   const { adopted: _adopted, retired: _retired, reverted: _reverted, ...observed } = await reseat(engine, withoutCredentials(inputs), { holder: holderName("pulumi") });
   const commits = await observeCommits(engine, inputs.volumeName, observed.generation);
-  return { id: observed.executableId, outs: { ...inputs, ...observed, ...commits, reverted: false, failedSpecHash: null } };
+  return { id: observed.executableId, outs: { ...inputs, engineIdentity, ...observed, ...commits, reverted: false, failedSpecHash: null } };
 }
 
 /** Finds the PE's live executable by identity; reports it gone (empty id) when none runs. */
 export async function readExecutable(id: string, props: ExecutableState & WithCredentials): Promise<{ id: string; props: ExecutableState }> {
   const engine = backend(props);
+  await sameEngine(engine, `processing element "${props.peId}"`, props.engineIdentity);
   const byId = await engine.inspectExecutable(id);
   let live = byId?.running ? byId : undefined;
   if (!live) {
@@ -122,26 +152,49 @@ export async function readExecutable(id: string, props: ExecutableState & WithCr
   };
 }
 
-export async function updateExecutable(olds: ExecutableState, news: ExecutableDesired & WithCredentials): Promise<{ outs: ExecutableState }> {
+export async function updateExecutable(olds: ExecutableState, news: ExecutableDesired & WithCredentials & Recorded): Promise<{ outs: ExecutableState }> {
+  const engine = backend(news);
+  await sameEngine(engine, `processing element "${olds.peId}"`, olds.engineIdentity);
   if (olds.commitIntervalMs !== news.commitIntervalMs || JSON.stringify(olds.failureBackoff) !== JSON.stringify(news.failureBackoff)) {
-    await applyControl(backend(news), withoutCredentials(news));
+    await applyControl(engine, withoutCredentials(news));
   }
   const kept = Object.fromEntries(OBSERVATION_FIELDS.map((field) => [field, olds[field]])) as unknown as ExecutableObservation;
   return { outs: { ...news, ...kept } };
 }
 
 export async function deleteExecutable(props: ExecutableState & WithCredentials): Promise<void> {
+  const engine = backend(props);
+  await sameEngine(engine, `processing element "${props.peId}"`, props.engineIdentity);
   const desired = withoutCredentials(props);
-  await retire(backend(props), desired, holderName("pulumi"), { specHash: specHash(desired) });
+  await retire(engine, desired, holderName("pulumi"), { specHash: specHash(desired) });
 }
 
 export interface VolumeState extends VolumeFields, WithCredentials {
   createdAt?: string;
   adopted: boolean;
+  engineIdentity?: EngineIdentity;
 }
 
-export function diffVolume(olds: VolumeState, news: VolumeFields) {
-  return planVolume(olds, news);
+function volumeSubject(volume: Partial<VolumeFields> | undefined, name?: string): string {
+  return `state volume "${volume?.name ?? name}" of processing element "${volume?.peId}"`;
+}
+
+/** Records the engine in the volume's inputs, refusing another engine than the recorded one. */
+export async function checkVolume(news: VolumeFields & WithCredentials, olds?: Partial<VolumeState>): Promise<VolumeFields & Required<Pick<Recorded, "engineIdentity">>> {
+  const engineIdentity = await sameEngine(backend(news), volumeSubject(news), olds?.engineIdentity);
+  return { ...news, engineIdentity };
+}
+
+export function diffVolume(olds: VolumeState, news: VolumeFields & Recorded) {
+  if (news.engineIdentity) assertSameEngine(volumeSubject(olds), olds.engineIdentity, news.engineIdentity);
+  planVolume(olds, news);
+  return { changes: recordOutdated(olds as never, news as never).length > 0 };
+}
+
+/** Only the record changes (provider, engine, credentials): the volume itself never changes in place. */
+export async function updateVolume(olds: VolumeState, news: VolumeFields & WithCredentials & Recorded): Promise<{ outs: VolumeState }> {
+  await sameEngine(backend(news), volumeSubject(olds), olds.engineIdentity);
+  return { outs: { ...news, createdAt: olds.createdAt, adopted: olds.adopted } };
 }
 
 /**
@@ -149,24 +202,29 @@ export function diffVolume(olds: VolumeState, news: VolumeFields) {
  * owner (kept by an earlier destroy). The claim is atomic on the engine, so of two racing claims
  * (two PEs, two stacks, two machines) exactly one owns the volume and the other fails here.
  */
-export async function createVolume(inputs: VolumeFields & WithCredentials): Promise<{ id: string; outs: VolumeState }> {
+export async function createVolume(inputs: VolumeFields & WithCredentials & Recorded): Promise<{ id: string; outs: VolumeState }> {
   const engine = backend(inputs);
+  const engineIdentity = await sameEngine(engine, volumeSubject(inputs), inputs.engineIdentity);
   const claim: VolumeClaim = { name: inputs.name, driver: inputs.driver, peId: inputs.peId, owner: inputs.owner ?? `PE "${inputs.peId}"` };
   const volume = await engine.claimVolume(claim);
   checkOwner(volume, { peId: inputs.peId, owner: inputs.owner });
   if (volume.driver !== inputs.driver) {
     throw new Error(`reseat: volume "${inputs.name}" exists with driver "${volume.driver}", not "${inputs.driver}" (volume.driver)`);
   }
-  return { id: volume.name, outs: { ...inputs, createdAt: volume.createdAt, adopted: !volume.created } };
+  return { id: volume.name, outs: { ...inputs, engineIdentity, createdAt: volume.createdAt, adopted: !volume.created } };
 }
 
 export async function readVolume(id: string, props: VolumeState): Promise<{ id: string; props: VolumeState }> {
-  const found = await backend(props).inspectVolume(id);
+  const engine = backend(props);
+  await sameEngine(engine, volumeSubject(props, id), props.engineIdentity);
+  const found = await engine.inspectVolume(id);
   return found ? { id, props: { ...props, driver: found.driver } } : { id: "", props };
 }
 
-export async function deleteVolume(id: string, props: VolumeState): Promise<void> {
+/** `props` is absent when a provider serialized by an older release (923fd1d and before) calls this. */
+export async function deleteVolume(id: string, props?: VolumeState): Promise<void> {
   const engine = backend(props);
+  await sameEngine(engine, volumeSubject(props, id), props?.engineIdentity);
   const holders = await engine.runningOnVolume(id);
   if (holders.length) {
     throw new Error(`reseat: volume "${id}" is still mounted by ${holders.map((h) => h.name).join(", ")}; not deleting it`);

@@ -4,25 +4,18 @@ import type * as Runtime from "./runtime";
 import type { EngineTarget } from "../backend/backend";
 import type { EngineCredentials } from "../backend/docker/connection";
 
-const RUNTIME_MODULE: string = require.resolve("./runtime");
+/** Loads reseat's code by package identity: see executable.ts for why, and why it is local. */
+function loadRuntime(): typeof Runtime {
+  return require("node:module").createRequire(process.cwd() + "/")("reseat/provider/runtime");
+}
 
 export const stateVolumeProvider: pulumi.dynamic.ResourceProvider = {
-  async diff(_id, olds, news) {
-    const runtime: typeof Runtime = require(RUNTIME_MODULE);
-    return runtime.diffVolume(olds, news);
-  },
-  async create(inputs) {
-    const runtime: typeof Runtime = require(RUNTIME_MODULE);
-    return runtime.createVolume(inputs);
-  },
-  async read(id, props) {
-    const runtime: typeof Runtime = require(RUNTIME_MODULE);
-    return runtime.readVolume(id, props);
-  },
-  async delete(id, props) {
-    const runtime: typeof Runtime = require(RUNTIME_MODULE);
-    await runtime.deleteVolume(id, props);
-  },
+  check: async (olds, news) => ({ inputs: await loadRuntime().checkVolume(news, olds) }),
+  diff: async (_id, olds, news) => loadRuntime().diffVolume(olds, news),
+  create: async (inputs) => loadRuntime().createVolume(inputs),
+  read: async (id, props) => loadRuntime().readVolume(id, props),
+  update: async (_id, olds, news) => loadRuntime().updateVolume(olds, news),
+  delete: async (id, props) => loadRuntime().deleteVolume(id, props),
 };
 
 export interface StateVolumeArgs {

@@ -100,8 +100,10 @@ export class DockerBackend implements Backend {
 
   async identity(): Promise<EngineIdentity> {
     if (!this.identityCache) {
-      const info = (await this.call("GET /info", (abortSignal) => optionsCall(this.docker, "info", { abortSignal }))) as { ID: string; Name: string };
-      this.identityCache = { kind: "docker", id: info.ID, name: info.Name, address: this.connection.address };
+      // The ID plus the data root: two daemons on one host can share an ID (Docker 20.10 derives it from
+      // /etc/docker/key.json), never a data root — which is where their volumes live.
+      const info = (await this.call("GET /info", (abortSignal) => optionsCall(this.docker, "info", { abortSignal }))) as { ID: string; Name: string; DockerRootDir: string };
+      this.identityCache = { kind: "docker", id: `${info.ID}@${info.DockerRootDir}`, name: info.Name, address: this.connection.address };
     }
     return this.identityCache;
   }
