@@ -1,13 +1,15 @@
 import { StaleGenerationError } from "./errors";
-import { errorMessage, sha256Hex } from "./fsUtil";
+import { errorMessage } from "./fsUtil";
 import type { CommitRecord, PersistentStore } from "./store/types";
 
 export interface CommitterOptions {
   peId: string;
   generation: number;
   store: PersistentStore | null;
-  /** A consistent snapshot of every applied write. */
-  snapshot: () => { seq: number; bytes: Buffer };
+  /** Seq of the last applied write (a commit is skipped while it has not moved since the last one). */
+  currentSeq: () => number;
+  /** A consistent snapshot of every applied write, in a scratch file the committer disposes of. */
+  takeSnapshot: () => Promise<Snapshot>;
   /** Volume fencing: throws StaleGenerationError when a newer generation owns the volume. */
   checkFence: () => Promise<void>;
   /** The interval to use from now on; called at every tick so control.json changes apply live. */
@@ -22,6 +24,17 @@ export interface CommitterOptions {
   controlPollMs?: number;
   /** Called after every tick and commit attempt (status.json is rewritten there). */
   onStatusChange: () => Promise<void>;
+}
+
+export interface Snapshot {
+  file: string;
+  /** Every write up to this seq is in the file. */
+  seq: number;
+  bytes: number;
+  sha256: string;
+  /** Commit format of the file (CommitRecord.format). */
+  format: string;
+  dispose: () => Promise<void>;
 }
 
 /**
@@ -127,20 +140,26 @@ export class Committer {
     try {
       if (this.fencedBy) throw this.fencedBy;
       if (!store) return null;
-      const { seq, bytes } = this.options.snapshot();
-      if (seq === this.lastShippedSeq) return this.lastCommit;
+      if (this.options.currentSeq() === this.lastShippedSeq) return this.lastCommit;
       const at = new Date().toISOString();
       this.lastCommitAttemptAt = at;
       await this.options.checkFence();
+      const snapshot = await this.options.takeSnapshot();
       const record: CommitRecord = {
         peId: this.options.peId,
         generation: this.options.generation,
-        seq,
+        seq: snapshot.seq,
         at,
-        bytes: bytes.length,
-        sha256: sha256Hex(bytes),
+        bytes: snapshot.bytes,
+        sha256: snapshot.sha256,
+        format: snapshot.format,
       };
-      await store.commit(record, bytes);
+      try {
+        await store.commit(record, snapshot.file);
+      } finally {
+        await snapshot.dispose();
+      }
+      const seq = snapshot.seq;
       this.lastCommit = record;
       this.lastShippedSeq = seq;
       this.lastCommitError = null;

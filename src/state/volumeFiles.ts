@@ -46,7 +46,8 @@ export function isPositiveInteger(value: unknown): value is number {
 export interface StateStatus {
   peId: string;
   generation: number;
-  resumedFrom: ResumeSource;
+  /** Where this generation's state came from; null while it did not start (see restoreFailed). */
+  resumedFrom: ResumeSource | null;
   resumedSeq: number;
   /** Seq of the last applied (durable) write. */
   seq: number;
@@ -54,6 +55,11 @@ export interface StateStatus {
   lastCommit: CommitSummary | null;
   lastCommitError: string | null;
   lastCommitAttemptAt: string | null;
+  /**
+   * Set when the volume held no state and the store's commits all failed verification: the workload
+   * refused to start (resumedFrom null), or started empty because the PE allows it (resumedFrom "empty").
+   */
+  restoreFailed: { reasons: string[]; at: string } | null;
   updatedAt: string;
 }
 

@@ -2,7 +2,7 @@ import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { DirectoryStore, openState, statePaths, type StateHandle, type StateStatus } from "../../../src/state/index";
-import { readJson, sleep, tempDir, waitFor, writeControl } from "./helpers";
+import { latestValid, readJson, sleep, tempDir, waitFor, writeControl } from "./helpers";
 
 /** Keep writing in the background so every tick has something new to commit. */
 function keepWriting(state: StateHandle): () => Promise<void> {
@@ -29,7 +29,7 @@ describe("committer", () => {
     await stop();
     await state.close();
 
-    const latest = await store.latestValid();
+    const latest = await latestValid(store);
     expect(latest?.record).toMatchObject({ peId: "pe-1", generation: 4, seq: state.seq });
     const status = await readJson<StateStatus>(statePaths(stateDir).statusFile);
     expect(status.lastCommit).toEqual({
@@ -124,6 +124,6 @@ describe("committer", () => {
     }, 3_000, "a successful commit after the store came back");
     expect(recovered.lastCommit?.seq).toBe(2);
     await state.close();
-    expect((await new DirectoryStore(storeRoot, "pe-1").latestValid())?.record.seq).toBe(2);
+    expect((await latestValid(new DirectoryStore(storeRoot, "pe-1")))?.record.seq).toBe(2);
   });
 });

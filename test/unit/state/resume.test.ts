@@ -2,7 +2,7 @@ import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { DirectoryStore, openState, statePaths, type StateStatus } from "../../../src/state/index";
-import { readJson, tempDir } from "./helpers";
+import { latestValid, readJson, tempDir } from "./helpers";
 
 function openWith(stateDir: string, storeRoot: string | null, generation: number) {
   return openState({
@@ -108,6 +108,6 @@ describe("start-up", () => {
     const state = await openState({ env });
     await state.put("a", 1);
     await state.close();
-    expect((await new DirectoryStore(storeRoot, "pe-1").latestValid())?.record.seq).toBe(1);
+    expect((await latestValid(new DirectoryStore(storeRoot, "pe-1")))?.record.seq).toBe(1);
   });
 });
