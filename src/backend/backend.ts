@@ -59,8 +59,8 @@ export function desiredFromLabel(label: string | undefined): ExecutableDesired |
 /** The persistent store as the executable sees it. The password only ever travels as a file. */
 export type StoreDesired =
   | { kind: "none" }
-  | { kind: "directory"; volume?: string; hostPath?: string; keep: number }
-  | { kind: "postgres"; host: string; port: number; database: string; user: string; table: string; keep: number; password: string };
+  | { kind: "directory"; volume?: string; hostPath?: string; keep: number; allowEmptyStart?: boolean }
+  | { kind: "postgres"; host: string; port: number; database: string; user: string; table: string; keep: number; allowEmptyStart?: boolean; password: string };
 
 /** Where the store is mounted in the executable, and where the store password file lives in the volume. */
 export const STORE_MOUNT = "/reseat-store";
@@ -72,7 +72,7 @@ export function storeEnv(store: StoreDesired, mountPath: string): string | undef
     case "none":
       return undefined;
     case "directory":
-      return JSON.stringify({ kind: "directory", path: STORE_MOUNT, keep: store.keep });
+      return JSON.stringify({ kind: "directory", path: STORE_MOUNT, keep: store.keep, ...(store.allowEmptyStart ? { allowEmptyStart: true } : {}) });
     case "postgres": {
       const { password: _secret, ...visible } = store;
       return JSON.stringify({ ...visible, passwordFile: `${mountPath}/${STORE_PASSWORD_FILE}` });

@@ -69,6 +69,11 @@ const readiness = z
 
 const keep = z.number({ error: "expected a number of commits" }).int("expected a whole number").min(1, "expected to keep at least 1 commit").max(1000, "expected at most 1000").default(5);
 const SQL_IDENTIFIER = /^[a-z_][a-z0-9_]{0,46}$/; // room for the store's _chunks/_fences suffixes
+/**
+ * When the volume is empty and the store lists commits of which none verifies, the workload refuses to
+ * start (status: restore-failed) rather than start empty over data it could not read; true allows it.
+ */
+const allowEmptyStart = z.boolean({ error: "expected true or false" }).default(false);
 
 /** A secret may arrive as a plain string or as a Pulumi Output (kept secret end to end). */
 const secretValue = z.custom<string | { apply: unknown }>(
@@ -88,6 +93,7 @@ const persistentStore = z
           /** Or a host directory, bind-mounted. */
           hostPath: absolutePath.optional(),
           keep,
+          allowEmptyStart,
         })
         .refine((store) => !(store.volume && store.hostPath), { message: "expected either volume or hostPath, not both" }),
       z
@@ -103,6 +109,7 @@ const persistentStore = z
           passwordSecret: z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]*$/, "expected a config key name").optional(),
           table: z.string().regex(SQL_IDENTIFIER, "expected a lowercase SQL identifier").default("reseat_commits"),
           keep,
+          allowEmptyStart,
         })
         .refine((store) => (store.password === undefined) !== (store.passwordSecret === undefined), {
           message: "expected exactly one of password or passwordSecret",
@@ -111,7 +118,7 @@ const persistentStore = z
     ],
     { error: 'expected kind "directory", "postgres" or "none"' },
   )
-  .default({ kind: "directory", keep: 5 });
+  .default({ kind: "directory", keep: 5, allowEmptyStart: false });
 
 const configKey = z.string({ error: "expected a config key name" }).regex(/^[A-Za-z][A-Za-z0-9_.-]*$/, "expected a config key name");
 const pem = (what: string) => z.string({ error: `expected PEM contents (${what})` }).regex(/-----BEGIN [A-Z0-9 ]+-----/, `expected PEM contents (${what}: -----BEGIN …)`);
