@@ -2,6 +2,7 @@
 import { benchCommitThroughput } from "./commitThroughput";
 import { benchRecoveryTime } from "./recoveryTime";
 import { benchReplacementGap, benchRevertTime } from "./replacementGap";
+import { benchResumeTime } from "./resumeTime";
 import { benchRolling } from "./rolling";
 
 const metrics: Record<string, () => Promise<string>> = {
@@ -10,6 +11,7 @@ const metrics: Record<string, () => Promise<string>> = {
   commit_throughput: benchCommitThroughput,
   rolling: benchRolling,
   recovery_time: benchRecoveryTime,
+  resume_time: benchResumeTime,
 };
 
 async function main(): Promise<void> {

@@ -5,7 +5,7 @@ import { errorMessage } from "./fsUtil";
 
 export interface LocalDatabaseOptions {
   /** Runs before each batch is written; if it throws, the batch is refused (generation fencing). */
-  beforeWrite: () => Promise<void>;
+  beforeWrite: () => void;
 }
 
 export interface WriteResult {
@@ -158,11 +158,10 @@ export class LocalDatabase {
     if (batch.length === 0) return;
     if (this.failure) return rejectAll(batch, this.failure);
     try {
-      await this.options.beforeWrite();
+      this.options.beforeWrite();
     } catch (error) {
       return rejectAll(batch, error);
     }
-    // Writes that arrived during the fence check wait for the next batch (already queued).
     const results: WriteResult[] = [];
     try {
       let seq = this.appliedSeq;

@@ -24,7 +24,7 @@ export async function openState(options: OpenStateOptions = {}): Promise<StateHa
   const paths = statePaths(resolveStateDir(options));
   const config = resolveConfig(options, paths.stateDir, await readMeta(paths.metaFile));
   const fence = new VolumeGenerationFence(paths.metaFile, config.generation);
-  await fence.check(); // a stale executable must not even open the database
+  fence.check(); // a stale executable must not even open the database
   await prepareDirectories(paths);
 
   // Claim the generation first, so a stale executable fails before touching the volume.
@@ -33,9 +33,9 @@ export async function openState(options: OpenStateOptions = {}): Promise<StateHa
 
   let committer: Committer | null = null;
   const local = LocalDatabase.open(paths.dbFile, {
-    beforeWrite: async () => {
+    beforeWrite: () => {
       if (committer?.fencedBy) throw committer.fencedBy;
-      await fence.check();
+      fence.check();
     },
   });
   try {
@@ -46,7 +46,7 @@ export async function openState(options: OpenStateOptions = {}): Promise<StateHa
       store: config.store,
       currentSeq: () => local.seq,
       takeSnapshot: () => takeSnapshot(local, paths),
-      checkFence: () => fence.check(),
+      checkFence: async () => fence.check(),
       readIntervalMs: async () => (await readControlInterval(paths.controlFile)) ?? config.fallbackIntervalMs,
       initialIntervalMs: (await readControlInterval(paths.controlFile)) ?? config.fallbackIntervalMs,
       initialLastCommit: start.restored ?? storeState.newestCommit,

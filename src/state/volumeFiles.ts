@@ -10,7 +10,10 @@ export interface VolumeMeta {
 
 /** Parse meta.json; null when it is absent or unreadable (e.g. caught mid-write by a non-atomic writer). */
 export async function readMeta(file: string): Promise<VolumeMeta | null> {
-  const raw = await readFileIfExists(file);
+  return parseMeta(await readFileIfExists(file));
+}
+
+export function parseMeta(raw: Buffer | null): VolumeMeta | null {
   if (raw === null) return null;
   try {
     const parsed = JSON.parse(raw.toString("utf8")) as Record<string, unknown>;
