@@ -55,6 +55,7 @@ fi
 if [ ! -x "$RESEAT_CACHE/bin/pulumi" ]; then say "building the Pulumi CLI from Go modules (first run: a few minutes)"; fi
 bash "$RESEAT_ROOT/scripts/build-pulumi.sh" cli >&2
 bash "$RESEAT_ROOT/scripts/build-terraform.sh" all >/dev/null # OpenTofu + kreuzwerker/docker (Terraform flavour, scripts/tf.sh); cached
+bash "$RESEAT_ROOT/scripts/build-powercut.sh" >/dev/null # the power-cut test file system (FUSE); cached
 export PULUMI_SKIP_UPDATE_CHECK=1 PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE:-reseat-local-demo}"
 export PULUMI_HOME="${PULUMI_HOME:-$RESEAT_CACHE/pulumi-home}"

@@ -135,7 +135,8 @@ async function takeSnapshot(local: LocalDatabase, paths: StatePaths): Promise<Sn
 
 /** Create .reseat/ and data/; drop temp and scratch files left by a process killed mid-write. */
 async function prepareDirectories(paths: StatePaths): Promise<void> {
-  await fs.mkdir(paths.reseatDir, { recursive: true });
+  // Durably: a state directory created here (not a volume's mount point) must not vanish with the data in it.
+  await ensureDirDurable(paths.reseatDir);
   for (const name of await fs.readdir(paths.reseatDir)) {
     if (isTempFileOf(name, path.basename(paths.statusFile))) await fs.rm(path.join(paths.reseatDir, name), { force: true });
   }
