@@ -97,7 +97,7 @@ async function measure(medium: Medium, sizeMiB: number, work: string): Promise<C
   const recordSha: number[] = [];
   const commitOnce = async (): Promise<number> => {
     bytes.writeUInt32BE(++seq, 0); // a different snapshot each time
-    fs.writeFileSync(snapshotFile, bytes); // the committer's backup file, in the page cache
+    writeSynced(snapshotFile, bytes); // the committer's backup file: in the page cache, and clean (SQLite's backup fsyncs it)
     const hashed = performance.now();
     const record: CommitRecord = { peId, generation: 1, seq, at: new Date().toISOString(), bytes: bytes.length, sha256: sha256(bytes), format: "sqlite-1" };
     recordSha.push(sizeMiB / ((performance.now() - hashed) / 1000));
@@ -328,6 +328,16 @@ async function postgresMedium(work: string): Promise<Medium> {
       await client.end();
     },
   };
+}
+
+function writeSynced(file: string, bytes: Buffer): void {
+  const fd = fs.openSync(file, "w");
+  try {
+    fs.writeSync(fd, bytes);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 function sha256(bytes: Buffer): string {

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { StaleCommitError, StateConfigError } from "../errors";
-import { ensureDirDurable, errorMessage, fsyncDir, isNotFound, readFileIfExists, tempPathFor, writeFileAtomic } from "../fsUtil";
+import { ensureDirDurable, fsyncDir, isNotFound, readFileIfExists, tempPathFor, writeFileAtomic } from "../fsUtil";
 import { commitsToPrune } from "./prunePolicy";
 import { isCommitRecord, type CommitListing, type CommitRecord, type FetchResult, type PersistentStore } from "./types";
 
@@ -220,16 +220,12 @@ export class DirectoryStore implements PersistentStore {
 
   /** Keep the newest `keep` commits and the newest verified one (prunePolicy); drop crashed writers' temp files. */
   private async prune(): Promise<void> {
+    // A commit that cannot be read (I/O error) aborts the prune (nothing deleted): the next commit prunes again.
     const doomed = await commitsToPrune(await this.commitNames(), this.keep, async (id) => {
       if (this.verified.has(id)) return true;
-      try {
-        const checked = await this.readCommit(id, null);
-        if ("record" in checked) this.verified.add(id);
-        return "record" in checked;
-      } catch (error) {
-        process.stderr.write(`reseat state: could not verify commit ${id} while pruning: ${errorMessage(error)}\n`);
-        return false;
-      }
+      const checked = await this.readCommit(id, null);
+      if ("record" in checked) this.verified.add(id);
+      return "record" in checked;
     });
     for (const name of doomed) {
       await fs.rm(path.join(this.dir, name), { force: true });

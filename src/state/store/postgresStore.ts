@@ -2,7 +2,6 @@ import { createHash } from "node:crypto";
 import { promises as fs } from "node:fs";
 import type { Pool, PoolClient } from "pg";
 import { ReseatStateError, StaleCommitError, StateConfigError } from "../errors";
-import { errorMessage } from "../fsUtil";
 import { commitsToPrune } from "./prunePolicy";
 import { isCommitRecord, type CommitListing, type CommitRecord, type FetchResult, type PersistentStore } from "./types";
 
@@ -288,15 +287,8 @@ export class PostgresStore implements PersistentStore {
   /** Keep the newest `keep` commits and the newest verified one (prunePolicy). */
   private async prune(): Promise<void> {
     const ids = (await this.list()).map((listing) => listing.id);
-    const doomed = await commitsToPrune(ids, this.keep, async (id) => {
-      if (this.verified.has(id)) return true;
-      try {
-        return "record" in (await this.fetchToNowhere(id));
-      } catch (error) {
-        process.stderr.write(`reseat state: could not verify commit ${id} while pruning: ${errorMessage(error)}\n`);
-        return false;
-      }
-    });
+    // A store that cannot be read aborts the prune (nothing deleted): the next commit prunes again.
+    const doomed = await commitsToPrune(ids, this.keep, async (id) => this.verified.has(id) || "record" in (await this.fetchToNowhere(id)));
     if (doomed.length === 0) return;
     const generations = doomed.map((id) => toSafeInteger(COMMIT_ID.exec(id)![1]!));
     const seqs = doomed.map((id) => toSafeInteger(COMMIT_ID.exec(id)![2]!));
