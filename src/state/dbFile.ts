@@ -71,73 +71,102 @@ export interface InspectOptions {
 /**
  * Check a database file on a worker thread (node:sqlite is synchronous; an integrity check of a large
  * database must not stall the workload's event loop): PRAGMA integrity_check, the reseat format marker,
- * the seq and PE id it holds; optionally convert it and hash it.
+ * the seq and PE id it holds; optionally convert it and hash it. One worker per process serves every
+ * check (starting a worker costs more than checking a small database); it keeps the process alive only
+ * while a check is pending.
  */
 export function inspectDatabaseFile(file: string, options: InspectOptions = {}): Promise<InspectedDatabase> {
+  const inspector = (current ??= startInspector());
+  const id = inspector.nextId++;
+  inspector.worker.ref();
   return new Promise((resolve, reject) => {
-    const worker = new Worker(INSPECT_WORKER, { eval: true, workerData: { file, ...options, format: DB_FORMAT } });
-    let settled = false;
-    worker.once("message", (result: InspectedDatabase) => {
-      settled = true;
-      resolve(result);
-    });
-    worker.once("error", (error) => {
-      settled = true;
-      reject(error);
-    });
-    worker.once("exit", (code) => {
-      if (!settled) reject(new Error(`database inspection worker exited with code ${code}`));
-    });
+    inspector.pending.set(id, { resolve, reject });
+    inspector.worker.postMessage({ id, file, ...options, format: DB_FORMAT });
   });
+}
+
+/** Boot the worker ahead of the first check (the committer's first commit should not wait for it). */
+export function warmUpInspector(): void {
+  current ??= startInspector();
+}
+
+interface Inspector {
+  worker: Worker;
+  nextId: number;
+  pending: Map<number, { resolve: (result: InspectedDatabase) => void; reject: (error: Error) => void }>;
+}
+
+let current: Inspector | undefined;
+
+function startInspector(): Inspector {
+  const inspector: Inspector = { worker: new Worker(INSPECT_WORKER, { eval: true }), nextId: 1, pending: new Map() };
+  const fail = (error: Error) => {
+    if (current === inspector) current = undefined;
+    for (const { reject } of inspector.pending.values()) reject(error);
+    inspector.pending.clear();
+  };
+  inspector.worker.on("message", ({ id, result }: { id: number; result: InspectedDatabase }) => {
+    inspector.pending.get(id)?.resolve(result);
+    inspector.pending.delete(id);
+    if (inspector.pending.size === 0) inspector.worker.unref();
+  });
+  inspector.worker.on("error", fail);
+  inspector.worker.on("exit", (code) => fail(new Error(`database inspection worker exited with code ${code}`)));
+  inspector.worker.unref();
+  return inspector;
 }
 
 // Plain JavaScript run by the worker (eval'd: no separate file to ship or resolve).
 const INSPECT_WORKER = `
-const { parentPort, workerData } = require("node:worker_threads");
+const { parentPort } = require("node:worker_threads");
 const { DatabaseSync } = require("node:sqlite");
 const { createHash } = require("node:crypto");
 const fs = require("node:fs");
-const { file, toRollbackJournal, hash, format } = workerData;
-const result = { problems: [], peId: null, seq: null, bytes: 0 };
-let db;
-try {
-  db = new DatabaseSync(file);
-  // No shared-memory wal-index file (and no second connection) for this private copy.
-  db.exec("PRAGMA locking_mode=EXCLUSIVE");
-  if (toRollbackJournal) db.exec("PRAGMA journal_mode=DELETE");
-  for (const row of db.prepare("PRAGMA integrity_check(20)").all()) {
-    if (row.integrity_check !== "ok") result.problems.push("integrity_check: " + row.integrity_check);
-  }
-  const tables = new Set(db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").all().map((row) => row.name));
-  if (!tables.has("kv") || !tables.has("reseat_meta")) {
-    result.problems.push("not a reseat state database (tables kv and reseat_meta missing)");
-  } else {
-    const meta = Object.fromEntries(db.prepare("SELECT name, value FROM reseat_meta").all().map((row) => [row.name, row.value]));
-    if (meta.format !== format) result.problems.push("unknown format " + JSON.stringify(meta.format));
-    result.peId = typeof meta.peId === "string" ? meta.peId : null;
-    result.seq = Number.isSafeInteger(Number(meta.seq)) ? Number(meta.seq) : null;
-    if (result.seq === null) result.problems.push("no seq in reseat_meta");
-  }
-} catch (error) {
-  result.problems.push(String(error && error.message ? error.message : error));
-} finally {
-  try { if (db && db.isOpen) db.close(); } catch (error) { result.problems.push("close: " + error.message); }
-}
-try {
-  result.bytes = fs.statSync(file).size;
-  if (hash) {
-    const digest = createHash("sha256");
-    const fd = fs.openSync(file, "r");
-    const buffer = Buffer.allocUnsafe(4 * 1024 * 1024);
-    try {
-      for (let read; (read = fs.readSync(fd, buffer, 0, buffer.length, null)) > 0; ) digest.update(buffer.subarray(0, read));
-    } finally {
-      fs.closeSync(fd);
+
+function inspect({ file, toRollbackJournal, hash, format }) {
+  const result = { problems: [], peId: null, seq: null, bytes: 0 };
+  let db;
+  try {
+    db = new DatabaseSync(file);
+    // No shared-memory wal-index file (and no second connection) for this private copy.
+    db.exec("PRAGMA locking_mode=EXCLUSIVE");
+    if (toRollbackJournal) db.exec("PRAGMA journal_mode=DELETE");
+    for (const row of db.prepare("PRAGMA integrity_check(20)").all()) {
+      if (row.integrity_check !== "ok") result.problems.push("integrity_check: " + row.integrity_check);
     }
-    result.sha256 = digest.digest("hex");
+    const tables = new Set(db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").all().map((row) => row.name));
+    if (!tables.has("kv") || !tables.has("reseat_meta")) {
+      result.problems.push("not a reseat state database (tables kv and reseat_meta missing)");
+    } else {
+      const meta = Object.fromEntries(db.prepare("SELECT name, value FROM reseat_meta").all().map((row) => [row.name, row.value]));
+      if (meta.format !== format) result.problems.push("unknown format " + JSON.stringify(meta.format));
+      result.peId = typeof meta.peId === "string" ? meta.peId : null;
+      result.seq = Number.isSafeInteger(Number(meta.seq)) ? Number(meta.seq) : null;
+      if (result.seq === null) result.problems.push("no seq in reseat_meta");
+    }
+  } catch (error) {
+    result.problems.push(String(error && error.message ? error.message : error));
+  } finally {
+    try { if (db && db.isOpen) db.close(); } catch (error) { result.problems.push("close: " + error.message); }
   }
-} catch (error) {
-  result.problems.push(String(error.message));
+  try {
+    result.bytes = fs.statSync(file).size;
+    if (hash) {
+      const digest = createHash("sha256");
+      const fd = fs.openSync(file, "r");
+      const buffer = Buffer.allocUnsafe(4 * 1024 * 1024);
+      try {
+        for (let read; (read = fs.readSync(fd, buffer, 0, buffer.length, null)) > 0; ) digest.update(buffer.subarray(0, read));
+      } finally {
+        fs.closeSync(fd);
+      }
+      result.sha256 = digest.digest("hex");
+    }
+  } catch (error) {
+    result.problems.push(String(error.message));
+  }
+  return result;
 }
-parentPort.postMessage(result);
+
+parentPort.on("message", (job) => parentPort.postMessage({ id: job.id, result: inspect(job) }));
 `;

@@ -2,7 +2,7 @@ import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { Committer, type Snapshot } from "./committer";
 import { resolveConfig, resolveStateDir, type OpenStateOptions, type ResolvedConfig } from "./config";
-import { buildDatabaseFile, COMMIT_FORMAT, inspectDatabaseFile, scratchPath } from "./dbFile";
+import { buildDatabaseFile, COMMIT_FORMAT, inspectDatabaseFile, scratchPath, warmUpInspector } from "./dbFile";
 import { LocalStateCorruptError, RestoreFailedError, StaleGenerationError } from "./errors";
 import { VolumeGenerationFence } from "./fence";
 import { ensureDirDurable, errorMessage, isNotFound, isTempFileOf, placeDurably } from "./fsUtil";
@@ -58,6 +58,7 @@ export async function openState(options: OpenStateOptions = {}): Promise<StateHa
     handle.attach(committer);
     await handle.writeStatus();
     committer.start();
+    if (config.store) warmUpInspector();
     return handle;
   } catch (error) {
     await local.close().catch(() => undefined);

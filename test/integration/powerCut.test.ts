@@ -26,7 +26,7 @@ let library = "";
 /** The value workload.js writes for key <prefix>-<n>. */
 function valueOf(key: string): unknown {
   const n = Number(key.slice(key.lastIndexOf("-") + 1));
-  return { n, pad: "p".repeat(n % 13 === 0 ? 9000 + (n % 7) * 1000 : n % 300) };
+  return { n, pad: "p".repeat(n % 50 === 0 ? 5000 + (n % 7) * 500 : n % 300) };
 }
 
 interface Run {

@@ -54,7 +54,7 @@ function integrity(dbFile) {
       const n = next++;
       const key = `${env.PREFIX}-${n}`;
       // Mostly small documents, now and then one spanning several pages.
-      const seq = await state.put(key, { n, pad: "p".repeat(n % 13 === 0 ? 9000 + (n % 7) * 1000 : n % 300) });
+      const seq = await state.put(key, { n, pad: "p".repeat(n % 50 === 0 ? 5000 + (n % 7) * 500 : n % 300) });
       out(`ack ${key} ${seq}`);
     }
   };

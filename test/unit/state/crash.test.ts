@@ -4,7 +4,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DirectoryStore, openState } from "../../../src/state/index";
 import { compileStateLibrary, startWriter, WRITER_SCRIPT, type Ack } from "./childProcess";
-import { latestValid, tempDir } from "./helpers";
+import { latestValid, tempDir, waitFor } from "./helpers";
 
 let libraryIndex = "";
 let scriptFile = "";
@@ -43,13 +43,16 @@ describe("crashes of a real child process", () => {
       });
       expect(await writer.ready).toMatch(round === 0 ? /^ready empty 0$/ : /^ready local \d+$/);
       await writer.waitForAcks(400 + round * 150);
+      // Commits run while writes go on: kill once this round's first commit is in, mid-stream of the next ones.
+      const store = new DirectoryStore(storeDir, "pe-1");
+      await waitFor(async () => (await store.list()).some((c) => c.record?.generation === round + 1), 20_000, `a commit of round ${round}`);
+      await writer.waitForAcks(writer.acks.length + 50);
       writer.child.kill("SIGKILL");
       const { signal } = await writer.exited;
       expect(signal).toBe("SIGKILL");
       rounds.push({ prefix, acks: [...writer.acks] });
     }
 
-    expect((await new DirectoryStore(storeDir, "pe-1").list()).length).toBeGreaterThan(0); // commits did happen along the way
     const state = await openState({ stateDir, peId: "pe-1", generation: 4, store: null, env: {} });
     expect(state.resumedFrom).toBe("local");
     for (const { prefix, acks } of rounds) expectAllAcked(state, prefix, acks);
