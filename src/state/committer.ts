@@ -88,10 +88,11 @@ export class Committer {
     return run;
   }
 
-  private schedule(delayMs: number): void {
+  /** The next tick `delayMs` after `from` (default now). */
+  private schedule(delayMs: number, from = Date.now()): void {
     if (this.stopped || this.fencedBy) return;
-    this.scheduledAt = Date.now();
-    this.timer = setTimeout(() => void this.tick(), delayMs);
+    this.scheduledAt = from;
+    this.timer = setTimeout(() => void this.tick(), Math.max(0, from + delayMs - Date.now()));
     this.timer.unref(); // the workload, not the committer, decides how long the process lives
   }
 
@@ -121,11 +122,17 @@ export class Committer {
     this.controlTimer.unref();
   }
 
+  /**
+   * Commits start every interval (counted from the previous start, not its end): the state in the store is
+   * then at most one interval plus one commit behind, however long a commit of a large state takes.
+   */
   private async tick(): Promise<void> {
     this.timer = null;
+    const started = Date.now();
     this.intervalMs = await this.options.readIntervalMs().catch(() => this.intervalMs);
     const ok = await this.commitNow().then(() => true, () => false);
-    this.schedule(ok ? this.intervalMs : this.retryDelayMs());
+    if (ok) this.schedule(this.intervalMs, started);
+    else this.schedule(this.retryDelayMs());
   }
 
   /** 1x, 2x, 4x ... retryBaseMs, capped at retryMaxMs and at the interval (so loss stays bounded by it). */
