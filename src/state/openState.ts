@@ -58,7 +58,8 @@ export async function openState(options: OpenStateOptions = {}): Promise<StateHa
     handle.attach(committer);
     await handle.writeStatus();
     committer.start();
-    if (config.store) warmUpInspector();
+    // Boot the checking worker before the first commit needs it, but not while the workload is starting.
+    if (config.store) setTimeout(warmUpInspector, Math.min(1000, committer.intervalMs / 2)).unref();
     return handle;
   } catch (error) {
     await local.close().catch(() => undefined);
