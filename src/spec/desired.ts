@@ -43,6 +43,7 @@ export function executableFields(spec: ProcessingElementSpec): Omit<ExecutableDe
     commitIntervalMs: spec.commitInterval,
     failureBackoff: { initialMs: spec.failureBackoff.initial, maxMs: spec.failureBackoff.max, resetAfterMs: spec.failureBackoff.resetAfter },
     onFailedReplacement: spec.onFailedReplacement,
+    ...(spec.runAsUser === undefined ? {} : { user: { uid: spec.runAsUser, gid: spec.runAsGroup ?? spec.runAsUser } }),
     engine: engineTarget(spec),
   };
 }

@@ -67,6 +67,7 @@ const readiness = z
     message: "expected exactly one of httpGet or logLine",
   });
 
+const userId = z.number({ error: "expected a numeric user or group id" }).int("expected a whole number").min(0, "expected 0 or more").max(2_147_483_647, "expected at most 2147483647");
 const keep = z.number({ error: "expected a number of commits" }).int("expected a whole number").min(1, "expected to keep at least 1 commit").max(1000, "expected at most 1000").default(5);
 const SQL_IDENTIFIER = /^[a-z_][a-z0-9_]{0,46}$/; // room for the store's _chunks/_fences suffixes
 /**
@@ -233,8 +234,19 @@ export const processingElementSchema = z.strictObject({
   persistentStore,
   /** A replacement whose new executable does not become ready: serve the previous spec again, or leave the PE stopped. */
   onFailedReplacement: z.enum(["revert", "leave-stopped"], { error: 'expected "revert" or "leave-stopped"' }).default("revert"),
+  /**
+   * The workload's user and group (numeric, as in Kubernetes' securityContext): the container runs as them and
+   * everything reseat writes into the volume belongs to them. Default: the image's USER (root when it has none).
+   */
+  runAsUser: userId.optional(),
+  /** Default: runAsUser. */
+  runAsGroup: userId.optional(),
   /** The Docker Engine the PE lives on (default: DOCKER_HOST, else the local socket). */
   docker: dockerEngine.optional(),
+}).superRefine((spec, ctx) => {
+  if (spec.runAsGroup !== undefined && spec.runAsUser === undefined) {
+    ctx.addIssue({ code: "custom", path: ["runAsGroup"], message: "expected runAsUser too (a group alone does not choose the user)" });
+  }
 });
 
 /** What users write (durations as strings, defaults omitted). */
