@@ -10,7 +10,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DirectoryStore } from "../../src/state/store/directoryStore";
 import { inspectDatabaseFile } from "../../src/state/dbFile";
-import { engine, ROOT } from "../support/harness";
+import { docker, ROOT } from "../support/harness";
 import { mountPowercutFs, type PowercutFs } from "../support/powercutFs";
 import { compileStateLibrary } from "../unit/state/childProcess";
 
@@ -204,7 +204,7 @@ describe("power loss", () => {
 
   it("cuts through a real container: the session service's acknowledged PUTs survive", async () => {
     const image = "reseat-session-workload:v1";
-    const { Id: imageId } = await engine.json<{ Id: string }>("GET", `/images/${encodeURIComponent(image)}/json`);
+    const { Id: imageId } = await docker.getImage(image).inspect();
     const volume = path.join(mountpoint, "containers", "volume");
     const store = path.join(mountpoint, "containers", "store");
     for (const dir of [volume, store]) {
@@ -218,22 +218,20 @@ describe("power loss", () => {
     const name = `reseat-powercut-${process.pid}`;
     const rounds = 3;
     for (let round = 1; round <= rounds + 1; round++) {
-      const created = await engine.json<{ Id: string }>("POST", "/containers/create", {
-        query: { name: `${name}-${round}` },
-        body: {
-          Image: imageId,
-          Env: [`PORT=${port}`, "RESEAT_PE_ID=powercut-container", `RESEAT_GENERATION=${round}`, "RESEAT_STATE_DIR=/state", "RESEAT_COMMIT_INTERVAL_MS=100", `RESEAT_STORE={"kind":"directory","path":"/reseat-store"}`],
-          HostConfig: {
-            NetworkMode: "host",
-            Mounts: [
-              { Type: "bind", Source: volume, Target: "/state" },
-              { Type: "bind", Source: store, Target: "/reseat-store" },
-            ],
-          },
+      const container = await docker.createContainer({
+        name: `${name}-${round}`,
+        Image: imageId,
+        Env: [`PORT=${port}`, "RESEAT_PE_ID=powercut-container", `RESEAT_GENERATION=${round}`, "RESEAT_STATE_DIR=/state", "RESEAT_COMMIT_INTERVAL_MS=100", `RESEAT_STORE={"kind":"directory","path":"/reseat-store"}`],
+        HostConfig: {
+          NetworkMode: "host",
+          Mounts: [
+            { Type: "bind", Source: volume, Target: "/state" },
+            { Type: "bind", Source: store, Target: "/reseat-store" },
+          ],
         },
       });
       try {
-        await engine.request("POST", `/containers/${created.Id}/start`);
+        await container.start();
         const status = await waitForJson<{ resumedFrom: string; seq: number }>(port, "/status");
         expect(status.resumedFrom).toBe(round === 1 ? "empty" : "local");
         const seen = await waitForJson<{ sessions: Record<string, unknown> }>(port, "/sessions");
@@ -251,13 +249,13 @@ describe("power loss", () => {
         });
         const target = acked.size + 20 + Math.floor(Math.random() * 200);
         await waitUntil(() => acked.size >= target, `${target} acknowledged PUTs`);
-        await engine.request("POST", `/containers/${created.Id}/kill`, { query: { signal: "KILL" } });
-        await engine.request("POST", `/containers/${created.Id}/wait`, { timeoutMs: 60_000 });
+        await container.kill({ signal: "KILL" });
+        await container.wait();
         stop = true;
         await Promise.all(writers);
         await powercut.cut(round % 2 ? 0 : 0.5);
       } finally {
-        await engine.request("DELETE", `/containers/${created.Id}`, { query: { force: true } }).catch(() => undefined);
+        await container.remove({ force: true }).catch(() => undefined);
       }
     }
     expect(acked.size).toBeGreaterThan(0);

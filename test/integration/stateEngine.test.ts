@@ -9,7 +9,7 @@ import {
   Project,
   ROOT,
   cleanup,
-  engine,
+  docker,
   lastAcked,
   makeProject,
   mustSucceed,
@@ -39,16 +39,16 @@ function spec(peId: string, port: number, overrides: Record<string, unknown> = {
 
 /** Where a local volume lives on this host (the tests run as root next to the engine). */
 async function volumeDir(name: string): Promise<string> {
-  return (await engine.json<{ Mountpoint: string }>("GET", `/volumes/${name}`)).Mountpoint;
+  return ((await docker.getVolume(name).inspect()) as { Mountpoint: string }).Mountpoint;
 }
 
 async function killHard(id: string): Promise<void> {
-  await engine.request("POST", `/containers/${id}/kill`, { query: { signal: "KILL" } });
+  await docker.getContainer(id).kill({ signal: "KILL" });
 }
 
 async function loseVolume(executableId: string, volumeName: string): Promise<void> {
-  await engine.request("DELETE", `/containers/${executableId}`, { query: { force: true } });
-  await engine.request("DELETE", `/volumes/${volumeName}`);
+  await docker.getContainer(executableId).remove({ force: true });
+  await docker.getVolume(volumeName).remove();
 }
 
 function owners(dir: string): Map<string, string> {
@@ -160,7 +160,7 @@ describe("a non-root workload (the image's USER 1000)", () => {
     expect(files.get(".reseat/meta.json")).toBe("1234:2345 644");
     // The volume changed hands: everything in it now belongs to the new user (the workload must write it).
     expect([...files.values()].filter((owner) => !owner.startsWith("1234:2345"))).toEqual([]);
-    const inspect = await engine.json<{ Config: { User: string } }>("GET", `/containers/${after.executableId}/json`);
+    const inspect = await docker.getContainer(after.executableId).inspect();
     expect(inspect.Config.User).toBe("1234:2345");
     expect((await fetch(`http://127.0.0.1:${PORT}/sessions/after-chown`, { method: "PUT", body: "{}" })).status).toBe(200);
   });
@@ -215,7 +215,7 @@ describe("a volume written by reseat 0.1 (journal + snapshot)", () => {
     const project = makeProject("migrate", [spec(MIGRATE, port, { persistentStore: { kind: "none" } })]);
     const first = peOutputs(await mustSucceed(project, "up"), MIGRATE);
     // Replace the volume's content by a 0.1 volume as a 0.1 workload (root) left it.
-    await engine.request("DELETE", `/containers/${first.executableId}`, { query: { force: true } });
+    await docker.getContainer(first.executableId).remove({ force: true });
     const volume = await volumeDir(first.volumeName);
     for (const entry of fs.readdirSync(volume)) fs.rmSync(path.join(volume, entry), { recursive: true, force: true });
     fs.cpSync(path.join(FIXTURE, "volume"), volume, { recursive: true });
