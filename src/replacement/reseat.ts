@@ -214,7 +214,7 @@ async function converge(backend: Backend, desired: ExecutableDesired, options: R
   await faultPoint("after-ready");
   // 5. Out of the gap: the old executable (stopped) goes, and a past revert is superseded.
   if (previous) await retire(previous);
-  await backend.writeVolumeFiles(desired.volumeName, { [REVERT_PATH]: JSON.stringify(NO_REVERT) }).catch(() => undefined);
+  await backend.writeVolumeFiles(desired.volumeName, { [REVERT_PATH]: JSON.stringify(NO_REVERT) }, { owner }).catch(() => undefined);
   return { executableId: id, executableName: name, generation, host, replacedAt, readyAt: new Date().toISOString(), adopted: false, retired, reverted: false };
 }
 
@@ -260,7 +260,7 @@ async function revert(backend: Backend, lock: HeldLease, ctx: RevertContext): Pr
     );
   }
   const record: RevertRecord = { reverted: true, at: revertedAt, failedExecutable: ctx.failedName, failedSpecHash: ctx.failedHash, servingGeneration: generation, servingExecutable: name, readyAt, error: firstLine(ctx.failure) };
-  await backend.writeVolumeFiles(ctx.desired.volumeName, { [REVERT_PATH]: JSON.stringify(record) }).catch(() => undefined);
+  await backend.writeVolumeFiles(ctx.desired.volumeName, { [REVERT_PATH]: JSON.stringify(record) }, { owner: await workloadOwner(backend, ctx.previousDesired).catch(() => undefined) }).catch(() => undefined);
   return new ReplacementRevertedError(ctx.desired.peId, record, ctx.logs);
 }
 
