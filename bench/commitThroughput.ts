@@ -1,18 +1,24 @@
 // commit_throughput: how fast a PE's snapshot gets into the persistent store and back, per store kind and
 // snapshot size, next to the raw floor on the same medium measured in the same run (within each run the
-// order of store and raw alternates).
+// order of store and raw alternates); and how fast acknowledged puts are next to the engine's own rate.
 //
-//   commit  value:    store.commit(record, bytes) for a prepared CommitRecord. The committer hashes the snapshot
-//                     once before that (for record.sha256): measured separately in the same run and reported as
-//                     `recordSha256MiBps`, so the committer's whole path is 1 / (1/value + 1/recordSha256MiBps).
+//   commit  value:    store.commit(record, file) of a prepared snapshot file (in the page cache, as the committer's
+//                     backup is). The committer hashes the snapshot once before that (for record.sha256, on a worker
+//                     thread): measured separately in the same run and reported as `recordSha256MiBps`.
 //           baseline: directory -> open + write + fsync + close of one new file in the same directory;
 //                     postgres  -> BEGIN; one plain INSERT per chunk (the store's chunk size) into a scratch
 //                                  table with the same bytea column; COMMIT. No checksum, no fence, no pruning.
-//                     (Removing the previous raw file / TRUNCATE of the scratch table happen before the clock.)
-//   restore value:    store.latestValid() (reads and verifies length + sha256)
-//           baseline: directory -> fs.readFile of the raw file; postgres -> plain SELECT of the scratch rows
-//                     (node-postgres receives bytea as hex text); `rawCopyBinary` is a raw COPY ... TO STDOUT
-//                     (FORMAT binary) of the same rows, the wire format the store reads with.
+//                     (Removing the previous raw file / TRUNCATE of the scratch table happen before the clock;
+//                     pruning, which reads the new commit back, runs after store.commit() returned and is waited
+//                     for outside the clock.)
+//   restore value:    store.fetch(newest, file): the bytes into a new file, length + sha256 checked, fsync
+//           baseline: directory -> copy of the raw file into a new file + fsync; postgres -> plain SELECT of the
+//                     scratch rows (node-postgres receives bytea as hex text) written into a new file + fsync.
+//   put_rate value:    acknowledged state.put()s per second, one writer awaiting each put (every put its own
+//                      transaction: the worst case of group commit), on a fresh state directory, no store
+//            baseline: node:sqlite alone on the same medium with the same settings (WAL, synchronous=FULL,
+//                      exclusive locking): one autocommit INSERT ... ON CONFLICT of the same JSON text per row
+//            also:     `concurrentPutsPerSecond`: 32 writers at once (their puts share transactions)
 //
 // Snapshots are incompressible random bytes. Each store first gets `keep` commits, so every measured commit
 // also prunes one (the steady state). Reads come from the page cache / shared buffers on both sides.
@@ -21,7 +27,9 @@ import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { Client } from "pg";
+import { openState } from "../src/state/index";
 import { DirectoryStore } from "../src/state/store/directoryStore";
 import { DEFAULT_CHUNK_BYTES, PostgresStore } from "../src/state/store/postgresStore";
 import type { CommitRecord, PersistentStore } from "../src/state/store/types";
@@ -51,9 +59,8 @@ interface Medium {
   /** Untimed: make room for rawWrite (remove the previous raw copy). */
   prepareRawWrite(): Promise<void>;
   rawWrite(bytes: Buffer): Promise<void>;
-  rawRead(): Promise<Buffer>;
-  /** Extra raw read to report next to the restore (postgres: COPY binary, the store's own read path). */
-  rawReadAlt?(): Promise<Buffer>;
+  /** The raw bytes back into `target` (a new file), fsync'd. */
+  rawRead(target: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -67,8 +74,9 @@ export async function benchCommitThroughput(): Promise<string> {
     if (stores.includes("directory")) media.push(directoryMedium(work));
     if (stores.includes("postgres")) media.push(await postgresMedium(work));
     for (const medium of media) {
-      for (const sizeMiB of SIZES_MIB) cases.push(...(await measure(medium, sizeMiB)));
+      for (const sizeMiB of SIZES_MIB) cases.push(...(await measure(medium, sizeMiB, work)));
     }
+    if ((process.env.RESEAT_BENCH_PUT_RATE ?? "1") !== "0") cases.push(await measurePutRate(work));
   } finally {
     for (const medium of media) await medium.close().catch(() => undefined);
     fs.rmSync(work, { recursive: true, force: true });
@@ -76,22 +84,29 @@ export async function benchCommitThroughput(): Promise<string> {
   return writeResult(METRIC, { metric: METRIC, cases });
 }
 
-async function measure(medium: Medium, sizeMiB: number): Promise<CaseResult[]> {
+async function measure(medium: Medium, sizeMiB: number, work: string): Promise<CaseResult[]> {
   const runs = runsFor(sizeMiB);
   const bytes = randomBytes(sizeMiB * MiB);
   const peId = `bench-${medium.name}-${sizeMiB}mib-${process.pid}`;
   const store = medium.store(peId);
   const keep = (store as { keep?: number }).keep ?? 5;
+  const snapshotFile = path.join(work, `snapshot-${medium.name}-${sizeMiB}`);
+  const fetched = path.join(work, `fetched-${medium.name}-${sizeMiB}`);
   let seq = 0;
+  let newestId = "";
   const recordSha: number[] = [];
   const commitOnce = async (): Promise<number> => {
     bytes.writeUInt32BE(++seq, 0); // a different snapshot each time
+    writeSynced(snapshotFile, bytes); // the committer's backup file: in the page cache, and clean (SQLite's backup fsyncs it)
     const hashed = performance.now();
-    const record: CommitRecord = { peId, generation: 1, seq, at: new Date().toISOString(), bytes: bytes.length, sha256: sha256(bytes) };
+    const record: CommitRecord = { peId, generation: 1, seq, at: new Date().toISOString(), bytes: bytes.length, sha256: sha256(bytes), format: "sqlite-1" };
     recordSha.push(sizeMiB / ((performance.now() - hashed) / 1000));
     const started = performance.now();
-    await store.commit(record, bytes);
-    return performance.now() - started;
+    await store.commit(record, snapshotFile);
+    const elapsed = performance.now() - started;
+    await store.idle?.(); // pruning (reads the new commit back first): outside the clock
+    newestId = (await store.list())[0]!.id;
+    return elapsed;
   };
   const timed = async (work: () => Promise<unknown>): Promise<number> => {
     const started = performance.now();
@@ -110,7 +125,6 @@ async function measure(medium: Medium, sizeMiB: number): Promise<CaseResult[]> {
     const commitRaw: number[] = [];
     const restore: number[] = [];
     const restoreRaw: number[] = [];
-    const restoreAlt: number[] = [];
     for (let run = 0; run < runs; run++) {
       const pair = [
         async () => commit.push(mibps(await commitOnce())),
@@ -122,21 +136,17 @@ async function measure(medium: Medium, sizeMiB: number): Promise<CaseResult[]> {
       for (const step of run % 2 ? pair.reverse() : pair) await step();
       const reads = [
         async () => {
-          let restored: Buffer | undefined;
-          restore.push(mibps(await timed(async () => (restored = (await store.latestValid())?.bytes))));
-          if (!restored || !restored.equals(bytes)) throw new Error(`${medium.name} restore returned other bytes`);
+          fs.rmSync(fetched, { force: true });
+          let result: Awaited<ReturnType<PersistentStore["fetch"]>> | undefined;
+          restore.push(mibps(await timed(async () => (result = await store.fetch(newestId, fetched)))));
+          if (!result || !("record" in result) || !fs.readFileSync(fetched).equals(bytes)) throw new Error(`${medium.name} restore returned other bytes`);
         },
         async () => {
-          let raw: Buffer | undefined;
-          restoreRaw.push(mibps(await timed(async () => (raw = await medium.rawRead()))));
-          if (raw?.length !== bytes.length) throw new Error(`${medium.name} raw read returned ${raw?.length} bytes`);
+          fs.rmSync(fetched, { force: true });
+          restoreRaw.push(mibps(await timed(() => medium.rawRead(fetched))));
+          if (fs.statSync(fetched).size !== bytes.length) throw new Error(`${medium.name} raw read returned ${fs.statSync(fetched).size} bytes`);
         },
       ];
-      if (medium.rawReadAlt) {
-        reads.push(async () => {
-          restoreAlt.push(mibps(await timed(() => medium.rawReadAlt!())));
-        });
-      }
       for (const step of run % 2 ? reads.reverse() : reads) await step();
       process.stderr.write(
         `${medium.name} ${sizeMiB} MiB run ${run + 1}/${runs}: commit ${commit.at(-1)!.toFixed(0)} vs raw ${commitRaw.at(-1)!.toFixed(0)} MiB/s, ` +
@@ -161,13 +171,68 @@ async function measure(medium: Medium, sizeMiB: number): Promise<CaseResult[]> {
           case: `${name}_restore`,
           baselineHow: medium.how.restore,
           samples: { value: round(restore), baseline: round(restoreRaw) },
-          ...(restoreAlt.length ? { rawCopyBinary: Math.round(median(restoreAlt)), rawCopyBinaryRatio: Math.round((median(restore) / median(restoreAlt)) * 1000) / 1000 } : {}),
         }),
       },
     ];
   } finally {
     await store.close?.();
+    fs.rmSync(snapshotFile, { force: true });
+    fs.rmSync(fetched, { force: true });
   }
+}
+
+/** Acknowledged puts/s through the state library vs node:sqlite's own synchronous inserts, same directory. */
+async function measurePutRate(work: string): Promise<CaseResult> {
+  const runs = Number(process.env.RESEAT_BENCH_RUNS) || 7;
+  const puts = Number(process.env.RESEAT_BENCH_PUTS) || 400;
+  const doc = (n: number) => ({ n, user: `u${n}`, cart: [n % 7, n % 11], note: "x".repeat(200) });
+  const library: number[] = [];
+  const engine: number[] = [];
+  const concurrent: number[] = [];
+  for (let run = 0; run < runs; run++) {
+    const dir = fs.mkdtempSync(path.join(work, "put-rate-"));
+    const steps = [
+      async () => {
+        const state = await openState({ stateDir: path.join(dir, "library"), peId: "bench-put-rate", generation: 1, store: null, env: {} });
+        const started = performance.now();
+        for (let n = 0; n < puts; n++) await state.put(`k${n}`, doc(n));
+        library.push(puts / ((performance.now() - started) / 1000));
+        const together = performance.now();
+        let next = 0;
+        await Promise.all(Array.from({ length: 32 }, async () => {
+          while (next < puts) {
+            const n = next++;
+            await state.put(`c${n}`, doc(n));
+          }
+        }));
+        concurrent.push(puts / ((performance.now() - together) / 1000));
+        await state.close();
+      },
+      async () => {
+        const db = new DatabaseSync(path.join(dir, "engine.db"));
+        db.exec("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL");
+        db.exec("CREATE TABLE kv (key TEXT NOT NULL UNIQUE, value TEXT NOT NULL)");
+        const insert = db.prepare("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value");
+        const started = performance.now();
+        for (let n = 0; n < puts; n++) insert.run(`k${n}`, JSON.stringify(doc(n)));
+        engine.push(puts / ((performance.now() - started) / 1000));
+        db.close();
+      },
+    ];
+    for (const step of run % 2 ? steps.reverse() : steps) await step();
+    fs.rmSync(dir, { recursive: true, force: true });
+    process.stderr.write(`put_rate run ${run + 1}/${runs}: ${library.at(-1)!.toFixed(0)} acknowledged puts/s vs ${engine.at(-1)!.toFixed(0)} sqlite inserts/s (32 writers: ${concurrent.at(-1)!.toFixed(0)}/s)\n`);
+  }
+  return {
+    ...result(METRIC, "puts/s", library, engine, {
+      case: "put_rate",
+      goal: "ratio >= 0.8",
+      goalMet: median(library) / median(engine) >= 0.8,
+      baselineHow: "node:sqlite alone, same directory and settings (WAL, synchronous=FULL, exclusive locking): one autocommit INSERT per put",
+      concurrentPutsPerSecond: Math.round(median(concurrent)),
+      samples: { value: library.map(Math.round), baseline: engine.map(Math.round), concurrent: concurrent.map(Math.round) },
+    }),
+  };
 }
 
 function directoryMedium(work: string): Medium {
@@ -179,7 +244,7 @@ function directoryMedium(work: string): Medium {
     name: "directory",
     how: {
       commit: "open + write + fsync + close of one new file in the store's directory",
-      restore: "fs.readFile of that file",
+      restore: "fs.copyFile of that file into a new file + fsync",
     },
     store(peId) {
       current = peId;
@@ -201,7 +266,11 @@ function directoryMedium(work: string): Medium {
         await handle.close();
       }
     },
-    rawRead: () => fs.promises.readFile(rawFile()),
+    rawRead: async (target) => {
+      await fs.promises.copyFile(rawFile(), target);
+      const handle = await fs.promises.open(target, "r+");
+      await handle.sync().finally(() => handle.close());
+    },
     async close() {},
   };
 }
@@ -229,7 +298,7 @@ async function postgresMedium(work: string): Promise<Medium> {
     name: "postgres",
     how: {
       commit: `BEGIN; one plain INSERT per ${chunkBytes / MiB} MiB bytea chunk into a scratch table (STORAGE EXTERNAL, like the store); COMMIT`,
-      restore: "plain SELECT data FROM scratch ORDER BY idx (node-postgres receives bytea as hex text) + Buffer.concat",
+      restore: "plain SELECT data FROM scratch ORDER BY idx (node-postgres receives bytea as hex text), written into a new file + fsync",
     },
     store(peId) {
       return new PostgresStore(peId, { ...connection, passwordFile, table: PG_TABLE, chunkBytes });
@@ -244,12 +313,15 @@ async function postgresMedium(work: string): Promise<Medium> {
       }
       await client.query("COMMIT");
     },
-    async rawRead() {
+    async rawRead(target) {
       const { rows } = await client.query<{ data: Buffer }>(`SELECT data FROM ${PG_SCRATCH} ORDER BY idx`);
-      return Buffer.concat(rows.map((row) => row.data));
-    },
-    async rawReadAlt() {
-      return copyOut(client, `COPY (SELECT data FROM ${PG_SCRATCH} ORDER BY idx) TO STDOUT (FORMAT binary)`);
+      const handle = await fs.promises.open(target, "wx");
+      try {
+        for (const row of rows) await handle.write(row.data);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
     },
     async close() {
       await client.query(`DROP TABLE IF EXISTS ${PG_SCRATCH}, ${PG_TABLE}_chunks, ${PG_TABLE}, ${PG_TABLE}_fences`);
@@ -258,18 +330,14 @@ async function postgresMedium(work: string): Promise<Medium> {
   };
 }
 
-/** Raw `COPY ... TO STDOUT (FORMAT binary)`: the CopyData payloads, concatenated, no parsing or checking. */
-function copyOut(client: Client, text: string): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    client.query({
-      submit: (connection: { query(text: string): void }) => connection.query(text),
-      handleCopyData: (message: { chunk: Buffer }) => parts.push(message.chunk),
-      handleCommandComplete: () => undefined,
-      handleReadyForQuery: () => resolve(Buffer.concat(parts)),
-      handleError: (error: Error) => reject(error),
-    } as never);
-  });
+function writeSynced(file: string, bytes: Buffer): void {
+  const fd = fs.openSync(file, "w");
+  try {
+    fs.writeSync(fd, bytes);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 function sha256(bytes: Buffer): string {

@@ -3,6 +3,7 @@ import { benchCommitThroughput } from "./commitThroughput";
 import { benchPlainUp } from "./plainUp";
 import { benchRecoveryTime } from "./recoveryTime";
 import { benchReplacementGap, benchRevertTime } from "./replacementGap";
+import { benchResumeTime } from "./resumeTime";
 import { benchRolling } from "./rolling";
 
 const metrics: Record<string, () => Promise<string>> = {
@@ -12,6 +13,7 @@ const metrics: Record<string, () => Promise<string>> = {
   rolling: benchRolling,
   recovery_time: benchRecoveryTime,
   plain_up_overhead: benchPlainUp,
+  resume_time: benchResumeTime,
 };
 
 async function main(): Promise<void> {

@@ -59,6 +59,7 @@ if [ ! -x "$RESEAT_CACHE/bin/pulumi" ]; then say "building the Pulumi CLI from G
 if [ ! -x "$RESEAT_CACHE/bin/pulumi-language-nodejs" ]; then say "building Pulumi's Node.js language host (plain \`pulumi up\`) from Go modules (~1 minute)"; fi
 bash "$RESEAT_ROOT/scripts/build-pulumi.sh" all >&2
 bash "$RESEAT_ROOT/scripts/build-terraform.sh" all >/dev/null # OpenTofu + kreuzwerker/docker (Terraform flavour, scripts/tf.sh); cached
+bash "$RESEAT_ROOT/scripts/build-powercut.sh" >/dev/null # the power-cut test file system (FUSE); cached
 # The same environment for the reseat CLI and the plain pulumi CLI (the backend: Pulumi.yaml).
 source "$RESEAT_ROOT/scripts/env.sh"
 # Pulumi's Kubernetes resource plugin (for @pulumi/kubernetes), built from Go modules on first use

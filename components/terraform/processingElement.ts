@@ -138,6 +138,8 @@ export class ProcessingElement extends Construct {
       name: terraformExecutableName(peId),
       image: this.image.imageId,
       command: spec.command?.map(literal),
+      // The image's USER applies otherwise (a new named volume takes the owner of the image's mount path).
+      user: fields.user ? `${fields.user.uid}:${fields.user.gid}` : undefined,
       env: Object.entries(env)
         .map(([key, value]) => literal(`${key}=${value}`))
         .sort(),

@@ -26,6 +26,14 @@ export interface ExecutableDesired {
   onFailedReplacement?: "revert" | "leave-stopped";
   /** Which engine runs the PE (absent: the local Docker Engine, or DOCKER_HOST). */
   engine?: EngineTarget;
+  /** The workload's user (spec runAsUser/runAsGroup); absent: the image's USER. */
+  user?: FileOwner;
+}
+
+/** Numeric owner of what reseat writes into a volume (and the user a workload runs as). */
+export interface FileOwner {
+  uid: number;
+  gid: number;
 }
 
 /** Where a PE runs, as its spec says. Connection secrets never travel in here. */
@@ -59,8 +67,8 @@ export function desiredFromLabel(label: string | undefined): ExecutableDesired |
 /** The persistent store as the executable sees it. The password only ever travels as a file. */
 export type StoreDesired =
   | { kind: "none" }
-  | { kind: "directory"; volume?: string; hostPath?: string; keep: number }
-  | { kind: "postgres"; host: string; port: number; database: string; user: string; table: string; keep: number; password: string };
+  | { kind: "directory"; volume?: string; hostPath?: string; keep: number; allowEmptyStart?: boolean }
+  | { kind: "postgres"; host: string; port: number; database: string; user: string; table: string; keep: number; allowEmptyStart?: boolean; password: string };
 
 /** Where the store is mounted in the executable, and where the store password file lives in the volume. */
 export const STORE_MOUNT = "/reseat-store";
@@ -72,7 +80,7 @@ export function storeEnv(store: StoreDesired, mountPath: string): string | undef
     case "none":
       return undefined;
     case "directory":
-      return JSON.stringify({ kind: "directory", path: STORE_MOUNT, keep: store.keep });
+      return JSON.stringify({ kind: "directory", path: STORE_MOUNT, keep: store.keep, ...(store.allowEmptyStart ? { allowEmptyStart: true } : {}) });
     case "postgres": {
       const { password: _secret, ...visible } = store;
       return JSON.stringify({ ...visible, passwordFile: `${mountPath}/${STORE_PASSWORD_FILE}` });
@@ -202,13 +210,20 @@ export interface Backend {
 
   /** The generation last recorded beside the volume; undefined for a new (or lost) volume. */
   readGeneration(volumeName: string): Promise<VolumeMeta | undefined>;
-  recordGeneration(meta: VolumeMeta): Promise<void>;
+  recordGeneration(meta: VolumeMeta, owner?: FileOwner): Promise<void>;
   /**
    * Small files on a state volume, or on a directory store (`source` = a volume name, or an
    * absolute host path). Written atomically; secrets with mode 0600.
    */
   readVolumeFile(source: string, relativePath: string): Promise<string | undefined>;
-  writeVolumeFiles(source: string, files: Record<string, string>, options?: { mode?: number }): Promise<void>;
+  /**
+   * A key ending in "/" is a directory (created if absent); "./" is the volume's (or store's) root. With
+   * `owner`, the files and directories named, and the directories on their paths, belong to it; `rootMode`
+   * sets the root's mode (with "./").
+   */
+  writeVolumeFiles(source: string, files: Record<string, string>, options?: { mode?: number; owner?: FileOwner; rootMode?: number }): Promise<void>;
+  /** The user an image runs as when the spec names none (its USER, names resolved in the image); undefined: root. */
+  imageUser?(imageId: string): Promise<FileOwner | undefined>;
 
   /** Creates (does not start) the executable, bound to the kept volume, carrying its generation. */
   prepare(desired: ExecutableDesired, identity: { name: string; generation: number; specHash: string }): Promise<string>;

@@ -1,7 +1,7 @@
 // `reseat status`: what runs on an engine, per PE, read fresh from the engine and the state volumes.
 import { Backend, ObservedExecutable } from "../backend/backend";
 import { openBackend } from "../backend/open";
-import { commitOutputs, CommitOutputs, parseWorkloadStatus } from "../plan/commitStatus";
+import { commitOutputs, CommitOutputs, parseWorkloadStatus, restoreFailure } from "../plan/commitStatus";
 import { CONTROLLER_LEASE, CONTROLLER_STATUS_PATH, ControllerStatus } from "./watch";
 import { NO_REVERT, REVERT_PATH, RevertRecord } from "../replacement/reseat";
 
@@ -17,6 +17,8 @@ export interface PeStatus extends Omit<CommitOutputs, "commitStatusAt"> {
   /** The last replacement failed and the previous spec serves again. */
   reverted: boolean;
   failedSpecHash: string | null;
+  /** Set when the state is "restore-failed": why no commit of the store could be restored (one per commit). */
+  restoreFailed: string[] | null;
 }
 
 /** Who watches the engine: the controller's presence lease, as last renewed. */
@@ -51,11 +53,13 @@ export async function gatherStatus(backend: Backend = openBackend(undefined)): P
     const revert = parseRevert(await read(REVERT_PATH));
     const controller = controllerText ? (JSON.parse(controllerText) as ControllerStatus) : undefined;
     const { commitStatusAt: _at, ...commits } = commitOutputs(workload, current?.generation ?? -1, new Date());
+    const restoreFailed = restoreFailure(workload, current?.generation ?? workload?.generation ?? -1);
     rows.push({
       peId,
       generation: current?.generation ?? null,
       executable: current?.name ?? null,
-      state: current ? current.state : "no executable",
+      // The workload refused to start over a store none of whose commits verifies: say so, not just "exited".
+      state: restoreFailed && !current?.running ? "restore-failed" : current ? current.state : "no executable",
       volume,
       ...commits,
       restarts: controller?.restarts ?? 0,
@@ -63,6 +67,7 @@ export async function gatherStatus(backend: Backend = openBackend(undefined)): P
       group: groupOf(peId),
       reverted: revert.reverted,
       failedSpecHash: revert.failedSpecHash ?? null,
+      restoreFailed,
     });
   }
   return rows;
@@ -96,5 +101,7 @@ export function formatStatusTable(rows: PeStatus[]): string {
     String(r.restarts),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-  return [header, ...lines].map((cols) => cols.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
+  const table = [header, ...lines].map((cols) => cols.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd());
+  const reasons = rows.flatMap((r) => (r.restoreFailed ? [`${r.peId}: restore failed, refusing to start empty:`, ...r.restoreFailed.map((reason) => `  ${reason}`)] : []));
+  return [...table, ...(reasons.length ? ["", ...reasons] : [])].join("\n");
 }

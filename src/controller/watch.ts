@@ -7,7 +7,7 @@ import { Backend, DEFAULT_FAILURE_BACKOFF, EventStream, ExecutableDesired, Failu
 import { openBackend } from "../backend/open";
 import { HeldLease, acquireLease, holderName } from "../lease/lease";
 import { backoffDelay, nextFailureCount } from "../plan/backoff";
-import { CONTROL_PATH, reseat } from "../replacement/reseat";
+import { CONTROL_PATH, reseat, workloadOwner } from "../replacement/reseat";
 
 export const CONTROLLER_STATUS_PATH = ".reseat/controller.json";
 /** The lease a running controller holds on its engine: `reseat status` reads it to say who watches. */
@@ -309,5 +309,5 @@ async function writeControllerStatus(backend: Backend, desired: ExecutableDesire
     lastReseatAt: now,
     state: t.consecutiveFailures >= 3 ? "failing" : state,
   };
-  await backend.writeVolumeFiles(desired.volumeName, { [CONTROLLER_STATUS_PATH]: JSON.stringify(status) });
+  await backend.writeVolumeFiles(desired.volumeName, { [CONTROLLER_STATUS_PATH]: JSON.stringify(status) }, { owner: await workloadOwner(backend, desired) });
 }

@@ -4,13 +4,21 @@
 /** The part of the state library's status.json the provider reads. */
 export interface WorkloadStatus {
   generation: number;
-  resumedFrom: "local" | "persistent" | "empty";
+  /** null: this generation did not start (see restoreFailed). */
+  resumedFrom: "local" | "persistent" | "empty" | null;
   resumedSeq: number;
   seq: number;
   commitIntervalMs: number;
   lastCommit: { seq: number; at: string; bytes: number } | null;
   lastCommitError: string | null;
+  /** The volume was empty and no commit of the store verified (absent in statuses of reseat 0.1). */
+  restoreFailed?: { reasons: string[]; at: string } | null;
   updatedAt: string;
+}
+
+/** Why the current generation refused to start (restore-failed), or null. */
+export function restoreFailure(status: WorkloadStatus | undefined, generation: number): string[] | null {
+  return status?.generation === generation && status.resumedFrom === null && status.restoreFailed ? status.restoreFailed.reasons : null;
 }
 
 export interface CommitOutputs {

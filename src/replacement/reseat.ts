@@ -2,7 +2,7 @@
 // rollouts all call reseat(): it reads the engine fresh and converges the PE to exactly one running
 // executable with the desired spec, bound to the kept state volume, one generation newer. It talks
 // to the engine only through the Backend seam, so it runs unchanged on Docker, the fake and Kubernetes.
-import { Backend, ExecutableDesired, ObservedExecutable, STORE_PASSWORD_FILE, VolumeInfo, executableName } from "../backend/backend";
+import { Backend, ExecutableDesired, FileOwner, ObservedExecutable, STORE_PASSWORD_FILE, VolumeInfo, executableName } from "../backend/backend";
 import { specHash } from "../plan/executablePlan";
 import { faultPoint } from "./faults";
 import { HeldLease, LeaseLostError, withLease } from "../lease/lease";
@@ -164,13 +164,17 @@ async function converge(backend: Backend, desired: ExecutableDesired, options: R
   // accepted, or the store would fence the new executable out as stale.
   const base = recorded?.generation ?? (observed.length ? 0 : await storeGeneration(backend, desired));
   const generation = Math.max(base, ...observed.map((e) => e.generation)) + 1;
+  // Everything reseat writes for the workload belongs to the workload's user (a non-root workload must
+  // write into its volume and read its password file): the spec's runAsUser, else the image's USER.
+  const owner = await workloadOwner(backend, desired);
   const previousControl = await backend.readVolumeFile(desired.volumeName, CONTROL_PATH);
   const keepControl = options.keepControl && previousControl !== undefined;
-  if (!keepControl) await backend.writeVolumeFiles(desired.volumeName, { [CONTROL_PATH]: controlFile(desired) });
+  if (!keepControl) await backend.writeVolumeFiles(desired.volumeName, { [CONTROL_PATH]: controlFile(desired) }, { owner });
   // The controller re-creates from a record that carries no password: the file from before stays.
   if (desired.store.kind === "postgres" && desired.store.password) {
-    await backend.writeVolumeFiles(desired.volumeName, { [STORE_PASSWORD_FILE]: desired.store.password }, { mode: 0o600 });
+    await backend.writeVolumeFiles(desired.volumeName, { [STORE_PASSWORD_FILE]: desired.store.password }, { mode: 0o600, owner });
   }
+  if (owner && desired.store.kind === "directory") await giveStoreFolder(backend, desired, owner);
   const name = executableName(desired.peId, generation);
   lock.assertHeld();
   const id = await backend.prepare(desired, { name, generation, specHash: hash });
@@ -186,7 +190,9 @@ async function converge(backend: Backend, desired: ExecutableDesired, options: R
       oldStopped = true;
       await faultPoint("after-stop");
     }
-    await backend.recordGeneration({ peId: desired.peId, generation, volume: desired.volumeName, updatedAt: replacedAt });
+    // Only now, with the old executable stopped: the volume's root (and, when it changes hands, all of it).
+    if (owner) await backend.writeVolumeFiles(desired.volumeName, { "./": "", ".reseat/": "" }, { owner });
+    await backend.recordGeneration({ peId: desired.peId, generation, volume: desired.volumeName, updatedAt: replacedAt }, owner);
     await lock.confirm();
     await backend.start(id);
     await faultPoint("after-start");
@@ -208,7 +214,7 @@ async function converge(backend: Backend, desired: ExecutableDesired, options: R
   await faultPoint("after-ready");
   // 5. Out of the gap: the old executable (stopped) goes, and a past revert is superseded.
   if (previous) await retire(previous);
-  await backend.writeVolumeFiles(desired.volumeName, { [REVERT_PATH]: JSON.stringify(NO_REVERT) }).catch(() => undefined);
+  await backend.writeVolumeFiles(desired.volumeName, { [REVERT_PATH]: JSON.stringify(NO_REVERT) }, { owner }).catch(() => undefined);
   return { executableId: id, executableName: name, generation, host, replacedAt, readyAt: new Date().toISOString(), adopted: false, retired, reverted: false };
 }
 
@@ -235,9 +241,12 @@ async function revert(backend: Backend, lock: HeldLease, ctx: RevertContext): Pr
   const revertedAt = new Date().toISOString();
   let readyAt = revertedAt;
   try {
-    if (ctx.previousControl !== undefined) await backend.writeVolumeFiles(ctx.desired.volumeName, { [CONTROL_PATH]: ctx.previousControl });
+    // The volume goes back to the previous spec's user, should the failed one have been another.
+    const owner = await workloadOwner(backend, ctx.previousDesired);
+    if (ctx.previousControl !== undefined) await backend.writeVolumeFiles(ctx.desired.volumeName, { [CONTROL_PATH]: ctx.previousControl }, { owner });
     const id = await backend.prepare(ctx.previousDesired, { name, generation, specHash: ctx.previous.specHash });
-    await backend.recordGeneration({ peId: ctx.desired.peId, generation, volume: ctx.desired.volumeName, updatedAt: revertedAt });
+    if (owner) await backend.writeVolumeFiles(ctx.desired.volumeName, { "./": "", ".reseat/": "" }, { owner });
+    await backend.recordGeneration({ peId: ctx.desired.peId, generation, volume: ctx.desired.volumeName, updatedAt: revertedAt }, owner);
     await lock.confirm();
     await backend.start(id);
     await backend.waitReady(id, ctx.previousDesired);
@@ -251,7 +260,7 @@ async function revert(backend: Backend, lock: HeldLease, ctx: RevertContext): Pr
     );
   }
   const record: RevertRecord = { reverted: true, at: revertedAt, failedExecutable: ctx.failedName, failedSpecHash: ctx.failedHash, servingGeneration: generation, servingExecutable: name, readyAt, error: firstLine(ctx.failure) };
-  await backend.writeVolumeFiles(ctx.desired.volumeName, { [REVERT_PATH]: JSON.stringify(record) }).catch(() => undefined);
+  await backend.writeVolumeFiles(ctx.desired.volumeName, { [REVERT_PATH]: JSON.stringify(record) }, { owner: await workloadOwner(backend, ctx.previousDesired).catch(() => undefined) }).catch(() => undefined);
   return new ReplacementRevertedError(ctx.desired.peId, record, ctx.logs);
 }
 
@@ -323,7 +332,25 @@ export function controlFile(desired: ExecutableDesired): string {
 
 /** Rewrites the live control file (commit interval) of a running executable: an in-place update. */
 export async function applyControl(backend: Backend, desired: ExecutableDesired): Promise<void> {
-  await backend.writeVolumeFiles(desired.volumeName, { [CONTROL_PATH]: controlFile(desired) });
+  await backend.writeVolumeFiles(desired.volumeName, { [CONTROL_PATH]: controlFile(desired) }, { owner: await workloadOwner(backend, desired) });
+}
+
+/** Who the workload runs as, when not root: the spec's runAsUser/runAsGroup, else the image's USER. */
+export async function workloadOwner(backend: Backend, desired: Pick<ExecutableDesired, "user" | "imageId">): Promise<FileOwner | undefined> {
+  const owner = desired.user ?? (await backend.imageUser?.(desired.imageId));
+  return owner && (owner.uid !== 0 || owner.gid !== 0) ? owner : undefined;
+}
+
+/**
+ * The PE's folder in a directory store, where the workload writes its commits. A store volume is shared by
+ * PEs running as different users: its root is sticky and world-writable (as /tmp), so that each can make
+ * its own folder (the Terraform flavour's workloads do) and none can remove another's.
+ */
+async function giveStoreFolder(backend: Backend, desired: ExecutableDesired, owner: FileOwner): Promise<void> {
+  if (desired.store.kind !== "directory") return;
+  const store = desired.store.hostPath ?? desired.store.volume ?? DEFAULT_STORE_VOLUME;
+  if (!desired.store.hostPath) await backend.writeVolumeFiles(store, { "./": "" }, { rootMode: 0o1777 });
+  await backend.writeVolumeFiles(store, { [`${encodeURIComponent(desired.peId)}/`]: "" }, { owner });
 }
 
 /** The newest generation the PE's persistent store has accepted (0 when none or no store). */

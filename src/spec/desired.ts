@@ -9,13 +9,21 @@ export function storeDesired(spec: ProcessingElementSpec, password?: string): St
     case "none":
       return { kind: "none" };
     case "directory":
-      return store.hostPath
-        ? { kind: "directory", hostPath: store.hostPath, keep: store.keep }
-        : { kind: "directory", volume: store.volume ?? DEFAULT_STORE_VOLUME, keep: store.keep };
+      return {
+        kind: "directory",
+        ...(store.hostPath ? { hostPath: store.hostPath } : { volume: store.volume ?? DEFAULT_STORE_VOLUME }),
+        keep: store.keep,
+        ...allowEmptyStartOf(store),
+      };
     case "postgres":
       if (password === undefined) throw new Error(`persistentStore.password: the PostgreSQL password of PE "${spec.peId}" is needed here`);
-      return { kind: "postgres", host: store.host, port: store.port, database: store.database, user: store.user, table: store.table, keep: store.keep, password };
+      return { kind: "postgres", host: store.host, port: store.port, database: store.database, user: store.user, table: store.table, keep: store.keep, ...allowEmptyStartOf(store), password };
   }
+}
+
+/** Only when set: the default leaves the desired spec (and its hash) as before the field existed. */
+function allowEmptyStartOf(store: { allowEmptyStart: boolean }): { allowEmptyStart?: true } {
+  return store.allowEmptyStart ? { allowEmptyStart: true } : {};
 }
 
 /** Everything but the resolved image id and the store (which may carry a secret). */
@@ -35,6 +43,7 @@ export function executableFields(spec: ProcessingElementSpec): Omit<ExecutableDe
     commitIntervalMs: spec.commitInterval,
     failureBackoff: { initialMs: spec.failureBackoff.initial, maxMs: spec.failureBackoff.max, resetAfterMs: spec.failureBackoff.resetAfter },
     onFailedReplacement: spec.onFailedReplacement,
+    ...(spec.runAsUser === undefined ? {} : { user: { uid: spec.runAsUser, gid: spec.runAsGroup ?? spec.runAsUser } }),
     engine: engineTarget(spec),
   };
 }

@@ -67,8 +67,14 @@ const readiness = z
     message: "expected exactly one of httpGet or logLine",
   });
 
+const userId = z.number({ error: "expected a numeric user or group id" }).int("expected a whole number").min(0, "expected 0 or more").max(2_147_483_647, "expected at most 2147483647");
 const keep = z.number({ error: "expected a number of commits" }).int("expected a whole number").min(1, "expected to keep at least 1 commit").max(1000, "expected at most 1000").default(5);
 const SQL_IDENTIFIER = /^[a-z_][a-z0-9_]{0,46}$/; // room for the store's _chunks/_fences suffixes
+/**
+ * When the volume is empty and the store lists commits of which none verifies, the workload refuses to
+ * start (status: restore-failed) rather than start empty over data it could not read; true allows it.
+ */
+const allowEmptyStart = z.boolean({ error: "expected true or false" }).default(false);
 
 /** A secret may arrive as a plain string or as a Pulumi Output (kept secret end to end). */
 const secretValue = z.custom<string | { apply: unknown }>(
@@ -88,6 +94,7 @@ const persistentStore = z
           /** Or a host directory, bind-mounted. */
           hostPath: absolutePath.optional(),
           keep,
+          allowEmptyStart,
         })
         .refine((store) => !(store.volume && store.hostPath), { message: "expected either volume or hostPath, not both" }),
       z
@@ -103,6 +110,7 @@ const persistentStore = z
           passwordSecret: z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]*$/, "expected a config key name").optional(),
           table: z.string().regex(SQL_IDENTIFIER, "expected a lowercase SQL identifier").default("reseat_commits"),
           keep,
+          allowEmptyStart,
         })
         .refine((store) => (store.password === undefined) !== (store.passwordSecret === undefined), {
           message: "expected exactly one of password or passwordSecret",
@@ -111,7 +119,7 @@ const persistentStore = z
     ],
     { error: 'expected kind "directory", "postgres" or "none"' },
   )
-  .default({ kind: "directory", keep: 5 });
+  .default({ kind: "directory", keep: 5, allowEmptyStart: false });
 
 const configKey = z.string({ error: "expected a config key name" }).regex(/^[A-Za-z][A-Za-z0-9_.-]*$/, "expected a config key name");
 const pem = (what: string) => z.string({ error: `expected PEM contents (${what})` }).regex(/-----BEGIN [A-Z0-9 ]+-----/, `expected PEM contents (${what}: -----BEGIN …)`);
@@ -226,8 +234,19 @@ export const processingElementSchema = z.strictObject({
   persistentStore,
   /** A replacement whose new executable does not become ready: serve the previous spec again, or leave the PE stopped. */
   onFailedReplacement: z.enum(["revert", "leave-stopped"], { error: 'expected "revert" or "leave-stopped"' }).default("revert"),
+  /**
+   * The workload's user and group (numeric, as in Kubernetes' securityContext): the container runs as them and
+   * everything reseat writes into the volume belongs to them. Default: the image's USER (root when it has none).
+   */
+  runAsUser: userId.optional(),
+  /** Default: runAsUser. */
+  runAsGroup: userId.optional(),
   /** The Docker Engine the PE lives on (default: DOCKER_HOST, else the local socket). */
   docker: dockerEngine.optional(),
+}).superRefine((spec, ctx) => {
+  if (spec.runAsGroup !== undefined && spec.runAsUser === undefined) {
+    ctx.addIssue({ code: "custom", path: ["runAsGroup"], message: "expected runAsUser too (a group alone does not choose the user)" });
+  }
 });
 
 /** What users write (durations as strings, defaults omitted). */

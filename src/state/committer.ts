@@ -1,13 +1,15 @@
 import { StaleGenerationError } from "./errors";
-import { errorMessage, sha256Hex } from "./fsUtil";
+import { errorMessage } from "./fsUtil";
 import type { CommitRecord, PersistentStore } from "./store/types";
 
 export interface CommitterOptions {
   peId: string;
   generation: number;
   store: PersistentStore | null;
-  /** A consistent snapshot of every applied write. */
-  snapshot: () => { seq: number; bytes: Buffer };
+  /** Seq of the last applied write (a commit is skipped while it has not moved since the last one). */
+  currentSeq: () => number;
+  /** A consistent snapshot of every applied write, in a scratch file the committer disposes of. */
+  takeSnapshot: () => Promise<Snapshot>;
   /** Volume fencing: throws StaleGenerationError when a newer generation owns the volume. */
   checkFence: () => Promise<void>;
   /** The interval to use from now on; called at every tick so control.json changes apply live. */
@@ -22,6 +24,17 @@ export interface CommitterOptions {
   controlPollMs?: number;
   /** Called after every tick and commit attempt (status.json is rewritten there). */
   onStatusChange: () => Promise<void>;
+}
+
+export interface Snapshot {
+  file: string;
+  /** Every write up to this seq is in the file. */
+  seq: number;
+  bytes: number;
+  sha256: string;
+  /** Commit format of the file (CommitRecord.format). */
+  format: string;
+  dispose: () => Promise<void>;
 }
 
 /**
@@ -75,10 +88,11 @@ export class Committer {
     return run;
   }
 
-  private schedule(delayMs: number): void {
+  /** The next tick `delayMs` after `from` (default now). */
+  private schedule(delayMs: number, from = Date.now()): void {
     if (this.stopped || this.fencedBy) return;
-    this.scheduledAt = Date.now();
-    this.timer = setTimeout(() => void this.tick(), delayMs);
+    this.scheduledAt = from;
+    this.timer = setTimeout(() => void this.tick(), Math.max(0, from + delayMs - Date.now()));
     this.timer.unref(); // the workload, not the committer, decides how long the process lives
   }
 
@@ -108,11 +122,17 @@ export class Committer {
     this.controlTimer.unref();
   }
 
+  /**
+   * Commits start every interval (counted from the previous start, not its end): the state in the store is
+   * then at most one interval plus one commit behind, however long a commit of a large state takes.
+   */
   private async tick(): Promise<void> {
     this.timer = null;
+    const started = Date.now();
     this.intervalMs = await this.options.readIntervalMs().catch(() => this.intervalMs);
     const ok = await this.commitNow().then(() => true, () => false);
-    this.schedule(ok ? this.intervalMs : this.retryDelayMs());
+    if (ok) this.schedule(this.intervalMs, started);
+    else this.schedule(this.retryDelayMs());
   }
 
   /** 1x, 2x, 4x ... retryBaseMs, capped at retryMaxMs and at the interval (so loss stays bounded by it). */
@@ -127,20 +147,26 @@ export class Committer {
     try {
       if (this.fencedBy) throw this.fencedBy;
       if (!store) return null;
-      const { seq, bytes } = this.options.snapshot();
-      if (seq === this.lastShippedSeq) return this.lastCommit;
+      if (this.options.currentSeq() === this.lastShippedSeq) return this.lastCommit;
       const at = new Date().toISOString();
       this.lastCommitAttemptAt = at;
       await this.options.checkFence();
+      const snapshot = await this.options.takeSnapshot();
       const record: CommitRecord = {
         peId: this.options.peId,
         generation: this.options.generation,
-        seq,
+        seq: snapshot.seq,
         at,
-        bytes: bytes.length,
-        sha256: sha256Hex(bytes),
+        bytes: snapshot.bytes,
+        sha256: snapshot.sha256,
+        format: snapshot.format,
       };
-      await store.commit(record, bytes);
+      try {
+        await store.commit(record, snapshot.file);
+      } finally {
+        await snapshot.dispose();
+      }
+      const seq = snapshot.seq;
       this.lastCommit = record;
       this.lastShippedSeq = seq;
       this.lastCommitError = null;

@@ -21,8 +21,11 @@ export interface OpenStateOptions {
   handleSignals?: boolean;
   /** Bound on the final commit when a signal arrives (default 8 s, under Docker's 10 s grace period). */
   signalTimeoutMs?: number;
-  /** Compact the journal into a snapshot once it reaches this size (default 8 MiB). */
-  compactAfterBytes?: number;
+  /**
+   * Start empty even when the store lists commits of which none verifies (default: RESEAT_STORE's
+   * "allowEmptyStart", else false: such a start is refused with RestoreFailedError).
+   */
+  allowEmptyStart?: boolean;
   /** First retry delay after a failed commit (default 500 ms); doubles up to retryMaxMs (default 30 s). */
   retryBaseMs?: number;
   retryMaxMs?: number;
@@ -38,7 +41,7 @@ export interface ResolvedConfig {
   store: PersistentStore | null;
   handleSignals: boolean;
   signalTimeoutMs: number;
-  compactAfterBytes: number;
+  allowEmptyStart: boolean;
   retryBaseMs: number;
   retryMaxMs: number;
 }
@@ -61,11 +64,11 @@ export function resolveConfig(options: OpenStateOptions, stateDir: string, meta:
     store: resolveStore(options.store, env, peId),
     handleSignals: options.handleSignals ?? false,
     signalTimeoutMs: options.signalTimeoutMs ?? 8_000,
-    compactAfterBytes: options.compactAfterBytes ?? 8 * 1024 * 1024,
+    allowEmptyStart: options.allowEmptyStart ?? parseStoreConfig(env.RESEAT_STORE)?.allowEmptyStart === true,
     retryBaseMs: options.retryBaseMs ?? 500,
     retryMaxMs: options.retryMaxMs ?? 30_000,
   };
-  for (const name of ["fallbackIntervalMs", "signalTimeoutMs", "compactAfterBytes", "retryBaseMs", "retryMaxMs"] as const) {
+  for (const name of ["fallbackIntervalMs", "signalTimeoutMs", "retryBaseMs", "retryMaxMs"] as const) {
     if (!isPositiveInteger(config[name])) throw new StateConfigError(`${name} must be a positive integer, got ${config[name]}`);
   }
   return config;

@@ -35,22 +35,28 @@ export class StaleCommitError extends StaleGenerationError {
   }
 }
 
-/** The journal is damaged somewhere other than its tail, so dropping the damage would lose acknowledged writes. */
-export class JournalCorruptError extends ReseatStateError {
-  constructor(
-    readonly path: string,
-    readonly offset: number,
-    reason: string,
-  ) {
-    super(`journal ${path} is corrupt at byte ${offset}: ${reason}`);
-  }
-}
-
-/** The local snapshot (or snapshot bytes from the store) cannot be parsed, or snapshot and journal do not line up. */
+/** The local database cannot be used (not a reseat state database, or a 0.1 volume that cannot be migrated). */
 export class LocalStateCorruptError extends ReseatStateError {}
 
-/** An earlier journal append or fsync failed; the on-disk tail is unknown, so the handle refuses further writes. */
-export class JournalWriteFailedError extends ReseatStateError {}
+/** An earlier write transaction failed; what reached the disk is unknown, so the handle refuses further writes. */
+export class StateWriteFailedError extends ReseatStateError {}
+
+/**
+ * The volume holds no state and the persistent store lists commits, but none of them verifies (checksum,
+ * SQLite integrity check, identity). Starting empty would hide that data and, once newer commits are made,
+ * let pruning delete the last copies; so the workload refuses to start unless the PE allows starting empty.
+ */
+export class RestoreFailedError extends ReseatStateError {
+  constructor(
+    /** One line per commit tried, newest first: "<commit id>: <why it does not verify>". */
+    readonly reasons: string[],
+  ) {
+    super(
+      `refusing to start empty: the persistent store has ${reasons.length} commit(s) and none verifies ` +
+        `(set persistentStore.allowEmptyStart to start empty anyway):\n  ${reasons.join("\n  ")}`,
+    );
+  }
+}
 
 /** RESEAT_STORE names a kind this library does not implement (yet). */
 export class UnsupportedStoreKindError extends StateConfigError {

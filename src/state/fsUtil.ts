@@ -55,6 +55,21 @@ async function writeAll(handle: fs.FileHandle, parts: Uint8Array[]): Promise<voi
   for (const part of parts) if (part.length > 0) await handle.writeFile(part);
 }
 
+/**
+ * Move a complete file into place all-or-nothing and durably: fsync its data, rename it over `target`,
+ * fsync the directory (the rename itself is only durable then).
+ */
+export async function placeDurably(file: string, target: string): Promise<void> {
+  const handle = await fs.open(file, "r+");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await fs.rename(file, target);
+  await fsyncDir(path.dirname(target));
+}
+
 /** Create `dir` (and parents); when anything was created, fsync the parents so the new entries are durable. */
 export async function ensureDirDurable(dir: string): Promise<void> {
   const firstCreated = await fs.mkdir(dir, { recursive: true });

@@ -1,6 +1,6 @@
 /**
- * Workload-side state library: runs inside the PE's container, uses only node: built-ins.
- * See openState() for the entry point.
+ * Workload-side state library: runs inside the PE's container, uses only node: built-ins (node:sqlite:
+ * Node >= 22.5). See openState() for the entry point.
  */
 export { openState } from "./openState";
 export type { StateHandle } from "./stateHandle";
@@ -8,23 +8,23 @@ export { DEFAULT_COMMIT_INTERVAL_MS, type OpenStateOptions } from "./config";
 export type { CommitSummary, ResumeSource, StateStatus, VolumeMeta } from "./volumeFiles";
 export { statePaths, type StatePaths } from "./layout";
 export {
-  JournalCorruptError,
-  JournalWriteFailedError,
   LocalStateCorruptError,
   ReseatStateError,
+  RestoreFailedError,
   StaleCommitError,
   StaleGenerationError,
   StateClosedError,
   StateConfigError,
+  StateWriteFailedError,
   UnsupportedStoreKindError,
 } from "./errors";
 export type {
   CommitListing,
   CommitRecord,
   DirectoryStoreConfig,
+  FetchResult,
   PersistentStore,
   StoreConfig,
-  VerifiedCommit,
 } from "./store/types";
 export { DirectoryStore, type DirectoryStoreOptions } from "./store/directoryStore";
 export {

@@ -4,13 +4,19 @@ import * as path from "node:path";
 export interface StatePaths {
   stateDir: string;
   /** Files shared with the provider. */
+  reseatDir: string;
   metaFile: string;
   controlFile: string;
   statusFile: string;
   /** The library's own data. */
   dataDir: string;
-  journalFile: string;
-  snapshotFile: string;
+  /** The SQLite database (WAL mode: `state.db-wal` sits next to it while it is open). */
+  dbFile: string;
+  /** Files of the 0.1 format (journal + snapshot), migrated into dbFile on first start. */
+  legacyJournalFile: string;
+  legacySnapshotFile: string;
+  /** Where the 0.1 files are moved once migrated (kept, never read again). */
+  legacyArchiveDir: string;
 }
 
 export function statePaths(stateDir: string): StatePaths {
@@ -18,11 +24,24 @@ export function statePaths(stateDir: string): StatePaths {
   const dataDir = path.join(stateDir, "data");
   return {
     stateDir,
+    reseatDir,
     metaFile: path.join(reseatDir, "meta.json"),
     controlFile: path.join(reseatDir, "control.json"),
     statusFile: path.join(reseatDir, "status.json"),
     dataDir,
-    journalFile: path.join(dataDir, "journal.log"),
-    snapshotFile: path.join(dataDir, "snapshot.json"),
+    dbFile: path.join(dataDir, "state.db"),
+    legacyJournalFile: path.join(dataDir, "journal.log"),
+    legacySnapshotFile: path.join(dataDir, "snapshot.json"),
+    legacyArchiveDir: path.join(dataDir, "migrated-0.1"),
   };
+}
+
+/**
+ * Scratch files the library creates in dataDir (a commit's backup, a restore or migration being built).
+ * They are only ever renamed into place once complete; any left at start-up are from a killed process.
+ */
+export const SCRATCH_PREFIX = ".scratch-";
+
+export function isScratchFile(name: string): boolean {
+  return name.startsWith(SCRATCH_PREFIX);
 }

@@ -1,52 +1,55 @@
 import { promises as fs } from "node:fs";
 import * as path from "node:path";
-import { Committer } from "./committer";
-import { resolveConfig, resolveStateDir, type OpenStateOptions } from "./config";
-import { StaleGenerationError } from "./errors";
+import { Committer, type Snapshot } from "./committer";
+import { resolveConfig, resolveStateDir, type OpenStateOptions, type ResolvedConfig } from "./config";
+import { buildDatabaseFile, COMMIT_FORMAT, inspectDatabaseFile, scratchPath, warmUpInspector } from "./dbFile";
+import { LocalStateCorruptError, RestoreFailedError, StaleGenerationError } from "./errors";
 import { VolumeGenerationFence } from "./fence";
-import { errorMessage, isTempFileOf } from "./fsUtil";
-import { statePaths, type StatePaths } from "./layout";
-import { LocalState } from "./localState";
+import { ensureDirDurable, errorMessage, isNotFound, isTempFileOf, placeDurably } from "./fsUtil";
+import { isScratchFile, statePaths, type StatePaths } from "./layout";
+import { LocalDatabase } from "./localDatabase";
+import { archiveLegacyFiles, migrateLegacyVolume } from "./migrate";
+import { restoreFromStore } from "./restore";
 import { OpenStateHandle, type StateHandle } from "./stateHandle";
 import type { CommitRecord, PersistentStore } from "./store/types";
-import { readControlInterval, readMeta, type ResumeSource } from "./volumeFiles";
+import { readControlInterval, readMeta, writeStatus, type ResumeSource } from "./volumeFiles";
 
 /**
- * Open the PE's state: recover the volume's journal/snapshot ("local"), else restore the newest valid
- * commit from the store ("persistent"), else start "empty"; then start the periodic committer.
+ * Open the PE's state: the volume's database ("local"; a 0.1 journal + snapshot is migrated into one
+ * first), else the newest commit of the store that verifies ("persistent"), else a new empty database
+ * ("empty"); then start the periodic committer. When the store lists commits and none verifies, the
+ * start is refused (RestoreFailedError, also written to status.json) unless starting empty is allowed.
  */
 export async function openState(options: OpenStateOptions = {}): Promise<StateHandle> {
   const paths = statePaths(resolveStateDir(options));
   const config = resolveConfig(options, paths.stateDir, await readMeta(paths.metaFile));
   const fence = new VolumeGenerationFence(paths.metaFile, config.generation);
-  await fence.check(); // a stale executable must not even recover (recovery may truncate the journal)
-  await prepareReseatDir(paths);
+  fence.check(); // a stale executable must not even open the database
+  await prepareDirectories(paths);
+
+  // Claim the generation first, so a stale executable fails before touching the volume.
+  const storeState = await inspectStore(config.store, config.generation);
+  const start = await establishLocalState(paths, config);
 
   let committer: Committer | null = null;
-  const { state: local, recovered } = await LocalState.open(paths, {
-    compactAfterBytes: config.compactAfterBytes,
-    beforeAppend: async () => {
+  const local = LocalDatabase.open(paths.dbFile, {
+    beforeWrite: () => {
       if (committer?.fencedBy) throw committer.fencedBy;
-      await fence.check();
+      fence.check();
     },
   });
-
   try {
-    // Claim the generation first, so a stale executable fails before touching the volume.
-    const storeState = await inspectStore(config.store, config.generation);
-    const restored = recovered.found ? null : await restoreFromStore(config.store, local);
-    const resumedFrom: ResumeSource = recovered.found ? "local" : restored ? "persistent" : "empty";
-    const resumedSeq = local.seq;
-    const handle = new OpenStateHandle(config, paths, local, resumedFrom, resumedSeq);
+    const handle = new OpenStateHandle(config, paths, local, start.resumedFrom, local.seq, start.restoreFailed);
     committer = new Committer({
       peId: config.peId,
       generation: config.generation,
       store: config.store,
-      snapshot: () => local.snapshot(),
-      checkFence: () => fence.check(),
+      currentSeq: () => local.seq,
+      takeSnapshot: () => takeSnapshot(local, paths),
+      checkFence: async () => fence.check(),
       readIntervalMs: async () => (await readControlInterval(paths.controlFile)) ?? config.fallbackIntervalMs,
       initialIntervalMs: (await readControlInterval(paths.controlFile)) ?? config.fallbackIntervalMs,
-      initialLastCommit: restored ?? storeState.newestCommit,
+      initialLastCommit: start.restored ?? storeState.newestCommit,
       initialError: storeState.error,
       retryBaseMs: config.retryBaseMs,
       retryMaxMs: config.retryMaxMs,
@@ -55,6 +58,8 @@ export async function openState(options: OpenStateOptions = {}): Promise<StateHa
     handle.attach(committer);
     await handle.writeStatus();
     committer.start();
+    // Boot the checking worker before the first commit needs it, but not while the workload is starting.
+    if (config.store) setTimeout(warmUpInspector, Math.min(1000, committer.intervalMs / 2)).unref();
     return handle;
   } catch (error) {
     await local.close().catch(() => undefined);
@@ -62,30 +67,91 @@ export async function openState(options: OpenStateOptions = {}): Promise<StateHa
   }
 }
 
-/** Create .reseat/ and drop status.json temp files left by a process killed mid-rewrite. */
-async function prepareReseatDir(paths: StatePaths): Promise<void> {
-  const dir = path.dirname(paths.statusFile);
-  await fs.mkdir(dir, { recursive: true });
-  for (const name of await fs.readdir(dir)) {
-    if (isTempFileOf(name, path.basename(paths.statusFile))) await fs.rm(path.join(dir, name), { force: true });
+interface LocalStart {
+  resumedFrom: ResumeSource;
+  restored: CommitRecord | null;
+  restoreFailed: { reasons: string[]; at: string } | null;
+}
+
+/** Make sure data/state.db exists: already there, migrated from 0.1, restored from the store, or new and empty. */
+async function establishLocalState(paths: StatePaths, config: ResolvedConfig): Promise<LocalStart> {
+  if (await exists(paths.dbFile)) {
+    await archiveLegacyFiles(paths); // a migration that crashed after placing the database
+    return { resumedFrom: "local", restored: null, restoreFailed: null };
   }
+  if (await migrateLegacyVolume(paths, config.peId)) return { resumedFrom: "local", restored: null, restoreFailed: null };
+
+  // The volume holds nothing. Errors reaching the store propagate on purpose: starting empty while a
+  // commit exists would later overwrite the real state.
+  const outcome = config.store ? await restoreFromStore(config.store, paths, config.peId) : { restored: null, failures: [] };
+  if (outcome.restored) return { resumedFrom: "persistent", restored: outcome.restored, restoreFailed: null };
+  const restoreFailed = outcome.failures.length > 0 ? { reasons: outcome.failures, at: new Date().toISOString() } : null;
+  if (restoreFailed && !config.allowEmptyStart) {
+    const error = new RestoreFailedError(restoreFailed.reasons);
+    await writeStatus(paths.statusFile, {
+      peId: config.peId,
+      generation: config.generation,
+      resumedFrom: null,
+      resumedSeq: 0,
+      seq: 0,
+      commitIntervalMs: (await readControlInterval(paths.controlFile)) ?? config.fallbackIntervalMs,
+      lastCommit: null,
+      lastCommitError: null,
+      lastCommitAttemptAt: null,
+      restoreFailed,
+      updatedAt: new Date().toISOString(),
+    }).catch(() => undefined);
+    throw error;
+  }
+  if (restoreFailed) process.stderr.write(`reseat state: starting empty as allowed; ${new RestoreFailedError(restoreFailed.reasons).message}\n`);
+  const scratch = scratchPath(paths.dataDir, "new");
+  try {
+    buildDatabaseFile(scratch, { peId: config.peId, seq: 0 });
+    await placeDurably(scratch, paths.dbFile);
+  } finally {
+    await fs.rm(scratch, { force: true });
+  }
+  return { resumedFrom: "empty", restored: null, restoreFailed };
 }
 
 /**
- * The volume holds nothing: restore the store's newest valid commit. Errors reaching the store
- * propagate on purpose: starting empty while a commit exists would later overwrite the real state.
+ * The committer's snapshot: SQLite's online backup into a scratch file on the volume, then (on a worker
+ * thread) converted to a one-file rollback-journal database, integrity-checked and hashed. A database
+ * that fails its integrity check is never shipped: the older commits stay the newest good ones.
  */
-async function restoreFromStore(store: PersistentStore | null, local: LocalState): Promise<CommitRecord | null> {
-  const latest = store ? await store.latestValid() : null;
-  if (!latest) return null;
-  await local.installSnapshot(latest.bytes);
-  return latest.record;
+async function takeSnapshot(local: LocalDatabase, paths: StatePaths): Promise<Snapshot> {
+  const file = scratchPath(paths.dataDir, "commit");
+  const dispose = () => fs.rm(file, { force: true });
+  try {
+    await local.backupTo(file);
+    const inspected = await inspectDatabaseFile(file, { toRollbackJournal: true, hash: true });
+    if (inspected.problems.length > 0 || inspected.seq === null || !inspected.sha256) {
+      throw new LocalStateCorruptError(`the local database's snapshot failed verification, not committed: ${inspected.problems.join("; ")}`);
+    }
+    return { file, seq: inspected.seq, bytes: inspected.bytes, sha256: inspected.sha256, format: COMMIT_FORMAT, dispose };
+  } catch (error) {
+    await dispose();
+    throw error;
+  }
+}
+
+/** Create .reseat/ and data/; drop temp and scratch files left by a process killed mid-write. */
+async function prepareDirectories(paths: StatePaths): Promise<void> {
+  // Durably: a state directory created here (not a volume's mount point) must not vanish with the data in it.
+  await ensureDirDurable(paths.reseatDir);
+  for (const name of await fs.readdir(paths.reseatDir)) {
+    if (isTempFileOf(name, path.basename(paths.statusFile))) await fs.rm(path.join(paths.reseatDir, name), { force: true });
+  }
+  await ensureDirDurable(paths.dataDir);
+  for (const name of await fs.readdir(paths.dataDir)) {
+    if (isScratchFile(name)) await fs.rm(path.join(paths.dataDir, name), { force: true });
+  }
 }
 
 /**
  * Claim our generation in the store (so a late commit from an older executable is rejected) and find
  * its newest commit for status.json. A store that is merely unreachable does not stop a volume that
- * resumed locally from serving; a newer generation in the store does (this process is a zombie).
+ * resumes locally from serving; a newer generation in the store does (this process is a zombie).
  */
 async function inspectStore(store: PersistentStore | null, generation: number): Promise<{ newestCommit: CommitRecord | null; error: string | null }> {
   if (!store) return { newestCommit: null, error: null };
@@ -96,5 +162,15 @@ async function inspectStore(store: PersistentStore | null, generation: number): 
   } catch (error) {
     if (error instanceof StaleGenerationError) throw error;
     return { newestCommit: null, error: `persistent store unavailable at start: ${errorMessage(error)}` };
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await fs.access(file);
+    return true;
+  } catch (error) {
+    if (isNotFound(error)) return false;
+    throw error;
   }
 }

@@ -2,7 +2,7 @@ import type { Committer } from "./committer";
 import type { ResolvedConfig } from "./config";
 import { StateClosedError } from "./errors";
 import type { StatePaths } from "./layout";
-import type { LocalState } from "./localState";
+import type { LocalDatabase } from "./localDatabase";
 import { installShutdownHandlers } from "./signals";
 import type { CommitRecord } from "./store/types";
 import { writeStatus, type ResumeSource, type StateStatus } from "./volumeFiles";
@@ -17,12 +17,12 @@ export interface StateHandle {
   readonly resumedFrom: ResumeSource;
   /** The seq the state was resumed at. */
   readonly resumedSeq: number;
-  /** A fresh copy of the stored document, or undefined. */
+  /** A fresh copy of the stored document (read from the database now), or undefined. */
   get<T = unknown>(key: string): T | undefined;
   has(key: string): boolean;
-  /** Copies of every [key, document], in insertion order. */
+  /** Copies of every [key, document], in insertion order (reads the whole state: for small states and tests). */
   entries<T = unknown>(): Array<[string, T]>;
-  /** Store a JSON document; resolves (with the write's seq) once it is fsync'd to the journal. */
+  /** Store a JSON document; resolves (with the write's seq) once its transaction is durable (WAL fsync'd). */
   put(key: string, value: unknown): Promise<number>;
   /** Remove a key (durably, like put); resolves to whether it existed. */
   delete(key: string): Promise<boolean>;
@@ -42,9 +42,10 @@ export class OpenStateHandle implements StateHandle {
   constructor(
     private readonly config: ResolvedConfig,
     private readonly paths: StatePaths,
-    private readonly local: LocalState,
+    private readonly local: LocalDatabase,
     readonly resumedFrom: ResumeSource,
     readonly resumedSeq: number,
+    private readonly restoreFailed: StateStatus["restoreFailed"],
   ) {}
 
   attach(committer: Committer): void {
@@ -77,7 +78,7 @@ export class OpenStateHandle implements StateHandle {
   }
 
   entries<T = unknown>(): Array<[string, T]> {
-    return Array.from(this.local.entries(), ([key, text]) => [key, JSON.parse(text) as T]);
+    return this.local.entries().map(([key, text]) => [key, JSON.parse(text) as T]);
   }
 
   async put(key: string, value: unknown): Promise<number> {
@@ -117,6 +118,7 @@ export class OpenStateHandle implements StateHandle {
       },
       lastCommitError: this.committer.lastCommitError,
       lastCommitAttemptAt: this.committer.lastCommitAttemptAt,
+      restoreFailed: this.restoreFailed,
       updatedAt: new Date().toISOString(),
     };
   }
@@ -133,10 +135,11 @@ export class OpenStateHandle implements StateHandle {
   private async shutdown(): Promise<void> {
     try {
       this.committer.stop();
-      await this.local.close(); // writes queued before close() are still flushed and acknowledged
+      await this.local.seal(); // writes queued before close() are still written and acknowledged
       let finalCommitError: unknown = null;
       if (!this.committer.fencedBy) await this.committer.commitNow().catch((error: unknown) => (finalCommitError = error));
       await this.writeStatus().catch(() => undefined);
+      await this.local.close();
       await this.config.store?.close?.();
       if (finalCommitError) throw finalCommitError;
     } finally {

@@ -10,7 +10,10 @@ export interface VolumeMeta {
 
 /** Parse meta.json; null when it is absent or unreadable (e.g. caught mid-write by a non-atomic writer). */
 export async function readMeta(file: string): Promise<VolumeMeta | null> {
-  const raw = await readFileIfExists(file);
+  return parseMeta(await readFileIfExists(file));
+}
+
+export function parseMeta(raw: Buffer | null): VolumeMeta | null {
   if (raw === null) return null;
   try {
     const parsed = JSON.parse(raw.toString("utf8")) as Record<string, unknown>;
@@ -46,7 +49,8 @@ export function isPositiveInteger(value: unknown): value is number {
 export interface StateStatus {
   peId: string;
   generation: number;
-  resumedFrom: ResumeSource;
+  /** Where this generation's state came from; null while it did not start (see restoreFailed). */
+  resumedFrom: ResumeSource | null;
   resumedSeq: number;
   /** Seq of the last applied (durable) write. */
   seq: number;
@@ -54,6 +58,11 @@ export interface StateStatus {
   lastCommit: CommitSummary | null;
   lastCommitError: string | null;
   lastCommitAttemptAt: string | null;
+  /**
+   * Set when the volume held no state and the store's commits all failed verification: the workload
+   * refused to start (resumedFrom null), or started empty because the PE allows it (resumedFrom "empty").
+   */
+  restoreFailed: { reasons: string[]; at: string } | null;
   updatedAt: string;
 }
 

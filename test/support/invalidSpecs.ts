@@ -34,6 +34,7 @@ export function invalidSpecs(peId: string): InvalidSpecCase[] {
       field: "ports.1.host",
       expected: /host port used once; 127\.0\.0\.1:18998\/tcp is already mapped by ports\.0/,
     },
+    { name: "allowEmptyStart not a boolean", spec: { ...base, persistentStore: { kind: "directory", allowEmptyStart: "yes" } }, field: "persistentStore.allowEmptyStart", expected: /expected true or false/ },
     { name: "postgres store without a password", spec: { ...base, persistentStore: { kind: "postgres", database: "d", user: "u" } }, field: "persistentStore", expected: /exactly one of password or passwordSecret/ },
   ];
 }

@@ -8,6 +8,9 @@ export interface ArchiveEntry {
   name: string;
   content?: Buffer;
   mode?: number;
+  /** Numeric owner (default root); the engine applies it when it extracts the archive. */
+  uid?: number;
+  gid?: number;
 }
 
 /** Packs entries into one tar (directories before the files in them, as given). */
@@ -22,10 +25,10 @@ export async function packArchive(entries: ArchiveEntry[]): Promise<Buffer> {
   const mtime = new Date();
   for (const entry of entries) {
     if (entry.name.endsWith("/")) {
-      pack.entry({ name: entry.name, type: "directory", mode: entry.mode ?? 0o755, mtime });
+      pack.entry({ name: entry.name, type: "directory", mode: entry.mode ?? 0o755, mtime, uid: entry.uid ?? 0, gid: entry.gid ?? 0 });
     } else {
       const content = entry.content ?? Buffer.alloc(0);
-      pack.entry({ name: entry.name, type: "file", mode: entry.mode ?? 0o644, size: content.length, mtime }, content);
+      pack.entry({ name: entry.name, type: "file", mode: entry.mode ?? 0o644, size: content.length, mtime, uid: entry.uid ?? 0, gid: entry.gid ?? 0 }, content);
     }
   }
   pack.finalize();

@@ -11,6 +11,7 @@ import {
   EngineIdentity,
   EventStream,
   ExecutableDesired,
+  FileOwner,
   ExecutableEvent,
   LABELS,
   LeaseRecord,
@@ -258,6 +259,7 @@ export class DockerBackend implements Backend {
       name: identity.name,
       Image: desired.imageId,
       Cmd: desired.command,
+      ...(desired.user ? { User: `${desired.user.uid}:${desired.user.gid}` } : {}),
       Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
       Labels: {
         [LABELS.managed]: "true",
@@ -297,8 +299,8 @@ export class DockerBackend implements Backend {
     }
   }
 
-  async recordGeneration(meta: VolumeMeta): Promise<void> {
-    await this.writeVolumeFiles(meta.volume, { [META_PATH]: JSON.stringify(meta) });
+  async recordGeneration(meta: VolumeMeta, owner?: FileOwner): Promise<void> {
+    await this.writeVolumeFiles(meta.volume, { [META_PATH]: JSON.stringify(meta) }, { owner });
   }
 
   async readVolumeFile(source: string, relativePath: string): Promise<string | undefined> {
@@ -323,20 +325,95 @@ export class DockerBackend implements Backend {
     return archive;
   }
 
-  async writeVolumeFiles(source: string, files: Record<string, string>, options: { mode?: number } = {}): Promise<void> {
+  async writeVolumeFiles(source: string, files: Record<string, string>, options: { mode?: number; owner?: FileOwner; rootMode?: number } = {}): Promise<void> {
     const mode = options.mode ?? 0o644;
-    const hostDir = await this.hostPathOf(source);
-    if (hostDir) {
-      for (const [relativePath, text] of Object.entries(files)) writeDurably(path.join(hostDir, relativePath), text, mode);
-      return;
-    }
+    const owner = options.owner && (options.owner.uid !== 0 || options.owner.gid !== 0) ? options.owner : undefined;
+    const root = "./" in files; // the volume's root directory itself
     const dirs = new Set<string>();
     for (const file of Object.keys(files)) {
-      const parts = file.split("/").slice(0, -1);
+      if (file === "./") continue;
+      const parts = file.split("/").filter(Boolean);
+      if (!file.endsWith("/")) parts.pop();
       for (let i = 1; i <= parts.length; i++) dirs.add(`${parts.slice(0, i).join("/")}/`);
     }
-    const archive = await packArchive([...[...dirs].map((name) => ({ name })), ...Object.entries(files).map(([name, text]) => ({ name, content: Buffer.from(text), mode }))]);
-    await this.withAccessor(source, (id) => this.putArchive(id, "/v", archive));
+    const regular = Object.entries(files).filter(([name]) => !name.endsWith("/"));
+    const hostDir = await this.hostPathOf(source);
+    if (hostDir) {
+      for (const dir of dirs) {
+        fs.mkdirSync(path.join(hostDir, dir), { recursive: true });
+        if (owner) fs.chownSync(path.join(hostDir, dir), owner.uid, owner.gid);
+      }
+      if (owner && root) chownOnRootMismatch(hostDir, owner);
+      if (root && options.rootMode !== undefined) fs.chmodSync(hostDir, options.rootMode);
+      for (const [relativePath, text] of regular) writeDurably(path.join(hostDir, relativePath), text, mode, owner);
+      return;
+    }
+    const ids = owner ? { uid: owner.uid, gid: owner.gid } : {};
+    // For the root's owner or mode the archive goes to / with a "v/" entry: the engine skips an archive's
+    // "." but applies the owner and mode of "v/", i.e. of the volume's root (mounted at /v).
+    const touchRoot = root && (owner !== undefined || options.rootMode !== undefined);
+    const prefix = touchRoot ? "v/" : "";
+    const archive = await packArchive([
+      ...(touchRoot ? [{ name: prefix, ...ids, ...(options.rootMode !== undefined ? { mode: options.rootMode } : {}) }] : []),
+      ...[...dirs].map((name) => ({ name: prefix + name, ...ids })),
+      ...regular.map(([name, text]) => ({ name: prefix + name, content: Buffer.from(text), mode, ...ids })),
+    ]);
+    await this.withAccessor(source, (id) => this.putArchive(id, touchRoot ? "/" : "/v", archive));
+  }
+
+  private readonly imageUsers = new Map<string, Promise<FileOwner | undefined>>();
+
+  /** The image's USER as numbers: "uid[:gid]" directly, names through the image's /etc/passwd and /etc/group. */
+  imageUser(imageId: string): Promise<FileOwner | undefined> {
+    // Image ids name immutable content: one look per image and process.
+    let known = this.imageUsers.get(imageId);
+    if (!known) {
+      known = this.readImageUser(imageId);
+      known.catch(() => this.imageUsers.delete(imageId));
+      this.imageUsers.set(imageId, known);
+    }
+    return known;
+  }
+
+  private async readImageUser(imageId: string): Promise<FileOwner | undefined> {
+    const image = await this.call(`inspect image ${imageId}`, () => this.docker.getImage(imageId).inspect());
+    const [user = "", group] = (image.Config?.User ?? "").split(":");
+    if (user === "" || user === "root" || user === "0") return group === undefined || group === "0" || group === "root" ? undefined : { uid: 0, gid: await this.resolveId(imageId, "group", group) };
+    const uid = await this.resolveId(imageId, "passwd", user);
+    const gid = group !== undefined ? await this.resolveId(imageId, "group", group) : await this.primaryGroup(imageId, user, uid);
+    return { uid, gid };
+  }
+
+  private async resolveId(imageId: string, table: "passwd" | "group", name: string): Promise<number> {
+    if (/^\d+$/.test(name)) return Number(name);
+    const entry = (await this.imageFile(imageId, `/etc/${table}`))?.split("\n").map((line) => line.split(":")).find((fields) => fields[0] === name);
+    if (!entry?.[2] || !/^\d+$/.test(entry[2])) throw new Error(`image ${imageId.slice(0, 19)}: its USER names ${table === "passwd" ? "user" : "group"} "${name}", which its /etc/${table} does not list; set runAsUser/runAsGroup`);
+    return Number(entry[2]);
+  }
+
+  private async primaryGroup(imageId: string, user: string, uid: number): Promise<number> {
+    const entries = (await this.imageFile(imageId, "/etc/passwd"))?.split("\n").map((line) => line.split(":")) ?? [];
+    const entry = entries.find((fields) => fields[0] === user || fields[2] === String(uid));
+    // As Docker does: the user's primary group from /etc/passwd, else group 0.
+    return entry?.[3] && /^\d+$/.test(entry[3]) ? Number(entry[3]) : 0;
+  }
+
+  /** A file of an image, read through a created (never started) container. */
+  private async imageFile(imageId: string, file: string): Promise<string | undefined> {
+    const created = await this.call(`create a container to read ${file} of image ${imageId}`, (abortSignal) =>
+      this.docker.createContainer({
+        Image: imageId,
+        Entrypoint: ["/reseat-never-started"],
+        Labels: { [LABELS.managed]: "true", [LABELS.role]: "image-inspect" },
+        HostConfig: { NetworkMode: "none" },
+        abortSignal,
+      } as Dockerode.ContainerCreateOptions),
+    );
+    try {
+      return (await this.readContainerFile(created.id, file))?.toString("utf8");
+    } finally {
+      await this.remove(created.id).catch(() => undefined);
+    }
   }
 
   private async putArchive(id: string, dir: string, archive: Buffer): Promise<void> {
@@ -622,13 +699,33 @@ function withoutCredentials(desired: ExecutableDesired): ExecutableDesired {
   return rest;
 }
 
+/**
+ * The volume's root, and when its owner was another (a volume written by a root workload, e.g. by reseat
+ * 0.1), everything in it: Kubernetes' fsGroupChangePolicy "OnRootMismatch". Once the root matches, later
+ * calls cost one stat.
+ */
+function chownOnRootMismatch(dir: string, owner: FileOwner): void {
+  const stat = fs.statSync(dir);
+  if (stat.uid === owner.uid && stat.gid === owner.gid) return;
+  const walk = (current: string): void => {
+    for (const entry of fs.readdirSync(current, { withFileTypes: true })) {
+      const full = path.join(current, entry.name);
+      fs.lchownSync(full, owner.uid, owner.gid);
+      if (entry.isDirectory()) walk(full);
+    }
+  };
+  walk(dir);
+  fs.chownSync(dir, owner.uid, owner.gid); // last: an interrupted walk is done again next time
+}
+
 /** temp + fsync + rename + fsync(dir): a reader sees the old file or the new one, never a torn one. */
-function writeDurably(file: string, text: string, mode: number): void {
+function writeDurably(file: string, text: string, mode: number, owner?: FileOwner): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const temp = `${file}.tmp-${process.pid}`;
   fs.rmSync(temp, { force: true });
   const fd = fs.openSync(temp, "w", mode);
   try {
+    if (owner) fs.fchownSync(fd, owner.uid, owner.gid);
     fs.writeSync(fd, text);
     fs.fsyncSync(fd);
   } finally {

@@ -9,6 +9,7 @@ import {
   EventStream,
   ExecutableDesired,
   ExecutableEvent,
+  FileOwner,
   LeaseRecord,
   ObservedExecutable,
   VolumeClaim,
@@ -30,7 +31,7 @@ interface FakeExecutable {
 
 interface FakeVolume {
   info: VolumeInfo;
-  files: Map<string, { text: string; mode: number }>;
+  files: Map<string, { text: string; mode: number; owner?: FileOwner }>;
 }
 
 /** What a test can make the fake do wrong. */
@@ -161,8 +162,8 @@ export class FakeBackend implements Backend {
     return text ? (JSON.parse(text) as VolumeMeta) : undefined;
   }
 
-  async recordGeneration(meta: VolumeMeta): Promise<void> {
-    await this.writeVolumeFiles(meta.volume, { ".reseat/meta.json": JSON.stringify(meta) });
+  async recordGeneration(meta: VolumeMeta, owner?: FileOwner): Promise<void> {
+    await this.writeVolumeFiles(meta.volume, { ".reseat/meta.json": JSON.stringify(meta) }, { owner });
   }
 
   async readVolumeFile(source: string, relativePath: string): Promise<string | undefined> {
@@ -170,10 +171,26 @@ export class FakeBackend implements Backend {
     return this.filesOf(source).get(relativePath)?.text;
   }
 
-  async writeVolumeFiles(source: string, files: Record<string, string>, options: { mode?: number } = {}): Promise<void> {
+  async writeVolumeFiles(source: string, files: Record<string, string>, options: { mode?: number; owner?: FileOwner; rootMode?: number } = {}): Promise<void> {
     await this.call("writeVolumeFiles", source, Object.keys(files).join(","));
     const target = this.filesOf(source);
-    for (const [file, text] of Object.entries(files)) target.set(file, { text, mode: options.mode ?? 0o644 });
+    for (const [file, text] of Object.entries(files)) {
+      const mode = file === "./" && options.rootMode !== undefined ? options.rootMode : file.endsWith("/") ? 0o755 : (options.mode ?? 0o644);
+      target.set(file, { text, mode, owner: options.owner });
+    }
+  }
+
+  /** A file as written (text, mode, owner), for tests. */
+  volumeFile(source: string, relativePath: string): { text: string; mode: number; owner?: FileOwner } | undefined {
+    return this.filesOf(source).get(relativePath);
+  }
+
+  /** USER of images, by image id, as a test sets it (absent: root). */
+  readonly imageUsers = new Map<string, FileOwner>();
+
+  async imageUser(imageId: string): Promise<FileOwner | undefined> {
+    await this.call("imageUser", imageId);
+    return this.imageUsers.get(imageId);
   }
 
   async prepare(desired: ExecutableDesired, identity: { name: string; generation: number; specHash: string }): Promise<string> {
@@ -290,7 +307,7 @@ export class FakeBackend implements Backend {
     for (const stream of this.streams) stream.onEvent(event);
   }
 
-  private filesOf(source: string): Map<string, { text: string; mode: number }> {
+  private filesOf(source: string): Map<string, { text: string; mode: number; owner?: FileOwner }> {
     const volume = this.volumes.get(source);
     if (volume) return volume.files;
     // A directory store (a volume the test did not claim, or a host path): created on first use.

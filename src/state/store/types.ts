@@ -10,6 +10,11 @@ export interface CommitRecord {
   /** Length and sha256 (hex) of the snapshot bytes. */
   bytes: number;
   sha256: string;
+  /**
+   * What the bytes are: "sqlite-1" = a reseat state database (SQLite, one file). Absent in commits made by
+   * reseat 0.1, whose bytes are a JSON snapshot (still restorable: converted on restore).
+   */
+  format?: string;
 }
 
 export interface CommitListing {
@@ -19,29 +24,35 @@ export interface CommitListing {
   record: CommitRecord | null;
 }
 
-export interface VerifiedCommit {
-  id: string;
-  record: CommitRecord;
-  bytes: Buffer;
-}
+/** What fetching a commit's bytes found: its record (length and sha256 matched), or why it does not verify. */
+export type FetchResult = { record: CommitRecord } | { damaged: string };
 
 /**
  * Where commits go so that a lost volume can be rebuilt. One store instance serves one PE.
  * Implementations must make each commit all-or-nothing and must fence: reject (StaleCommitError) a
  * commit or claim whose generation is older than the newest generation already accepted.
+ *
+ * Pruning (after a commit) keeps the newest `keep` commits and never deletes the newest commit that
+ * verifies (its bytes, read back, match its record), nor anything while no commit verifies (prunePolicy.ts).
  */
 export interface PersistentStore {
   readonly kind: string;
-  /** Store the commit; record.bytes/sha256 must describe `bytes`. */
-  commit(record: CommitRecord, bytes: Uint8Array): Promise<void>;
-  /** The newest commit whose bytes verify (sha256, length), skipping damaged ones; null if none. */
-  latestValid(): Promise<VerifiedCommit | null>;
+  /** Store the snapshot in `file` as a commit; record.bytes/sha256 describe the file (computed by the caller). */
+  commit(record: CommitRecord, file: string): Promise<void>;
   /** Commits newest first. */
   list(): Promise<CommitListing[]>;
+  /**
+   * Copy commit `id`'s bytes into `target` (created; fsync'd when it verifies), checking length and sha256
+   * against the commit's record while copying. A commit that does not verify leaves no `target` behind.
+   */
+  fetch(id: string, target: string): Promise<FetchResult>;
   /** Register `generation` as the newest so older generations' late commits are rejected from now on. */
   claimGeneration(generation: number): Promise<void>;
   /** The newest generation the store has accepted (0 if none). */
   newestGeneration(): Promise<number>;
+  /** Waits for clean-up in flight (pruning). */
+  idle?(): Promise<void>;
+  /** Waits for clean-up in flight, then releases connections. */
   close?(): Promise<void>;
 }
 
@@ -53,6 +64,8 @@ export interface DirectoryStoreConfig {
   path: string;
   /** How many commits to keep (default 5). */
   keep?: number;
+  /** Read by openState, not by the store: see OpenStateOptions.allowEmptyStart. */
+  allowEmptyStart?: boolean;
 }
 
 export function isCommitRecord(value: unknown): value is CommitRecord {
@@ -65,6 +78,7 @@ export function isCommitRecord(value: unknown): value is CommitRecord {
     typeof r.at === "string" &&
     Number.isSafeInteger(r.bytes) &&
     typeof r.sha256 === "string" &&
-    /^[0-9a-f]{64}$/.test(r.sha256)
+    /^[0-9a-f]{64}$/.test(r.sha256) &&
+    (r.format === undefined || typeof r.format === "string")
   );
 }

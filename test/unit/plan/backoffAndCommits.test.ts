@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { backoffDelay, nextFailureCount } from "../../../src/plan/backoff";
-import { commitOutputs } from "../../../src/plan/commitStatus";
+import { commitOutputs, restoreFailure } from "../../../src/plan/commitStatus";
+import { formatStatusTable, type PeStatus } from "../../../src/controller/status";
 import { needsReseat } from "../../../src/controller/watch";
 import type { ObservedExecutable } from "../../../src/backend/backend";
 
@@ -43,6 +44,49 @@ describe("commit outputs", () => {
     expect(out.lastCommit?.seq).toBe(12);
   });
   it("no status, no figures", () => expect(commitOutputs(undefined, 1, new Date()).commitLagMs).toBeNull());
+});
+
+describe("restore-failed", () => {
+  const refused = {
+    generation: 5,
+    resumedFrom: null,
+    resumedSeq: 0,
+    seq: 0,
+    commitIntervalMs: 1000,
+    lastCommit: null,
+    lastCommitError: null,
+    restoreFailed: { reasons: ["g1-s2.commit: sha256 does not match the record"], at: "2026-01-01T00:00:00.000Z" },
+    updatedAt: "2026-01-01T00:00:00.000Z",
+  };
+  it("the current generation refused to start: its reasons", () => {
+    expect(restoreFailure(refused, 5)).toEqual(["g1-s2.commit: sha256 does not match the record"]);
+  });
+  it("a generation that started (empty, as allowed) or an older generation's status: nothing to report", () => {
+    expect(restoreFailure({ ...refused, resumedFrom: "empty" }, 5)).toBeNull();
+    expect(restoreFailure(refused, 6)).toBeNull();
+    expect(restoreFailure({ ...refused, restoreFailed: undefined }, 5)).toBeNull();
+  });
+  it("reseat status shows the state and the reasons under the table", () => {
+    const row: PeStatus = {
+      peId: "orders",
+      generation: 5,
+      executable: null,
+      state: "restore-failed",
+      volume: "reseat-orders-state",
+      lastCommit: null,
+      commitLagMs: null,
+      resumedFrom: null,
+      resumedSeq: null,
+      lastCommitError: null,
+      restarts: 0,
+      controller: null,
+      group: null,
+      restoreFailed: refused.restoreFailed.reasons,
+    };
+    const table = formatStatusTable([row]);
+    expect(table.split("\n")[1]).toMatch(/^orders\s+5\s+restore-failed\s/);
+    expect(table).toContain("orders: restore failed, refusing to start empty:\n  g1-s2.commit: sha256 does not match the record");
+  });
 });
 
 describe("needsReseat", () => {

@@ -2,6 +2,8 @@ import { describe, expect, it } from "vitest";
 import { parseProcessingElement, volumeNameOf } from "../../../src/spec/processingElement";
 import { parseDuration } from "../../../src/spec/duration";
 import { problemsOf } from "./problems";
+import { storeDesired } from "../../../src/spec/desired";
+import { storeEnv } from "../../../src/backend/backend";
 
 const minimal = { peId: "orders-0", image: "reseat-demo-workload:v1" };
 
@@ -14,6 +16,17 @@ describe("parseProcessingElement", () => {
     expect(spec.stop).toEqual({ signal: "SIGTERM", graceSeconds: 10 });
     expect(spec.network).toBe("bridge");
     expect(volumeNameOf(spec)).toBe("reseat-orders-0-state");
+  });
+
+  it("refuses an empty start over unreadable commits unless allowEmptyStart; the store env carries it only when set", () => {
+    const spec = parseProcessingElement(minimal);
+    expect(spec.persistentStore).toMatchObject({ kind: "directory", allowEmptyStart: false });
+    expect(JSON.parse(storeEnv(storeDesired(spec), "/state")!)).toEqual({ kind: "directory", path: "/reseat-store", keep: 5 });
+    const allowing = parseProcessingElement({ ...minimal, persistentStore: { kind: "directory", allowEmptyStart: true } });
+    expect(JSON.parse(storeEnv(storeDesired(allowing), "/state")!)).toMatchObject({ allowEmptyStart: true });
+    expect(problemsOf({ ...minimal, persistentStore: { kind: "directory", allowEmptyStart: 1 } })).toEqual([
+      { field: "persistentStore.allowEmptyStart", expected: "expected true or false" },
+    ]);
   });
 
   it("accepts registry hosts, digests and image ids", () => {

@@ -47,7 +47,6 @@ const { openState } = require(process.argv[2]);
     generation: Number(env.GENERATION),
     store: env.STORE_DIR ? { kind: "directory", path: env.STORE_DIR } : null,
     commitIntervalMs: Number(env.INTERVAL_MS || 60000),
-    compactAfterBytes: Number(env.COMPACT_AFTER_BYTES || 8388608),
     handleSignals: env.HANDLE_SIGNALS === "1",
     env: {},
   });

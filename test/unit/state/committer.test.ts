@@ -2,7 +2,7 @@ import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { DirectoryStore, openState, statePaths, type StateHandle, type StateStatus } from "../../../src/state/index";
-import { readJson, sleep, tempDir, waitFor, writeControl } from "./helpers";
+import { latestValid, readDatabase, readJson, sleep, tempDir, waitFor, writeControl } from "./helpers";
 
 /** Keep writing in the background so every tick has something new to commit. */
 function keepWriting(state: StateHandle): () => Promise<void> {
@@ -29,7 +29,7 @@ describe("committer", () => {
     await stop();
     await state.close();
 
-    const latest = await store.latestValid();
+    const latest = await latestValid(store);
     expect(latest?.record).toMatchObject({ peId: "pe-1", generation: 4, seq: state.seq });
     const status = await readJson<StateStatus>(statePaths(stateDir).statusFile);
     expect(status.lastCommit).toEqual({
@@ -44,6 +44,41 @@ describe("committer", () => {
     // Committed seqs only ever grow.
     const seqs = (await store.list()).map((c) => c.record!.seq).reverse();
     expect([...seqs].sort((a, b) => a - b)).toEqual(seqs);
+  });
+
+  it("commits a consistent snapshot while writes go on: exactly the writes up to its seq", async () => {
+    const store = new DirectoryStore(tempDir(), "pe-1", { keep: 100 });
+    const state = await openState({ stateDir: tempDir(), peId: "pe-1", generation: 1, store, commitIntervalMs: 60_000, env: {} });
+    // Enough state that the online backup takes many steps, with writes landing between them.
+    const pad = "p".repeat(2000);
+    await Promise.all(Array.from({ length: 3000 }, (_, n) => state.put(`base-${n}`, pad)));
+    const written: number[] = []; // seq of key w-<i> is written[i]
+    let writing = true;
+    const writers = Array.from({ length: 4 }, async () => {
+      while (writing) {
+        const i = written.length;
+        written.push(-1);
+        written[i] = await state.put(`w-${i}`, i);
+      }
+    });
+    const commits = [];
+    for (let i = 0; i < 3; i++) commits.push(await state.commitNow());
+    writing = false;
+    await Promise.all(writers);
+    await state.close();
+
+    const fetched = path.join(tempDir(), "commit.db");
+    for (const record of commits) {
+      const id = `g0000000001-s${String(record!.seq).padStart(16, "0")}.commit`;
+      await fs.rm(fetched, { force: true });
+      expect(await store.fetch(id, fetched)).toEqual({ record });
+      const { seq, entries } = readDatabase(fetched);
+      expect(seq).toBe(record!.seq);
+      const inCommit = new Set(entries.map(([key]) => key).filter((key) => key.startsWith("w-")));
+      const expectedKeys = written.flatMap((writeSeq, i) => (writeSeq !== -1 && writeSeq <= seq ? [`w-${i}`] : []));
+      expect(inCommit).toEqual(new Set(expectedKeys));
+    }
+    expect(commits.some((c) => written.some((s) => s > c!.seq))).toBe(true); // writes did go on past a commit
   });
 
   it("does not ship again when nothing was written since its last commit", async () => {
@@ -124,6 +159,6 @@ describe("committer", () => {
     }, 3_000, "a successful commit after the store came back");
     expect(recovered.lastCommit?.seq).toBe(2);
     await state.close();
-    expect((await new DirectoryStore(storeRoot, "pe-1").latestValid())?.record.seq).toBe(2);
+    expect((await latestValid(new DirectoryStore(storeRoot, "pe-1")))?.record.seq).toBe(2);
   });
 });

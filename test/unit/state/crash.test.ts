@@ -2,9 +2,9 @@ import { mkdtempSync, promises as fs } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DirectoryStore, openState, statePaths } from "../../../src/state/index";
+import { DirectoryStore, openState } from "../../../src/state/index";
 import { compileStateLibrary, startWriter, WRITER_SCRIPT, type Ack } from "./childProcess";
-import { tempDir } from "./helpers";
+import { latestValid, tempDir, waitFor } from "./helpers";
 
 let libraryIndex = "";
 let scriptFile = "";
@@ -28,26 +28,31 @@ function expectAllAcked(state: Awaited<ReturnType<typeof openState>>, prefix: st
 }
 
 describe("crashes of a real child process", () => {
-  it("keeps every acknowledged write across repeated kill -9 mid-stream (with compactions in between)", async () => {
+  it("keeps every acknowledged write across repeated kill -9 mid-stream (with commits in between)", async () => {
     const stateDir = tempDir();
+    const storeDir = tempDir();
     const rounds: Array<{ prefix: string; acks: Ack[] }> = [];
     for (let round = 0; round < 3; round++) {
       const prefix = `r${round}`;
       const writer = startWriter(scriptFile, libraryIndex, {
         STATE_DIR: stateDir,
         GENERATION: String(round + 1),
+        STORE_DIR: storeDir,
+        INTERVAL_MS: "25", // commits are frequent, so some kills land during one (and during a checkpoint)
         PREFIX: prefix,
-        COMPACT_AFTER_BYTES: "32768", // compaction is frequent, so some kills land during one
       });
       expect(await writer.ready).toMatch(round === 0 ? /^ready empty 0$/ : /^ready local \d+$/);
       await writer.waitForAcks(400 + round * 150);
+      // Commits run while writes go on: kill once this round's first commit is in, mid-stream of the next ones.
+      const store = new DirectoryStore(storeDir, "pe-1");
+      await waitFor(async () => (await store.list()).some((c) => c.record?.generation === round + 1), 20_000, `a commit of round ${round}`);
+      await writer.waitForAcks(writer.acks.length + 50);
       writer.child.kill("SIGKILL");
       const { signal } = await writer.exited;
       expect(signal).toBe("SIGKILL");
       rounds.push({ prefix, acks: [...writer.acks] });
     }
 
-    await fs.access(statePaths(stateDir).snapshotFile); // compaction did happen along the way
     const state = await openState({ stateDir, peId: "pe-1", generation: 4, store: null, env: {} });
     expect(state.resumedFrom).toBe("local");
     for (const { prefix, acks } of rounds) expectAllAcked(state, prefix, acks);
@@ -71,7 +76,7 @@ describe("crashes of a real child process", () => {
     expect(stderr).toBe("");
     expect(code).toBe(0);
 
-    const latest = await new DirectoryStore(storeDir, "pe-1").latestValid();
+    const latest = await latestValid(new DirectoryStore(storeDir, "pe-1"));
     expect(latest?.record.generation).toBe(1);
     // The volume is lost: generation 2 rebuilds from the store alone.
     const state = await openState({ stateDir: tempDir(), peId: "pe-1", generation: 2, store: { kind: "directory", path: storeDir }, env: {} });

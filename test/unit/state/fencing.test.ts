@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DirectoryStore, openState, StaleCommitError, StaleGenerationError } from "../../../src/state/index";
-import { tempDir, writeMeta } from "./helpers";
+import { latestValid, tempDir, writeMeta } from "./helpers";
 
 describe("generation fencing on the volume", () => {
   it("refuses writes once meta.json names a newer generation", async () => {
@@ -48,7 +48,7 @@ describe("generation fencing on the volume", () => {
     await writeMeta(stateDir, 2);
     await expect(state.commitNow()).rejects.toBeInstanceOf(StaleGenerationError);
     expect(state.status().lastCommitError).toMatch(/stale/);
-    expect(await store.latestValid()).toBeNull();
+    expect(await latestValid(store)).toBeNull();
     await state.close().catch(() => undefined);
   });
 });

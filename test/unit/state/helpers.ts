@@ -1,7 +1,10 @@
 import { mkdtempSync, promises as fs, rmSync } from "node:fs";
+import { DatabaseSync } from "node:sqlite";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterEach } from "vitest";
+import type { CommitRecord, PersistentStore } from "../../../src/state/index";
+import { sha256Hex } from "../../../src/state/fsUtil";
 
 const created: string[] = [];
 
@@ -59,4 +62,33 @@ export function sleep(ms: number): Promise<void> {
 /** Corrupt one byte in place (a bit flip on disk). */
 export function flipByte(buf: Buffer, index: number, mask = 0xff): void {
   buf.writeUInt8(buf.readUInt8(index) ^ mask, index);
+}
+
+/** The newest commit whose bytes verify, fetched into a temp file: what a restore would start from. */
+export async function latestValid(store: PersistentStore): Promise<{ id: string; record: CommitRecord; file: string } | null> {
+  for (const { id } of await store.list()) {
+    const file = path.join(tempDir("reseat-fetch-"), "commit");
+    const result = await store.fetch(id, file);
+    if ("record" in result) return { id, record: result.record, file };
+  }
+  return null;
+}
+
+/** Bytes in a temp file, described by a commit record: what the committer hands a store. */
+export async function commitFileOf(peId: string, generation: number, seq: number, bytes: Buffer): Promise<{ record: CommitRecord; file: string }> {
+  const file = path.join(tempDir("reseat-commit-"), "snapshot");
+  await fs.writeFile(file, bytes);
+  return { record: { peId, generation, seq, at: new Date().toISOString(), bytes: bytes.length, sha256: sha256Hex(bytes), format: "sqlite-1" }, file };
+}
+
+/** A state database's seq and entries, read directly with node:sqlite (the test's own view of a file). */
+export function readDatabase(file: string): { seq: number; entries: Array<[string, unknown]> } {
+  const db = new DatabaseSync(file, { readOnly: true });
+  try {
+    const seq = Number((db.prepare("SELECT value FROM reseat_meta WHERE name = 'seq'").get() as { value: number }).value);
+    const rows = db.prepare("SELECT key, value FROM kv ORDER BY rowid").all() as Array<{ key: string; value: string }>;
+    return { seq, entries: rows.map((row) => [row.key, JSON.parse(row.value)]) };
+  } finally {
+    db.close();
+  }
 }

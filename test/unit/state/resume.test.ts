@@ -1,8 +1,11 @@
-import { promises as fs } from "node:fs";
+import { promises as fs, readFileSync, writeFileSync } from "node:fs";
+import { DatabaseSync } from "node:sqlite";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { DirectoryStore, openState, statePaths, type StateStatus } from "../../../src/state/index";
-import { readJson, tempDir } from "./helpers";
+import { DirectoryStore, openState, RestoreFailedError, statePaths, type StateStatus } from "../../../src/state/index";
+import { sha256Hex } from "../../../src/state/fsUtil";
+import { restoreFromStore } from "../../../src/state/restore";
+import { latestValid, readJson, tempDir } from "./helpers";
 
 function openWith(stateDir: string, storeRoot: string | null, generation: number) {
   return openState({
@@ -82,6 +85,76 @@ describe("start-up", () => {
     await second.close();
   });
 
+  it("refuses to start empty when commits exist but none verifies; the commits stay as they were", async () => {
+    const storeRoot = tempDir();
+    const first = await openWith(tempDir(), storeRoot, 1);
+    await first.put("a", 1);
+    await first.commitNow();
+    await first.put("a", 2);
+    await first.close();
+    const store = new DirectoryStore(storeRoot, "pe-1");
+    const names = (await store.list()).map((c) => c.id);
+    expect(names).toHaveLength(2);
+    for (const name of names) await fs.appendFile(path.join(store.dir, name), "junk"); // every commit damaged
+    const before = await Promise.all(names.map((name) => fs.readFile(path.join(store.dir, name))));
+
+    const stateDir = tempDir();
+    const error = await openWith(stateDir, storeRoot, 2).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RestoreFailedError);
+    const { reasons } = error as RestoreFailedError;
+    expect(reasons).toHaveLength(2);
+    reasons.forEach((reason, i) => expect(reason).toMatch(new RegExp(`^${names[i]!.replace(".", "\\.")}: \\d+ bytes where the record says \\d+$`)));
+    expect((error as Error).message).toMatch(/refusing to start empty.*allowEmptyStart/s);
+    const status = await readJson<StateStatus>(statePaths(stateDir).statusFile);
+    expect(status).toMatchObject({ generation: 2, resumedFrom: null, restoreFailed: { reasons: (error as RestoreFailedError).reasons } });
+    await expect(fs.access(statePaths(stateDir).dbFile)).rejects.toThrow(); // nothing was started
+    const after = await Promise.all(names.map((name) => fs.readFile(path.join(store.dir, name))));
+    expect(after).toEqual(before);
+
+    // Explicitly allowed: starts empty, says why in status.json, and its new commits do not prune the old ones.
+    const allowed = await openState({ stateDir, peId: "pe-1", generation: 3, store: { kind: "directory", path: storeRoot, keep: 1 }, allowEmptyStart: true, env: {} });
+    expect([allowed.resumedFrom, allowed.seq]).toEqual(["empty", 0]);
+    expect(allowed.status().restoreFailed?.reasons).toHaveLength(2);
+    await allowed.put("fresh", 1);
+    await allowed.close();
+    // keep=1, and the only commit that verifies is the new one: the damaged ones are beyond keep and go,
+    // the new one (newest verified) stays.
+    expect((await store.list()).map((c) => c.record?.generation)).toEqual([3]);
+  });
+
+  it("skips commits whose checksum matches but whose database is not sound, naming the reason", async () => {
+    const storeRoot = tempDir();
+    const first = await openWith(tempDir(), storeRoot, 1);
+    await first.put("good", 1);
+    await first.commitNow(); // seq 1
+    await first.put("bad", 2);
+    await first.commitNow(); // seq 2
+    await first.put("worse", 3);
+    await first.close(); // seq 3
+    const store = new DirectoryStore(storeRoot, "pe-1");
+    const [third, second] = (await store.list()).map((c) => c.id);
+    // seq 3: a database page damaged, checksum recomputed: only SQLite's integrity check can tell.
+    await rewriteCommit(path.join(store.dir, third!), (db) => db.fill(0x5a, 4096 + 8, 4096 + 200));
+    // seq 2: a sound database, but it says seq 1 where its record says 2.
+    await rewriteCommit(path.join(store.dir, second!), (db) => {
+      const file = path.join(tempDir(), "edit.db");
+      writeFileSync(file, db);
+      const edit = new DatabaseSync(file);
+      edit.exec("UPDATE reseat_meta SET value = 1 WHERE name = 'seq'");
+      edit.close();
+      return readFileSync(file);
+    });
+
+    const volume = tempDir();
+    await fs.mkdir(statePaths(volume).dataDir);
+    const outcome = await restoreFromStore(store, statePaths(volume), "pe-1");
+    expect(outcome.restored?.seq).toBe(1);
+    expect(outcome.failures).toEqual([expect.stringMatching(new RegExp(`^${third}: integrity_check: `)), `${second}: database is at seq 1, the record says 2`]);
+    const state = await openWith(volume, storeRoot, 2);
+    expect([state.resumedFrom, state.resumedSeq, state.get("good"), state.has("bad")]).toEqual(["local", 1, 1, false]);
+    await state.close();
+  });
+
   it("refuses to start empty when the volume is empty and the store is unreachable", async () => {
     const notADirectory = path.join(tempDir(), "file");
     await fs.writeFile(notADirectory, "");
@@ -108,6 +181,16 @@ describe("start-up", () => {
     const state = await openState({ env });
     await state.put("a", 1);
     await state.close();
-    expect((await new DirectoryStore(storeRoot, "pe-1").latestValid())?.record.seq).toBe(1);
+    expect((await latestValid(new DirectoryStore(storeRoot, "pe-1")))?.record.seq).toBe(1);
   });
 });
+
+/** Change a directory-store commit's database bytes and give it a record that matches them again. */
+async function rewriteCommit(file: string, change: (db: Buffer) => Buffer | void): Promise<void> {
+  const raw = await fs.readFile(file);
+  const newline = raw.indexOf(0x0a);
+  const record = JSON.parse(raw.subarray(0, newline).toString("utf8")) as Record<string, unknown>;
+  let db = Buffer.from(raw.subarray(newline + 1));
+  db = change(db) ?? db;
+  await fs.writeFile(file, Buffer.concat([Buffer.from(`${JSON.stringify({ ...record, bytes: db.length, sha256: sha256Hex(db) })}\n`), db]));
+}

@@ -50,12 +50,16 @@ describe("shutdown on signals", () => {
   });
 
   it("rejects use after close, but close itself is idempotent", async () => {
-    const state = await openState({ stateDir: tempDir(), peId: "pe-1", generation: 1, store: null, env: {} });
+    const stateDir = tempDir();
+    const state = await openState({ stateDir, peId: "pe-1", generation: 1, store: null, env: {} });
     const pendingPut = state.put("a", 1); // queued before close: still acknowledged
     await Promise.all([state.close(), state.close()]);
     expect(await pendingPut).toBe(1);
     await expect(state.put("b", 2)).rejects.toBeInstanceOf(StateClosedError);
     await expect(state.commitNow()).rejects.toBeInstanceOf(StateClosedError);
-    expect(state.get("a")).toBe(1);
+    expect(() => state.get("a")).toThrow(StateClosedError); // reads go to the database, which is closed
+    const again = await openState({ stateDir, peId: "pe-1", generation: 2, store: null, env: {} });
+    expect(again.get("a")).toBe(1);
+    await again.close();
   });
 });

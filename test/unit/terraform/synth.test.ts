@@ -67,7 +67,7 @@ describe("Terraform flavour: synthesized configuration", () => {
     expect(container.depends_on).toEqual(["docker_volume.pe_orders_state"]);
     // The record of replacing fields: a change of any of them (memory included) replaces the container.
     const spec = doc.resource.terraform_data!.pe_orders_spec!;
-    expect(Object.keys(spec.input as object).sort()).toEqual(["command", "env", "mountPath", "network", "peId", "ports", "resources", "store", "volumeName"]);
+    expect(Object.keys(spec.input as object).sort()).toEqual(["command", "env", "mountPath", "network", "peId", "ports", "resources", "store", "user", "volumeName"]);
   });
 
   it("the container is bound to the state volume at the mount path, and to the directory store at /reseat-store", () => {
