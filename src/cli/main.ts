@@ -7,12 +7,16 @@ import { OutputMap } from "@pulumi/pulumi/automation";
 import { openStack, ProgramErrors, stepCollector } from "../automation/stack";
 import { controllerPresence, gatherStatus, formatStatusTable } from "../controller/status";
 import { watch } from "../controller/watch";
+import type { Backend, EngineTarget } from "../backend/backend";
+import { openBackend } from "../backend/open";
 
 const USAGE = `usage:
   reseat <up|preview|refresh|destroy|outputs|cancel> [--stack NAME] [--cwd DIR] [--program FILE] [--json] [--refresh]
          [--clear-pending-creates]   (refresh/up after an interrupted run; see the README's recovery steps)
   reseat watch [--json]               the failure controller: reseats failed executables until stopped
-  reseat status [--json]              the processing elements on this engine`;
+  reseat status [--json]              the processing elements on this engine
+    watch and status use the local Docker Engine (DOCKER_HOST), or with --kubernetes NAMESPACE [--context NAME]
+    the PEs in that namespace of the cluster the ambient kubeconfig (KUBECONFIG) reaches`;
 
 export async function main(argv: string[]): Promise<number> {
   const { positionals, values } = parseArgs({
@@ -25,6 +29,8 @@ export async function main(argv: string[]): Promise<number> {
       json: { type: "boolean", default: false },
       refresh: { type: "boolean", default: false },
       "clear-pending-creates": { type: "boolean", default: false },
+      kubernetes: { type: "string" },
+      context: { type: "string" },
       help: { type: "boolean", default: false },
     },
   });
@@ -39,9 +45,11 @@ export async function main(argv: string[]): Promise<number> {
   const report = (doc: Record<string, unknown>) => {
     if (json) process.stdout.write(JSON.stringify(doc, null, 2) + "\n");
   };
-  if (command === "watch") return runWatch(json);
+  const engine: EngineTarget | undefined = values.kubernetes ? { kind: "kubernetes", namespace: values.kubernetes, ...(values.context ? { context: values.context } : {}) } : undefined;
+  if (command === "watch") return runWatch(json, openBackend(engine));
   if (command === "status") {
-    const [rows, controller] = await Promise.all([gatherStatus(), controllerPresence()]);
+    const backend = openBackend(engine);
+    const [rows, controller] = await Promise.all([gatherStatus(backend), controllerPresence(backend)]);
     // One row per PE (the shape scripts/tf.sh reads); each says which controller watches it.
     const watchedBy = controller.watching ? controller.holder : null;
     if (json) process.stdout.write(JSON.stringify(rows.map((row) => ({ ...row, watchedBy })), null, 2) + "\n");
@@ -117,8 +125,9 @@ async function refreshAfterRevert(cwd: string | undefined, stackName: string | u
 }
 
 /** Runs the failure controller until SIGINT/SIGTERM. */
-async function runWatch(json: boolean): Promise<number> {
+async function runWatch(json: boolean, backend: Backend): Promise<number> {
   const watcher = await watch({
+    backend,
     onEvent: (event) => {
       if (json) process.stdout.write(JSON.stringify(event) + "\n");
       else console.log(`${event.at} ${event.kind}${event.peId ? ` ${event.peId}` : ""}${event.generation ? ` generation ${event.generation}` : ""}${event.delayMs ? ` in ${event.delayMs}ms` : ""}${event.reason ? `: ${event.reason}` : ""}${event.error ? ` — ${event.error}` : ""}`);

@@ -4,7 +4,7 @@ import { Committer } from "./committer";
 import { resolveConfig, resolveStateDir, type OpenStateOptions } from "./config";
 import { StaleGenerationError } from "./errors";
 import { VolumeGenerationFence } from "./fence";
-import { errorMessage, isTempFileOf } from "./fsUtil";
+import { errorMessage, isTempFileOf, writeFileAtomic } from "./fsUtil";
 import { statePaths, type StatePaths } from "./layout";
 import { LocalState } from "./localState";
 import { OpenStateHandle, type StateHandle } from "./stateHandle";
@@ -16,10 +16,12 @@ import { readControlInterval, readMeta, type ResumeSource } from "./volumeFiles"
  * commit from the store ("persistent"), else start "empty"; then start the periodic committer.
  */
 export async function openState(options: OpenStateOptions = {}): Promise<StateHandle> {
-  const paths = statePaths(resolveStateDir(options));
+  const env = options.env ?? process.env;
+  const paths = statePaths(resolveStateDir(options), env);
   const config = resolveConfig(options, paths.stateDir, await readMeta(paths.metaFile));
   const fence = new VolumeGenerationFence(paths.metaFile, config.generation);
   await fence.check(); // a stale executable must not even recover (recovery may truncate the journal)
+  if (env.RESEAT_CLAIM_GENERATION === "1") await claimVolumeGeneration(paths, config.peId, config.generation);
   await prepareReseatDir(paths);
 
   let committer: Committer | null = null;
@@ -60,6 +62,18 @@ export async function openState(options: OpenStateOptions = {}): Promise<StateHa
     await local.close().catch(() => undefined);
     throw error;
   }
+}
+
+/**
+ * Where no one writes meta.json from outside (Kubernetes: the claim belongs to its pod), the executable
+ * records its own generation before it touches the volume: an older executable still running on it
+ * (e.g. a force-deleted pod whose container lingers) is fenced off from then on.
+ */
+async function claimVolumeGeneration(paths: StatePaths, peId: string, generation: number): Promise<void> {
+  const meta = await readMeta(paths.metaFile);
+  if (meta && meta.generation >= generation) return;
+  await fs.mkdir(path.dirname(paths.metaFile), { recursive: true });
+  await writeFileAtomic(paths.metaFile, JSON.stringify({ peId, generation, updatedAt: new Date().toISOString() }));
 }
 
 /** Create .reseat/ and drop status.json temp files left by a process killed mid-rewrite. */
