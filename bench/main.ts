@@ -1,5 +1,6 @@
 // npm run bench -- <metric>   (writes bench/results/<metric>.json)
 import { benchCommitThroughput } from "./commitThroughput";
+import { benchK8sReplacementGap } from "./k8sReplacementGap";
 import { benchRecoveryTime } from "./recoveryTime";
 import { benchReplacementGap, benchRevertTime } from "./replacementGap";
 import { benchRolling } from "./rolling";
@@ -10,6 +11,7 @@ const metrics: Record<string, () => Promise<string>> = {
   commit_throughput: benchCommitThroughput,
   rolling: benchRolling,
   recovery_time: benchRecoveryTime,
+  k8s_replacement_gap: benchK8sReplacementGap,
 };
 
 async function main(): Promise<void> {
