@@ -177,7 +177,10 @@ function kubernetesClaims(parent: pulumi.Resource, name: string, spec: Processin
           name: claimName,
           namespace: settings.namespace,
           labels: { [LABELS.managed]: "true", [LABELS.role]: role, [LABELS.peId]: spec.peId },
-          annotations: { [LABELS.owner]: owner },
+          // A claim of a WaitForFirstConsumer class binds only when its first pod is scheduled, and the
+          // provider's own readiness wait never ends for a bound claim on a later update: reseat waits
+          // for the pod instead.
+          annotations: { [LABELS.owner]: owner, "pulumi.com/skipAwait": "true" },
         },
         spec: { accessModes: ["ReadWriteOnce"], ...(storageClassName ? { storageClassName } : {}), resources: { requests: { storage: size } } },
       },
