@@ -29,7 +29,7 @@ describe("PEs on both nodes", () => {
   });
   afterAll(async () => {
     await kubectl("uncordon", ...NODES).catch(() => undefined);
-    await reseatCli(project, "destroy").catch(() => undefined);
+    if (project) await reseatCli(project, "destroy").catch(() => undefined);
     await cluster?.remove();
   });
 

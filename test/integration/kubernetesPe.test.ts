@@ -78,7 +78,7 @@ describe("a processing element on Kubernetes", () => {
     project = makeProject("k8s-pe", [k8sSessionSpec(PE, NAMESPACE, cluster.storageClass)]);
   });
   afterAll(async () => {
-    await reseatCli(project, "destroy").catch(() => undefined);
+    if (project) await reseatCli(project, "destroy").catch(() => undefined);
     await cluster?.remove();
   });
 

@@ -5,7 +5,8 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as k8s from "@kubernetes/client-node";
 import { KUBECONFIG, clusterScript, kubectl, pollFor } from "./kubernetes";
-import { CLI } from "./harness";
+import * as path from "node:path";
+import { CLI, ROOT, runProcess } from "./harness";
 import { LABELS } from "../../src/backend/backend";
 
 export const NODES = ["node1", "node2"] as const;
@@ -74,7 +75,13 @@ export function k8sSessionSpec(peId: string, namespace: string, storageClass: st
   };
 }
 
+/**
+ * The checkout's images (scripts/images.sh rebuilds only what changed: another checkout on this machine
+ * may have built the same tags from other sources meanwhile), then onto every node.
+ */
 export async function loadImages(...images: string[]): Promise<void> {
+  const built = await runProcess("bash", [path.join(ROOT, "scripts", "images.sh")]);
+  if (built.code !== 0) throw new Error(`scripts/images.sh failed: ${built.stderr}`);
   const loaded = await clusterScript("load-image", ...images);
   if (loaded.code !== 0) throw new Error(`cluster.sh load-image ${images.join(" ")} failed: ${loaded.stderr}`);
 }
