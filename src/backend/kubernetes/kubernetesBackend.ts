@@ -57,6 +57,7 @@ import {
 const RECORD_FILES: Record<string, string> = {
   ".reseat/control.json": "control.json",
   ".reseat/controller.json": "controller.json",
+  ".reseat/revert.json": "revert.json",
 };
 const STATUS_FILE = ".reseat/status.json";
 const META_FILE = ".reseat/meta.json";
@@ -153,7 +154,7 @@ export class KubernetesBackend implements Backend {
   async prepare(desired: ExecutableDesired, identity: PodIdentity): Promise<string> {
     const node = await this.claimNode(desired.volumeName);
     // The record first: from now on a vanished pod of this name is a failure, not a removal.
-    await this.upsertRecord(desired.volumeName, desired.peId, { data: { [DESIRED_KEY]: desiredLabel(desired) }, annotations: { [ANNOTATIONS.pod]: identity.name } });
+    await this.upsertRecord(desired.volumeName, desired.peId, { data: { [DESIRED_KEY]: desiredLabel(desired) }, annotations: { [ANNOTATIONS.pod]: identity.name, [ANNOTATIONS.podSpecHash]: identity.specHash } });
     try {
       await this.core.createNamespacedPod({ namespace: this.namespace, body: podManifest(desired, identity, node) });
     } catch (error) {
@@ -599,7 +600,7 @@ function goneExecutable(record: V1ConfigMap, podName: string): ObservedExecutabl
     peId: record.metadata?.labels?.[LABELS.peId] ?? desired?.peId ?? "",
     owner: desired?.owner,
     generation: Number(/-g(\d+)$/.exec(podName)?.[1] ?? 0),
-    specHash: "",
+    specHash: record.metadata?.annotations?.[ANNOTATIONS.podSpecHash] ?? "",
     volumeName: record.metadata?.annotations?.[LABELS.volume] ?? desired?.volumeName ?? "",
     state: "gone",
     running: false,

@@ -20,6 +20,8 @@ export const ANNOTATIONS = {
   node: "io.reseat.node",
   /** On the record: the pod reseat last created and has not removed; a vanished one is a failure. */
   pod: "io.reseat.pod",
+  /** On the record: that pod's spec hash (a vanished pod is still found by the spec it ran). */
+  podSpecHash: "io.reseat.pod-spec-hash",
   leaseRenewals: "io.reseat.lease-renewals",
 } as const;
 
@@ -173,7 +175,7 @@ export function observePod(pod: V1Pod): ObservedExecutable {
 }
 
 /**
- * gated: created, not started. pending: scheduled or waiting for its node, no process yet. running.
+ * created: gated, not started. pending: scheduled or waiting for its node, no process yet. running.
  * terminating: deletion asked, processes may still run. exited/failed: terminal. unknown: the node stopped
  * reporting — its process may still run, so it counts as running (reseat waits for the node, see docs).
  */
@@ -183,7 +185,8 @@ export function podState(pod: V1Pod): { state: string; running: boolean } {
   if (phase === "Failed") return { state: "failed", running: false };
   if (pod.metadata?.deletionTimestamp) return { state: "terminating", running: true };
   if (phase === "Unknown") return { state: "unknown", running: true };
-  if (pod.spec?.schedulingGates?.length) return { state: "gated", running: false };
+  // "created" as on Docker: prepared, never started (the routine treats such an executable as never run).
+  if (pod.spec?.schedulingGates?.length) return { state: "created", running: false };
   const container = pod.status?.containerStatuses?.find((c) => c.name === WORKLOAD_CONTAINER);
   if (container?.state?.terminated) return { state: "exited", running: false };
   if (phase === "Running" && container?.state?.running) return { state: "running", running: true };

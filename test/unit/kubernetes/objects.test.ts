@@ -77,9 +77,9 @@ describe("reading pods back", () => {
   });
   const running = { phase: "Running", containerStatuses: [{ name: "workload", state: { running: { startedAt: new Date(0) } }, image: "", imageID: "", ready: true, restartCount: 0 }] };
 
-  it("running, gated, pending, terminating, ended and unknown", () => {
+  it("running, created (gated), pending, terminating, ended and unknown", () => {
     expect(podState(base(running as V1Pod["status"]))).toEqual({ state: "running", running: true });
-    expect(podState({ ...base({ phase: "Pending" }), spec: { containers: [], schedulingGates: [{ name: START_GATE }] } })).toEqual({ state: "gated", running: false });
+    expect(podState({ ...base({ phase: "Pending" }), spec: { containers: [], schedulingGates: [{ name: START_GATE }] } })).toEqual({ state: "created", running: false });
     expect(podState(base({ phase: "Pending" }))).toEqual({ state: "pending", running: false });
     expect(podState(base(running as V1Pod["status"], { metadata: { name: "x", deletionTimestamp: new Date() } }))).toEqual({ state: "terminating", running: true });
     expect(podState(base({ phase: "Failed" }))).toEqual({ state: "failed", running: false });
