@@ -197,8 +197,11 @@ export function isReady(pod: V1Pod): boolean {
   return pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
 }
 
-/** Waiting reasons that will not resolve by waiting: the create fails at once with the reason. */
-export const HOPELESS_WAITING = new Set(["ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError", "RunContainerError"]);
+/**
+ * Waiting reasons that will not resolve by waiting: the create fails at once with the reason. A first
+ * ErrImagePull is retried by the kubelet; its ImagePullBackOff that follows is final here.
+ */
+export const HOPELESS_WAITING = new Set(["ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError", "RunContainerError"]);
 
 /** Why a pod is not ready yet, in the words the API server and kubelet use. */
 export function podProblem(pod: V1Pod): string {
