@@ -148,12 +148,13 @@ export async function benchK8sReplacementGap(): Promise<string> {
       reseatGaps.push(round(timeline.readyAt.get(newPe)! - timeline.deletingAt.get(oldPe!)!));
 
       // Kubernetes' StatefulSet controller: the same image change in the pod template.
+      const seenBefore = new Set([...timeline.podOf.keys()]);
       await apps.patchNamespacedStatefulSet(
         { name: STS, namespace: NAMESPACE, body: { spec: { template: { spec: { containers: [{ name: "workload", image }] } } } } },
         k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.StrategicMergePatch),
       );
       const oldSts = stsUid;
-      stsUid = await timeline.readyPod((uid, name) => name === `${STS}-0` && uid !== oldSts);
+      stsUid = await timeline.readyPod((uid, name) => name === `${STS}-0` && !seenBefore.has(uid));
       statefulSetGaps.push(round(timeline.readyAt.get(stsUid)! - timeline.deletingAt.get(oldSts)!));
 
       // The floor: a fresh pod, same image and probe, created → Ready.

@@ -200,18 +200,20 @@ export class KubernetesBackend implements Backend {
 
   /**
    * Graceful stop: the pod is deleted with its grace period (SIGTERM, then SIGKILL) and this waits until
-   * the API server has removed it, which happens only once the kubelet reports its containers stopped.
-   * A pod on an unreachable node is never confirmed stopped: this fails rather than let a second pod
-   * start beside one that may still write (see docs/kubernetes.md, "A node that is gone").
+   * the kubelet reports every container of it stopped (a terminal phase; restartPolicy is Never) or the
+   * API server has removed it. Its volume may still be unmounting then, but nothing runs in it any more:
+   * the next pod may start. A pod on an unreachable node is never confirmed stopped: this fails rather
+   * than let a second pod start beside one that may still write (docs/kubernetes.md, "A node that is gone").
    */
   async stop(executableId: string, stop: { graceSeconds: number }): Promise<void> {
     await this.unwant(executableId);
-    await this.deletePodAndWait(executableId, stop.graceSeconds, (stop.graceSeconds + 60) * 1000);
+    await this.deletePodAndWait(executableId, stop.graceSeconds, (stop.graceSeconds + 60) * 1000, "stopped");
   }
 
+  /** Deletes the pod and waits until the API server has removed it. */
   async remove(executableId: string): Promise<void> {
     await this.unwant(executableId);
-    await this.deletePodAndWait(executableId, undefined, 90_000);
+    await this.deletePodAndWait(executableId, undefined, 90_000, "gone");
   }
 
   async logsTail(executableId: string, lines = 20): Promise<string> {
@@ -570,7 +572,7 @@ export class KubernetesBackend implements Backend {
     return response.status === 200 ? response.body : undefined;
   }
 
-  private async deletePodAndWait(name: string, graceSeconds: number | undefined, timeoutMs: number): Promise<void> {
+  private async deletePodAndWait(name: string, graceSeconds: number | undefined, timeoutMs: number, until: "stopped" | "gone"): Promise<void> {
     try {
       await this.core.deleteNamespacedPod({ name, namespace: this.namespace, ...(graceSeconds !== undefined ? { gracePeriodSeconds: graceSeconds } : {}) });
     } catch (error) {
@@ -581,6 +583,7 @@ export class KubernetesBackend implements Backend {
     for (let attempt = 0; ; attempt++) {
       const pod = await this.readPod(name);
       if (!pod) return;
+      if (until === "stopped" && !podState(pod).running && podState(pod).state !== "pending") return;
       if (Date.now() > deadline) {
         throw new Error(
           `reseat: pod ${name} was not confirmed stopped within ${Math.round(timeoutMs / 1000)} s (${podProblem(pod)}); its node may be unreachable. ` +
