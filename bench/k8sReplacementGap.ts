@@ -69,10 +69,33 @@ function statefulSet(image: string): k8s.V1StatefulSet {
   };
 }
 
+interface Phases {
+  oldStopped: number | null;
+  oldDeleted: number | null;
+  newBound: number | null;
+  newRunning: number | null;
+  newReady: number | null;
+}
+
+/** Per phase, the median over runs (nulls left out). */
+function medianPhases(runs: Phases[]): Record<keyof Phases, number | null> {
+  const keys = ["oldStopped", "oldDeleted", "newBound", "newRunning", "newReady"] as const;
+  return Object.fromEntries(keys.map((key) => {
+    const values = runs.map((r) => r[key]).filter((v): v is number => v !== null);
+    return [key, values.length ? round(median(values)) : null];
+  })) as Record<keyof Phases, number | null>;
+}
+
 /** One watch on the namespace's pods: when (here) each pod uid was first seen deleting, and Ready. */
 class PodTimeline {
   readonly deletingAt = new Map<string, number>();
   readonly readyAt = new Map<string, number>();
+  /** The old pod's containers reported stopped (terminal phase), and its API object gone. */
+  readonly stoppedAt = new Map<string, number>();
+  readonly deletedAt = new Map<string, number>();
+  /** The new pod bound to a node (scheduled), and its container running. */
+  readonly boundAt = new Map<string, number>();
+  readonly runningAt = new Map<string, number>();
   readonly podOf = new Map<string, string>();
   private abort?: AbortController;
 
@@ -85,6 +108,10 @@ class PodTimeline {
         const now = performance.timeOrigin + performance.now();
         this.podOf.set(uid, pod.metadata!.name!);
         if (pod.metadata?.deletionTimestamp && !this.deletingAt.has(uid)) this.deletingAt.set(uid, now);
+        if ((pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed") && !this.stoppedAt.has(uid)) this.stoppedAt.set(uid, now);
+        if (_phase === "DELETED" && !this.deletedAt.has(uid)) this.deletedAt.set(uid, now);
+        if (pod.spec?.nodeName && !pod.spec.schedulingGates?.length && !this.boundAt.has(uid)) this.boundAt.set(uid, now);
+        if (pod.status?.containerStatuses?.some((c) => c.state?.running) && !this.runningAt.has(uid)) this.runningAt.set(uid, now);
         if (pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") && !this.readyAt.has(uid)) this.readyAt.set(uid, now);
       },
       () => undefined,
@@ -93,6 +120,19 @@ class PodTimeline {
 
   stop(): void {
     this.abort?.abort();
+  }
+
+  /** Where the gap went, from the old pod's deletion request (ms after it). */
+  phases(oldUid: string, newUid: string): Phases {
+    const t0 = this.deletingAt.get(oldUid)!;
+    const at = (map: Map<string, number>, uid: string) => (map.has(uid) ? round(map.get(uid)! - t0) : null);
+    return {
+      oldStopped: at(this.stoppedAt, oldUid),
+      oldDeleted: at(this.deletedAt, oldUid),
+      newBound: at(this.boundAt, newUid),
+      newRunning: at(this.runningAt, newUid),
+      newReady: at(this.readyAt, newUid),
+    };
   }
 
   /** Waits until a pod matching `isNew` is Ready; returns its uid. */
@@ -132,6 +172,7 @@ export async function benchK8sReplacementGap(): Promise<string> {
   const reseatGaps: number[] = [];
   const statefulSetGaps: number[] = [];
   const floors: number[] = [];
+  const phases: Record<"reseat" | "statefulSet", Phases[]> = { reseat: [], statefulSet: [] };
   try {
     await up(IMAGES[0]);
     await apps.createNamespacedStatefulSet({ namespace: NAMESPACE, body: statefulSet(IMAGES[0]) });
@@ -146,6 +187,7 @@ export async function benchK8sReplacementGap(): Promise<string> {
       await up(image);
       const newPe = await timeline.readyPod((uid, name) => name.startsWith(`reseat-${PE}-g`) && !before.has(uid));
       reseatGaps.push(round(timeline.readyAt.get(newPe)! - timeline.deletingAt.get(oldPe!)!));
+      phases.reseat.push(timeline.phases(oldPe!, newPe));
 
       // Kubernetes' StatefulSet controller: the same image change in the pod template.
       const seenBefore = new Set([...timeline.podOf.keys()]);
@@ -156,10 +198,11 @@ export async function benchK8sReplacementGap(): Promise<string> {
       const oldSts = stsUid;
       stsUid = await timeline.readyPod((uid, name) => name === `${STS}-0` && !seenBefore.has(uid));
       statefulSetGaps.push(round(timeline.readyAt.get(stsUid)! - timeline.deletingAt.get(oldSts)!));
+      phases.statefulSet.push(timeline.phases(oldSts, stsUid));
 
       // The floor: a fresh pod, same image and probe, created → Ready.
       floors.push(await createToReady(core, timeline, image, i));
-      process.stderr.write(`run ${i + 1}/${RUNS}: reseat ${reseatGaps.at(-1)} ms, StatefulSet ${statefulSetGaps.at(-1)} ms, create→Ready ${floors.at(-1)} ms\n`);
+      process.stderr.write(`run ${i + 1}/${RUNS}: reseat ${reseatGaps.at(-1)} ms ${JSON.stringify(phases.reseat.at(-1))}, StatefulSet ${statefulSetGaps.at(-1)} ms ${JSON.stringify(phases.statefulSet.at(-1))}, create→Ready ${floors.at(-1)} ms\n`);
     }
   } finally {
     timeline.stop();
@@ -171,6 +214,9 @@ export async function benchK8sReplacementGap(): Promise<string> {
     result("k8s_replacement_gap", "ms", reseatGaps, statefulSetGaps, {
       baselineIs: "one-replica StatefulSet, same image/probe/grace/StorageClass, pod replaced on a template change",
       createToReadyMs: round(median(floors)),
+      // ms after the old pod's deletion request, medians: when its containers were reported stopped and
+      // its object removed; when the new pod was bound to a node, running, Ready.
+      phases: { reseat: medianPhases(phases.reseat), statefulSet: medianPhases(phases.statefulSet) },
       samples: { reseat: reseatGaps, statefulSet: statefulSetGaps, createToReady: floors },
     }),
   );

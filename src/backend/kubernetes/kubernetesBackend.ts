@@ -73,6 +73,13 @@ export class KubernetesBackend implements Backend {
   readonly namespace: string;
   private clientsCache?: KubernetesClients;
   private identityCache?: EngineIdentity;
+  /**
+   * Within one replacement the generation is read before the gap and recorded inside it: the claim as
+   * read then (its resourceVersion) and the PE's directory-store claim (from prepare) save two API
+   * round trips inside the gap. A stale resourceVersion only costs a re-read (409).
+   */
+  private readonly claimsReadForGeneration = new Map<string, V1PersistentVolumeClaim>();
+  private readonly storeClaimOf = new Map<string, string | null>();
 
   constructor(private readonly target: KubernetesTarget) {
     this.namespace = target.namespace;
@@ -152,6 +159,7 @@ export class KubernetesBackend implements Backend {
   }
 
   async prepare(desired: ExecutableDesired, identity: PodIdentity): Promise<string> {
+    this.storeClaimOf.set(desired.volumeName, desired.store.kind === "directory" && desired.store.volume ? desired.store.volume : null);
     const node = await this.claimNode(desired.volumeName);
     // The record first: from now on a vanished pod of this name is a failure, not a removal.
     await this.upsertRecord(desired.volumeName, desired.peId, { data: { [DESIRED_KEY]: desiredLabel(desired) }, annotations: { [ANNOTATIONS.pod]: identity.name, [ANNOTATIONS.podSpecHash]: identity.specHash } });
@@ -267,6 +275,7 @@ export class KubernetesBackend implements Backend {
 
   async readGeneration(volumeName: string): Promise<VolumeMeta | undefined> {
     const pvc = await this.readClaim(volumeName);
+    if (pvc) this.claimsReadForGeneration.set(volumeName, pvc);
     const text = pvc?.metadata?.annotations?.[ANNOTATIONS.generation];
     if (!pvc || text === undefined) return undefined;
     const generation = Number(text);
@@ -281,14 +290,16 @@ export class KubernetesBackend implements Backend {
    * state claim made afresh continues from the generation its store has seen.
    */
   async recordGeneration(meta: VolumeMeta): Promise<void> {
-    await this.bumpGeneration(meta.volume, meta, true);
-    const store = `${meta.volume}-store`;
-    if (await this.readClaim(store)) await this.bumpGeneration(store, meta, false);
+    const known = this.storeClaimOf.get(meta.volume);
+    const store = known === undefined ? `${meta.volume}-store` : known;
+    await Promise.all([this.bumpGeneration(meta.volume, meta, true), store ? this.bumpGeneration(store, meta, false) : undefined]);
   }
 
   private async bumpGeneration(claimName: string, meta: VolumeMeta, required: boolean): Promise<void> {
     for (let attempt = 0; attempt < 20; attempt++) {
-      const pvc = await this.readClaim(claimName);
+      const cached = attempt === 0 ? this.claimsReadForGeneration.get(claimName) : undefined;
+      this.claimsReadForGeneration.delete(claimName);
+      const pvc = cached ?? (await this.readClaim(claimName));
       if (!pvc) {
         if (required) throw new Error(`reseat: claim ${claimName} does not exist; cannot record generation ${meta.generation}`);
         return;
