@@ -187,6 +187,8 @@ describe("a processing element on Kubernetes", () => {
       url = await podUrl(NAMESPACE, fourth.metadata!.name!);
       expectAllAcked(acks, await sessionsAt(url));
       expect((await claimOf(NAMESPACE, CLAIM))?.metadata?.annotations?.[LABELS.generation]).toBe("4");
+      // The controller reports each reseat once its new pod is ready (just after the API server shows it Ready).
+      await pollFor("the controller's second reseat reported", 30, async () => (controller.events.filter((e) => e.kind === "reseated").length >= 2 ? true : undefined));
       expect(controller.events.filter((e) => e.kind === "reseated").map((e) => e.generation)).toEqual([3, 4]);
     } finally {
       await controller.stop();
