@@ -5,6 +5,7 @@
 import * as path from "node:path";
 import * as fs from "node:fs";
 import { EngineEvent, LocalWorkspace, PulumiFn, Stack } from "@pulumi/pulumi/automation";
+import { forgetDeclaredPes } from "../spec/uniqueness";
 
 export const PROJECT_ROOT = path.resolve(__dirname, "..", "..", "..");
 export const DEFAULT_PROGRAM = path.join(PROJECT_ROOT, "dist", "stacks", "index.js");
@@ -43,6 +44,9 @@ export async function openStack(options: StackOptions = {}, errors = new Program
   }
   Object.assign(process.env, env);
   const program: PulumiFn = async () => {
+    // The Automation API runs this inline program once per operation in this process (the demo runs
+    // two `up`s): each run declares its PEs afresh.
+    forgetDeclaredPes();
     try {
       const loaded = require(modulePath) as { default?: PulumiFn } | PulumiFn;
       const fn = typeof loaded === "function" ? loaded : loaded.default;

@@ -51,6 +51,11 @@ function engineScope(spec: ProcessingElementSpec): string {
  */
 const declaredInProgram: DeclaredPe[] = [];
 
+/** A new run of the program starts with nothing declared (one process may run a program several times). */
+export function forgetDeclaredPes(): void {
+  declaredInProgram.length = 0;
+}
+
 export function declareInProgram(pe: DeclaredPe): DuplicateProblem[] {
   const problems = findDuplicates([...declaredInProgram, pe]);
   if (!problems.length) declaredInProgram.push(pe);

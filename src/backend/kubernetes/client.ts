@@ -1,7 +1,10 @@
 // The official Kubernetes client, configured from the ambient kubeconfig (KUBECONFIG, else ~/.kube/config)
 // and the context a PE's spec names. Only the namespace and context are ever recorded in Pulumi state.
 import * as https from "node:https";
+import * as fs from "node:fs";
 import * as http from "node:http";
+import * as os from "node:os";
+import * as path from "node:path";
 import * as k8s from "@kubernetes/client-node";
 
 export interface KubernetesClients {
@@ -15,6 +18,11 @@ export interface KubernetesClients {
 
 export function connect(context: string | undefined): KubernetesClients {
   const config = new k8s.KubeConfig();
+  const defaultFile = path.join(os.homedir(), ".kube", "config");
+  if (!process.env.KUBECONFIG && !fs.existsSync(defaultFile) && !process.env.KUBERNETES_SERVICE_HOST) {
+    // The client would otherwise fall back to http://localhost:8080 and fail with an unrelated TLS message.
+    throw new Error(`reseat: no kubeconfig for a PE with a kubernetes section: set KUBECONFIG (the local cluster's is printed by \`scripts/cluster.sh status\`) or create ${defaultFile}`);
+  }
   config.loadFromDefault();
   if (context) {
     if (!config.getContextObject(context)) {
