@@ -1,6 +1,7 @@
 // npm run bench -- <metric>   (writes bench/results/<metric>.json)
 import { benchCommitThroughput } from "./commitThroughput";
 import { benchPlainUp } from "./plainUp";
+import { benchK8sReplacementGap } from "./k8sReplacementGap";
 import { benchRecoveryTime } from "./recoveryTime";
 import { benchReplacementGap, benchRevertTime } from "./replacementGap";
 import { benchResumeTime } from "./resumeTime";
@@ -14,6 +15,7 @@ const metrics: Record<string, () => Promise<string>> = {
   recovery_time: benchRecoveryTime,
   plain_up_overhead: benchPlainUp,
   resume_time: benchResumeTime,
+  k8s_replacement_gap: benchK8sReplacementGap,
 };
 
 async function main(): Promise<void> {

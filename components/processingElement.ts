@@ -1,12 +1,15 @@
 // ProcessingElement: one declaration gives a PE's state volume (its own resource, kept on destroy by
 // default) and its executable (replaced delete-before-replace, re-bound to the kept volume).
 import * as pulumi from "@pulumi/pulumi";
+import type * as k8s from "@pulumi/kubernetes";
+import { ClaimCheck } from "../src/provider/claimCheck";
 import { Executable } from "../src/provider/executable";
 import { StateVolume } from "../src/provider/stateVolume";
 import type { StoreDesired } from "../src/backend/backend";
 import type { EngineCredentials } from "../src/backend/docker/connection";
 import { ProcessingElementInput, ProcessingElementSpec, SpecError, parseProcessingElement, volumeNameOf } from "../src/spec/processingElement";
-import { engineTarget, executableFields, storeDesired, volumeOwner } from "../src/spec/desired";
+import { engineTarget, executableFields, storeClaimNameOf, storeDesired, volumeOwner } from "../src/spec/desired";
+import { LABELS } from "../src/backend/backend";
 import { declareInProgram } from "../src/spec/uniqueness";
 
 export const PROCESSING_ELEMENT_TYPE = "reseat:index:ProcessingElement";
@@ -67,7 +70,8 @@ export class ProcessingElement extends pulumi.ComponentResource {
   readonly failedSpecHash: pulumi.Output<string | null>;
   /** Every output above by name: what registerOutputs records and what stack programs export. */
   readonly summary: { [K in keyof ProcessingElementOutputs]: pulumi.Output<ProcessingElementOutputs[K]> };
-  readonly volume: StateVolume;
+  /** The state volume: a Docker volume (StateVolume), or on Kubernetes a PersistentVolumeClaim. */
+  readonly volume: StateVolume | k8s.core.v1.PersistentVolumeClaim;
   readonly executable: Executable;
   readonly spec: ProcessingElementSpec;
 
@@ -85,24 +89,34 @@ export class ProcessingElement extends pulumi.ComponentResource {
     const owner = volumeOwner(pulumi.getProject(), pulumi.getStack(), spec.peId);
     const credentials = engineCredentialsOf(spec);
 
-    this.volume = new StateVolume(
-      `${name}-volume`,
-      { peId: spec.peId, name: volumeName, driver: spec.volume.driver, owner, engine: engineTarget(spec), engineCredentials: credentials },
-      // The volume outlives `pulumi destroy` unless the spec opts out explicitly.
-      { parent: this, retainOnDelete: spec.volume.retainOnDestroy, protect: false },
-    );
-
-    this.executable = new Executable(
-      `${name}-executable`,
-      { ...executableFields(spec), owner, volumeName: this.volume.name, store: storeOf(spec), engineCredentials: credentials },
-      { parent: this, dependsOn: [this.volume], deleteBeforeReplace: false },
-    );
+    if (spec.kubernetes) {
+      const claims = kubernetesClaims(this, name, spec, volumeName, owner);
+      this.volume = claims[0]!;
+      this.executable = new Executable(
+        `${name}-executable`,
+        { ...executableFields(spec), owner, volumeName: claims[0]!.metadata.name, store: storeOf(spec) },
+        { parent: this, dependsOn: claims, deleteBeforeReplace: false },
+      );
+    } else {
+      const volume = new StateVolume(
+        `${name}-volume`,
+        { peId: spec.peId, name: volumeName, driver: spec.volume.driver, owner, engine: engineTarget(spec), engineCredentials: credentials },
+        // The volume outlives `pulumi destroy` unless the spec opts out explicitly.
+        { parent: this, retainOnDelete: spec.volume.retainOnDestroy, protect: false },
+      );
+      this.volume = volume;
+      this.executable = new Executable(
+        `${name}-executable`,
+        { ...executableFields(spec), owner, volumeName: volume.name, store: storeOf(spec), engineCredentials: credentials },
+        { parent: this, dependsOn: [volume], deleteBeforeReplace: false },
+      );
+    }
 
     this.peId = pulumi.output(spec.peId);
     this.generation = this.executable.generation;
     this.executableId = this.executable.executableId;
     this.executableName = this.executable.executableName;
-    this.volumeName = this.volume.name;
+    this.volumeName = this.volume instanceof StateVolume ? this.volume.name : this.volume.metadata.name;
     this.host = this.executable.host;
     this.imageId = this.executable.imageId;
     this.commitIntervalMs = this.executable.commitIntervalMs;
@@ -136,6 +150,60 @@ export class ProcessingElement extends pulumi.ComponentResource {
       failedSpecHash: this.failedSpecHash,
     };
     this.registerOutputs(this.summary);
+  }
+}
+
+/**
+ * A PE's claims on Kubernetes, declared with @pulumi/kubernetes: the state claim (ReadWriteOnce, kept on
+ * destroy unless volume.retainOnDestroy is false), and the directory store's own claim when the PE
+ * uses one. Each stands behind a ClaimCheck that refuses someone else's claim and any change that would
+ * need a new claim, at preview. The cluster comes from the ambient kubeconfig; only a context name (if
+ * any) is recorded.
+ */
+function kubernetesClaims(parent: pulumi.Resource, name: string, spec: ProcessingElementSpec, volumeName: string, owner: string): k8s.core.v1.PersistentVolumeClaim[] {
+  const settings = spec.kubernetes!;
+  const engine = engineTarget(spec);
+  const k8s = loadPulumiKubernetes(spec.peId);
+  const provider = settings.context ? new k8s.Provider(`${name}-kubernetes`, { context: settings.context }, { parent }) : undefined;
+  const declare = (role: "state-volume" | "store-volume", claimName: string, storageClassName: string | undefined, size: string, suffix: string) => {
+    const check = new ClaimCheck(
+      `${name}-${suffix}-check`,
+      { peId: spec.peId, role, name: claimName, namespace: settings.namespace, ...(storageClassName ? { storageClassName } : {}), size, owner, engine },
+      { parent },
+    );
+    return new k8s.core.v1.PersistentVolumeClaim(
+      `${name}-${suffix}`,
+      {
+        metadata: {
+          name: claimName,
+          namespace: settings.namespace,
+          labels: { [LABELS.managed]: "true", [LABELS.role]: role, [LABELS.peId]: spec.peId },
+          // A claim of a WaitForFirstConsumer class binds only when its first pod is scheduled, and the
+          // provider's own readiness wait never ends for a bound claim on a later update: reseat waits
+          // for the pod instead.
+          annotations: { [LABELS.owner]: owner, "pulumi.com/skipAwait": "true" },
+        },
+        spec: { accessModes: ["ReadWriteOnce"], ...(storageClassName ? { storageClassName } : {}), resources: { requests: { storage: size } } },
+      },
+      // The claim outlives `pulumi destroy` unless the spec opts out explicitly; a later `up` adopts it.
+      { parent, dependsOn: [check], retainOnDelete: spec.volume.retainOnDestroy, ...(provider ? { provider } : {}) },
+    );
+  };
+  const claims = [declare("state-volume", volumeName, settings.storageClassName, settings.size, "claim")];
+  if (spec.persistentStore.kind === "directory") {
+    const store = settings.store;
+    claims.push(declare("store-volume", storeClaimNameOf(spec), store?.storageClassName ?? settings.storageClassName, store?.size ?? "1Gi", "store-claim"));
+  }
+  return claims;
+}
+
+/** @pulumi/kubernetes is an optional peer: only PEs with a `kubernetes` section need it. */
+function loadPulumiKubernetes(peId: string): typeof import("@pulumi/kubernetes") {
+  try {
+    return require("@pulumi/kubernetes");
+  } catch (error) {
+    const why = (error as Error).message.split("\n")[0];
+    throw new SpecError(`"${peId}"`, [{ field: "kubernetes", expected: `the package @pulumi/kubernetes installed beside reseat (npm install @pulumi/kubernetes): ${why}` }]);
   }
 }
 

@@ -53,6 +53,9 @@ export function validateTerraformProcessingElement(name: string, args: unknown):
   if (spec.docker) {
     throw new SpecError(`"${name}"`, [{ field: "docker", expected: "not set per PE in the Terraform flavour: the engine is the stack's (dockerHost / DOCKER_HOST)" }]);
   }
+  if (spec.kubernetes) {
+    throw new SpecError(`"${name}"`, [{ field: "kubernetes", expected: "not supported by the Terraform flavour (Docker only): use the Pulumi flavour for PEs on Kubernetes" }]);
+  }
   return spec;
 }
 
@@ -119,7 +122,7 @@ export class ProcessingElement extends Construct {
     const fields = executableFields(spec);
     const store = storeDesired(spec);
     const replaceInput = Object.fromEntries(
-      REPLACE_FIELDS.filter((field) => field !== "imageId").map((field) => [
+      REPLACE_FIELDS.filter((field) => field !== "imageId" && field !== "kubernetes").map((field) => [
         field,
         literal(JSON.stringify(field === "store" ? store : ((fields as Record<string, unknown>)[field] ?? null))),
       ]),

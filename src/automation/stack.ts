@@ -6,6 +6,7 @@
 import * as path from "node:path";
 import * as fs from "node:fs";
 import { EngineEvent, LocalWorkspace, PulumiFn, Stack } from "@pulumi/pulumi/automation";
+import { forgetDeclaredPes } from "../spec/uniqueness";
 
 /** The reseat package's own folder (the checkout, or node_modules/reseat when installed). */
 export const PROJECT_ROOT = path.resolve(__dirname, "..", "..", "..");
@@ -91,6 +92,9 @@ export async function openStack(options: StackOptions = {}, errors = new Program
   // exports are the stack's outputs (resources declared at top level, while it is required — here).
   // A default-exported function is accepted too (`export default`, for --program modules).
   const program: PulumiFn = async () => {
+    // The Automation API runs this inline program once per operation in this process (the demo runs
+    // two `up`s): each run declares its PEs afresh.
+    forgetDeclaredPes();
     try {
       const loaded = require(modulePath) as Record<string, unknown> | PulumiFn;
       if (typeof loaded === "function") return await loaded();

@@ -26,6 +26,8 @@ export interface ExecutableDesired {
   onFailedReplacement?: "revert" | "leave-stopped";
   /** Which engine runs the PE (absent: the local Docker Engine, or DOCKER_HOST). */
   engine?: EngineTarget;
+  /** Pod-level settings of a PE on Kubernetes (absent on Docker). */
+  kubernetes?: KubernetesPodDesired;
   /** The workload's user (spec runAsUser/runAsGroup); absent: the image's USER. */
   user?: FileOwner;
 }
@@ -36,8 +38,18 @@ export interface FileOwner {
   gid: number;
 }
 
-/** Where a PE runs, as its spec says. Connection secrets never travel in here. */
-export type EngineTarget = { kind: "docker"; host?: string };
+export interface KubernetesPodDesired {
+  /** Node labels every pod requires, beside the node that holds the claim. */
+  nodeSelector?: Record<string, string>;
+  /** The workload's status endpoint, read through the API server's pod proxy (commit outputs). */
+  status?: { port: number; path: string };
+}
+
+/**
+ * Where a PE runs, as its spec says. Connection secrets never travel in here: a Kubernetes PE names a
+ * namespace and (optionally) a context of the ambient kubeconfig, never the kubeconfig itself.
+ */
+export type EngineTarget = { kind: "docker"; host?: string } | { kind: "kubernetes"; namespace: string; context?: string };
 
 export interface FailureBackoff {
   /** Delay before the 2nd consecutive re-creation (the 1st is immediate); doubles each time. */
@@ -74,8 +86,11 @@ export type StoreDesired =
 export const STORE_MOUNT = "/reseat-store";
 export const STORE_PASSWORD_FILE = ".reseat/secrets/store-password";
 
-/** The RESEAT_STORE value the workload's state library reads (no secret in it: a file path instead). */
-export function storeEnv(store: StoreDesired, mountPath: string): string | undefined {
+/**
+ * The RESEAT_STORE value the workload's state library reads (no secret in it: a file path instead).
+ * The password file is in the state volume unless the engine mounts it elsewhere (Kubernetes: a Secret).
+ */
+export function storeEnv(store: StoreDesired, mountPath: string, passwordFile = `${mountPath}/${STORE_PASSWORD_FILE}`): string | undefined {
   switch (store.kind) {
     case "none":
       return undefined;
@@ -83,7 +98,7 @@ export function storeEnv(store: StoreDesired, mountPath: string): string | undef
       return JSON.stringify({ kind: "directory", path: STORE_MOUNT, keep: store.keep, ...(store.allowEmptyStart ? { allowEmptyStart: true } : {}) });
     case "postgres": {
       const { password: _secret, ...visible } = store;
-      return JSON.stringify({ ...visible, passwordFile: `${mountPath}/${STORE_PASSWORD_FILE}` });
+      return JSON.stringify({ ...visible, passwordFile });
     }
   }
 }
@@ -104,6 +119,8 @@ export interface ObservedExecutable {
   startedAt?: string;
   exitCode?: number;
   restartCount?: number;
+  /** The host it runs on, when the engine has several (Kubernetes: the pod's node). */
+  host?: string;
 }
 
 /** Written beside the state volume before each executable starts; the durable home of the generation. */
@@ -126,9 +143,12 @@ export interface VolumeInfo {
 /** What a state volume is claimed for: exactly one owner, ever. */
 export interface VolumeClaim {
   name: string;
+  /** Docker: the volume driver; Kubernetes: the StorageClass ("" for the cluster's default). */
   driver: string;
   peId: string;
   owner: string;
+  /** Kubernetes: the requested size ("1Gi"). */
+  size?: string;
 }
 
 /** Which engine a PE lives on: recorded in state and compared on every operation. */

@@ -3,6 +3,7 @@
 import type { Backend, EngineTarget } from "./backend";
 import { EngineCredentials, resolveConnection } from "./docker/connection";
 import { DockerBackend } from "./docker/dockerBackend";
+import { KubernetesBackend } from "./kubernetes/kubernetesBackend";
 
 /**
  * @param credentials the secret half of the connection (TLS key, ssh key, registry password), from
@@ -10,11 +11,16 @@ import { DockerBackend } from "./docker/dockerBackend";
  */
 export function openBackend(target: EngineTarget | undefined, credentials: EngineCredentials = {}): Backend {
   const kind = target?.kind ?? "docker";
-  switch (kind) {
+  switch (target?.kind) {
+    case undefined:
     case "docker":
       // The spec's host wins; else DOCKER_HOST, as every Docker tool does; else the local socket.
       return new DockerBackend(resolveConnection({ host: target?.host, tls: credentials.tls, ssh: credentials.ssh }), { registryAuth: credentials.registryAuth });
+    case "kubernetes":
+      // The cluster comes from the ambient kubeconfig (credentials never enter Pulumi state); the
+      // namespace and context from the spec.
+      return new KubernetesBackend({ namespace: target.namespace, context: target.context });
     default:
-      throw new Error(`reseat: engine.kind "${String(kind)}" is not supported here (expected "docker")`);
+      throw new Error(`reseat: engine.kind "${String(kind)}" is not supported here (expected "docker" or "kubernetes")`);
   }
 }

@@ -7,6 +7,7 @@ import { parseArgs } from "node:util";
 import type { OutputMap } from "@pulumi/pulumi/automation";
 // Loaded when needed, so that usage errors answer at once (the Automation API takes a second to load).
 type StackModule = typeof import("../automation/stack");
+import type { Backend, EngineTarget } from "../backend/backend";
 
 const USAGE = `usage:
   reseat <up|preview|refresh|destroy|outputs|cancel> [--stack NAME] [--cwd DIR] [--program FILE] [--json] [--refresh]
@@ -16,6 +17,9 @@ const USAGE = `usage:
   reseat status [--json]              the processing elements on this engine
   --cwd DIR       the project folder (Pulumi.yaml); default: the nearest one from here up
   --program FILE  the program module, relative to --cwd; default: Pulumi.yaml's main
+  --kubernetes NAMESPACE [--context NAME]
+                  watch and status: the PEs in that namespace of the cluster the ambient kubeconfig
+                  (KUBECONFIG) reaches; default: the local Docker Engine (DOCKER_HOST)
 exit codes: 0 ok, 1 failed, 2 usage error, 3 changes found by --expect-no-changes`;
 
 const COMMANDS = new Set(["up", "preview", "refresh", "destroy", "outputs", "cancel", "watch", "status"]);
@@ -36,6 +40,8 @@ export async function main(argv: string[]): Promise<number> {
         refresh: { type: "boolean", default: false },
         "expect-no-changes": { type: "boolean", default: false },
         "clear-pending-creates": { type: "boolean", default: false },
+        kubernetes: { type: "string" },
+        context: { type: "string" },
         help: { type: "boolean", default: false },
       },
     });
@@ -60,12 +66,15 @@ export async function main(argv: string[]): Promise<number> {
   const report = (doc: Record<string, unknown>) => {
     if (json) process.stdout.write(JSON.stringify(doc, null, 2) + "\n");
   };
+  const engine: EngineTarget | undefined = values.kubernetes ? { kind: "kubernetes", namespace: values.kubernetes, ...(values.context ? { context: values.context } : {}) } : undefined;
+  const openEngine = (): Backend => (require("../backend/open") as typeof import("../backend/open")).openBackend(engine);
   const { steps, errors: resourceErrors, onEvent } = stepCollector();
   try {
-    if (command === "watch") return await runWatch(json);
+    if (command === "watch") return await runWatch(json, openEngine());
     if (command === "status") {
       const { controllerPresence, gatherStatus, formatStatusTable }: typeof import("../controller/status") = require("../controller/status");
-      const [rows, controller] = await Promise.all([gatherStatus(), controllerPresence()]);
+      const backend = openEngine();
+      const [rows, controller] = await Promise.all([gatherStatus(backend), controllerPresence(backend)]);
       // One row per PE (the shape scripts/tf.sh reads); each says which controller watches it.
       const watchedBy = controller.watching ? controller.holder : null;
       if (json) process.stdout.write(JSON.stringify(rows.map((row) => ({ ...row, watchedBy })), null, 2) + "\n");
@@ -154,9 +163,10 @@ function usageError(json: boolean, command: string | undefined, message: string)
 }
 
 /** Runs the failure controller until SIGINT/SIGTERM. */
-async function runWatch(json: boolean): Promise<number> {
+async function runWatch(json: boolean, backend: Backend): Promise<number> {
   const { watch }: typeof import("../controller/watch") = require("../controller/watch");
   const watcher = await watch({
+    backend,
     onEvent: (event) => {
       if (json) process.stdout.write(JSON.stringify(event) + "\n");
       else console.log(`${event.at} ${event.kind}${event.peId ? ` ${event.peId}` : ""}${event.generation ? ` generation ${event.generation}` : ""}${event.delayMs ? ` in ${event.delayMs}ms` : ""}${event.reason ? `: ${event.reason}` : ""}${event.error ? ` — ${event.error}` : ""}`);

@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import type { ExecutableDesired } from "../backend/backend";
 
 /** Fields whose change needs a new executable (a container cannot change them while it lives). */
-export const REPLACE_FIELDS = ["peId", "imageId", "command", "env", "ports", "network", "resources", "volumeName", "mountPath", "store", "user"] as const;
+export const REPLACE_FIELDS = ["peId", "imageId", "command", "env", "ports", "network", "resources", "volumeName", "mountPath", "store", "user", "kubernetes"] as const;
 /** Fields applied to the running executable, or only recorded: no new executable. */
 export const IN_PLACE_FIELDS = ["imageRef", "stop", "readiness", "commitIntervalMs", "failureBackoff", "onFailedReplacement"] as const;
 

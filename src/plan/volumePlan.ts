@@ -32,5 +32,6 @@ export function planVolume(old: VolumeFields, desired: VolumeFields): { changes:
 }
 
 function engineKey(engine: EngineTarget | undefined): string {
+  if (engine?.kind === "kubernetes") return JSON.stringify({ kind: engine.kind, namespace: engine.namespace, context: engine.context ?? null });
   return JSON.stringify({ kind: engine?.kind ?? "docker", host: engine?.host ?? null });
 }

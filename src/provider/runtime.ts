@@ -12,7 +12,8 @@ import { planExecutable, specHash } from "../plan/executablePlan";
 import { CommitOutputs, commitOutputs, parseWorkloadStatus } from "../plan/commitStatus";
 import { planVolume, VolumeFields } from "../plan/volumePlan";
 import { assertSameEngine, recordOutdated } from "../plan/engineRecord";
-import { applyControl, checkOwner, NO_REVERT, reseat, retire, ReseatResult, REVERT_PATH, RevertRecord } from "../replacement/reseat";
+import { applyControl, checkOwner, NO_REVERT, reseat, retire, ReseatResult, REVERT_PATH, RevertRecord, VolumeOwnedError } from "../replacement/reseat";
+import { ClaimFields, planClaim } from "../plan/claimPlan";
 
 /** What the Executable resource observes, beside its inputs. */
 export interface ExecutableObservation extends CommitOutputs, RevertOutputs, Omit<ReseatResult, "adopted" | "retired" | "reverted"> {}
@@ -230,4 +231,22 @@ export async function deleteVolume(id: string, props?: VolumeState): Promise<voi
     throw new Error(`reseat: volume "${id}" is still mounted by ${holders.map((h) => h.name).join(", ")}; not deleting it`);
   }
   await engine.removeVolume(id);
+}
+
+/**
+ * A PE's claim on Kubernetes may exist already: kept by an earlier destroy for the same owner (adopted),
+ * or someone else's (refused, before @pulumi/kubernetes would apply onto it).
+ */
+export async function checkClaim(inputs: ClaimFields): Promise<ClaimFields> {
+  const existing = await backend(inputs).inspectVolume(inputs.name);
+  if (existing) {
+    const role = inputs.role === "store-volume" ? "the directory store's claim" : "state volume (claim)";
+    if (existing.peId === undefined) throw new VolumeOwnedError(inputs.name, `no reseat processing element (${role} exists and was not made by reseat)`, inputs.owner);
+    checkOwner(existing, { peId: inputs.peId, owner: inputs.owner });
+  }
+  return inputs;
+}
+
+export function diffClaim(olds: ClaimFields, news: ClaimFields) {
+  return planClaim(olds, news);
 }

@@ -140,12 +140,12 @@ async function converge(backend: Backend, desired: ExecutableDesired, options: R
   //    re-run), otherwise find the one serving now; leftovers that do not run go.
   const observed = ownExecutables(await backend.listExecutables(desired.peId), desired).sort(byGenerationDesc);
   if (options.stillNeeded && !options.stillNeeded(observed)) return undefined;
-  const host = (await backend.identity()).name;
   const adoptable = options.replaceRunning ? undefined : observed.find((e) => e.running && e.specHash === hash);
   if (adoptable) {
     for (const e of observed) if (e !== adoptable) await retire(e);
     await backend.waitReady(adoptable.id, desired);
     const now = new Date().toISOString();
+    const host = await hostOf(backend, adoptable.id);
     return { executableId: adoptable.id, executableName: adoptable.name, generation: adoptable.generation, host, replacedAt: adoptable.startedAt ?? now, readyAt: now, adopted: true, retired, reverted: false };
   }
   const [serving, ...extra] = observed.filter((e) => e.running);
@@ -215,7 +215,13 @@ async function converge(backend: Backend, desired: ExecutableDesired, options: R
   // 5. Out of the gap: the old executable (stopped) goes, and a past revert is superseded.
   if (previous) await retire(previous);
   await backend.writeVolumeFiles(desired.volumeName, { [REVERT_PATH]: JSON.stringify(NO_REVERT) }, { owner }).catch(() => undefined);
-  return { executableId: id, executableName: name, generation, host, replacedAt, readyAt: new Date().toISOString(), adopted: false, retired, reverted: false };
+  const readyAt = new Date().toISOString();
+  return { executableId: id, executableName: name, generation, host: await hostOf(backend, id), replacedAt, readyAt, adopted: false, retired, reverted: false };
+}
+
+/** Where an executable runs: its own host on a multi-host engine (a pod's node), else the engine's. */
+async function hostOf(backend: Backend, id: string): Promise<string> {
+  return (await backend.inspectExecutable(id))?.host ?? (await backend.identity()).name;
 }
 
 interface RevertContext {

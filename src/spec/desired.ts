@@ -1,6 +1,6 @@
 // From a validated spec to what the backend runs. Shared by the component, the controller, group
 // rollouts and benchmarks, so that all of them run the very same executable for the same spec.
-import type { EngineTarget, ExecutableDesired, StoreDesired } from "../backend/backend";
+import type { EngineTarget, ExecutableDesired, KubernetesPodDesired, StoreDesired } from "../backend/backend";
 import { DEFAULT_STORE_VOLUME, ProcessingElementSpec, volumeNameOf } from "./processingElement";
 
 export function storeDesired(spec: ProcessingElementSpec, password?: string): StoreDesired {
@@ -8,13 +8,15 @@ export function storeDesired(spec: ProcessingElementSpec, password?: string): St
   switch (store.kind) {
     case "none":
       return { kind: "none" };
-    case "directory":
-      return {
-        kind: "directory",
-        ...(store.hostPath ? { hostPath: store.hostPath } : { volume: store.volume ?? DEFAULT_STORE_VOLUME }),
-        keep: store.keep,
-        ...allowEmptyStartOf(store),
-      };
+    case "directory": {
+      // On Kubernetes the directory store is a claim of its own per PE (see storeClaimNameOf).
+      const where = spec.kubernetes
+        ? { volume: storeClaimNameOf(spec) }
+        : store.hostPath
+          ? { hostPath: store.hostPath }
+          : { volume: store.volume ?? DEFAULT_STORE_VOLUME };
+      return { kind: "directory", ...where, keep: store.keep, ...allowEmptyStartOf(store) };
+    }
     case "postgres":
       if (password === undefined) throw new Error(`persistentStore.password: the PostgreSQL password of PE "${spec.peId}" is needed here`);
       return { kind: "postgres", host: store.host, port: store.port, database: store.database, user: store.user, table: store.table, keep: store.keep, ...allowEmptyStartOf(store), password };
@@ -45,7 +47,17 @@ export function executableFields(spec: ProcessingElementSpec): Omit<ExecutableDe
     onFailedReplacement: spec.onFailedReplacement,
     ...(spec.runAsUser === undefined ? {} : { user: { uid: spec.runAsUser, gid: spec.runAsGroup ?? spec.runAsUser } }),
     engine: engineTarget(spec),
+    ...(spec.kubernetes ? { kubernetes: kubernetesPod(spec.kubernetes) } : {}),
   };
+}
+
+function kubernetesPod(k8s: NonNullable<ProcessingElementSpec["kubernetes"]>): KubernetesPodDesired {
+  return { ...(k8s.nodeSelector ? { nodeSelector: k8s.nodeSelector } : {}), ...(k8s.status ? { status: k8s.status } : {}) };
+}
+
+/** The directory store's claim of a PE on Kubernetes: one per PE, beside its state claim. */
+export function storeClaimNameOf(spec: Pick<ProcessingElementSpec, "peId" | "volume">): string {
+  return `${volumeNameOf(spec)}-store`;
 }
 
 export function executableDesired(spec: ProcessingElementSpec, imageId: string, storePassword?: string): ExecutableDesired {
@@ -54,6 +66,7 @@ export function executableDesired(spec: ProcessingElementSpec, imageId: string, 
 
 /** Where the PE runs: recorded with its resources, so every later operation reaches the same engine. */
 export function engineTarget(spec: ProcessingElementSpec): EngineTarget {
+  if (spec.kubernetes) return { kind: "kubernetes", namespace: spec.kubernetes.namespace, ...(spec.kubernetes.context ? { context: spec.kubernetes.context } : {}) };
   return spec.docker?.host ? { kind: "docker", host: spec.docker.host } : { kind: "docker" };
 }
 

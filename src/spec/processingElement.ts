@@ -168,6 +168,43 @@ const dockerEngine = z
     if (docker.ssh && scheme !== "ssh") ctx.addIssue({ code: "custom", path: ["ssh"], message: 'expected docker.host to be an "ssh://user@host[:port]" address when ssh is given' });
   });
 
+/** A Kubernetes object name that also fits in a label value and leaves room for reseat's suffixes. */
+const K8S_NAME = /^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$/;
+/** Kubernetes resource quantities for storage: "512Mi", "1Gi", "10G", or plain bytes. */
+const STORAGE_QUANTITY = /^[1-9][0-9]*(?:Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$/;
+/** Label keys: optional DNS-subdomain prefix and "/", then a name of at most 63 characters. */
+const LABEL_KEY = /^(?:[a-z0-9](?:[-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
+
+const storageSize = z.string({ error: 'expected a storage size such as "1Gi"' }).regex(STORAGE_QUANTITY, 'expected a storage size such as "512Mi", "1Gi" or "10G"');
+const storageClassName = z
+  .string({ error: "expected a StorageClass name" })
+  .regex(/^[a-z0-9](?:[-a-z0-9.]{0,251}[a-z0-9])?$/, "expected a StorageClass name (lowercase letters, digits, '-', '.')");
+
+const kubernetesSection = z.strictObject({
+  /** The namespace holding the PE's claim, pods, lease and records. */
+  namespace: z.string({ error: "expected a namespace name" }).regex(/^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$/, "expected a namespace name (a lowercase DNS label, at most 63 characters)").default("default"),
+  /** A context of the ambient kubeconfig (KUBECONFIG); default: its current context. */
+  context: z.string({ error: "expected a kubeconfig context name" }).min(1, "expected a kubeconfig context name").optional(),
+  /** The state claim's StorageClass (default: the cluster's default class). */
+  storageClassName: storageClassName.optional(),
+  /** The state claim's requested size. */
+  size: storageSize.default("1Gi"),
+  /** Extra node labels every pod of the PE requires (the claim's node is required anyway). */
+  nodeSelector: z
+    .record(z.string().regex(LABEL_KEY, "expected label keys such as \"disktype\" or \"example.com/zone\""), z.string({ error: "expected a label value" }).regex(LABEL_VALUE, "expected a label value (at most 63 letters, digits, '-', '_', '.')"), {
+      error: "expected a map of node label keys to values",
+    })
+    .optional(),
+  /**
+   * Where the workload publishes its commit status (the state library's status document, as JSON):
+   * read by reseat through the API server's pod proxy, never by exec. Without it the commit outputs are null.
+   */
+  status: z.strictObject({ port, path: z.string().regex(/^\//, 'expected a path starting with "/"').default("/status") }).optional(),
+  /** The directory store's own claim (one per PE), when persistentStore.kind is "directory". */
+  store: z.strictObject({ storageClassName: storageClassName.optional(), size: storageSize.default("1Gi") }).optional(),
+});
+
 export const processingElementSchema = z.strictObject({
   peId: z.string({ error: "expected a string" }).regex(PE_ID, "expected a lowercase DNS label (a-z, 0-9, '-'), 1-40 characters, not starting or ending with '-'"),
   image: z
@@ -241,6 +278,9 @@ export const processingElementSchema = z.strictObject({
   runAsUser: userId.optional(),
   /** Default: runAsUser. */
   runAsGroup: userId.optional(),
+
+  /** Run the PE on Kubernetes instead of Docker: a claim (PVC) and a pod per generation. See docs/kubernetes.md. */
+  kubernetes: kubernetesSection.optional(),
   /** The Docker Engine the PE lives on (default: DOCKER_HOST, else the local socket). */
   docker: dockerEngine.optional(),
 }).superRefine((spec, ctx) => {
@@ -270,9 +310,48 @@ export class SpecError extends Error {
 /** Validates a PE spec; throws SpecError listing every bad field (path and expectation). */
 export function parseProcessingElement(input: unknown, subject = "spec"): ProcessingElementSpec {
   const result = processingElementSchema.safeParse(input);
-  if (result.success) return result.data;
-  const problems = result.error.issues.map((issue) => problemOf(issue, input, "spec"));
+  const problems = [...(result.success ? [] : result.error.issues.map((issue) => problemOf(issue, input, "spec"))), ...engineProblems(input)];
+  if (result.success && !problems.length) return result.data;
   throw new SpecError(subject, problems);
+}
+
+/**
+ * Fields that only one engine understands, judged on what the user wrote (defaults are engine-neutral):
+ * under `kubernetes`, Docker's network modes, host ports, log-line readiness, volume drivers and Docker
+ * store volumes are refused, and Docker-style names must also be Kubernetes object names.
+ */
+export function engineProblems(input: unknown): { field: string; expected: string }[] {
+  if (!isRecord(input) || input.kubernetes === undefined) return [];
+  const problems: { field: string; expected: string }[] = [];
+  const dockerOnly = (field: string, instead: string) => problems.push({ field, expected: `a Docker-only field, not allowed with kubernetes (${instead})` });
+  if (input.docker !== undefined) problems.push({ field: "docker", expected: "not allowed with kubernetes: a PE runs on one engine (remove docker or kubernetes)" });
+  if (input.network !== undefined) dockerOnly("network", "pods use the cluster network; remove network");
+  if (Array.isArray(input.ports)) {
+    input.ports.forEach((mapping, index) => {
+      if (!isRecord(mapping)) return;
+      if (mapping.host !== undefined) dockerOnly(`ports.${index}.host`, "expose the pod through a Service; keep only ports.container");
+      if (mapping.hostIp !== undefined) dockerOnly(`ports.${index}.hostIp`, "expose the pod through a Service; keep only ports.container");
+    });
+  }
+  if (isRecord(input.readiness) && input.readiness.logLine !== undefined) dockerOnly("readiness.logLine", "use readiness.httpGet: it becomes the pod's readinessProbe");
+  if (isRecord(input.volume)) {
+    if (input.volume.driver !== undefined) dockerOnly("volume.driver", "use kubernetes.storageClassName");
+    if (typeof input.volume.name === "string" && !K8S_NAME.test(input.volume.name)) {
+      problems.push({ field: "volume.name", expected: "expected a Kubernetes claim name: lowercase letters, digits and '-', 1-50 characters, starting and ending with a letter or digit" });
+    }
+  }
+  if (isRecord(input.stop) && input.stop.signal !== undefined && input.stop.signal !== "SIGTERM") {
+    problems.push({ field: "stop.signal", expected: 'expected "SIGTERM" with kubernetes: the kubelet always stops a pod with SIGTERM (then SIGKILL after stop.graceSeconds)' });
+  }
+  if (isRecord(input.persistentStore)) {
+    if (input.persistentStore.volume !== undefined) dockerOnly("persistentStore.volume", "the directory store is a claim of its own per PE on Kubernetes: see kubernetes.store");
+    if (input.persistentStore.hostPath !== undefined) dockerOnly("persistentStore.hostPath", "the directory store is a claim of its own per PE on Kubernetes: see kubernetes.store");
+  }
+  return problems;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /**

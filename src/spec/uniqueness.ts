@@ -29,15 +29,20 @@ export function findDuplicates(declared: DeclaredPe[]): DuplicateProblem[] {
   };
   for (const { subject, spec } of declared) {
     claim(peIds, spec.peId, `${subject}.peId`, (first) => `expected a peId unique in the program; "${spec.peId}" is already used by ${first}`);
-    const volume = `${spec.docker?.host ?? "default"}|${volumeNameOf(spec)}`;
+    const volume = `${engineScope(spec)}|${volumeNameOf(spec)}`;
     claim(volumes, volume, `${subject}.volume.name`, (first) => `expected a state volume of its own; "${volumeNameOf(spec)}" is already the state volume of ${first.replace(/\.volume\.name$/, "")} (one writer per volume)`);
     spec.ports.forEach((port, index) => {
       if (port.host === undefined || spec.network !== "bridge") return;
-      const key = `${spec.docker?.host ?? "default"}|${port.hostIp}:${port.host}/${port.protocol}`;
+      const key = `${engineScope(spec)}|${port.hostIp}:${port.host}/${port.protocol}`;
       claim(hostPorts, key, `${subject}.ports.${index}.host`, (first) => `expected a host port used once; ${port.hostIp}:${port.host}/${port.protocol} is already published by ${first}`);
     });
   }
   return problems;
+}
+
+/** Names are unique per Docker Engine, or per Kubernetes context and namespace. */
+function engineScope(spec: ProcessingElementSpec): string {
+  return spec.kubernetes ? `k8s:${spec.kubernetes.context ?? ""}:${spec.kubernetes.namespace}` : (spec.docker?.host ?? "default");
 }
 
 /**
@@ -45,6 +50,11 @@ export function findDuplicates(declared: DeclaredPe[]): DuplicateProblem[] {
  * refuse a second PE that collides with an earlier one, for programs that declare PEs one by one.
  */
 const declaredInProgram: DeclaredPe[] = [];
+
+/** A new run of the program starts with nothing declared (one process may run a program several times). */
+export function forgetDeclaredPes(): void {
+  declaredInProgram.length = 0;
+}
 
 export function declareInProgram(pe: DeclaredPe): DuplicateProblem[] {
   const problems = findDuplicates([...declaredInProgram, pe]);

@@ -19,14 +19,18 @@ export interface StatePaths {
   legacyArchiveDir: string;
 }
 
-export function statePaths(stateDir: string): StatePaths {
+/**
+ * RESEAT_CONTROL_FILE names the control file elsewhere when the engine cannot write into the volume
+ * (Kubernetes mounts it from a ConfigMap).
+ */
+export function statePaths(stateDir: string, env: NodeJS.ProcessEnv = process.env): StatePaths {
   const reseatDir = path.join(stateDir, ".reseat");
   const dataDir = path.join(stateDir, "data");
   return {
     stateDir,
     reseatDir,
     metaFile: path.join(reseatDir, "meta.json"),
-    controlFile: path.join(reseatDir, "control.json"),
+    controlFile: env.RESEAT_CONTROL_FILE || path.join(reseatDir, "control.json"),
     statusFile: path.join(reseatDir, "status.json"),
     dataDir,
     dbFile: path.join(dataDir, "state.db"),

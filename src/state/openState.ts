@@ -5,7 +5,7 @@ import { resolveConfig, resolveStateDir, type OpenStateOptions, type ResolvedCon
 import { buildDatabaseFile, COMMIT_FORMAT, inspectDatabaseFile, scratchPath, warmUpInspector } from "./dbFile";
 import { LocalStateCorruptError, RestoreFailedError, StaleGenerationError } from "./errors";
 import { VolumeGenerationFence } from "./fence";
-import { ensureDirDurable, errorMessage, isNotFound, isTempFileOf, placeDurably } from "./fsUtil";
+import { ensureDirDurable, errorMessage, isNotFound, isTempFileOf, placeDurably, writeFileAtomic } from "./fsUtil";
 import { isScratchFile, statePaths, type StatePaths } from "./layout";
 import { LocalDatabase } from "./localDatabase";
 import { archiveLegacyFiles, migrateLegacyVolume } from "./migrate";
@@ -21,11 +21,13 @@ import { readControlInterval, readMeta, writeStatus, type ResumeSource } from ".
  * start is refused (RestoreFailedError, also written to status.json) unless starting empty is allowed.
  */
 export async function openState(options: OpenStateOptions = {}): Promise<StateHandle> {
-  const paths = statePaths(resolveStateDir(options));
+  const env = options.env ?? process.env;
+  const paths = statePaths(resolveStateDir(options), env);
   const config = resolveConfig(options, paths.stateDir, await readMeta(paths.metaFile));
   const fence = new VolumeGenerationFence(paths.metaFile, config.generation);
   fence.check(); // a stale executable must not even open the database
   await prepareDirectories(paths);
+  if (env.RESEAT_CLAIM_GENERATION === "1") await claimVolumeGeneration(paths, config.peId, config.generation);
 
   // Claim the generation first, so a stale executable fails before touching the volume.
   const storeState = await inspectStore(config.store, config.generation);
@@ -65,6 +67,17 @@ export async function openState(options: OpenStateOptions = {}): Promise<StateHa
     await local.close().catch(() => undefined);
     throw error;
   }
+}
+
+/**
+ * Where no one writes meta.json from outside (Kubernetes: the claim belongs to its pod), the executable
+ * records its own generation before it touches the database: an older executable still running on the
+ * volume (e.g. a force-deleted pod whose container lingers) is fenced off from then on.
+ */
+async function claimVolumeGeneration(paths: StatePaths, peId: string, generation: number): Promise<void> {
+  const meta = await readMeta(paths.metaFile);
+  if (meta && meta.generation >= generation) return;
+  await writeFileAtomic(paths.metaFile, JSON.stringify({ peId, generation, updatedAt: new Date().toISOString() }));
 }
 
 interface LocalStart {

@@ -7,6 +7,8 @@ const path = require("node:path");
 
 const stateDir = process.env.RESEAT_STATE_DIR || "/state";
 const port = Number(process.env.PORT || 8080);
+// Loopback by default (host network on Docker); a pod listens on its own address (LISTEN_HOST=0.0.0.0).
+const listenHost = process.env.LISTEN_HOST || "127.0.0.1";
 const version = process.env.WORKLOAD_VERSION || "dev";
 const logFile = path.join(stateDir, "appended.log");
 
@@ -28,7 +30,9 @@ function readLines() {
 
 const fd = fs.openSync(logFile, "a");
 const linesAtStart = readLines().length;
+// The generation from meta.json (written by the provider on Docker), else from the environment (Kubernetes).
 const meta = readMeta();
+if (meta.generation === undefined && process.env.RESEAT_GENERATION) meta.generation = Number(process.env.RESEAT_GENERATION);
 
 function reply(res, status, body) {
   res.writeHead(status, { "content-type": "application/json" });
@@ -52,7 +56,7 @@ const server = http.createServer((req, res) => {
   reply(res, 404, { error: "not found" });
 });
 
-server.listen(port, "127.0.0.1", () => {
+server.listen(port, listenHost, () => {
   console.log(`demo workload ${version} (generation ${meta.generation ?? "?"}) listening on ${port}; ${linesAtStart} lines on the volume`);
 });
 

@@ -54,7 +54,9 @@ async function main() {
       reply(res, 503, { error: String(error && error.message ? error.message : error) });
     }
   });
-  server.listen(port, "127.0.0.1", () => console.log(`session service listening on 127.0.0.1:${port}`));
+  // Loopback by default (host network on Docker); a pod listens on its own address (LISTEN_HOST=0.0.0.0).
+  const listenHost = process.env.LISTEN_HOST || "127.0.0.1";
+  server.listen(port, listenHost, () => console.log(`session service listening on ${listenHost}:${port}`));
 }
 
 main().catch((error) => {

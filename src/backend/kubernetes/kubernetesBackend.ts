@@ -1,0 +1,634 @@
+// Kubernetes implementation of the backend seam, on the official client (@kubernetes/client-node).
+//
+//   state volume  = a PersistentVolumeClaim (declared by the component with @pulumi/kubernetes);
+//                   its labels carry the PE id, its annotations the owner and the generation
+//   executable    = a pod per generation, bound to the claim, required on the node holding the claim's
+//                   volume; created gated (spec.schedulingGates) = prepared, gate removed = started
+//   generation    = an annotation on the claim, bumped with optimistic concurrency (resourceVersion)
+//   lock          = a coordination.k8s.io/v1 Lease; renewals are a counter the holder bumps
+//   record        = a ConfigMap beside the claim: control.json (mounted into the pod, live commit
+//                   interval), the desired spec and the pod reseat wants running (a vanished pod is a
+//                   failure the controller repairs), the controller's status
+//   secrets       = the postgres password in a Secret mounted into the pod
+//   commit status = the workload's status endpoint, read through the API server's pod proxy (no exec)
+//
+// Nothing is ever written into a claim from outside: the claim's data belongs to the pod that mounts it.
+import type { V1ConfigMap, V1Lease, V1PersistentVolumeClaim, V1Pod } from "@kubernetes/client-node";
+import * as k8s from "@kubernetes/client-node";
+import {
+  Backend,
+  EngineIdentity,
+  EventStream,
+  ExecutableDesired,
+  ExecutableEvent,
+  LABELS,
+  LeaseRecord,
+  ObservedExecutable,
+  STORE_PASSWORD_FILE,
+  VolumeClaim,
+  VolumeHolder,
+  VolumeInfo,
+  VolumeMeta,
+  desiredFromLabel,
+  desiredLabel,
+} from "../backend";
+import { KubernetesClients, MERGE_PATCH, JSON_PATCH, apiMessage, connect, isConflict, isNotFound, orUndefined, rawGet } from "./client";
+import {
+  ANNOTATIONS,
+  HOPELESS_WAITING,
+  PASSWORD_KEY,
+  PodIdentity,
+  WORKLOAD_CONTAINER,
+  isReady,
+  leaseObjectName,
+  leaseRecordOf,
+  nodeOfVolume,
+  observePod,
+  passwordSecretName,
+  peIdFromPodName,
+  podManifest,
+  podProblem,
+  podState,
+  recordName,
+  volumeOfClaim,
+} from "./objects";
+
+/** The small files reseat keeps "beside the volume", and where they live on Kubernetes. */
+const RECORD_FILES: Record<string, string> = {
+  ".reseat/control.json": "control.json",
+  ".reseat/controller.json": "controller.json",
+  ".reseat/revert.json": "revert.json",
+};
+const STATUS_FILE = ".reseat/status.json";
+const META_FILE = ".reseat/meta.json";
+const DESIRED_KEY = "desired.json";
+
+export interface KubernetesTarget {
+  namespace: string;
+  context?: string;
+}
+
+export class KubernetesBackend implements Backend {
+  readonly kind = "kubernetes" as const;
+  readonly namespace: string;
+  private clientsCache?: KubernetesClients;
+  private identityCache?: EngineIdentity;
+  /**
+   * Within one replacement the generation is read before the gap and recorded inside it: the claim as
+   * read then (its resourceVersion) and the PE's directory-store claim (from prepare) save two API
+   * round trips inside the gap. A stale resourceVersion only costs a re-read (409).
+   */
+  private readonly claimsReadForGeneration = new Map<string, V1PersistentVolumeClaim>();
+  private readonly storeClaimOf = new Map<string, string | null>();
+
+  constructor(private readonly target: KubernetesTarget) {
+    this.namespace = target.namespace;
+  }
+
+  /** Connected lazily: constructing a backend (e.g. to compare targets) needs no kubeconfig. */
+  get clients(): KubernetesClients {
+    if (!this.clientsCache) this.clientsCache = connect(this.target.context);
+    return this.clientsCache;
+  }
+
+  private get core(): k8s.CoreV1Api {
+    return this.clients.core;
+  }
+
+  async identity(): Promise<EngineIdentity> {
+    if (!this.identityCache) {
+      // The kube-system namespace's uid is the customary stable id of a cluster.
+      const system = await orUndefined(this.core.readNamespace({ name: "kube-system" }));
+      this.identityCache = {
+        kind: "kubernetes",
+        id: system?.metadata?.uid ?? this.clients.server,
+        address: this.clients.server,
+        name: `${this.clients.context}/${this.namespace}`,
+      };
+    }
+    return this.identityCache;
+  }
+
+  async ping(): Promise<void> {
+    await this.clients.config.makeApiClient(k8s.VersionApi).getCode();
+  }
+
+  /**
+   * Nodes pull images themselves (imagePullPolicy IfNotPresent): the reference is the identity. Pin a
+   * digest to replace a PE when an image changes under the same tag.
+   */
+  async ensureImage(ref: string): Promise<string> {
+    return ref;
+  }
+
+  // --- executables -----------------------------------------------------------------------------
+
+  async listExecutables(peId?: string): Promise<ObservedExecutable[]> {
+    const selector = [`${LABELS.role}=executable`, ...(peId ? [`${LABELS.peId}=${peId}`] : [])].join(",");
+    const pods = (await this.core.listNamespacedPod({ namespace: this.namespace, labelSelector: selector })).items.map(observePod);
+    // A pod reseat wants but the API server no longer has (deleted, evicted, force-deleted) is a failed
+    // executable: reported as "gone", so that the level-triggered controller re-creates it.
+    const names = new Set(pods.map((p) => p.name));
+    for (const record of await this.listRecords(peId)) {
+      const wanted = record.metadata?.annotations?.[ANNOTATIONS.pod];
+      if (wanted && !names.has(wanted)) pods.push(goneExecutable(record, wanted));
+    }
+    return pods;
+  }
+
+  async inspectExecutable(id: string): Promise<ObservedExecutable | undefined> {
+    const pod = await this.readPod(id);
+    if (pod) return observePod(pod);
+    const record = await this.recordWanting(id);
+    return record ? goneExecutable(record, id) : undefined;
+  }
+
+  async desiredOf(id: string): Promise<ExecutableDesired | undefined> {
+    const pod = await this.readPod(id);
+    if (pod) return desiredFromLabel(pod.metadata?.annotations?.[LABELS.desired]);
+    const record = await this.recordWanting(id);
+    return desiredFromLabel(record?.data?.[DESIRED_KEY]);
+  }
+
+  async runningOnVolume(volumeName: string): Promise<VolumeHolder[]> {
+    const pods = (await this.core.listNamespacedPod({ namespace: this.namespace })).items;
+    return pods
+      .filter((pod) => pod.spec?.volumes?.some((v) => v.persistentVolumeClaim?.claimName === volumeName))
+      .filter((pod) => podState(pod).running || (podState(pod).state === "pending" && !!pod.spec?.nodeName))
+      .map((pod) => ({ id: pod.metadata?.name ?? "", name: pod.metadata?.name ?? "", peId: pod.metadata?.labels?.[LABELS.peId] }));
+  }
+
+  async prepare(desired: ExecutableDesired, identity: PodIdentity): Promise<string> {
+    this.storeClaimOf.set(desired.volumeName, desired.store.kind === "directory" && desired.store.volume ? desired.store.volume : null);
+    const node = await this.claimNode(desired.volumeName);
+    // The record first: from now on a vanished pod of this name is a failure, not a removal.
+    await this.upsertRecord(desired.volumeName, desired.peId, { data: { [DESIRED_KEY]: desiredLabel(desired) }, annotations: { [ANNOTATIONS.pod]: identity.name, [ANNOTATIONS.podSpecHash]: identity.specHash } });
+    try {
+      await this.core.createNamespacedPod({ namespace: this.namespace, body: podManifest(desired, identity, node) });
+    } catch (error) {
+      throw new Error(`reseat: creating pod ${identity.name} in namespace ${this.namespace} failed: ${apiMessage(error)}`);
+    }
+    return identity.name;
+  }
+
+  /** Removes the scheduling gate: the scheduler binds the pod (to the claim's node) and the kubelet starts it. */
+  async start(executableId: string): Promise<void> {
+    await this.core.patchNamespacedPod({ name: executableId, namespace: this.namespace, body: [{ op: "remove", path: "/spec/schedulingGates" }] }, JSON_PATCH);
+  }
+
+  async waitReady(executableId: string, desired: ExecutableDesired): Promise<void> {
+    const timeoutMs = desired.readiness?.timeout ?? 60_000;
+    const deadline = Date.now() + timeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      const pod = await this.readPod(executableId);
+      if (!pod) throw new Error(`executable ${executableId} (pod) vanished before it was ready (deleted by someone else?)`);
+      const { state } = podState(pod);
+      const container = pod.status?.containerStatuses?.find((c) => c.name === WORKLOAD_CONTAINER);
+      if (state === "exited" || state === "failed") {
+        const terminated = container?.state?.terminated;
+        throw new Error(
+          `executable ${executableId} exited with code ${terminated?.exitCode ?? "?"}${terminated?.reason === "OOMKilled" ? " (out of memory)" : ""} before it was ready. Last log lines:\n${await this.logsTail(executableId)}`,
+        );
+      }
+      const waiting = container?.state?.waiting;
+      if (waiting?.reason && HOPELESS_WAITING.has(waiting.reason)) {
+        throw new Error(`executable ${executableId} cannot start: ${waiting.reason}${waiting.message ? ` (${waiting.message})` : ""}`);
+      }
+      if (state === "running" && (isReady(pod) || !desired.readiness)) {
+        if (pod.spec?.nodeName) await this.rememberNode(desired.volumeName, pod.spec.nodeName).catch(() => undefined);
+        return;
+      }
+      if (Date.now() > deadline) {
+        throw new Error(`executable ${executableId} was not ready within ${timeoutMs} ms (${podProblem(pod)}). Last log lines:\n${await this.logsTail(executableId)}`);
+      }
+      // Tight polling at first: every millisecond here is part of the replacement gap.
+      await sleep(attempt < 400 ? 20 : 200);
+    }
+  }
+
+  /**
+   * Graceful stop: the pod is deleted with its grace period (SIGTERM, then SIGKILL) and this waits until
+   * the kubelet reports every container of it stopped (a terminal phase; restartPolicy is Never) or the
+   * API server has removed it. Its volume may still be unmounting then, but nothing runs in it any more:
+   * the next pod may start. A pod on an unreachable node is never confirmed stopped: this fails rather
+   * than let a second pod start beside one that may still write (docs/kubernetes.md, "A node that is gone").
+   */
+  async stop(executableId: string, stop: { graceSeconds: number }): Promise<void> {
+    await this.unwant(executableId);
+    await this.deletePodAndWait(executableId, stop.graceSeconds, (stop.graceSeconds + 60) * 1000, "stopped");
+  }
+
+  /** Deletes the pod and waits until the API server has removed it. */
+  async remove(executableId: string): Promise<void> {
+    await this.unwant(executableId);
+    await this.deletePodAndWait(executableId, undefined, 90_000, "gone");
+  }
+
+  async logsTail(executableId: string, lines = 20): Promise<string> {
+    try {
+      return await this.core.readNamespacedPodLog({ name: executableId, namespace: this.namespace, container: WORKLOAD_CONTAINER, tailLines: lines });
+    } catch {
+      return "(logs unavailable)";
+    }
+  }
+
+  // --- volumes (claims) --------------------------------------------------------------------------
+
+  async inspectVolume(name: string): Promise<VolumeInfo | undefined> {
+    const pvc = await this.readClaim(name);
+    return pvc ? volumeOfClaim(pvc) : undefined;
+  }
+
+  async listStateVolumes(): Promise<VolumeInfo[]> {
+    const claims = await this.core.listNamespacedPersistentVolumeClaim({ namespace: this.namespace, labelSelector: `${LABELS.role}=state-volume` });
+    return claims.items.map(volumeOfClaim);
+  }
+
+  /** Create → 409 → read the owner: of two racing claims exactly one creates the claim. */
+  async claimVolume(claim: VolumeClaim): Promise<VolumeInfo & { created: boolean }> {
+    const body: V1PersistentVolumeClaim = {
+      metadata: {
+        name: claim.name,
+        labels: { [LABELS.managed]: "true", [LABELS.role]: "state-volume", [LABELS.peId]: claim.peId },
+        annotations: { [LABELS.owner]: claim.owner },
+      },
+      spec: {
+        accessModes: ["ReadWriteOnce"],
+        ...(claim.driver ? { storageClassName: claim.driver } : {}),
+        resources: { requests: { storage: claim.size ?? "1Gi" } },
+      },
+    };
+    try {
+      const created = await this.core.createNamespacedPersistentVolumeClaim({ namespace: this.namespace, body });
+      return { ...volumeOfClaim(created), created: true };
+    } catch (error) {
+      if (!isConflict(error)) throw error;
+    }
+    const existing = await this.readClaim(claim.name);
+    if (!existing) throw new Error(`claim ${claim.name} was reported as existing, then not found`);
+    return { ...volumeOfClaim(existing), created: false };
+  }
+
+  async removeVolume(name: string): Promise<void> {
+    await orUndefined(this.core.deleteNamespacedPersistentVolumeClaim({ name, namespace: this.namespace }));
+  }
+
+  async readGeneration(volumeName: string): Promise<VolumeMeta | undefined> {
+    const pvc = await this.readClaim(volumeName);
+    if (pvc) this.claimsReadForGeneration.set(volumeName, pvc);
+    const text = pvc?.metadata?.annotations?.[ANNOTATIONS.generation];
+    if (!pvc || text === undefined) return undefined;
+    const generation = Number(text);
+    if (!Number.isSafeInteger(generation)) throw new Error(`claim ${volumeName}: annotation ${ANNOTATIONS.generation}="${text}" is not a whole number; refusing to guess the generation`);
+    return { peId: pvc.metadata?.labels?.[LABELS.peId] ?? "", generation, volume: volumeName, updatedAt: pvc.metadata?.annotations?.[ANNOTATIONS.generationAt] ?? "" };
+  }
+
+  /**
+   * Bumps the claim's generation annotation with optimistic concurrency: the patch carries the
+   * resourceVersion it was computed from, so a concurrent writer makes it fail (409) and it is re-read.
+   * Generations only go up. The directory store's claim (if any) carries the same annotation, so a
+   * state claim made afresh continues from the generation its store has seen.
+   */
+  async recordGeneration(meta: VolumeMeta): Promise<void> {
+    const known = this.storeClaimOf.get(meta.volume);
+    const store = known === undefined ? `${meta.volume}-store` : known;
+    await Promise.all([this.bumpGeneration(meta.volume, meta, true), store ? this.bumpGeneration(store, meta, false) : undefined]);
+  }
+
+  private async bumpGeneration(claimName: string, meta: VolumeMeta, required: boolean): Promise<void> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const cached = attempt === 0 ? this.claimsReadForGeneration.get(claimName) : undefined;
+      this.claimsReadForGeneration.delete(claimName);
+      const pvc = cached ?? (await this.readClaim(claimName));
+      if (!pvc) {
+        if (required) throw new Error(`reseat: claim ${claimName} does not exist; cannot record generation ${meta.generation}`);
+        return;
+      }
+      const current = Number(pvc.metadata?.annotations?.[ANNOTATIONS.generation] ?? 0);
+      if (current >= meta.generation) {
+        if (!required) return;
+        throw new Error(`reseat: claim ${claimName} is already at generation ${current}; refusing to record ${meta.generation} (another replacement ran concurrently)`);
+      }
+      try {
+        await this.core.patchNamespacedPersistentVolumeClaim(
+          {
+            name: claimName,
+            namespace: this.namespace,
+            body: { metadata: { resourceVersion: pvc.metadata?.resourceVersion, annotations: { [ANNOTATIONS.generation]: String(meta.generation), [ANNOTATIONS.generationAt]: meta.updatedAt } } },
+            fieldManager: "reseat",
+          },
+          MERGE_PATCH,
+        );
+        return;
+      } catch (error) {
+        if (!isConflict(error)) throw error;
+      }
+    }
+    throw new Error(`reseat: claim ${claimName} kept changing while recording generation ${meta.generation}`);
+  }
+
+  async readVolumeFile(source: string, relativePath: string): Promise<string | undefined> {
+    const recordKey = RECORD_FILES[relativePath];
+    if (recordKey) return (await this.readRecord(source))?.data?.[recordKey];
+    if (relativePath === STATUS_FILE) return this.readWorkloadStatus(source);
+    if (relativePath === META_FILE) {
+      const meta = await this.readGeneration(source);
+      return meta ? JSON.stringify(meta) : undefined;
+    }
+    if (relativePath.endsWith("/fence.json")) {
+      // The directory store's fence, as the store claim's generation annotation says (see recordGeneration).
+      const generation = (await this.readClaim(source))?.metadata?.annotations?.[ANNOTATIONS.generation];
+      return generation === undefined ? undefined : JSON.stringify({ generation: Number(generation) });
+    }
+    return undefined;
+  }
+
+  async writeVolumeFiles(source: string, files: Record<string, string>): Promise<void> {
+    const recordData: Record<string, string> = {};
+    for (const [relativePath, text] of Object.entries(files)) {
+      const recordKey = RECORD_FILES[relativePath];
+      if (recordKey) recordData[recordKey] = text;
+      else if (relativePath === STORE_PASSWORD_FILE) await this.writePasswordSecret(source, text);
+      else if (relativePath === META_FILE) await this.recordGeneration(JSON.parse(text) as VolumeMeta);
+      else throw new Error(`reseat: ${relativePath} cannot be written into claim ${source} from outside on Kubernetes (only the pod writes its claim)`);
+    }
+    if (Object.keys(recordData).length) {
+      const peId = (await this.readClaim(source))?.metadata?.labels?.[LABELS.peId] ?? "";
+      await this.upsertRecord(source, peId, { data: recordData });
+    }
+  }
+
+  // --- leases ------------------------------------------------------------------------------------
+
+  async tryAcquireLease(name: string, holder: string, leaseMs: number): Promise<{ acquired: true; lease: LeaseRecord } | { acquired: false; current: LeaseRecord }> {
+    const now = microTime();
+    const body: V1Lease = {
+      metadata: { name: leaseObjectName(name), labels: { [LABELS.managed]: "true", [LABELS.role]: "lease" }, annotations: { [LABELS.leaseMs]: String(leaseMs), [ANNOTATIONS.leaseRenewals]: "0" } },
+      spec: { holderIdentity: holder, leaseDurationSeconds: Math.max(1, Math.ceil(leaseMs / 1000)), acquireTime: now, renewTime: now, leaseTransitions: 0 },
+    };
+    for (;;) {
+      try {
+        const created = await this.clients.coordination.createNamespacedLease({ namespace: this.namespace, body });
+        return { acquired: true, lease: leaseRecordOf(name, created) };
+      } catch (error) {
+        if (!isConflict(error)) throw error;
+      }
+      const current = await this.readLease(name);
+      if (current) return { acquired: false, current };
+      // Released between our create and our look: try again.
+    }
+  }
+
+  /** Bumps the renewal counter of exactly this holding: the patch carries its resourceVersion. */
+  async renewLease(lease: LeaseRecord): Promise<boolean> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const current = await this.readLeaseObject(lease.name);
+      if (!current || current.metadata?.uid !== lease.token) return false;
+      const renewals = Number(current.metadata?.annotations?.[ANNOTATIONS.leaseRenewals] ?? 0) + 1;
+      const renewTime = microTime();
+      try {
+        await this.clients.coordination.patchNamespacedLease(
+          {
+            name: leaseObjectName(lease.name),
+            namespace: this.namespace,
+            body: { metadata: { resourceVersion: current.metadata?.resourceVersion, annotations: { [ANNOTATIONS.leaseRenewals]: String(renewals) } }, spec: { renewTime } },
+          },
+          MERGE_PATCH,
+        );
+        lease.renewals = renewals;
+        lease.renewedAt = String(renewTime);
+        return true;
+      } catch (error) {
+        if (isNotFound(error)) return false;
+        if (!isConflict(error)) throw error;
+      }
+    }
+    return true; // contended, not lost: the count stands still this time
+  }
+
+  async holdsLease(lease: LeaseRecord): Promise<boolean> {
+    return (await this.readLeaseObject(lease.name))?.metadata?.uid === lease.token;
+  }
+
+  /** Deletes exactly this holding: the uid precondition refuses to delete a lease taken over since. */
+  async releaseLease(lease: LeaseRecord): Promise<void> {
+    try {
+      await this.clients.coordination.deleteNamespacedLease({ name: leaseObjectName(lease.name), namespace: this.namespace, body: { preconditions: { uid: lease.token } } });
+    } catch (error) {
+      if (!isNotFound(error) && !isConflict(error)) throw error;
+    }
+  }
+
+  async readLease(name: string): Promise<LeaseRecord | undefined> {
+    const lease = await this.readLeaseObject(name);
+    return lease ? leaseRecordOf(name, lease) : undefined;
+  }
+
+  private readLeaseObject(name: string): Promise<V1Lease | undefined> {
+    return orUndefined(this.clients.coordination.readNamespacedLease({ name: leaseObjectName(name), namespace: this.namespace }));
+  }
+
+  // --- events ------------------------------------------------------------------------------------
+
+  /**
+   * A pod watch: a pod that ended (phase Failed/Succeeded) is reported once; a pod deleted while reseat
+   * still wanted it (kubectl delete, eviction, --force) too. The stream ends when the watch does
+   * (expiry, connection loss); the controller resubscribes and resyncs.
+   */
+  async watchExecutables(onEvent: (event: ExecutableEvent) => void): Promise<EventStream> {
+    let resolveEnded!: (error: Error | undefined) => void;
+    const ended = new Promise<Error | undefined>((resolve) => (resolveEnded = resolve));
+    const reported = new Set<string>();
+    const watcher = new k8s.Watch(this.clients.config);
+    const abort = await watcher.watch(
+      `/api/v1/namespaces/${this.namespace}/pods`,
+      { labelSelector: `${LABELS.role}=executable` },
+      (phase: string, pod: V1Pod) => {
+        const peId = pod.metadata?.labels?.[LABELS.peId];
+        const name = pod.metadata?.name ?? "";
+        if (!peId) return;
+        if (phase === "DELETED") {
+          if (reported.delete(name)) return; // already reported as ended
+          void this.recordWanting(name)
+            .then((record) => {
+              if (record) onEvent({ peId, kind: "exited", reason: `pod ${name} was deleted outside reseat` });
+              else onEvent({ peId, kind: "removed", reason: "removed" });
+            })
+            .catch(() => undefined);
+          return;
+        }
+        const { state } = podState(pod);
+        if ((state === "exited" || state === "failed") && !reported.has(name)) {
+          reported.add(name);
+          const terminated = pod.status?.containerStatuses?.find((c) => c.name === WORKLOAD_CONTAINER)?.state?.terminated;
+          if (terminated?.reason === "OOMKilled") onEvent({ peId, kind: "oom", reason: "out of memory" });
+          else onEvent({ peId, kind: "exited", reason: `exited with code ${terminated?.exitCode ?? "?"}${pod.status?.reason ? ` (${pod.status.reason})` : ""}` });
+        }
+      },
+      (error: unknown) => resolveEnded(error ? (error instanceof Error ? error : new Error(String(error))) : new Error("the pod watch ended")),
+    );
+    return {
+      close: () => {
+        abort.abort();
+        resolveEnded(undefined);
+      },
+      ended,
+    };
+  }
+
+  // --- internals ---------------------------------------------------------------------------------
+
+  private readPod(name: string): Promise<V1Pod | undefined> {
+    return orUndefined(this.core.readNamespacedPod({ name, namespace: this.namespace }));
+  }
+
+  private readClaim(name: string): Promise<V1PersistentVolumeClaim | undefined> {
+    return orUndefined(this.core.readNamespacedPersistentVolumeClaim({ name, namespace: this.namespace }));
+  }
+
+  private readRecord(volumeName: string): Promise<V1ConfigMap | undefined> {
+    return orUndefined(this.core.readNamespacedConfigMap({ name: recordName(volumeName), namespace: this.namespace }));
+  }
+
+  private async listRecords(peId?: string): Promise<V1ConfigMap[]> {
+    const selector = [`${LABELS.role}=record`, ...(peId ? [`${LABELS.peId}=${peId}`] : [])].join(",");
+    return (await this.core.listNamespacedConfigMap({ namespace: this.namespace, labelSelector: selector })).items;
+  }
+
+  /** The record that still wants this pod (its name carries the PE id). */
+  private async recordWanting(podName: string): Promise<V1ConfigMap | undefined> {
+    const peId = peIdFromPodName(podName);
+    if (!peId) return undefined;
+    return (await this.listRecords(peId)).find((r) => r.metadata?.annotations?.[ANNOTATIONS.pod] === podName);
+  }
+
+  /** reseat itself stops or removes this pod: its disappearance is no failure. */
+  private async unwant(podName: string): Promise<void> {
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const record = await this.recordWanting(podName);
+      if (!record) return;
+      try {
+        // The resourceVersion makes this clear exactly the mark it read, never a newer one.
+        await this.core.patchNamespacedConfigMap(
+          { name: record.metadata!.name!, namespace: this.namespace, body: { metadata: { resourceVersion: record.metadata?.resourceVersion, annotations: { [ANNOTATIONS.pod]: null } } } },
+          MERGE_PATCH,
+        );
+        return;
+      } catch (error) {
+        if (!isConflict(error)) throw error;
+      }
+    }
+    throw new Error(`reseat: the record of pod ${podName} kept changing while reseat released it`);
+  }
+
+  private async upsertRecord(volumeName: string, peId: string, change: { data?: Record<string, string>; annotations?: Record<string, string> }): Promise<void> {
+    const name = recordName(volumeName);
+    const body = { metadata: { labels: { [LABELS.managed]: "true", [LABELS.role]: "record", [LABELS.peId]: peId }, annotations: { [LABELS.volume]: volumeName, ...change.annotations } }, data: change.data ?? {} };
+    try {
+      await this.core.patchNamespacedConfigMap({ name, namespace: this.namespace, body, fieldManager: "reseat" }, MERGE_PATCH);
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+      try {
+        await this.core.createNamespacedConfigMap({ namespace: this.namespace, body: { metadata: { name, ...body.metadata }, data: body.data } });
+      } catch (createError) {
+        if (!isConflict(createError)) throw createError;
+        await this.core.patchNamespacedConfigMap({ name, namespace: this.namespace, body, fieldManager: "reseat" }, MERGE_PATCH);
+      }
+    }
+  }
+
+  private async writePasswordSecret(volumeName: string, password: string): Promise<void> {
+    const name = passwordSecretName(volumeName);
+    const body = { metadata: { name, labels: { [LABELS.managed]: "true", [LABELS.role]: "store-password" } }, type: "Opaque", stringData: { [PASSWORD_KEY]: password } };
+    try {
+      await this.core.createNamespacedSecret({ namespace: this.namespace, body });
+    } catch (error) {
+      if (!isConflict(error)) throw error;
+      await this.core.replaceNamespacedSecret({ name, namespace: this.namespace, body });
+    }
+  }
+
+  /**
+   * The node that holds the claim's volume: from the bound PersistentVolume's node affinity, else the
+   * node its last pod ran on; undefined for a claim never used (the scheduler places the first pod).
+   */
+  async claimNode(volumeName: string): Promise<string | undefined> {
+    const pvc = await this.readClaim(volumeName);
+    if (!pvc) throw new Error(`reseat: claim ${volumeName} does not exist in namespace ${this.namespace}`);
+    const pvName = pvc.spec?.volumeName;
+    if (pvName) {
+      const pv = await orUndefined(this.core.readPersistentVolume({ name: pvName })).catch(() => undefined);
+      const node = nodeOfVolume(pv);
+      if (node) return node;
+    }
+    return pvc.metadata?.annotations?.[ANNOTATIONS.node];
+  }
+
+  private async rememberNode(volumeName: string, node: string): Promise<void> {
+    const pvc = await this.readClaim(volumeName);
+    if (!pvc || pvc.metadata?.annotations?.[ANNOTATIONS.node] === node) return;
+    await this.core.patchNamespacedPersistentVolumeClaim({ name: volumeName, namespace: this.namespace, body: { metadata: { annotations: { [ANNOTATIONS.node]: node } } }, fieldManager: "reseat" }, MERGE_PATCH);
+  }
+
+  /** The workload's own status document, through the API server's proxy to the PE's running pod. */
+  private async readWorkloadStatus(volumeName: string): Promise<string | undefined> {
+    const pods = (await this.core.listNamespacedPod({ namespace: this.namespace, labelSelector: `${LABELS.role}=executable` })).items
+      .filter((pod) => pod.metadata?.annotations?.[LABELS.volume] === volumeName && podState(pod).state === "running")
+      .sort((a, b) => observePod(b).generation - observePod(a).generation);
+    const pod = pods[0];
+    const endpoint = pod ? desiredFromLabel(pod.metadata?.annotations?.[LABELS.desired])?.kubernetes?.status : undefined;
+    if (!pod || !endpoint) return undefined;
+    const path = `/api/v1/namespaces/${this.namespace}/pods/${pod.metadata!.name}:${endpoint.port}/proxy${endpoint.path}`;
+    const response = await rawGet(this.clients, path);
+    return response.status === 200 ? response.body : undefined;
+  }
+
+  private async deletePodAndWait(name: string, graceSeconds: number | undefined, timeoutMs: number, until: "stopped" | "gone"): Promise<void> {
+    try {
+      await this.core.deleteNamespacedPod({ name, namespace: this.namespace, ...(graceSeconds !== undefined ? { gracePeriodSeconds: graceSeconds } : {}) });
+    } catch (error) {
+      if (isNotFound(error)) return;
+      throw error;
+    }
+    const deadline = Date.now() + timeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      const pod = await this.readPod(name);
+      if (!pod) return;
+      if (until === "stopped" && !podState(pod).running && podState(pod).state !== "pending") return;
+      if (Date.now() > deadline) {
+        throw new Error(
+          `reseat: pod ${name} was not confirmed stopped within ${Math.round(timeoutMs / 1000)} s (${podProblem(pod)}); its node may be unreachable. ` +
+            `reseat does not start another pod on the claim while this one may still run: it waits for the node (see docs/kubernetes.md)`,
+        );
+      }
+      await sleep(attempt < 500 ? 20 : 250);
+    }
+  }
+}
+
+function goneExecutable(record: V1ConfigMap, podName: string): ObservedExecutable {
+  const desired = desiredFromLabel(record.data?.[DESIRED_KEY]);
+  return {
+    id: podName,
+    name: podName,
+    peId: record.metadata?.labels?.[LABELS.peId] ?? desired?.peId ?? "",
+    owner: desired?.owner,
+    generation: Number(/-g(\d+)$/.exec(podName)?.[1] ?? 0),
+    specHash: record.metadata?.annotations?.[ANNOTATIONS.podSpecHash] ?? "",
+    volumeName: record.metadata?.annotations?.[LABELS.volume] ?? desired?.volumeName ?? "",
+    state: "gone",
+    running: false,
+  };
+}
+
+/**
+ * Lease times are MicroTime: the API server parses exactly six fractional digits, and the client would
+ * send a Date with three. A string passes through its serializer unchanged.
+ */
+function microTime(): Date {
+  return new Date().toISOString().replace(/\.(\d{3})Z$/, ".$1000Z") as unknown as Date;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
