@@ -9,6 +9,7 @@ const GROUP = `itg${process.pid % 100000}`;
 // Ten ports per run, away from the other integration tests' ranges.
 const BASE_PORT = 19000 + (process.pid % 100) * 10;
 const MAX_MEMBERS = 7;
+const REPLICAS = 6; // the issue's failing-rollout case: 5, 4, 3 updated, 2 reverted, 1 and 0 untouched
 const ids = (n: number) => Array.from({ length: n }, (_, o) => `${GROUP}-${o}`);
 const port = (ordinal: number) => BASE_PORT + ordinal;
 type StateView = { version: string; generation: number; lines: string[] };
@@ -16,7 +17,7 @@ type StateView = { version: string; generation: number; lines: string[] };
 function group(overrides: { image?: string; replicas?: number; maxUnavailable?: number; partition?: number; command?: string[] } = {}) {
   return {
     name: GROUP,
-    replicas: overrides.replicas ?? 5,
+    replicas: overrides.replicas ?? REPLICAS,
     template: {
       image: overrides.image ?? "reseat-demo-workload:v1",
       ...(overrides.command ? { command: overrides.command } : {}),
@@ -64,13 +65,13 @@ describe("a processing-element group rolled out by pulumi up", () => {
     await cleanup(ids(MAX_MEMBERS));
   });
 
-  it("up creates 5 members <group>-<ordinal>, each with its own volume; each writes its own state", async () => {
+  it("up creates 6 members <group>-<ordinal>, each with its own volume; each writes its own state", async () => {
     current = groupOutputs(await mustGroup(project, "up"), GROUP);
-    expect(current.members.map((m) => m.peId)).toEqual(ids(5));
-    expect(current.members.map((m) => m.volumeName)).toEqual(ids(5).map((id) => `reseat-${id}-state`));
+    expect(current.members.map((m) => m.peId)).toEqual(ids(REPLICAS));
+    expect(current.members.map((m) => m.volumeName)).toEqual(ids(REPLICAS).map((id) => `reseat-${id}-state`));
     expect(current.members.every((m) => m.generation === 1 && m.updated)).toBe(true);
-    expect(current.updatedReplicas).toBe(5);
-    for (let o = 0; o < 5; o++) {
+    expect(current.updatedReplicas).toBe(REPLICAS);
+    for (let o = 0; o < REPLICAS; o++) {
       for (const line of [`m${o}-a`, `m${o}-b`]) await httpJson(port(o), `/append?line=${line}`, "POST");
       expect((await stateOf(o)).lines).toEqual([`m${o}-a`, `m${o}-b`]);
     }
@@ -80,21 +81,21 @@ describe("a processing-element group rolled out by pulumi up", () => {
     setGroups(project, [group({ image: "reseat-demo-workload:v2" })]);
     const preview = await mustGroup(project, "preview");
     const steps = executableSteps(preview.doc.steps);
-    expect([...steps.keys()].sort()).toEqual(ids(5).map((id) => `${id}-executable`));
+    expect([...steps.keys()].sort()).toEqual(ids(REPLICAS).map((id) => `${id}-executable`));
     for (const ops of steps.values()) expect(ops.every((op) => ["replace", "create-replacement", "delete-replaced"].includes(op))).toBe(true);
-    expect(preview.doc.changeSummary?.replace).toBe(5);
-    expect(preview.stderr).toContain(`replacing member ${GROUP}-4 (1 of 5): image reseat-demo-workload:v1 -> reseat-demo-workload:v2`);
+    expect(preview.doc.changeSummary?.replace).toBe(REPLICAS);
+    expect(preview.stderr).toContain(`replacing member ${GROUP}-5 (1 of 6): image reseat-demo-workload:v1 -> reseat-demo-workload:v2`);
   });
 
   it("maxUnavailable 1: never more than one member without a running executable, highest ordinal first, state intact", async () => {
-    const watch = await watchAvailability(ids(5));
+    const watch = await watchAvailability(ids(REPLICAS));
     const result = await mustGroup(project, "up");
     const seen = await watch.stop();
     const after = groupOutputs(result, GROUP);
 
     expect(seen.maxUnavailable).toBe(1);
-    expect(seen.stopOrder).toEqual(ids(5).reverse());
-    expect([...seen.started].sort()).toEqual(ids(5));
+    expect(seen.stopOrder).toEqual(ids(REPLICAS).reverse());
+    expect([...seen.started].sort()).toEqual(ids(REPLICAS));
     const before = byOrdinal(current);
     for (const member of after.members) {
       expect(member.generation).toBe(before.get(member.ordinal)!.generation + 1);
@@ -106,9 +107,9 @@ describe("a processing-element group rolled out by pulumi up", () => {
       expect(state.lines).toEqual([`m${member.ordinal}-a`, `m${member.ordinal}-b`]);
     }
     // Progress per member, in rollout order.
-    const progress = ids(5)
+    const progress = ids(REPLICAS)
       .reverse()
-      .map((id, i) => result.stderr.indexOf(`replacing member ${id} (${i + 1} of 5)`));
+      .map((id, i) => result.stderr.indexOf(`replacing member ${id} (${i + 1} of ${REPLICAS})`));
     expect(progress.every((at) => at >= 0)).toBe(true);
     expect([...progress].sort((a, b) => a - b)).toEqual(progress);
     current = after;
@@ -118,25 +119,25 @@ describe("a processing-element group rolled out by pulumi up", () => {
     setGroups(project, [group({ image: "reseat-demo-workload:v2", maxUnavailable: 2 })]);
     expect(executableSteps((await mustGroup(project, "preview")).doc.steps).size).toBe(0);
     setGroups(project, [group({ image: "reseat-demo-workload:v1", maxUnavailable: 2 })]);
-    const watch = await watchAvailability(ids(5));
+    const watch = await watchAvailability(ids(REPLICAS));
     const after = groupOutputs(await mustGroup(project, "up"), GROUP);
     const seen = await watch.stop();
     expect(seen.maxUnavailable).toBeGreaterThanOrEqual(1);
     expect(seen.maxUnavailable).toBeLessThanOrEqual(2);
     expect(after.members.every((m) => m.imageRef === "reseat-demo-workload:v1" && m.updated)).toBe(true);
-    for (let o = 0; o < 5; o++) expect((await stateOf(o)).lines).toEqual([`m${o}-a`, `m${o}-b`]);
+    for (let o = 0; o < REPLICAS; o++) expect((await stateOf(o)).lines).toEqual([`m${o}-a`, `m${o}-b`]);
     current = after;
   });
 
-  it("partition 3: only members 3 and 4 take the new template; 0-2 keep what they run", async () => {
+  it("partition 3: only members 3, 4 and 5 take the new template; 0-2 keep what they run", async () => {
     setGroups(project, [group({ image: "reseat-demo-workload:v2", partition: 3 })]);
     const preview = await mustGroup(project, "preview");
-    expect([...executableSteps(preview.doc.steps).keys()].sort()).toEqual([`${GROUP}-3-executable`, `${GROUP}-4-executable`]);
+    expect([...executableSteps(preview.doc.steps).keys()].sort()).toEqual([`${GROUP}-3-executable`, `${GROUP}-4-executable`, `${GROUP}-5-executable`]);
 
-    const watch = await watchAvailability(ids(5));
+    const watch = await watchAvailability(ids(REPLICAS));
     const after = groupOutputs(await mustGroup(project, "up"), GROUP);
     const seen = await watch.stop();
-    expect(seen.stopOrder).toEqual([`${GROUP}-4`, `${GROUP}-3`]);
+    expect(seen.stopOrder).toEqual([`${GROUP}-5`, `${GROUP}-4`, `${GROUP}-3`]);
     const before = byOrdinal(current);
     for (const member of after.members) {
       const was = before.get(member.ordinal)!;
@@ -152,17 +153,17 @@ describe("a processing-element group rolled out by pulumi up", () => {
         expect(member.updated).toBe(false);
       }
     }
-    expect(after.updatedReplicas).toBe(2);
+    expect(after.updatedReplicas).toBe(3);
 
     // Held members stay held on a re-run; lowering the partition rolls them, and only them.
     expect(executableSteps((await mustGroup(project, "preview")).doc.steps).size).toBe(0);
     setGroups(project, [group({ image: "reseat-demo-workload:v2", partition: 0 })]);
-    const watch2 = await watchAvailability(ids(5));
+    const watch2 = await watchAvailability(ids(REPLICAS));
     const done = groupOutputs(await mustGroup(project, "up"), GROUP);
     const seen2 = await watch2.stop();
     expect(seen2.stopOrder).toEqual([`${GROUP}-2`, `${GROUP}-1`, `${GROUP}-0`]);
     expect(seen2.maxUnavailable).toBe(1);
-    expect(done.updatedReplicas).toBe(5);
+    expect(done.updatedReplicas).toBe(REPLICAS);
     const mid = byOrdinal(after);
     for (const member of done.members) {
       if (member.ordinal >= 3) expect(member.executableId).toBe(mid.get(member.ordinal)!.executableId);
@@ -180,7 +181,7 @@ describe("a processing-element group rolled out by pulumi up", () => {
     // Member 2 of the new template exits at once (as a broken image would).
     const broken = ["node", "-e", "if ({{ordinal}} === 2) { console.error('member {{peId}} refuses to start'); process.exit(3) } require('/app/server.js')"];
     setGroups(project, [group({ image: "reseat-demo-workload:v2", command: broken })]);
-    const watch = await watchAvailability(ids(5));
+    const watch = await watchAvailability(ids(REPLICAS));
     const failed = await groupCli(project, "up");
     const seen = await watch.stop();
     expect(failed.code).toBe(1);
@@ -189,12 +190,12 @@ describe("a processing-element group rolled out by pulumi up", () => {
     expect(failed.doc.error).toMatch(new RegExp(`PE "${GROUP}-2" was reverted: the new executable reseat-${GROUP}-2-g\\d+`));
     expect(failed.doc.error).toMatch(/exited with code 3 before it was ready/);
     expect(failed.doc.error).toContain(`member ${GROUP}-2 refuses to start`); // the failed container's last log lines
-    expect(seen.stopOrder).toEqual([`${GROUP}-4`, `${GROUP}-3`, `${GROUP}-2`]);
+    expect(seen.stopOrder).toEqual([`${GROUP}-5`, `${GROUP}-4`, `${GROUP}-3`, `${GROUP}-2`]);
     expect(seen.maxUnavailable).toBe(1);
 
     // Members replaced before the failure stay replaced; the failing member serves its previous
     // template again with its state; members after it were not touched.
-    for (const o of [4, 3]) expect((await stateOf(o)).version).toBe("v2");
+    for (const o of [5, 4, 3]) expect((await stateOf(o)).version).toBe("v2");
     for (const o of [1, 0]) {
       const running = await containersOf(`${GROUP}-${o}`, false);
       expect(running.map((c) => c.Id)).toEqual([before.get(o)!.executableId]);
@@ -213,7 +214,7 @@ describe("a processing-element group rolled out by pulumi up", () => {
     // The fix: the template without the broken command. up converges; every member's state is intact.
     setGroups(project, [group({ image: "reseat-demo-workload:v2" })]);
     const fixed = groupOutputs(await mustGroup(project, "up"), GROUP);
-    expect(fixed.updatedReplicas).toBe(5);
+    expect(fixed.updatedReplicas).toBe(REPLICAS);
     for (const member of fixed.members) {
       expect(member.imageRef).toBe("reseat-demo-workload:v2");
       const state = await stateOf(member.ordinal);
@@ -226,7 +227,7 @@ describe("a processing-element group rolled out by pulumi up", () => {
 
   it("an image that does not exist fails at the first member's check, before anything is stopped", async () => {
     setGroups(project, [group({ image: "reseat-demo-workload:does-not-exist" })]);
-    const watch = await watchAvailability(ids(5));
+    const watch = await watchAvailability(ids(REPLICAS));
     const failed = await groupCli(project, "up");
     const seen = await watch.stop();
     expect(failed.code).toBe(1);
@@ -237,14 +238,14 @@ describe("a processing-element group rolled out by pulumi up", () => {
     setGroups(project, [group({ image: "reseat-demo-workload:v2" })]);
   });
 
-  it("scaling 5 -> 7 -> 4 creates or removes only the members beyond; the others are untouched; volumes kept", async () => {
+  it("scaling 6 -> 7 -> 4 creates or removes only the members beyond; the others are untouched; volumes kept", async () => {
     setGroups(project, [group({ image: "reseat-demo-workload:v2", replicas: 7 })]);
     const up7 = await mustGroup(project, "up");
     const seven = groupOutputs(up7, GROUP);
     const before = byOrdinal(current);
     expect(seven.members.map((m) => m.peId)).toEqual(ids(7));
     for (const member of seven.members) {
-      if (member.ordinal < 5) {
+      if (member.ordinal < REPLICAS) {
         expect(member.executableId).toBe(before.get(member.ordinal)!.executableId);
         expect(member.generation).toBe(before.get(member.ordinal)!.generation);
       } else {
