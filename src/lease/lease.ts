@@ -40,6 +40,13 @@ export interface LeaseOptions {
   pollMs?: number;
 }
 
+/**
+ * Holdings this process finished with but could not release (the engine was going away): nobody uses
+ * them any more, so this process takes them back at once instead of waiting a whole lease for them.
+ */
+const abandoned = new Set<string>();
+const holdingKey = (lease: LeaseRecord) => `${lease.name}\u0000${lease.holder}\u0000${lease.token}`;
+
 export async function acquireLease(backend: Backend, name: string, holder: string, options: LeaseOptions): Promise<HeldLease> {
   const started = performance.now();
   // What we last saw of the current holding, and when (our clock) it last moved.
@@ -48,6 +55,10 @@ export async function acquireLease(backend: Backend, name: string, holder: strin
     const result = await backend.tryAcquireLease(name, holder, options.leaseMs);
     if (result.acquired) return hold(backend, result.lease, options);
     const current = result.current;
+    if (abandoned.delete(holdingKey(current))) {
+      await backend.releaseLease(current);
+      continue;
+    }
     const now = performance.now();
     if (!seen || seen.token !== current.token || seen.renewals !== current.renewals) {
       seen = { token: current.token, renewals: current.renewals, at: now };
@@ -92,7 +103,13 @@ function hold(backend: Backend, record: LeaseRecord, options: LeaseOptions): Hel
       released = true;
       clearInterval(timer);
       await renewing;
-      if (!lost) await backend.releaseLease(record);
+      if (lost) return;
+      try {
+        await backend.releaseLease(record);
+      } catch (error) {
+        abandoned.add(holdingKey(record));
+        throw error;
+      }
     },
   };
 }

@@ -39,6 +39,27 @@ describe("acquireLease", () => {
     await live.release();
   });
 
+  it("takes back at once a holding of its own whose release failed (the engine was going away)", async () => {
+    const backend = new FakeBackend();
+    const first = await acquireLease(backend, "pe-x", "me", { leaseMs: 60_000, waitMs: 1000 });
+    backend.faults.beforeCall = (operation) => {
+      if (operation === "releaseLease") throw new Error("engine shutting down");
+    };
+    await expect(first.release()).rejects.toThrow("engine shutting down");
+    backend.faults.beforeCall = undefined;
+    expect(backend.leases.get("pe-x")?.holder).toBe("me"); // still on the engine, renewals stopped
+    // A whole lease (60 s) has not passed: only knowing the holding is its own lets the process go on.
+    const again = await acquireLease(backend, "pe-x", "me", { leaseMs: 60_000, waitMs: 1000, pollMs: 10 });
+    expect(again.record.token).not.toBe(first.record.token);
+    await again.release();
+  });
+
+  it("never takes back someone else's holding early", async () => {
+    const backend = new FakeBackend();
+    await backend.tryAcquireLease("pe-x", "other", 60_000);
+    await expect(acquireLease(backend, "pe-x", "me", { leaseMs: 60_000, waitMs: 200, pollMs: 10 })).rejects.toBeInstanceOf(LeaseBusyError);
+  });
+
   it("detects a lease removed behind its back (e.g. `docker container prune`)", async () => {
     const backend = new FakeBackend();
     const lease = await acquireLease(backend, "pe-x", "holder", { leaseMs: 30, waitMs: 1000, renewEveryMs: 5 });
