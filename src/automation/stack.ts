@@ -124,6 +124,10 @@ export interface StepRecord {
   op: string;
   urn: string;
   type: string;
+  /** The inputs whose change forces the replacement (replace steps only). */
+  replaceKeys?: string[];
+  /** The inputs that differ. */
+  diffs?: string[];
 }
 
 /**
@@ -139,7 +143,15 @@ export function stepCollector(): { steps: StepRecord[]; errors: string[]; onEven
     errors,
     onEvent: (event) => {
       const meta = event.resourcePreEvent?.metadata;
-      if (meta) steps.push({ op: meta.op, urn: meta.urn, type: meta.type });
+      if (meta) {
+        steps.push({
+          op: meta.op,
+          urn: meta.urn,
+          type: meta.type,
+          ...(meta.keys?.length ? { replaceKeys: meta.keys } : {}),
+          ...(meta.diffs?.length ? { diffs: meta.diffs } : {}),
+        });
+      }
       const diagnostic = event.diagnosticEvent;
       if (diagnostic?.severity === "error" && diagnostic.urn && !diagnostic.urn.endsWith("pulumi:pulumi:Stack")) {
         const name = diagnostic.urn.split("::").at(-1);
