@@ -231,7 +231,7 @@ describe("a processing-element group rolled out by pulumi up", () => {
     const failed = await groupCli(project, "up");
     const seen = await watch.stop();
     expect(failed.code).toBe(1);
-    expect(failed.doc.error).toContain(`${GROUP}-4-executable`);
+    expect(failed.doc.error).toContain(`${GROUP}-${REPLICAS - 1}-executable`);
     expect(failed.doc.error).toContain('image "reseat-demo-workload:does-not-exist"');
     expect(seen.stopOrder).toEqual([]);
     for (const member of current.members) expect((await containersOf(member.peId, false)).map((c) => c.Id)).toEqual([member.executableId]);
