@@ -9,6 +9,8 @@ import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { executableName, generationFromName } from "../../../src/backend/backend";
 import { filesOf, firstFile, packArchive } from "../../../src/backend/docker/archive";
+import { dockerClient } from "../../../src/backend/docker/client";
+import { resolveConnection } from "../../../src/backend/docker/connection";
 import { demultiplex } from "../../../src/backend/docker/dockerBackend";
 import { EngineError, engineCall, engineCallOrUndefined } from "../../../src/backend/docker/engineCall";
 import { EngineEvent, followEvents } from "../../../src/backend/docker/events";
@@ -192,8 +194,6 @@ describe("docker-modem's debug output", () => {
     try {
       debug.enable("*");
       expect(debug.enabled("modem")).toBe(true);
-      const { dockerClient } = await import("../../../src/backend/docker/client");
-      const { resolveConnection } = await import("../../../src/backend/docker/connection");
       dockerClient(resolveConnection({}, { env: {} }));
       expect(debug.enabled("modem")).toBe(false);
       expect(debug.enabled("something-else")).toBe(true);
