@@ -182,6 +182,7 @@ async function converge(backend: Backend, desired: ExecutableDesired, options: R
 
   // 4. The gap: stop the old one gracefully (its final commit) → record the generation → start → ready.
   const replacedAt = new Date().toISOString();
+  let readyAt = replacedAt;
   let oldStopped = !serving;
   try {
     if (serving) {
@@ -197,6 +198,7 @@ async function converge(backend: Backend, desired: ExecutableDesired, options: R
     await backend.start(id);
     await faultPoint("after-start");
     await backend.waitReady(id, desired);
+    readyAt = new Date().toISOString(); // the gap ends here; what follows happens while the new one serves
   } catch (error) {
     const failure = error as Error;
     const logs = await backend.logsTail(id, 20).catch(() => "(logs unavailable)");
@@ -215,7 +217,6 @@ async function converge(backend: Backend, desired: ExecutableDesired, options: R
   // 5. Out of the gap: the old executable (stopped) goes, and a past revert is superseded.
   if (previous) await retire(previous);
   await backend.writeVolumeFiles(desired.volumeName, { [REVERT_PATH]: JSON.stringify(NO_REVERT) }, { owner }).catch(() => undefined);
-  const readyAt = new Date().toISOString();
   return { executableId: id, executableName: name, generation, host: await hostOf(backend, id), replacedAt, readyAt, adopted: false, retired, reverted: false };
 }
 
