@@ -8,7 +8,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT, cleanup, containersOf, demoSpec, httpJson, volumeExists } from "../support/harness";
 import {
   copyProject,
-  demoImageIds,
   freePort,
   installReseat,
   mustPulumi,
@@ -50,6 +49,23 @@ async function buildLegacyRelease(): Promise<string> {
   return dir;
 }
 
+/**
+ * The demo images run as a non-root USER since 0.2; the legacy release wrote into the volume as root only,
+ * as it did for the root images its users ran. So the stack runs root variants of the same images.
+ */
+async function rootImageIds(): Promise<{ v1: string; v2: string }> {
+  const ids = { v1: "", v2: "" };
+  for (const version of ["v1", "v2"] as const) {
+    const tag = `reseat-demo-workload:${version}-root`;
+    const dockerfile = path.join(outsideFolder(`root-image-${version}`), "Dockerfile");
+    fs.writeFileSync(dockerfile, `FROM reseat-demo-workload:${version}\nUSER 0:0\n`);
+    await mustRun(path.dirname(dockerfile), "docker", ["build", "-q", "-t", tag, "."], { ...process.env, DOCKER_BUILDKIT: "0" });
+    ids[version] = (await mustRun(ROOT, "docker", ["image", "inspect", "--format", "{{.Id}}", tag])).stdout.trim();
+    fs.rmSync(path.dirname(dockerfile), { recursive: true, force: true });
+  }
+  return ids;
+}
+
 function dynamicResources(exported: string): Deployment["deployment"]["resources"] {
   return (JSON.parse(exported) as Deployment).deployment.resources.filter((r) => r.type.startsWith("pulumi-nodejs:dynamic/reseat"));
 }
@@ -65,7 +81,7 @@ describe("a stack written by the release that stored absolute runtime paths", ()
   beforeAll(async () => {
     await cleanup([PE]);
     port = await freePort();
-    [legacy, tarball, images] = await Promise.all([buildLegacyRelease(), packReseat(), demoImageIds()]);
+    [legacy, tarball, images] = await Promise.all([buildLegacyRelease(), packReseat(), rootImageIds()]);
     project = outsideFolder("migrate");
   });
   afterAll(async () => {
