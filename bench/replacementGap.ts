@@ -61,6 +61,7 @@ export async function benchReplacementGap(): Promise<string> {
 
   const pulumiGaps: number[] = [];
   const floorGaps: number[] = [];
+  const steps = Object.fromEntries(FLOOR_STEPS.map((step) => [step, [] as number[]])) as Record<FloorStep, number[]>;
   try {
     await up(IMAGES[0]);
     for (let run = 0; run < RUNS; run++) {
@@ -69,7 +70,7 @@ export async function benchReplacementGap(): Promise<string> {
       const readyAt = Date.parse(outputs.processingElements[PE]!.readyAt);
       pulumiGaps.push(readyAt - (await kills.first()));
       // The floor re-runs the image now serving, so that the next up (the other image) replaces it.
-      floorGaps.push(await rawFloor(backend, IMAGES[(run + 1) % 2]!));
+      floorGaps.push(await rawFloor(backend, IMAGES[(run + 1) % 2]!, steps));
       process.stderr.write(`run ${run + 1}/${RUNS}: pulumi ${pulumiGaps.at(-1)} ms, floor ${floorGaps.at(-1)} ms\n`);
     }
   } finally {
@@ -79,7 +80,7 @@ export async function benchReplacementGap(): Promise<string> {
   }
   return writeResult(
     "replacement_gap",
-    result("replacement_gap", "ms", pulumiGaps, floorGaps, { baseline_naive: median(floorGaps), samples: { pulumi: pulumiGaps, naive_floor: floorGaps } }),
+    result("replacement_gap", "ms", pulumiGaps, floorGaps, { baseline_naive: median(floorGaps), naiveFloorStepsMs: floorStepMedians(steps), samples: { pulumi: pulumiGaps, naive_floor: floorGaps } }),
   );
 }
 
@@ -145,19 +146,38 @@ async function dieEvents(backend: DockerBackend): Promise<{ of: (name: string) =
 }
 
 /** The floor: the engine calls a replacement cannot avoid, timed from the stop request to ready. */
-async function rawFloor(backend: DockerBackend, image: string): Promise<number> {
+async function rawFloor(backend: DockerBackend, image: string, steps?: Record<FloorStep, number[]>): Promise<number> {
   const parsed = parseProcessingElement(spec(image));
   const desired = executableDesired(parsed, await backend.ensureImage(image));
 
   const old = (await backend.listExecutables(PE)).find((e) => e.running);
   if (!old) throw new Error("no running executable to replace");
   const started = performance.now();
+  let last = started;
+  const mark = (step: FloorStep) => {
+    const now = performance.now();
+    steps?.[step].push(now - last);
+    last = now;
+  };
   await backend.stop(old.id, desired.stop);
+  mark("stop");
   await backend.remove(old.id);
+  mark("remove");
   const id = await backend.prepare(desired, { name: `reseat-${PE}-floor`, generation: old.generation + 1, specHash: specHash(desired) });
+  mark("create");
   await backend.start(id);
+  mark("start");
   await backend.waitReady(id, desired);
+  mark("ready");
   return Math.round(performance.now() - started);
+}
+
+type FloorStep = "stop" | "remove" | "create" | "start" | "ready";
+const FLOOR_STEPS: FloorStep[] = ["stop", "remove", "create", "start", "ready"];
+
+/** Medians of each step of the floor: remove + create is what the staged routine takes out of the gap. */
+function floorStepMedians(steps: Record<FloorStep, number[]>): Record<FloorStep, number> {
+  return Object.fromEntries(FLOOR_STEPS.map((step) => [step, Math.round(median(steps[step]))])) as Record<FloorStep, number>;
 }
 
 /** Resolves to the engine time (ms) of the first stop signal sent to one of the PE's executables. */
