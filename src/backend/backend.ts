@@ -205,7 +205,7 @@ export interface EventStream {
 export interface Backend {
   readonly kind: EngineIdentity["kind"];
   identity(): Promise<EngineIdentity>;
-  /** Throws when the engine does not answer. */
+  /** Throws when the engine does not accept new calls (down, or going down: asked on a new connection). */
   ping(): Promise<void>;
 
   /** Resolves an image reference to its id, pulling it if absent. */

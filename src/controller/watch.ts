@@ -132,6 +132,13 @@ export async function watch(options: WatchOptions = {}): Promise<Watcher> {
     t.busy = true;
     let retry = false;
     try {
+      // An engine going down stops its containers while the event stream is still open: those stops
+      // are not failures to act on. It no longer takes new calls, so ask it first; if it is going
+      // away, the resync after reconnecting (or the next periodic one) sees what really failed.
+      if (!(await backend.ping().then(() => true, () => false))) {
+        emit({ kind: "skipped", peId, reason: "the engine is not taking new calls (shutting down?): left to the next resync" });
+        return;
+      }
       // Only a retry of our own failed reseat may use the remembered spec: otherwise an executable that
       // is gone was removed on purpose.
       const isRetry = reason.startsWith("previous reseat failed");

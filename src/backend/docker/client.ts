@@ -1,10 +1,17 @@
 // The one way reseat makes a dockerode client for an engine connection.
+import * as http from "node:http";
+import * as https from "node:https";
 import * as path from "node:path";
 import Dockerode from "dockerode";
 import type { EngineConnection } from "./connection";
 import { SshDialAgent } from "./sshTransport";
 
-export function dockerClient(connection: EngineConnection): Dockerode {
+/**
+ * `freshConnections`: every call opens a new connection (no keep-alive). A Docker Engine that is shutting
+ * down closes its listener first and keeps serving the connections already open (an event stream, idle
+ * keep-alive sockets) while it stops its containers: only a new connection tells that it is going away.
+ */
+export function dockerClient(connection: EngineConnection, options: { freshConnections?: boolean } = {}): Dockerode {
   silenceModemDebug();
   if (connection.kind === "ssh" && connection.ssh) {
     // docker-modem's own ssh transport re-connects for every call (~1 s each); this agent keeps the
@@ -12,6 +19,10 @@ export function dockerClient(connection: EngineConnection): Dockerode {
     // plain HTTP through it.
     const options = { ...connection.dockerOptions, protocol: "http", sshOptions: undefined, agent: new SshDialAgent(connection.ssh) };
     return new Dockerode(options as Dockerode.DockerOptions);
+  }
+  if (options.freshConnections) {
+    const agent = connection.dockerOptions.protocol === "https" ? new https.Agent({ keepAlive: false }) : new http.Agent({ keepAlive: false });
+    return new Dockerode({ ...connection.dockerOptions, agent } as Dockerode.DockerOptions);
   }
   return new Dockerode(connection.dockerOptions);
 }

@@ -80,6 +80,7 @@ export class DockerBackend implements Backend {
   readonly kind = "docker" as const;
   /** The dockerode client, for the few callers (tests, benchmarks) that need the raw Engine API. */
   readonly docker: Dockerode;
+  private pingClient?: Dockerode;
   private identityCache?: EngineIdentity;
 
   constructor(
@@ -109,8 +110,11 @@ export class DockerBackend implements Backend {
     return this.identityCache;
   }
 
+  /** On a new connection: the engine accepts calls (not merely serving the connections already open). */
   async ping(): Promise<void> {
-    await this.call("GET /_ping", (abortSignal) => optionsCall(this.docker, "ping", { abortSignal }), Math.min(5000, this.connection.callTimeoutMs));
+    this.pingClient ??= dockerClient(this.connection, { freshConnections: true });
+    const client = this.pingClient;
+    await this.call("GET /_ping", (abortSignal) => optionsCall(client, "ping", { abortSignal }), Math.min(5000, this.connection.callTimeoutMs));
   }
 
   private async imageId(ref: string): Promise<string | undefined> {

@@ -71,6 +71,14 @@ export class FakeBackend implements Backend {
     this.reachable = true;
   }
 
+  /**
+   * The engine begins to shut down: it takes no new calls, but the event streams already open stay open
+   * and still deliver (the engine's own stops of its containers look like failures). `disconnect()` ends it.
+   */
+  beginShutdown(): void {
+    this.reachable = false;
+  }
+
   /** The workload dies (kill -9, crash): the executable exits and watchers hear of it. */
   crash(id: string, exitCode = 137): void {
     const e = this.mustGet(id);

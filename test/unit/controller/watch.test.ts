@@ -79,6 +79,21 @@ describe("watch() on the fake engine", () => {
     await watcher.stop();
   });
 
+  it("never acts while the engine shuts down: its own stops arrive on the open stream but are left alone", async () => {
+    const { backend, events, watcher } = await started(["pe-a"]);
+    await watcher.idle();
+    backend.beginShutdown();
+    const callsBefore = backend.calls.length;
+    backend.crash(backend.running("pe-a")[0]!.id); // the engine stopping its container
+    await until(() => events.some((e) => e.kind === "skipped" && e.peId === "pe-a" && /not taking new calls/.test(e.reason ?? "")), 5000, "the skip");
+    expect(backend.calls.slice(callsBefore).filter((c) => !/^(ping|listExecutables|renewLease|identity)/.test(c))).toEqual([]);
+    backend.disconnect();
+    backend.reconnect();
+    await until(() => reseated(events, "pe-a").length === 1, 5000, "the reseat once the engine is back");
+    expect(backend.maxRunningOnVolume.get("reseat-pe-a-state")).toBe(1);
+    await watcher.stop();
+  });
+
   it("one controller per engine: a second waits as standby until the first stops", async () => {
     const { backend, watcher } = await started(["pe-a"]);
     const standbyEvents: WatchEvent[] = [];
