@@ -352,8 +352,8 @@ export function startPersistentWriters(port: number, count = 2, prefix = "chaos"
 }
 
 /** `reseat watch --json` in its own process; its JSON-line events are collected. */
-export function startController(env: NodeJS.ProcessEnv = process.env): { events: Record<string, unknown>[]; stop: () => Promise<void>; ready: Promise<void> } {
-  const child = spawn(process.execPath, [CLI, "watch", "--json"], { env, stdio: ["ignore", "pipe", "pipe"] });
+export function startController(env: NodeJS.ProcessEnv = process.env, extraArgs: string[] = []): { events: Record<string, unknown>[]; stop: () => Promise<void>; ready: Promise<void> } {
+  const child = spawn(process.execPath, [CLI, "watch", "--json", ...extraArgs], { env, stdio: ["ignore", "pipe", "pipe"] });
   const events: Record<string, unknown>[] = [];
   let buffer = "";
   let markReady: () => void = () => undefined;

@@ -1,12 +1,11 @@
 // Helpers for tests of PEs on the local Kubernetes cluster: a namespace and a StorageClass per test file
 // (made and removed by the test), PE specs, the workload reached at its pod's address, and an
 // independent observer of pods that watches the API server itself (not reseat's code).
-import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as k8s from "@kubernetes/client-node";
 import { KUBECONFIG, clusterScript, kubectl, pollFor } from "./kubernetes";
 import * as path from "node:path";
-import { CLI, ROOT, runProcess } from "./harness";
+import { ROOT, runProcess, startController } from "./harness";
 import { LABELS } from "../../src/backend/backend";
 
 export const NODES = ["node1", "node2"] as const;
@@ -175,32 +174,6 @@ export function workloadPids(peId: string): number[] {
 }
 
 /** `reseat watch --json --kubernetes NAMESPACE` in its own process; its JSON-line events are collected. */
-export function startK8sController(namespace: string): { events: Record<string, unknown>[]; ready: Promise<void>; stop: () => Promise<void> } {
-  const child = spawn(process.execPath, [CLI, "watch", "--json", "--kubernetes", namespace], { env: { ...process.env, KUBECONFIG }, stdio: ["ignore", "pipe", "pipe"] });
-  const events: Record<string, unknown>[] = [];
-  let buffer = "";
-  let markReady: () => void = () => undefined;
-  const ready = new Promise<void>((resolve) => (markReady = resolve));
-  child.stdout.on("data", (d: Buffer) => {
-    buffer += d.toString();
-    for (let newline; (newline = buffer.indexOf("\n")) >= 0; ) {
-      const line = buffer.slice(0, newline);
-      buffer = buffer.slice(newline + 1);
-      if (!line.trim()) continue;
-      const event = JSON.parse(line) as Record<string, unknown>;
-      events.push(event);
-      if (event.kind === "watching") markReady();
-    }
-  });
-  child.stderr.on("data", (d: Buffer) => process.stderr.write(d));
-  return {
-    events,
-    ready,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.on("close", () => resolve());
-        child.kill("SIGTERM");
-      }),
-  };
+export function startK8sController(namespace: string): ReturnType<typeof startController> {
+  return startController({ ...process.env, KUBECONFIG }, ["--kubernetes", namespace]);
 }

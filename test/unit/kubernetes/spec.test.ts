@@ -1,20 +1,11 @@
 // The kubernetes section of a PE spec: defaults, field-named errors, and the fields only one engine understands.
 import { describe, expect, it } from "vitest";
-import { SpecError, parseProcessingElement } from "../../../src/spec/processingElement";
+import { parseProcessingElement } from "../../../src/spec/processingElement";
+import { problemsOf } from "../spec/problems";
 import { engineTarget, executableDesired, storeClaimNameOf } from "../../../src/spec/desired";
 import { parseGroup } from "../../../src/spec/group";
 
 const k8sPe = { peId: "orders-0", image: "reseat-session-workload:v1", kubernetes: { namespace: "shop" } };
-
-function problemsOf(input: unknown): { field: string; expected: string }[] {
-  try {
-    parseProcessingElement(input);
-  } catch (error) {
-    if (error instanceof SpecError) return error.problems;
-    throw error;
-  }
-  throw new Error("expected the spec to be rejected");
-}
 
 describe("the kubernetes section", () => {
   it("defaults: namespace default, 1Gi claim of the cluster's default class; the engine target records namespace and context only", () => {
