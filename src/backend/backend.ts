@@ -103,6 +103,23 @@ export function storeEnv(store: StoreDesired, mountPath: string, passwordFile = 
   }
 }
 
+/**
+ * The environment every engine gives the workload: its spec's env plus what the state library reads.
+ * The generation is the fencing token, fixed at creation: an executable restarted by hand later keeps
+ * its own (older) generation and is refused by the state library once a newer one exists.
+ */
+export function workloadEnv(desired: ExecutableDesired, generation: number, reseatStore: string | undefined, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    ...desired.env,
+    RESEAT_PE_ID: desired.peId,
+    RESEAT_STATE_DIR: desired.mountPath,
+    RESEAT_COMMIT_INTERVAL_MS: String(desired.commitIntervalMs),
+    RESEAT_GENERATION: String(generation),
+    ...extra,
+    ...(reseatStore ? { RESEAT_STORE: reseatStore } : {}),
+  };
+}
+
 /** An executable as the engine reports it right now. */
 export interface ObservedExecutable {
   id: string;

@@ -21,6 +21,7 @@ import {
   desiredFromLabel,
   desiredLabel,
   storeEnv,
+  workloadEnv,
   ObservedExecutable,
   VolumeInfo,
   VolumeMeta,
@@ -249,16 +250,7 @@ export class DockerBackend implements Backend {
       mounts.push(store.hostPath ? { Type: "bind", Source: store.hostPath, Target: STORE_MOUNT } : { Type: "volume", Source: store.volume ?? "reseat-store", Target: STORE_MOUNT });
     }
     const reseatStore = storeEnv(store, desired.mountPath);
-    const env: Record<string, string> = {
-      ...desired.env,
-      RESEAT_PE_ID: desired.peId,
-      RESEAT_STATE_DIR: desired.mountPath,
-      RESEAT_COMMIT_INTERVAL_MS: String(desired.commitIntervalMs),
-      // The fencing token, fixed at creation: a container restarted by hand later keeps its own
-      // (older) generation and is refused by the state library once a newer one exists.
-      RESEAT_GENERATION: String(identity.generation),
-      ...(reseatStore ? { RESEAT_STORE: reseatStore } : {}),
-    };
+    const env = workloadEnv(desired, identity.generation, reseatStore);
     const options: Dockerode.ContainerCreateOptions = {
       name: identity.name,
       Image: desired.imageId,

@@ -1,7 +1,7 @@
 // Pure: the Kubernetes objects reseat makes for a PE, and how it reads pods back. No API calls here, so
 // the manifests and the pod-state rules are unit-tested without a cluster.
 import type { V1Lease, V1PersistentVolume, V1PersistentVolumeClaim, V1Pod } from "@kubernetes/client-node";
-import { ExecutableDesired, LABELS, LeaseRecord, ObservedExecutable, STORE_MOUNT, VolumeInfo, desiredLabel, generationFromName, storeEnv } from "../backend";
+import { ExecutableDesired, LABELS, LeaseRecord, ObservedExecutable, STORE_MOUNT, VolumeInfo, desiredLabel, generationFromName, storeEnv, workloadEnv } from "../backend";
 
 /** Where the PE's record ConfigMap (control.json) is mounted: the state library reads RESEAT_CONTROL_FILE. */
 export const CONTROL_MOUNT = "/etc/reseat/control";
@@ -69,17 +69,11 @@ export interface PodIdentity {
 export function podManifest(desired: ExecutableDesired, identity: PodIdentity, node: string | undefined): V1Pod {
   const store = desired.store;
   const reseatStore = storeEnv(store, desired.mountPath, `${SECRET_MOUNT}/${PASSWORD_KEY}`);
-  const env: Record<string, string> = {
-    ...desired.env,
-    RESEAT_PE_ID: desired.peId,
-    RESEAT_STATE_DIR: desired.mountPath,
-    RESEAT_COMMIT_INTERVAL_MS: String(desired.commitIntervalMs),
-    RESEAT_GENERATION: String(identity.generation),
+  const env = workloadEnv(desired, identity.generation, reseatStore, {
     RESEAT_CONTROL_FILE: `${CONTROL_MOUNT}/control.json`,
     // Nobody writes meta.json into the claim from outside: the state library records the generation itself.
     RESEAT_CLAIM_GENERATION: "1",
-    ...(reseatStore ? { RESEAT_STORE: reseatStore } : {}),
-  };
+  });
   const volumes: NonNullable<NonNullable<V1Pod["spec"]>["volumes"]> = [
     { name: "state", persistentVolumeClaim: { claimName: desired.volumeName } },
     // optional: the record may not hold control.json yet; the library falls back to RESEAT_COMMIT_INTERVAL_MS.
