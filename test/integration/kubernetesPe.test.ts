@@ -82,6 +82,23 @@ describe("a processing element on Kubernetes", () => {
     await cluster?.remove();
   });
 
+  it("invalid Kubernetes fields fail preview and up naming each field; nothing is created", async () => {
+    const bad = `${PE}-bad`;
+    const invalid = makeProject("k8s-invalid", [
+      k8sSessionSpec(bad, NAMESPACE, cluster.storageClass, { network: "host", kubernetes: { size: "lots", nodeSelector: { "bad key!": "x" } } }),
+    ]);
+    for (const command of ["preview", "up"] as const) {
+      const refused = await reseatCli(invalid, command);
+      expect(refused.code, command).toBe(1);
+      expect(refused.doc.error).toContain("- kubernetes.size: ");
+      expect(refused.doc.error).toContain("- kubernetes.nodeSelector.bad key!: ");
+      expect(refused.doc.error).toMatch(/- network: a Docker-only field, not allowed with kubernetes/);
+    }
+    // The namespace is the test's own and this is its first test: nothing of any PE in it yet.
+    expect((await kubectl("get", "pvc,pods,leases", "-n", NAMESPACE, "-o", "name")).trim()).toBe("");
+    expect((await reseatCli(invalid, "outputs")).doc.outputs ?? {}).toEqual({});
+  });
+
   it("up creates the claim and a pod bound to it; the workload writes through the state library", async () => {
     first = peOutputs(await mustSucceed(project, "up"), PE);
     expect(first.generation).toBe(1);
