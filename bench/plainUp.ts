@@ -8,6 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { PROJECT_ROOT } from "../src/automation/stack";
 import { DockerBackend } from "../src/backend/docker/dockerBackend";
+import { benchPeSpec } from "./replacementGap";
 import { CaseResult, result, writeResult } from "./results";
 
 const RUNS = Number(process.env.RESEAT_BENCH_RUNS ?? 5);
@@ -65,16 +66,7 @@ export async function benchPlainUp(): Promise<string> {
   return writeResult("plain_up_overhead", { metric: "plain_up_overhead", cases });
 }
 
-function spec(image: string) {
-  return {
-    peId: PE,
-    image,
-    network: "host",
-    env: { PORT: String(PORT) },
-    stop: { graceSeconds: 5 },
-    readiness: { httpGet: { port: PORT, path: "/healthz" }, timeout: "30s" },
-  };
-}
+const spec = (image: string) => benchPeSpec(PE, PORT, image);
 
 /** Wall time of one command run to its end (ms); fails with its output unless it exits 0. */
 function timed(cwd: string, cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {

@@ -26,16 +26,19 @@ const PE = "bench-gap";
 const IMAGES = ["reseat-demo-workload:v1", "reseat-demo-workload:v2"] as const;
 const CLI = path.join(PROJECT_ROOT, "dist", "src", "cli", "main.js");
 
-function spec(image: string) {
+/** The bench's one PE: the demo workload on the host network, answering /healthz. */
+export function benchPeSpec(peId: string, port: number, image: string) {
   return {
-    peId: PE,
+    peId,
     image,
     network: "host",
-    env: { PORT: String(PORT) },
+    env: { PORT: String(port) },
     stop: { graceSeconds: 5 },
-    readiness: { httpGet: { port: PORT, path: "/healthz" }, timeout: "30s" },
+    readiness: { httpGet: { port, path: "/healthz" }, timeout: "30s" },
   };
 }
+
+const spec = (image: string) => benchPeSpec(PE, PORT, image);
 
 /** A fresh project folder for one bench, with the checkout's Pulumi.yaml (the program comes from the CLI). */
 function benchProject(name: string): string {

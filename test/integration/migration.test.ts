@@ -20,19 +20,14 @@ import {
   stackExport,
   stackOutputs,
   userEnv,
+  type PeSummary,
+  type StateView,
 } from "../support/userProject";
 
 /** The last commit whose providers stored an absolute runtime path ("today's release" for issue 10). */
 const LEGACY_RELEASE = "83b97d6";
 const PE = `it-mig-${process.pid}`;
 const STACK = "mig";
-type StateView = { version: string; generation: number; lines: string[] };
-interface PeSummary {
-  peId: string;
-  generation: number;
-  executableId: string;
-  volumeName: string;
-}
 interface Deployment {
   deployment: { resources: { type: string; inputs: Record<string, unknown>; outputs: Record<string, unknown> }[] };
 }

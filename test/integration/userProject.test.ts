@@ -22,19 +22,14 @@ import {
   stackExport,
   stackOutputs,
   userEnv,
+  type PeSummary,
+  type StateView,
 } from "../support/userProject";
 
 const NEW_USER = `it-nu-${process.pid}`;
 const MOVED = `it-mv-${process.pid}`;
 const STACK = "dev";
 let images: { v1: string; v2: string };
-type StateView = { version: string; generation: number; lines: string[] };
-interface PeSummary {
-  peId: string;
-  generation: number;
-  executableId: string;
-  volumeName: string;
-}
 
 /** The README's project and program, with the test's own PE name (PEs share the machine's engine). */
 async function writeReadmeProject(dir: string, peName: string, port: number): Promise<void> {

@@ -134,3 +134,12 @@ export async function demoImageIds(): Promise<{ v1: string; v2: string }> {
   const id = async (tag: string) => (await mustRun(ROOT, "docker", ["image", "inspect", "--format", "{{.Id}}", tag])).stdout.trim();
   return { v1: await id("reseat-demo-workload:v1"), v2: await id("reseat-demo-workload:v2") };
 }
+
+/** What the tests read of a PE's stack outputs, and of the demo workload's /state. */
+export interface PeSummary {
+  peId: string;
+  generation: number;
+  executableId: string;
+  volumeName: string;
+}
+export type StateView = { version: string; generation: number; lines: string[] };
