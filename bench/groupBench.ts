@@ -1,0 +1,276 @@
+// Shared by the group benches (bench/rolling.ts, bench/scale.ts): a bench project folder for the
+// `reseat` CLI, timed CLI runs, the single-PE raw floor on the Engine API, and what Engine events say
+// about a rollout (per-member timelines, hand-offs, members down at once). Measurement only.
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { LABELS } from "../src/backend/backend";
+import { DockerBackend } from "../src/backend/docker/dockerBackend";
+import { followEvents } from "../src/backend/docker/events";
+import { PROJECT_ROOT } from "../src/automation/stack";
+import { executableDesired } from "../src/spec/desired";
+import { parseProcessingElement } from "../src/spec/processingElement";
+import { PLAIN_LABEL } from "./plainRuntime";
+import { round } from "./results";
+import { MemberTimeline } from "./timeline";
+
+export const CLI = path.join(PROJECT_ROOT, "dist", "src", "cli", "main.js");
+export const GROUPS_PROGRAM = path.join(PROJECT_ROOT, "dist", "stacks", "groups.js");
+export const PLAIN_PROGRAM = path.join(PROJECT_ROOT, "dist", "bench", "plainStack.js");
+/** The label of the floor PEs' containers and volumes (not reseat's executable labels). */
+export const FLOOR_LABEL = "io.reseat.bench-floor";
+/** Every CLI run gets PULUMI_PARALLEL (default 32 here; Pulumi's own default is 4 x CPUs). */
+export const PULUMI_PARALLEL = process.env.PULUMI_PARALLEL ?? "32";
+
+/** A group member's spec (host network, one port each): what the group template and the floor PE share. */
+export function memberTemplate(image: string, port: number | string, memoryMiB: number) {
+  return {
+    image,
+    network: "host",
+    env: { PORT: String(port) },
+    commitInterval: "30s",
+    stop: { graceSeconds: 5 },
+    persistentStore: { kind: "none" },
+    resources: { memoryMiB },
+    readiness: { httpGet: { port, path: "/healthz" }, timeout: "30s" },
+  };
+}
+
+export interface Run {
+  ms: number;
+  startedAt: number;
+  outputs: Record<string, unknown>;
+}
+
+/** A fresh folder under .work/ with the checkout's Pulumi.yaml (no `main`: the CLI gets --program). */
+export function benchProject(name: string): string {
+  const dir = path.join(PROJECT_ROOT, ".work", name);
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(path.join(dir, "stacks"), { recursive: true });
+  fs.writeFileSync(path.join(dir, "Pulumi.yaml"), fs.readFileSync(path.join(PROJECT_ROOT, "Pulumi.yaml"), "utf8").replace(/^main:.*\n/m, ""));
+  return dir;
+}
+
+export function writeStackConfig(dir: string, config: Record<string, unknown>): void {
+  fs.writeFileSync(path.join(dir, "stacks", "Pulumi.bench.yaml"), JSON.stringify({ config }));
+}
+
+/** One `reseat <command> --json` run on the folder's `bench` stack, timed (wall ms). */
+export function runCli(dir: string, command: string, program: string): Promise<Run> {
+  // stdout goes to a file: the CLI exits right after writing its JSON, and a large document written
+  // to a pipe can be cut short by process.exit (see the report); a file write is synchronous.
+  const outFile = path.join(dir, `.${command}.stdout.json`);
+  const out = fs.openSync(outFile, "w");
+  return new Promise((resolve, reject) => {
+    const startedAt = Date.now();
+    const started = performance.now();
+    const child = spawn(process.execPath, [CLI, command, "--cwd", dir, "--stack", "bench", "--program", program, "--json"], {
+      stdio: ["ignore", out, "pipe"],
+      env: { ...process.env, PULUMI_PARALLEL },
+    });
+    let stderr = "";
+    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("close", (code) => {
+      const ms = Math.round(performance.now() - started);
+      fs.closeSync(out);
+      if (code !== 0) return reject(new Error(`reseat ${command} failed:\n${stderr.slice(-3000)}`));
+      try {
+        const doc = JSON.parse(fs.readFileSync(outFile, "utf8")) as { outputs?: Record<string, unknown> };
+        resolve({ ms, startedAt, outputs: doc.outputs ?? {} });
+      } catch (error) {
+        reject(new Error(`reseat ${command}: unreadable JSON document in ${outFile}: ${(error as Error).message}`));
+      }
+    });
+  });
+}
+
+/** What the floor PE runs: two images (alternated) and the member spec for an image and port. */
+export interface FloorWorkload {
+  images: readonly [string, string];
+  template: (image: string, port: number) => Record<string, unknown>;
+}
+
+/**
+ * A PE outside the group (same spec), run straight through the Engine API for floor runs. Its
+ * containers carry only a bench label (not reseat's executable labels), so that a failure controller
+ * running on the same engine (`reseat watch`) leaves them alone. Returns one raw replacement, timed
+ * from the stop request to ready.
+ */
+export async function floorPe(backend: DockerBackend, peId: string, port: number, workload: FloorWorkload): Promise<() => Promise<number>> {
+  const docker = backend.docker;
+  const desiredOf = async (image: string) => {
+    const spec = parseProcessingElement({ peId, ...workload.template(image, port) });
+    return executableDesired(spec, await backend.ensureImage(image));
+  };
+  const volume = `reseat-${peId}-state`;
+  await docker.createVolume({ Name: volume, Labels: { [FLOOR_LABEL]: "true" } });
+  const create = async (desired: Awaited<ReturnType<typeof desiredOf>>) => {
+    const created = await docker.createContainer({
+      Image: desired.imageId,
+      Env: [...Object.entries(desired.env).map(([k, v]) => `${k}=${v}`), `RESEAT_PE_ID=${peId}`, `RESEAT_STATE_DIR=${desired.mountPath}`],
+      Labels: { [FLOOR_LABEL]: peId },
+      StopSignal: desired.stop.signal,
+      StopTimeout: desired.stop.graceSeconds,
+      HostConfig: {
+        Mounts: [{ Type: "volume", Source: volume, Target: desired.mountPath }],
+        NetworkMode: desired.network,
+        Memory: (desired.resources.memoryMiB ?? 48) * 1024 * 1024,
+        RestartPolicy: { Name: "no" },
+      },
+    });
+    return created.id;
+  };
+  let current = await create(await desiredOf(workload.images[0]));
+  await backend.start(current);
+  await backend.waitReady(current, await desiredOf(workload.images[0]));
+  let run = 0;
+  return async (): Promise<number> => {
+    const desired = await desiredOf(workload.images[++run % 2]!);
+    const started = performance.now();
+    await backend.stop(current, desired.stop); // an already stopped one counts as stopped
+    await backend.remove(current);
+    current = await create(desired);
+    await backend.start(current);
+    await backend.waitReady(current, desired);
+    return Math.round(performance.now() - started);
+  };
+}
+
+/** The floor, as bench/replacementGap.ts measures it, on a PE of the same spec outside the group. */
+export async function rawFloors(backend: DockerBackend, peId: string, port: number, workload: FloorWorkload, runs: number, log: (text: string) => void): Promise<number[]> {
+  const replace = await floorPe(backend, peId, port, workload);
+  const floors: number[] = [];
+  for (let run = 0; run < runs; run++) {
+    floors.push(await replace());
+    log(`floor run ${run + 1}/${runs}: ${floors.at(-1)} ms`);
+  }
+  return floors;
+}
+
+/**
+ * For information: `total` raw replacements with `lanes` running at once (lanes PEs `<peIdPrefix>-<j>`,
+ * each replaced total/lanes times in a row): what this machine allows at that concurrency, without Pulumi.
+ */
+export async function rawParallelFloor(backend: DockerBackend, total: number, lanes: number, peIdPrefix: string, basePort: number, workload: FloorWorkload): Promise<number> {
+  const replacers = await Promise.all(Array.from({ length: lanes }, (_, j) => floorPe(backend, `${peIdPrefix}-${j}`, basePort + j, workload)));
+  const started = performance.now();
+  await Promise.all(
+    replacers.map(async (replace, j) => {
+      for (let i = j; i < total; i += lanes) await replace();
+    }),
+  );
+  return Math.round(performance.now() - started);
+}
+
+export interface MemberEvent {
+  action: string;
+  /** The member's name (for reseat: its peId). */
+  member: string;
+  id: string;
+  /** Engine clock, ms. */
+  ms: number;
+}
+
+/**
+ * Container kill/die/start events of containers carrying `label`, keyed by member (`memberOf` returns
+ * undefined for containers to leave out).
+ */
+export async function recordMemberEvents(backend: DockerBackend, label: string, memberOf: (attributes: Record<string, string>) => string | undefined): Promise<{ stop: () => Promise<MemberEvent[]> }> {
+  const events: MemberEvent[] = [];
+  const subscription = await followEvents(backend.docker, backend.connection.address, { type: ["container"], label: [label], event: ["kill", "die", "start"] }, (e) => {
+    const member = memberOf(e.Actor.Attributes);
+    if (member !== undefined) events.push({ action: e.Action, member, id: e.id, ms: e.timeNano / 1e6 });
+  });
+  return {
+    stop: async () => {
+      // Events of the last moments are still on their way (the Engine sends them asynchronously).
+      await new Promise((r) => setTimeout(r, 300));
+      subscription.close();
+      return events;
+    },
+  };
+}
+
+/** kill/die/start events of a reseat group's executables (not its floor PEs). */
+export function recordGroupEvents(backend: DockerBackend, group: string, floorPeId: string): Promise<{ stop: () => Promise<MemberEvent[]> }> {
+  return recordMemberEvents(backend, `${LABELS.role}=executable`, (attributes) => {
+    const peId = attributes[LABELS.peId] ?? "";
+    return peId.startsWith(`${group}-`) && peId !== floorPeId ? peId : undefined;
+  });
+}
+
+/** Per member of a reseat group rollout: kill, die, start (Engine events) and ready (the CLI's outputs), ms since the `up` began. */
+export function memberTimelines(group: string, rollout: Run, events: MemberEvent[]): MemberTimeline[] {
+  const members = ((rollout.outputs.groups as Record<string, { members: { peId: string; ordinal: number; readyAt: string }[] }>)[group]?.members ?? []).slice();
+  members.sort((a, b) => b.ordinal - a.ordinal); // rollout order: highest ordinal first
+  const at = (ms: number) => round(ms - rollout.startedAt, 0);
+  return members.map((m) => {
+    const timeline = eventTimeline(m.peId, events, rollout.startedAt);
+    if (timeline.start !== undefined) timeline.ready = at(Date.parse(m.readyAt));
+    return timeline;
+  });
+}
+
+/** A member's first kill, die and start from Engine events (ms since `origin`, Unix ms). */
+export function eventTimeline(member: string, events: MemberEvent[], origin: number): MemberTimeline {
+  const own = events.filter((e) => e.member === member);
+  const at = (ms: number) => round(ms - origin, 0);
+  const kill = own.find((e) => e.action === "kill");
+  const die = own.find((e) => e.action === "die");
+  const start = own.find((e) => e.action === "start");
+  const timeline: MemberTimeline = { name: member };
+  if (kill) timeline.kill = at(kill.ms);
+  if (die) timeline.die = at(die.ms);
+  if (start) timeline.start = at(start.ms);
+  return timeline;
+}
+
+/** Per member: its old executable's stop request minus the ready time of the member it waited for. */
+export function handoffMs(group: string, members: MemberTimeline[], mu: number): number[] {
+  const byName = new Map(members.map((m) => [m.name, m]));
+  const result: number[] = [];
+  for (const m of members) {
+    const ordinal = Number(m.name.slice(group.length + 1));
+    const before = byName.get(`${group}-${ordinal + mu}`);
+    if (m.kill !== undefined && before?.ready !== undefined) result.push(m.kill - before.ready);
+  }
+  return result;
+}
+
+/** The most members between their old executable's die and their new one's start at once. */
+export function maxConcurrentlyDown(members: MemberTimeline[]): number {
+  const edges: [number, number][] = [];
+  for (const m of members) {
+    const down = m.die ?? m.kill;
+    if (down !== undefined && m.start !== undefined) edges.push([down, 1], [m.start, -1]);
+  }
+  edges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let current = 0;
+  let max = 0;
+  for (const [, delta] of edges) {
+    current += delta;
+    max = Math.max(max, current);
+  }
+  return max;
+}
+
+/**
+ * Removes a group bench's containers (members and their locks; floor PEs whose id starts with
+ * `floorPrefix`; plain containers whose name starts with `plainPrefix`) and its state volumes. Only
+ * what this bench names: other benches may run on the same engine.
+ */
+export async function removeGroupLeftovers(backend: DockerBackend, group: string, own: { plainPrefix: string; floorPrefix: string }): Promise<void> {
+  const containers = await backend.docker.listContainers({ all: true });
+  for (const c of containers) {
+    const peId = c.Labels[LABELS.peId] ?? "";
+    const plain = c.Labels[PLAIN_LABEL] && c.Names.some((n) => n.replace(/^\//, "").startsWith(`${own.plainPrefix}-`));
+    const floor = c.Labels[FLOOR_LABEL]?.startsWith(own.floorPrefix);
+    if (peId.startsWith(`${group}-`) || plain || floor) {
+      await backend.remove(c.Id).catch(() => undefined);
+    }
+  }
+  const volumes = await backend.docker.listVolumes();
+  for (const v of volumes.Volumes ?? []) {
+    if (v.Name.startsWith(`reseat-${group}-`) || v.Name.startsWith(`reseat-${own.floorPrefix}`)) await backend.removeVolume(v.Name).catch(() => undefined);
+  }
+}
