@@ -1,0 +1,3 @@
+module reseat.local/workload/tiny
+
+go 1.22
