@@ -1,0 +1,381 @@
+// scale: reseat's group rollout at N members side by side with what a user would otherwise pick for the
+// same job, in the same run, on the same machine, with the same workload image, each member with its
+// own named volume and a readiness wait where the peer has one (docs/scale.md):
+//
+// - rollout_<N>_c<k>: value = wall time of `reseat up` rolling a group of N from one image to the
+//   other with maxUnavailable k, minus a no-op `up` of the same stack right after it; baseline = the
+//   floor, N x the single-PE raw floor / k (as bench/rolling.ts); fields opentofu, compose, statefulset
+//   (ms, each the peer's time for the same job, or null with a `why`) and ratio_<peer> = reseat / peer.
+// - checkpoint_bytes_per_member_<N>: `pulumi stack export` of the group stack / N, with a breakdown per
+//   resource type; baseline = the goal (2048 bytes).
+// - preview_<N>, noop_up_<N>: `reseat preview` / a no-op `reseat up` of the group vs N plain
+//   containers, one minimal dynamic resource each (bench/plainStack.ts), as bench/rolling.ts.
+// - per_member_cost_<N>_vs_<M>_c<k>: reseat's rollout time per member at N vs at the next smaller M.
+//
+// RESEAT_BENCH_SCALE_N (default 10,100), RESEAT_BENCH_SCALE_C (default 1,10),
+// RESEAT_BENCH_SCALE_WORKLOAD (tiny|demo; default tiny if it builds), RESEAT_BENCH_SCALE_PEERS (default
+// opentofu,compose,statefulset), RESEAT_BENCH_RUNS (previews and no-op ups, default 3),
+// RESEAT_BENCH_FLOOR_RUNS (default 7), RESEAT_BENCH_SCALE_HEALTH_INTERVAL_MS (Docker healthchecks of the
+// Docker peers, default 1000), RESEAT_BENCH_SCALE_PORT_BASE (reseat's members, default 28000).
+// bench/results/scale.json is rewritten after every step, so that a cut-short run keeps what it measured.
+import { execFile } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { promisify } from "node:util";
+import { DockerBackend } from "../src/backend/docker/dockerBackend";
+import { MAX_REPLICAS } from "../src/spec/group";
+import {
+  FloorWorkload,
+  GROUPS_PROGRAM,
+  PLAIN_PROGRAM,
+  PULUMI_PARALLEL,
+  benchProject,
+  handoffMs,
+  maxConcurrentlyDown,
+  memberTemplate,
+  memberTimelines,
+  rawFloors,
+  rawParallelFloor,
+  recordGroupEvents,
+  removeGroupLeftovers,
+  runCli,
+  writeStackConfig,
+} from "./groupBench";
+import { CaseResult, RESULTS_DIR, median, result, round, writeResult } from "./results";
+import { ScaleSeries, renderScalePlot } from "./scalePlot";
+import { ScaleWorkload, scaleWorkload } from "./scaleWorkload";
+import { composePeer } from "./scalePeers/compose";
+import { openTofuPeer } from "./scalePeers/openTofu";
+import { Peer, PeerContext, PeerRollout } from "./scalePeers/peer";
+import { statefulSetPeer } from "./scalePeers/statefulSet";
+
+const execFileAsync = promisify(execFile);
+const RUNS = Number(process.env.RESEAT_BENCH_RUNS ?? 3);
+const FLOOR_RUNS = Number(process.env.RESEAT_BENCH_FLOOR_RUNS ?? 7);
+const BASE_PORT = Number(process.env.RESEAT_BENCH_SCALE_PORT_BASE ?? 28000);
+const HEALTH_INTERVAL_MS = Number(process.env.RESEAT_BENCH_SCALE_HEALTH_INTERVAL_MS ?? 1000);
+const GROUP = "bench-scale";
+const FLOOR_PE = "bench-scale-floor";
+const PLAIN_PREFIX = "bench-scale-plain";
+const CHECKPOINT_GOAL_BYTES = 2048;
+const PEER_NAMES = ["opentofu", "compose", "statefulset"] as const;
+type PeerName = (typeof PEER_NAMES)[number];
+type PeerOutcome = PeerRollout | { ms: null; why: string };
+
+function numbers(name: string, fallback: string, min: number, max: number): number[] {
+  const raw = process.env[name] ?? fallback;
+  const values = raw.split(",").map((v) => Number(v.trim()));
+  if (!values.length || values.some((v) => !Number.isInteger(v) || v < min || v > max)) {
+    throw new Error(`${name}: expected whole numbers from ${min} to ${max}, separated by commas (e.g. "${fallback}"), got "${raw}"`);
+  }
+  return [...new Set(values)].sort((a, b) => a - b);
+}
+
+function groupConfig(n: number, workload: ScaleWorkload, image: string, maxUnavailable: number) {
+  return {
+    "reseat:groups": [{ name: GROUP, replicas: n, template: memberTemplate(image, `{{ordinal + ${BASE_PORT}}}`, workload.memoryMiB), rollout: { maxUnavailable } }],
+  };
+}
+
+interface ReseatRollout {
+  k: number;
+  value: number;
+  floor: number;
+  detail: Record<string, unknown>;
+}
+
+export async function benchScale(): Promise<string> {
+  const ns = numbers("RESEAT_BENCH_SCALE_N", "10,100", 1, MAX_REPLICAS);
+  const ks = numbers("RESEAT_BENCH_SCALE_C", "1,10", 1, MAX_REPLICAS);
+  const peersWanted = (process.env.RESEAT_BENCH_SCALE_PEERS ?? PEER_NAMES.join(",")).split(",").map((p) => p.trim()).filter(Boolean);
+  for (const p of peersWanted) if (!(PEER_NAMES as readonly string[]).includes(p)) throw new Error(`RESEAT_BENCH_SCALE_PEERS: expected names from ${PEER_NAMES.join(", ")}, got "${p}"`);
+  if (!Number.isInteger(HEALTH_INTERVAL_MS) || HEALTH_INTERVAL_MS < 100) throw new Error(`RESEAT_BENCH_SCALE_HEALTH_INTERVAL_MS: expected a whole number of ms >= 100, got ${process.env.RESEAT_BENCH_SCALE_HEALTH_INTERVAL_MS}`);
+  const log = (text: string) => process.stderr.write(`[scale ${new Date().toISOString().slice(11, 19)}] ${text}\n`);
+  const workload = await scaleWorkload(log);
+  log(`N ${ns.join(", ")}; k ${ks.join(", ")}; workload ${workload.kind} (${workload.images.join(", ")}, ${workload.memoryMiB} MiB limit); peers ${peersWanted.join(", ") || "none"}`);
+  const backend = new DockerBackend();
+
+  const cases: CaseResult[] = [];
+  const setup = {
+    workload: { kind: workload.kind, images: workload.images, memoryMiB: workload.memoryMiB, ...(workload.note ? { note: workload.note } : {}) },
+    groupSizes: ns,
+    concurrencies: ks,
+    pulumiParallel: Number(PULUMI_PARALLEL),
+    dockerHealthcheckIntervalMs: HEALTH_INTERVAL_MS,
+    cpus: os.cpus().length,
+  };
+  const reseatByN = new Map<number, ReseatRollout[]>();
+  const peerByN = new Map<number, Partial<Record<PeerName, Map<number, PeerOutcome>>>>();
+  const save = () => {
+    const doc = { metric: "scale", setup, cases };
+    writeResult("scale", doc);
+    fs.writeFileSync(path.join(RESULTS_DIR, "scale.svg"), renderScalePlot(`Rolling image change of N members (${workload.kind} workload, ${os.cpus().length} CPUs)`, plotSeries(ns, ks, reseatByN, peerByN)));
+  };
+
+  for (const n of ns) {
+    // 1. reseat: preview / no-op up vs plain, the checkpoint, the floor, one rollout per k.
+    const reseat = await reseatSide(n, ks, workload, backend, cases, log);
+    reseatByN.set(n, reseat);
+    const rolloutCases = new Map<number, CaseResult>();
+    for (const r of reseat) {
+      const c: CaseResult = {
+        case: `rollout_${n}_c${r.k}`,
+        ...result("scale", "ms", [r.value], [r.floor], { groupSize: n, concurrency: r.k, baselineIs: `floor: ${n} x the single-PE raw floor / ${r.k}` }),
+        ...Object.fromEntries(PEER_NAMES.flatMap((p) => [[p, null], [`ratio_${p}`, null]])),
+        peers: Object.fromEntries(PEER_NAMES.map((p) => [p, { why: peersWanted.includes(p) ? "not measured (yet)" : "left out by RESEAT_BENCH_SCALE_PEERS" }])),
+        reseat: r.detail,
+      };
+      rolloutCases.set(r.k, c);
+      cases.push(c);
+    }
+    save();
+
+    // 2. The peers, one after the other, each on its own: the same N, the same rollouts in the same order.
+    const context: PeerContext = { n, workload, healthIntervalMs: HEALTH_INTERVAL_MS, log };
+    const peers: Peer[] = [];
+    if (peersWanted.includes("opentofu")) peers.push(openTofuPeer(context, backend));
+    if (peersWanted.includes("compose")) peers.push(composePeer(context, backend));
+    if (peersWanted.includes("statefulset")) peers.push(statefulSetPeer(context));
+    const outcomes: Partial<Record<PeerName, Map<number, PeerOutcome>>> = {};
+    peerByN.set(n, outcomes);
+    for (const peer of peers) {
+      const measured = await runPeer(peer, ks, workload, log);
+      outcomes[peer.name] = measured;
+      for (const [k, outcome] of measured) {
+        const c = rolloutCases.get(k)!;
+        c[peer.name] = outcome.ms;
+        c[`ratio_${peer.name}`] = outcome.ms === null ? null : round(c.value / outcome.ms, 3);
+        (c.peers as Record<string, unknown>)[peer.name] = outcome.ms === null ? { why: outcome.why } : outcome.detail;
+      }
+      save();
+    }
+  }
+
+  // 3. Per-member cost: reseat's rollout per member at each N vs the next smaller N (goal: 1000 vs 100 <= 1.2x).
+  for (let i = 1; i < ns.length; i++) {
+    for (const k of ks) {
+      const big = reseatByN.get(ns[i]!)?.find((r) => r.k === k);
+      const small = reseatByN.get(ns[i - 1]!)?.find((r) => r.k === k);
+      if (!big || !small) continue;
+      cases.push({
+        case: `per_member_cost_${ns[i]}_vs_${ns[i - 1]}_c${k}`,
+        ...result("scale", "ms", [big.value / ns[i]!], [small.value / ns[i - 1]!], { concurrency: k, baselineIs: `reseat's rollout per member at N = ${ns[i - 1]}` }),
+      });
+    }
+  }
+  save();
+  return path.join(RESULTS_DIR, "scale.json");
+}
+
+/** One peer: set up at images[0], one rollout per k (alternating images, as reseat), torn down. Never throws. */
+async function runPeer(peer: Peer, ks: number[], workload: ScaleWorkload, log: (text: string) => void): Promise<Map<number, PeerOutcome>> {
+  const outcomes = new Map<number, PeerOutcome>();
+  const why = await peer.unavailable().catch((error: Error) => `could not check: ${error.message.slice(0, 300)}`);
+  if (why) {
+    log(`${peer.name}: skipped: ${why}`);
+    for (const k of ks) outcomes.set(k, { ms: null, why });
+    return outcomes;
+  }
+  try {
+    await peer.setUp();
+    for (const [i, k] of ks.entries()) {
+      const image = workload.images[(i + 1) % 2]!;
+      const rollout = await peer.roll(image, k);
+      log(`${peer.name}: rollout to ${image}, k ${k}: ${rollout.ms} ms ${JSON.stringify(rollout.detail)}`);
+      outcomes.set(k, rollout);
+    }
+  } catch (error) {
+    const message = (error as Error).message;
+    log(`${peer.name}: failed: ${message.slice(0, 1500)}`);
+    for (const k of ks) if (!outcomes.has(k)) outcomes.set(k, { ms: null, why: `failed: ${message.slice(0, 600)}` });
+  } finally {
+    await peer.tearDown();
+  }
+  return outcomes;
+}
+
+/** reseat's side for one N (cases preview_N, noop_up_N, checkpoint_bytes_per_member_N go straight into `cases`). */
+async function reseatSide(n: number, ks: number[], workload: ScaleWorkload, backend: DockerBackend, cases: CaseResult[], log: (text: string) => void): Promise<ReseatRollout[]> {
+  const floorWorkload: FloorWorkload = { images: workload.images, template: (image, port) => memberTemplate(image, port, workload.memoryMiB) };
+  const groupDir = benchProject("bench-scale");
+  const plainDir = benchProject("bench-scale-plain");
+  const leftovers = () => removeGroupLeftovers(backend, GROUP, { plainPrefix: PLAIN_PREFIX, floorPrefix: FLOOR_PE });
+  await leftovers();
+  const rollouts: ReseatRollout[] = [];
+  try {
+    // The baseline stack: N plain containers through one minimal dynamic resource each.
+    writeStackConfig(plainDir, { "reseatbench:count": n, "reseatbench:prefix": PLAIN_PREFIX, "reseatbench:image": workload.images[0] });
+    const plainCreate = await runCli(plainDir, "up", PLAIN_PROGRAM);
+    log(`reseat N ${n}: plain up (create ${n}) ${plainCreate.ms} ms`);
+    const plainPreview: number[] = [];
+    const plainNoop: number[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      plainPreview.push((await runCli(plainDir, "preview", PLAIN_PROGRAM)).ms);
+      plainNoop.push((await runCli(plainDir, "up", PLAIN_PROGRAM)).ms);
+    }
+    await runCli(plainDir, "destroy", PLAIN_PROGRAM);
+
+    // The group at images[0].
+    writeStackConfig(groupDir, groupConfig(n, workload, workload.images[0], ks[0]!));
+    const groupCreate = await runCli(groupDir, "up", GROUPS_PROGRAM);
+    log(`reseat N ${n}: group up (create ${n}) ${groupCreate.ms} ms`);
+    const checkpoint = await checkpointSize(groupDir, n);
+    cases.push({
+      case: `checkpoint_bytes_per_member_${n}`,
+      metric: "scale",
+      unit: "bytes",
+      value: round(checkpoint.exportBytes / n),
+      baseline: CHECKPOINT_GOAL_BYTES,
+      ratio: round(checkpoint.exportBytes / n / CHECKPOINT_GOAL_BYTES, 3),
+      runs: 1,
+      at: new Date().toISOString(),
+      groupSize: n,
+      baselineIs: "the goal: 2 KB of checkpoint per member, all its resources together",
+      ...checkpoint,
+    });
+    log(`reseat N ${n}: checkpoint ${checkpoint.exportBytes} bytes (${Math.round(checkpoint.exportBytes / n)} per member)`);
+    const groupPreview: number[] = [];
+    const groupNoop: number[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      groupPreview.push((await runCli(groupDir, "preview", GROUPS_PROGRAM)).ms);
+      groupNoop.push((await runCli(groupDir, "up", GROUPS_PROGRAM)).ms);
+    }
+    log(`reseat N ${n}: preview ${median(groupPreview)} ms (plain ${median(plainPreview)}), no-op up ${median(groupNoop)} ms (plain ${median(plainNoop)})`);
+    cases.push({ case: `preview_${n}`, ...result("scale", "ms", groupPreview, plainPreview, { groupSize: n, samples: { group: groupPreview, plain: plainPreview } }) });
+    cases.push({
+      case: `noop_up_${n}`,
+      ...result("scale", "ms", groupNoop, plainNoop, { groupSize: n, samples: { group: groupNoop, plain: plainNoop }, createUpMs: { group: groupCreate.ms, plain: plainCreate.ms } }),
+    });
+
+    // The single-PE floor, with the group's N members running.
+    const floors = await rawFloors(backend, FLOOR_PE, BASE_PORT + n, floorWorkload, FLOOR_RUNS, () => undefined);
+    const floor = median(floors);
+    log(`reseat N ${n}: floor median ${floor} ms over ${floors.length} runs`);
+
+    for (const [i, k] of ks.entries()) {
+      const image = workload.images[(i + 1) % 2]!;
+      writeStackConfig(groupDir, groupConfig(n, workload, image, k));
+      const events = await recordGroupEvents(backend, GROUP, FLOOR_PE);
+      const writes = watchCheckpoint(groupDir);
+      const rollout = await runCli(groupDir, "up", GROUPS_PROGRAM);
+      const checkpointEvents = writes.stop();
+      const seen = await events.stop();
+      const noop = await runCli(groupDir, "up", GROUPS_PROGRAM);
+      const value = rollout.ms - noop.ms;
+      const baseline = (n * floor) / k;
+      const timeline = memberTimelines(GROUP, rollout, seen);
+      const killToReady = timeline.filter((m) => m.kill !== undefined && m.ready !== undefined).map((m) => m.ready! - m.kill!);
+      const handoffs = handoffMs(GROUP, timeline, k);
+      const parallelFloor = k > 1 ? await rawParallelFloor(backend, n, k, FLOOR_PE, BASE_PORT + n + 1, floorWorkload) : undefined;
+      const spread = (values: number[]) => (values.length ? { median: median(values), p90: percentileOf(values, 90), max: Math.max(...values), sum: round(values.reduce((a, b) => a + b, 0), 0) } : null);
+      const detail = {
+        rolloutUpMs: rollout.ms,
+        noopUpMs: noop.ms,
+        floorMs: floor,
+        floorSamples: floors,
+        perMemberMs: round(value / n),
+        floorPerMemberMs: round(floor / k),
+        overheadPerMemberMs: round((value - baseline) / n),
+        memberKillToReadyMs: spread(killToReady),
+        handoffMs: spread(handoffs),
+        maxMembersDownAtOnce: maxConcurrentlyDown(timeline),
+        ...(parallelFloor !== undefined ? { rawParallelFloorMs: parallelFloor } : {}),
+        checkpointFileEventsDuringRollout: checkpointEvents,
+        loadAverage: os.loadavg().map((l) => round(l, 2)),
+      };
+      log(`reseat N ${n}, k ${k}: up ${rollout.ms} ms - no-op ${noop.ms} ms = ${value} ms (floor ${Math.round(baseline)} ms) ${JSON.stringify({ handoffMs: detail.handoffMs, killToReady: detail.memberKillToReadyMs, maxDown: detail.maxMembersDownAtOnce, rawParallelFloorMs: parallelFloor })}`);
+      rollouts.push({ k, value, floor: baseline, detail });
+    }
+    const after = await checkpointSize(groupDir, n);
+    const checkpointCase = cases.find((c) => c.case === `checkpoint_bytes_per_member_${n}`)!;
+    checkpointCase.exportBytesAfterRollouts = after.exportBytes;
+  } finally {
+    for (const [dir, program] of [
+      [groupDir, GROUPS_PROGRAM],
+      [plainDir, PLAIN_PROGRAM],
+    ] as const) {
+      await runCli(dir, "destroy", program).then(
+        () => fs.rmSync(dir, { recursive: true, force: true }),
+        (error: unknown) => log(`destroy ${dir}: ${(error as Error).message.slice(0, 300)}`),
+      );
+    }
+    await leftovers();
+  }
+  return rollouts;
+}
+
+function percentileOf(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+/** `pulumi stack export` of the bench stack: its size, the checkpoint file's, and a breakdown per resource type. */
+async function checkpointSize(dir: string, n: number) {
+  const { stdout } = await execFileAsync("pulumi", ["stack", "export", "--stack", "bench", "--cwd", dir, "--non-interactive"], { maxBuffer: 1 << 30, env: process.env });
+  const exportBytes = Buffer.byteLength(stdout);
+  const doc = JSON.parse(stdout) as { deployment?: { resources?: { type: string }[] } };
+  const byType: Record<string, { count: number; bytes: number; bytesPerMember: number }> = {};
+  for (const resource of doc.deployment?.resources ?? []) {
+    const entry = (byType[resource.type] ??= { count: 0, bytes: 0, bytesPerMember: 0 });
+    entry.count++;
+    entry.bytes += Buffer.byteLength(JSON.stringify(resource));
+  }
+  for (const entry of Object.values(byType)) entry.bytesPerMember = round(entry.bytes / n);
+  const file = checkpointFile(dir);
+  return {
+    exportBytes,
+    compactBytes: Buffer.byteLength(JSON.stringify(doc)),
+    checkpointFileBytes: file ? fs.statSync(file).size : null,
+    resources: doc.deployment?.resources?.length ?? 0,
+    byType,
+  };
+}
+
+/** The file backend's checkpoint of the `bench` stack (the file Pulumi rewrites after every step). */
+function checkpointFile(dir: string): string | undefined {
+  const stacks = path.join(dir, ".pulumi-state", ".pulumi", "stacks");
+  const walk = (d: string): string | undefined => {
+    if (!fs.existsSync(d)) return undefined;
+    for (const entry of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, entry.name);
+      if (entry.isDirectory()) {
+        const found = walk(p);
+        if (found) return found;
+      } else if (entry.name === "bench.json") return p;
+    }
+    return undefined;
+  };
+  return walk(stacks);
+}
+
+/** Counts file-system events on the checkpoint file while a rollout runs (how often Pulumi rewrites it). */
+function watchCheckpoint(dir: string): { stop: () => number | null } {
+  const file = checkpointFile(dir);
+  if (!file) return { stop: () => null };
+  let count = 0;
+  const watcher = fs.watch(path.dirname(file), (_event, name) => {
+    if (name === path.basename(file)) count++;
+  });
+  return {
+    stop: () => {
+      watcher.close();
+      return count;
+    },
+  };
+}
+
+function plotSeries(ns: number[], ks: number[], reseatByN: Map<number, ReseatRollout[]>, peerByN: Map<number, Partial<Record<PeerName, Map<number, PeerOutcome>>>>): ScaleSeries[] {
+  const series: ScaleSeries[] = [];
+  for (const k of ks) {
+    const points = (pick: (n: number) => number | null | undefined): [number, number][] =>
+      ns.flatMap((n) => {
+        const v = pick(n);
+        return v === null || v === undefined || v <= 0 ? [] : [[n, v] as [number, number]];
+      });
+    series.push({ system: "reseat", k, points: points((n) => reseatByN.get(n)?.find((r) => r.k === k)?.value) });
+    series.push({ system: "floor", k, points: points((n) => reseatByN.get(n)?.find((r) => r.k === k)?.floor) });
+    for (const p of PEER_NAMES) series.push({ system: p, k, points: points((n) => peerByN.get(n)?.[p]?.get(k)?.ms) });
+  }
+  return series.filter((s) => s.points.length);
+}

@@ -1,0 +1,119 @@
+// The Docker Compose peer: Debian's docker-compose 1.29.2 (installed by the bench with apt-get when
+// missing): N services on the host network, each with its own named volume and a Docker healthcheck;
+// the image change is `docker-compose up -d` with the other image in the file. Compose v1 has no
+// concurrency knob but COMPOSE_PARALLEL_LIMIT (set to k; it refuses values below 2, so k = 1 runs with
+// 2) and no readiness wait (`up -d` returns once the containers are started; v2's `--wait` is not in
+// v1): its time is `up -d`'s, and the time until every member reports healthy is recorded beside it.
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { DockerBackend } from "../../src/backend/docker/dockerBackend";
+import { MEMBER_LABEL, Peer, PeerContext, PeerRollout, SYSTEM_LABEL, recordPeerEvents, removeLabelled, timedCommand, waitAllHealthy } from "./peer";
+
+const SYSTEM = "compose";
+const PROJECT = "benchscalecompose";
+const BASE_PORT = Number(process.env.RESEAT_BENCH_SCALE_COMPOSE_PORT_BASE ?? 26000);
+const HEALTHY_TIMEOUT_MS = 600_000;
+
+export function composePeer(context: PeerContext, backend: DockerBackend): Peer {
+  let dir: string | undefined;
+  const file = () => path.join(dir!, "docker-compose.yml");
+  const compose = (limit: number, ...args: string[]) =>
+    timedCommand("docker-compose", ["-p", PROJECT, "-f", file(), "--no-ansi", ...args], {
+      cwd: dir,
+      env: { ...process.env, COMPOSE_PARALLEL_LIMIT: String(limit), COMPOSE_HTTP_TIMEOUT: "600" },
+    });
+  // JSON is YAML: the file is written as JSON.
+  const write = (image: string) => fs.writeFileSync(file(), JSON.stringify(composeFile(context, image), null, 1));
+  const imageId = async (image: string) => (await backend.docker.getImage(image).inspect()).Id;
+
+  return {
+    name: SYSTEM,
+    async unavailable() {
+      try {
+        await ensureDockerCompose(context.log);
+        return undefined;
+      } catch (error) {
+        return `docker-compose is not available: ${(error as Error).message.split("\n").slice(0, 3).join(" ")}`;
+      }
+    },
+    async setUp() {
+      await removeLabelled(backend, SYSTEM);
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), "reseat-scale-compose-"));
+      write(context.workload.images[0]);
+      const created = await compose(10, "up", "-d");
+      await waitAllHealthy(backend, SYSTEM, context.n, await imageId(context.workload.images[0]), HEALTHY_TIMEOUT_MS);
+      context.log(`compose: up -d (create ${context.n}) ${created.ms} ms, then all healthy`);
+    },
+    async roll(image, k): Promise<PeerRollout> {
+      write(image);
+      const limit = Math.max(2, k);
+      const target = await imageId(image);
+      const events = await recordPeerEvents(backend, SYSTEM);
+      const origin = Date.now();
+      const started = performance.now();
+      const rollout = await compose(limit, "up", "-d");
+      const healthyAt = await waitAllHealthy(backend, SYSTEM, context.n, target, HEALTHY_TIMEOUT_MS);
+      const seen = await events.stop(origin);
+      const noop = await compose(limit, "up", "-d");
+      return {
+        ms: rollout.ms - noop.ms,
+        detail: {
+          upMs: rollout.ms,
+          noopUpMs: noop.ms,
+          untilAllHealthyMs: Math.round(healthyAt - started),
+          composeParallelLimit: limit,
+          ...(limit !== k ? { note: `COMPOSE_PARALLEL_LIMIT cannot be below 2: ran with 2 for k = ${k}` } : {}),
+          maxMembersDownAtOnce: seen.maxMembersDownAtOnce,
+        },
+      };
+    },
+    async tearDown() {
+      if (dir && fs.existsSync(file())) {
+        await compose(10, "down", "-v", "--timeout", "5").catch((error: Error) => context.log(`compose down: ${error.message.slice(0, 300)}`));
+      }
+      await removeLabelled(backend, SYSTEM).catch(() => undefined);
+      if (dir) fs.rmSync(dir, { recursive: true, force: true });
+      dir = undefined;
+    },
+  };
+}
+
+/** Debian's docker-compose, installed with apt-get when the command is missing (idempotent). */
+async function ensureDockerCompose(log: (text: string) => void): Promise<void> {
+  try {
+    await timedCommand("docker-compose", ["version"]);
+    return;
+  } catch {
+    log("installing Debian's docker-compose (apt-get install -y docker-compose)");
+  }
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  await timedCommand("apt-get", ["install", "-y", "-qq", "docker-compose"], { env }).catch(async () => {
+    await timedCommand("apt-get", ["update", "-qq"], { env });
+    await timedCommand("apt-get", ["install", "-y", "-qq", "docker-compose"], { env });
+  });
+  await timedCommand("docker-compose", ["version"]);
+}
+
+function composeFile(context: PeerContext, image: string) {
+  const services: Record<string, unknown> = {};
+  const volumes: Record<string, unknown> = {};
+  for (let i = 0; i < context.n; i++) {
+    const m = `m${i}`;
+    const labels = { [SYSTEM_LABEL]: SYSTEM, [MEMBER_LABEL]: m };
+    services[m] = {
+      image,
+      network_mode: "host",
+      environment: { PORT: String(BASE_PORT + i), RESEAT_STATE_DIR: "/state" },
+      volumes: [`${m}:/state`],
+      mem_limit: `${context.workload.memoryMiB}m`,
+      stop_signal: "SIGTERM",
+      stop_grace_period: "5s",
+      restart: "no",
+      labels,
+      healthcheck: { test: context.workload.healthcheck, interval: `${context.healthIntervalMs}ms`, timeout: "1s", retries: 60 },
+    };
+    volumes[m] = { labels };
+  }
+  return { version: "2.4", services, volumes };
+}
