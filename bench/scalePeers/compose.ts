@@ -95,7 +95,7 @@ async function ensureDockerCompose(log: (text: string) => void): Promise<void> {
   await timedCommand("docker-compose", ["version"]);
 }
 
-function composeFile(context: PeerContext, image: string) {
+export function composeFile(context: PeerContext, image: string) {
   const services: Record<string, unknown> = {};
   const volumes: Record<string, unknown> = {};
   for (let i = 0; i < context.n; i++) {

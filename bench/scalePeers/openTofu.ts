@@ -29,7 +29,7 @@ export function openTofuPeer(context: PeerContext, backend: DockerBackend): Peer
   let dir: string | undefined;
   const tofu = (...args: string[]) => timedCommand("tofu", [...args, "-no-color"], { cwd: dir, env });
   const apply = (parallelism: number) => tofu("apply", "-auto-approve", "-input=false", `-parallelism=${parallelism}`);
-  const write = (image: string) => fs.writeFileSync(path.join(dir!, "main.tf.json"), JSON.stringify(configuration(context, image), null, 1));
+  const write = (image: string) => fs.writeFileSync(path.join(dir!, "main.tf.json"), JSON.stringify(openTofuConfiguration(context, image), null, 1));
 
   return {
     name: SYSTEM,
@@ -83,7 +83,7 @@ export function openTofuPeer(context: PeerContext, backend: DockerBackend): Peer
 }
 
 /** The Terraform JSON: per member an image record, a named volume and a container on the host network. */
-function configuration(context: PeerContext, image: string) {
+export function openTofuConfiguration(context: PeerContext, image: string) {
   const label = (member: string) => [
     { label: SYSTEM_LABEL, value: SYSTEM },
     { label: MEMBER_LABEL, value: member },
