@@ -19,7 +19,7 @@ export function composePeer(context: PeerContext, backend: DockerBackend): Peer 
   let dir: string | undefined;
   const file = () => path.join(dir!, "docker-compose.yml");
   const compose = (limit: number, ...args: string[]) =>
-    timedCommand("docker-compose", ["-p", PROJECT, "-f", file(), "--no-ansi", ...args], {
+    timedCommand("docker-compose", ["-p", PROJECT, "-f", file(), "--ansi", "never", ...args], {
       cwd: dir,
       env: { ...process.env, COMPOSE_PARALLEL_LIMIT: String(limit), COMPOSE_HTTP_TIMEOUT: "600" },
     });

@@ -27,6 +27,7 @@ const GONE_TIMEOUT_MS = 300_000;
 class PodWatch {
   private readonly pods = new Map<string, { uid: string; revision: string; ready: boolean; readyAt?: number }>();
   private abort?: AbortController;
+  private stopped = false;
   /** The most members without a Ready pod at once since the last reset(). */
   maxNotReady = 0;
   private counting = false;
@@ -52,7 +53,11 @@ class PodWatch {
         }
         if (this.counting) this.maxNotReady = Math.max(this.maxNotReady, this.notReady());
       },
-      () => undefined,
+      // The API server ends a watch after a while: watch again (the new list re-reports every pod;
+      // a pod already seen Ready keeps its first Ready time).
+      () => {
+        if (!this.stopped) void this.start(config).catch(() => undefined);
+      },
     );
   }
 
@@ -79,6 +84,7 @@ class PodWatch {
   }
 
   stop(): void {
+    this.stopped = true;
     this.abort?.abort();
   }
 }
