@@ -45,6 +45,7 @@ import {
 import { CaseResult, RESULTS_DIR, median, result, round, writeResult } from "./results";
 import { ScaleSeries, renderScalePlot } from "./scalePlot";
 import { ScaleWorkload, scaleWorkload } from "./scaleWorkload";
+import { scaleTables } from "./scaleTable";
 import { composePeer } from "./scalePeers/compose";
 import { openTofuPeer } from "./scalePeers/openTofu";
 import { Peer, PeerContext, PeerRollout } from "./scalePeers/peer";
@@ -165,6 +166,7 @@ export async function benchScale(): Promise<string> {
     }
   }
   save();
+  process.stderr.write(`\n${scaleTables(cases)}\n`);
   return path.join(RESULTS_DIR, "scale.json");
 }
 
