@@ -91,7 +91,7 @@ export function openTofuConfiguration(context: PeerContext, image: string) {
   const images: Record<string, unknown> = {};
   const volumes: Record<string, unknown> = {};
   const containers: Record<string, unknown> = {};
-  const healthSeconds = `${context.healthIntervalMs}ms`;
+  const interval = goDuration(context.healthIntervalMs);
   for (let i = 0; i < context.n; i++) {
     const m = `m${i}`;
     images[m] = { name: image, keep_locally: true };
@@ -102,6 +102,9 @@ export function openTofuConfiguration(context: PeerContext, image: string) {
       env: [`PORT=${BASE_PORT + i}`, "RESEAT_STATE_DIR=/state"],
       network_mode: "host",
       memory: context.workload.memoryMiB,
+      // What the engine sets when only a memory limit is given (as reseat and Compose do); stated, so
+      // that the provider's refresh finds no difference.
+      memory_swap: 2 * context.workload.memoryMiB,
       restart: "no",
       must_run: true,
       stop_signal: "SIGTERM",
@@ -110,7 +113,7 @@ export function openTofuConfiguration(context: PeerContext, image: string) {
       remove_volumes: false,
       mounts: [{ type: "volume", source: `\${docker_volume.${m}.name}`, target: "/state" }],
       labels: label(m),
-      healthcheck: { test: context.workload.healthcheck, interval: healthSeconds, timeout: "1s", retries: 60 },
+      healthcheck: { test: context.workload.healthcheck, interval, timeout: "1s", retries: 60 },
       wait: true,
       wait_timeout: 120,
       lifecycle: { replace_triggered_by: [`docker_image.${m}`] },
@@ -121,4 +124,9 @@ export function openTofuConfiguration(context: PeerContext, image: string) {
     provider: { docker: {} },
     resource: { docker_image: images, docker_volume: volumes, docker_container: containers },
   };
+}
+
+/** A duration as Go prints it (what the provider reads back): 1000 -> "1s", 500 -> "500ms", 1500 -> "1.5s". */
+function goDuration(ms: number): string {
+  return ms < 1000 ? `${ms}ms` : `${ms / 1000}s`;
 }
