@@ -16,7 +16,8 @@
 // RESEAT_BENCH_SCALE_WORKLOAD (tiny|demo; default tiny if it builds), RESEAT_BENCH_SCALE_PEERS (default
 // opentofu,compose,statefulset), RESEAT_BENCH_RUNS (previews and no-op ups, default 3),
 // RESEAT_BENCH_FLOOR_RUNS (default 7), RESEAT_BENCH_SCALE_HEALTH_INTERVAL_MS (Docker healthchecks of the
-// Docker peers, default 1000), RESEAT_BENCH_SCALE_PORT_BASE (reseat's members, default 28000).
+// Docker peers, default 1000), RESEAT_BENCH_SCALE_PORT_BASE (reseat's members, default 28000),
+// RESEAT_BENCH_SCALE_BUDGET_MIN (optional: steps that would overrun it are recorded as not run, with why).
 // bench/results/scale.json is rewritten after every step, so that a cut-short run keeps what it measured.
 import { execFile } from "node:child_process";
 import * as fs from "node:fs";
@@ -56,6 +57,10 @@ const RUNS = Number(process.env.RESEAT_BENCH_RUNS ?? 3);
 const FLOOR_RUNS = Number(process.env.RESEAT_BENCH_FLOOR_RUNS ?? 7);
 const BASE_PORT = Number(process.env.RESEAT_BENCH_SCALE_PORT_BASE ?? 28000);
 const HEALTH_INTERVAL_MS = Number(process.env.RESEAT_BENCH_SCALE_HEALTH_INTERVAL_MS ?? 1000);
+/** Optional time budget (minutes): steps that would not end within it are recorded as not run. */
+const BUDGET_MIN = process.env.RESEAT_BENCH_SCALE_BUDGET_MIN ? Number(process.env.RESEAT_BENCH_SCALE_BUDGET_MIN) : undefined;
+const DEADLINE = BUDGET_MIN === undefined ? Infinity : Date.now() + BUDGET_MIN * 60_000;
+const OVER_BUDGET = `not run: it would not have ended within the bench's time budget (RESEAT_BENCH_SCALE_BUDGET_MIN=${BUDGET_MIN})`;
 const GROUP = "bench-scale";
 const FLOOR_PE = "bench-scale-floor";
 const PLAIN_PREFIX = "bench-scale-plain";
@@ -98,7 +103,7 @@ export async function benchScale(): Promise<string> {
   const backend = new DockerBackend();
 
   const cases: CaseResult[] = [];
-  const setup = {
+  const setup: Record<string, unknown> = {
     workload: { kind: workload.kind, images: workload.images, memoryMiB: workload.memoryMiB, ...(workload.note ? { note: workload.note } : {}) },
     groupSizes: ns,
     concurrencies: ks,
@@ -114,7 +119,13 @@ export async function benchScale(): Promise<string> {
     fs.writeFileSync(path.join(RESULTS_DIR, "scale.svg"), renderScalePlot(`Rolling image change of N members (${workload.kind} workload, ${os.cpus().length} CPUs)`, plotSeries(ns, ks, reseatByN, peerByN)));
   };
 
+  if (BUDGET_MIN !== undefined && !(BUDGET_MIN > 0)) throw new Error(`RESEAT_BENCH_SCALE_BUDGET_MIN: expected a number of minutes > 0, got "${process.env.RESEAT_BENCH_SCALE_BUDGET_MIN}"`);
   for (const n of ns) {
+    if (Date.now() > DEADLINE) {
+      log(`N ${n}: ${OVER_BUDGET}`);
+      setup.notRun = [...((setup.notRun as string[] | undefined) ?? []), `N = ${n}: ${OVER_BUDGET}`];
+      continue;
+    }
     // 1. reseat: preview / no-op up vs plain, the checkpoint, the floor, one rollout per k.
     const reseat = await reseatSide(n, ks, workload, backend, cases, log);
     reseatByN.set(n, reseat);
@@ -179,11 +190,24 @@ async function runPeer(peer: Peer, ks: number[], workload: ScaleWorkload, log: (
     for (const k of ks) outcomes.set(k, { ms: null, why });
     return outcomes;
   }
+  if (Date.now() > DEADLINE) {
+    for (const k of ks) outcomes.set(k, { ms: null, why: OVER_BUDGET });
+    return outcomes;
+  }
   try {
     await peer.setUp();
+    let lastMs = 0;
     for (const [i, k] of ks.entries()) {
       const image = workload.images[(i + 1) % 2]!;
+      // The next rollout takes about as long as the last one did (or longer): skip it if that overruns.
+      if (Date.now() + lastMs > DEADLINE) {
+        log(`${peer.name}: k ${k}: ${OVER_BUDGET}`);
+        outcomes.set(k, { ms: null, why: OVER_BUDGET });
+        continue;
+      }
+      const rolloutStarted = Date.now();
       const rollout = await peer.roll(image, k);
+      lastMs = Date.now() - rolloutStarted;
       log(`${peer.name}: rollout to ${image}, k ${k}: ${rollout.ms} ms ${JSON.stringify(rollout.detail)}`);
       outcomes.set(k, rollout);
     }
