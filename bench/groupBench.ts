@@ -181,13 +181,16 @@ export async function recordMemberEvents(backend: DockerBackend, label: string, 
     const member = memberOf(e.Actor.Attributes);
     if (member !== undefined) events.push({ action: e.Action, member, id: e.id, ms: e.timeNano / 1e6 });
   });
+  let stopped: Promise<MemberEvent[]> | undefined;
   return {
-    stop: async () => {
-      // Events of the last moments are still on their way (the Engine sends them asynchronously).
-      await new Promise((r) => setTimeout(r, 300));
-      subscription.close();
-      return events;
-    },
+    // Idempotent: a caller may stop in a finally block too (an open subscription keeps Node alive).
+    stop: () =>
+      (stopped ??= (async () => {
+        // Events of the last moments are still on their way (the Engine sends them asynchronously).
+        await new Promise((r) => setTimeout(r, 300));
+        subscription.close();
+        return events;
+      })()),
   };
 }
 

@@ -69,7 +69,7 @@ export function composePeer(context: PeerContext, backend: DockerBackend): Peer 
       const events = await recordPeerEvents(backend, SYSTEM);
       const origin = Date.now();
       const started = performance.now();
-      const batches = await upInBatches(k);
+      const batches = await upInBatches(k).finally(() => events.stop(origin));
       const upMs = Math.round(performance.now() - started);
       const healthyAt = await waitAllHealthy(backend, SYSTEM, context.n, target, HEALTHY_TIMEOUT_MS);
       const seen = await events.stop(origin);

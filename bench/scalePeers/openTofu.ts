@@ -54,7 +54,8 @@ export function openTofuPeer(context: PeerContext, backend: DockerBackend): Peer
       write(image);
       const events = await recordPeerEvents(backend, SYSTEM);
       const origin = Date.now();
-      const rollout = await apply(k);
+      // The subscription ends also when the apply fails (an open one would keep the bench alive).
+      const rollout = await apply(k).finally(() => events.stop(origin));
       const seen = await events.stop(origin);
       const noop = await apply(k);
       const replaced = /(\d+) added, (\d+) changed, (\d+) destroyed/.exec(rollout.output);

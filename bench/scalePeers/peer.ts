@@ -55,6 +55,7 @@ export function timedCommand(cmd: string, args: string[], options: { cwd?: strin
 export async function recordPeerEvents(backend: DockerBackend, system: string): Promise<{ stop: (origin: number) => Promise<{ maxMembersDownAtOnce: number; events: MemberEvent[] }> }> {
   const recording = await recordMemberEvents(backend, `${SYSTEM_LABEL}=${system}`, (attributes) => attributes[MEMBER_LABEL]);
   return {
+    // Idempotent (the recording's stop is).
     stop: async (origin) => {
       const events = await recording.stop();
       const members = [...new Set(events.map((e) => e.member))].map((m) => eventTimeline(m, events, origin));
