@@ -16,7 +16,7 @@
 // RESEAT_BENCH_SCALE_WORKLOAD (tiny|demo; default tiny if it builds), RESEAT_BENCH_SCALE_PEERS (default
 // opentofu,compose,statefulset), RESEAT_BENCH_RUNS (previews and no-op ups, default 3),
 // RESEAT_BENCH_FLOOR_RUNS (default 7), RESEAT_BENCH_SCALE_HEALTH_INTERVAL_MS (Docker healthchecks of the
-// Docker peers, default 1000), RESEAT_BENCH_SCALE_PORT_BASE (reseat's members, default 28000),
+// Docker peers, default 5000: 1 s overloads 2 cores at N = 100), RESEAT_BENCH_SCALE_PORT_BASE (reseat's members, default 28000),
 // RESEAT_BENCH_SCALE_BUDGET_MIN (optional: steps that would overrun it are recorded as not run, with why).
 // bench/results/scale.json is rewritten after every step, so that a cut-short run keeps what it measured.
 import { execFile } from "node:child_process";
@@ -56,7 +56,7 @@ const execFileAsync = promisify(execFile);
 const RUNS = Number(process.env.RESEAT_BENCH_RUNS ?? 3);
 const FLOOR_RUNS = Number(process.env.RESEAT_BENCH_FLOOR_RUNS ?? 7);
 const BASE_PORT = Number(process.env.RESEAT_BENCH_SCALE_PORT_BASE ?? 28000);
-const HEALTH_INTERVAL_MS = Number(process.env.RESEAT_BENCH_SCALE_HEALTH_INTERVAL_MS ?? 1000);
+const HEALTH_INTERVAL_MS = Number(process.env.RESEAT_BENCH_SCALE_HEALTH_INTERVAL_MS ?? 5000);
 /** Optional time budget (minutes): steps that would not end within it are recorded as not run. */
 const BUDGET_MIN = process.env.RESEAT_BENCH_SCALE_BUDGET_MIN ? Number(process.env.RESEAT_BENCH_SCALE_BUDGET_MIN) : undefined;
 const DEADLINE = BUDGET_MIN === undefined ? Infinity : Date.now() + BUDGET_MIN * 60_000;
