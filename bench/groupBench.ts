@@ -56,6 +56,22 @@ export function writeStackConfig(dir: string, config: Record<string, unknown>): 
 }
 
 /** One `reseat <command> --json` run on the folder's `bench` stack, timed (wall ms). */
+/**
+ * Destroys a group bench's two stacks (the group's and the plain resources'); a stack's folder goes
+ * too unless its destroy failed (kept for a look, the failure logged).
+ */
+export async function destroyBenchStacks(groupDir: string, plainDir: string, log: (text: string) => void): Promise<void> {
+  for (const [dir, program] of [
+    [groupDir, GROUPS_PROGRAM],
+    [plainDir, PLAIN_PROGRAM],
+  ] as const) {
+    await runCli(dir, "destroy", program).then(
+      () => fs.rmSync(dir, { recursive: true, force: true }),
+      (error: unknown) => log(`destroy ${dir}: ${(error as Error).message.slice(0, 300)}`),
+    );
+  }
+}
+
 export function runCli(dir: string, command: string, program: string): Promise<Run> {
   // stdout goes to a file: the CLI exits right after writing its JSON, and a large document written
   // to a pipe can be cut short by process.exit (see the report); a file write is synchronous.

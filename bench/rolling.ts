@@ -26,6 +26,7 @@ import {
   PLAIN_PROGRAM,
   PULUMI_PARALLEL,
   benchProject,
+  destroyBenchStacks,
   handoffMs,
   maxConcurrentlyDown,
   memberTemplate,
@@ -146,16 +147,7 @@ export async function benchRolling(): Promise<string> {
       });
     }
   } finally {
-    // Destroy both stacks (their folders go too, unless a destroy failed: kept for a look).
-    for (const [dir, program] of [
-      [groupDir, GROUPS_PROGRAM],
-      [plainDir, PLAIN_PROGRAM],
-    ] as const) {
-      await runCli(dir, "destroy", program).then(
-        () => fs.rmSync(dir, { recursive: true, force: true }),
-        (error: unknown) => log(`destroy ${dir}: ${(error as Error).message.slice(0, 300)}`),
-      );
-    }
+    await destroyBenchStacks(groupDir, plainDir, log);
     await removeGroupLeftovers(backend, GROUP, { plainPrefix: PLAIN_PREFIX, floorPrefix: FLOOR_PE });
   }
 

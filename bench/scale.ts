@@ -32,6 +32,7 @@ import {
   PLAIN_PROGRAM,
   PULUMI_PARALLEL,
   benchProject,
+  destroyBenchStacks,
   handoffMs,
   maxConcurrentlyDown,
   memberTemplate,
@@ -317,15 +318,7 @@ async function reseatSide(n: number, ks: number[], workload: ScaleWorkload, back
     const checkpointCase = cases.find((c) => c.case === `checkpoint_bytes_per_member_${n}`)!;
     checkpointCase.exportBytesAfterRollouts = after.exportBytes;
   } finally {
-    for (const [dir, program] of [
-      [groupDir, GROUPS_PROGRAM],
-      [plainDir, PLAIN_PROGRAM],
-    ] as const) {
-      await runCli(dir, "destroy", program).then(
-        () => fs.rmSync(dir, { recursive: true, force: true }),
-        (error: unknown) => log(`destroy ${dir}: ${(error as Error).message.slice(0, 300)}`),
-      );
-    }
+    await destroyBenchStacks(groupDir, plainDir, log);
     await leftovers();
   }
   return rollouts;
