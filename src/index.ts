@@ -14,9 +14,10 @@ export type { DockerConnectionSpec, EngineConnection, EngineCredentials, Registr
 export { EngineError } from "./backend/docker/engineCall";
 export { reseat, retire, applyControl, ForeignExecutableError } from "./replacement/reseat";
 export type { ReseatResult } from "./replacement/reseat";
-export { Executable, executableProvider } from "./provider/executable";
+export { Executable } from "./provider/executable";
 export type { ExecutableArgs } from "./provider/executable";
-export { StateVolume, stateVolumeProvider } from "./provider/stateVolume";
+export { StateVolume } from "./provider/stateVolume";
+export { providerText } from "./provider/reseatResource";
 export type { StateVolumeArgs } from "./provider/stateVolume";
 export { openStack } from "./automation/stack";
 export type { StackOptions } from "./automation/stack";

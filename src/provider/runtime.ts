@@ -1,9 +1,10 @@
-// What the dynamic providers actually do. The serialized provider objects (executable.ts,
-// stateVolume.ts) load this module by package identity (`reseat/provider/runtime`) inside each method,
-// so Pulumi's closure serializer captures no path, engine client or other native object
-// (pulumi/pulumi#10480). Older releases stored this file's absolute path instead: it keeps its place
-// (dist/src/provider/runtime.js) and these functions their names and first parameters, so such state
-// still works where that path exists, until the next `up` rewrites it (recordOutdated).
+// What the dynamic providers actually do (`providers` at the end). Pulumi stores, for each resource,
+// only a line that loads this module by package identity (`reseat/provider/runtime`: see
+// reseatResource.ts), so state holds no path, engine client or other native object. State written by
+// earlier releases names other things here, which therefore keep their names and first parameters:
+// 0.2's serialized closures call checkExecutable, readExecutable, deleteVolume … directly, and 0.1's
+// name this file by absolute path (dist/src/provider/runtime.js). The next `up` rewrites such a record
+// in place (recordOutdated).
 import type { Backend, EngineIdentity, ExecutableDesired, VolumeClaim } from "../backend/backend";
 import { openBackend } from "../backend/open";
 import type { EngineCredentials } from "../backend/docker/connection";
@@ -14,6 +15,9 @@ import { planVolume, VolumeFields } from "../plan/volumePlan";
 import { assertSameEngine, recordOutdated } from "../plan/engineRecord";
 import { applyControl, checkOwner, NO_REVERT, reseat, retire, ReseatResult, REVERT_PATH, RevertRecord, VolumeOwnedError } from "../replacement/reseat";
 import { ClaimFields, planClaim } from "../plan/claimPlan";
+import type { dynamic } from "@pulumi/pulumi";
+
+type DynamicProvider = dynamic.ResourceProvider;
 
 /** What the Executable resource observes, beside its inputs. */
 export interface ExecutableObservation extends CommitOutputs, RevertOutputs, Omit<ReseatResult, "adopted" | "retired" | "reverted"> {}
@@ -250,3 +254,36 @@ export async function checkClaim(inputs: ClaimFields): Promise<ClaimFields> {
 export function diffClaim(olds: ClaimFields, news: ClaimFields) {
   return planClaim(olds, news);
 }
+
+/**
+ * The dynamic providers Pulumi's dynamic-provider host runs. What Pulumi stores for each resource is
+ * only the line that loads one of these by package identity (see reseatResource.ts), so every method
+ * here may change between releases without touching state.
+ */
+export const providers = {
+  Executable: {
+    check: async (olds, news) => ({ inputs: await checkExecutable(news as never, olds as never) }),
+    diff: async (_id, olds, news) => diffExecutable(olds as never, news as never),
+    create: async (inputs) => createExecutable(inputs as never),
+    read: async (id, props) => readExecutable(id, props as never),
+    update: async (_id, olds, news) => updateExecutable(olds as never, news as never),
+    delete: async (_id, props) => deleteExecutable(props as never),
+  },
+  StateVolume: {
+    check: async (olds, news) => ({ inputs: await checkVolume(news as never, olds as never) }),
+    diff: async (_id, olds, news) => diffVolume(olds as never, news as never),
+    create: async (inputs) => createVolume(inputs as never),
+    read: async (id, props) => readVolume(id, props as never),
+    update: async (_id, olds, news) => updateVolume(olds as never, news as never),
+    delete: async (id, props) => deleteVolume(id, props as never),
+  },
+  // Creates and deletes nothing: it only refuses, in check and diff, a claim reseat must not take.
+  ClaimCheck: {
+    check: async (_olds, news) => ({ inputs: await checkClaim(news as never) }),
+    diff: async (_id, olds, news) => diffClaim(olds as never, news as never),
+    create: async (inputs) => ({ id: `${inputs.namespace}/${inputs.name}`, outs: await checkClaim(inputs as never) }),
+    update: async (_id, _olds, news) => ({ outs: news }),
+  },
+} satisfies Record<string, DynamicProvider>;
+
+export type ProviderKind = keyof typeof providers;
