@@ -68,7 +68,7 @@ export class ProcessingElement extends pulumi.ComponentResource {
   /** The last replacement failed and was reverted; `failedSpecHash` names the spec that failed. */
   readonly reverted: pulumi.Output<boolean>;
   readonly failedSpecHash: pulumi.Output<string | null>;
-  /** Every output above by name: what registerOutputs records and what stack programs export. */
+  /** Every output above by name: what stack programs export (the stack outputs). */
   readonly summary: { [K in keyof ProcessingElementOutputs]: pulumi.Output<ProcessingElementOutputs[K]> };
   /** The state volume: a Docker volume (StateVolume), or on Kubernetes a PersistentVolumeClaim. */
   readonly volume: StateVolume | k8s.core.v1.PersistentVolumeClaim;
@@ -149,7 +149,9 @@ export class ProcessingElement extends pulumi.ComponentResource {
       reverted: this.reverted,
       failedSpecHash: this.failedSpecHash,
     };
-    this.registerOutputs(this.summary);
+    // Nothing recorded for the component itself: its outputs are the Executable's, already in state, and
+    // the stack exports them; a third copy per PE only grows the checkpoint Pulumi rewrites every step.
+    this.registerOutputs({});
   }
 }
 

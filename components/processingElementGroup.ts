@@ -146,7 +146,9 @@ export class ProcessingElementGroup extends pulumi.ComponentResource {
     const outputs = spec.members.map((member) => memberOutputs(member.ordinal, members[member.ordinal]!, desired[member.ordinal]!, specFields));
     this.memberOutputs = pulumi.all(outputs) as pulumi.Output<GroupMemberOutputs[]>;
     this.updatedReplicas = this.memberOutputs.apply((list) => list.filter((m) => m.updated).length);
-    this.registerOutputs({ members: this.memberOutputs, updatedReplicas: this.updatedReplicas });
+    // Only the count: the members' outputs are their Executables', and the stack exports them (see
+    // processingElement.ts: no third copy per member in the checkpoint).
+    this.registerOutputs({ updatedReplicas: this.updatedReplicas });
   }
 }
 

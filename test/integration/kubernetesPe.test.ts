@@ -3,7 +3,7 @@
 // @pulumi/kubernetes plugin, the local two-node cluster (scripts/cluster.sh), the session-context
 // service writing through the state library. An independent observer watches the API server.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Ack, PeOutputs, Project, lastAcked, makeProject, mustSucceed, peOutputs, reseatCli, setSpecs } from "../support/harness";
+import { Ack, PeOutputs, Project, ROOT, checkpointText, lastAcked, makeProject, mustSucceed, peOutputs, reseatCli, setSpecs } from "../support/harness";
 import { kubectl, pollFor } from "../support/kubernetes";
 import {
   claimOf,
@@ -115,6 +115,9 @@ describe("a processing element on Kubernetes", () => {
     const pod = await readPod(NAMESPACE, first.executableName);
     expect(pod?.spec?.nodeName).toBe(node);
     expect(pod?.spec?.volumes?.find((v) => v.name === "state")?.persistentVolumeClaim?.claimName).toBe(CLAIM);
+    // Portable state: no path of this checkout anywhere (the claim check's provider included).
+    expect(checkpointText(project)).toContain("pulumi-nodejs:dynamic/reseat:ClaimCheck");
+    expect(checkpointText(project)).not.toContain(ROOT);
 
     const url = await podUrl(NAMESPACE, first.executableName);
     const writers = startWriters(url, "before");

@@ -392,3 +392,11 @@ export async function leftovers(peId: string): Promise<string[]> {
   const all = await containersOf(peId, true);
   return all.filter((c) => c.State !== "running").map((c) => `${c.Names[0]} (${c.State}, ${c.Labels[LABELS.role]})`);
 }
+
+/** The file backend's checkpoint of the project's stack, as Pulumi wrote it (for what state holds). */
+export function checkpointText(project: Project): string {
+  const stacks = path.join(project.dir, ".pulumi-state", ".pulumi", "stacks");
+  const file = fs.readdirSync(stacks).map((name) => path.join(stacks, name, `${project.stack}.json`)).find((candidate) => fs.existsSync(candidate));
+  if (!file) throw new Error(`no checkpoint of stack ${project.stack} under ${stacks}`);
+  return fs.readFileSync(file, "utf8");
+}
