@@ -55,7 +55,6 @@ export function writeStackConfig(dir: string, config: Record<string, unknown>): 
   fs.writeFileSync(path.join(dir, "stacks", "Pulumi.bench.yaml"), JSON.stringify({ config }));
 }
 
-/** One `reseat <command> --json` run on the folder's `bench` stack, timed (wall ms). */
 /**
  * Destroys a group bench's two stacks (the group's and the plain resources'); a stack's folder goes
  * too unless its destroy failed (kept for a look, the failure logged).
@@ -72,7 +71,8 @@ export async function destroyBenchStacks(groupDir: string, plainDir: string, log
   }
 }
 
-export function runCli(dir: string, command: string, program: string): Promise<Run> {
+/** One `reseat <command> --json` run on the folder's `bench` stack, timed (wall ms). */
+export function runCli(dir: string, command: string, program: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<Run> {
   // stdout goes to a file: the CLI exits right after writing its JSON, and a large document written
   // to a pipe can be cut short by process.exit (see the report); a file write is synchronous.
   const outFile = path.join(dir, `.${command}.stdout.json`);
@@ -82,7 +82,7 @@ export function runCli(dir: string, command: string, program: string): Promise<R
     const started = performance.now();
     const child = spawn(process.execPath, [CLI, command, "--cwd", dir, "--stack", "bench", "--program", program, "--json"], {
       stdio: ["ignore", out, "pipe"],
-      env: { ...process.env, PULUMI_PARALLEL },
+      env: { ...process.env, PULUMI_PARALLEL, ...extraEnv },
     });
     let stderr = "";
     child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
@@ -242,6 +242,56 @@ export function eventTimeline(member: string, events: MemberEvent[], origin: num
   if (die) timeline.die = at(die.ms);
   if (start) timeline.start = at(start.ms);
   return timeline;
+}
+
+/** One line of the provider-call trace (RESEAT_TRACE_FILE, see src/provider/runtime.ts). */
+export interface TraceLine {
+  kind: string;
+  method: string;
+  peId?: string;
+  phase: "begin" | "end";
+  /** Unix ms. */
+  ms: number;
+}
+
+/** Reads (and empties) a provider-call trace file. */
+export function takeTrace(file: string): TraceLine[] {
+  if (!fs.existsSync(file)) return [];
+  const lines = fs.readFileSync(file, "utf8").split("\n").filter(Boolean).map((line) => JSON.parse(line) as TraceLine);
+  fs.rmSync(file);
+  return lines;
+}
+
+/**
+ * Where each member's hand-off goes (ms, one value per member that waited for another), from the
+ * provider-call trace and the Engine events:
+ * - afterReady: the predecessor's ready → its create call returns (reseat: commit status, outputs);
+ * - pulumi: that return → this member's check call begins (the engine records the step and writes the
+ *   checkpoint, the program learns of it and registers the next member);
+ * - check: reseat's check (engine identity, image resolved);
+ * - toCreate: check returned → create begins (Pulumi: the diff call, the step's scheduling);
+ * - beforeStop: create begins → the old executable's stop request (reseat: lock, observation, the new
+ *   executable prepared).
+ */
+export function handoffPhases(group: string, members: MemberTimeline[], trace: TraceLine[], origin: number, mu: number): Record<string, number[]> {
+  const first = (peId: string, method: string, phase: TraceLine["phase"]) => trace.find((t) => t.kind === "Executable" && t.peId === peId && t.method === method && t.phase === phase)?.ms;
+  const phases: Record<string, number[]> = { afterReady: [], pulumi: [], check: [], toCreate: [], beforeStop: [] };
+  const byName = new Map(members.map((m) => [m.name, m]));
+  for (const m of members) {
+    const before = byName.get(`${group}-${Number(m.name.slice(group.length + 1)) + mu}`);
+    if (!before || before.ready === undefined || m.kill === undefined) continue;
+    const times = [
+      origin + before.ready,
+      first(before.name, "create", "end"),
+      first(m.name, "check", "begin"),
+      first(m.name, "check", "end"),
+      first(m.name, "create", "begin"),
+      origin + m.kill,
+    ];
+    if (times.some((t) => t === undefined)) continue;
+    Object.keys(phases).forEach((phase, i) => phases[phase]!.push(times[i + 1]! - times[i]!));
+  }
+  return phases;
 }
 
 /** Per member: its old executable's stop request minus the ready time of the member it waited for. */

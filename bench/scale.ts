@@ -23,6 +23,7 @@ import { execFile } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { PROJECT_ROOT } from "../src/automation/stack";
 import { promisify } from "node:util";
 import { DockerBackend } from "../src/backend/docker/dockerBackend";
 import { MAX_REPLICAS } from "../src/spec/group";
@@ -34,6 +35,8 @@ import {
   benchProject,
   destroyBenchStacks,
   handoffMs,
+  handoffPhases,
+  takeTrace,
   maxConcurrentlyDown,
   memberTemplate,
   memberTimelines,
@@ -65,6 +68,8 @@ const OVER_BUDGET = `not run: it would not have ended within the bench's time bu
 const GROUP = "bench-scale";
 const FLOOR_PE = "bench-scale-floor";
 const PLAIN_PREFIX = "bench-scale-plain";
+/** The provider-call trace of each rollout (where the hand-off between members goes). */
+const TRACE_FILE = path.join(PROJECT_ROOT, ".work", "bench-scale-trace.jsonl");
 const CHECKPOINT_GOAL_BYTES = 2048;
 const PEER_NAMES = ["opentofu", "compose", "statefulset"] as const;
 type PeerName = (typeof PEER_NAMES)[number];
@@ -285,7 +290,9 @@ async function reseatSide(n: number, ks: number[], workload: ScaleWorkload, back
       writeStackConfig(groupDir, groupConfig(n, workload, image, k));
       const events = await recordGroupEvents(backend, GROUP, FLOOR_PE);
       const writes = watchCheckpoint(groupDir);
-      const rollout = await runCli(groupDir, "up", GROUPS_PROGRAM);
+      takeTrace(TRACE_FILE);
+      const rollout = await runCli(groupDir, "up", GROUPS_PROGRAM, { RESEAT_TRACE_FILE: TRACE_FILE });
+      const trace = takeTrace(TRACE_FILE);
       const checkpointEvents = writes.stop();
       const seen = await events.stop();
       const noop = await runCli(groupDir, "up", GROUPS_PROGRAM);
@@ -306,6 +313,7 @@ async function reseatSide(n: number, ks: number[], workload: ScaleWorkload, back
         overheadPerMemberMs: round((value - baseline) / n),
         memberKillToReadyMs: spread(killToReady),
         handoffMs: spread(handoffs),
+        handoffPhasesMs: Object.fromEntries(Object.entries(handoffPhases(GROUP, timeline, trace, rollout.startedAt, k)).map(([phase, values]) => [phase, spread(values)])),
         maxMembersDownAtOnce: maxConcurrentlyDown(timeline),
         ...(parallelFloor !== undefined ? { rawParallelFloorMs: parallelFloor } : {}),
         checkpointFileEventsDuringRollout: checkpointEvents,

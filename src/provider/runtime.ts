@@ -16,6 +16,7 @@ import { assertSameEngine, recordOutdated } from "../plan/engineRecord";
 import { applyControl, checkOwner, NO_REVERT, reseat, retire, ReseatResult, REVERT_PATH, RevertRecord, VolumeOwnedError } from "../replacement/reseat";
 import { ClaimFields, planClaim } from "../plan/claimPlan";
 import type { dynamic } from "@pulumi/pulumi";
+import { appendFileSync } from "node:fs";
 
 type DynamicProvider = dynamic.ResourceProvider;
 
@@ -261,22 +262,22 @@ export function diffClaim(olds: ClaimFields, news: ClaimFields) {
  * here may change between releases without touching state.
  */
 export const providers = {
-  Executable: {
+  Executable: traced("Executable", {
     check: async (olds, news) => ({ inputs: await checkExecutable(news as never, olds as never) }),
     diff: async (_id, olds, news) => diffExecutable(olds as never, news as never),
     create: async (inputs) => createExecutable(inputs as never),
     read: async (id, props) => readExecutable(id, props as never),
     update: async (_id, olds, news) => updateExecutable(olds as never, news as never),
     delete: async (_id, props) => deleteExecutable(props as never),
-  },
-  StateVolume: {
+  }),
+  StateVolume: traced("StateVolume", {
     check: async (olds, news) => ({ inputs: await checkVolume(news as never, olds as never) }),
     diff: async (_id, olds, news) => diffVolume(olds as never, news as never),
     create: async (inputs) => createVolume(inputs as never),
     read: async (id, props) => readVolume(id, props as never),
     update: async (_id, olds, news) => updateVolume(olds as never, news as never),
     delete: async (id, props) => deleteVolume(id, props as never),
-  },
+  }),
   // Creates and deletes nothing: it only refuses, in check and diff, a claim reseat must not take.
   ClaimCheck: {
     check: async (_olds, news) => ({ inputs: await checkClaim(news as never) }),
@@ -287,3 +288,27 @@ export const providers = {
 } satisfies Record<string, DynamicProvider>;
 
 export type ProviderKind = keyof typeof providers;
+
+/**
+ * With RESEAT_TRACE_FILE set, each provider call appends two JSON lines to that file (begin and end:
+ * kind, method, peId, Unix ms): what the benches read to split a rollout's hand-off between Pulumi and
+ * reseat. Unset (the default), the methods are returned as they are.
+ */
+function traced<P extends DynamicProvider>(kind: string, provider: P): P {
+  const file = process.env.RESEAT_TRACE_FILE;
+  if (!file) return provider;
+  const wrapped: Record<string, unknown> = {};
+  for (const [method, call] of Object.entries(provider) as [string, (...args: unknown[]) => Promise<unknown>][]) {
+    wrapped[method] = async (...args: unknown[]) => {
+      const subject = args.find((a): a is { peId?: unknown } => typeof a === "object" && a !== null && "peId" in a)?.peId;
+      const line = (phase: string) => appendFileSync(file, `${JSON.stringify({ kind, method, peId: subject, phase, ms: Date.now() })}\n`);
+      line("begin");
+      try {
+        return await call(...args);
+      } finally {
+        line("end");
+      }
+    };
+  }
+  return wrapped as P;
+}
