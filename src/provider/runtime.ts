@@ -10,24 +10,23 @@ import { openBackend } from "../backend/open";
 import type { EngineCredentials } from "../backend/docker/connection";
 import { holderName } from "../lease/lease";
 import { planExecutable, specHash } from "../plan/executablePlan";
-import { CommitOutputs, commitOutputs, parseWorkloadStatus } from "../plan/commitStatus";
+import type { CommitOutputs } from "../plan/commitStatus";
+import { observeCommits, observeRevert, RevertOutputs } from "./observe";
+import * as fleet from "./fleetRuntime";
 import { planVolume, VolumeFields } from "../plan/volumePlan";
 import { assertSameEngine, recordOutdated } from "../plan/engineRecord";
-import { applyControl, checkOwner, NO_REVERT, reseat, retire, ReseatResult, REVERT_PATH, RevertRecord, VolumeOwnedError } from "../replacement/reseat";
+import { applyControl, checkOwner, reseat, retire, ReseatResult, VolumeOwnedError } from "../replacement/reseat";
 import { ClaimFields, planClaim } from "../plan/claimPlan";
 import type { dynamic } from "@pulumi/pulumi";
 import { appendFileSync } from "node:fs";
 
 type DynamicProvider = dynamic.ResourceProvider;
 
+export type { RevertOutputs };
+
 /** What the Executable resource observes, beside its inputs. */
 export interface ExecutableObservation extends CommitOutputs, RevertOutputs, Omit<ReseatResult, "adopted" | "retired" | "reverted"> {}
 
-/** Whether the PE's last replacement was reverted, from the record beside the volume. */
-export interface RevertOutputs {
-  reverted: boolean;
-  failedSpecHash: string | null;
-}
 
 /** Beside the spec, the state records the engine the PE lives on (set by check, compared on every call). */
 export type ExecutableState = ExecutableDesired & ExecutableObservation & { engineIdentity?: EngineIdentity };
@@ -81,22 +80,6 @@ async function sameEngine(engine: Backend, subject: string, recorded: EngineIden
 /** Credentials rotated (same engine, new key or password) are recorded in place: no new executable. */
 function sameCredentials(a: WithCredentials, b: WithCredentials): boolean {
   return JSON.stringify(a.engineCredentials ?? null) === JSON.stringify(b.engineCredentials ?? null);
-}
-
-/** Commit status as the workload last wrote it into the volume. */
-async function observeCommits(engine: Backend, volumeName: string, generation: number): Promise<CommitOutputs> {
-  const text = await engine.readVolumeFile(volumeName, ".reseat/status.json").catch(() => undefined);
-  return commitOutputs(parseWorkloadStatus(text), generation, new Date());
-}
-
-async function observeRevert(engine: Backend, volumeName: string): Promise<RevertOutputs> {
-  const text = await engine.readVolumeFile(volumeName, REVERT_PATH).catch(() => undefined);
-  try {
-    const record = text ? (JSON.parse(text) as RevertRecord) : NO_REVERT;
-    return { reverted: record.reverted === true, failedSpecHash: record.failedSpecHash ?? null };
-  } catch {
-    return { reverted: false, failedSpecHash: null };
-  }
 }
 
 /**
@@ -277,6 +260,15 @@ export const providers = {
     read: async (id, props) => readVolume(id, props as never),
     update: async (_id, olds, news) => updateVolume(olds as never, news as never),
     delete: async (id, props) => deleteVolume(id, props as never),
+  }),
+  // N members in one resource, rolled by reseat itself (fleetRuntime.ts).
+  Fleet: traced("Fleet", {
+    check: async (olds, news) => ({ inputs: await fleet.checkFleet(news as never, olds as never) }),
+    diff: async (_id, olds, news) => fleet.diffFleet(olds as never, news as never),
+    create: async (inputs) => fleet.createFleet(inputs as never),
+    read: async (id, props) => fleet.readFleet(id, props as never),
+    update: async (id, olds, news) => fleet.updateFleet(id, olds as never, news as never),
+    delete: async (_id, props) => fleet.deleteFleet(props as never),
   }),
   // Creates and deletes nothing: it only refuses, in check and diff, a claim reseat must not take.
   ClaimCheck: {

@@ -1,0 +1,53 @@
+// ProcessingElementFleet: N processing elements from one template, like ProcessingElementGroup, but
+// kept in ONE Pulumi resource that rolls its members itself — for hundreds to a thousand members,
+// where a group's per-member resources make Pulumi's checkpoint and step hand-offs the cost
+// (docs/scale.md). Same spec, same rollout rules (highest ordinal first, maxUnavailable members at
+// once, partition, the first failure stops the rollout and the failed member is reverted); each member
+// keeps its own state volume (kept on destroy and on scale-down), on a Docker engine.
+import * as pulumi from "@pulumi/pulumi";
+import { Fleet } from "../src/provider/fleet";
+import { parseFleet, FleetMemberState } from "../src/plan/fleetPlan";
+import type { GroupSpec } from "../src/spec/group";
+import type { ProcessingElementGroupArgs } from "./processingElementGroup";
+
+export const PROCESSING_ELEMENT_FLEET_TYPE = "reseat:index:ProcessingElementFleet";
+
+export type ProcessingElementFleetArgs = ProcessingElementGroupArgs;
+
+/** Validates a fleet spec the way the component does; throws SpecError naming every bad field. */
+export function validateProcessingElementFleet(name: string, args: unknown): GroupSpec {
+  const raw = (args && typeof args === "object" ? args : {}) as Partial<ProcessingElementFleetArgs>;
+  return parseFleet({ name, replicas: raw.replicas as number, template: raw.template as Record<string, unknown>, rollout: (raw.rollout ?? {}) as never });
+}
+
+export class ProcessingElementFleet extends pulumi.ComponentResource {
+  readonly spec: GroupSpec;
+  readonly fleet: Fleet;
+  /** Each member as it runs, in ordinal order (its commit status included): the stack output. */
+  readonly members: pulumi.Output<FleetMemberState[]>;
+  /** Members running the current template. */
+  readonly updatedReplicas: pulumi.Output<number>;
+
+  constructor(name: string, args: ProcessingElementFleetArgs, opts: pulumi.ComponentResourceOptions = {}) {
+    const spec = validateProcessingElementFleet(name, args);
+    super(PROCESSING_ELEMENT_FLEET_TYPE, name, {}, opts);
+    this.spec = spec;
+    this.fleet = new Fleet(
+      `${name}-fleet`,
+      {
+        name: spec.name,
+        replicas: spec.replicas,
+        template: spec.template,
+        rollout: { maxUnavailable: spec.rollout.maxUnavailableInput, partition: spec.rollout.partition },
+        project: pulumi.getProject(),
+        stack: pulumi.getStack(),
+      },
+      // A rollout of a large fleet takes as long as its members' replacements, one after another.
+      { parent: this, customTimeouts: { create: "24h", update: "24h", delete: "24h" } },
+    );
+    this.members = this.fleet.members;
+    this.updatedReplicas = this.members.apply((members) => members.filter((m) => m.updated).length);
+    // Only the count: the members are the Fleet's outputs already (no second copy in the checkpoint).
+    this.registerOutputs({ updatedReplicas: this.updatedReplicas });
+  }
+}

@@ -1,0 +1,161 @@
+// Pure planning for a fleet: N processing elements from one template, kept in ONE Pulumi resource
+// that rolls its members itself (src/replacement/fleetRollout.ts). No Pulumi, no engine calls.
+//
+// Why a fleet beside ProcessingElementGroup (docs/scale.md has the numbers): a group's members are
+// Pulumi resources, three per member, and Pulumi keeps ~5 KB of its own record per member (URNs,
+// stack traces, property dependencies, timestamps) and rewrites the whole checkpoint after every step,
+// and hands each member to the next through the program. A fleet's state is its template (once) plus
+// a short observation per member, and a rollout is one provider call.
+import type { EngineTarget, ExecutableDesired, VolumeClaim } from "../backend/backend";
+import { GroupMember, GroupSpec, parseGroup } from "../spec/group";
+import { SpecError } from "../spec/processingElement";
+import { executableDesired, engineTarget, volumeOwner } from "../spec/desired";
+import { volumeNameOf } from "../spec/processingElement";
+import { planRollout, RolloutPlan } from "./rollout";
+import { controlFile } from "../replacement/reseat";
+import { specHash } from "./executablePlan";
+import type { CommitOutputs } from "./commitStatus";
+
+/** What a fleet resource is given: the group spec as written, and whose members these are. */
+export interface FleetFields {
+  name: string;
+  replicas: number;
+  /** A PE spec without peId; strings may use {{ordinal}}, {{ordinal + N}}, {{peId}}, {{group}}. */
+  template: Record<string, unknown>;
+  rollout: { maxUnavailable: number | string; partition: number };
+  /** Pulumi project and stack: a member's volume is claimed for "<project>/<stack>/<peId>". */
+  project: string;
+  stack: string;
+}
+
+/** What reseat adds in check: the engine reached, and each image reference resolved once. */
+export interface FleetChecked extends FleetFields {
+  engine: EngineTarget;
+  imageIds: Record<string, string>;
+}
+
+/** One member as the fleet observes it (its stack output): what runs, and its commit status. */
+export interface FleetMemberState extends Omit<CommitOutputs, "commitStatusAt"> {
+  peId: string;
+  ordinal: number;
+  executableId: string;
+  generation: number;
+  host: string;
+  imageRef: string;
+  /** The spec hash its executable runs (the executable's label). */
+  specHash: string;
+  replacedAt: string;
+  readyAt: string;
+  reverted: boolean;
+  failedSpecHash: string | null;
+  /** True when it runs the current template (false for members held back by partition). */
+  updated: boolean;
+}
+
+/** One member, ready for the rollout routine. */
+export interface FleetMemberPlan {
+  ordinal: number;
+  peId: string;
+  desired: ExecutableDesired;
+  volume: VolumeClaim;
+  /** Ordinal < partition: keeps what it runs; created from the template only when it has nothing. */
+  held: boolean;
+  /** The settings the workload reads from its control file changed: rewrite it even when kept. */
+  controlChanged: boolean;
+}
+
+const UNSUPPORTED_IN_FLEETS: { field: string; why: string; present: (spec: GroupMember["spec"]) => boolean }[] = [
+  { field: "template.kubernetes", why: "a fleet runs on Docker engines; on Kubernetes use ProcessingElementGroup (a claim and a pod per member)", present: (s) => s.kubernetes !== undefined },
+  { field: "template.persistentStore.kind", why: 'expected "none" or "directory" in a fleet (a PostgreSQL store needs a password secret per member: use ProcessingElementGroup)', present: (s) => s.persistentStore.kind === "postgres" },
+  { field: "template.docker.tls", why: "not supported in a fleet yet (the key would be in the template): use ProcessingElementGroup", present: (s) => s.docker?.tls !== undefined },
+  { field: "template.docker.ssh", why: "not supported in a fleet yet (the key would be in the template): use ProcessingElementGroup", present: (s) => s.docker?.ssh !== undefined },
+  { field: "template.docker.registryAuth", why: "not supported in a fleet yet (the password would be in the template): use ProcessingElementGroup", present: (s) => s.docker?.registryAuth !== undefined },
+];
+
+/**
+ * Validates a fleet's spec and expands its members: every problem of the group spec (parseGroup),
+ * plus what a fleet does not do, each naming its field. Throws SpecError; pure.
+ */
+export function parseFleet(fields: Pick<FleetFields, "name" | "replicas" | "template" | "rollout">, subject = `fleet "${fields.name}"`): GroupSpec & { engine: EngineTarget } {
+  const group = parseGroup({ name: fields.name, replicas: fields.replicas, template: fields.template, rollout: fields.rollout }, subject);
+  const problems: { field: string; expected: string }[] = [];
+  const first = group.members[0];
+  for (const rule of UNSUPPORTED_IN_FLEETS) {
+    if (group.members.some((m) => rule.present(m.spec))) problems.push({ field: rule.field, expected: rule.why });
+  }
+  const engines = new Set(group.members.map((m) => JSON.stringify(engineTarget(m.spec))));
+  if (engines.size > 1) problems.push({ field: "template.docker.host", expected: "expected one engine for every member of a fleet (no placeholder in docker.host)" });
+  if (problems.length) throw new SpecError(subject, problems);
+  return { ...group, engine: first ? engineTarget(first.spec) : { kind: "docker" } };
+}
+
+/** The image references the members use (resolved once each in check). */
+export function imageRefsOf(group: GroupSpec): string[] {
+  return [...new Set(group.members.map((m) => m.spec.image))];
+}
+
+/** Each member's desired executable and volume claim, in ordinal order, for the rollout routine. */
+export function planFleetMembers(news: FleetChecked, olds?: FleetChecked): { group: GroupSpec; rollout: RolloutPlan; members: FleetMemberPlan[] } {
+  const group = parseFleet(news);
+  const previous = olds ? controlsOf(olds) : new Map<number, string>();
+  const members = group.members.map((member): FleetMemberPlan => {
+    const imageId = news.imageIds[member.spec.image];
+    if (!imageId) throw new Error(`reseat: fleet "${news.name}": image "${member.spec.image}" of member ${member.peId} was not resolved in check`);
+    const owner = volumeOwner(news.project, news.stack, member.peId);
+    const desired = { ...executableDesired(member.spec, imageId), owner };
+    const before = previous.get(member.ordinal);
+    return {
+      ordinal: member.ordinal,
+      peId: member.peId,
+      desired,
+      volume: { name: volumeNameOf(member.spec), driver: member.spec.volume.driver, peId: member.peId, owner },
+      held: member.ordinal < group.rollout.partition,
+      controlChanged: before !== undefined && before !== controlFile(desired),
+    };
+  });
+  const rollout = planRollout({ group: group.name, replicas: group.replicas, maxUnavailable: group.rollout.maxUnavailable, partition: group.rollout.partition });
+  return { group, rollout, members };
+}
+
+function controlsOf(fleet: FleetChecked): Map<number, string> {
+  try {
+    const group = parseFleet(fleet);
+    return new Map(group.members.map((m) => [m.ordinal, controlFile(executableDesired(m.spec, fleet.imageIds[m.spec.image] ?? ""))]));
+  } catch {
+    return new Map(); // state of an older template that no longer parses: nothing to compare
+  }
+}
+
+/** Members the fleet had and no longer has (scaled down): their executables go, their volumes stay. */
+export function removedMembers(olds: FleetChecked, news: Pick<FleetFields, "replicas" | "name">): FleetMemberPlan[] {
+  if (olds.name !== news.name) return [];
+  const group = parseFleet(olds);
+  return planFleetMembers(olds).members.filter((m) => m.ordinal >= news.replicas && m.ordinal < group.replicas);
+}
+
+/** Fields whose change the fleet makes in place (each member rolled or kept as its spec says). */
+const ROLLED = ["replicas", "template", "rollout", "imageIds", "engine"] as const;
+
+/**
+ * What `up` does to a fleet: nothing, an in-place update (the rollout), or a refusal. Renaming a fleet
+ * or moving it to another stack would make other PEs: that is a new fleet, refused here (preview fails
+ * naming the field) rather than replaced, because replacing would stop every member at once.
+ */
+export function planFleetDiff(olds: FleetChecked & { members?: FleetMemberState[] }, news: FleetChecked): { changes: boolean; changed: string[] } {
+  for (const field of ["name", "project", "stack"] as const) {
+    if (olds[field] !== news[field]) {
+      throw new SpecError(`fleet "${olds.name}"`, [{ field, expected: `cannot change (was "${olds[field]}"): members are "<name>-<ordinal>" owned by "<project>/<stack>/<peId>"; declare a new fleet instead` }]);
+    }
+  }
+  const changed: string[] = ROLLED.filter((field) => JSON.stringify(olds[field] ?? null) !== JSON.stringify(news[field] ?? null));
+  // Members that do not run what the template says (a rollout that stopped at a failure, a revert):
+  // the next up rolls them again, level-triggered.
+  const behind = (olds.members ?? []).some((m) => m.updated === false && m.ordinal >= news.rollout.partition);
+  if (behind && !changed.includes("members")) changed.push("members");
+  return { changes: changed.length > 0, changed };
+}
+
+/** A member's spec hash, as its executable label carries it. */
+export function memberSpecHash(member: FleetMemberPlan): string {
+  return specHash(member.desired);
+}

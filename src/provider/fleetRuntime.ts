@@ -1,0 +1,139 @@
+// What the Fleet dynamic resource does (its provider is `providers.Fleet` in runtime.ts): one Pulumi
+// resource for N members, each rolled through the one replacement routine. Its state is the spec as
+// written (once), the engine, the resolved images, and a short observation per member.
+import type { Backend, EngineIdentity } from "../backend/backend";
+import { openBackend } from "../backend/open";
+import { holderName } from "../lease/lease";
+import { assertSameEngine, recordOutdated } from "../plan/engineRecord";
+import { FleetChecked, FleetFields, FleetMemberPlan, FleetMemberState, imageRefsOf, parseFleet, planFleetDiff, planFleetMembers, removedMembers } from "../plan/fleetPlan";
+import { specHash } from "../plan/executablePlan";
+import { describeFailedRollout, inLanes, MemberOutcome, rollFleet } from "../replacement/fleetRollout";
+import { retire, ReseatResult } from "../replacement/reseat";
+import { observeCommits, observeRevert } from "./observe";
+
+type Recorded = { engineIdentity?: EngineIdentity; __provider?: string };
+export type FleetInputs = FleetChecked & Recorded;
+export type FleetState = FleetInputs & { members: FleetMemberState[] };
+
+/** Engine calls at once outside a rollout (observing, removing): enough to overlap, not to flood. */
+const LANES = 8;
+
+function subject(fleet: Pick<FleetFields, "name">): string {
+  return `fleet "${fleet.name}"`;
+}
+
+async function sameEngine(engine: Backend, fleet: Pick<FleetFields, "name">, recorded: EngineIdentity | undefined): Promise<EngineIdentity> {
+  const current = await engine.identity();
+  assertSameEngine(subject(fleet), recorded, current);
+  return current;
+}
+
+/** Validates the spec (every bad field at once), records the engine, resolves each image once. */
+export async function checkFleet(news: FleetFields, olds?: Partial<FleetState>): Promise<FleetInputs> {
+  const group = parseFleet(news);
+  const engine = openBackend(group.engine);
+  const engineIdentity = await sameEngine(engine, news, olds?.engineIdentity);
+  const imageIds: Record<string, string> = {};
+  for (const ref of imageRefsOf(group)) imageIds[ref] = await engine.ensureImage(ref);
+  return { ...news, engine: group.engine, imageIds, engineIdentity };
+}
+
+export function diffFleet(olds: FleetState, news: FleetInputs) {
+  if (news.engineIdentity) assertSameEngine(subject(olds), olds.engineIdentity, news.engineIdentity);
+  const { changes } = planFleetDiff(olds, news);
+  return { changes: changes || recordOutdated(olds as never, news as never).length > 0, replaces: [], deleteBeforeReplace: false };
+}
+
+/** A member as it runs now, for its output. */
+async function observeMember(engine: Backend, member: FleetMemberPlan, result: ReseatResult | undefined, updated: boolean): Promise<FleetMemberState | undefined> {
+  let running = result;
+  if (!running) {
+    const live = (await engine.listExecutables(member.peId)).filter((e) => e.running && (!e.owner || e.owner === member.desired.owner)).sort((a, b) => b.generation - a.generation)[0];
+    if (!live) return undefined;
+    const at = live.startedAt ?? new Date().toISOString();
+    running = { executableId: live.id, executableName: live.name, generation: live.generation, host: live.host ?? (await engine.identity()).name, replacedAt: at, readyAt: at, adopted: true, retired: [], reverted: false };
+  }
+  const { commitStatusAt: _at, ...commits } = await observeCommits(engine, member.volume.name, running.generation);
+  const live = await engine.inspectExecutable(running.executableId);
+  return {
+    peId: member.peId,
+    ordinal: member.ordinal,
+    executableId: running.executableId,
+    generation: running.generation,
+    host: running.host,
+    imageRef: member.desired.imageRef,
+    specHash: live?.specHash ?? specHash(member.desired),
+    replacedAt: running.replacedAt,
+    readyAt: running.readyAt,
+    ...commits,
+    ...(await observeRevert(engine, member.volume.name)),
+    updated: updated && (live?.specHash ?? specHash(member.desired)) === specHash(member.desired),
+  };
+}
+
+/** Rolls every member to the desired spec; on a failure, records what runs and fails the step. */
+async function rollAndRecord(news: FleetInputs, olds: FleetState | undefined, id: string): Promise<FleetState> {
+  const engine = openBackend(news.engine);
+  const engineIdentity = await sameEngine(engine, news, olds?.engineIdentity ?? news.engineIdentity);
+  const { rollout, members } = planFleetMembers(news, olds);
+  if (olds) {
+    // Scaled down: the members beyond the new size stop and go; their volumes stay (scale back up resumes).
+    await inLanes(removedMembers(olds, news), LANES, async (m) => void (await retire(engine, m.desired, holderName("pulumi"))));
+  }
+  const outcomes = await rollFleet(engine, rollout, members, { holder: holderName("pulumi") });
+  const observed: FleetMemberState[] = [];
+  await inLanes(members, LANES, async (member) => {
+    const outcome: MemberOutcome | undefined = outcomes[member.ordinal];
+    const result = outcome && (outcome.kind === "done" || outcome.kind === "held") ? outcome.result : undefined;
+    const state = await observeMember(engine, member, result, !member.held);
+    if (state) observed[member.ordinal] = state;
+  });
+  const state: FleetState = { ...news, engineIdentity, members: observed.filter(Boolean) };
+  if (outcomes.some((o) => o?.kind === "failed")) {
+    const message = describeFailedRollout(news.name, members, outcomes, rollout.order);
+    // Pulumi records these properties (the members as they run now) and fails the update.
+    throw Object.assign(new Error(message), { id, properties: state, reasons: [message] });
+  }
+  return state;
+}
+
+function fleetId(fleet: FleetFields): string {
+  return `${fleet.project}/${fleet.stack}/${fleet.name}`;
+}
+
+export async function createFleet(inputs: FleetInputs): Promise<{ id: string; outs: FleetState }> {
+  const id = fleetId(inputs);
+  return { id, outs: await rollAndRecord(inputs, undefined, id) };
+}
+
+export async function updateFleet(id: string, olds: FleetState, news: FleetInputs): Promise<{ outs: FleetState }> {
+  return { outs: await rollAndRecord(news, olds, id) };
+}
+
+/** Refresh: each member as it runs now (a member with nothing running is left out). */
+export async function readFleet(id: string, props: FleetState): Promise<{ id: string; props: FleetState }> {
+  const engine = openBackend(props.engine);
+  await sameEngine(engine, props, props.engineIdentity);
+  const { members } = planFleetMembers(props);
+  const observed: FleetMemberState[] = [];
+  const before = new Map((props.members ?? []).map((m) => [m.ordinal, m]));
+  await inLanes(members, LANES, async (member) => {
+    const state = await observeMember(engine, member, undefined, !member.held);
+    if (state) observed[member.ordinal] = { ...state, ...(before.get(member.ordinal)?.executableId === state.executableId ? { replacedAt: before.get(member.ordinal)!.replacedAt, readyAt: before.get(member.ordinal)!.readyAt } : {}) };
+  });
+  return { id, props: { ...props, members: observed.filter(Boolean) } };
+}
+
+/** Every member's executable goes; the volumes stay unless the template says volume.retainOnDestroy: false. */
+export async function deleteFleet(props: FleetState): Promise<void> {
+  const engine = openBackend(props.engine);
+  await sameEngine(engine, props, props.engineIdentity);
+  const { group, members } = planFleetMembers(props);
+  await inLanes(members, LANES, async (member) => void (await retire(engine, member.desired, holderName("pulumi"))));
+  const spec = group.members[0]?.spec;
+  if (spec && !spec.volume.retainOnDestroy) {
+    await inLanes(members, LANES, async (member) => {
+      if (await engine.inspectVolume(member.volume.name)) await engine.removeVolume(member.volume.name);
+    });
+  }
+}
