@@ -6,6 +6,7 @@
 // keeps its own state volume (kept on destroy and on scale-down), on a Docker engine.
 import * as pulumi from "@pulumi/pulumi";
 import { Fleet } from "../src/provider/fleet";
+import { previewFleet } from "../src/provider/fleetRuntime";
 import { parseFleet, FleetMemberState } from "../src/plan/fleetPlan";
 import type { GroupSpec } from "../src/spec/group";
 import type { ProcessingElementGroupArgs } from "./processingElementGroup";
@@ -32,22 +33,37 @@ export class ProcessingElementFleet extends pulumi.ComponentResource {
     const spec = validateProcessingElementFleet(name, args);
     super(PROCESSING_ELEMENT_FLEET_TYPE, name, {}, opts);
     this.spec = spec;
+    const fields = {
+      name: spec.name,
+      replicas: spec.replicas,
+      template: spec.template,
+      rollout: { maxUnavailable: spec.rollout.maxUnavailableInput, partition: spec.rollout.partition },
+      project: pulumi.getProject(),
+      stack: pulumi.getStack(),
+    };
     this.fleet = new Fleet(
       `${name}-fleet`,
-      {
-        name: spec.name,
-        replicas: spec.replicas,
-        template: spec.template,
-        rollout: { maxUnavailable: spec.rollout.maxUnavailableInput, partition: spec.rollout.partition },
-        project: pulumi.getProject(),
-        stack: pulumi.getStack(),
-      },
+      fields,
       // A rollout of a large fleet takes as long as its members' replacements, one after another.
       { parent: this, customTimeouts: { create: "24h", update: "24h", delete: "24h" } },
     );
     this.members = this.fleet.members;
     this.updatedReplicas = this.members.apply((members) => members.filter((m) => m.updated).length);
-    // Only the count: the members are the Fleet's outputs already (no second copy in the checkpoint).
-    this.registerOutputs({ updatedReplicas: this.updatedReplicas });
+    // One line per member that changes, judged from what runs now: preview lists them (the Fleet's
+    // own diff names only the template). Not being able to list them is no reason to stop an up.
+    const planned = pulumi.output(
+      previewFleet(fields).then(
+        (lines) => {
+          for (const line of lines) pulumi.log.info(line.message, this);
+          return lines.filter((line) => line.change !== "held").length;
+        },
+        (error: Error) => {
+          pulumi.log.warn(`could not list the members' changes: ${error.message}`, this);
+          return null;
+        },
+      ),
+    );
+    // The members are the Fleet's outputs already (no second copy in the checkpoint).
+    this.registerOutputs({ updatedReplicas: this.updatedReplicas, plannedChanges: planned });
   }
 }

@@ -7,6 +7,7 @@ import { holderName } from "../lease/lease";
 import { assertSameEngine, recordOutdated } from "../plan/engineRecord";
 import { FleetChecked, FleetFields, FleetMemberPlan, FleetMemberState, imageRefsOf, parseFleet, planFleetDiff, planFleetMembers, removedMembers } from "../plan/fleetPlan";
 import { specHash } from "../plan/executablePlan";
+import { MemberFingerprint, progressLines, ProgressLine } from "../plan/rollout";
 import { describeFailedRollout, inLanes, MemberOutcome, rollFleet } from "../replacement/fleetRollout";
 import { retire, ReseatResult } from "../replacement/reseat";
 import { observeCommits, observeRevert } from "./observe";
@@ -136,4 +137,33 @@ export async function deleteFleet(props: FleetState): Promise<void> {
       if (await engine.inspectVolume(member.volume.name)) await engine.removeVolume(member.volume.name);
     });
   }
+}
+
+/**
+ * What an `up` of these fields would do to each member, from what runs on the engine now (not from
+ * state): "replacing member f-4 (1 of 3): image app:v1 -> app:v2", "creating member f-5 (1 of 1)", … —
+ * the per-member lines a preview of a fleet shows (its one resource's diff says only "template").
+ */
+export async function previewFleet(fields: FleetFields): Promise<ProgressLine[]> {
+  const group = parseFleet(fields);
+  const engine = openBackend(group.engine);
+  const imageIds: Record<string, string> = {};
+  for (const ref of imageRefsOf(group)) imageIds[ref] = await engine.ensureImage(ref);
+  const { rollout, members } = planFleetMembers({ ...fields, engine: group.engine, imageIds });
+  const running = new Map<string, { id: string; specHash: string; generation: number }>();
+  for (const e of await engine.listExecutables()) {
+    const seen = running.get(e.peId);
+    if (e.running && (!seen || seen.generation < e.generation)) running.set(e.peId, e);
+  }
+  const desired: MemberFingerprint[] = [];
+  const previous = new Map<number, MemberFingerprint>();
+  await inLanes(members, LANES, async (member) => {
+    const hash = specHash(member.desired);
+    desired[member.ordinal] = { revision: hash, replaceRevision: hash, image: member.desired.imageRef };
+    const live = running.get(member.peId);
+    if (!live) return;
+    const image = live.specHash === hash ? member.desired.imageRef : (await engine.desiredOf(live.id))?.imageRef;
+    previous.set(member.ordinal, { revision: live.specHash, replaceRevision: live.specHash, ...(image ? { image } : {}) });
+  });
+  return progressLines(rollout, desired, previous, group.rollout.partition);
 }
