@@ -55,20 +55,23 @@ async function observeMember(engine: Backend, member: FleetMemberPlan, result: R
     running = { executableId: live.id, executableName: live.name, generation: live.generation, host: live.host ?? (await engine.identity()).name, replacedAt: at, readyAt: at, adopted: true, retired: [], reverted: false };
   }
   const { commitStatusAt: _at, ...commits } = await observeCommits(engine, member.volume.name, running.generation);
-  const live = await engine.inspectExecutable(running.executableId);
+  const desiredHash = specHash(member.desired);
+  const runsHash = (await engine.inspectExecutable(running.executableId))?.specHash ?? desiredHash;
+  // What it runs, which is not the template's when a rollout stopped before it or reverted it.
+  const imageRef = runsHash === desiredHash ? member.desired.imageRef : ((await engine.desiredOf(running.executableId))?.imageRef ?? "");
   return {
     peId: member.peId,
     ordinal: member.ordinal,
     executableId: running.executableId,
     generation: running.generation,
     host: running.host,
-    imageRef: member.desired.imageRef,
-    specHash: live?.specHash ?? specHash(member.desired),
+    imageRef,
+    specHash: runsHash,
     replacedAt: running.replacedAt,
     readyAt: running.readyAt,
     ...commits,
     ...(await observeRevert(engine, member.volume.name)),
-    updated: updated && (live?.specHash ?? specHash(member.desired)) === specHash(member.desired),
+    updated: updated && runsHash === desiredHash,
   };
 }
 

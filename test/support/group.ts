@@ -117,3 +117,33 @@ export async function watchAvailability(peIds: string[]): Promise<{ stop: () => 
     },
   };
 }
+
+/** Rewrites the stack's config with the given fleet specs (key `reseat:fleets`). */
+export function setFleets(project: Project, fleets: unknown[]): void {
+  const file = path.join(project.dir, "stacks", `Pulumi.${project.stack}.yaml`);
+  fs.writeFileSync(file, JSON.stringify({ config: { "reseat:fleets": fleets } }, null, 2));
+}
+
+export interface FleetMemberOutputs {
+  ordinal: number;
+  peId: string;
+  generation: number;
+  executableId: string;
+  imageRef: string;
+  specHash: string;
+  updated: boolean;
+  reverted: boolean;
+  lastCommit: { seq: number } | null;
+}
+
+export interface FleetOutputs {
+  replicas: number;
+  updatedReplicas: number;
+  members: FleetMemberOutputs[];
+}
+
+export function fleetOutputs(result: CliResult, name: string): FleetOutputs {
+  const fleet = (result.doc.outputs?.fleets as Record<string, FleetOutputs> | undefined)?.[name];
+  if (!fleet) throw new Error(`no outputs for fleet ${name}: ${JSON.stringify(result.doc.outputs)}`);
+  return fleet;
+}
