@@ -59,11 +59,10 @@ export function writeStackConfig(dir: string, config: Record<string, unknown>): 
  * Destroys a group bench's two stacks (the group's and the plain resources'); a stack's folder goes
  * too unless its destroy failed (kept for a look, the failure logged).
  */
-export async function destroyBenchStacks(groupDir: string, plainDir: string, log: (text: string) => void): Promise<void> {
-  for (const [dir, program] of [
-    [groupDir, GROUPS_PROGRAM],
-    [plainDir, PLAIN_PROGRAM],
-  ] as const) {
+export async function destroyBenchStacks(groupDir: string, plainDir: string | undefined, log: (text: string) => void): Promise<void> {
+  const stacks: [string, string][] = [[groupDir, GROUPS_PROGRAM]];
+  if (plainDir) stacks.push([plainDir, PLAIN_PROGRAM]);
+  for (const [dir, program] of stacks) {
     await runCli(dir, "destroy", program).then(
       () => fs.rmSync(dir, { recursive: true, force: true }),
       (error: unknown) => log(`destroy ${dir}: ${(error as Error).message.slice(0, 300)}`),
@@ -219,8 +218,8 @@ export function recordGroupEvents(backend: DockerBackend, group: string, floorPe
 }
 
 /** Per member of a reseat group rollout: kill, die, start (Engine events) and ready (the CLI's outputs), ms since the `up` began. */
-export function memberTimelines(group: string, rollout: Run, events: MemberEvent[]): MemberTimeline[] {
-  const members = ((rollout.outputs.groups as Record<string, { members: { peId: string; ordinal: number; readyAt: string }[] }>)[group]?.members ?? []).slice();
+export function memberTimelines(group: string, rollout: Run, events: MemberEvent[], outputKey: "groups" | "fleets" | string = "groups"): MemberTimeline[] {
+  const members = ((rollout.outputs[outputKey] as Record<string, { members: { peId: string; ordinal: number; readyAt: string }[] }>)[group]?.members ?? []).slice();
   members.sort((a, b) => b.ordinal - a.ordinal); // rollout order: highest ordinal first
   const at = (ms: number) => round(ms - rollout.startedAt, 0);
   return members.map((m) => {

@@ -1,8 +1,10 @@
-// scale: reseat's group rollout at N members side by side with what a user would otherwise pick for the
+// scale: reseat's rollout of N members side by side with what a user would otherwise pick for the
 // same job, in the same run, on the same machine, with the same workload image, each member with its
-// own named volume and a readiness wait where the peer has one (docs/scale.md):
+// own named volume and a readiness wait where the peer has one (docs/scale.md). reseat runs the job
+// twice: as a ProcessingElementFleet (one Pulumi resource; cases without suffix) and as a
+// ProcessingElementGroup (a Pulumi resource per member; the same cases with suffix `_group`).
 //
-// - rollout_<N>_c<k>: value = wall time of `reseat up` rolling a group of N from one image to the
+// - rollout_<N>_c<k>: value = wall time of `reseat up` rolling N members from one image to the
 //   other with maxUnavailable k, minus a no-op `up` of the same stack right after it; baseline = the
 //   floor, N x the single-PE raw floor / k (as bench/rolling.ts); fields opentofu, compose, statefulset
 //   (ms, each the peer's time for the same job, or null with a `why`) and ratio_<peer> = reseat / peer.
@@ -12,7 +14,8 @@
 //   containers, one minimal dynamic resource each (bench/plainStack.ts), as bench/rolling.ts.
 // - per_member_cost_<N>_vs_<M>_c<k>: reseat's rollout time per member at N vs at the next smaller M.
 //
-// RESEAT_BENCH_SCALE_N (default 10,100), RESEAT_BENCH_SCALE_C (default 1,10),
+// RESEAT_BENCH_SCALE_N (default 10,100), RESEAT_BENCH_SCALE_C (default 1,10), RESEAT_BENCH_SCALE_DESIGNS
+// (default fleet,group),
 // RESEAT_BENCH_SCALE_WORKLOAD (tiny|demo; default tiny if it builds), RESEAT_BENCH_SCALE_PEERS (default
 // opentofu,compose,statefulset), RESEAT_BENCH_RUNS (previews and no-op ups, default 3),
 // RESEAT_BENCH_FLOOR_RUNS (default 7), RESEAT_BENCH_SCALE_HEALTH_INTERVAL_MS (Docker healthchecks of the
@@ -84,10 +87,23 @@ function numbers(name: string, fallback: string, min: number, max: number): numb
   return [...new Set(values)].sort((a, b) => a - b);
 }
 
-function groupConfig(n: number, workload: ScaleWorkload, image: string, maxUnavailable: number) {
+const DESIGNS = ["fleet", "group"] as const;
+type Design = (typeof DESIGNS)[number];
+/** Case-name suffix: the fleet is reseat's design for scale (no suffix), the group is beside it. */
+const SUFFIX: Record<Design, string> = { fleet: "", group: "_group" };
+/** Stack config key and stack output key of each design. */
+const CONFIG_KEY: Record<Design, string> = { fleet: "fleets", group: "groups" };
+
+function groupConfig(design: Design, n: number, workload: ScaleWorkload, image: string, maxUnavailable: number) {
   return {
-    "reseat:groups": [{ name: GROUP, replicas: n, template: memberTemplate(image, `{{ordinal + ${BASE_PORT}}}`, workload.memoryMiB), rollout: { maxUnavailable } }],
+    [`reseat:${CONFIG_KEY[design]}`]: [{ name: GROUP, replicas: n, template: memberTemplate(image, `{{ordinal + ${BASE_PORT}}}`, workload.memoryMiB), rollout: { maxUnavailable } }],
   };
+}
+
+interface PlainSide {
+  preview: number[];
+  noop: number[];
+  createMs: number;
 }
 
 interface ReseatRollout {
@@ -100,6 +116,8 @@ interface ReseatRollout {
 export async function benchScale(): Promise<string> {
   const ns = numbers("RESEAT_BENCH_SCALE_N", "10,100", 1, MAX_REPLICAS);
   const ks = numbers("RESEAT_BENCH_SCALE_C", "1,10", 1, MAX_REPLICAS);
+  const designs = (process.env.RESEAT_BENCH_SCALE_DESIGNS ?? DESIGNS.join(",")).split(",").map((d) => d.trim()).filter(Boolean) as Design[];
+  for (const d of designs) if (!(DESIGNS as readonly string[]).includes(d)) throw new Error(`RESEAT_BENCH_SCALE_DESIGNS: expected names from ${DESIGNS.join(", ")}, got "${d}"`);
   const peersWanted = (process.env.RESEAT_BENCH_SCALE_PEERS ?? PEER_NAMES.join(",")).split(",").map((p) => p.trim()).filter(Boolean);
   for (const p of peersWanted) if (!(PEER_NAMES as readonly string[]).includes(p)) throw new Error(`RESEAT_BENCH_SCALE_PEERS: expected names from ${PEER_NAMES.join(", ")}, got "${p}"`);
   if (!Number.isInteger(HEALTH_INTERVAL_MS) || HEALTH_INTERVAL_MS < 100) throw new Error(`RESEAT_BENCH_SCALE_HEALTH_INTERVAL_MS: expected a whole number of ms >= 100, got ${process.env.RESEAT_BENCH_SCALE_HEALTH_INTERVAL_MS}`);
@@ -113,11 +131,12 @@ export async function benchScale(): Promise<string> {
     workload: { kind: workload.kind, images: workload.images, memoryMiB: workload.memoryMiB, ...(workload.note ? { note: workload.note } : {}) },
     groupSizes: ns,
     concurrencies: ks,
+    designs,
     pulumiParallel: Number(PULUMI_PARALLEL),
     dockerHealthcheckIntervalMs: HEALTH_INTERVAL_MS,
     cpus: os.cpus().length,
   };
-  const reseatByN = new Map<number, ReseatRollout[]>();
+  const reseatByN: Record<Design, Map<number, ReseatRollout[]>> = { fleet: new Map(), group: new Map() };
   const peerByN = new Map<number, Partial<Record<PeerName, Map<number, PeerOutcome>>>>();
   const save = () => {
     const doc = { metric: "scale", setup, cases };
@@ -132,22 +151,25 @@ export async function benchScale(): Promise<string> {
       setup.notRun = [...((setup.notRun as string[] | undefined) ?? []), `N = ${n}: ${OVER_BUDGET}`];
       continue;
     }
-    // 1. reseat: preview / no-op up vs plain, the checkpoint, the floor, one rollout per k.
-    const reseat = await reseatSide(n, ks, workload, backend, cases, log);
-    reseatByN.set(n, reseat);
-    const rolloutCases = new Map<number, CaseResult>();
-    for (const r of reseat) {
-      const c: CaseResult = {
-        case: `rollout_${n}_c${r.k}`,
-        ...result("scale", "ms", [r.value], [r.floor], { groupSize: n, concurrency: r.k, baselineIs: `floor: ${n} x the single-PE raw floor / ${r.k}` }),
-        ...Object.fromEntries(PEER_NAMES.flatMap((p) => [[p, null], [`ratio_${p}`, null]])),
-        peers: Object.fromEntries(PEER_NAMES.map((p) => [p, { why: peersWanted.includes(p) ? "not measured (yet)" : "left out by RESEAT_BENCH_SCALE_PEERS" }])),
-        reseat: r.detail,
-      };
-      rolloutCases.set(r.k, c);
-      cases.push(c);
+    // 1. reseat, as a fleet and as a group: preview / no-op up vs plain, the checkpoint, the floor, one rollout per k.
+    const plain = await plainSide(n, workload, log);
+    const rolloutCases = new Map<number, CaseResult[]>();
+    for (const design of designs) {
+      const reseat = await reseatSide(design, n, ks, workload, backend, cases, plain, log);
+      reseatByN[design].set(n, reseat);
+      for (const r of reseat) {
+        const c: CaseResult = {
+          case: `rollout_${n}_c${r.k}${SUFFIX[design]}`,
+          ...result("scale", "ms", [r.value], [r.floor], { groupSize: n, concurrency: r.k, design, baselineIs: `floor: ${n} x the single-PE raw floor / ${r.k}` }),
+          ...Object.fromEntries(PEER_NAMES.flatMap((p) => [[p, null], [`ratio_${p}`, null]])),
+          peers: Object.fromEntries(PEER_NAMES.map((p) => [p, { why: peersWanted.includes(p) ? "not measured (yet)" : "left out by RESEAT_BENCH_SCALE_PEERS" }])),
+          reseat: r.detail,
+        };
+        rolloutCases.set(r.k, [...(rolloutCases.get(r.k) ?? []), c]);
+        cases.push(c);
+      }
+      save();
     }
-    save();
 
     // 2. The peers, one after the other, each on its own: the same N, the same rollouts in the same order.
     const context: PeerContext = { n, workload, healthIntervalMs: HEALTH_INTERVAL_MS, log };
@@ -161,25 +183,28 @@ export async function benchScale(): Promise<string> {
       const measured = await runPeer(peer, ks, workload, log);
       outcomes[peer.name] = measured;
       for (const [k, outcome] of measured) {
-        const c = rolloutCases.get(k)!;
-        c[peer.name] = outcome.ms;
-        c[`ratio_${peer.name}`] = outcome.ms === null ? null : round(c.value / outcome.ms, 3);
-        (c.peers as Record<string, unknown>)[peer.name] = outcome.ms === null ? { why: outcome.why } : outcome.detail;
+        for (const c of rolloutCases.get(k) ?? []) {
+          c[peer.name] = outcome.ms;
+          c[`ratio_${peer.name}`] = outcome.ms === null ? null : round(c.value / outcome.ms, 3);
+          (c.peers as Record<string, unknown>)[peer.name] = outcome.ms === null ? { why: outcome.why } : outcome.detail;
+        }
       }
       save();
     }
   }
 
   // 3. Per-member cost: reseat's rollout per member at each N vs the next smaller N (goal: 1000 vs 100 <= 1.2x).
-  for (let i = 1; i < ns.length; i++) {
-    for (const k of ks) {
-      const big = reseatByN.get(ns[i]!)?.find((r) => r.k === k);
-      const small = reseatByN.get(ns[i - 1]!)?.find((r) => r.k === k);
-      if (!big || !small) continue;
-      cases.push({
-        case: `per_member_cost_${ns[i]}_vs_${ns[i - 1]}_c${k}`,
-        ...result("scale", "ms", [big.value / ns[i]!], [small.value / ns[i - 1]!], { concurrency: k, baselineIs: `reseat's rollout per member at N = ${ns[i - 1]}` }),
-      });
+  for (const design of designs) {
+    for (let i = 1; i < ns.length; i++) {
+      for (const k of ks) {
+        const big = reseatByN[design].get(ns[i]!)?.find((r) => r.k === k);
+        const small = reseatByN[design].get(ns[i - 1]!)?.find((r) => r.k === k);
+        if (!big || !small) continue;
+        cases.push({
+          case: `per_member_cost_${ns[i]}_vs_${ns[i - 1]}_c${k}${SUFFIX[design]}`,
+          ...result("scale", "ms", [big.value / ns[i]!], [small.value / ns[i - 1]!], { concurrency: k, design, baselineIs: `reseat's rollout per member at N = ${ns[i - 1]}` }),
+        });
+      }
     }
   }
   save();
@@ -227,34 +252,46 @@ async function runPeer(peer: Peer, ks: number[], workload: ScaleWorkload, log: (
   return outcomes;
 }
 
-/** reseat's side for one N (cases preview_N, noop_up_N, checkpoint_bytes_per_member_N go straight into `cases`). */
-async function reseatSide(n: number, ks: number[], workload: ScaleWorkload, backend: DockerBackend, cases: CaseResult[], log: (text: string) => void): Promise<ReseatRollout[]> {
-  const floorWorkload: FloorWorkload = { images: workload.images, template: (image, port) => memberTemplate(image, port, workload.memoryMiB) };
-  const groupDir = benchProject("bench-scale");
+/** The baseline stack for one N: N plain containers through one minimal dynamic resource each. */
+async function plainSide(n: number, workload: ScaleWorkload, log: (text: string) => void): Promise<PlainSide> {
   const plainDir = benchProject("bench-scale-plain");
+  try {
+    writeStackConfig(plainDir, { "reseatbench:count": n, "reseatbench:prefix": PLAIN_PREFIX, "reseatbench:image": workload.images[0] });
+    const plainCreate = await runCli(plainDir, "up", PLAIN_PROGRAM);
+    log(`N ${n}: plain up (create ${n}) ${plainCreate.ms} ms`);
+    const preview: number[] = [];
+    const noop: number[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      preview.push((await runCli(plainDir, "preview", PLAIN_PROGRAM)).ms);
+      noop.push((await runCli(plainDir, "up", PLAIN_PROGRAM)).ms);
+    }
+    return { preview, noop, createMs: plainCreate.ms };
+  } finally {
+    await runCli(plainDir, "destroy", PLAIN_PROGRAM).then(
+      () => fs.rmSync(plainDir, { recursive: true, force: true }),
+      (error: Error) => log(`destroy ${plainDir}: ${error.message.slice(0, 300)}`),
+    );
+  }
+}
+
+/** reseat's side for one N and design (cases preview_N, noop_up_N, checkpoint_bytes_per_member_N go straight into `cases`). */
+async function reseatSide(design: Design, n: number, ks: number[], workload: ScaleWorkload, backend: DockerBackend, cases: CaseResult[], plain: PlainSide, log: (text: string) => void): Promise<ReseatRollout[]> {
+  const floorWorkload: FloorWorkload = { images: workload.images, template: (image, port) => memberTemplate(image, port, workload.memoryMiB) };
+  const groupDir = benchProject(`bench-scale-${design}`);
   const leftovers = () => removeGroupLeftovers(backend, GROUP, { plainPrefix: PLAIN_PREFIX, floorPrefix: FLOOR_PE });
   await leftovers();
   const rollouts: ReseatRollout[] = [];
+  const suffix = SUFFIX[design];
+  const plainPreview = plain.preview;
+  const plainNoop = plain.noop;
   try {
-    // The baseline stack: N plain containers through one minimal dynamic resource each.
-    writeStackConfig(plainDir, { "reseatbench:count": n, "reseatbench:prefix": PLAIN_PREFIX, "reseatbench:image": workload.images[0] });
-    const plainCreate = await runCli(plainDir, "up", PLAIN_PROGRAM);
-    log(`reseat N ${n}: plain up (create ${n}) ${plainCreate.ms} ms`);
-    const plainPreview: number[] = [];
-    const plainNoop: number[] = [];
-    for (let r = 0; r < RUNS; r++) {
-      plainPreview.push((await runCli(plainDir, "preview", PLAIN_PROGRAM)).ms);
-      plainNoop.push((await runCli(plainDir, "up", PLAIN_PROGRAM)).ms);
-    }
-    await runCli(plainDir, "destroy", PLAIN_PROGRAM);
-
-    // The group at images[0].
-    writeStackConfig(groupDir, groupConfig(n, workload, workload.images[0], ks[0]!));
+    // The members at images[0].
+    writeStackConfig(groupDir, groupConfig(design, n, workload, workload.images[0], ks[0]!));
     const groupCreate = await runCli(groupDir, "up", GROUPS_PROGRAM);
-    log(`reseat N ${n}: group up (create ${n}) ${groupCreate.ms} ms`);
+    log(`reseat ${design} N ${n}: up (create ${n}) ${groupCreate.ms} ms`);
     const checkpoint = await checkpointSize(groupDir, n);
     cases.push({
-      case: `checkpoint_bytes_per_member_${n}`,
+      case: `checkpoint_bytes_per_member_${n}${suffix}`,
       metric: "scale",
       unit: "bytes",
       value: round(checkpoint.exportBytes / n),
@@ -263,31 +300,32 @@ async function reseatSide(n: number, ks: number[], workload: ScaleWorkload, back
       runs: 1,
       at: new Date().toISOString(),
       groupSize: n,
+      design,
       baselineIs: "the goal: 2 KB of checkpoint per member, all its resources together",
       ...checkpoint,
     });
-    log(`reseat N ${n}: checkpoint ${checkpoint.exportBytes} bytes (${Math.round(checkpoint.exportBytes / n)} per member)`);
+    log(`reseat ${design} N ${n}: checkpoint ${checkpoint.exportBytes} bytes (${Math.round(checkpoint.exportBytes / n)} per member)`);
     const groupPreview: number[] = [];
     const groupNoop: number[] = [];
     for (let r = 0; r < RUNS; r++) {
       groupPreview.push((await runCli(groupDir, "preview", GROUPS_PROGRAM)).ms);
       groupNoop.push((await runCli(groupDir, "up", GROUPS_PROGRAM)).ms);
     }
-    log(`reseat N ${n}: preview ${median(groupPreview)} ms (plain ${median(plainPreview)}), no-op up ${median(groupNoop)} ms (plain ${median(plainNoop)})`);
-    cases.push({ case: `preview_${n}`, ...result("scale", "ms", groupPreview, plainPreview, { groupSize: n, samples: { group: groupPreview, plain: plainPreview } }) });
+    log(`reseat ${design} N ${n}: preview ${median(groupPreview)} ms (plain ${median(plainPreview)}), no-op up ${median(groupNoop)} ms (plain ${median(plainNoop)})`);
+    cases.push({ case: `preview_${n}${suffix}`, ...result("scale", "ms", groupPreview, plainPreview, { groupSize: n, design, samples: { reseat: groupPreview, plain: plainPreview } }) });
     cases.push({
-      case: `noop_up_${n}`,
-      ...result("scale", "ms", groupNoop, plainNoop, { groupSize: n, samples: { group: groupNoop, plain: plainNoop }, createUpMs: { group: groupCreate.ms, plain: plainCreate.ms } }),
+      case: `noop_up_${n}${suffix}`,
+      ...result("scale", "ms", groupNoop, plainNoop, { groupSize: n, design, samples: { reseat: groupNoop, plain: plainNoop }, createUpMs: { reseat: groupCreate.ms, plain: plain.createMs } }),
     });
 
     // The single-PE floor, with the group's N members running.
     const floors = await rawFloors(backend, FLOOR_PE, BASE_PORT + n, floorWorkload, FLOOR_RUNS, () => undefined);
     const floor = median(floors);
-    log(`reseat N ${n}: floor median ${floor} ms over ${floors.length} runs`);
+    log(`reseat ${design} N ${n}: floor median ${floor} ms over ${floors.length} runs`);
 
     for (const [i, k] of ks.entries()) {
       const image = workload.images[(i + 1) % 2]!;
-      writeStackConfig(groupDir, groupConfig(n, workload, image, k));
+      writeStackConfig(groupDir, groupConfig(design, n, workload, image, k));
       const events = await recordGroupEvents(backend, GROUP, FLOOR_PE);
       const writes = watchCheckpoint(groupDir);
       takeTrace(TRACE_FILE);
@@ -298,7 +336,7 @@ async function reseatSide(n: number, ks: number[], workload: ScaleWorkload, back
       const noop = await runCli(groupDir, "up", GROUPS_PROGRAM);
       const value = rollout.ms - noop.ms;
       const baseline = (n * floor) / k;
-      const timeline = memberTimelines(GROUP, rollout, seen);
+      const timeline = memberTimelines(GROUP, rollout, seen, CONFIG_KEY[design]);
       const killToReady = timeline.filter((m) => m.kill !== undefined && m.ready !== undefined).map((m) => m.ready! - m.kill!);
       const handoffs = handoffMs(GROUP, timeline, k);
       const parallelFloor = k > 1 ? await rawParallelFloor(backend, n, k, FLOOR_PE, BASE_PORT + n + 1, floorWorkload) : undefined;
@@ -313,20 +351,21 @@ async function reseatSide(n: number, ks: number[], workload: ScaleWorkload, back
         overheadPerMemberMs: round((value - baseline) / n),
         memberKillToReadyMs: spread(killToReady),
         handoffMs: spread(handoffs),
-        handoffPhasesMs: Object.fromEntries(Object.entries(handoffPhases(GROUP, timeline, trace, rollout.startedAt, k)).map(([phase, values]) => [phase, spread(values)])),
+        ...(design === "group" ? {} : { handoffIs: "within reseat's rollout routine: lease, observation, the next executable prepared" }),
+        handoffPhasesMs: design !== "group" ? null : Object.fromEntries(Object.entries(handoffPhases(GROUP, timeline, trace, rollout.startedAt, k)).map(([phase, values]) => [phase, spread(values)])),
         maxMembersDownAtOnce: maxConcurrentlyDown(timeline),
         ...(parallelFloor !== undefined ? { rawParallelFloorMs: parallelFloor } : {}),
         checkpointFileEventsDuringRollout: checkpointEvents,
         loadAverage: os.loadavg().map((l) => round(l, 2)),
       };
-      log(`reseat N ${n}, k ${k}: up ${rollout.ms} ms - no-op ${noop.ms} ms = ${value} ms (floor ${Math.round(baseline)} ms) ${JSON.stringify({ handoffMs: detail.handoffMs, killToReady: detail.memberKillToReadyMs, maxDown: detail.maxMembersDownAtOnce, rawParallelFloorMs: parallelFloor })}`);
+      log(`reseat ${design} N ${n}, k ${k}: up ${rollout.ms} ms - no-op ${noop.ms} ms = ${value} ms (floor ${Math.round(baseline)} ms) ${JSON.stringify({ handoffMs: detail.handoffMs, killToReady: detail.memberKillToReadyMs, maxDown: detail.maxMembersDownAtOnce, rawParallelFloorMs: parallelFloor })}`);
       rollouts.push({ k, value, floor: baseline, detail });
     }
     const after = await checkpointSize(groupDir, n);
-    const checkpointCase = cases.find((c) => c.case === `checkpoint_bytes_per_member_${n}`)!;
+    const checkpointCase = cases.find((c) => c.case === `checkpoint_bytes_per_member_${n}${suffix}`)!;
     checkpointCase.exportBytesAfterRollouts = after.exportBytes;
   } finally {
-    await destroyBenchStacks(groupDir, plainDir, log);
+    await destroyBenchStacks(groupDir, undefined, log);
     await leftovers();
   }
   return rollouts;
@@ -392,7 +431,7 @@ function watchCheckpoint(dir: string): { stop: () => number | null } {
   };
 }
 
-function plotSeries(ns: number[], ks: number[], reseatByN: Map<number, ReseatRollout[]>, peerByN: Map<number, Partial<Record<PeerName, Map<number, PeerOutcome>>>>): ScaleSeries[] {
+function plotSeries(ns: number[], ks: number[], reseatByN: Record<Design, Map<number, ReseatRollout[]>>, peerByN: Map<number, Partial<Record<PeerName, Map<number, PeerOutcome>>>>): ScaleSeries[] {
   const series: ScaleSeries[] = [];
   for (const k of ks) {
     const points = (pick: (n: number) => number | null | undefined): [number, number][] =>
@@ -400,8 +439,9 @@ function plotSeries(ns: number[], ks: number[], reseatByN: Map<number, ReseatRol
         const v = pick(n);
         return v === null || v === undefined || v <= 0 ? [] : [[n, v] as [number, number]];
       });
-    series.push({ system: "reseat", k, points: points((n) => reseatByN.get(n)?.find((r) => r.k === k)?.value) });
-    series.push({ system: "floor", k, points: points((n) => reseatByN.get(n)?.find((r) => r.k === k)?.floor) });
+    series.push({ system: "reseat fleet", k, points: points((n) => reseatByN.fleet.get(n)?.find((r) => r.k === k)?.value) });
+    series.push({ system: "reseat group", k, points: points((n) => reseatByN.group.get(n)?.find((r) => r.k === k)?.value) });
+    series.push({ system: "floor", k, points: points((n) => (reseatByN.fleet.get(n) ?? reseatByN.group.get(n))?.find((r) => r.k === k)?.floor) });
     for (const p of PEER_NAMES) series.push({ system: p, k, points: points((n) => peerByN.get(n)?.[p]?.get(k)?.ms) });
   }
   return series.filter((s) => s.points.length);

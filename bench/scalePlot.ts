@@ -7,7 +7,7 @@ export interface ScaleSeries {
   points: [number, number][];
 }
 
-const COLORS: Record<string, string> = { reseat: "#1565c0", floor: "#757575", opentofu: "#7b1fa2", compose: "#ef6c00", statefulset: "#2e7d32" };
+const COLORS: Record<string, string> = { "reseat fleet": "#1565c0", "reseat group": "#64b5f6", floor: "#757575", opentofu: "#7b1fa2", compose: "#ef6c00", statefulset: "#2e7d32" };
 const DASHES = ["", "7 4", "2 3", "10 3 2 3"];
 
 export function renderScalePlot(title: string, series: ScaleSeries[]): string {

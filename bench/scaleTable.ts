@@ -7,12 +7,12 @@ export function scaleTables(cases: CaseResult[]): string {
   const s = (ms: unknown) => (typeof ms === "number" ? (ms / 1000).toFixed(1) : "—");
   const x = (ratio: unknown) => (typeof ratio === "number" ? `${ratio.toFixed(2)}×` : "—");
   const lines = [
-    "| N | k | reseat (s) | floor (s) | reseat ÷ floor | OpenTofu (s) | reseat ÷ OpenTofu | Compose (s) | reseat ÷ Compose | StatefulSet (s) | reseat ÷ StatefulSet |",
-    "|---|---|---|---|---|---|---|---|---|---|---|",
+    "| N | k | reseat as | reseat (s) | floor (s) | reseat ÷ floor | OpenTofu (s) | reseat ÷ OpenTofu | Compose (s) | reseat ÷ Compose | StatefulSet (s) | reseat ÷ StatefulSet |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const c of cases.filter((c) => c.case?.startsWith("rollout_"))) {
     lines.push(
-      `| ${c.groupSize} | ${c.concurrency} | ${s(c.value)} | ${s(c.baseline)} | ${x(c.ratio)} | ${PEERS.map((p) => `${s(c[p])} | ${x(c[`ratio_${p}`])}`).join(" | ")} |`,
+      `| ${c.groupSize} | ${c.concurrency} | ${c.design ?? "group"} | ${s(c.value)} | ${s(c.baseline)} | ${x(c.ratio)} | ${PEERS.map((p) => `${s(c[p])} | ${x(c[`ratio_${p}`])}`).join(" | ")} |`,
     );
   }
   lines.push("", "| case | value | baseline | ratio |", "|---|---|---|---|");

@@ -37,42 +37,84 @@ async function observeHeld(backend: Backend, member: FleetMemberPlan): Promise<R
   return { executableId: running.id, executableName: running.name, generation: running.generation, host: running.host ?? (await backend.identity()).name, replacedAt: at, readyAt: at, adopted: true, retired: [], reverted: false };
 }
 
-async function rollMember(backend: Backend, member: FleetMemberPlan, options: FleetRolloutOptions): Promise<MemberOutcome> {
+/** Thrown through a member's gate when the rollout has stopped: the member was not begun. */
+class RolloutStopped extends Error {
+  constructor() {
+    super("the rollout stopped before this member");
+  }
+}
+
+async function rollMember(backend: Backend, member: FleetMemberPlan, options: FleetRolloutOptions, gate: Gate): Promise<MemberOutcome> {
   await claimMemberVolume(backend, member);
   if (member.held) {
     const kept = await observeHeld(backend, member);
     if (kept) return { ordinal: member.ordinal, kind: "held", result: kept };
   }
-  const result = await reseat(backend, member.desired, { holder: options.holder });
+  const result = await reseat(backend, member.desired, { holder: options.holder, beforeGap: gate.wait, onReady: gate.ready });
   // Kept as it runs: settings that change without a new executable go to its control file.
   if (result.adopted && member.controlChanged) await applyControl(backend, member.desired);
   return { ordinal: member.ordinal, kind: "done", result };
 }
 
+/** A member's place in its chain: when it may stop its old executable, and how it says it is ready. */
+interface Gate {
+  /** Resolves when the member before it on the chain is ready; rejects when the rollout stopped. */
+  wait: () => Promise<void>;
+  /** This member's new executable is ready. */
+  ready: () => void;
+}
+
 /**
  * Rolls the members (indexed by ordinal) along the plan's chains. Returns one outcome per member;
  * never throws for a member's failure (the caller reports it with what was done).
+ *
+ * Within a chain a member is prepared (lock, observation, its next executable created) while the one
+ * before it is still in its gap, and stops its old executable only once that one is ready: at most
+ * maxUnavailable members are ever down, and the hand-off between members is not spent preparing.
  */
 export async function rollFleet(backend: Backend, plan: RolloutPlan, members: FleetMemberPlan[], options: FleetRolloutOptions): Promise<MemberOutcome[]> {
   const outcomes: MemberOutcome[] = [];
   let stopped = false;
-  await Promise.all(
-    plan.chains.map(async (chain) => {
-      for (const ordinal of chain) {
-        const member = members[ordinal]!;
-        if (stopped) {
-          outcomes[ordinal] = { ordinal, kind: "not-begun" };
-          continue;
-        }
-        try {
-          outcomes[ordinal] = await rollMember(backend, member, options);
-        } catch (error) {
-          stopped = true;
-          outcomes[ordinal] = { ordinal, kind: "failed", error: error as Error };
-        }
-      }
-    }),
-  );
+  const runChain = async (chain: number[]) => {
+    let before: Promise<void> = Promise.resolve(); // the previous member of the chain is ready
+    const running: Promise<void>[] = [];
+    for (const ordinal of chain) {
+      const previous = before;
+      let own!: () => void;
+      const ownReady = new Promise<void>((resolve) => (own = resolve));
+      // Ready in chain order: a member kept as it runs must not let the next one stop before the one
+      // before it is ready.
+      const ready = Promise.all([previous, ownReady]).then(() => undefined);
+      before = ready;
+      const gate: Gate = {
+        wait: async () => {
+          await previous;
+          if (stopped) throw new RolloutStopped();
+        },
+        ready: own,
+      };
+      running.push(
+        (async () => {
+          try {
+            if (stopped) throw new RolloutStopped();
+            outcomes[ordinal] = await rollMember(backend, members[ordinal]!, options, gate);
+          } catch (error) {
+            if (error instanceof RolloutStopped) outcomes[ordinal] = { ordinal, kind: "not-begun" };
+            else {
+              stopped = true;
+              outcomes[ordinal] = { ordinal, kind: "failed", error: error as Error };
+            }
+          } finally {
+            own(); // ended one way or another: the chain moves on (and sees `stopped`)
+          }
+        })(),
+      );
+      // Prepare at most one member ahead: the next one starts once the one before this is ready.
+      await previous;
+    }
+    await Promise.all(running);
+  };
+  await Promise.all(plan.chains.map(runChain));
   return outcomes;
 }
 

@@ -67,6 +67,15 @@ export interface ReseatOptions {
   keepControl?: boolean;
   /** Only act if the PE still needs it, judged fresh under the lock (the controller's re-check). */
   stillNeeded?: (observed: ObservedExecutable[]) => boolean;
+  /**
+   * Awaited with the next executable prepared, right before the serving one is told to stop: a rollout
+   * prepares a member while the one before it is still in its gap, and opens this gate when that one is
+   * ready. A rejection ends the call before anything stopped: the prepared executable is removed, the
+   * old one keeps serving, and the rejection is rethrown.
+   */
+  beforeGap?: () => Promise<void>;
+  /** Called once the new executable is ready (before the old one is removed): opens the next gate. */
+  onReady?: () => void;
 }
 
 /**
@@ -180,6 +189,15 @@ async function converge(backend: Backend, desired: ExecutableDesired, options: R
   const id = await backend.prepare(desired, { name, generation, specHash: hash });
   await faultPoint("after-prepare");
 
+  if (options.beforeGap) {
+    try {
+      await options.beforeGap();
+    } catch (error) {
+      await backend.remove(id).catch(() => undefined);
+      throw error;
+    }
+  }
+
   // 4. The gap: stop the old one gracefully (its final commit) → record the generation → start → ready.
   const replacedAt = new Date().toISOString();
   let readyAt = replacedAt;
@@ -199,6 +217,7 @@ async function converge(backend: Backend, desired: ExecutableDesired, options: R
     await faultPoint("after-start");
     await backend.waitReady(id, desired);
     readyAt = new Date().toISOString(); // the gap ends here; what follows happens while the new one serves
+    options.onReady?.();
   } catch (error) {
     const failure = error as Error;
     const logs = await backend.logsTail(id, 20).catch(() => "(logs unavailable)");

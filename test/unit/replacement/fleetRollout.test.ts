@@ -46,11 +46,32 @@ describe("rollFleet", () => {
     const outcomes = await rollFleet(engine, plan(1), next, { holder: "test" });
     expect(outcomes.map((o) => o.kind)).toEqual(["not-begun", "not-begun", "failed", "done", "done"]);
     for (const o of [0, 1]) expect(running(engine, `f-${o}`).map((e) => e.id)).toEqual([kept.get(o)]);
+    // Member 1 was prepared ahead while member 2 was in its gap: its prepared executable is gone again.
+    expect(engine.calls).toContain(`prepare reseat-f-1-g2`);
+    expect([...engine.executables.values()].filter((e) => e.desired.peId === "f-1").map((e) => e.id)).toEqual([kept.get(1)]);
     expect(running(engine, "f-2").map((e) => e.desired.imageRef)).toEqual(["app:1"]);
     for (const o of [3, 4]) expect(running(engine, `f-${o}`).map((e) => e.desired.imageRef)).toEqual(["app:2"]);
     const message = describeFailedRollout("f", next, outcomes, plan(1).order);
     expect(message).toContain('fleet "f": the rollout stopped at f-2.');
     expect(message).toContain("not begun (running what they ran before): f-1, f-0");
+  });
+
+  it("prepares the next member while the one before is in its gap, and stops it only once that one is ready", async () => {
+    const engine = new FakeBackend();
+    await rollFleet(engine, plan(1), members(() => "app:1"), { holder: "test" });
+    const idOf = (peId: string, generation: number) => [...engine.executables.values()].find((e) => e.desired.peId === peId && e.name === `reseat-${peId}-g${generation}`)?.id;
+    const old = new Map([4, 3, 2, 1, 0].map((o) => [o, idOf(`f-${o}`, 1)!]));
+    const from = engine.calls.length;
+    // Member 2 keeps its spec (as a member whose spec did not change): it must not let member 1 stop
+    // before member 3 is ready.
+    await rollFleet(engine, plan(1), members((o) => (o === 2 ? "app:1" : "app:2")), { holder: "test" });
+    const calls = engine.calls.slice(from);
+    const at = (call: string) => calls.indexOf(call);
+    expect(at(`prepare reseat-f-3-g2`)).toBeLessThan(at(`waitReady ${idOf("f-4", 2)}`)); // prepared ahead
+    expect(at(`stop ${old.get(3)}`)).toBeGreaterThan(at(`waitReady ${idOf("f-4", 2)}`)); // stopped after ready
+    expect(at(`stop ${old.get(1)}`)).toBeGreaterThan(at(`waitReady ${idOf("f-3", 2)}`));
+    expect(at(`stop ${old.get(0)}`)).toBeGreaterThan(at(`waitReady ${idOf("f-1", 2)}`));
+    expect(calls.filter((c) => c === `stop ${old.get(2)}`)).toEqual([]);
   });
 
   it("held members (below the partition) that run are not touched", async () => {
