@@ -6,7 +6,7 @@
 // keeps its own state volume (kept on destroy and on scale-down), on a Docker engine.
 import * as pulumi from "@pulumi/pulumi";
 import { Fleet } from "../src/provider/fleet";
-import { previewFleet } from "../src/provider/fleetRuntime";
+import type * as FleetRuntime from "../src/provider/fleetRuntime";
 import { parseFleet, FleetMemberState } from "../src/plan/fleetPlan";
 import type { GroupSpec } from "../src/spec/group";
 import type { ProcessingElementGroupArgs } from "./processingElementGroup";
@@ -52,16 +52,19 @@ export class ProcessingElementFleet extends pulumi.ComponentResource {
     // One line per member that changes, judged from what runs now: preview lists them (the Fleet's
     // own diff names only the template). Not being able to list them is no reason to stop an up.
     const planned = pulumi.output(
-      previewFleet(fields).then(
-        (lines) => {
-          for (const line of lines) pulumi.log.info(line.message, this);
-          return lines.filter((line) => line.change !== "held").length;
-        },
-        (error: Error) => {
-          pulumi.log.warn(`could not list the members' changes: ${error.message}`, this);
-          return null;
-        },
-      ),
+      // Loaded on first use: the engine clients are not every program's business.
+      Promise.resolve()
+        .then(() => (require("../src/provider/fleetRuntime") as typeof FleetRuntime).previewFleet(fields))
+        .then(
+          (lines) => {
+            for (const line of lines) pulumi.log.info(line.message, this);
+            return lines.filter((line) => line.change !== "held").length;
+          },
+          (error: Error) => {
+            pulumi.log.warn(`could not list the members' changes: ${error.message}`, this);
+            return null;
+          },
+        ),
     );
     // The members are the Fleet's outputs already (no second copy in the checkpoint).
     this.registerOutputs({ updatedReplicas: this.updatedReplicas, plannedChanges: planned });
