@@ -123,7 +123,10 @@ export async function readFleet(id: string, props: FleetState): Promise<{ id: st
   const before = new Map((props.members ?? []).map((m) => [m.ordinal, m]));
   await inLanes(members, LANES, async (member) => {
     const state = await observeMember(engine, member, undefined, !member.held);
-    if (state) observed[member.ordinal] = { ...state, ...(before.get(member.ordinal)?.executableId === state.executableId ? { replacedAt: before.get(member.ordinal)!.replacedAt, readyAt: before.get(member.ordinal)!.readyAt } : {}) };
+    if (!state) return;
+    // The same executable as recorded: keep when it was replaced and seen ready (the engine knows only its start).
+    const recorded = before.get(member.ordinal);
+    observed[member.ordinal] = recorded?.executableId === state.executableId ? { ...state, replacedAt: recorded.replacedAt, readyAt: recorded.readyAt } : state;
   });
   return { id, props: { ...props, members: observed.filter(Boolean) } };
 }
