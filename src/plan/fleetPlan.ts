@@ -148,10 +148,14 @@ export function planFleetDiff(olds: FleetChecked & { members?: FleetMemberState[
     }
   }
   const changed: string[] = ROLLED.filter((field) => JSON.stringify(olds[field] ?? null) !== JSON.stringify(news[field] ?? null));
-  // Members that do not run what the template says (a rollout that stopped at a failure, a revert):
-  // the next up rolls them again, level-triggered.
-  const behind = (olds.members ?? []).some((m) => m.updated === false && m.ordinal >= news.rollout.partition);
-  if (behind && !changed.includes("members")) changed.push("members");
+  // Members that do not run what the template says (a rollout that stopped at a failure, a revert), or
+  // run nothing at all (removed behind reseat's back, seen by a refresh): the next up rolls them again.
+  if (olds.members) {
+    const seen = new Set(olds.members.map((m) => m.ordinal));
+    const behind = olds.members.some((m) => m.updated === false && m.ordinal >= news.rollout.partition);
+    const missing = Array.from({ length: Math.min(olds.replicas, news.replicas) }, (_, o) => o).some((o) => !seen.has(o));
+    if (behind || missing) changed.push("members");
+  }
   return { changes: changed.length > 0, changed };
 }
 

@@ -3,7 +3,7 @@
 // Engine; availability and order observed independently through Engine events; state read back from
 // each member's workload and from `pulumi stack export`.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Project, checkpointText, cleanup, containersOf, httpJson, makeProject, volumeExists } from "../support/harness";
+import { Project, checkpointText, cleanup, containersOf, docker, httpJson, makeProject, volumeExists } from "../support/harness";
 import { FleetOutputs, fleetOutputs, groupCli, mustGroup, setFleets, watchAvailability } from "../support/group";
 
 const FLEET = `itf${process.pid % 100000}`;
@@ -173,6 +173,21 @@ describe("a fleet: one resource that rolls its members itself", () => {
     expect(four.members.map((m) => m.peId)).toEqual(ids(4));
     for (const o of [2, 3]) expect((await stateOf(o)).lines).toEqual([`m${o}-a`, `m${o}-b`]);
     current = four;
+  });
+
+  it("a member removed behind reseat's back: refresh records it gone; the next up brings it back on its volume with its state", async () => {
+    const victim = current.members.find((m) => m.ordinal === 1)!;
+    await docker.getContainer(victim.executableId).remove({ force: true });
+    await mustGroup(project, "refresh");
+    const recorded = JSON.parse(checkpointText(project)) as { checkpoint: { latest: { resources: { type: string; outputs?: { members?: FleetOutputs["members"] } }[] } } };
+    const members = recorded.checkpoint.latest.resources.find((r) => r.type === "pulumi-nodejs:dynamic/reseat:Fleet")!.outputs!.members!;
+    expect(members.map((m) => m.ordinal)).toEqual([0, 2, 3]);
+    const back = fleetOutputs(await mustGroup(project, "up"), FLEET);
+    expect(back.members.map((m) => m.ordinal)).toEqual([0, 1, 2, 3]);
+    expect(back.members[1]!.generation).toBe(victim.generation + 1);
+    expect((await stateOf(1)).lines).toEqual(["m1-a", "m1-b"]);
+    for (const o of [0, 2, 3]) expect(back.members[o]!.executableId).toBe(current.members[o]!.executableId);
+    current = back;
   });
 
   it("invalid fleet specs fail preview naming each field; nothing is created", async () => {

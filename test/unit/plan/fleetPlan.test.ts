@@ -79,9 +79,11 @@ describe("planFleetDiff", () => {
     expect(planFleetDiff(fleet(), next)).toEqual({ changes: true, changed: ["template", "imageIds"] });
   });
 
-  it("members left behind by a stopped rollout are rolled again", () => {
-    const olds = { ...fleet(), members: [{ ordinal: 1, updated: false } as never] };
-    expect(planFleetDiff(olds, fleet()).changes).toBe(true);
+  it("members left behind by a stopped rollout, or running nothing, are rolled again", () => {
+    const member = (ordinal: number, updated = true) => ({ ordinal, updated }) as never;
+    expect(planFleetDiff({ ...fleet(), members: [0, 1, 2, 3].map((o) => member(o)) }, fleet()).changes).toBe(false);
+    expect(planFleetDiff({ ...fleet(), members: [member(0), member(1, false), member(2), member(3)] }, fleet()).changed).toEqual(["members"]);
+    expect(planFleetDiff({ ...fleet(), members: [member(0), member(2), member(3)] }, fleet()).changed).toEqual(["members"]);
   });
 
   it("refuses a rename (other PEs), naming the field", () => {
