@@ -4,7 +4,7 @@
 // each member's workload and from `pulumi stack export`.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Project, checkpointText, cleanup, containersOf, docker, httpJson, makeProject, volumeExists } from "../support/harness";
-import { FleetOutputs, fleetOutputs, groupCli, mustGroup, setFleets, watchAvailability } from "../support/group";
+import { DemoGroupOverrides, FleetOutputs, demoGroupSpec, fleetOutputs, groupCli, mustGroup, recordedFleetMembers, setFleets, watchAvailability } from "../support/group";
 
 const FLEET = `itf${process.pid % 100000}`;
 // Ten ports per run, away from the group test's (19000+) and the ephemeral range.
@@ -14,24 +14,8 @@ const ids = (n: number) => Array.from({ length: n }, (_, o) => `${FLEET}-${o}`);
 const port = (ordinal: number) => BASE_PORT + ordinal;
 type StateView = { version: string; generation: number; lines: string[] };
 
-function fleet(overrides: { image?: string; replicas?: number; maxUnavailable?: number; command?: string[]; template?: Record<string, unknown> } = {}) {
-  return {
-    name: FLEET,
-    replicas: overrides.replicas ?? REPLICAS,
-    template: {
-      image: overrides.image ?? "reseat-demo-workload:v1",
-      ...(overrides.command ? { command: overrides.command } : {}),
-      network: "host",
-      env: { PORT: `{{ordinal + ${BASE_PORT}}}` },
-      commitInterval: "5s",
-      stop: { graceSeconds: 5 },
-      persistentStore: { kind: "none" },
-      resources: { memoryMiB: 128 },
-      readiness: { httpGet: { port: `{{ordinal + ${BASE_PORT}}}`, path: "/healthz" }, timeout: "20s" },
-      ...overrides.template,
-    },
-    rollout: { maxUnavailable: overrides.maxUnavailable ?? 1 },
-  };
+function fleet(overrides: DemoGroupOverrides = {}) {
+  return demoGroupSpec(FLEET, BASE_PORT, REPLICAS, overrides);
 }
 
 const stateOf = (ordinal: number) => httpJson<StateView>(port(ordinal), "/state");
@@ -126,8 +110,7 @@ describe("a fleet: one resource that rolls its members itself", () => {
     expect((await stateOf(1)).lines).toEqual(["m1-a", "m1-b"]);
     expect((await containersOf(`${FLEET}-0`, false)).map((c) => c.Id)).toEqual([current.members[0]!.executableId]);
     // Pulumi recorded the members as they run now (a partial update), not the previous deployment.
-    const recorded = JSON.parse(checkpointText(project)) as { checkpoint: { latest: { resources: { type: string; outputs?: { members?: FleetOutputs["members"] } }[] } } };
-    const members = recorded.checkpoint.latest.resources.find((r) => r.type === "pulumi-nodejs:dynamic/reseat:Fleet")!.outputs!.members!;
+    const members = recordedFleetMembers(checkpointText(project));
     expect(members.map((m) => [m.ordinal, m.imageRef === "reseat-demo-workload:v1" ? "new" : "old", m.updated])).toEqual([
       [0, "old", false],
       [1, "old", false],
@@ -179,9 +162,7 @@ describe("a fleet: one resource that rolls its members itself", () => {
     const victim = current.members.find((m) => m.ordinal === 1)!;
     await docker.getContainer(victim.executableId).remove({ force: true });
     await mustGroup(project, "refresh");
-    const recorded = JSON.parse(checkpointText(project)) as { checkpoint: { latest: { resources: { type: string; outputs?: { members?: FleetOutputs["members"] } }[] } } };
-    const members = recorded.checkpoint.latest.resources.find((r) => r.type === "pulumi-nodejs:dynamic/reseat:Fleet")!.outputs!.members!;
-    expect(members.map((m) => m.ordinal)).toEqual([0, 2, 3]);
+    expect(recordedFleetMembers(checkpointText(project)).map((m) => m.ordinal)).toEqual([0, 2, 3]);
     const back = fleetOutputs(await mustGroup(project, "up"), FLEET);
     expect(back.members.map((m) => m.ordinal)).toEqual([0, 1, 2, 3]);
     expect(back.members[1]!.generation).toBe(victim.generation + 1);

@@ -3,7 +3,7 @@
 // independently, through Engine events only.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Project, cleanup, containersOf, httpJson, makeProject, volumeExists } from "../support/harness";
-import { GroupOutputs, groupCli, groupOutputs, mustGroup, setGroups, watchAvailability } from "../support/group";
+import { DemoGroupOverrides, GroupOutputs, demoGroupSpec, groupCli, groupOutputs, mustGroup, setGroups, watchAvailability } from "../support/group";
 
 const GROUP = `itg${process.pid % 100000}`;
 // Ten ports per run, away from the other integration tests' ranges.
@@ -14,23 +14,8 @@ const ids = (n: number) => Array.from({ length: n }, (_, o) => `${GROUP}-${o}`);
 const port = (ordinal: number) => BASE_PORT + ordinal;
 type StateView = { version: string; generation: number; lines: string[] };
 
-function group(overrides: { image?: string; replicas?: number; maxUnavailable?: number; partition?: number; command?: string[] } = {}) {
-  return {
-    name: GROUP,
-    replicas: overrides.replicas ?? REPLICAS,
-    template: {
-      image: overrides.image ?? "reseat-demo-workload:v1",
-      ...(overrides.command ? { command: overrides.command } : {}),
-      network: "host",
-      env: { PORT: `{{ordinal + ${BASE_PORT}}}` },
-      commitInterval: "5s",
-      stop: { graceSeconds: 5 },
-      persistentStore: { kind: "none" },
-      resources: { memoryMiB: 128 },
-      readiness: { httpGet: { port: `{{ordinal + ${BASE_PORT}}}`, path: "/healthz" }, timeout: "20s" },
-    },
-    rollout: { maxUnavailable: overrides.maxUnavailable ?? 1, partition: overrides.partition ?? 0 },
-  };
+function group(overrides: DemoGroupOverrides = {}) {
+  return demoGroupSpec(GROUP, BASE_PORT, REPLICAS, overrides);
 }
 
 async function stateOf(ordinal: number): Promise<StateView> {

@@ -147,3 +147,42 @@ export function fleetOutputs(result: CliResult, name: string): FleetOutputs {
   if (!fleet) throw new Error(`no outputs for fleet ${name}: ${JSON.stringify(result.doc.outputs)}`);
   return fleet;
 }
+
+export interface DemoGroupOverrides {
+  image?: string;
+  replicas?: number;
+  maxUnavailable?: number;
+  partition?: number;
+  command?: string[];
+  template?: Record<string, unknown>;
+}
+
+/**
+ * A group or fleet spec of the demo workload on the host network, member o on port basePort + o: what
+ * the group and fleet tests roll.
+ */
+export function demoGroupSpec(name: string, basePort: number, replicas: number, overrides: DemoGroupOverrides = {}) {
+  return {
+    name,
+    replicas: overrides.replicas ?? replicas,
+    template: {
+      image: overrides.image ?? "reseat-demo-workload:v1",
+      ...(overrides.command ? { command: overrides.command } : {}),
+      network: "host",
+      env: { PORT: `{{ordinal + ${basePort}}}` },
+      commitInterval: "5s",
+      stop: { graceSeconds: 5 },
+      persistentStore: { kind: "none" },
+      resources: { memoryMiB: 128 },
+      readiness: { httpGet: { port: `{{ordinal + ${basePort}}}`, path: "/healthz" }, timeout: "20s" },
+      ...overrides.template,
+    },
+    rollout: { maxUnavailable: overrides.maxUnavailable ?? 1, partition: overrides.partition ?? 0 },
+  };
+}
+
+/** The fleet's members as Pulumi recorded them in the checkpoint (also after a failed update). */
+export function recordedFleetMembers(checkpoint: string): FleetMemberOutputs[] {
+  const doc = JSON.parse(checkpoint) as { checkpoint: { latest: { resources: { type: string; outputs?: { members?: FleetMemberOutputs[] } }[] } } };
+  return doc.checkpoint.latest.resources.find((r) => r.type === "pulumi-nodejs:dynamic/reseat:Fleet")?.outputs?.members ?? [];
+}
