@@ -21,6 +21,7 @@
 // opentofu,compose,statefulset), RESEAT_BENCH_RUNS (previews and no-op ups, default 3),
 // RESEAT_BENCH_FLOOR_RUNS (default 7), RESEAT_BENCH_SCALE_HEALTH_INTERVAL_MS (Docker healthchecks of the
 // Docker peers, default 5000: 1 s overloads 2 cores at N = 100), RESEAT_BENCH_SCALE_PORT_BASE (reseat's members, default 28000),
+// RESEAT_BENCH_SCALE_PLAIN (0: no plain baseline for preview_N / noop_up_N),
 // RESEAT_BENCH_SCALE_BUDGET_MIN (optional: steps that would overrun it are recorded as not run, with why).
 // bench/results/scale.json is rewritten after every step, so that a cut-short run keeps what it measured.
 import { execFile } from "node:child_process";
@@ -64,6 +65,8 @@ const execFileAsync = promisify(execFile);
 const RUNS = Number(process.env.RESEAT_BENCH_RUNS ?? 3);
 const FLOOR_RUNS = Number(process.env.RESEAT_BENCH_FLOOR_RUNS ?? 7);
 const BASE_PORT = Number(process.env.RESEAT_BENCH_SCALE_PORT_BASE ?? 28000);
+/** RESEAT_BENCH_SCALE_PLAIN=0 leaves out the plain baseline of preview_N and noop_up_N (minutes at N = 1000). */
+const PLAIN = process.env.RESEAT_BENCH_SCALE_PLAIN !== "0";
 const HEALTH_INTERVAL_MS = Number(process.env.RESEAT_BENCH_SCALE_HEALTH_INTERVAL_MS ?? 5000);
 /** Optional time budget (minutes): steps that would not end within it are recorded as not run. */
 const BUDGET_MIN = process.env.RESEAT_BENCH_SCALE_BUDGET_MIN ? Number(process.env.RESEAT_BENCH_SCALE_BUDGET_MIN) : undefined;
@@ -153,7 +156,7 @@ export async function benchScale(): Promise<string> {
       continue;
     }
     // 1. reseat, as a fleet and as a group: preview / no-op up vs plain, the checkpoint, the floor, one rollout per k.
-    const plain = await plainSide(n, workload, log);
+    const plain = PLAIN ? await plainSide(n, workload, log) : undefined;
     const rolloutCases = new Map<number, CaseResult[]>();
     for (const design of designs) {
       const reseat = await reseatSide(design, n, ks, workload, backend, cases, plain, log);
@@ -276,15 +279,13 @@ async function plainSide(n: number, workload: ScaleWorkload, log: (text: string)
 }
 
 /** reseat's side for one N and design (cases preview_N, noop_up_N, checkpoint_bytes_per_member_N go straight into `cases`). */
-async function reseatSide(design: Design, n: number, ks: number[], workload: ScaleWorkload, backend: DockerBackend, cases: CaseResult[], plain: PlainSide, log: (text: string) => void): Promise<ReseatRollout[]> {
+async function reseatSide(design: Design, n: number, ks: number[], workload: ScaleWorkload, backend: DockerBackend, cases: CaseResult[], plain: PlainSide | undefined, log: (text: string) => void): Promise<ReseatRollout[]> {
   const floorWorkload: FloorWorkload = { images: workload.images, template: (image, port) => memberTemplate(image, port, workload.memoryMiB) };
   const groupDir = benchProject(`bench-scale-${design}`);
   const leftovers = () => removeGroupLeftovers(backend, GROUP, { plainPrefix: PLAIN_PREFIX, floorPrefix: FLOOR_PE });
   await leftovers();
   const rollouts: ReseatRollout[] = [];
   const suffix = SUFFIX[design];
-  const plainPreview = plain.preview;
-  const plainNoop = plain.noop;
   try {
     // The members at images[0].
     writeStackConfig(groupDir, groupConfig(design, n, workload, workload.images[0], ks[0]!));
@@ -315,12 +316,14 @@ async function reseatSide(design: Design, n: number, ks: number[], workload: Sca
       groupPreview.push((await runCli(groupDir, "preview", GROUPS_PROGRAM)).ms);
       groupNoop.push((await runCli(groupDir, "up", GROUPS_PROGRAM)).ms);
     }
-    log(`reseat ${design} N ${n}: preview ${median(groupPreview)} ms (plain ${median(plainPreview)}), no-op up ${median(groupNoop)} ms (plain ${median(plainNoop)})`);
-    cases.push({ case: `preview_${n}${suffix}`, ...result("scale", "ms", groupPreview, plainPreview, { groupSize: n, design, samples: { reseat: groupPreview, plain: plainPreview } }) });
-    cases.push({
-      case: `noop_up_${n}${suffix}`,
-      ...result("scale", "ms", groupNoop, plainNoop, { groupSize: n, design, samples: { reseat: groupNoop, plain: plainNoop }, createUpMs: { reseat: groupCreate.ms, plain: plain.createMs } }),
-    });
+    log(`reseat ${design} N ${n}: preview ${median(groupPreview)} ms (plain ${plain ? median(plain.preview) : "not run"}), no-op up ${median(groupNoop)} ms (plain ${plain ? median(plain.noop) : "not run"})`);
+    if (plain) {
+      cases.push({ case: `preview_${n}${suffix}`, ...result("scale", "ms", groupPreview, plain.preview, { groupSize: n, design, samples: { reseat: groupPreview, plain: plain.preview } }) });
+      cases.push({
+        case: `noop_up_${n}${suffix}`,
+        ...result("scale", "ms", groupNoop, plain.noop, { groupSize: n, design, samples: { reseat: groupNoop, plain: plain.noop }, createUpMs: { reseat: groupCreate.ms, plain: plain.createMs } }),
+      });
+    }
 
     // The single-PE floor, with the group's N members running.
     const floors = await rawFloors(backend, FLOOR_PE, BASE_PORT + n, floorWorkload, FLOOR_RUNS, () => undefined);
