@@ -1,3 +1,4 @@
+import { rm } from "node:fs/promises";
 import { backup, DatabaseSync, type StatementSync } from "node:sqlite";
 import { DB_FORMAT } from "./dbFile";
 import { LocalStateCorruptError, StateClosedError, StateWriteFailedError } from "./errors";
@@ -24,6 +25,8 @@ interface PendingWrite {
 
 /** Pages per backup step: small steps keep the connection free for the workload's writes in between. */
 const BACKUP_PAGES_PER_STEP = 256;
+/** A backup that failed is started again from the beginning, this many times in all. */
+const BACKUP_ATTEMPTS = 3;
 
 /**
  * The real-time state on the volume: a SQLite database in WAL mode with synchronous=FULL, so a
@@ -117,7 +120,18 @@ export class LocalDatabase {
    */
   async backupTo(file: string): Promise<void> {
     this.assertOpen();
-    await backup(this.db, file, { rate: BACKUP_PAGES_PER_STEP });
+    // node:sqlite's backup gives up on a step that meets the database busy with this connection's own
+    // writes (it rejects with "not an error", seen under load). The copy is scratch, the database is
+    // untouched by a failed copy: start it again a few times before the commit attempt fails.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await backup(this.db, file, { rate: BACKUP_PAGES_PER_STEP });
+        return;
+      } catch (error) {
+        if (attempt >= BACKUP_ATTEMPTS || this.closed) throw error;
+        await Promise.all([rm(file, { force: true }), rm(`${file}-journal`, { force: true })]);
+      }
+    }
   }
 
   /** Stop taking writes; those queued so far are still written and acknowledged. The database stays readable. */
