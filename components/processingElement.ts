@@ -36,6 +36,39 @@ export interface ProcessingElementOutputs {
   failedSpecHash: string | null;
 }
 
+/**
+ * Resource options that make Pulumi replace a resource. A component has no provider and is never
+ * replaced, so on a PE, group or fleet they would do nothing: they are taken off the component and
+ * given to what is replaced — each PE's Executable (`<name>-executable`), or a fleet's Fleet resource.
+ * `replaceOnChanges` then names that resource's input properties (see docs/spec.md).
+ */
+export type ReplacementOptions = Pick<pulumi.CustomResourceOptions, "replaceOnChanges" | "replacementTrigger" | "replaceWith">;
+
+/** Splits a component's options into its own and the replacement options for its Executable(s) / Fleet. */
+export function splitReplacementOptions<T extends pulumi.ResourceOptions>(opts: T | undefined): { own: Omit<T, keyof ReplacementOptions>; replacement: ReplacementOptions } {
+  const { replaceOnChanges, replacementTrigger, replaceWith, ...own } = (opts ?? {}) as T;
+  const replacement: ReplacementOptions = {};
+  if (replaceOnChanges !== undefined) replacement.replaceOnChanges = replaceOnChanges;
+  if (replacementTrigger !== undefined) replacement.replacementTrigger = replacementTrigger;
+  if (replaceWith !== undefined) replacement.replaceWith = replaceWith.flatMap(replacedResourcesOf);
+  return { own, replacement };
+}
+
+/**
+ * What Pulumi replaces when `resource` is replaced: a reseat component itself never is, so
+ * `replaceWith: [otherPe]` means "with its Executable" (a group: its members' Executables; a fleet: its
+ * Fleet). Judged by shape, so that this file needs neither the group nor the fleet module.
+ */
+function replacedResourcesOf(resource: pulumi.Resource): pulumi.Resource[] {
+  const shaped = resource as unknown as { executable?: unknown; fleet?: unknown; members?: unknown };
+  if (shaped.executable instanceof Executable) return [shaped.executable];
+  if (shaped.fleet instanceof pulumi.CustomResource) return [shaped.fleet];
+  if (Array.isArray(shaped.members) && shaped.members.every((m) => (m as { executable?: unknown })?.executable instanceof Executable)) {
+    return shaped.members.map((m) => (m as { executable: Executable }).executable);
+  }
+  return [resource];
+}
+
 /** Validates a spec the way the component does; throws SpecError naming every bad field. */
 export function validateProcessingElement(name: string, args: unknown): ProcessingElementSpec {
   const withDefaultId = args && typeof args === "object" && !("peId" in args) ? { ...args, peId: name } : args;
@@ -83,7 +116,8 @@ export class ProcessingElement extends pulumi.ComponentResource {
     const spec = validateProcessingElement(name, args);
     const duplicates = declareInProgram({ subject: `"${name}"`, spec });
     if (duplicates.length) throw new SpecError(`"${name}"`, duplicates);
-    super(PROCESSING_ELEMENT_TYPE, name, {}, opts);
+    const { own, replacement } = splitReplacementOptions(opts);
+    super(PROCESSING_ELEMENT_TYPE, name, {}, own);
     this.spec = spec;
     const volumeName = volumeNameOf(spec);
     const owner = volumeOwner(pulumi.getProject(), pulumi.getStack(), spec.peId);
@@ -95,7 +129,7 @@ export class ProcessingElement extends pulumi.ComponentResource {
       this.executable = new Executable(
         `${name}-executable`,
         { ...executableFields(spec), owner, volumeName: claims[0]!.metadata.name, store: storeOf(spec) },
-        { parent: this, dependsOn: claims, deleteBeforeReplace: false },
+        { ...replacement, parent: this, dependsOn: claims, deleteBeforeReplace: false },
       );
     } else {
       const volume = new StateVolume(
@@ -108,7 +142,7 @@ export class ProcessingElement extends pulumi.ComponentResource {
       this.executable = new Executable(
         `${name}-executable`,
         { ...executableFields(spec), owner, volumeName: volume.name, store: storeOf(spec), engineCredentials: credentials },
-        { parent: this, dependsOn: [volume], deleteBeforeReplace: false },
+        { ...replacement, parent: this, dependsOn: [volume], deleteBeforeReplace: false },
       );
     }
 

@@ -10,6 +10,7 @@ import type * as FleetRuntime from "../src/provider/fleetRuntime";
 import { parseFleet, FleetMemberState } from "../src/plan/fleetPlan";
 import type { GroupSpec } from "../src/spec/group";
 import type { ProcessingElementGroupArgs } from "./processingElementGroup";
+import { splitReplacementOptions } from "./processingElement";
 
 export const PROCESSING_ELEMENT_FLEET_TYPE = "reseat:index:ProcessingElementFleet";
 
@@ -31,7 +32,9 @@ export class ProcessingElementFleet extends pulumi.ComponentResource {
 
   constructor(name: string, args: ProcessingElementFleetArgs, opts: pulumi.ComponentResourceOptions = {}) {
     const spec = validateProcessingElementFleet(name, args);
-    super(PROCESSING_ELEMENT_FLEET_TYPE, name, {}, opts);
+    // replaceOnChanges, replacementTrigger, replaceWith: the Fleet resource takes them.
+    const { own, replacement } = splitReplacementOptions(opts);
+    super(PROCESSING_ELEMENT_FLEET_TYPE, name, {}, own);
     this.spec = spec;
     const fields = {
       name: spec.name,
@@ -45,7 +48,7 @@ export class ProcessingElementFleet extends pulumi.ComponentResource {
       `${name}-fleet`,
       fields,
       // A rollout of a large fleet takes as long as its members' replacements, one after another.
-      { parent: this, customTimeouts: { create: "24h", update: "24h", delete: "24h" } },
+      { ...replacement, parent: this, customTimeouts: { create: "24h", update: "24h", delete: "24h" } },
     );
     this.members = this.fleet.members;
     this.updatedReplicas = this.members.apply((members) => members.filter((m) => m.updated).length);

@@ -18,7 +18,7 @@ import { executableFields, storeDesired } from "../src/spec/desired";
 import type { ProcessingElementSpec } from "../src/spec/processingElement";
 import { GroupSpec, GroupTemplateInput, parseGroup } from "../src/spec/group";
 import { MemberFingerprint, RolloutPlan, describesMember, fingerprint, planRollout, progressLines } from "../src/plan/rollout";
-import { ProcessingElement, ProcessingElementOutputs } from "./processingElement";
+import { ProcessingElement, ProcessingElementOutputs, splitReplacementOptions } from "./processingElement";
 
 export const PROCESSING_ELEMENT_GROUP_TYPE = "reseat:index:ProcessingElementGroup";
 
@@ -78,7 +78,9 @@ export class ProcessingElementGroup extends pulumi.ComponentResource {
   constructor(name: string, args: ProcessingElementGroupArgs, opts: ProcessingElementGroupOptions = {}) {
     const spec = validateProcessingElementGroup(name, args);
     const { previous, ...componentOpts } = opts;
-    super(PROCESSING_ELEMENT_GROUP_TYPE, name, {}, componentOpts);
+    // replaceOnChanges, replacementTrigger, replaceWith: every member's Executable takes them.
+    const { own, replacement } = splitReplacementOptions(componentOpts);
+    super(PROCESSING_ELEMENT_GROUP_TYPE, name, {}, own);
     this.spec = spec;
     const plan = planRollout({ group: spec.name, replicas: spec.replicas, maxUnavailable: spec.rollout.maxUnavailable, partition: spec.rollout.partition });
     this.plan = plan;
@@ -111,6 +113,7 @@ export class ProcessingElementGroup extends pulumi.ComponentResource {
       const predecessor = step.after !== undefined ? executables.get(step.after) : undefined;
       const held = step.track === "held";
       const pe = new ProcessingElement(member.name, member.input as never, {
+        ...replacement,
         parent: this,
         // Options for the member's Executable only (children inherit transformations): the chain
         // edge, and for held members, their deployed spec.
