@@ -30,6 +30,14 @@ export interface ExecutableDesired {
   kubernetes?: KubernetesPodDesired;
   /** The workload's user (spec runAsUser/runAsGroup); absent: the image's USER. */
   user?: FileOwner;
+  /**
+   * The Pulumi resource (an Executable or a Fleet) this executable serves: a token that resource's
+   * `create` mints, carried by every executable made on its behalf (controller re-creations, reverts).
+   * A replaced resource's `delete` removes only executables of its own token, so a forced replacement
+   * never takes down what its successor runs. Absent on executables made before 0.4. Not part of the
+   * spec hash: it says who declared an executable, not what runs.
+   */
+  declaredBy?: string;
 }
 
 /** Numeric owner of what reseat writes into a volume (and the user a workload runs as). */

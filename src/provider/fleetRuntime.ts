@@ -11,10 +11,21 @@ import { MemberFingerprint, progressLines, ProgressLine } from "../plan/rollout"
 import { describeFailedRollout, inLanes, MemberOutcome, rollFleet } from "../replacement/fleetRollout";
 import { retire, ReseatResult } from "../replacement/reseat";
 import { observeCommits, observeRevert } from "./observe";
+import { randomUUID } from "node:crypto";
 
 type Recorded = { engineIdentity?: EngineIdentity; __provider?: string };
 export type FleetInputs = FleetChecked & Recorded;
-export type FleetState = FleetInputs & { members: FleetMemberState[] };
+/** `declaredBy`: the token this Fleet resource's create minted (absent for fleets recorded before 0.4). */
+export type FleetState = FleetInputs & { members: FleetMemberState[]; declaredBy?: string };
+
+/**
+ * Members whose executables carry this Fleet resource's token (ExecutableDesired.declaredBy): a
+ * forced replacement of the fleet rolls every member to the new resource, and the replaced fleet's
+ * delete then removes only what it made itself.
+ */
+function declaredBy<M extends { desired: FleetMemberPlan["desired"] }>(members: M[], token: string | undefined): M[] {
+  return token ? members.map((m) => ({ ...m, desired: { ...m.desired, declaredBy: token } })) : members;
+}
 
 /** Engine calls at once outside a rollout (observing, removing): enough to overlap, not to flood. */
 const LANES = 8;
@@ -76,13 +87,15 @@ async function observeMember(engine: Backend, member: FleetMemberPlan, result: R
 }
 
 /** Rolls every member to the desired spec; on a failure, records what runs and fails the step. */
-async function rollAndRecord(news: FleetInputs, olds: FleetState | undefined, id: string): Promise<FleetState> {
+async function rollAndRecord(news: FleetInputs, olds: FleetState | undefined, id: string, token: string | undefined): Promise<FleetState> {
   const engine = openBackend(news.engine);
   const engineIdentity = await sameEngine(engine, news, olds?.engineIdentity ?? news.engineIdentity);
-  const { rollout, members } = planFleetMembers(news, olds);
+  const planned = planFleetMembers(news, olds);
+  const rollout = planned.rollout;
+  const members = declaredBy(planned.members, token);
   if (olds) {
     // Scaled down: the members beyond the new size stop and go; their volumes stay (scale back up resumes).
-    await inLanes(removedMembers(olds, news), LANES, async (m) => void (await retire(engine, m.desired, holderName("pulumi"))));
+    await inLanes(declaredBy(removedMembers(olds, news), token), LANES, async (m) => void (await retire(engine, m.desired, holderName("pulumi"), { sameDeclarer: true })));
   }
   const outcomes = await rollFleet(engine, rollout, members, { holder: holderName("pulumi") });
   const observed: FleetMemberState[] = [];
@@ -92,7 +105,7 @@ async function rollAndRecord(news: FleetInputs, olds: FleetState | undefined, id
     const state = await observeMember(engine, member, result, !member.held);
     if (state) observed[member.ordinal] = state;
   });
-  const state: FleetState = { ...news, engineIdentity, members: observed.filter(Boolean) };
+  const state: FleetState = { ...news, engineIdentity, members: observed.filter(Boolean), ...(token ? { declaredBy: token } : {}) };
   if (outcomes.some((o) => o?.kind === "failed")) {
     const message = describeFailedRollout(news.name, members, outcomes, rollout.order);
     // Pulumi records these properties (the members as they run now) and fails the update.
@@ -107,11 +120,11 @@ function fleetId(fleet: FleetFields): string {
 
 export async function createFleet(inputs: FleetInputs): Promise<{ id: string; outs: FleetState }> {
   const id = fleetId(inputs);
-  return { id, outs: await rollAndRecord(inputs, undefined, id) };
+  return { id, outs: await rollAndRecord(inputs, undefined, id, randomUUID()) };
 }
 
 export async function updateFleet(id: string, olds: FleetState, news: FleetInputs): Promise<{ outs: FleetState }> {
-  return { outs: await rollAndRecord(news, olds, id) };
+  return { outs: await rollAndRecord(news, olds, id, olds.declaredBy) };
 }
 
 /** Refresh: each member as it runs now (a member with nothing running is left out). */
@@ -136,7 +149,7 @@ export async function deleteFleet(props: FleetState): Promise<void> {
   const engine = openBackend(props.engine);
   await sameEngine(engine, props, props.engineIdentity);
   const { group, members } = planFleetMembers(props);
-  await inLanes(members, LANES, async (member) => void (await retire(engine, member.desired, holderName("pulumi"))));
+  await inLanes(declaredBy(members, props.declaredBy), LANES, async (member) => void (await retire(engine, member.desired, holderName("pulumi"), { sameDeclarer: true })));
   const spec = group.members[0]?.spec;
   if (spec && !spec.volume.retainOnDestroy) {
     await inLanes(members, LANES, async (member) => {

@@ -19,6 +19,7 @@ import { applyControl, checkOwner, reseat, retire, ReseatResult, VolumeOwnedErro
 import { ClaimFields, planClaim } from "../plan/claimPlan";
 import type { dynamic } from "@pulumi/pulumi";
 import { appendFileSync } from "node:fs";
+import { randomUUID } from "node:crypto";
 
 type DynamicProvider = dynamic.ResourceProvider;
 
@@ -109,9 +110,12 @@ export function diffExecutable(olds: ExecutableState & WithCredentials, news: Ex
 export async function createExecutable(inputs: ExecutableDesired & WithCredentials & Recorded): Promise<{ id: string; outs: ExecutableState }> {
   const engine = backend(inputs);
   const engineIdentity = await sameEngine(engine, `processing element "${inputs.peId}"`, inputs.engineIdentity);
-  const { adopted: _adopted, retired: _retired, reverted: _reverted, ...observed } = await reseat(engine, withoutCredentials(inputs), { holder: holderName("pulumi") });
+  // A new resource gets executables of its own (see ExecutableDesired.declaredBy): a forced replacement
+  // with unchanged inputs (`--replace`, replacementTrigger, a rotated secret) is a real replacement.
+  const declaredBy = randomUUID();
+  const { adopted: _adopted, retired: _retired, reverted: _reverted, ...observed } = await reseat(engine, { ...withoutCredentials(inputs), declaredBy }, { holder: holderName("pulumi") });
   const commits = await observeCommits(engine, inputs.volumeName, observed.generation);
-  return { id: observed.executableId, outs: { ...inputs, engineIdentity, ...observed, ...commits, reverted: false, failedSpecHash: null } };
+  return { id: observed.executableId, outs: { ...inputs, engineIdentity, declaredBy, ...observed, ...commits, reverted: false, failedSpecHash: null } };
 }
 
 /** Finds the PE's live executable by identity; reports it gone (empty id) when none runs. */
@@ -148,14 +152,15 @@ export async function updateExecutable(olds: ExecutableState, news: ExecutableDe
     await applyControl(engine, withoutCredentials(news));
   }
   const kept = Object.fromEntries(OBSERVATION_FIELDS.map((field) => [field, olds[field]])) as unknown as ExecutableObservation;
-  return { outs: { ...news, ...kept } };
+  return { outs: { ...news, ...kept, ...(olds.declaredBy ? { declaredBy: olds.declaredBy } : {}) } };
 }
 
 export async function deleteExecutable(props: ExecutableState & WithCredentials): Promise<void> {
   const engine = backend(props);
   await sameEngine(engine, `processing element "${props.peId}"`, props.engineIdentity);
   const desired = withoutCredentials(props);
-  await retire(engine, desired, holderName("pulumi"), { specHash: specHash(desired) });
+  // Only this resource's own executables; one recorded before 0.4 (no declarer) also only its spec's.
+  await retire(engine, desired, holderName("pulumi"), { sameDeclarer: true, ...(desired.declaredBy ? {} : { specHash: specHash(desired) }) });
 }
 
 export interface VolumeState extends VolumeFields, WithCredentials {

@@ -149,7 +149,7 @@ async function converge(backend: Backend, desired: ExecutableDesired, options: R
   //    re-run), otherwise find the one serving now; leftovers that do not run go.
   const observed = ownExecutables(await backend.listExecutables(desired.peId), desired).sort(byGenerationDesc);
   if (options.stillNeeded && !options.stillNeeded(observed)) return undefined;
-  const adoptable = options.replaceRunning ? undefined : observed.find((e) => e.running && e.specHash === hash);
+  const adoptable = options.replaceRunning ? undefined : await findAdoptable(backend, observed, hash, desired.declaredBy);
   if (adoptable) {
     for (const e of observed) if (e !== adoptable) await retire(e);
     await backend.waitReady(adoptable.id, desired);
@@ -237,6 +237,18 @@ async function converge(backend: Backend, desired: ExecutableDesired, options: R
   if (previous) await retire(previous);
   await backend.writeVolumeFiles(desired.volumeName, { [REVERT_PATH]: JSON.stringify(NO_REVERT) }, { owner }).catch(() => undefined);
   return { executableId: id, executableName: name, generation, host: await hostOf(backend, id), replacedAt, readyAt, adopted: false, retired, reverted: false };
+}
+
+/**
+ * A running executable that already is what `desired` asks for: the same spec, made for the same
+ * Pulumi resource. One made for another resource (a forced replacement's predecessor) is not adopted:
+ * the successor gets an executable of its own, so the predecessor's delete cannot take it down.
+ */
+async function findAdoptable(backend: Backend, observed: ObservedExecutable[], hash: string, declaredBy: string | undefined): Promise<ObservedExecutable | undefined> {
+  for (const e of observed) {
+    if (e.running && e.specHash === hash && (await backend.desiredOf(e.id))?.declaredBy === declaredBy) return e;
+  }
+  return undefined;
 }
 
 /** Where an executable runs: its own host on a multi-host engine (a pod's node), else the engine's. */
@@ -327,15 +339,31 @@ export class ReplacementRevertedError extends Error {
   }
 }
 
+/** Which of a PE's executables `retire` takes. */
+export interface RetireScope {
+  /**
+   * Only those made for the same Pulumi resource as `desired` (equal `declaredBy`; for a resource
+   * recorded before 0.4, those that carry none): deleting a replaced resource never touches what its
+   * successor runs, whatever made Pulumi replace it.
+   */
+  sameDeclarer?: boolean;
+  /** Only those of this spec (resources recorded before 0.4, whose executables carry no declarer). */
+  specHash?: string;
+}
+
 /**
  * Stops executables of a PE gracefully and removes them (only them: never the volume). Found by the
- * PE's identity, not only by the id Pulumi recorded: a controller may have reseated it since. With
- * `specHash`, only those running that spec: deleting a replaced Executable resource must never touch
- * the executable that replaced it.
+ * PE's identity, not only by the id Pulumi recorded: a controller may have reseated it since, on the
+ * same resource's behalf.
  */
-export async function retire(backend: Backend, desired: ExecutableDesired, holder: string, only: { specHash?: string } = {}): Promise<string[]> {
+export async function retire(backend: Backend, desired: ExecutableDesired, holder: string, only: RetireScope = {}): Promise<string[]> {
   return withPeLock(backend, desired, holder, async (lock) => {
-    const observed = ownExecutables(await backend.listExecutables(desired.peId), desired).filter((e) => !only.specHash || e.specHash === only.specHash);
+    const observed: ObservedExecutable[] = [];
+    for (const e of ownExecutables(await backend.listExecutables(desired.peId), desired)) {
+      if (only.specHash && e.specHash !== only.specHash) continue;
+      if (only.sameDeclarer && (await backend.desiredOf(e.id))?.declaredBy !== desired.declaredBy) continue;
+      observed.push(e);
+    }
     for (const executable of observed) {
       lock.assertHeld();
       if (executable.running) {
