@@ -128,6 +128,15 @@ export function workloadEnv(desired: ExecutableDesired, generation: number, rese
   };
 }
 
+/** An image reference, resolved read-only (Backend.resolveImage). */
+export type ImageResolution =
+  /** The id executables are created from: an image the engine has (Kubernetes: the reference itself). */
+  | { kind: "resolved"; imageId: string }
+  /** Not on the engine; the registry's manifest digest for it (not an image id: only a pull gives that). */
+  | { kind: "registry"; digest: string }
+  /** Not on the engine, and the registry did not say (unreachable, unauthorized, no such tag): why. */
+  | { kind: "unresolved"; reason: string };
+
 /** An executable as the engine reports it right now. */
 export interface ObservedExecutable {
   id: string;
@@ -233,8 +242,13 @@ export interface Backend {
   /** Throws when the engine does not accept new calls (down, or going down: asked on a new connection). */
   ping(): Promise<void>;
 
-  /** Resolves an image reference to its id, pulling it if absent. */
+  /** Resolves an image reference to its id, pulling it if absent: `up` only (create, update). */
   ensureImage(ref: string): Promise<string>;
+  /**
+   * What an image reference names, without changing the engine (no pull, no create): what `check`
+   * (run by `pulumi preview` as well as `up`) and a fleet's preview lines use.
+   */
+  resolveImage(ref: string): Promise<ImageResolution>;
 
   /** All executables of one PE (any state), or of all PEs when peId is omitted. */
   listExecutables(peId?: string): Promise<ObservedExecutable[]>;

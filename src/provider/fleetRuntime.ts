@@ -11,6 +11,7 @@ import { MemberFingerprint, progressLines, ProgressLine } from "../plan/rollout"
 import { describeFailedRollout, inLanes, MemberOutcome, rollFleet } from "../replacement/fleetRollout";
 import { retire, ReseatResult } from "../replacement/reseat";
 import { observeCommits, observeRevert } from "./observe";
+import { checkImageId, imageIdForUp } from "./images";
 import { randomUUID } from "node:crypto";
 
 type Recorded = { engineIdentity?: EngineIdentity; __provider?: string };
@@ -40,14 +41,28 @@ async function sameEngine(engine: Backend, fleet: Pick<FleetFields, "name">, rec
   return current;
 }
 
-/** Validates the spec (every bad field at once), records the engine, resolves each image once. */
+/**
+ * Validates the spec (every bad field at once), records the engine, resolves each image once without
+ * pulling (check runs in `pulumi preview` too); an image the engine lacks is left to `up` (a stand-in id).
+ */
 export async function checkFleet(news: FleetFields, olds?: Partial<FleetState>): Promise<FleetInputs> {
   const group = parseFleet(news);
   const engine = openBackend(group.engine);
   const engineIdentity = await sameEngine(engine, news, olds?.engineIdentity);
+  return { ...news, engine: group.engine, imageIds: await checkImageIds(engine, imageRefsOf(group)), engineIdentity };
+}
+
+async function checkImageIds(engine: Backend, refs: string[]): Promise<Record<string, string>> {
   const imageIds: Record<string, string> = {};
-  for (const ref of imageRefsOf(group)) imageIds[ref] = await engine.ensureImage(ref);
-  return { ...news, engine: group.engine, imageIds, engineIdentity };
+  for (const ref of refs) imageIds[ref] = await checkImageId(engine, ref);
+  return imageIds;
+}
+
+/** `up`: each image check left to it pulled, before any member stops; the state records real ids. */
+async function pullImages(engine: Backend, fleet: FleetInputs): Promise<FleetInputs> {
+  const imageIds: Record<string, string> = {};
+  for (const [ref, checked] of Object.entries(fleet.imageIds)) imageIds[ref] = await imageIdForUp(engine, ref, checked, subject(fleet), "template.image");
+  return { ...fleet, imageIds };
 }
 
 export function diffFleet(olds: FleetState, news: FleetInputs) {
@@ -87,9 +102,10 @@ async function observeMember(engine: Backend, member: FleetMemberPlan, result: R
 }
 
 /** Rolls every member to the desired spec; on a failure, records what runs and fails the step. */
-async function rollAndRecord(news: FleetInputs, olds: FleetState | undefined, id: string, token: string | undefined): Promise<FleetState> {
-  const engine = openBackend(news.engine);
-  const engineIdentity = await sameEngine(engine, news, olds?.engineIdentity ?? news.engineIdentity);
+async function rollAndRecord(checked: FleetInputs, olds: FleetState | undefined, id: string, token: string | undefined): Promise<FleetState> {
+  const engine = openBackend(checked.engine);
+  const engineIdentity = await sameEngine(engine, checked, olds?.engineIdentity ?? checked.engineIdentity);
+  const news = await pullImages(engine, checked);
   const planned = planFleetMembers(news, olds);
   const rollout = planned.rollout;
   const members = declaredBy(planned.members, token);
@@ -166,8 +182,8 @@ export async function deleteFleet(props: FleetState): Promise<void> {
 export async function previewFleet(fields: FleetFields): Promise<ProgressLine[]> {
   const group = parseFleet(fields);
   const engine = openBackend(group.engine);
-  const imageIds: Record<string, string> = {};
-  for (const ref of imageRefsOf(group)) imageIds[ref] = await engine.ensureImage(ref);
+  // Read-only, like check: this runs at program time, in a preview as in an up.
+  const imageIds = await checkImageIds(engine, imageRefsOf(group));
   const { rollout, members } = planFleetMembers({ ...fields, engine: group.engine, imageIds });
   const running = new Map<string, { id: string; specHash: string; generation: number }>();
   for (const e of await engine.listExecutables()) {

@@ -12,6 +12,7 @@ import { holderName } from "../lease/lease";
 import { planExecutable, specHash } from "../plan/executablePlan";
 import type { CommitOutputs } from "../plan/commitStatus";
 import { observeCommits, observeRevert, RevertOutputs } from "./observe";
+import { checkImageId, imageIdForUp } from "./images";
 import * as fleet from "./fleetRuntime";
 import { planVolume, VolumeFields } from "../plan/volumePlan";
 import { assertSameEngine, recordOutdated } from "../plan/engineRecord";
@@ -84,13 +85,15 @@ function sameCredentials(a: WithCredentials, b: WithCredentials): boolean {
 }
 
 /**
- * Resolves the image before anything is stopped, on the engine the PE was recorded on; records that
- * engine in the inputs.
+ * Resolves the image without pulling (check runs in `pulumi preview` too: it must change nothing on
+ * the engine), on the engine the PE was recorded on; records that engine in the inputs. An image the
+ * engine lacks gets a stand-in id ("resolved at up …"): the preview shows the replacement, and
+ * create pulls the image before anything is stopped.
  */
 export async function checkExecutable(news: ExecutableDesired & WithCredentials, olds?: Partial<ExecutableState>): Promise<ExecutableDesired & Required<Pick<Recorded, "engineIdentity">>> {
   const engine = backend(news);
   const engineIdentity = await sameEngine(engine, `processing element "${news.peId}"`, olds?.engineIdentity);
-  return { ...news, imageId: await engine.ensureImage(news.imageRef), engineIdentity };
+  return { ...news, imageId: await checkImageId(engine, news.imageRef), engineIdentity };
 }
 
 /**
@@ -110,6 +113,8 @@ export function diffExecutable(olds: ExecutableState & WithCredentials, news: Ex
 export async function createExecutable(inputs: ExecutableDesired & WithCredentials & Recorded): Promise<{ id: string; outs: ExecutableState }> {
   const engine = backend(inputs);
   const engineIdentity = await sameEngine(engine, `processing element "${inputs.peId}"`, inputs.engineIdentity);
+  // The pull check left to `up`, while the old executable still serves: state records the real image id.
+  inputs = { ...inputs, imageId: await imageIdForUp(engine, inputs.imageRef, inputs.imageId, `processing element "${inputs.peId}"`) };
   // A new resource gets executables of its own (see ExecutableDesired.declaredBy): a forced replacement
   // with unchanged inputs (`--replace`, replacementTrigger, a rotated secret) is a real replacement.
   const declaredBy = randomUUID();
@@ -148,6 +153,8 @@ export async function readExecutable(id: string, props: ExecutableState & WithCr
 export async function updateExecutable(olds: ExecutableState, news: ExecutableDesired & WithCredentials & Recorded): Promise<{ outs: ExecutableState }> {
   const engine = backend(news);
   await sameEngine(engine, `processing element "${olds.peId}"`, olds.engineIdentity);
+  // A stand-in id reaches update only when state holds one as well (any imageId change replaces): never record one.
+  news = { ...news, imageId: await imageIdForUp(engine, news.imageRef, news.imageId, `processing element "${olds.peId}"`) };
   if (olds.commitIntervalMs !== news.commitIntervalMs || JSON.stringify(olds.failureBackoff) !== JSON.stringify(news.failureBackoff)) {
     await applyControl(engine, withoutCredentials(news));
   }

@@ -13,6 +13,7 @@ import {
   ExecutableDesired,
   FileOwner,
   ExecutableEvent,
+  ImageResolution,
   LABELS,
   LeaseRecord,
   STORE_MOUNT,
@@ -32,7 +33,7 @@ import { dockerClient } from "./client";
 import { EngineConnection, RegistryCredentials, resolveConnection, resolveRegistryAuth } from "./connection";
 import { engineCall, engineCallOrUndefined, hasStatus } from "./engineCall";
 import { followEvents } from "./events";
-import { PullEvent, PullProgress, splitReference } from "./imagePull";
+import { PullEvent, PullProgress, registryAnswer, repositoryOf, splitReference } from "./imagePull";
 
 interface ContainerSummary {
   Id: string;
@@ -67,6 +68,8 @@ export const META_PATH = ".reseat/meta.json";
 /** A tiny image made on the engine itself (no registry, no PE image): lease and volume-access containers. */
 export const HELPER_IMAGE = "reseat-helper:1";
 const LEASE_FILE = "lease.json";
+/** Budget of asking the registry for a manifest digest in check: past it, the preview says "resolved at up". */
+const REGISTRY_LOOKUP_TIMEOUT_MS = 20_000;
 /** How often a running pull reports its progress. */
 const PULL_PROGRESS_EVERY_MS = 2000;
 
@@ -121,6 +124,32 @@ export class DockerBackend implements Backend {
   private async imageId(ref: string): Promise<string | undefined> {
     const image = await this.callOrUndefined(`inspect image ${ref}`, () => this.docker.getImage(ref).inspect());
     return image?.Id;
+  }
+
+  /**
+   * Read-only (no pull): the image the engine has under `ref`; else what the registry names for it
+   * (GET /distribution/…/json asks the registry for the manifest and pulls nothing): the image already
+   * pulled from that very manifest into this repository (its tag removed locally since: same content),
+   * or the bare digest; else why not (registry unreachable, unauthorized, no such tag).
+   */
+  async resolveImage(ref: string): Promise<ImageResolution> {
+    const present = await this.imageId(ref);
+    if (present) return { kind: "resolved", imageId: present };
+    const credentials = resolveRegistryAuth(ref, this.options.registryAuth);
+    let digest: string | undefined;
+    try {
+      const info = await this.call(
+        `GET /distribution/${ref}/json`,
+        () => this.docker.getImage(ref).distribution(credentials.auth ? { authconfig: credentials.auth as Dockerode.AuthConfig } : {}),
+        Math.min(this.connection.callTimeoutMs, REGISTRY_LOOKUP_TIMEOUT_MS),
+      );
+      digest = info?.Descriptor?.digest;
+    } catch (error) {
+      return { kind: "unresolved", reason: `the registry did not name its manifest: ${registryAnswer(error)}` };
+    }
+    if (!digest) return { kind: "unresolved", reason: "the registry named no manifest digest" };
+    const pulledBefore = await this.imageId(`${repositoryOf(ref)}@${digest}`);
+    return pulledBefore ? { kind: "resolved", imageId: pulledBefore } : { kind: "registry", digest };
   }
 
   /**

@@ -11,6 +11,25 @@ export function splitReference(ref: string): { fromImage: string; tag: string } 
   return { fromImage: ref, tag: "latest" };
 }
 
+/** The repository of a reference, without tag or digest: "host:5000/app:v1@sha256:…" → "host:5000/app". */
+export function repositoryOf(ref: string): string {
+  const at = ref.indexOf("@");
+  const named = at >= 0 ? ref.slice(0, at) : ref;
+  const colon = named.lastIndexOf(":");
+  return colon > named.lastIndexOf("/") ? named.slice(0, colon) : named;
+}
+
+/**
+ * The registry's answer in a failed manifest lookup, short enough for a preview's diff: the engine's
+ * words without the call's preamble, on one line ("unauthorized: authentication required").
+ */
+export function registryAnswer(error: unknown): string {
+  const message = (error as Error)?.message ?? String(error);
+  const answered = /answered (\d+): ([\s\S]*)$/.exec(message);
+  const text = (answered ? `${answered[2]} (${answered[1]})` : message).replace(/\s+/g, " ").trim();
+  return text.length > 240 ? `${text.slice(0, 237)}...` : text;
+}
+
 /** One event of the Engine's pull stream. */
 export interface PullEvent {
   id?: string;

@@ -10,6 +10,7 @@ import {
   ExecutableDesired,
   ExecutableEvent,
   FileOwner,
+  ImageResolution,
   LeaseRecord,
   ObservedExecutable,
   VolumeClaim,
@@ -50,6 +51,12 @@ export class FakeBackend implements Backend {
   readonly faults: FakeFaults = { crashingImages: new Set() };
   /** Most executables seen running at once on each volume (the single-writer rule says 1). */
   readonly maxRunningOnVolume = new Map<string, number>();
+  /** Images the engine lacks until pulled (every other reference is present). */
+  readonly absentImages = new Set<string>();
+  /** What the registry names for a reference; an absent image without one cannot be pulled. */
+  readonly registryDigests = new Map<string, string>();
+  /** References pulled (ensureImage of an absent image), in order. */
+  readonly pulled: string[] = [];
   /** Every call, in order, as "operation arg0": tests read the sequence. */
   readonly calls: string[] = [];
   private reachable = true;
@@ -109,7 +116,19 @@ export class FakeBackend implements Backend {
 
   async ensureImage(ref: string): Promise<string> {
     await this.call("ensureImage", ref);
-    return `sha256:${Buffer.from(ref).toString("hex").padEnd(64, "0").slice(0, 64)}`;
+    if (this.absentImages.has(ref)) {
+      if (!this.registryDigests.has(ref)) throw new Error(`image "${ref}" is not on the engine (fake) and could not be pulled: manifest unknown`);
+      this.absentImages.delete(ref);
+      this.pulled.push(ref);
+    }
+    return fakeImageId(ref);
+  }
+
+  async resolveImage(ref: string): Promise<ImageResolution> {
+    await this.call("resolveImage", ref);
+    if (!this.absentImages.has(ref)) return { kind: "resolved", imageId: fakeImageId(ref) };
+    const digest = this.registryDigests.get(ref);
+    return digest ? { kind: "registry", digest } : { kind: "unresolved", reason: "the registry did not name its manifest: manifest unknown" };
   }
 
   async listExecutables(peId?: string): Promise<ObservedExecutable[]> {
@@ -345,4 +364,9 @@ export class FakeBackend implements Backend {
       exitCode: e.exitCode,
     };
   }
+}
+
+/** The fake's image id of a reference: deterministic, shaped like Docker's. */
+export function fakeImageId(ref: string): string {
+  return `sha256:${Buffer.from(ref).toString("hex").padEnd(64, "0").slice(0, 64)}`;
 }

@@ -21,6 +21,7 @@ import {
   EventStream,
   ExecutableDesired,
   ExecutableEvent,
+  ImageResolution,
   LABELS,
   LeaseRecord,
   ObservedExecutable,
@@ -119,6 +120,11 @@ export class KubernetesBackend implements Backend {
    */
   async ensureImage(ref: string): Promise<string> {
     return ref;
+  }
+
+  /** The same identity as ensureImage, and as read-only: no call to the API server at all. */
+  async resolveImage(ref: string): Promise<ImageResolution> {
+    return { kind: "resolved", imageId: ref };
   }
 
   // --- executables -----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import { resolveConnection } from "../../../src/backend/docker/connection";
 import { demultiplex } from "../../../src/backend/docker/dockerBackend";
 import { EngineError, engineCall, engineCallOrUndefined } from "../../../src/backend/docker/engineCall";
 import { EngineEvent, followEvents } from "../../../src/backend/docker/events";
-import { PullProgress, splitReference } from "../../../src/backend/docker/imagePull";
+import { PullProgress, registryAnswer, repositoryOf, splitReference } from "../../../src/backend/docker/imagePull";
 
 describe("archives", () => {
   it("round-trip files and directories, with their modes", async () => {
@@ -71,6 +71,25 @@ describe("engine helpers", () => {
     expect(splitReference("127.0.0.1:5000/reseat/demo")).toEqual({ fromImage: "127.0.0.1:5000/reseat/demo", tag: "latest" });
     const digest = "sha256:" + "b".repeat(64);
     expect(splitReference(`repo/app@${digest}`)).toEqual({ fromImage: "repo/app", tag: digest });
+  });
+
+  it("a reference's repository, without tag or digest (where an image pulled from a manifest is found by digest)", () => {
+    const digest = "sha256:" + "c".repeat(64);
+    expect(repositoryOf("busybox")).toBe("busybox");
+    expect(repositoryOf("busybox:1.36")).toBe("busybox");
+    expect(repositoryOf("127.0.0.1:5000/reseat/demo:v1")).toBe("127.0.0.1:5000/reseat/demo");
+    expect(repositoryOf("127.0.0.1:5000/reseat/demo")).toBe("127.0.0.1:5000/reseat/demo");
+    expect(repositoryOf(`repo/app@${digest}`)).toBe("repo/app");
+    expect(repositoryOf(`host:5000/app:v1@${digest}`)).toBe("host:5000/app");
+  });
+
+  it("a registry's refusal, short and on one line, for a preview's diff", () => {
+    const refused = new EngineError("Docker Engine (unix:///var/run/docker.sock) GET /distribution/r/app:v9/json answered 401: errors:\ndenied: requested access to the resource is denied\nunauthorized: authentication required\n", 401);
+    expect(registryAnswer(refused)).toBe("errors: denied: requested access to the resource is denied unauthorized: authentication required (401)");
+    expect(registryAnswer(new EngineError("the Docker Engine (unix:///x) did not answer GET /distribution/a/json within 20000 ms", undefined, true))).toBe(
+      "the Docker Engine (unix:///x) did not answer GET /distribution/a/json within 20000 ms",
+    );
+    expect(registryAnswer(new Error("x".repeat(500)))).toHaveLength(240);
   });
 
   it("sums up a pull's progress stream and keeps its error", () => {
