@@ -5,9 +5,10 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { DEFAULT_PROGRAM, projectFolder, resolveProgram } from "../../../src/automation/stack";
+import { projectFolder, resolveProgram, UsageError } from "../../../src/automation/stack";
 
-const CLI = path.resolve(__dirname, "..", "..", "..", "dist", "src", "cli", "main.js");
+const CHECKOUT = path.resolve(__dirname, "..", "..", "..");
+const CLI = path.join(CHECKOUT, "dist", "src", "cli", "main.js");
 
 function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -23,6 +24,10 @@ describe("reseat CLI usage errors", () => {
     [["up", "extra", "--json"], 'unexpected argument "extra"'],
     [["up", "--expect-no-changes", "--json"], "--expect-no-changes applies to preview only"],
     [["preview", "--stack", "--json"], "--stack"],
+    [["preview", "--create", "--json"], "--create applies to up only"],
+    [["status", "--stack", "dev", "--json"], "--stack applies to stack commands"],
+    [["up", "--kubernetes", "ns", "--json"], "--kubernetes applies to watch and status"],
+    [["up", "--stack", "", "--json"], "--stack: expected a value"],
   ])("%j: exit 2 and one JSON document naming the problem", async (args, expected) => {
     const { code, stdout, stderr } = await cli(...args);
     expect(code).toBe(2);
@@ -38,6 +43,16 @@ describe("reseat CLI usage errors", () => {
     expect(code).toBe(2);
     expect(stdout).toBe("");
     expect(stderr).toContain("usage:");
+  });
+
+  it("--version: the package's version; with --json, the envelope", async () => {
+    const { version } = JSON.parse(fs.readFileSync(path.resolve(__dirname, "..", "..", "..", "package.json"), "utf8")) as { version: string };
+    const plain = await cli("--version");
+    expect(plain.code).toBe(0);
+    expect(plain.stdout.trim()).toBe(`reseat ${version}`);
+    const json = await cli("--version", "--json");
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toEqual({ ok: true, command: "version", version });
   });
 
   it("--help --json: the usage as JSON, exit 0", async () => {
@@ -59,13 +74,33 @@ describe("resolveProgram: the program plain `pulumi up` would run in the folder"
     expect(resolveProgram(dir, "lib/prog.js")).toBe(path.join(dir, "lib", "prog.js"));
   });
 
-  it("Pulumi.yaml's main, else the folder's package, else reseat's bundled program", () => {
+  it("Pulumi.yaml's main, else the folder's package, else the bundled program of the reseat installed there", () => {
     write("Pulumi.yaml", "name: p\nruntime: nodejs\n");
-    expect(resolveProgram(dir)).toBe(DEFAULT_PROGRAM);
+    // As `npm install <folder>` installs it: a link in node_modules.
+    fs.mkdirSync(path.join(dir, "node_modules"), { recursive: true });
+    fs.symlinkSync(CHECKOUT, path.join(dir, "node_modules", "reseat"));
+    expect(resolveProgram(dir)).toBe(path.join(CHECKOUT, "dist", "stacks", "index.js"));
     write("index.js", "module.exports = async () => ({});\n");
     expect(resolveProgram(dir)).toBe(path.join(dir, "index.js"));
     write("Pulumi.yaml", "name: p\nruntime: nodejs\nmain: build/main.js\n");
     expect(resolveProgram(dir)).toBe(path.join(dir, "build", "main.js"));
+  });
+});
+
+describe("the bundled program in a folder without reseat", () => {
+  it("is refused, saying to install reseat there (its resources load reseat/provider/runtime from the project folder)", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "reseat-bare-"));
+    fs.writeFileSync(path.join(dir, "Pulumi.yaml"), "name: p\nruntime: nodejs\n");
+    expect(() => resolveProgram(dir)).toThrow(UsageError);
+    expect(() => resolveProgram(dir)).toThrow(`Run \`npm install reseat\` in ${dir}, or name your program with --program.`);
+  });
+
+  it("the CLI answers that with exit 2 before running anything", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "reseat-bare-"));
+    fs.writeFileSync(path.join(dir, "Pulumi.yaml"), "name: p\nruntime: nodejs\n");
+    const { code, stdout } = await cli("preview", "--cwd", dir, "--stack", "dev", "--json");
+    expect(code).toBe(2);
+    expect(JSON.parse(stdout)).toMatchObject({ ok: false, command: "preview", error: expect.stringContaining("npm install reseat") });
   });
 });
 
