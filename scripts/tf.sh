@@ -106,7 +106,9 @@ init() {
 
 # `reseat status --json` into the stack's folder, for the outputs (see the header).
 write_status() {
-  if NODE_OPTIONS="${NODE_OPTIONS:-} --no-deprecation" node "$ROOT/dist/src/cli/main.js" status --json >"$STATUS_FILE.tmp"; then
+  # The file holds the rows (`processingElements` of the command's JSON document).
+  if NODE_OPTIONS="${NODE_OPTIONS:-} --no-deprecation" node "$ROOT/dist/src/cli/main.js" status --json >"$STATUS_FILE.tmp" &&
+    node -e 'const fs = require("fs"), f = process.argv[1]; fs.writeFileSync(f, JSON.stringify(JSON.parse(fs.readFileSync(f, "utf8")).processingElements, null, 2))' "$STATUS_FILE.tmp"; then
     mv -f "$STATUS_FILE.tmp" "$STATUS_FILE"
   else
     rm -f "$STATUS_FILE.tmp" "$STATUS_FILE"

@@ -239,7 +239,7 @@ async function runStackCommand(invocation: Invocation, command: (typeof STACK_CO
     }
   } catch (error) {
     // No stack chosen, no such stack, no program: refused before anything ran.
-    if (error instanceof UsageError) return usageError(json, command, error.message);
+    if (error instanceof UsageError) return usageError(json, command, error.message, false);
     // Prefer the program's own error (it names the bad field) over the CLI's wrapper text.
     const message = errors.last?.message ?? (resourceErrors.length ? resourceErrors.join("\n") : extractPulumiError(error as Error));
     if (command === "up" && stackName && /was reverted: the new executable/.test(message)) {
@@ -266,10 +266,13 @@ function writeDoc(doc: Record<string, unknown>): void {
   process.stdout.write(JSON.stringify(doc, null, 2) + "\n");
 }
 
-/** A usage error: the usage on stderr, and with --json one JSON document on stdout. */
-function usageError(json: boolean, command: string | null, message: string): number {
+/**
+ * A usage error: the message (and, for a malformed command line, the usage) on stderr, and with --json
+ * one JSON document on stdout.
+ */
+function usageError(json: boolean, command: string | null, message: string, printUsage = true): number {
   if (json) writeDoc({ ok: false, command, error: `usage: ${message}`, usage: USAGE });
-  process.stderr.write(`reseat: ${message}\n${USAGE}\n`);
+  process.stderr.write(`reseat: ${message}\n${printUsage ? `${USAGE}\n` : ""}`);
   return EXIT.usage;
 }
 

@@ -171,8 +171,8 @@ describe("the failure controller and crash-safe provisioning", () => {
         child.stdout.on("data", (d: Buffer) => (out += d.toString()));
         child.on("close", (code) => (code === 0 ? resolve(out) : reject(new Error(`status exited ${code}`))));
       }),
-    ) as { peId: string; restarts: number; controller: string | null }[];
-    const row = status.find((r) => r.peId === loopPe)!;
+    ) as { processingElements: { peId: string; restarts: number; controller: string | null }[] };
+    const row = status.processingElements.find((r) => r.peId === loopPe)!;
     expect(row.restarts).toBeGreaterThanOrEqual(3);
     expect(row.controller).toBe("failing");
     await mustSucceed(loop, "destroy");

@@ -88,8 +88,8 @@ describe("staged replacement with automatic revert", () => {
       expect(state.generation).toBe(generation);
       expect(state.reverted).toBe(true);
       // `reseat status` says so too.
-      const status = JSON.parse((await runProcess(process.execPath, [path.join(ROOT, "dist", "src", "cli", "main.js"), "status", "--json"])).stdout) as { peId: string; reverted: boolean; failedSpecHash: string | null; generation: number }[];
-      const row = status.find((r) => r.peId === PE)!;
+      const status = JSON.parse((await runProcess(process.execPath, [path.join(ROOT, "dist", "src", "cli", "main.js"), "status", "--json"])).stdout) as { processingElements: { peId: string; reverted: boolean; failedSpecHash: string | null; generation: number }[] };
+      const row = status.processingElements.find((r) => r.peId === PE)!;
       expect(row).toMatchObject({ reverted: true, generation });
       expect(row.failedSpecHash).toMatch(/^[0-9a-f]{16}$/);
       // Back to the good spec for the next case.

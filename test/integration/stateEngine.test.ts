@@ -193,7 +193,7 @@ describe("a store whose commits are all damaged", () => {
     expect(refused.code).not.toBe(0);
     expect(refused.doc.error ?? refused.stderr).toMatch(/refusing to start empty: the persistent store has \d+ commit\(s\) and none verifies/);
     const status = await runProcess(process.execPath, [CLI, "status", "--json"]);
-    const row = (JSON.parse(status.stdout) as Array<{ peId: string; state: string; restoreFailed: string[] | null }>).find((r) => r.peId === REFUSE);
+    const row = (JSON.parse(status.stdout) as { processingElements: Array<{ peId: string; state: string; restoreFailed: string[] | null }> }).processingElements.find((r) => r.peId === REFUSE);
     expect(row?.state).toBe("restore-failed");
     expect(row?.restoreFailed).toHaveLength(commits.length);
     for (const reason of row!.restoreFailed!) expect(reason).toMatch(/\.commit: sha256 does not match the record$/);

@@ -176,8 +176,8 @@ describe("Terraform flavour: OpenTofu + kreuzwerker/docker on the real engine", 
     expect(pe).toMatchObject({ peId: SESSION_PE, state: "running", executable: `reseat-${SESSION_PE}-tf`, commitLagMs: 0, resumedFrom: "empty", lastCommitError: null });
     expect(typeof pe.generation).toBe("number");
     // The same figures `reseat status --json` prints (what the file holds).
-    const status = JSON.parse((await run(process.execPath, [CLI, "status", "--json"])).stdout) as Record<string, unknown>[];
-    const row = status.find((r) => r.peId === SESSION_PE)!;
+    const status = JSON.parse((await run(process.execPath, [CLI, "status", "--json"])).stdout) as { processingElements: Record<string, unknown>[] };
+    const row = status.processingElements.find((r) => r.peId === SESSION_PE)!;
     expect(row.generation).toBe(pe.generation);
     expect((row.lastCommit as { seq: number }).seq).toBeGreaterThanOrEqual((pe.lastCommit as { seq: number }).seq);
     const file = JSON.parse(fs.readFileSync(path.join(stackDir, "reseat-status.json"), "utf8")) as Record<string, unknown>[];

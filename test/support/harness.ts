@@ -30,13 +30,16 @@ export interface Project {
   stack: string;
 }
 
-/** A fresh project folder with the given PE specs as its stack config. */
+/** A fresh project folder with the given PE specs as its stack config, its stack created (`pulumi stack init`). */
 export function makeProject(name: string, specs: unknown[], stack = "test"): Project {
   const dir = path.join(ROOT, ".work", `${name}-${process.pid}-${Date.now().toString(36)}`);
   fs.mkdirSync(path.join(dir, "stacks"), { recursive: true });
   // The checkout's Pulumi.yaml minus `main`: the program comes from the CLI (dist/stacks by default).
   const projectFile = fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8").replace(/^main:.*\n/m, "");
   fs.writeFileSync(path.join(dir, "Pulumi.yaml"), projectFile);
+  // The reseat CLI creates a stack only with `up --create`; the tests' stacks exist from the start.
+  fs.mkdirSync(path.join(dir, ".pulumi-state"), { recursive: true });
+  execFileSync("pulumi", ["stack", "init", stack, "--no-select", "--non-interactive"], { cwd: dir, stdio: ["ignore", "ignore", "inherit"] });
   const project = { dir, stack };
   setSpecs(project, specs);
   return project;
