@@ -1,7 +1,7 @@
 // Test harness: each integration test gets its own Pulumi project folder under .work/ (inside the
 // checkout, so the dynamic-provider plugin resolves @pulumi/pulumi), its own file backend, and runs
 // the real `reseat` CLI (Automation API on the real Pulumi CLI) in a separate Node process.
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { LABELS } from "../../src/backend/backend";
@@ -30,16 +30,13 @@ export interface Project {
   stack: string;
 }
 
-/** A fresh project folder with the given PE specs as its stack config, its stack created (`pulumi stack init`). */
+/** A fresh project folder with the given PE specs as its stack config. */
 export function makeProject(name: string, specs: unknown[], stack = "test"): Project {
   const dir = path.join(ROOT, ".work", `${name}-${process.pid}-${Date.now().toString(36)}`);
   fs.mkdirSync(path.join(dir, "stacks"), { recursive: true });
   // The checkout's Pulumi.yaml minus `main`: the program comes from the CLI (dist/stacks by default).
   const projectFile = fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8").replace(/^main:.*\n/m, "");
   fs.writeFileSync(path.join(dir, "Pulumi.yaml"), projectFile);
-  // The reseat CLI creates a stack only with `up --create`; the tests' stacks exist from the start.
-  fs.mkdirSync(path.join(dir, ".pulumi-state"), { recursive: true });
-  execFileSync("pulumi", ["stack", "init", stack, "--no-select", "--non-interactive"], { cwd: dir, stdio: ["ignore", "ignore", "inherit"] });
   const project = { dir, stack };
   setSpecs(project, specs);
   return project;
@@ -88,7 +85,21 @@ export interface CliResult {
 }
 
 export function reseatCli(project: Project, command: string, ...extra: string[]): Promise<CliResult> {
+  ensureStack(project);
   return run(process.execPath, [CLI, command, "--cwd", project.dir, "--stack", project.stack, "--json", ...extra]);
+}
+
+/** The projects' stacks known to exist (the reseat CLI creates a stack only with `up --create`). */
+const existingStacks = new Set<string>();
+
+/** Creates the project's stack before its first reseat command, as a user's `pulumi stack init` would (a stack the test made itself is kept). */
+function ensureStack(project: Project): void {
+  const key = `${project.dir}\0${project.stack}`;
+  if (existingStacks.has(key)) return;
+  fs.mkdirSync(path.join(project.dir, ".pulumi-state"), { recursive: true });
+  const init = spawnSync("pulumi", ["stack", "init", project.stack, "--no-select", "--non-interactive"], { cwd: project.dir, encoding: "utf8" });
+  if (init.status !== 0 && !/already exists/.test(init.stderr)) throw new Error(`pulumi stack init ${project.stack} (in ${project.dir}) failed: ${init.stderr}`);
+  existingStacks.add(key);
 }
 
 export interface ProcessResult {
