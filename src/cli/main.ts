@@ -15,8 +15,8 @@ import type { Backend, EngineTarget } from "../backend/backend";
 
 export const USAGE = `usage:
   reseat <up|preview|refresh|destroy|outputs|cancel> [--stack NAME] [--cwd DIR] [--program FILE] [--json] [--refresh]
-  reseat up --create                  create the stack when it does not exist (as \`pulumi stack init\`)
          [--clear-pending-creates]    (refresh/up after an interrupted run; see the README's recovery steps)
+  reseat up --create                  create the stack when it does not exist (as \`pulumi stack init\`)
   reseat preview --expect-no-changes  exit 3 when the stack would change (a drift gate)
   reseat watch [--json]               the failure controller: reseats failed executables until stopped
   reseat status [--json]              the processing elements on this engine
