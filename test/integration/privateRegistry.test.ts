@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DockerBackend } from "../../src/backend/docker/dockerBackend";
-import { CliResult, Project, cleanup, containersOf, demoSpec, docker, httpJson, makeProject, peOutputs, reseatCli, setSecret, setSpecs } from "../support/harness";
+import { CliResult, Project, cleanup, containersOf, demoSpec, docker, httpJson, makeProject, orUndefined, peOutputs, reseatCli, setSecret, setSpecs } from "../support/harness";
 import { freePort } from "../support/remoteEngines/daemon";
 import { PrivateRegistry } from "../support/remoteEngines/privateRegistry";
 
@@ -53,12 +53,15 @@ describe("a processing element pulling its image from a private registry", () =>
     expect(error).toMatch(/\[registry credentials: no credentials/);
   });
 
-  it("with a wrong password, preview fails naming the image, and nothing is created", async () => {
+  it("with a wrong password, preview pulls nothing (the image id is resolved at up); up fails naming the image and the field, and no executable is created", async () => {
     setSpecs(project, [spec("wrongPassword")]);
     const preview = await cli("preview");
-    expect(preview.code).not.toBe(0);
-    expect(preview.doc.error).toMatch(new RegExp(`image "${escape(ref)}" .* could not be pulled: .*(unauthorized|authentication required)`));
-    expect(preview.doc.error).toMatch(/registry credentials: spec docker\.registryAuth/);
+    expect(preview.code, preview.doc.error).toBe(0);
+    expect(await orUndefined(docker.getImage(ref).inspect())).toBeUndefined();
+    const up = await cli("up");
+    expect(up.code).not.toBe(0);
+    expect(up.doc.error).toMatch(new RegExp(`image: image "${escape(ref)}" .* could not be pulled: .*(unauthorized|authentication required)`));
+    expect(up.doc.error).toMatch(/registry credentials: spec docker\.registryAuth/);
     expect(await containersOf(PE)).toHaveLength(0);
   });
 

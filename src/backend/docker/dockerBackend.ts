@@ -338,7 +338,29 @@ export class DockerBackend implements Backend {
         throw error;
       }
     }
+    // Read-only where it can be (a refresh in `pulumi preview` reads here): through an executable that
+    // mounts it already; a never-started accessor (created, then removed) only when none does.
+    const mounted = await this.executableMounting(source);
+    if (mounted) {
+      const text = await this.readContainerFile(mounted.id, `${mounted.destination}/${relativePath}`);
+      if (text !== undefined || (await this.inspectContainer(mounted.id))) return text?.toString("utf8");
+      // Removed since it was listed (a replacement): the accessor then.
+    }
     return this.withAccessor(source, async (id) => (await this.readContainerFile(id, `/v/${relativePath}`))?.toString("utf8"));
+  }
+
+  /** An executable (any state) with the volume, or the bind-mounted host path, mounted; and where. */
+  private async executableMounting(source: string): Promise<{ id: string; destination: string } | undefined> {
+    const bind = source.startsWith("/");
+    const filters = { label: [`${LABELS.role}=executable`], ...(bind ? {} : { volume: [source] }) };
+    const containers = (await this.call("list containers", (abortSignal) => this.docker.listContainers({ all: true, filters, abortSignal }))) as unknown as (ContainerSummary & {
+      Mounts?: { Type: string; Name?: string; Source: string; Destination: string }[];
+    })[];
+    for (const c of containers) {
+      const mount = c.Mounts?.find((m) => (bind ? m.Type === "bind" && m.Source === source : m.Type === "volume" && m.Name === source));
+      if (mount) return { id: c.Id, destination: mount.Destination.replace(/\/$/, "") };
+    }
+    return undefined;
   }
 
   /** One file out of a container's filesystem (GET …/archive), or undefined when it is not there. */
@@ -475,7 +497,8 @@ export class DockerBackend implements Backend {
       this.docker.createContainer({
         Image: HELPER_IMAGE,
         Cmd: ["/reseat-helper"],
-        Labels: { [LABELS.managed]: "true", [LABELS.role]: "volume-access" },
+        // The volume it opens, so that its engine events name it (its PE's, for a state volume).
+        Labels: { [LABELS.managed]: "true", [LABELS.role]: "volume-access", [LABELS.volume]: source },
         HostConfig: { Mounts: [mount], NetworkMode: "none" },
         abortSignal,
       } as Dockerode.ContainerCreateOptions),
