@@ -3,12 +3,13 @@
 import * as pulumi from "@pulumi/pulumi";
 import type * as k8s from "@pulumi/kubernetes";
 import { ClaimCheck } from "../src/provider/claimCheck";
-import { Executable } from "../src/provider/executable";
+import { Executable, ExecutableArgs } from "../src/provider/executable";
 import { StateVolume } from "../src/provider/stateVolume";
 import type { StoreDesired } from "../src/backend/backend";
 import type { EngineCredentials } from "../src/backend/docker/connection";
 import { ProcessingElementInput, ProcessingElementSpec, SpecError, parseProcessingElement, volumeNameOf } from "../src/spec/processingElement";
-import { engineTarget, executableFields, storeClaimNameOf, storeDesired, volumeOwner } from "../src/spec/desired";
+import { EXECUTABLE_INPUT_SOURCES, STORE_SOURCE_FIELDS, engineTarget, storeClaimNameOf, storeDesired, volumeOwner } from "../src/spec/desired";
+import { SpecField, containsDeferred, isDeferred, parseKnownProcessingElement, specFields, withoutSecretValues } from "../src/spec/inputs";
 import { LABELS } from "../src/backend/backend";
 import { declareInProgram } from "../src/spec/uniqueness";
 
@@ -71,8 +72,88 @@ function replacedResourcesOf(resource: pulumi.Resource): pulumi.Resource[] {
 
 /** Validates a spec the way the component does; throws SpecError naming every bad field. */
 export function validateProcessingElement(name: string, args: unknown): ProcessingElementSpec {
-  const withDefaultId = args && typeof args === "object" && !("peId" in args) ? { ...args, peId: name } : args;
-  return parseProcessingElement(withDefaultId, `"${name}"`);
+  return parseProcessingElement(withDefaultPeId(name, args), `"${name}"`);
+}
+
+/** The peId is the resource name unless the spec gives one. */
+function withDefaultPeId(name: string, args: unknown): unknown {
+  return args && typeof args === "object" && !isDeferred(args) && !("peId" in args) ? { ...args, peId: name } : args;
+}
+
+/**
+ * A value, or a Pulumi Output or Promise of it, at any depth: a field, a value of a map (an env value),
+ * an item of a list. A secret Output stays secret: the Executable input it feeds is stored encrypted.
+ */
+export type DeepInput<T> = T extends string | number | boolean | null | undefined
+  ? pulumi.Input<T>
+  : T extends { apply: unknown }
+    ? T
+    : T extends readonly (infer U)[]
+      ? pulumi.Input<DeepInput<U>[]>
+      : T extends object
+        ? pulumi.Input<{ [K in keyof T]: DeepInput<T[K]> }>
+        : pulumi.Input<T>;
+
+/** A section that must be a plain object (docs/spec.md: fields known at construction); `Plain` fields too. */
+type Section<T, Plain extends string = never> = T extends object ? { [K in keyof T]: K extends Plain ? T[K] : DeepInput<T[K]> } : T;
+type SpecInput = Omit<ProcessingElementInput, "peId">;
+type StructuralField = "volume" | "persistentStore" | "kubernetes" | "docker";
+type DockerInput = NonNullable<SpecInput["docker"]>;
+
+/**
+ * A PE spec as a program gives it: every field a pulumi.Input, deeply (see DeepInput), but for the
+ * few that decide which resources are declared (KNOWN_AT_CONSTRUCTION in src/spec/inputs.ts).
+ */
+export type ProcessingElementArgs = { [K in keyof Omit<SpecInput, StructuralField>]: DeepInput<Omit<SpecInput, StructuralField>[K]> } & {
+  peId?: pulumi.Input<string>;
+  volume?: Section<NonNullable<SpecInput["volume"]>, "retainOnDestroy">;
+  persistentStore?: Section<NonNullable<SpecInput["persistentStore"]>, "kind" | "passwordSecret">;
+  kubernetes?: Section<NonNullable<SpecInput["kubernetes"]>, "context">;
+  docker?: {
+    host?: pulumi.Input<string>;
+    tls?: Section<NonNullable<DockerInput["tls"]>, "keySecret">;
+    ssh?: Section<NonNullable<DockerInput["ssh"]>, "privateKeySecret">;
+    registryAuth?: Section<NonNullable<DockerInput["registryAuth"]>, "passwordSecret">;
+  };
+};
+
+/** The fields a collision between two PEs of one program is judged on (src/spec/uniqueness.ts). */
+const UNIQUENESS_FIELDS = ["peId", "volume", "ports", "network", "kubernetes", "docker"] as const satisfies readonly SpecField[];
+
+/**
+ * The spec's fields as the program gave them, some of them Outputs. Each value the component declares
+ * is derived from the fields it reads (EXECUTABLE_INPUT_SOURCES): plain when those are plain — exactly
+ * what a plain spec always gave, so existing stacks see no change — else an Output of just those
+ * fields, so that only they make it secret, or unknown during a preview.
+ */
+class SpecInputs {
+  constructor(readonly raw: Record<string, unknown>) {}
+
+  derive<F extends SpecField, T>(from: readonly F[], compute: (spec: Pick<ProcessingElementSpec, F>) => T, { secrets = false }: { secrets?: boolean } = {}): pulumi.Input<T> {
+    const values = from.map((field) => (secrets ? this.raw[field] : (withoutSecretValues({ [field]: this.raw[field] }) as Record<string, unknown>)[field]));
+    if (!values.some((value) => containsDeferred(value, { secrets: true }))) return compute(specFields(from, values));
+    // An invalid resolved value yields nothing here: the spec's validation (the PE's gate) reports it.
+    return pulumi.all(values).apply((resolved) => {
+      try {
+        return compute(specFields(from, resolved));
+      } catch {
+        return undefined as T;
+      }
+    });
+  }
+
+  /** The fields parsed now, when none of them waits for an Output; else undefined. */
+  knownNow<F extends SpecField>(from: readonly F[]): Pick<ProcessingElementSpec, F> | undefined {
+    const values = from.map((field) => (withoutSecretValues({ [field]: this.raw[field] }) as Record<string, unknown>)[field]);
+    return values.some((value) => containsDeferred(value)) ? undefined : specFields(from, values);
+  }
+
+  /** A field that must be known at construction (KNOWN_AT_CONSTRUCTION): validated plain by then. */
+  plain<T>(...path: string[]): T | undefined {
+    let node: unknown = this.raw;
+    for (const key of path) node = node && typeof node === "object" ? (node as Record<string, unknown>)[key] : undefined;
+    return node as T | undefined;
+  }
 }
 
 export class ProcessingElement extends pulumi.ComponentResource {
@@ -106,47 +187,85 @@ export class ProcessingElement extends pulumi.ComponentResource {
   /** The state volume: a Docker volume (StateVolume), or on Kubernetes a PersistentVolumeClaim. */
   readonly volume: StateVolume | k8s.core.v1.PersistentVolumeClaim;
   readonly executable: Executable;
-  readonly spec: ProcessingElementSpec;
+  /** The validated spec, when every field was known at construction (no Output waited); else undefined. */
+  readonly spec: ProcessingElementSpec | undefined;
 
   /**
-   * @param args a plain PE spec (see the README's spec table). Validated before anything is
-   *   registered, so an invalid spec fails at preview and creates nothing.
+   * @param args a PE spec (see the README's spec table); any field, and any value inside one, may be a
+   *   pulumi.Input (an Output, a secret, a Promise) but for those that decide which resources are
+   *   declared (docs/spec.md). What the program holds is validated before anything is registered, so
+   *   an invalid spec fails at preview and creates nothing; a value that resolves later is validated
+   *   when it resolves, before the PE's resources are registered, with the same field-named errors.
    */
-  constructor(name: string, args: Omit<ProcessingElementInput, "peId"> & { peId?: string }, opts?: pulumi.ComponentResourceOptions) {
-    const spec = validateProcessingElement(name, args);
-    const duplicates = declareInProgram({ subject: `"${name}"`, spec });
-    if (duplicates.length) throw new SpecError(`"${name}"`, duplicates);
+  constructor(name: string, args: ProcessingElementArgs, opts?: pulumi.ComponentResourceOptions) {
+    const subject = `"${name}"`;
+    const raw = withDefaultPeId(name, args) as Record<string, unknown>;
+    const known = parseKnownProcessingElement(raw, subject);
+    const fields = new SpecInputs(raw);
+    // Collisions with the program's other PEs: now when the fields they are judged on are known, else
+    // when those resolve (below).
+    const judgedNow = known.spec ?? fields.knownNow(UNIQUENESS_FIELDS);
+    if (judgedNow) {
+      const duplicates = declareInProgram({ subject, spec: judgedNow as ProcessingElementSpec });
+      if (duplicates.length) throw new SpecError(subject, duplicates);
+    }
     const { own, replacement } = splitReplacementOptions(opts);
     super(PROCESSING_ELEMENT_TYPE, name, {}, own);
-    this.spec = spec;
-    const volumeName = volumeNameOf(spec);
-    const owner = volumeOwner(pulumi.getProject(), pulumi.getStack(), spec.peId);
-    const credentials = engineCredentialsOf(spec);
+    this.spec = known.spec;
 
-    if (spec.kubernetes) {
-      const claims = kubernetesClaims(this, name, spec, volumeName, owner);
+    // Values that resolve later are validated when they do, as one spec (one message naming every bad
+    // field); the PE's resources wait for it, so an invalid value registers nothing.
+    const validated = known.deferred.length
+      ? pulumi.output(raw).apply((resolved) => {
+          const spec = parseProcessingElement(resolved, subject);
+          if (!judgedNow) {
+            const duplicates = declareInProgram({ subject, spec });
+            if (duplicates.length) throw new SpecError(subject, duplicates);
+          }
+          return true;
+        })
+      : undefined;
+    const afterValidation = (resources: pulumi.Resource[]): pulumi.Input<pulumi.Resource[]> => (validated ? validated.apply(() => resources) : resources);
+
+    const peId = fields.derive(["peId"], (spec) => spec.peId);
+    const owner = fields.derive(["peId"], (spec) => volumeOwner(pulumi.getProject(), pulumi.getStack(), spec.peId));
+    const credentials = engineCredentialsOf(fields);
+    const executableInputs = Object.fromEntries(
+      Object.entries(EXECUTABLE_INPUT_SOURCES).map(([input, source]) => [input, fields.derive(source.from, source.value as (spec: Partial<ProcessingElementSpec>) => unknown)]),
+    ) as ExecutableArgs;
+    const store = storeOf(fields);
+
+    if (fields.plain("kubernetes") !== undefined) {
+      const claims = kubernetesClaims(this, name, fields, owner, afterValidation([]));
       this.volume = claims[0]!;
       this.executable = new Executable(
         `${name}-executable`,
-        { ...executableFields(spec), owner, volumeName: claims[0]!.metadata.name, store: storeOf(spec) },
-        { ...replacement, parent: this, dependsOn: claims, deleteBeforeReplace: false },
+        { ...executableInputs, owner, volumeName: claims[0]!.metadata.name, store },
+        { ...replacement, parent: this, dependsOn: afterValidation(claims), deleteBeforeReplace: false },
       );
     } else {
       const volume = new StateVolume(
         `${name}-volume`,
-        { peId: spec.peId, name: volumeName, driver: spec.volume.driver, owner, engine: engineTarget(spec), engineCredentials: credentials },
+        {
+          peId,
+          name: fields.derive(["peId", "volume"], (spec) => volumeNameOf(spec)),
+          driver: fields.derive(["volume"], (spec) => spec.volume.driver),
+          owner,
+          engine: fields.derive(["kubernetes", "docker"], (spec) => engineTarget(spec)),
+          engineCredentials: credentials,
+        },
         // The volume outlives `pulumi destroy` unless the spec opts out explicitly.
-        { parent: this, retainOnDelete: spec.volume.retainOnDestroy, protect: false },
+        { parent: this, retainOnDelete: fields.plain<boolean>("volume", "retainOnDestroy") ?? true, protect: false, ...(validated ? { dependsOn: afterValidation([]) } : {}) },
       );
       this.volume = volume;
       this.executable = new Executable(
         `${name}-executable`,
-        { ...executableFields(spec), owner, volumeName: volume.name, store: storeOf(spec), engineCredentials: credentials },
-        { ...replacement, parent: this, dependsOn: [volume], deleteBeforeReplace: false },
+        { ...executableInputs, owner, volumeName: volume.name, store, engineCredentials: credentials },
+        { ...replacement, parent: this, dependsOn: afterValidation([volume]), deleteBeforeReplace: false },
       );
     }
 
-    this.peId = pulumi.output(spec.peId);
+    this.peId = pulumi.output(peId);
     this.generation = this.executable.generation;
     this.executableId = this.executable.executableId;
     this.executableName = this.executable.executableName;
@@ -196,84 +315,107 @@ export class ProcessingElement extends pulumi.ComponentResource {
  * need a new claim, at preview. The cluster comes from the ambient kubeconfig; only a context name (if
  * any) is recorded.
  */
-function kubernetesClaims(parent: pulumi.Resource, name: string, spec: ProcessingElementSpec, volumeName: string, owner: string): k8s.core.v1.PersistentVolumeClaim[] {
-  const settings = spec.kubernetes!;
-  const engine = engineTarget(spec);
-  const k8s = loadPulumiKubernetes(spec.peId);
-  const provider = settings.context ? new k8s.Provider(`${name}-kubernetes`, { context: settings.context }, { parent }) : undefined;
-  const declare = (role: "state-volume" | "store-volume", claimName: string, storageClassName: string | undefined, size: string, suffix: string) => {
+function kubernetesClaims(parent: pulumi.Resource, name: string, fields: SpecInputs, owner: pulumi.Input<string>, afterValidation: pulumi.Input<pulumi.Resource[]>): k8s.core.v1.PersistentVolumeClaim[] {
+  const context = fields.plain<string>("kubernetes", "context");
+  const k8s = loadPulumiKubernetes(name);
+  const provider = context ? new k8s.Provider(`${name}-kubernetes`, { context }, { parent }) : undefined;
+  const peId = fields.derive(["peId"], (spec) => spec.peId);
+  const namespace = fields.derive(["kubernetes"], (spec) => spec.kubernetes!.namespace);
+  const engine = fields.derive(["kubernetes", "docker"], (spec) => engineTarget(spec));
+  const retainOnDelete = fields.plain<boolean>("volume", "retainOnDestroy") ?? true;
+  const declare = (role: "state-volume" | "store-volume", claimName: pulumi.Input<string>, storageClassName: pulumi.Input<string | undefined>, size: pulumi.Input<string>, suffix: string) => {
     const check = new ClaimCheck(
       `${name}-${suffix}-check`,
-      { peId: spec.peId, role, name: claimName, namespace: settings.namespace, ...(storageClassName ? { storageClassName } : {}), size, owner, engine },
-      { parent },
+      { peId, role, name: claimName, namespace, storageClassName: storageClassName as pulumi.Input<string>, size, owner, engine },
+      { parent, dependsOn: afterValidation },
     );
     return new k8s.core.v1.PersistentVolumeClaim(
       `${name}-${suffix}`,
       {
         metadata: {
           name: claimName,
-          namespace: settings.namespace,
-          labels: { [LABELS.managed]: "true", [LABELS.role]: role, [LABELS.peId]: spec.peId },
+          namespace,
+          labels: { [LABELS.managed]: "true", [LABELS.role]: role, [LABELS.peId]: peId },
           // A claim of a WaitForFirstConsumer class binds only when its first pod is scheduled, and the
           // provider's own readiness wait never ends for a bound claim on a later update: reseat waits
           // for the pod instead.
           annotations: { [LABELS.owner]: owner, "pulumi.com/skipAwait": "true" },
         },
-        spec: { accessModes: ["ReadWriteOnce"], ...(storageClassName ? { storageClassName } : {}), resources: { requests: { storage: size } } },
+        spec: { accessModes: ["ReadWriteOnce"], storageClassName: storageClassName as pulumi.Input<string>, resources: { requests: { storage: size } } },
       },
       // The claim outlives `pulumi destroy` unless the spec opts out explicitly; a later `up` adopts it.
-      { parent, dependsOn: [check], retainOnDelete: spec.volume.retainOnDestroy, ...(provider ? { provider } : {}) },
+      { parent, dependsOn: [check], retainOnDelete, ...(provider ? { provider } : {}) },
     );
   };
-  const claims = [declare("state-volume", volumeName, settings.storageClassName, settings.size, "claim")];
-  if (spec.persistentStore.kind === "directory") {
-    const store = settings.store;
-    claims.push(declare("store-volume", storeClaimNameOf(spec), store?.storageClassName ?? settings.storageClassName, store?.size ?? "1Gi", "store-claim"));
+  const claims = [
+    declare(
+      "state-volume",
+      fields.derive(["peId", "volume"], (spec) => volumeNameOf(spec)),
+      fields.derive(["kubernetes"], (spec) => spec.kubernetes!.storageClassName),
+      fields.derive(["kubernetes"], (spec) => spec.kubernetes!.size),
+      "claim",
+    ),
+  ];
+  if ((fields.plain<string>("persistentStore", "kind") ?? "directory") === "directory") {
+    claims.push(
+      declare(
+        "store-volume",
+        fields.derive(["peId", "volume"], (spec) => storeClaimNameOf(spec)),
+        fields.derive(["kubernetes"], (spec) => spec.kubernetes!.store?.storageClassName ?? spec.kubernetes!.storageClassName),
+        fields.derive(["kubernetes"], (spec) => spec.kubernetes!.store?.size ?? "1Gi"),
+        "store-claim",
+      ),
+    );
   }
   return claims;
 }
 
 /** @pulumi/kubernetes is an optional peer: only PEs with a `kubernetes` section need it. */
-function loadPulumiKubernetes(peId: string): typeof import("@pulumi/kubernetes") {
+function loadPulumiKubernetes(name: string): typeof import("@pulumi/kubernetes") {
   try {
     return require("@pulumi/kubernetes");
   } catch (error) {
     const why = (error as Error).message.split("\n")[0];
-    throw new SpecError(`"${peId}"`, [{ field: "kubernetes", expected: `the package @pulumi/kubernetes installed beside reseat (npm install @pulumi/kubernetes): ${why}` }]);
+    throw new SpecError(`"${name}"`, [{ field: "kubernetes", expected: `the package @pulumi/kubernetes installed beside reseat (npm install @pulumi/kubernetes): ${why}` }]);
   }
 }
 
 /** The store as the executable sees it; a postgres password stays a Pulumi secret all the way. */
-function storeOf(spec: ProcessingElementSpec): pulumi.Input<StoreDesired> {
-  const store = spec.persistentStore;
-  if (store.kind !== "postgres") return storeDesired(spec);
-  const password = store.passwordSecret
-    ? new pulumi.Config("reseat").requireSecret(store.passwordSecret)
-    : pulumi.secret(store.password as pulumi.Input<string>);
-  return password.apply((secret) => storeDesired(spec, secret));
+function storeOf(fields: SpecInputs): pulumi.Input<StoreDesired> {
+  if (fields.plain<string>("persistentStore", "kind") !== "postgres") return fields.derive(STORE_SOURCE_FIELDS, (spec) => storeDesired(spec as ProcessingElementSpec));
+  const configKey = fields.plain<string>("persistentStore", "passwordSecret");
+  const fromConfig = configKey ? new pulumi.Config("reseat").requireSecret(configKey) : undefined;
+  const spec = fields.derive(STORE_SOURCE_FIELDS, (resolved) => resolved as ProcessingElementSpec, { secrets: true });
+  return pulumi.secret(
+    pulumi.all([spec, fromConfig]).apply(([resolved, configured]) => {
+      const store = resolved.persistentStore as { password?: string };
+      return storeDesired(resolved as ProcessingElementSpec, configured ?? store.password);
+    }),
+  );
 }
 
 /**
  * The secrets that reach the PE's engine and its registry (TLS key, ssh key, registry password), as
  * one Pulumi secret: encrypted in state like the store password, and never part of a label or output.
  */
-function engineCredentialsOf(spec: ProcessingElementSpec): pulumi.Output<EngineCredentials> | undefined {
-  const docker = spec.docker;
-  const sshKeyGiven = docker?.ssh?.privateKey !== undefined || docker?.ssh?.privateKeySecret !== undefined;
-  if (!docker?.tls && !sshKeyGiven && !docker?.registryAuth) return undefined;
+function engineCredentialsOf(fields: SpecInputs): pulumi.Output<EngineCredentials> | undefined {
+  const section = (...path: string[]) => fields.plain<Record<string, unknown>>("docker", ...path);
+  const sshKeyGiven = section("ssh")?.privateKey !== undefined || section("ssh")?.privateKeySecret !== undefined;
+  if (!section("tls") && !sshKeyGiven && !section("registryAuth")) return undefined;
   const config = new pulumi.Config("reseat");
-  const secret = (value: unknown, configKey: string | undefined): pulumi.Output<string> =>
-    configKey ? config.requireSecret(configKey) : pulumi.secret(value as pulumi.Input<string>);
-  const parts = {
-    tlsKey: docker.tls ? secret(docker.tls.key, docker.tls.keySecret) : undefined,
-    sshKey: sshKeyGiven ? secret(docker.ssh!.privateKey, docker.ssh!.privateKeySecret) : undefined,
-    registryPassword: docker.registryAuth ? secret(docker.registryAuth.password, docker.registryAuth.passwordSecret) : undefined,
-  };
+  const fromConfig = (key: unknown) => (typeof key === "string" ? config.requireSecret(key) : undefined);
+  const configured = { tlsKey: fromConfig(section("tls")?.keySecret), sshKey: fromConfig(section("ssh")?.privateKeySecret), registryPassword: fromConfig(section("registryAuth")?.passwordSecret) };
+  const docker = fields.derive(["docker"], (spec) => spec.docker!, { secrets: true });
   return pulumi.secret(
-    pulumi.all(parts).apply(({ tlsKey, sshKey, registryPassword }): EngineCredentials => ({
-      ...(docker.tls && tlsKey ? { tls: { ca: docker.tls.ca, cert: docker.tls.cert, key: tlsKey } } : {}),
-      ...(sshKey ? { ssh: { privateKey: sshKey } } : {}),
-      ...(docker.registryAuth && registryPassword ? { registryAuth: { server: docker.registryAuth.server, username: docker.registryAuth.username, password: registryPassword } } : {}),
-    })),
+    pulumi.all([docker, configured]).apply(([resolved, secrets]): EngineCredentials => {
+      const tlsKey = secrets.tlsKey ?? (resolved.tls?.key as string | undefined);
+      const sshKey = secrets.sshKey ?? (resolved.ssh?.privateKey as string | undefined);
+      const registryPassword = secrets.registryPassword ?? (resolved.registryAuth?.password as string | undefined);
+      return {
+        ...(resolved.tls && tlsKey ? { tls: { ca: resolved.tls.ca, cert: resolved.tls.cert, key: tlsKey } } : {}),
+        ...(sshKeyGiven && sshKey ? { ssh: { privateKey: sshKey } } : {}),
+        ...(resolved.registryAuth && registryPassword ? { registryAuth: { server: resolved.registryAuth.server, username: resolved.registryAuth.username, password: registryPassword } } : {}),
+      };
+    }),
   );
 }

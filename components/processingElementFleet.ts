@@ -8,7 +8,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { Fleet } from "../src/provider/fleet";
 import type * as FleetRuntime from "../src/provider/fleetRuntime";
 import { parseFleet, FleetMemberState } from "../src/plan/fleetPlan";
-import type { GroupSpec } from "../src/spec/group";
+import { GroupInputs, GroupSpec, parseGroupInputs } from "../src/spec/group";
+import { containsDeferred } from "../src/spec/inputs";
 import type { ProcessingElementGroupArgs } from "./processingElementGroup";
 import { splitReplacementOptions } from "./processingElement";
 
@@ -23,7 +24,8 @@ export function validateProcessingElementFleet(name: string, args: unknown): Gro
 }
 
 export class ProcessingElementFleet extends pulumi.ComponentResource {
-  readonly spec: GroupSpec;
+  /** The fleet as declared (members' specs are there when no template field waited for an Output). */
+  readonly spec: GroupInputs;
   readonly fleet: Fleet;
   /** Each member as it runs, in ordinal order (its commit status included): the stack output. */
   readonly members: pulumi.Output<FleetMemberState[]>;
@@ -31,7 +33,14 @@ export class ProcessingElementFleet extends pulumi.ComponentResource {
   readonly updatedReplicas: pulumi.Output<number>;
 
   constructor(name: string, args: ProcessingElementFleetArgs, opts: pulumi.ComponentResourceOptions = {}) {
-    const spec = validateProcessingElementFleet(name, args);
+    // A template whose fields are all known is validated whole now (as the provider will); one with
+    // Outputs, as far as it is known now, and whole once they resolve, before the Fleet registers. Its
+    // placeholders are the provider's to substitute, per member, in Outputs too.
+    const raw = (args && typeof args === "object" ? args : {}) as Partial<ProcessingElementFleetArgs>;
+    const deferred = containsDeferred(raw.template);
+    const spec: GroupInputs = deferred
+      ? parseGroupInputs({ name, replicas: raw.replicas, template: raw.template, rollout: raw.rollout ?? {} }, `fleet "${name}"`, (value) => value)
+      : validateProcessingElementFleet(name, args);
     // replaceOnChanges, replacementTrigger, replaceWith: the Fleet resource takes them.
     const { own, replacement } = splitReplacementOptions(opts);
     super(PROCESSING_ELEMENT_FLEET_TYPE, name, {}, own);
@@ -39,25 +48,34 @@ export class ProcessingElementFleet extends pulumi.ComponentResource {
     const fields = {
       name: spec.name,
       replicas: spec.replicas,
-      template: spec.template,
+      // One input: secret as a whole when a value in it is (and unknown during a preview with it).
+      template: deferred ? pulumi.output(spec.template as pulumi.Input<Record<string, unknown>>) : spec.template,
       rollout: { maxUnavailable: spec.rollout.maxUnavailableInput, partition: spec.rollout.partition },
       project: pulumi.getProject(),
       stack: pulumi.getStack(),
     };
+    const resolvedFields = pulumi.output(fields);
+    const validated = deferred ? resolvedFields.apply((resolved) => (parseFleet(resolved), true)) : undefined;
     this.fleet = new Fleet(
       `${name}-fleet`,
       fields,
       // A rollout of a large fleet takes as long as its members' replacements, one after another.
-      { ...replacement, parent: this, customTimeouts: { create: "24h", update: "24h", delete: "24h" } },
+      {
+        ...replacement,
+        parent: this,
+        customTimeouts: { create: "24h", update: "24h", delete: "24h" },
+        ...(validated ? { dependsOn: validated.apply(() => []) } : {}),
+      },
     );
     this.members = this.fleet.members;
     this.updatedReplicas = this.members.apply((members) => members.filter((m) => m.updated).length);
     // One line per member that changes, judged from what runs now: preview lists them (the Fleet's
     // own diff names only the template). Not being able to list them is no reason to stop an up.
-    const planned = pulumi.output(
+    // Waits for the template's Outputs, if any (none are listed during a preview that cannot know them).
+    const planned = resolvedFields.apply((resolved) =>
       // Loaded on first use: the engine clients are not every program's business.
       Promise.resolve()
-        .then(() => (require("../src/provider/fleetRuntime") as typeof FleetRuntime).previewFleet(fields))
+        .then(() => (require("../src/provider/fleetRuntime") as typeof FleetRuntime).previewFleet(resolved))
         .then(
           (lines) => {
             for (const line of lines) pulumi.log.info(line.message, this);

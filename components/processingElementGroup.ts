@@ -14,19 +14,27 @@
 //   failed one), so they keep their old spec; members before it stay replaced.
 import * as pulumi from "@pulumi/pulumi";
 import { Executable } from "../src/provider/executable";
-import { executableFields, storeDesired } from "../src/spec/desired";
-import type { ProcessingElementSpec } from "../src/spec/processingElement";
-import { GroupSpec, GroupTemplateInput, parseGroup } from "../src/spec/group";
+import { EXECUTABLE_INPUT_SOURCES, executableFields, storeDesired } from "../src/spec/desired";
+import { ProcessingElementSpec, SpecError, parseProcessingElement } from "../src/spec/processingElement";
+import { GroupInputs, GroupSpec, PlaceholderValues, Templated, parseGroup, parseGroupInputs, substitute } from "../src/spec/group";
 import { MemberFingerprint, RolloutPlan, describesMember, fingerprint, planRollout, progressLines } from "../src/plan/rollout";
-import { ProcessingElement, ProcessingElementOutputs, splitReplacementOptions } from "./processingElement";
+import { ProcessingElement, ProcessingElementArgs, ProcessingElementOutputs, splitReplacementOptions } from "./processingElement";
 
 export const PROCESSING_ELEMENT_GROUP_TYPE = "reseat:index:ProcessingElementGroup";
 
 
+/** A group's template: a PE spec without peId (fields may be Outputs), whose strings may carry placeholders. */
+export type GroupTemplateArgs = Templated<Omit<ProcessingElementArgs, "peId">>;
+
 export interface ProcessingElementGroupArgs {
+  /** Known when the program runs (it decides how many members are declared). */
   replicas: number;
-  /** A PE spec without peId; strings may use {{ordinal}}, {{ordinal + N}}, {{peId}}, {{group}}. */
-  template: GroupTemplateInput;
+  /**
+   * A PE spec without peId; strings may use {{ordinal}}, {{ordinal + N}}, {{peId}}, {{group}} — also
+   * in Outputs, substituted when they resolve. Fields may be Outputs as in a ProcessingElement.
+   */
+  template: GroupTemplateArgs;
+  /** Known when the program runs (it decides the members' dependencies). */
   rollout?: {
     /** Members replaced at once, at most (number, or "NN%" of replicas rounded down; at least 1). Default 1. */
     maxUnavailable?: number | string;
@@ -66,8 +74,26 @@ export function validateProcessingElementGroup(name: string, args: unknown): Gro
   return parseGroup(withName, `group "${name}"`);
 }
 
+/** Any value (an Output, a Promise, a plain object holding some) as an Output of its resolved value. */
+function outputOf(value: unknown): pulumi.Output<unknown> {
+  return pulumi.output(value as pulumi.Input<object>) as unknown as pulumi.Output<unknown>;
+}
+
+/**
+ * A template value that resolves later, for member `values.peId`: an Output of it with the member's
+ * placeholders substituted (a bad placeholder fails the member's validation, naming the field).
+ */
+function substituteWhenResolved(value: unknown, field: string[], values: PlaceholderValues): pulumi.Output<unknown> {
+  return outputOf(value).apply((resolved) => {
+    const substituted = substitute(resolved, values, field);
+    if (substituted.problems.length) throw new SpecError(`"${values.peId}"`, substituted.problems.map((problem) => ({ ...problem, field: `template.${problem.field}` })));
+    return substituted.value;
+  });
+}
+
 export class ProcessingElementGroup extends pulumi.ComponentResource {
-  readonly spec: GroupSpec;
+  /** The group as declared; a member's `spec` is there when none of its fields waited for an Output. */
+  readonly spec: GroupInputs;
   readonly plan: RolloutPlan;
   /** Indexed by ordinal. */
   readonly members: ProcessingElement[];
@@ -76,7 +102,8 @@ export class ProcessingElementGroup extends pulumi.ComponentResource {
   readonly updatedReplicas: pulumi.Output<number>;
 
   constructor(name: string, args: ProcessingElementGroupArgs, opts: ProcessingElementGroupOptions = {}) {
-    const spec = validateProcessingElementGroup(name, args);
+    const withName = args && typeof args === "object" && !("name" in args) ? { ...args, name } : args;
+    const spec = parseGroupInputs(withName, `group "${name}"`, substituteWhenResolved);
     const { previous, ...componentOpts } = opts;
     // replaceOnChanges, replacementTrigger, replaceWith: every member's Executable takes them.
     const { own, replacement } = splitReplacementOptions(componentOpts);
@@ -84,14 +111,17 @@ export class ProcessingElementGroup extends pulumi.ComponentResource {
     this.spec = spec;
     const plan = planRollout({ group: spec.name, replicas: spec.replicas, maxUnavailable: spec.rollout.maxUnavailable, partition: spec.rollout.partition });
     this.plan = plan;
-    const desired = spec.members.map((member) => fingerprint(desiredFields(member.spec)));
+    // What each member should run, as a fingerprint: now when its spec is known, else once its Outputs
+    // resolve (secret with them: a revision hashes env values too).
+    const desired = spec.members.map((member) => (member.spec ? pulumi.output(fingerprint(desiredFields(member.spec))) : resolvedFingerprint(member.input)));
     // The Executable inputs that describe what a member runs: a held member (ordinal < partition)
     // keeps them from its last deployment; a member's revision is computed from them.
-    const specFields = spec.members.length ? Object.keys(desiredFields(spec.members[0]!.spec)).filter(describesMember) : [];
+    const first = spec.members[0];
+    const specFields = !first ? [] : Object.keys(first.spec ? desiredFields(first.spec) : { ...EXECUTABLE_INPUT_SOURCES, store: undefined }).filter(describesMember);
 
     // Progress: one line per changing member, logged when its turn comes (its predecessor is ready).
     const startedAt = Date.now();
-    const lines = pulumi.output(previous).apply((prev) => {
+    const lines = pulumi.all([pulumi.output(previous), pulumi.all(desired)]).apply(([prev, desired]) => {
       const previousFingerprints = prev?.members
         ? new Map<number, MemberFingerprint>(
             prev.members.filter(isFingerprinted).map((m) => [m.ordinal, { revision: m.revision, replaceRevision: m.replaceRevision, ...(m.imageRef ? { image: m.imageRef } : {}) }]),
@@ -169,14 +199,25 @@ function desiredFields(spec: ProcessingElementSpec): Record<string, unknown> {
   return { ...executableFields(spec), store: storeFields };
 }
 
-function memberOutputs(ordinal: number, pe: ProcessingElement, desired: MemberFingerprint, specFields: string[]): pulumi.Output<GroupMemberOutputs> {
+/** A member's fingerprint once its template values resolve (nothing when they are invalid: the member's PE reports that). */
+function resolvedFingerprint(input: unknown): pulumi.Output<MemberFingerprint> {
+  return outputOf(input).apply((resolved) => {
+    try {
+      return fingerprint(desiredFields(parseProcessingElement(resolved)));
+    } catch {
+      return { revision: "", replaceRevision: "" };
+    }
+  });
+}
+
+function memberOutputs(ordinal: number, pe: ProcessingElement, desired: pulumi.Output<MemberFingerprint>, specFields: string[]): pulumi.Output<GroupMemberOutputs> {
   // The Executable echoes its inputs in its outputs: what the member really runs (held members included).
   const echoed = pe.executable as unknown as Record<string, pulumi.Output<unknown>>;
   const fields = pulumi.unsecret(pulumi.all(specFields.map((field) => echoed[field] ?? pulumi.output(undefined))));
   const running = fields.apply((values) => fingerprint(Object.fromEntries(specFields.map((field, i) => [field, values[i]]))));
   return pulumi
-    .output({ ...pe.summary, current: running })
-    .apply(({ current, ...observed }): GroupMemberOutputs => ({
+    .output({ ...pe.summary, current: running, desired })
+    .apply(({ current, desired, ...observed }): GroupMemberOutputs => ({
       ordinal,
       ...observed,
       imageRef: current.image ?? "",

@@ -23,7 +23,7 @@ async function program(): Promise<Record<string, unknown>> {
   const pes = specs.map(({ name }, index) => new ProcessingElement(name, declared[index] as never));
   return {
     processingElements: Object.fromEntries(
-      pes.map((pe) => [pe.spec.peId, pe.summary]),
+      pes.map((pe, index) => [specs[index]!.spec.peId, pe.summary]),
     ),
   };
 }

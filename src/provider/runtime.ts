@@ -13,6 +13,7 @@ import { planExecutable, specHash } from "../plan/executablePlan";
 import type { CommitOutputs } from "../plan/commitStatus";
 import { observeCommits, observeRevert, RevertOutputs } from "./observe";
 import { checkImageId, imageIdForUp } from "./images";
+import { validateExecutableInputs } from "../spec/inputs";
 import * as fleet from "./fleetRuntime";
 import { planVolume, VolumeFields } from "../plan/volumePlan";
 import { assertSameEngine, recordOutdated } from "../plan/engineRecord";
@@ -91,6 +92,7 @@ function sameCredentials(a: WithCredentials, b: WithCredentials): boolean {
  * create pulls the image before anything is stopped.
  */
 export async function checkExecutable(news: ExecutableDesired & WithCredentials, olds?: Partial<ExecutableState>): Promise<ExecutableDesired & Required<Pick<Recorded, "engineIdentity">>> {
+  validateExecutableInputs(news as unknown as Record<string, unknown>); // late-resolved spec values; unknowns skipped
   const engine = backend(news);
   const engineIdentity = await sameEngine(engine, `processing element "${news.peId}"`, olds?.engineIdentity);
   return { ...news, imageId: await checkImageId(engine, news.imageRef), engineIdentity };

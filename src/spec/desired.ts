@@ -2,6 +2,7 @@
 // rollouts and benchmarks, so that all of them run the very same executable for the same spec.
 import type { EngineTarget, ExecutableDesired, KubernetesPodDesired, StoreDesired } from "../backend/backend";
 import { DEFAULT_STORE_VOLUME, ProcessingElementSpec, volumeNameOf } from "./processingElement";
+import type { SpecField } from "./inputs";
 
 export function storeDesired(spec: ProcessingElementSpec, password?: string): StoreDesired {
   const store = spec.persistentStore;
@@ -28,27 +29,55 @@ function allowEmptyStartOf(store: { allowEmptyStart: boolean }): { allowEmptySta
   return store.allowEmptyStart ? { allowEmptyStart: true } : {};
 }
 
+/** The Executable's inputs that come from the spec alone (everything but the image id, the store and the owner). */
+export type ExecutableSpecInputs = Omit<ExecutableDesired, "imageId" | "store" | "owner" | "declaredBy">;
+
+/** How one Executable input is computed: from which spec fields (only those are read), and how. */
+interface Source<T> {
+  from: readonly SpecField[];
+  value: (spec: ProcessingElementSpec) => T;
+}
+const source = <T>(from: readonly SpecField[], value: (spec: ProcessingElementSpec) => T): Source<T> => ({ from, value });
+
+/**
+ * Each Executable input by the spec fields it is computed from. A program may give any field as an
+ * Output: an input then waits for (and is secret or unknown with) exactly its own fields, so a secret
+ * env value makes `env` secret and leaves `imageRef` readable, and an image built by another resource
+ * leaves `env` known during a preview.
+ */
+export const EXECUTABLE_INPUT_SOURCES: { [K in keyof Required<ExecutableSpecInputs>]: Source<ExecutableSpecInputs[K]> } = {
+  peId: source(["peId"], (spec) => spec.peId),
+  imageRef: source(["image"], (spec) => spec.image),
+  command: source(["command"], (spec) => spec.command),
+  env: source(["env"], (spec) => spec.env),
+  ports: source(["ports"], (spec) => spec.ports),
+  network: source(["network"], (spec) => spec.network),
+  resources: source(["resources"], (spec) => spec.resources),
+  volumeName: source(["peId", "volume"], (spec) => volumeNameOf(spec)),
+  mountPath: source(["volume"], (spec) => spec.volume.mountPath),
+  stop: source(["stop"], (spec) => spec.stop),
+  readiness: source(["readiness"], (spec) => spec.readiness),
+  commitIntervalMs: source(["commitInterval"], (spec) => spec.commitInterval),
+  failureBackoff: source(["failureBackoff"], (spec) => ({ initialMs: spec.failureBackoff.initial, maxMs: spec.failureBackoff.max, resetAfterMs: spec.failureBackoff.resetAfter })),
+  onFailedReplacement: source(["onFailedReplacement"], (spec) => spec.onFailedReplacement),
+  user: source(["runAsUser", "runAsGroup"], (spec) => (spec.runAsUser === undefined ? undefined : { uid: spec.runAsUser, gid: spec.runAsGroup ?? spec.runAsUser })),
+  engine: source(["kubernetes", "docker"], (spec) => engineTarget(spec)),
+  kubernetes: source(["kubernetes"], (spec) => (spec.kubernetes ? kubernetesPod(spec.kubernetes) : undefined)),
+};
+
+/** The store's input reads these fields (and a password, given apart). */
+export const STORE_SOURCE_FIELDS: readonly SpecField[] = ["persistentStore", "kubernetes", "peId", "volume"];
+
+/** Inputs left out when absent (as they always were: the spec hash and the recorded inputs stay as before). */
+const ABSENT_WHEN_UNSET = new Set<string>(["user", "kubernetes"]);
+
 /** Everything but the resolved image id and the store (which may carry a secret). */
-export function executableFields(spec: ProcessingElementSpec): Omit<ExecutableDesired, "imageId" | "store"> {
-  return {
-    peId: spec.peId,
-    imageRef: spec.image,
-    command: spec.command,
-    env: spec.env,
-    ports: spec.ports,
-    network: spec.network,
-    resources: spec.resources,
-    volumeName: volumeNameOf(spec),
-    mountPath: spec.volume.mountPath,
-    stop: spec.stop,
-    readiness: spec.readiness,
-    commitIntervalMs: spec.commitInterval,
-    failureBackoff: { initialMs: spec.failureBackoff.initial, maxMs: spec.failureBackoff.max, resetAfterMs: spec.failureBackoff.resetAfter },
-    onFailedReplacement: spec.onFailedReplacement,
-    ...(spec.runAsUser === undefined ? {} : { user: { uid: spec.runAsUser, gid: spec.runAsGroup ?? spec.runAsUser } }),
-    engine: engineTarget(spec),
-    ...(spec.kubernetes ? { kubernetes: kubernetesPod(spec.kubernetes) } : {}),
-  };
+export function executableFields(spec: ProcessingElementSpec): ExecutableSpecInputs {
+  return Object.fromEntries(
+    Object.entries(EXECUTABLE_INPUT_SOURCES)
+      .map(([input, { value }]) => [input, value(spec)] as const)
+      .filter(([input, value]) => value !== undefined || !ABSENT_WHEN_UNSET.has(input)),
+  ) as unknown as ExecutableSpecInputs;
 }
 
 function kubernetesPod(k8s: NonNullable<ProcessingElementSpec["kubernetes"]>): KubernetesPodDesired {
@@ -65,7 +94,7 @@ export function executableDesired(spec: ProcessingElementSpec, imageId: string, 
 }
 
 /** Where the PE runs: recorded with its resources, so every later operation reaches the same engine. */
-export function engineTarget(spec: ProcessingElementSpec): EngineTarget {
+export function engineTarget(spec: Pick<ProcessingElementSpec, "kubernetes" | "docker">): EngineTarget {
   if (spec.kubernetes) return { kind: "kubernetes", namespace: spec.kubernetes.namespace, ...(spec.kubernetes.context ? { context: spec.kubernetes.context } : {}) };
   return spec.docker?.host ? { kind: "docker", host: spec.docker.host } : { kind: "docker" };
 }

@@ -11,6 +11,7 @@
 // Errors use the PE spec's style: one SpecError listing every bad field with its path.
 import { z } from "zod";
 import { ProcessingElementInput, ProcessingElementSpec, SpecError, parseProcessingElement, problemOf, volumeNameOf } from "./processingElement";
+import { SECRET_VALUE_FIELDS, isDeferred, parseKnownProcessingElement } from "./inputs";
 
 /** A group name is the prefix of its members' peIds: a DNS label short enough for `-<ordinal>`. */
 const GROUP_NAME = /^[a-z0-9](?:[a-z0-9-]{0,36}[a-z0-9])?$/;
@@ -44,7 +45,9 @@ export type Templated<T> = T extends number
   ? number | `{{${string}}}`
   : T extends string | boolean | null | undefined
     ? T
-    : T extends readonly (infer U)[]
+    : T extends PromiseLike<unknown>
+      ? T
+      : T extends readonly (infer U)[]
       ? Templated<U>[]
       : T extends { apply: unknown }
         ? T
@@ -73,6 +76,22 @@ export interface GroupSpec {
   members: GroupMember[];
 }
 
+/** A member of a template whose fields may be Outputs: its spec when every field is known now. */
+export interface GroupInputMember extends Omit<GroupMember, "spec"> {
+  spec?: ProcessingElementSpec;
+}
+
+/** A group as a program declares it, fields of its template possibly Outputs (see parseGroupInputs). */
+export interface GroupInputs extends Omit<GroupSpec, "members"> {
+  members: GroupInputMember[];
+}
+
+/**
+ * What a member's template value that resolves later becomes: the program's own wrapper (an Output
+ * whose placeholders are substituted once it resolves, with `substitute`). `field` is its path.
+ */
+export type DeferredInTemplate = (value: unknown, field: string[], values: PlaceholderValues) => unknown;
+
 export function memberName(group: string, ordinal: number): string {
   return `${group}-${ordinal}`;
 }
@@ -86,8 +105,43 @@ export function resolveMaxUnavailable(value: number | string, replicas: number):
 
 /** Validates a group spec and expands its members; throws SpecError listing every bad field. */
 export function parseGroup(input: unknown, subject?: string): GroupSpec {
+  return expandGroup(input, subject) as GroupSpec;
+}
+
+/**
+ * parseGroup for a program's group, whose template fields (and values inside them) may be Outputs or
+ * Promises: what is known is validated now with the same messages, each member's deferred values
+ * become `inTemplate`'s (placeholders substituted when they resolve), and a member's spec is there
+ * only when every field of it is known. `name`, `replicas` and `rollout` must be known: they decide
+ * which members are declared and in which order.
+ */
+export function parseGroupInputs(input: unknown, subject: string | undefined, inTemplate: DeferredInTemplate): GroupInputs {
+  return expandGroup(input, subject, inTemplate);
+}
+
+/** Group fields that decide which resources are declared, and in which order. */
+const KNOWN_GROUP_FIELDS: Record<string, string> = {
+  name: "it names every member",
+  replicas: "it decides how many members are declared",
+  rollout: "it decides the members' rollout order (their dependencies)",
+  "rollout.maxUnavailable": "it decides the members' rollout order (their dependencies)",
+  "rollout.partition": "it decides which members keep their deployed spec",
+  template: "its fields may be Outputs, but not the template as a whole",
+};
+
+function deferredGroupFields(raw: Record<string, unknown>): Problem[] {
+  const rollout = raw.rollout && typeof raw.rollout === "object" && !isDeferred(raw.rollout) ? (raw.rollout as Record<string, unknown>) : {};
+  const values: Record<string, unknown> = { name: raw.name, replicas: raw.replicas, rollout: raw.rollout, template: raw.template, "rollout.maxUnavailable": rollout.maxUnavailable, "rollout.partition": rollout.partition };
+  return Object.entries(KNOWN_GROUP_FIELDS)
+    .filter(([field]) => isDeferred(values[field]))
+    .map(([field, why]) => ({ field, expected: `expected a value known when the program runs, not an Output or Promise: ${why}` }));
+}
+
+function expandGroup(input: unknown, subject?: string, inTemplate?: DeferredInTemplate): GroupInputs {
   const raw: Record<string, unknown> = input && typeof input === "object" && !Array.isArray(input) ? (input as Record<string, unknown>) : {};
   const label = subject ?? (typeof raw.name === "string" ? `group "${raw.name}"` : "group");
+  const deferredFields = inTemplate ? deferredGroupFields(raw) : [];
+  if (deferredFields.length) throw new SpecError(label, deferredFields);
   const parsed = groupSchema.safeParse(input);
   const problems: Problem[] = parsed.success ? [] : parsed.error.issues.map((issue) => problemOf(issue, input, "group"));
   // Even when the group's own fields are wrong, check the template (with stand-ins), so that one
@@ -105,7 +159,7 @@ export function parseGroup(input: unknown, subject?: string): GroupSpec {
     problems.push({ field: "name", expected: `expected a name of at most ${PE_ID_MAX - 1 - String(lastOrdinal).length} characters, so that member peIds ("${memberName(group.name, lastOrdinal)}") fit in ${PE_ID_MAX}` });
   }
   const template = group.template;
-  const members: GroupMember[] = [];
+  const members: GroupInputMember[] = [];
   if (template) {
     if ("peId" in template) {
       problems.push({ field: "template.peId", expected: `set by the group (members are "${group.name}-0" … "${memberName(group.name, lastOrdinal)}"); remove it from the template` });
@@ -115,12 +169,15 @@ export function parseGroup(input: unknown, subject?: string): GroupSpec {
     const checked = Math.max(group.replicas, 1);
     for (let ordinal = 0; ordinal < checked; ordinal++) {
       const peId = memberName(group.name, ordinal);
-      const substituted = substitute(template, { ordinal, peId, group: group.name }, []);
+      const values = { ordinal, peId, group: group.name };
+      const substituted = substitute(template, values, [], inTemplate && ((value, field) => inTemplate(value, field, values)));
       const memberProblems = [...substituted.problems];
       const memberInput = { ...(substituted.value as Record<string, unknown>), peId };
       let spec: ProcessingElementSpec | undefined;
+      let valid = false;
       try {
-        spec = parseProcessingElement(memberInput, `"${peId}"`);
+        spec = inTemplate ? parseKnownProcessingElement(memberInput, `"${peId}"`).spec : parseProcessingElement(memberInput, `"${peId}"`);
+        valid = true;
       } catch (error) {
         if (!(error instanceof SpecError)) throw error;
         // A field with a bad placeholder is reported once, for the placeholder; the peId is the
@@ -134,7 +191,7 @@ export function parseGroup(input: unknown, subject?: string): GroupSpec {
         entry.ordinals.push(ordinal);
         byProblem.set(key, entry);
       }
-      if (spec && !memberProblems.length && ordinal < group.replicas) members.push({ ordinal, name: peId, peId, input: memberInput as ProcessingElementInput, spec });
+      if (valid && !memberProblems.length && ordinal < group.replicas) members.push({ ordinal, name: peId, peId, input: memberInput as ProcessingElementInput, ...(spec ? { spec } : {}) });
     }
     for (const entry of byProblem.values()) {
       const some = entry.ordinals.length < checked;
@@ -167,8 +224,13 @@ interface Problem {
   expected: string;
 }
 
-/** Members that would share a volume, a published host port or a host-network readiness port. */
-function distinctResources(members: GroupMember[]): Problem[] {
+/**
+ * Members that would share a volume, a published host port or a host-network readiness port. Judged on
+ * the members known now; those with values that resolve later are judged by each PE against the
+ * program's other PEs (volumes and host ports) when they resolve.
+ */
+function distinctResources(all: GroupInputMember[]): Problem[] {
+  const members = all.filter((member): member is GroupMember => member.spec !== undefined);
   const problems: Problem[] = [];
   const clash = (field: string, what: string, key: (m: GroupMember) => (string | number)[], hint: string) => {
     const seen = new Map<string | number, number>();
@@ -201,13 +263,18 @@ export interface PlaceholderValues {
 }
 
 /**
- * Substitutes placeholders in every string of a template (plain objects and arrays only: a Pulumi
- * Output, e.g. a secret password, is passed through untouched). Pure; reports unknown placeholders
- * with their field path.
+ * Substitutes placeholders in every string of a template (plain objects and arrays only). A value that
+ * resolves later (an Output, a Promise) becomes `inDeferred`'s, if given (the program substitutes in it
+ * once it resolves); a secret value (a password, a key) is always passed through untouched. Pure;
+ * reports unknown placeholders with their field path.
  */
-export function substitute(value: unknown, values: PlaceholderValues, path: string[]): { value: unknown; problems: Problem[] } {
+export function substitute(value: unknown, values: PlaceholderValues, path: string[], inDeferred?: (value: unknown, field: string[]) => unknown): { value: unknown; problems: Problem[] } {
   const problems: Problem[] = [];
   const walk = (node: unknown, at: string[]): unknown => {
+    if (isDeferred(node)) {
+      const secret = SECRET_VALUE_FIELDS.some((field) => field.length === at.length && field.every((part, i) => part === at[i]));
+      return inDeferred && !secret ? inDeferred(node, at) : node;
+    }
     if (typeof node === "string") {
       const field = at.join(".");
       const whole = WHOLE_PLACEHOLDER.exec(node);

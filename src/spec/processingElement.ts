@@ -305,6 +305,14 @@ export class SpecError extends Error {
     );
     this.name = "SpecError";
   }
+
+  /**
+   * Pulumi's brand for a RunError (@pulumi/pulumi's RunError.isInstance reads it, across SDK copies):
+   * a program that throws one — at construction, or when an Output resolves — prints just the message
+   * above ("error: reseat: invalid processing element …"), not "failed with an unhandled exception"
+   * and a stack. Set here, not by subclassing, because the spec does not depend on Pulumi.
+   */
+  readonly __pulumiRunError = true;
 }
 
 /** Validates a PE spec; throws SpecError listing every bad field (path and expectation). */
