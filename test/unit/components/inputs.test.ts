@@ -27,7 +27,8 @@ function valueOf<T>(input: unknown): Promise<T> {
 }
 
 async function isSecret(input: unknown): Promise<boolean> {
-  return pulumi.Output.isInstance(input) ? (input as pulumi.Output<unknown>).isSecret : false;
+  // Output.isSecret is internal to the SDK (a Promise<boolean>): what a resource's input records.
+  return pulumi.Output.isInstance(input) ? (input as unknown as { isSecret: Promise<boolean> }).isSecret : false;
 }
 
 function rejection(work: () => unknown): SpecError {

@@ -37,7 +37,8 @@ const spec = { image: "nginx:1.27", persistentStore: { kind: "none" as const } }
 
 describe("splitReplacementOptions", () => {
   it("takes replaceOnChanges, replacementTrigger and replaceWith off the component's options", () => {
-    const other = new pulumi.CustomResource("test:index:Other", "other", {});
+    class Other extends pulumi.CustomResource {}
+    const other = new Other("test:index:Other", "other", {});
     const { own, replacement } = splitReplacementOptions({ protect: true, replaceOnChanges: ["env"], replacementTrigger: "v2", replaceWith: [other] });
     expect(own).toEqual({ protect: true });
     expect(replacement.replaceOnChanges).toEqual(["env"]);
