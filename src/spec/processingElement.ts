@@ -304,6 +304,10 @@ export class SpecError extends Error {
         problems.map((problem) => `  - ${problem.field}: ${problem.expected}`).join("\n"),
     );
     this.name = "SpecError";
+    // About the user's input, not the code: its "stack" is the message. Pulumi prints the stack of an
+    // error raised once the program's top level has run (a value that resolved invalid during `up`);
+    // this way that, too, is the one message naming every bad field.
+    this.stack = this.message;
   }
 
   /**
