@@ -12,6 +12,7 @@ import { describeFailedRollout, inLanes, MemberOutcome, rollFleet } from "../rep
 import { retire, ReseatResult } from "../replacement/reseat";
 import { observeCommits, observeRevert } from "./observe";
 import { checkImageId, imageIdForUp } from "./images";
+import { fleetUnknownUntilUp } from "../spec/inputs";
 import { randomUUID } from "node:crypto";
 
 type Recorded = { engineIdentity?: EngineIdentity; __provider?: string };
@@ -46,6 +47,8 @@ async function sameEngine(engine: Backend, fleet: Pick<FleetFields, "name">, rec
  * pulling (check runs in `pulumi preview` too); an image the engine lacks is left to `up` (a stand-in id).
  */
 export async function checkFleet(news: FleetFields, olds?: Partial<FleetState>): Promise<FleetInputs> {
+  const untilUp = fleetUnknownUntilUp(news, olds); // a preview's unknown template: validated and resolved at up
+  if (untilUp) return untilUp as FleetInputs;
   const group = parseFleet(news);
   const engine = openBackend(group.engine);
   const engineIdentity = await sameEngine(engine, news, olds?.engineIdentity);

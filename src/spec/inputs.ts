@@ -229,3 +229,18 @@ export function validateExecutableInputs(inputs: Record<string, unknown>): void 
   }
   if (problems.length) throw new SpecError(peId ? `"${peId}"` : "spec", problems);
 }
+
+/**
+ * For the Fleet's `check` during a preview: a template holding a value unknown until `up` (an image
+ * built by another resource) can be neither validated nor resolved yet, so check passes it on as it is,
+ * with what the last deployment recorded (engine, image ids): the preview shows the Fleet changing,
+ * "unknown until up", and `up` (when every value is known) validates and resolves it. Undefined when
+ * nothing in the fleet's inputs is unknown.
+ */
+export function fleetUnknownUntilUp<N extends { template: unknown }, O extends { engine?: unknown; imageIds?: Record<string, string>; engineIdentity?: unknown }>(
+  news: N,
+  olds?: Partial<O>,
+): (N & { engine: unknown; imageIds: Record<string, string> }) | undefined {
+  if (!holdsUnknown(news.template)) return undefined;
+  return { ...news, engine: olds?.engine ?? { kind: "docker" }, imageIds: olds?.imageIds ?? {}, ...(olds?.engineIdentity ? { engineIdentity: olds.engineIdentity } : {}) };
+}

@@ -7,6 +7,7 @@ import { EXECUTABLE_INPUT_SOURCES, executableFields } from "../../../src/spec/de
 import {
   UNKNOWN_DURING_PREVIEW,
   containsDeferred,
+  fleetUnknownUntilUp,
   deferredPaths,
   isDeferred,
   parseKnownProcessingElement,
@@ -182,5 +183,19 @@ describe("parseGroupInputs", () => {
       { field: "env.X", peId: "g-0" },
       { field: "env.X", peId: "g-1" },
     ]);
+  });
+});
+
+describe("fleetUnknownUntilUp (the Fleet's check during a preview)", () => {
+  const fields = { name: "f", replicas: 2, rollout: { maxUnavailable: 1, partition: 0 }, project: "p", stack: "s" };
+
+  it("nothing to do when the template is known", () => {
+    expect(fleetUnknownUntilUp({ ...fields, template: { image: "app:v1" } })).toBeUndefined();
+  });
+
+  it("a template holding an unknown is passed on with the last deployment's engine and images", () => {
+    const olds = { engine: { kind: "docker", host: "tcp://h:2376" }, imageIds: { "app:v1": "sha256:1" }, engineIdentity: { id: "e" } };
+    expect(fleetUnknownUntilUp({ ...fields, template: { image: UNKNOWN_DURING_PREVIEW } }, olds)).toEqual({ ...fields, template: { image: UNKNOWN_DURING_PREVIEW }, ...olds });
+    expect(fleetUnknownUntilUp({ ...fields, template: UNKNOWN_DURING_PREVIEW })).toEqual({ ...fields, template: UNKNOWN_DURING_PREVIEW, engine: { kind: "docker" }, imageIds: {} });
   });
 });
