@@ -29,7 +29,8 @@ export function specHash(desired: ExecutableDesired): string {
   return createHash("sha256").update(JSON.stringify(subset)).digest("hex").slice(0, 16);
 }
 
-function sameValue(a: unknown, b: unknown): boolean {
+/** Equal as values: key order and undefined members do not count. */
+export function sameValue(a: unknown, b: unknown): boolean {
   return JSON.stringify(normalize(a)) === JSON.stringify(normalize(b));
 }
 

@@ -7,6 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { ExecutableDesired } from "../backend/backend";
 import type { EngineCredentials } from "../backend/docker/connection";
 import { ReseatResource } from "./reseatResource";
+import { REPLACE_ON_CHANGES_KEY } from "../plan/replaceOnChanges";
 
 export type ExecutableArgs = { [K in keyof Omit<ExecutableDesired, "imageId">]: pulumi.Input<ExecutableDesired[K]> } & {
   /** Secrets to reach the engine and the image's registry (a Pulumi secret: encrypted in state). */
@@ -35,6 +36,8 @@ export class Executable extends ReseatResource {
     const outputs = Object.fromEntries(
       ["executableId", "executableName", "generation", "host", "replacedAt", "readyAt", "imageId", "lastCommit", "commitLagMs", "resumedFrom", "resumedSeq", "lastCommitError", "commitStatusAt", "reverted", "failedSpecHash"].map((key) => [key, undefined]),
     );
-    super("Executable", name, { ...args, ...outputs }, { deleteBeforeReplace: false, ...opts });
+    // replaceOnChanges reaches the diff as an input too (see src/plan/replaceOnChanges.ts).
+    const replaceOnChanges = opts?.replaceOnChanges?.length ? { [REPLACE_ON_CHANGES_KEY]: opts.replaceOnChanges } : {};
+    super("Executable", name, { ...args, ...replaceOnChanges, ...outputs }, { deleteBeforeReplace: false, ...opts });
   }
 }

@@ -14,8 +14,9 @@ import { observeCommits, observeRevert } from "./observe";
 import { checkImageId, imageIdForUp } from "./images";
 import { fleetUnknownUntilUp } from "../spec/inputs";
 import { randomUUID } from "node:crypto";
+import { changedReplaceOnChanges } from "../plan/replaceOnChanges";
 
-type Recorded = { engineIdentity?: EngineIdentity; __provider?: string };
+type Recorded = { engineIdentity?: EngineIdentity; __provider?: string; replaceOnChanges?: string[] };
 export type FleetInputs = FleetChecked & Recorded;
 /** `declaredBy`: the token this Fleet resource's create minted (absent for fleets recorded before 0.4). */
 export type FleetState = FleetInputs & { members: FleetMemberState[]; declaredBy?: string };
@@ -71,7 +72,10 @@ async function pullImages(engine: Backend, fleet: FleetInputs): Promise<FleetInp
 export function diffFleet(olds: FleetState, news: FleetInputs) {
   if (news.engineIdentity) assertSameEngine(subject(olds), olds.engineIdentity, news.engineIdentity);
   const { changes } = planFleetDiff(olds, news);
-  return { changes: changes || recordOutdated(olds as never, news as never).length > 0, replaces: [], deleteBeforeReplace: false };
+  // Paths the Fleet's replaceOnChanges option names: a change there replaces it (every member rolled).
+  const forced = changedReplaceOnChanges(olds as never, news as never, news.replaceOnChanges, ["members", "imageIds", "engineIdentity", "declaredBy", "__provider"]);
+  const optionChanged = JSON.stringify(olds.replaceOnChanges ?? []) !== JSON.stringify(news.replaceOnChanges ?? []);
+  return { changes: changes || forced.length > 0 || optionChanged || recordOutdated(olds as never, news as never).length > 0, replaces: forced, deleteBeforeReplace: false };
 }
 
 /** A member as it runs now, for its output. */

@@ -10,6 +10,7 @@ import { openBackend } from "../backend/open";
 import type { EngineCredentials } from "../backend/docker/connection";
 import { holderName } from "../lease/lease";
 import { planExecutable, specHash } from "../plan/executablePlan";
+import { changedReplaceOnChanges } from "../plan/replaceOnChanges";
 import type { CommitOutputs } from "../plan/commitStatus";
 import { observeCommits, observeRevert, RevertOutputs } from "./observe";
 import { checkImageId, imageIdForUp } from "./images";
@@ -35,7 +36,7 @@ export interface ExecutableObservation extends CommitOutputs, RevertOutputs, Omi
 export type ExecutableState = ExecutableDesired & ExecutableObservation & { engineIdentity?: EngineIdentity };
 
 /** What the provider records beside the spec in a resource's inputs (never given to the engine). */
-type Recorded = { engineIdentity?: EngineIdentity; __provider?: string };
+type Recorded = { engineIdentity?: EngineIdentity; __provider?: string; replaceOnChanges?: string[] };
 
 const OBSERVATION_FIELDS: (keyof ExecutableObservation)[] = [
   "executableId",
@@ -66,7 +67,7 @@ function backend(desired: (Pick<ExecutableDesired, "engine"> & WithCredentials) 
  * none of the record (engine identity, the host's serialized provider), which is Pulumi's business.
  */
 function withoutCredentials<T extends WithCredentials & Recorded>(inputs: T): Omit<T, "engineCredentials" | keyof Recorded> {
-  const { engineCredentials: _secret, engineIdentity: _engine, __provider: _provider, ...rest } = inputs;
+  const { engineCredentials: _secret, engineIdentity: _engine, __provider: _provider, replaceOnChanges: _replaceOnChanges, ...rest } = inputs;
   return rest;
 }
 
@@ -105,11 +106,18 @@ export async function checkExecutable(news: ExecutableDesired & WithCredentials,
  * of its own spec (already stopped). A failed replacement leaves Pulumi's state on the old resource,
  * whose spec is the one serving again after the revert.
  */
-export function diffExecutable(olds: ExecutableState & WithCredentials, news: ExecutableDesired & WithCredentials & Recorded) {
+export function diffExecutable(olds: ExecutableState & WithCredentials & Recorded, news: ExecutableDesired & WithCredentials & Recorded) {
   if (news.engineIdentity) assertSameEngine(`processing element "${olds.peId}"`, olds.engineIdentity, news.engineIdentity);
   const plan = planExecutable(olds, news);
   const outdated = recordOutdated(olds as never, news as never);
-  return { changes: plan.changes || !sameCredentials(olds, news) || outdated.length > 0, replaces: plan.replaces, deleteBeforeReplace: false };
+  // Paths the resource's replaceOnChanges option names: a change there replaces even a field applied in place.
+  const forced = changedReplaceOnChanges(olds as never, news as never, news.replaceOnChanges, [...OBSERVATION_FIELDS, "__provider", "engineIdentity", "declaredBy"]);
+  const optionChanged = JSON.stringify(olds.replaceOnChanges ?? []) !== JSON.stringify(news.replaceOnChanges ?? []);
+  return {
+    changes: plan.changes || !sameCredentials(olds, news) || outdated.length > 0 || forced.length > 0 || optionChanged,
+    replaces: [...new Set([...plan.replaces, ...forced])],
+    deleteBeforeReplace: false,
+  };
 }
 
 export async function createExecutable(inputs: ExecutableDesired & WithCredentials & Recorded): Promise<{ id: string; outs: ExecutableState }> {
