@@ -70,8 +70,8 @@ function checkpointFiles(dir: string): string[] {
 
 function writeStackConfig(dir: string, stack: string, specs: unknown[]): void {
   const file = path.join(dir, "stacks", `Pulumi.${stack}.yaml`);
-  // Keep the encryption salt `pulumi stack init` wrote (JSON is YAML).
-  const salt = fs.existsSync(file) ? /encryptionsalt:\s*(\S+)/.exec(fs.readFileSync(file, "utf8"))?.[1] : undefined;
+  // Keep the encryption salt `pulumi stack init` wrote (in its YAML, or in the JSON written here: JSON is YAML).
+  const salt = fs.existsSync(file) ? /encryptionsalt['"]?:\s*['"]?([^'"\s,}]+)/.exec(fs.readFileSync(file, "utf8"))?.[1] : undefined;
   fs.writeFileSync(file, JSON.stringify({ ...(salt ? { encryptionsalt: salt } : {}), config: { "reseat:processingElements": specs } }, null, 2));
 }
 
