@@ -79,3 +79,32 @@ function niceStep(seconds: number): number {
 function escape(text: string): string {
   return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
+
+/** What each character of a text timeline stands for (the SVG's colours, in order). */
+export const TEXT_TIMELINE_LEGEND = "░ stopping (kill → die)   █ no executable (die → start)   ▓ starting (start → ready)   | ready";
+
+/**
+ * The same picture for a terminal: one row per member, `width` columns spanning the whole `up`, each
+ * row followed by the member's stop request → ready time. Lines without a trailing newline.
+ */
+export function renderTimelineText(panel: TimelinePanel, width = 50): string[] {
+  const span = Math.max(panel.durationMs, 1);
+  const column = (ms: number) => Math.min(width - 1, Math.max(0, Math.floor((ms / span) * width)));
+  const nameWidth = Math.max(0, ...panel.members.map((m) => m.name.length));
+  const rows = panel.members.map((m) => {
+    const cells: string[] = Array.from({ length: width }, () => " ");
+    const fill = (from: number | undefined, to: number | undefined, char: string) => {
+      if (from === undefined || to === undefined || to < from) return;
+      for (let c = column(from); c <= column(to); c++) cells[c] = char;
+    };
+    fill(m.kill, m.die ?? m.start, "░");
+    fill(m.die ?? m.kill, m.start, "█");
+    fill(m.start, m.ready, "▓");
+    if (m.ready !== undefined) cells[column(m.ready)] = "|";
+    const gap = m.kill !== undefined && m.ready !== undefined ? `  stop → ready ${((m.ready - m.kill) / 1000).toFixed(1)} s` : "";
+    return `${m.name.padEnd(nameWidth)}  ${cells.join("")}${gap}`;
+  });
+  const end = `${(span / 1000).toFixed(1)} s`;
+  rows.push(`${" ".repeat(nameWidth)}  0 s${end.padStart(width - 3)}`);
+  return rows;
+}

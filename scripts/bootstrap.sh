@@ -1,30 +1,87 @@
 #!/usr/bin/env bash
-# Installs what reseat needs, idempotently, and exports the environment for it. Sourced by
-# scripts/demo.sh and scripts/test.sh (and so by .ci/run). Quick when everything is already there.
-set -euo pipefail
-RESEAT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-RESEAT_CACHE="${RESEAT_CACHE:-$HOME/.cache/reseat}"
-export RESEAT_ROOT RESEAT_CACHE
-mkdir -p "$RESEAT_CACHE/bin"
-say() { printf '[bootstrap] %s\n' "$*" >&2; }
+# Installs what reseat needs for one purpose, idempotently, and exports the environment for it.
+# Sourced by scripts/demo.sh, scripts/test.sh and scripts/bench.sh (and so by .ci/run):
+#   source scripts/bootstrap.sh demo   the Docker demo: Node >= 22, the npm packages, a Docker Engine, the
+#                                      Pulumi CLI with its Node.js language host, the demo's images
+#   source scripts/bootstrap.sh k8s    the Kubernetes demo: the above, plus the local cluster's binaries and
+#                                      Pulumi's Kubernetes plugin
+#   source scripts/bootstrap.sh test   (the default) everything the tests and benches use
+# Each missing piece is announced with what it is for and roughly how long it takes on 2 cores; every
+# build is cached in $RESEAT_CACHE (~/.cache/reseat), so later runs take seconds.
+# The installing runs in a bash process of its own (this file with --install) under `set -euo pipefail`:
+# the caller's shell options stay as they were, a failing step does not close an interactive shell,
+# and only the exports reach the caller.
+# RESEAT_BOOTSTRAP_TIMES=FILE appends "<piece>\t<seconds>" for every piece installed (npm run bench -- first_run).
 
-# 1. Node.js >= 22 (@pulumi/pulumi needs it): Node 24 from the npm registry's `node` package.
+if [ "${1:-}" != --install ]; then
+  RESEAT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+  RESEAT_CACHE="${RESEAT_CACHE:-$HOME/.cache/reseat}"
+  export RESEAT_ROOT RESEAT_CACHE
+  # A first argument names the need; without one, `source` hands the script the caller's own arguments,
+  # so anything else means the default.
+  case "${1:-}" in
+    demo | k8s | test) RESEAT_NEED="$1" ;;
+    *) RESEAT_NEED="${RESEAT_NEED:-test}" ;;
+  esac
+
+  _reseat_bootstrap_started="$(date +%s.%N)"
+  # Its stdout goes to stderr: a caller's stdout may be a JSON document (`demo.sh --json`).
+  if bash "$RESEAT_ROOT/scripts/bootstrap.sh" --install "$RESEAT_NEED" >&2; then
+    # Only the environment reaches the caller: node (the cached one when the machine's is older), the
+    # Pulumi CLI and plugins, PULUMI_HOME and the offline settings (scripts/env.sh).
+    source "$RESEAT_ROOT/scripts/env.sh"
+    if [ -n "${RESEAT_BOOTSTRAP_TIMES:-}" ]; then
+      printf 'bootstrap total\t%s\n' "$(awk -v a="$_reseat_bootstrap_started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')" >>"$RESEAT_BOOTSTRAP_TIMES"
+    fi
+    unset _reseat_bootstrap_started
+  else
+    unset _reseat_bootstrap_started
+    printf '[bootstrap] failed (see above)\n' >&2
+    # Sourced: hand the failure to the caller (a script with `set -e` stops there). Run as a script: exit.
+    return 1 2>/dev/null || exit 1
+  fi
+  # Sourced: back to the caller (run as a script: done).
+  return 0 2>/dev/null || exit 0
+fi
+
+# ---- bootstrap.sh --install NEED: the installing, in its own process ----
+set -euo pipefail
+need="$2"
+say() { printf '[bootstrap] %s\n' "$*" >&2; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+# piece NAME "what it is for" "how long, roughly" COMMAND...: announces, runs and times one install.
+piece() {
+  local name="$1" what="$2" eta="$3" started
+  shift 3
+  say "$name — $what; first time only, ~$eta"
+  started="$(now)"
+  "$@"
+  local took
+  took="$(since "$started")"
+  say "$name: done in ${took}s"
+  record "$name" "$took"
+}
+record() { if [ -n "${RESEAT_BOOTSTRAP_TIMES:-}" ]; then printf '%s\t%s\n' "$1" "$2" >>"$RESEAT_BOOTSTRAP_TIMES"; fi; }
+mkdir -p "$RESEAT_CACHE/bin"
+cd "$RESEAT_ROOT"
+
+# 1. Node.js >= 22 (@pulumi/pulumi needs it; the state library needs node:sqlite): Node 24 from the npm
+#    registry's `node` package when the machine's is older.
 node_major() { node --version 2>/dev/null | sed -E 's/^v([0-9]+).*/\1/' || echo 0; }
 if [ "$(node_major)" -lt 22 ] 2>/dev/null; then
   if [ ! -x "$RESEAT_CACHE/node24/node_modules/node/bin/node" ]; then
-    say "installing Node 24 from the npm registry into $RESEAT_CACHE/node24"
-    npm install --no-audit --no-fund --silent --prefix "$RESEAT_CACHE/node24" node@24 >&2
+    piece "Node.js 24" "the runtime of reseat, Pulumi programs and the workloads (this machine's node is older than 22)" "30 s" \
+      npm install --no-audit --no-fund --silent --prefix "$RESEAT_CACHE/node24" node@24
   fi
   export PATH="$RESEAT_CACHE/node24/node_modules/node/bin:$PATH"
 fi
-say "node $(node --version)"
 
 # 2. npm dependencies, reinstalled only when package-lock.json changed.
-cd "$RESEAT_ROOT"
 lock_hash="$(sha256sum package-lock.json | cut -c1-16)"
 if [ "$(cat node_modules/.reseat-lock 2>/dev/null || true)" != "$lock_hash" ]; then
-  say "npm ci"
-  npm ci --no-audit --no-fund --silent >&2
+  piece "npm packages" "reseat's dependencies (@pulumi/pulumi, dockerode, …) from package-lock.json" "1 min" \
+    npm ci --no-audit --no-fund --silent
   echo "$lock_hash" >node_modules/.reseat-lock
 fi
 # The dynamic-provider plugin ships inside @pulumi/pulumi as a script that finds @pulumi/pulumi from the
@@ -37,8 +94,8 @@ export PATH="$RESEAT_CACHE/bin:$PATH"
 if ! docker info >/dev/null 2>&1; then
   if ! command -v dockerd >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-      say "installing Debian's docker.io"
-      apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >&2
+      piece "Docker Engine" "where the PEs run (Debian's docker.io)" "1 min" \
+        sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io' >&2
     else
       say "no Docker Engine answers and docker.io cannot be installed here: install Docker and start it, then re-run"; exit 1
     fi
@@ -51,25 +108,72 @@ if ! docker info >/dev/null 2>&1; then
   docker info >/dev/null 2>&1 || { say "Docker Engine did not answer; see $RESEAT_CACHE/dockerd.log"; exit 1; }
 fi
 
-# 4. Pulumi CLI built from Go modules (cached), offline settings.
-if ! command -v go >/dev/null 2>&1 && [ ! -x "$RESEAT_CACHE/bin/pulumi" ]; then
+# 4. The Pulumi CLI and its Node.js language host, built from Go modules (no release binary is reachable here).
+missing_pulumi="$(bash scripts/build-pulumi.sh missing)"
+if [ -n "$missing_pulumi" ] && ! command -v go >/dev/null 2>&1; then
   say "the Pulumi CLI is built from Go modules: install Go (>= 1.24) and re-run"; exit 1
 fi
-if [ ! -x "$RESEAT_CACHE/bin/pulumi" ]; then say "building the Pulumi CLI from Go modules (first run: a few minutes)"; fi
-if [ ! -x "$RESEAT_CACHE/bin/pulumi-language-nodejs" ]; then say "building Pulumi's Node.js language host (plain \`pulumi up\`) from Go modules (~1 minute)"; fi
-bash "$RESEAT_ROOT/scripts/build-pulumi.sh" all >&2
-bash "$RESEAT_ROOT/scripts/build-terraform.sh" all >/dev/null # OpenTofu + kreuzwerker/docker (Terraform flavour, scripts/tf.sh); cached
-bash "$RESEAT_ROOT/scripts/build-powercut.sh" >/dev/null # the power-cut test file system (FUSE); cached
+if [[ "$missing_pulumi" == *cli* ]]; then
+  piece "Pulumi CLI" "runs every deployment (reseat's CLI drives it; plain \`pulumi up\` is it)" "4 min" \
+    bash scripts/build-pulumi.sh cli >&2
+fi
+if [[ "$missing_pulumi" == *langhost* ]]; then
+  piece "Pulumi Node.js language host" "runs a Node.js Pulumi program (plain \`pulumi up\`)" "1 min" \
+    bash scripts/build-pulumi.sh langhost >&2
+fi
 # The same environment for the reseat CLI and the plain pulumi CLI (the backend: Pulumi.yaml).
-source "$RESEAT_ROOT/scripts/env.sh"
-# Pulumi's Kubernetes resource plugin (for @pulumi/kubernetes), built from Go modules on first use
-# (~11 minutes on 2 cores) and linked into PULUMI_HOME/plugins, where the engine looks for it offline.
-bash "$RESEAT_ROOT/scripts/build-kubernetes.sh" plugin-install >&2
+source "$RESEAT_ROOT/scripts/env.sh" 2>/dev/null
 
-# 5. What the remote-engine tests start themselves (sshd, htpasswd, a registry built from Go modules); cached.
-bash "$RESEAT_ROOT/scripts/remote-engines.sh" install >&2 || say "remote-engine test tools are missing (see above): test/integration/remoteEngines and privateRegistry will fail"
+# 5. Kubernetes (k8s, test): the local cluster's binaries and Pulumi's Kubernetes resource plugin (for
+#    @pulumi/kubernetes), linked into PULUMI_HOME/plugins, where the engine looks for it offline.
+if [ "$need" != demo ]; then
+  eval "$(bash scripts/build-kubernetes.sh print-env)"
+  if [ ! -x "$K8S_BIN/kubelet" ] || [ ! -x "$K8S_BIN/etcd" ] || [ ! -x "$K8S_BIN/kubectl" ] || [ ! -s "$PAUSE_TAR" ] || [ ! -x "$PROVISIONER_BIN" ]; then
+    piece "Kubernetes $K8S_VERSION" "the local two-node cluster (etcd, API server, kubelets, …)" "6 min" \
+      bash scripts/build-kubernetes.sh cluster >&2
+  fi
+  if [ ! -x "$PLUGIN_BIN" ]; then
+    piece "Pulumi Kubernetes plugin v$PK_PLUGIN_VERSION" "PEs on Kubernetes (@pulumi/kubernetes $PK_PLUGIN_VERSION)" "11 min" \
+      bash scripts/build-kubernetes.sh plugin >&2
+  fi
+  bash scripts/build-kubernetes.sh plugin-install >&2
+fi
 
-# 6. Compile, then the images.
-npx tsc -p tsconfig.json >&2
-bash "$RESEAT_ROOT/scripts/images.sh" >&2
-say "ready: $(pulumi version), docker $(docker version -f '{{.Server.Version}}')"
+# 6. What only the tests use (test): OpenTofu with its Docker provider, the power-cut file system, the
+#    remote-engine tools. Each script is quick when its piece is built.
+if [ "$need" = test ]; then
+  if [ ! -x "$RESEAT_CACHE/bin/tofu" ] || [ ! -f "$RESEAT_CACHE/tofurc" ]; then
+    piece "OpenTofu + kreuzwerker/docker" "the Terraform flavour's tests (scripts/tf.sh)" "4 min" \
+      bash scripts/build-terraform.sh all >/dev/null
+  else
+    bash scripts/build-terraform.sh all >/dev/null
+  fi
+  if [ ! -x "$RESEAT_CACHE/bin/reseat-powercut-fs" ]; then
+    piece "power-cut file system" "the power-loss tests (FUSE)" "1 min" bash scripts/build-powercut.sh >/dev/null
+  else
+    bash scripts/build-powercut.sh >/dev/null
+  fi
+  if [ ! -x "$(bash scripts/remote-engines.sh registry-bin)" ]; then
+    piece "remote-engine tools" "the ssh:// and tcp:// engine and private-registry tests (sshd, htpasswd, a registry)" "2 min" \
+      bash scripts/remote-engines.sh install >&2 || say "remote-engine test tools are missing (see above): test/integration/remoteEngines and privateRegistry will fail"
+  else
+    bash scripts/remote-engines.sh install >&2 || say "remote-engine test tools are missing (see above): test/integration/remoteEngines and privateRegistry will fail"
+  fi
+fi
+
+# 7. Compile (skipped when the sources are those of the last successful compile), then the images (the
+#    demo's only, or all).
+source_hash="$(find src components stacks bench workload tsconfig.json package-lock.json -type f \( -name '*.ts' -o -name '*.json' \) -not -path '*/node_modules/*' 2>/dev/null | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16)"
+if [ "$(cat dist/.reseat-source-hash 2>/dev/null || true)" != "$source_hash" ] || [ ! -f dist/src/index.js ] || [ ! -f dist/stacks/demo.js ]; then
+  compile_started="$(now)"
+  npx tsc -p tsconfig.json >&2
+  echo "$source_hash" >dist/.reseat-source-hash
+  record "compile (tsc)" "$(since "$compile_started")"
+fi
+images=all
+[ "$need" = test ] || images=demo
+if ! bash scripts/images.sh "check-$images" 2>/dev/null; then
+  piece "container images ($images)" "the workloads the PEs run, built locally (no registry)" "1 min" \
+    bash scripts/images.sh "$images" >&2
+fi
+say "ready for the $need: $(pulumi version), docker $(docker version -f '{{.Server.Version}}'), node $(node --version)"

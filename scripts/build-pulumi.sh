@@ -8,8 +8,9 @@ BIN="$CACHE/bin"
 mkdir -p "$BIN"
 export GOFLAGS="${GOFLAGS:-} -mod=mod"
 
+have_cli() { [ -x "$BIN/pulumi" ] && "$BIN/pulumi" version 2>/dev/null | grep "$PULUMI_VERSION" >/dev/null; }
 build_cli() {
-  [ -x "$BIN/pulumi" ] && "$BIN/pulumi" version 2>/dev/null | grep "$PULUMI_VERSION" >/dev/null && return 0
+  have_cli && return 0
   local dir="$CACHE/build/pulumi-cli"
   mkdir -p "$dir"
   cat >"$dir/go.mod" <<MOD
@@ -36,8 +37,9 @@ GO
 # module proxy refuses; v3.68.0 of the sdk/v3 module still carries the package, and the host speaks
 # the same gRPC protocol to the current CLI and @pulumi/pulumi (it only starts `node` on the program).
 LANGHOST_SDK_VERSION="${LANGHOST_SDK_VERSION:-v3.68.0}"
+have_language_host() { [ -x "$BIN/pulumi-language-nodejs" ] && [ "$(cat "$BIN/.pulumi-language-nodejs.version" 2>/dev/null)" = "$LANGHOST_SDK_VERSION" ]; }
 build_language_host() {
-  [ -x "$BIN/pulumi-language-nodejs" ] && [ "$(cat "$BIN/.pulumi-language-nodejs.version" 2>/dev/null)" = "$LANGHOST_SDK_VERSION" ] && return 0
+  have_language_host && return 0
   local dir="$CACHE/build/pulumi-language-nodejs"
   mkdir -p "$dir"
   cat >"$dir/go.mod" <<MOD
@@ -65,4 +67,7 @@ case "${1:-cli}" in
   cli) build_cli ;;
   langhost) build_language_host ;;
   all) build_cli && build_language_host ;;
+  # Prints what is not built yet at the wanted version (cli, langhost), one a line; builds nothing.
+  missing) have_cli || echo cli; have_language_host || echo langhost ;;
+  *) echo "usage: $0 [cli|langhost|all|missing]" >&2; exit 2 ;;
 esac

@@ -2,14 +2,22 @@
 # Builds the container images reseat's demo and tests run, locally (no registry is needed).
 # The base is node:24-slim when the engine has it; otherwise a minimal Node 24 base is assembled from
 # this machine's Node binary and its shared libraries with `docker import`.
+#   scripts/images.sh [all]        every image (the tests')
+#   scripts/images.sh demo         only what scripts/demo.sh runs: reseat-session-workload:v1, :v2
+#   scripts/images.sh check-demo   builds nothing; exits 1 when `demo` would build something (check-all: `all`)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export DOCKER_BUILDKIT=0
+WHAT="${1:-all}"
+CHECK=""
+case "$WHAT" in check-*) CHECK=1; WHAT="${WHAT#check-}" ;; esac
+case "$WHAT" in all|demo) ;; *) echo "usage: $0 [all|demo|check-all|check-demo]" >&2; exit 2 ;; esac
 
 base_image() {
   if docker image inspect node:24-slim >/dev/null 2>&1; then echo node:24-slim; return; fi
   local local_base="reseat-node-base:24"
   if ! docker image inspect "$local_base" >/dev/null 2>&1; then
+    [ -z "$CHECK" ] || exit 1
     local node_bin rootfs
     node_bin="$(command -v node)"
     case "$(node --version)" in v24.*) ;; *) echo "images.sh: need Node 24 on PATH to assemble $local_base" >&2; exit 1 ;; esac
@@ -41,20 +49,27 @@ build_versions() { # name context-dir
     tag="$name:$version"
     have="$(docker image inspect -f '{{ index .Config.Labels "io.reseat.source-hash" }}' "$tag" 2>/dev/null || true)"
     if [ "$have" != "$hash" ]; then
+      [ -z "$CHECK" ] || exit 1
       docker build -q -t "$tag" --label "io.reseat.source-hash=$hash" --build-arg "BASE_IMAGE=$BASE" \
         --build-arg "WORKLOAD_VERSION=$version" "$context" >/dev/null
     fi
   done
 }
 
-build_versions reseat-demo-workload "$ROOT/workload/demo"
-# The session-context service: its context is staged first (state library + pg).
+# The session-context service (the demo's workload: the state library, commits): its context is staged
+# first (state library + pg).
 stage="$ROOT/.work/images/session"
 node "$ROOT/scripts/stage-session-workload.js" "$stage" >/dev/null
 build_versions reseat-session-workload "$stage"
+if [ "$WHAT" = demo ]; then
+  [ -n "$CHECK" ] || echo "images: base $BASE; reseat-session-workload:v1, :v2"
+  exit 0
+fi
+build_versions reseat-demo-workload "$ROOT/workload/demo"
 # An image that exists but exits at start (exit code 3): what a bad release looks like, for the revert tests.
 if ! docker image inspect reseat-crash-at-start:1 >/dev/null 2>&1; then
+  [ -z "$CHECK" ] || exit 1
   printf 'ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCMD ["node", "-e", "console.error(\\"crashing at start (test image)\\"); process.exit(3)"]\n' |
     docker build -q -t reseat-crash-at-start:1 --build-arg "BASE_IMAGE=$BASE" - >/dev/null
 fi
-echo "images: base $BASE; reseat-demo-workload:v1, :v2; reseat-session-workload:v1, :v2; reseat-crash-at-start:1"
+[ -n "$CHECK" ] || echo "images: base $BASE; reseat-demo-workload:v1, :v2; reseat-session-workload:v1, :v2; reseat-crash-at-start:1"
