@@ -175,10 +175,15 @@ describe("a store whose commits are all damaged", () => {
     const writers = startWriters(port, 2, "data");
     await waitFor("50 writes", async () => (writers.acks.length >= 50 ? true : undefined));
     await writers.stop();
-    setSpecs(project, [spec(REFUSE, port, { image: "reseat-session-workload:v2" })]); // one more commit, on SIGTERM
-    const second = peOutputs(await mustSucceed(project, "up"), REFUSE);
+    // Two commits, made rather than assumed: wait for the first interval commit, then write once more —
+    // that write reaches the store in a later commit (the next interval's, or the final one on SIGTERM).
     const dir = path.join(STORE, REFUSE);
-    const commits = fs.readdirSync(dir).filter((name) => name.endsWith(".commit"));
+    const commitFiles = () => (fs.existsSync(dir) ? fs.readdirSync(dir).filter((name) => name.endsWith(".commit")) : []);
+    await waitFor("a first commit", async () => (commitFiles().length >= 1 ? true : undefined));
+    expect((await fetch(`http://127.0.0.1:${port}/sessions/after-first-commit`, { method: "PUT", body: "{}" })).status).toBe(200);
+    setSpecs(project, [spec(REFUSE, port, { image: "reseat-session-workload:v2" })]); // the final commit, on SIGTERM
+    const second = peOutputs(await mustSucceed(project, "up"), REFUSE);
+    const commits = commitFiles();
     expect(commits.length).toBeGreaterThanOrEqual(2);
     for (const name of commits) {
       const bytes = fs.readFileSync(path.join(dir, name));
