@@ -79,7 +79,9 @@ export function runCli(dir: string, command: string, program: string, extraEnv: 
   return new Promise((resolve, reject) => {
     const startedAt = Date.now();
     const started = performance.now();
-    const child = spawn(process.execPath, [CLI, command, "--cwd", dir, "--stack", "bench", "--program", program, "--json"], {
+    // `up --create` makes the bench stack on first use (the CLI creates a stack only when asked).
+    const create = command === "up" ? ["--create"] : [];
+    const child = spawn(process.execPath, [CLI, command, "--cwd", dir, "--stack", "bench", "--program", program, ...create, "--json"], {
       stdio: ["ignore", out, "pipe"],
       env: { ...process.env, PULUMI_PARALLEL, ...extraEnv },
     });

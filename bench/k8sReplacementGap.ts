@@ -164,7 +164,7 @@ export async function benchK8sReplacementGap(): Promise<string> {
   fs.writeFileSync(path.join(dir, "Pulumi.yaml"), fs.readFileSync(path.join(PROJECT_ROOT, "Pulumi.yaml"), "utf8").replace(/^main:.*\n/m, ""));
   const up = (image: string) => {
     fs.writeFileSync(path.join(dir, "stacks", "Pulumi.bench.yaml"), JSON.stringify({ config: { "reseat:processingElements": [peSpec(image)] } }));
-    return run(process.execPath, [CLI, "up", "--cwd", dir, "--stack", "bench", "--json"]);
+    return run(process.execPath, [CLI, "up", "--cwd", dir, "--stack", "bench", "--create", "--json"]);
   };
 
   const timeline = new PodTimeline();

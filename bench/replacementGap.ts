@@ -206,7 +206,9 @@ async function killEvents(backend: DockerBackend): Promise<{ first: () => Promis
 
 function runCli(dir: string, command: string): Promise<{ processingElements: Record<string, { readyAt: string }> }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, command, "--cwd", dir, "--stack", "bench", "--json"], { stdio: ["ignore", "pipe", "pipe"] });
+    // `up --create` makes the bench stack on first use (the CLI creates a stack only when asked).
+    const create = command === "up" ? ["--create"] : [];
+    const child = spawn(process.execPath, [CLI, command, "--cwd", dir, "--stack", "bench", ...create, "--json"], { stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
