@@ -234,6 +234,8 @@ export class ProcessingElement extends pulumi.ComponentResource {
       Object.entries(EXECUTABLE_INPUT_SOURCES).map(([input, source]) => [input, fields.derive(source.from, source.value as (spec: Partial<ProcessingElementSpec>) => unknown)]),
     ) as ExecutableArgs;
     const store = storeOf(fields);
+    const secretEnv = secretEnvOf(raw.env);
+    if (secretEnv) Object.assign(executableInputs, { secretEnv });
 
     if (fields.plain("kubernetes") !== undefined) {
       const claims = kubernetesClaims(this, name, fields, owner, afterValidation([]));
@@ -378,6 +380,26 @@ function loadPulumiKubernetes(name: string): typeof import("@pulumi/kubernetes")
     const why = (error as Error).message.split("\n")[0];
     throw new SpecError(`"${name}"`, [{ field: "kubernetes", expected: `the package @pulumi/kubernetes installed beside reseat (npm install @pulumi/kubernetes): ${why}` }]);
   }
+}
+
+/**
+ * Which env names hold Pulumi secrets (sorted), for the Executable's `secretEnv`: the engine records the
+ * spec with those values blanked (docs/spec.md). A value is secret when it is a secret Output; every
+ * name is when the env object itself is one. Undefined — no input at all, so a stack recorded before
+ * the input existed sees no change — when no env value is an Output; the Output resolves to undefined
+ * when none of them is secret. The names are not secret: only values are.
+ */
+export function secretEnvOf(env: unknown): pulumi.Output<string[] | undefined> | undefined {
+  if (env === undefined || env === null || !containsDeferred(env)) return undefined;
+  let names: pulumi.Output<string[]>;
+  if (isDeferred(env)) {
+    const whole = pulumi.output(env as pulumi.Input<Record<string, unknown>>);
+    names = pulumi.output(pulumi.isSecret(whole)).apply((secret) => (secret ? pulumi.unsecret(whole.apply((resolved) => Object.keys(resolved ?? {}))) : pulumi.output<string[]>([])));
+  } else {
+    const deferred = Object.entries(env as Record<string, unknown>).filter(([, value]) => isDeferred(value));
+    names = pulumi.output(Promise.all(deferred.map(async ([name, value]) => ((await pulumi.isSecret(pulumi.output(value))) ? [name] : [])))).apply((lists) => lists.flat());
+  }
+  return names.apply((list) => (list.length ? [...list].sort() : undefined));
 }
 
 /** The store as the executable sees it; a postgres password stays a Pulumi secret all the way. */

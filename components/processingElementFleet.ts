@@ -11,7 +11,7 @@ import { parseFleet, FleetMemberState } from "../src/plan/fleetPlan";
 import { GroupInputs, GroupSpec, parseGroupInputs } from "../src/spec/group";
 import { containsDeferred } from "../src/spec/inputs";
 import type { ProcessingElementGroupArgs } from "./processingElementGroup";
-import { splitReplacementOptions } from "./processingElement";
+import { secretEnvOf, splitReplacementOptions } from "./processingElement";
 
 export const PROCESSING_ELEMENT_FLEET_TYPE = "reseat:index:ProcessingElementFleet";
 
@@ -45,6 +45,7 @@ export class ProcessingElementFleet extends pulumi.ComponentResource {
     const { own, replacement } = splitReplacementOptions(opts);
     super(PROCESSING_ELEMENT_FLEET_TYPE, name, {}, own);
     this.spec = spec;
+    const secretEnv = secretEnvOf((raw.template as { env?: unknown } | undefined)?.env);
     const fields = {
       name: spec.name,
       replicas: spec.replicas,
@@ -53,6 +54,8 @@ export class ProcessingElementFleet extends pulumi.ComponentResource {
       rollout: { maxUnavailable: spec.rollout.maxUnavailableInput, partition: spec.rollout.partition },
       project: pulumi.getProject(),
       stack: pulumi.getStack(),
+      // Which env values are secret: the members' records on the engine blank them (absent when none is).
+      ...(secretEnv ? { secretEnv } : {}),
     };
     const resolvedFields = pulumi.output(fields);
     const validated = deferred ? resolvedFields.apply((resolved) => (parseFleet(resolved), true)) : undefined;

@@ -152,7 +152,8 @@ export class ProcessingElementGroup extends pulumi.ComponentResource {
             if (!(child.resource instanceof Executable)) return undefined;
             const extra: pulumi.CustomResourceOptions = {};
             if (predecessor) extra.dependsOn = [predecessor];
-            if (held) extra.ignoreChanges = specFields;
+            // (secretEnv too: which of its env values are secret goes with the env a held member keeps.)
+            if (held) extra.ignoreChanges = [...specFields, "secretEnv"];
             return { props: child.props, opts: pulumi.mergeOptions(child.opts, extra) };
           },
         ],

@@ -38,6 +38,13 @@ export interface ExecutableDesired {
    * spec hash: it says who declared an executable, not what runs.
    */
   declaredBy?: string;
+  /**
+   * Env names whose values the program gave as Pulumi secrets (sorted). The engine's records of the
+   * spec (labels, annotations, the Kubernetes record) carry those values blanked (SECRET_ENV_MARKER);
+   * the workload still gets them (Docker: the container's environment; Kubernetes: a Secret). Absent
+   * when no env value is secret, as on executables made before the field existed.
+   */
+  secretEnv?: string[];
 }
 
 /** Numeric owner of what reseat writes into a volume (and the user a workload runs as). */
@@ -69,10 +76,50 @@ export interface FailureBackoff {
 
 export const DEFAULT_FAILURE_BACKOFF: FailureBackoff = { initialMs: 1000, maxMs: 60_000, resetAfterMs: 120_000 };
 
-/** The desired spec as stored in a container label: everything but the store password. */
+/** What a secret env value reads as wherever the engine records the desired spec (labels, annotations, records). */
+export const SECRET_ENV_MARKER = "(secret: not recorded here)";
+
+/** The secret env names that the env actually has (a record never blanks a name it does not carry). */
+export function secretEnvNames(desired: Pick<ExecutableDesired, "env" | "secretEnv">): string[] {
+  return (desired.secretEnv ?? []).filter((name) => Object.prototype.hasOwnProperty.call(desired.env, name));
+}
+
+/** The desired spec as stored in a container label: everything but the store password and secret env values. */
 export function desiredLabel(desired: ExecutableDesired): string {
   const store = desired.store.kind === "postgres" ? { ...desired.store, password: "" } : desired.store;
-  return JSON.stringify({ ...desired, store });
+  const secret = new Set(secretEnvNames(desired));
+  const env = Object.fromEntries(Object.entries(desired.env).map(([name, value]) => [name, secret.has(name) ? SECRET_ENV_MARKER : value]));
+  return JSON.stringify({ ...desired, store, env });
+}
+
+/**
+ * A desired spec read back from a record, its secret env values filled in from where the engine keeps
+ * them (`valueOf`: the executable's own environment, a Kubernetes Secret). A value not found stays
+ * the marker, which `prepare` refuses (assertSecretEnvKnown): a workload never runs with it.
+ */
+export function withSecretEnv(desired: ExecutableDesired, valueOf: (name: string) => string | undefined): ExecutableDesired {
+  const names = secretEnvNames(desired);
+  if (!names.length) return desired;
+  const env = { ...desired.env };
+  for (const name of names) {
+    const value = valueOf(name);
+    if (value !== undefined) env[name] = value;
+  }
+  return { ...desired, env };
+}
+
+/**
+ * Refuses to create an executable whose secret env value is the record's marker (read back from a
+ * record whose engine no longer has the value): that would start the workload with a wrong secret.
+ */
+export function assertSecretEnvKnown(desired: ExecutableDesired, executable: string): void {
+  const missing = secretEnvNames(desired).filter((name) => desired.env[name] === SECRET_ENV_MARKER);
+  if (missing.length) {
+    throw new Error(
+      `reseat: ${missing.map((name) => `env.${name}`).join(", ")} of PE "${desired.peId}": the secret value could not be read back from the engine for ${executable} ` +
+        `(its records never hold it); \`pulumi up --refresh\` gives it again`,
+    );
+  }
 }
 
 export function desiredFromLabel(label: string | undefined): ExecutableDesired | undefined {
@@ -253,7 +300,11 @@ export interface Backend {
   /** All executables of one PE (any state), or of all PEs when peId is omitted. */
   listExecutables(peId?: string): Promise<ObservedExecutable[]>;
   inspectExecutable(id: string): Promise<ObservedExecutable | undefined>;
-  /** The desired spec an executable was created with (no secrets), for the controller. */
+  /**
+   * The desired spec an executable was created with, for the controller and a revert: read from the
+   * engine's record (no store password), secret env values filled back from where the engine keeps
+   * them for that executable (withSecretEnv).
+   */
   desiredOf(id: string): Promise<ExecutableDesired | undefined>;
   /** Running executables that mount the volume, whoever owns them. */
   runningOnVolume(volumeName: string): Promise<VolumeHolder[]>;
@@ -315,7 +366,7 @@ export const LABELS = {
   specHash: "io.reseat.spec-hash",
   volume: "io.reseat.volume",
   role: "io.reseat.role",
-  /** The executable's desired spec (JSON, no secrets): what the controller re-creates after a failure. */
+  /** The executable's desired spec (JSON, no secrets: see desiredLabel): what the controller re-creates after a failure. */
   desired: "io.reseat.desired",
   owner: "io.reseat.owner",
   generation: "io.reseat.generation",

@@ -5,6 +5,13 @@ import type { ExecutableDesired } from "../backend/backend";
 
 /** Fields whose change needs a new executable (a container cannot change them while it lives). */
 export const REPLACE_FIELDS = ["peId", "imageId", "command", "env", "ports", "network", "resources", "volumeName", "mountPath", "store", "user", "kubernetes"] as const;
+/**
+ * Fields that change only what the engine records about an executable (its labels), not what runs: a
+ * change needs a new executable (labels are fixed at creation), but they are not part of the spec hash.
+ * `secretEnv` (which env values are blanked in the records) is absent when nothing is secret, so a
+ * stack recorded before it existed sees no change.
+ */
+export const RELABEL_FIELDS = ["secretEnv"] as const;
 /** Fields applied to the running executable, or only recorded: no new executable. */
 export const IN_PLACE_FIELDS = ["imageRef", "stop", "readiness", "commitIntervalMs", "failureBackoff", "onFailedReplacement"] as const;
 
@@ -15,7 +22,7 @@ export interface ExecutablePlan {
 }
 
 export function planExecutable(old: Partial<ExecutableDesired>, desired: ExecutableDesired): ExecutablePlan {
-  const replaces = REPLACE_FIELDS.filter((field) => !sameValue(old[field], desired[field]));
+  const replaces = [...REPLACE_FIELDS, ...RELABEL_FIELDS].filter((field) => !sameValue(old[field], desired[field]));
   const inPlace = IN_PLACE_FIELDS.filter((field) => !sameValue(old[field], desired[field]));
   return { changes: replaces.length + inPlace.length > 0, replaces: [...replaces], inPlace: [...inPlace] };
 }

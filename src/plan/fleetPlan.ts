@@ -26,6 +26,8 @@ export interface FleetFields {
   /** Pulumi project and stack: a member's volume is claimed for "<project>/<stack>/<peId>". */
   project: string;
   stack: string;
+  /** The template's env names whose values are Pulumi secrets (ExecutableDesired.secretEnv); absent when none is. */
+  secretEnv?: string[];
 }
 
 /** What reseat adds in check: the engine reached, and each image reference resolved once. */
@@ -102,7 +104,8 @@ export function planFleetMembers(news: FleetChecked, olds?: FleetChecked): { gro
     const imageId = news.imageIds[member.spec.image];
     if (!imageId) throw new Error(`reseat: fleet "${news.name}": image "${member.spec.image}" of member ${member.peId} was not resolved in check`);
     const owner = volumeOwner(news.project, news.stack, member.peId);
-    const desired = { ...executableDesired(member.spec, imageId), owner };
+    const secretEnv = (news.secretEnv ?? []).filter((name) => name in member.spec.env);
+    const desired = { ...executableDesired(member.spec, imageId), owner, ...(secretEnv.length ? { secretEnv } : {}) };
     const before = previous.get(member.ordinal);
     return {
       ordinal: member.ordinal,
@@ -134,7 +137,7 @@ export function removedMembers(olds: FleetChecked, news: Pick<FleetFields, "repl
 }
 
 /** Fields whose change the fleet makes in place (each member rolled or kept as its spec says). */
-const ROLLED = ["replicas", "template", "rollout", "imageIds", "engine"] as const;
+const ROLLED = ["replicas", "template", "rollout", "imageIds", "engine", "secretEnv"] as const;
 
 /**
  * What `up` does to a fleet: nothing, an in-place update (the rollout), or a refusal. Renaming a fleet

@@ -29,8 +29,11 @@ function allowEmptyStartOf(store: { allowEmptyStart: boolean }): { allowEmptySta
   return store.allowEmptyStart ? { allowEmptyStart: true } : {};
 }
 
-/** The Executable's inputs that come from the spec alone (everything but the image id, the store and the owner). */
-export type ExecutableSpecInputs = Omit<ExecutableDesired, "imageId" | "store" | "owner" | "declaredBy">;
+/**
+ * The Executable's inputs that come from the spec alone (everything but the image id, the store, the
+ * owner, and which env values are secret: only the program's Outputs say that, see secretEnvOf).
+ */
+export type ExecutableSpecInputs = Omit<ExecutableDesired, "imageId" | "store" | "owner" | "declaredBy" | "secretEnv">;
 
 /** How one Executable input is computed: from which spec fields (only those are read), and how. */
 interface Source<T> {

@@ -19,9 +19,11 @@ import {
   STORE_MOUNT,
   VolumeClaim,
   VolumeHolder,
+  assertSecretEnvKnown,
   desiredFromLabel,
   desiredLabel,
   storeEnv,
+  withSecretEnv,
   workloadEnv,
   ObservedExecutable,
   VolumeInfo,
@@ -46,7 +48,7 @@ interface ContainerInspect {
   Id: string;
   Name: string;
   RestartCount: number;
-  Config: { Labels: Record<string, string> };
+  Config: { Labels: Record<string, string>; Env?: string[] | null };
   State: { Status: string; Running: boolean; ExitCode: number; StartedAt: string; OOMKilled: boolean };
   NetworkSettings: {
     IPAddress?: string;
@@ -243,10 +245,15 @@ export class DockerBackend implements Backend {
     };
   }
 
-  /** The desired spec an executable was created with (its label), for the controller. */
+  /**
+   * The desired spec an executable was created with (its label), for the controller and a revert. The
+   * label blanks secret env values; the container's own environment has them (Docker keeps no other
+   * place for them), and the container is still there whenever its spec is read back.
+   */
   async desiredOf(executableId: string): Promise<ExecutableDesired | undefined> {
     const c = await this.inspectContainer(executableId);
-    return desiredFromLabel(c?.Config.Labels[LABELS.desired]);
+    const desired = desiredFromLabel(c?.Config.Labels[LABELS.desired]);
+    return desired && withSecretEnv(desired, (name) => envValue(c?.Config.Env, name));
   }
 
   async listStateVolumes(): Promise<VolumeInfo[]> {
@@ -278,6 +285,7 @@ export class DockerBackend implements Backend {
     if (store.kind === "directory") {
       mounts.push(store.hostPath ? { Type: "bind", Source: store.hostPath, Target: STORE_MOUNT } : { Type: "volume", Source: store.volume ?? "reseat-store", Target: STORE_MOUNT });
     }
+    assertSecretEnvKnown(desired, identity.name);
     const reseatStore = storeEnv(store, desired.mountPath);
     const env = workloadEnv(desired, identity.generation, reseatStore);
     const options: Dockerode.ContainerCreateOptions = {
@@ -739,6 +747,12 @@ export class DockerBackend implements Backend {
 /** dockerode's info() and ping() take options (the abort signal) that its type declarations omit. */
 function optionsCall(docker: Dockerode, method: "info" | "ping", options: { abortSignal: AbortSignal }): Promise<unknown> {
   return (docker as unknown as Record<typeof method, (options: object) => Promise<unknown>>)[method](options);
+}
+
+/** One variable of a container's environment (Config.Env: "NAME=value" lines). */
+function envValue(env: string[] | null | undefined, name: string): string | undefined {
+  const line = (env ?? []).find((entry) => entry.startsWith(`${name}=`));
+  return line === undefined ? undefined : line.slice(name.length + 1);
 }
 
 /** The desired spec without anything secret about reaching the engine, for the container's label. */

@@ -17,12 +17,19 @@ import {
   VolumeHolder,
   VolumeInfo,
   VolumeMeta,
+  assertSecretEnvKnown,
+  desiredFromLabel,
+  desiredLabel,
+  withSecretEnv,
 } from "../backend";
 
 interface FakeExecutable {
   id: string;
   name: string;
+  /** What the executable runs with: its environment holds the secret env values, as a container's does. */
   desired: ExecutableDesired;
+  /** Its record, as a Docker label (desiredLabel: no store password, secret env values blanked). */
+  label: string;
   generation: number;
   specHash: string;
   state: "created" | "running" | "exited";
@@ -146,9 +153,9 @@ export class FakeBackend implements Backend {
     await this.call("desiredOf", id);
     const e = this.executables.get(id);
     if (!e) return undefined;
-    // Like a container label: no secrets.
-    const store = e.desired.store.kind === "postgres" ? { ...e.desired.store, password: "" } : e.desired.store;
-    return structuredClone({ ...e.desired, store });
+    // As Docker: the label, secret env values filled back from the executable's own environment.
+    const desired = desiredFromLabel(e.label);
+    return desired && withSecretEnv(desired, (name) => e.desired.env[name]);
   }
 
   async runningOnVolume(volumeName: string): Promise<VolumeHolder[]> {
@@ -224,8 +231,9 @@ export class FakeBackend implements Backend {
     await this.call("prepare", identity.name);
     if (!this.volumes.has(desired.volumeName)) throw new Error(`fake: no such volume: ${desired.volumeName}`);
     if ([...this.executables.values()].some((e) => e.name === identity.name)) throw new Error(`fake: 409 name ${identity.name} in use`);
+    assertSecretEnvKnown(desired, identity.name);
     const id = `c${this.nextId++}`;
-    this.executables.set(id, { id, name: identity.name, desired: structuredClone(desired), generation: identity.generation, specHash: identity.specHash, state: "created" });
+    this.executables.set(id, { id, name: identity.name, desired: structuredClone(desired), label: desiredLabel(desired), generation: identity.generation, specHash: identity.specHash, state: "created" });
     return id;
   }
 

@@ -9,7 +9,8 @@
 //   record        = a ConfigMap beside the claim: control.json (mounted into the pod, live commit
 //                   interval), the desired spec and the pod reseat wants running (a vanished pod is a
 //                   failure the controller repairs), the controller's status
-//   secrets       = the postgres password in a Secret mounted into the pod
+//   secrets       = the postgres password in a Secret mounted into the pod; secret env values in a
+//                   Secret the pod's env references (keys per spec hash), never in the pod spec or record
 //   commit status = the workload's status endpoint, read through the API server's pod proxy (no exec)
 //
 // Nothing is ever written into a claim from outside: the claim's data belongs to the pod that mounts it.
@@ -30,8 +31,11 @@ import {
   VolumeHolder,
   VolumeInfo,
   VolumeMeta,
+  assertSecretEnvKnown,
   desiredFromLabel,
   desiredLabel,
+  secretEnvNames,
+  withSecretEnv,
 } from "../backend";
 import { KubernetesClients, MERGE_PATCH, JSON_PATCH, apiMessage, connect, isConflict, isNotFound, orUndefined, rawGet } from "./client";
 import {
@@ -40,6 +44,7 @@ import {
   PASSWORD_KEY,
   PodIdentity,
   WORKLOAD_CONTAINER,
+  envSecretName,
   isReady,
   leaseObjectName,
   leaseRecordOf,
@@ -51,6 +56,8 @@ import {
   podProblem,
   podState,
   recordName,
+  secretEnvKey,
+  specHashOfSecretEnvKey,
   volumeOfClaim,
 } from "./objects";
 
@@ -149,11 +156,27 @@ export class KubernetesBackend implements Backend {
     return record ? goneExecutable(record, id) : undefined;
   }
 
+  /** The pod's annotation (or, for a vanished pod, the record), secret env values from the env Secret. */
   async desiredOf(id: string): Promise<ExecutableDesired | undefined> {
     const pod = await this.readPod(id);
-    if (pod) return desiredFromLabel(pod.metadata?.annotations?.[LABELS.desired]);
+    if (pod) return this.withSecretEnvOf(desiredFromLabel(pod.metadata?.annotations?.[LABELS.desired]), pod.metadata?.labels?.[LABELS.specHash]);
     const record = await this.recordWanting(id);
-    return desiredFromLabel(record?.data?.[DESIRED_KEY]);
+    return this.withSecretEnvOf(desiredFromLabel(record?.data?.[DESIRED_KEY]), record?.metadata?.annotations?.[ANNOTATIONS.podSpecHash]);
+  }
+
+  /**
+   * Fills the secret env values of a spec back from the env Secret (the keys of its spec hash). One
+   * that cannot be read stays the marker, which prepare refuses: a spec read only for who declared it
+   * (a delete) needs no secret.
+   */
+  private async withSecretEnvOf(desired: ExecutableDesired | undefined, specHash: string | undefined): Promise<ExecutableDesired | undefined> {
+    if (!desired || !specHash || !secretEnvNames(desired).length) return desired;
+    const secret = await orUndefined(this.core.readNamespacedSecret({ name: envSecretName(desired.volumeName), namespace: this.namespace })).catch(() => undefined);
+    const data = secret?.data ?? {};
+    return withSecretEnv(desired, (name) => {
+      const encoded = data[secretEnvKey(specHash, name)];
+      return encoded === undefined ? undefined : Buffer.from(encoded, "base64").toString("utf8");
+    });
   }
 
   async runningOnVolume(volumeName: string): Promise<VolumeHolder[]> {
@@ -165,8 +188,10 @@ export class KubernetesBackend implements Backend {
   }
 
   async prepare(desired: ExecutableDesired, identity: PodIdentity): Promise<string> {
+    assertSecretEnvKnown(desired, identity.name);
     this.storeClaimOf.set(desired.volumeName, desired.store.kind === "directory" && desired.store.volume ? desired.store.volume : null);
     const node = await this.claimNode(desired.volumeName);
+    await this.writeSecretEnv(desired, identity.specHash);
     // The record first: from now on a vanished pod of this name is a failure, not a removal.
     await this.upsertRecord(desired.volumeName, desired.peId, { data: { [DESIRED_KEY]: desiredLabel(desired) }, annotations: { [ANNOTATIONS.pod]: identity.name, [ANNOTATIONS.podSpecHash]: identity.specHash } });
     try {
@@ -551,6 +576,31 @@ export class KubernetesBackend implements Backend {
     } catch (error) {
       if (!isConflict(error)) throw error;
       await this.core.replaceNamespacedSecret({ name, namespace: this.namespace, body });
+    }
+  }
+
+  /**
+   * Puts the spec's secret env values into the PE's env Secret under its spec hash (a pod reads its own
+   * spec's keys), and drops the keys of specs no pod of the PE and no record needs any more. Runs under
+   * the PE's lock (prepare), so nobody else writes this Secret meanwhile; the resourceVersion makes a
+   * writer outside the lock fail rather than be overwritten.
+   */
+  private async writeSecretEnv(desired: ExecutableDesired, specHash: string): Promise<void> {
+    const names = secretEnvNames(desired);
+    if (!names.length) return;
+    const name = envSecretName(desired.volumeName);
+    const existing = await orUndefined(this.core.readNamespacedSecret({ name, namespace: this.namespace }));
+    const pods = await this.core.listNamespacedPod({ namespace: this.namespace, labelSelector: `${LABELS.role}=executable,${LABELS.peId}=${desired.peId}` });
+    const wanted = (await this.readRecord(desired.volumeName))?.metadata?.annotations?.[ANNOTATIONS.podSpecHash];
+    const inUse = new Set([specHash, ...pods.items.map((pod) => pod.metadata?.labels?.[LABELS.specHash]), wanted].filter((hash): hash is string => !!hash));
+    const data = Object.fromEntries(Object.entries(existing?.data ?? {}).filter(([key]) => inUse.has(specHashOfSecretEnvKey(key))));
+    for (const env of names) data[secretEnvKey(specHash, env)] = Buffer.from(desired.env[env]!, "utf8").toString("base64");
+    const metadata = { name, labels: { [LABELS.managed]: "true", [LABELS.role]: "secret-env", [LABELS.peId]: desired.peId } };
+    try {
+      if (existing) await this.core.replaceNamespacedSecret({ name, namespace: this.namespace, body: { metadata: { ...metadata, resourceVersion: existing.metadata?.resourceVersion }, type: "Opaque", data } });
+      else await this.core.createNamespacedSecret({ namespace: this.namespace, body: { metadata, type: "Opaque", data } });
+    } catch (error) {
+      throw new Error(`reseat: writing the secret env values of PE "${desired.peId}" into Secret ${name} in namespace ${this.namespace} failed: ${apiMessage(error)}`);
     }
   }
 

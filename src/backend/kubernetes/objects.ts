@@ -1,7 +1,7 @@
 // Pure: the Kubernetes objects reseat makes for a PE, and how it reads pods back. No API calls here, so
 // the manifests and the pod-state rules are unit-tested without a cluster.
 import type { V1Lease, V1PersistentVolume, V1PersistentVolumeClaim, V1Pod } from "@kubernetes/client-node";
-import { ExecutableDesired, LABELS, LeaseRecord, ObservedExecutable, STORE_MOUNT, VolumeInfo, desiredLabel, generationFromName, storeEnv, workloadEnv } from "../backend";
+import { ExecutableDesired, LABELS, LeaseRecord, ObservedExecutable, STORE_MOUNT, VolumeInfo, desiredLabel, generationFromName, secretEnvNames, storeEnv, workloadEnv } from "../backend";
 
 /** Where the PE's record ConfigMap (control.json) is mounted: the state library reads RESEAT_CONTROL_FILE. */
 export const CONTROL_MOUNT = "/etc/reseat/control";
@@ -34,6 +34,25 @@ export function passwordSecretName(volumeName: string): string {
   return `${volumeName}-store-password`;
 }
 
+/**
+ * The Secret holding a PE's secret env values, one key per value and spec hash (secretEnvKey): a pod
+ * reads exactly the values of its own spec, so a revert or a re-creation of an older spec never gets
+ * a newer spec's values, and the values of a spec are written once, whoever re-creates it.
+ */
+export function envSecretName(volumeName: string): string {
+  return `${volumeName}-secret-env`;
+}
+
+/** The key of one secret env value of one spec (env names are Secret-key safe: letters, digits, '_'). */
+export function secretEnvKey(specHash: string, name: string): string {
+  return `${specHash}.${name}`;
+}
+
+/** The spec hash a key of the env Secret belongs to. */
+export function specHashOfSecretEnvKey(key: string): string {
+  return key.slice(0, key.indexOf("."));
+}
+
 export function leaseObjectName(name: string): string {
   return `reseat-${name}`;
 }
@@ -64,7 +83,8 @@ export interface PodIdentity {
  * The pod of one generation: bound to the kept claim, required on the claim's node when known (the first
  * pod is placed by the scheduler), gated so that creating it does not start it, restartPolicy Never
  * (reseat is the restart policy), the generation as RESEAT_GENERATION, the control file from the record
- * ConfigMap and the store password from a Secret — nothing is written into the claim from outside.
+ * ConfigMap, the store password and secret env values from Secrets — nothing is written into the claim
+ * from outside, and neither the pod spec nor its annotations hold a secret.
  */
 export function podManifest(desired: ExecutableDesired, identity: PodIdentity, node: string | undefined): V1Pod {
   const store = desired.store;
@@ -74,6 +94,7 @@ export function podManifest(desired: ExecutableDesired, identity: PodIdentity, n
     // Nobody writes meta.json into the claim from outside: the state library records the generation itself.
     RESEAT_CLAIM_GENERATION: "1",
   });
+  const secret = new Set(secretEnvNames(desired));
   const volumes: NonNullable<NonNullable<V1Pod["spec"]>["volumes"]> = [
     { name: "state", persistentVolumeClaim: { claimName: desired.volumeName } },
     // optional: the record may not hold control.json yet; the library falls back to RESEAT_COMMIT_INTERVAL_MS.
@@ -130,7 +151,9 @@ export function podManifest(desired: ExecutableDesired, identity: PodIdentity, n
           imagePullPolicy: "IfNotPresent",
           // Docker's Cmd replaces the image's CMD and keeps its ENTRYPOINT: that is a container's args.
           ...(desired.command ? { args: desired.command } : {}),
-          env: Object.entries(env).map(([name, value]) => ({ name, value })),
+          env: Object.entries(env).map(([name, value]) =>
+            secret.has(name) && value === desired.env[name] ? { name, valueFrom: { secretKeyRef: { name: envSecretName(desired.volumeName), key: secretEnvKey(identity.specHash, name) } } } : { name, value },
+          ),
           ports: desired.ports.map((p) => ({ containerPort: p.container, protocol: p.protocol.toUpperCase() })),
           ...(Object.keys(limits).length ? { resources: { limits } } : {}),
           volumeMounts: mounts,
