@@ -63,8 +63,56 @@ piece() {
   record "$name" "$took"
 }
 record() { if [ -n "${RESEAT_BOOTSTRAP_TIMES:-}" ]; then printf '%s\t%s\n' "$1" "$2" >>"$RESEAT_BOOTSTRAP_TIMES"; fi; }
-mkdir -p "$RESEAT_CACHE/bin"
+# The Go builds need neither Node nor the npm packages: they run in the background (output in a log) while
+# the rest is installed, and are awaited before anything uses them.
+background=()
+start_piece() { # NAME "what it is for" "how long, roughly" LOG COMMAND...
+  local name="$1" what="$2" eta="$3" log="$4"
+  shift 4
+  say "$name — $what; first time only, ~$eta; building in the background (log: $log)"
+  (
+    started="$(now)"
+    "$@" >"$log" 2>&1 || exit 1
+    took="$(since "$started")"
+    say "$name: done in ${took}s"
+    record "$name (in the background)" "$took"
+  ) &
+  background+=("$!|$name|$log")
+}
+await_pieces() {
+  local entry pid rest name log waited
+  for entry in "${background[@]}"; do
+    pid="${entry%%|*}" rest="${entry#*|}"
+    name="${rest%%|*}" log="${rest#*|}"
+    waited="$(now)"
+    if ! wait "$pid"; then
+      say "$name failed; the end of $log:"
+      tail -n 30 "$log" >&2
+      exit 1
+    fi
+    record "waiting for $name" "$(since "$waited")"
+  done
+  background=()
+}
+# A failure elsewhere leaves no build half-way: the background ones finish (and stay cached).
+trap 'if [ "${#background[@]}" -gt 0 ]; then say "waiting for the background builds to finish (cached for the next run)"; wait; fi' EXIT
+mkdir -p "$RESEAT_CACHE/bin" "$RESEAT_CACHE/build"
 cd "$RESEAT_ROOT"
+
+# 0. The Pulumi CLI and its Node.js language host, built from Go modules (no release binary is reachable
+#    here): started first, in the background.
+missing_pulumi="$(bash scripts/build-pulumi.sh missing)"
+if [ -n "$missing_pulumi" ] && ! command -v go >/dev/null 2>&1; then
+  say "the Pulumi CLI is built from Go modules: install Go (>= 1.24) and re-run"; exit 1
+fi
+if [[ "$missing_pulumi" == *cli* ]]; then
+  start_piece "Pulumi CLI" "runs every deployment (reseat's CLI drives it; plain \`pulumi up\` is it)" "4 min" \
+    "$RESEAT_CACHE/build/pulumi-cli.log" bash scripts/build-pulumi.sh cli
+fi
+if [[ "$missing_pulumi" == *langhost* ]]; then
+  start_piece "Pulumi Node.js language host" "runs a Node.js Pulumi program (plain \`pulumi up\`)" "1 min" \
+    "$RESEAT_CACHE/build/pulumi-language-nodejs.log" bash scripts/build-pulumi.sh langhost
+fi
 
 # 1. Node.js >= 22 (@pulumi/pulumi needs it; the state library needs node:sqlite): Node 24 from the npm
 #    registry's `node` package when the machine's is older.
@@ -108,25 +156,14 @@ if ! docker info >/dev/null 2>&1; then
   docker info >/dev/null 2>&1 || { say "Docker Engine did not answer; see $RESEAT_CACHE/dockerd.log"; exit 1; }
 fi
 
-# 4. The Pulumi CLI and its Node.js language host, built from Go modules (no release binary is reachable here).
-missing_pulumi="$(bash scripts/build-pulumi.sh missing)"
-if [ -n "$missing_pulumi" ] && ! command -v go >/dev/null 2>&1; then
-  say "the Pulumi CLI is built from Go modules: install Go (>= 1.24) and re-run"; exit 1
-fi
-if [[ "$missing_pulumi" == *cli* ]]; then
-  piece "Pulumi CLI" "runs every deployment (reseat's CLI drives it; plain \`pulumi up\` is it)" "4 min" \
-    bash scripts/build-pulumi.sh cli >&2
-fi
-if [[ "$missing_pulumi" == *langhost* ]]; then
-  piece "Pulumi Node.js language host" "runs a Node.js Pulumi program (plain \`pulumi up\`)" "1 min" \
-    bash scripts/build-pulumi.sh langhost >&2
-fi
-# The same environment for the reseat CLI and the plain pulumi CLI (the backend: Pulumi.yaml).
+# 4. The same environment for the reseat CLI and the plain pulumi CLI (the backend: Pulumi.yaml).
 source "$RESEAT_ROOT/scripts/env.sh" 2>/dev/null
 
 # 5. Kubernetes (k8s, test): the local cluster's binaries and Pulumi's Kubernetes resource plugin (for
-#    @pulumi/kubernetes), linked into PULUMI_HOME/plugins, where the engine looks for it offline.
+#    @pulumi/kubernetes), linked into PULUMI_HOME/plugins, where the engine looks for it offline. Go builds
+#    too: after the Pulumi ones (two cores).
 if [ "$need" != demo ]; then
+  await_pieces
   eval "$(bash scripts/build-kubernetes.sh print-env)"
   if [ ! -x "$K8S_BIN/kubelet" ] || [ ! -x "$K8S_BIN/etcd" ] || [ ! -x "$K8S_BIN/kubectl" ] || [ ! -s "$PAUSE_TAR" ] || [ ! -x "$PROVISIONER_BIN" ]; then
     piece "Kubernetes $K8S_VERSION" "the local two-node cluster (etcd, API server, kubelets, …)" "6 min" \
@@ -176,4 +213,5 @@ if ! bash scripts/images.sh "check-$images" 2>/dev/null; then
   piece "container images ($images)" "the workloads the PEs run, built locally (no registry)" "1 min" \
     bash scripts/images.sh "$images" >&2
 fi
+await_pieces
 say "ready for the $need: $(pulumi version), docker $(docker version -f '{{.Server.Version}}'), node $(node --version)"

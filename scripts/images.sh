@@ -8,6 +8,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export DOCKER_BUILDKIT=0
+# RUN steps need no network: `--network none` (they then work even when the engine has no default bridge).
 WHAT="${1:-all}"
 CHECK=""
 case "$WHAT" in check-*) CHECK=1; WHAT="${WHAT#check-}" ;; esac
@@ -50,7 +51,7 @@ build_versions() { # name context-dir
     have="$(docker image inspect -f '{{ index .Config.Labels "io.reseat.source-hash" }}' "$tag" 2>/dev/null || true)"
     if [ "$have" != "$hash" ]; then
       [ -z "$CHECK" ] || exit 1
-      docker build -q -t "$tag" --label "io.reseat.source-hash=$hash" --build-arg "BASE_IMAGE=$BASE" \
+      docker build -q --network none -t "$tag" --label "io.reseat.source-hash=$hash" --build-arg "BASE_IMAGE=$BASE" \
         --build-arg "WORKLOAD_VERSION=$version" "$context" >/dev/null
     fi
   done
@@ -70,6 +71,6 @@ build_versions reseat-demo-workload "$ROOT/workload/demo"
 if ! docker image inspect reseat-crash-at-start:1 >/dev/null 2>&1; then
   [ -z "$CHECK" ] || exit 1
   printf 'ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCMD ["node", "-e", "console.error(\\"crashing at start (test image)\\"); process.exit(3)"]\n' |
-    docker build -q -t reseat-crash-at-start:1 --build-arg "BASE_IMAGE=$BASE" - >/dev/null
+    docker build -q --network none -t reseat-crash-at-start:1 --build-arg "BASE_IMAGE=$BASE" - >/dev/null
 fi
 [ -n "$CHECK" ] || echo "images: base $BASE; reseat-demo-workload:v1, :v2; reseat-session-workload:v1, :v2; reseat-crash-at-start:1"
