@@ -106,7 +106,7 @@ class Report {
   constructor(private readonly json: boolean) {}
   /** A line of the plain report (stderr with --json, so that stdout stays one document). */
   line(text = ""): void {
-    (this.json ? process.stderr : process.stdout).write(`${text}\n`);
+    (this.json ? process.stderr : process.stdout).write(`${text.trimEnd()}\n`);
   }
   /** Runs one step: its title at once, its time at the end of the same line when it is done. */
   async timed<T>(step: string, title: string, run: () => Promise<T>): Promise<T> {
@@ -272,7 +272,8 @@ async function replacement(report: Report, options: Options, demo: DemoTarget, c
   const after = peOfStack(second.outputs);
   const keptAfter = await keptWrites(await target.url(after), writes);
 
-  const row = (label: string, b: string, a: string, note = "") => report.line(`   ${label.padEnd(13)}${b.padEnd(30)}${a.padEnd(30)}${note}`);
+  const width = Math.max(30, TO.length + 3, before.executableName.length + 3, after.executableName.length + 3, before.volumeName.length + 3);
+  const row = (label: string, b: string, a: string, note = "") => report.line(`   ${label.padEnd(13)}${b.padEnd(width)}${a.padEnd(width)}${note}`);
   const commit = (pe: PeOutputs) => (pe.lastCommit ? `seq ${pe.lastCommit.seq} at ${clock(pe.lastCommit.at)}` : "none");
   const advanced = before.lastCommit && after.lastCommit && after.lastCommit.seq > before.lastCommit.seq && after.lastCommit.at > before.lastCommit.at;
   report.line();
