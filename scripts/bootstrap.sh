@@ -155,6 +155,8 @@ if ! docker info >/dev/null 2>&1; then
   fi
   docker info >/dev/null 2>&1 || { say "Docker Engine did not answer; see $RESEAT_CACHE/dockerd.log"; exit 1; }
 fi
+# The engine's default bridge, should an extra dockerd have deleted it (see scripts/default-bridge.sh).
+bash "$RESEAT_ROOT/scripts/default-bridge.sh" heal
 
 # 4. The same environment for the reseat CLI and the plain pulumi CLI (the backend: Pulumi.yaml).
 source "$RESEAT_ROOT/scripts/env.sh" 2>/dev/null

@@ -6,6 +6,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { runIn } from "./userProject";
+import { keepingDefaultBridge } from "./defaultBridge";
 
 export interface SecondEngine {
   /** DOCKER_HOST value that reaches it. */
@@ -25,7 +26,12 @@ async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T 
   }
 }
 
-export async function startSecondEngine(): Promise<SecondEngine> {
+/** Starts it; its --bridge=none deletes the machine engine's docker0 on start-up, which is put back (defaultBridge.ts). */
+export function startSecondEngine(): Promise<SecondEngine> {
+  return keepingDefaultBridge(startEngine);
+}
+
+async function startEngine(): Promise<SecondEngine> {
   // Short: containerd's socket lives under the exec root, and unix socket paths are limited to 107 bytes.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rsd-"));
   const socket = path.join(dir, "docker.sock");

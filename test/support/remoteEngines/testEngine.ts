@@ -9,6 +9,7 @@ import * as path from "node:path";
 import { runProcess, ProcessResult } from "../harness";
 import { makeTlsFiles, TlsFiles } from "./certificates";
 import { Daemon, freePort, privateDir, removeTree, startDaemon, uniqueId } from "./daemon";
+import { keepingDefaultBridge } from "../defaultBridge";
 
 export interface TestEngineOptions {
   /** Listen on tcp://127.0.0.1:<port> with --tlsverify and certificates made for this engine. */
@@ -91,7 +92,8 @@ export class TestEngine {
         `--tlskey=${this.tls.serverKeyFile}`,
       );
     }
-    this.daemon = await startDaemon({
+    // --bridge=none deletes the machine engine's docker0 on start-up: put back (defaultBridge.ts).
+    this.daemon = await keepingDefaultBridge(() => startDaemon({
       name: this.id,
       // In a UTS namespace of its own, so that the engine reports its own name (its `docker info`
       // Name, what a PE's `host` output shows) instead of this machine's.
@@ -102,7 +104,7 @@ export class TestEngine {
       ready: () => ping(this.socket),
       readyTimeoutMs: 90_000,
       dirs: [this.dir, this.execRoot],
-    });
+    }));
   }
 
   /** Stops dockerd (SIGTERM: it stops its containers and its containerd) and waits for it to exit. */
