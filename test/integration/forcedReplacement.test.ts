@@ -23,6 +23,7 @@ import {
   userEnv,
   type StateView,
 } from "../support/userProject";
+import { postgresSettings } from "../support/postgres";
 
 const STACK = "dev";
 const DEMO_PE = `it-fr-${process.pid}`;
@@ -181,14 +182,7 @@ describe("forced replacements never leave a PE without its executable (Docker)",
 
 // ---- PostgreSQL password rotation ----------------------------------------------------------------
 
-const pgSettings = Object.fromEntries(
-  execFileSync("bash", [path.join(ROOT, "scripts", "postgres.sh"), "env"])
-    .toString()
-    .replace(/^export /, "")
-    .trim()
-    .split(/\s+/)
-    .map((pair) => pair.split("=") as [string, string]),
-);
+const pgSettings = postgresSettings();
 const PG_PORT = Number(pgSettings.RESEAT_PG_PORT);
 const ROLE = `it_rot_${process.pid}`;
 const TABLE = `it_rot_${process.pid}_commits`;

@@ -4,17 +4,11 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Project, ROOT, cleanup, docker, makeProject, mustSucceed, peOutputs, reseatCli, sessionSpec, sessions, startPersistentWriters, waitFor } from "../support/harness";
+import { postgresSettings } from "../support/postgres";
 
 const PE = `it-pg-${process.pid}`;
 const PORT = 18700 + (process.pid % 80);
-const pgEnv = Object.fromEntries(
-  execFileSync("bash", [path.join(ROOT, "scripts", "postgres.sh"), "env"])
-    .toString()
-    .replace(/^export /, "")
-    .trim()
-    .split(/\s+/)
-    .map((pair) => pair.split("=") as [string, string]),
-);
+const pgEnv = postgresSettings();
 const PASSWORD = pgEnv.RESEAT_PG_PASSWORD!;
 
 function pg(command: "start" | "stop"): void {

@@ -4,8 +4,9 @@ import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ProcessingElement, ProcessingElementGroup } from "../../../components";
 import { executableFields } from "../../../src/spec/desired";
-import { SpecError, parseProcessingElement } from "../../../src/spec/processingElement";
+import { parseProcessingElement } from "../../../src/spec/processingElement";
 import { forgetDeclaredPes } from "../../../src/spec/uniqueness";
+import { rejection } from "../../support/specError";
 
 beforeAll(() => {
   pulumi.runtime.setMocks({ newResource: (args) => ({ id: `${args.name}-id`, state: args.inputs }), call: (args) => args.inputs }, "project", "stack", false);
@@ -31,15 +32,6 @@ async function isSecret(input: unknown): Promise<boolean> {
   return pulumi.Output.isInstance(input) ? (input as unknown as { isSecret: Promise<boolean> }).isSecret : false;
 }
 
-function rejection(work: () => unknown): SpecError {
-  try {
-    work();
-  } catch (error) {
-    if (error instanceof SpecError) return error;
-    throw error;
-  }
-  throw new Error("expected a SpecError");
-}
 
 const plain = { image: "reseat-demo-workload:v1", env: { A: "1" }, commitInterval: "2s", persistentStore: { kind: "none" as const } };
 

@@ -2,7 +2,7 @@
 // the plain spec's messages), what must be known, and which Executable input reads which fields.
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
-import { SpecError, parseProcessingElement } from "../../../src/spec/processingElement";
+import { parseProcessingElement } from "../../../src/spec/processingElement";
 import { EXECUTABLE_INPUT_SOURCES, executableFields } from "../../../src/spec/desired";
 import {
   UNKNOWN_DURING_PREVIEW,
@@ -16,18 +16,10 @@ import {
   withoutSecretValues,
 } from "../../../src/spec/inputs";
 import { parseGroupInputs } from "../../../src/spec/group";
+import { rejection } from "../../support/specError";
 
 const base = { peId: "orders", image: "reseat-demo-workload:v1" };
 
-function rejection(work: () => unknown): SpecError {
-  try {
-    work();
-  } catch (error) {
-    if (error instanceof SpecError) return error;
-    throw error;
-  }
-  throw new Error("expected a SpecError");
-}
 
 describe("deferred values", () => {
   it("are Outputs (secret or not) and Promises; plain values, objects and arrays are not", () => {

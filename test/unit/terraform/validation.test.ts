@@ -7,24 +7,16 @@ import { Testing } from "cdktf";
 import { describe, expect, it } from "vitest";
 import { invalidSpecs } from "../../support/invalidSpecs";
 import { ProcessingElement, ReseatTerraformStack } from "../../../components/terraform";
-import { SpecError, parseProcessingElement } from "../../../src/spec/processingElement";
+import { parseProcessingElement } from "../../../src/spec/processingElement";
 import { synthesize } from "../../../stacks/terraform/main";
 import { demoSpec } from "../../support/harness";
+import { rejection } from "../../support/specError";
 
 const PE = "ut-tf-valid";
 const base = demoSpec(PE, 18999);
 
 const invalid = invalidSpecs(PE);
 
-function rejection(work: () => unknown): SpecError {
-  try {
-    work();
-  } catch (error) {
-    if (error instanceof SpecError) return error;
-    throw error;
-  }
-  throw new Error("expected a SpecError");
-}
 
 /** The Pulumi flavour's message for the same spec (its component validates with parseProcessingElement, subject "<name>"). */
 function pulumiMessage(name: string, spec: unknown): string {
