@@ -26,7 +26,9 @@ function configure(project: Project, namespace: string, revision: string): void 
 }
 
 function smoke(project: Project, command: "up" | "destroy"): Promise<CliResult> {
-  return run(process.execPath, [CLI, command, "--cwd", project.dir, "--stack", project.stack, "--program", PROGRAM, "--json"], clusterEnv());
+  // `up --create`: the CLI makes a stack only when asked.
+  const create = command === "up" ? ["--create"] : [];
+  return run(process.execPath, [CLI, command, "--cwd", project.dir, "--stack", project.stack, "--program", PROGRAM, ...create, "--json"], clusterEnv());
 }
 
 function podsOf(result: CliResult): Record<string, SmokePod> {
