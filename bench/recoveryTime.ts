@@ -7,8 +7,8 @@ import { DockerBackend, sleep } from "../src/backend/docker/dockerBackend";
 import { watch } from "../src/controller/watch";
 import { holderName } from "../src/lease/lease";
 import { reseat, retire } from "../src/replacement/reseat";
-import { executableDesired } from "../src/spec/desired";
-import { parseProcessingElement, volumeNameOf } from "../src/spec/processingElement";
+import { executableDesired } from "../src/schema/desired";
+import { parseProcessingElement, volumeNameOf } from "../src/schema/processingElement";
 import { percentile, result, writeResult } from "./results";
 
 const KILLS = Number(process.env.RESEAT_BENCH_KILLS ?? 50);

@@ -15,9 +15,9 @@ import { LABELS } from "../src/backend/backend";
 import { DockerBackend } from "../src/backend/docker/dockerBackend";
 import { followEvents } from "../src/backend/docker/events";
 import { PROJECT_ROOT } from "../src/automation/stack";
-import { parseProcessingElement, volumeNameOf } from "../src/spec/processingElement";
+import { parseProcessingElement, volumeNameOf } from "../src/schema/processingElement";
 import { specHash } from "../src/plan/executablePlan";
-import { executableDesired } from "../src/spec/desired";
+import { executableDesired } from "../src/schema/desired";
 import { median, result, writeResult } from "./results";
 
 const RUNS = Number(process.env.RESEAT_BENCH_RUNS ?? 9);

@@ -31,7 +31,7 @@ import * as path from "node:path";
 import { PROJECT_ROOT } from "../src/automation/stack";
 import { promisify } from "node:util";
 import { DockerBackend } from "../src/backend/docker/dockerBackend";
-import { MAX_REPLICAS } from "../src/spec/group";
+import { MAX_REPLICAS } from "../src/schema/group";
 import {
   FloorWorkload,
   GROUPS_PROGRAM,

@@ -7,11 +7,11 @@ import { Executable, ExecutableArgs } from "../src/provider/executable";
 import { StateVolume } from "../src/provider/stateVolume";
 import type { StoreDesired } from "../src/backend/backend";
 import type { EngineCredentials } from "../src/backend/docker/connection";
-import { ProcessingElementInput, ProcessingElementSpec, SpecError, parseProcessingElement, volumeNameOf } from "../src/spec/processingElement";
-import { EXECUTABLE_INPUT_SOURCES, STORE_SOURCE_FIELDS, engineTarget, storeClaimNameOf, storeDesired, volumeOwner } from "../src/spec/desired";
-import { SpecField, containsDeferred, isDeferred, parseKnownProcessingElement, specFields, withoutSecretValues } from "../src/spec/inputs";
+import { ProcessingElementInput, ProcessingElementSpec, SpecError, parseProcessingElement, volumeNameOf } from "../src/schema/processingElement";
+import { EXECUTABLE_INPUT_SOURCES, STORE_SOURCE_FIELDS, engineTarget, storeClaimNameOf, storeDesired, volumeOwner } from "../src/schema/desired";
+import { SpecField, containsDeferred, isDeferred, parseKnownProcessingElement, specFields, withoutSecretValues } from "../src/schema/inputs";
 import { LABELS } from "../src/backend/backend";
-import { declareInProgram } from "../src/spec/uniqueness";
+import { declareInProgram } from "../src/schema/uniqueness";
 
 export const PROCESSING_ELEMENT_TYPE = "reseat:index:ProcessingElement";
 
@@ -102,7 +102,7 @@ type DockerInput = NonNullable<SpecInput["docker"]>;
 
 /**
  * A PE spec as a program gives it: every field a pulumi.Input, deeply (see DeepInput), but for the
- * few that decide which resources are declared (KNOWN_AT_CONSTRUCTION in src/spec/inputs.ts).
+ * few that decide which resources are declared (KNOWN_AT_CONSTRUCTION in src/schema/inputs.ts).
  */
 export type ProcessingElementArgs = { [K in keyof Omit<SpecInput, StructuralField>]: DeepInput<Omit<SpecInput, StructuralField>[K]> } & {
   peId?: pulumi.Input<string>;
@@ -117,7 +117,7 @@ export type ProcessingElementArgs = { [K in keyof Omit<SpecInput, StructuralFiel
   };
 };
 
-/** The fields a collision between two PEs of one program is judged on (src/spec/uniqueness.ts). */
+/** The fields a collision between two PEs of one program is judged on (src/schema/uniqueness.ts). */
 const UNIQUENESS_FIELDS = ["peId", "volume", "ports", "network", "kubernetes", "docker"] as const satisfies readonly SpecField[];
 
 /**

@@ -8,8 +8,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { Fleet } from "../src/provider/fleet";
 import type * as FleetRuntime from "../src/provider/fleetRuntime";
 import { parseFleet, FleetMemberState } from "../src/plan/fleetPlan";
-import { GroupInputs, GroupSpec, parseGroupInputs } from "../src/spec/group";
-import { containsDeferred } from "../src/spec/inputs";
+import { GroupInputs, GroupSpec, parseGroupInputs } from "../src/schema/group";
+import { containsDeferred } from "../src/schema/inputs";
 import type { ProcessingElementGroupArgs } from "./processingElementGroup";
 import { secretEnvOf, splitReplacementOptions } from "./processingElement";
 

@@ -14,9 +14,9 @@
 //   failed one), so they keep their old spec; members before it stay replaced.
 import * as pulumi from "@pulumi/pulumi";
 import { Executable } from "../src/provider/executable";
-import { EXECUTABLE_INPUT_SOURCES, executableFields, storeDesired } from "../src/spec/desired";
-import { ProcessingElementSpec, SpecError, parseProcessingElement } from "../src/spec/processingElement";
-import { GroupInputs, GroupSpec, PlaceholderValues, Templated, parseGroup, parseGroupInputs, substitute } from "../src/spec/group";
+import { EXECUTABLE_INPUT_SOURCES, executableFields, storeDesired } from "../src/schema/desired";
+import { ProcessingElementSpec, SpecError, parseProcessingElement } from "../src/schema/processingElement";
+import { GroupInputs, GroupSpec, PlaceholderValues, Templated, parseGroup, parseGroupInputs, substitute } from "../src/schema/group";
 import { MemberFingerprint, RolloutPlan, describesMember, fingerprint, planRollout, progressLines } from "../src/plan/rollout";
 import { ProcessingElement, ProcessingElementArgs, ProcessingElementOutputs, splitReplacementOptions } from "./processingElement";
 

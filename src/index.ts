@@ -1,8 +1,8 @@
 // reseat's public API. Components live in "reseat/components", the workload-side state library in
 // "reseat/state" (it never imports Pulumi).
-export { parseProcessingElement, processingElementSchema, SpecError, volumeNameOf } from "./spec/processingElement";
-export type { ProcessingElementInput, ProcessingElementSpec } from "./spec/processingElement";
-export { parseDuration } from "./spec/duration";
+export { parseProcessingElement, processingElementSchema, SpecError, volumeNameOf } from "./schema/processingElement";
+export type { ProcessingElementInput, ProcessingElementSpec } from "./schema/processingElement";
+export { parseDuration } from "./schema/duration";
 export { planExecutable, specHash, REPLACE_FIELDS, IN_PLACE_FIELDS } from "./plan/executablePlan";
 export type { ExecutablePlan } from "./plan/executablePlan";
 export { planVolume, VolumeChangeRefused } from "./plan/volumePlan";
@@ -30,4 +30,4 @@ export { watch, needsReseat } from "./controller/watch";
 export type { WatchEvent, WatchOptions, Watcher, ControllerStatus } from "./controller/watch";
 export { gatherStatus, formatStatusTable } from "./controller/status";
 export type { PeStatus } from "./controller/status";
-export { executableDesired } from "./spec/desired";
+export { executableDesired } from "./schema/desired";

@@ -7,8 +7,8 @@
 // deployment; the program reads that from this stack's own outputs through a StackReference.
 import * as pulumi from "@pulumi/pulumi";
 import { ProcessingElementFleet, ProcessingElementGroup, validateProcessingElementFleet, validateProcessingElementGroup } from "../components";
-import { SpecError } from "../src/spec/processingElement";
-import { parseGroup } from "../src/spec/group";
+import { SpecError } from "../src/schema/processingElement";
+import { parseGroup } from "../src/schema/group";
 import type { PreviousGroupOutputs } from "../components/processingElementGroup";
 
 async function program(): Promise<Record<string, unknown>> {

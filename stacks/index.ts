@@ -4,8 +4,8 @@
 // spec anywhere fails preview and creates nothing.
 import * as pulumi from "@pulumi/pulumi";
 import { ProcessingElement, validateProcessingElement } from "../components";
-import { SpecError } from "../src/spec/processingElement";
-import { findDuplicates } from "../src/spec/uniqueness";
+import { SpecError } from "../src/schema/processingElement";
+import { findDuplicates } from "../src/schema/uniqueness";
 
 async function program(): Promise<Record<string, unknown>> {
   const config = new pulumi.Config("reseat");

@@ -13,15 +13,15 @@
 //                     the container (destroy, then create) and never the volume
 //
 // Nothing in this folder imports Pulumi, and nothing outside components/terraform and stacks/terraform
-// imports cdktf: the shared part is src/spec (schema, desired) and src/backend (labels, store env).
+// imports cdktf: the shared part is src/schema (schema, desired) and src/backend (labels, store env).
 // Moving to CDK Terrain (the community fork after HashiCorp deprecated cdktf on 2025-12-10) means
 // changing the imports of this folder and stacks/terraform/main.ts, and the package names.
 import { Construct } from "constructs";
 import { DataResource, TerraformOutput, TerraformResource } from "cdktf";
 import { container as dockerContainer, image as dockerImage, provider as dockerProvider, volume as dockerVolume } from "@cdktf/provider-docker";
 import { LABELS, STORE_MOUNT, storeEnv } from "../../src/backend/backend";
-import { executableFields, storeDesired } from "../../src/spec/desired";
-import { ProcessingElementInput, ProcessingElementSpec, SpecError, parseProcessingElement, volumeNameOf } from "../../src/spec/processingElement";
+import { executableFields, storeDesired } from "../../src/schema/desired";
+import { ProcessingElementInput, ProcessingElementSpec, SpecError, parseProcessingElement, volumeNameOf } from "../../src/schema/processingElement";
 import { REPLACE_FIELDS } from "../../src/plan/executablePlan";
 import { ReseatStatusFile, STATUS_FIELDS } from "./status";
 

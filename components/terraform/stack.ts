@@ -7,8 +7,8 @@ import { LocalBackend, TerraformStack } from "cdktf";
 import { provider as dockerProvider } from "@cdktf/provider-docker";
 import { DOCKER_PROVIDER_SOURCE, DOCKER_PROVIDER_VERSION, ProcessingElement, validateTerraformProcessingElement } from "./processingElement";
 import { ReseatStatusFile } from "./status";
-import { SpecError } from "../../src/spec/processingElement";
-import { findDuplicates } from "../../src/spec/uniqueness";
+import { SpecError } from "../../src/schema/processingElement";
+import { findDuplicates } from "../../src/schema/uniqueness";
 
 export interface ReseatTerraformStackProps {
   /** PE specs, as in stacks/Pulumi.<stack>.yaml's `reseat:processingElements`. */

@@ -13,7 +13,7 @@ import * as fs from "node:fs";
 import { createRequire } from "node:module";
 import * as path from "node:path";
 import { EngineEvent, LocalWorkspace, PulumiFn, Stack } from "@pulumi/pulumi/automation";
-import { forgetDeclaredPes } from "../spec/uniqueness";
+import { forgetDeclaredPes } from "../schema/uniqueness";
 
 /** The reseat package's own folder (the checkout, or node_modules/reseat when installed). */
 export const PROJECT_ROOT = path.resolve(__dirname, "..", "..", "..");

@@ -7,10 +7,10 @@
 // and hands each member to the next through the program. A fleet's state is its template (once) plus
 // a short observation per member, and a rollout is one provider call.
 import type { EngineTarget, ExecutableDesired, VolumeClaim } from "../backend/backend";
-import { GroupMember, GroupSpec, parseGroup } from "../spec/group";
-import { SpecError } from "../spec/processingElement";
-import { executableDesired, engineTarget, volumeOwner } from "../spec/desired";
-import { volumeNameOf } from "../spec/processingElement";
+import { GroupMember, GroupSpec, parseGroup } from "../schema/group";
+import { SpecError } from "../schema/processingElement";
+import { executableDesired, engineTarget, volumeOwner } from "../schema/desired";
+import { volumeNameOf } from "../schema/processingElement";
 import { planRollout, RolloutPlan } from "./rollout";
 import { controlFile } from "../replacement/reseat";
 import { specHash } from "./executablePlan";

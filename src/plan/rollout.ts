@@ -9,7 +9,7 @@
 // ready executable because of the rollout.
 import { createHash } from "node:crypto";
 import { REPLACE_FIELDS } from "./executablePlan";
-import { memberName } from "../spec/group";
+import { memberName } from "../schema/group";
 
 export { memberName };
 

@@ -12,7 +12,7 @@ import { describeFailedRollout, inLanes, MemberOutcome, rollFleet } from "../rep
 import { retire, ReseatResult } from "../replacement/reseat";
 import { observeCommits, observeRevert } from "./observe";
 import { checkImageId, imageIdForUp } from "./images";
-import { fleetUnknownUntilUp } from "../spec/inputs";
+import { fleetUnknownUntilUp } from "../schema/inputs";
 import { randomUUID } from "node:crypto";
 import { changedReplaceOnChanges } from "../plan/replaceOnChanges";
 

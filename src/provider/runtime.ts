@@ -14,7 +14,7 @@ import { changedReplaceOnChanges } from "../plan/replaceOnChanges";
 import type { CommitOutputs } from "../plan/commitStatus";
 import { observeCommits, observeRevert, RevertOutputs } from "./observe";
 import { checkImageId, imageIdForUp } from "./images";
-import { validateExecutableInputs } from "../spec/inputs";
+import { validateExecutableInputs } from "../schema/inputs";
 import * as fleet from "./fleetRuntime";
 import { planVolume, VolumeFields } from "../plan/volumePlan";
 import { assertSameEngine, recordOutdated } from "../plan/engineRecord";

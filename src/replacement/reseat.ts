@@ -7,7 +7,7 @@ import { specHash } from "../plan/executablePlan";
 import { faultPoint } from "./faults";
 import { HeldLease, LeaseLostError, withLease } from "../lease/lease";
 import { PostgresStore } from "../state/store/postgresStore";
-import { DEFAULT_STORE_VOLUME } from "../spec/processingElement";
+import { DEFAULT_STORE_VOLUME } from "../schema/processingElement";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";

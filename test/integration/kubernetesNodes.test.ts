@@ -6,8 +6,8 @@ import { kubectl, pollFor } from "../support/kubernetes";
 import { NODES, k8sSessionSpec, loadImages, makeTestNamespace, nodeOfClaim, observePods, podUrl, podsOfPe, useCluster } from "../support/kubernetesPe";
 import { KubernetesBackend } from "../../src/backend/kubernetes/kubernetesBackend";
 import { reseat } from "../../src/replacement/reseat";
-import { executableDesired, volumeOwner } from "../../src/spec/desired";
-import { parseProcessingElement } from "../../src/spec/processingElement";
+import { executableDesired, volumeOwner } from "../../src/schema/desired";
+import { parseProcessingElement } from "../../src/schema/processingElement";
 
 const NAMESPACE = `reseat-it-knodes-${process.pid}`;
 const PES = NODES.map((node, i) => ({ peId: `kn${i}-${process.pid}`, node }));

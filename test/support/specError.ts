@@ -1,5 +1,5 @@
 // The SpecError a piece of work throws, for tests of field-named refusals.
-import { SpecError } from "../../src/spec/processingElement";
+import { SpecError } from "../../src/schema/processingElement";
 
 /** Runs `work` and returns the SpecError it throws; fails when it throws nothing or something else. */
 export function rejection(work: () => unknown): SpecError {

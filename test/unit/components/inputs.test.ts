@@ -3,9 +3,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ProcessingElement, ProcessingElementGroup } from "../../../components";
-import { executableFields } from "../../../src/spec/desired";
-import { parseProcessingElement } from "../../../src/spec/processingElement";
-import { forgetDeclaredPes } from "../../../src/spec/uniqueness";
+import { executableFields } from "../../../src/schema/desired";
+import { parseProcessingElement } from "../../../src/schema/processingElement";
+import { forgetDeclaredPes } from "../../../src/schema/uniqueness";
 import { rejection } from "../../support/specError";
 
 beforeAll(() => {

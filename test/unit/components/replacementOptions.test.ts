@@ -7,7 +7,7 @@ import { ProcessingElement, ProcessingElementGroup, ProcessingElementFleet } fro
 import { splitReplacementOptions } from "../../../components/processingElement";
 import { Executable } from "../../../src/provider/executable";
 import { Fleet } from "../../../src/provider/fleet";
-import { forgetDeclaredPes } from "../../../src/spec/uniqueness";
+import { forgetDeclaredPes } from "../../../src/schema/uniqueness";
 
 beforeAll(() => {
   pulumi.runtime.setMocks(

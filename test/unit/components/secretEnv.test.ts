@@ -3,7 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ProcessingElement, ProcessingElementFleet, ProcessingElementGroup } from "../../../components";
-import { forgetDeclaredPes } from "../../../src/spec/uniqueness";
+import { forgetDeclaredPes } from "../../../src/schema/uniqueness";
 
 beforeAll(() => {
   // A Fleet's members are its provider's outputs: none here.

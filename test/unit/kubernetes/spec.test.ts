@@ -1,9 +1,9 @@
 // The kubernetes section of a PE spec: defaults, field-named errors, and the fields only one engine understands.
 import { describe, expect, it } from "vitest";
-import { parseProcessingElement } from "../../../src/spec/processingElement";
-import { problemsOf } from "../spec/problems";
-import { engineTarget, executableDesired, storeClaimNameOf } from "../../../src/spec/desired";
-import { parseGroup } from "../../../src/spec/group";
+import { parseProcessingElement } from "../../../src/schema/processingElement";
+import { problemsOf } from "../schema/problems";
+import { engineTarget, executableDesired, storeClaimNameOf } from "../../../src/schema/desired";
+import { parseGroup } from "../../../src/schema/group";
 
 const k8sPe = { peId: "orders-0", image: "reseat-session-workload:v1", kubernetes: { namespace: "shop" } };
 

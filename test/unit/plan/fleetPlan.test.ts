@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { FleetChecked, parseFleet, planFleetDiff, planFleetMembers, removedMembers } from "../../../src/plan/fleetPlan";
-import { SpecError } from "../../../src/spec/processingElement";
+import { SpecError } from "../../../src/schema/processingElement";
 
 const template = { image: "app:v1", network: "host", env: { PORT: "{{ordinal + 9000}}" }, readiness: { httpGet: { port: "{{ordinal + 9000}}", path: "/healthz" } } };
 

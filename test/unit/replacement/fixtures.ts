@@ -1,8 +1,8 @@
 // Desired executables for engine-free tests of the routine, the lease and the controller.
 import type { ExecutableDesired } from "../../../src/backend/backend";
 import { FakeBackend } from "../../../src/backend/fake/fakeBackend";
-import { executableDesired } from "../../../src/spec/desired";
-import { parseProcessingElement } from "../../../src/spec/processingElement";
+import { executableDesired } from "../../../src/schema/desired";
+import { parseProcessingElement } from "../../../src/schema/processingElement";
 
 export function desiredFor(peId: string, overrides: Record<string, unknown> = {}, owner = `proj/stack/${peId}`): ExecutableDesired {
   const spec = parseProcessingElement({ peId, image: "reseat-session:1", ...overrides });

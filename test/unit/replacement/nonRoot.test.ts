@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { reseat } from "../../../src/replacement/reseat";
 import { desiredFor, engineWithVolume } from "./fixtures";
-import { problemsOf } from "../spec/problems";
+import { problemsOf } from "../schema/problems";
 
 describe("non-root workloads", () => {
   it("the spec's runAsUser/runAsGroup: volume root, .reseat/, meta, control, password file and store folder are theirs", async () => {

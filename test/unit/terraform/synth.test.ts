@@ -7,8 +7,8 @@ import { describe, expect, it } from "vitest";
 import { ReseatTerraformStack, literal } from "../../../components/terraform";
 import { DockerBackend } from "../../../src/backend/docker/dockerBackend";
 import { LABELS } from "../../../src/backend/backend";
-import { executableDesired } from "../../../src/spec/desired";
-import { parseProcessingElement } from "../../../src/spec/processingElement";
+import { executableDesired } from "../../../src/schema/desired";
+import { parseProcessingElement } from "../../../src/schema/processingElement";
 import { synthesize } from "../../../stacks/terraform/main";
 
 interface Synth {

@@ -7,7 +7,7 @@ import { Testing } from "cdktf";
 import { describe, expect, it } from "vitest";
 import { invalidSpecs } from "../../support/invalidSpecs";
 import { ProcessingElement, ReseatTerraformStack } from "../../../components/terraform";
-import { parseProcessingElement } from "../../../src/spec/processingElement";
+import { parseProcessingElement } from "../../../src/schema/processingElement";
 import { synthesize } from "../../../stacks/terraform/main";
 import { demoSpec } from "../../support/harness";
 import { rejection } from "../../support/specError";

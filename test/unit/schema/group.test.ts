@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { SpecError } from "../../../src/spec/processingElement";
-import { parseGroup, resolveMaxUnavailable } from "../../../src/spec/group";
+import { SpecError } from "../../../src/schema/processingElement";
+import { parseGroup, resolveMaxUnavailable } from "../../../src/schema/group";
 
 const template = {
   image: "reseat-demo-workload:v1",

@@ -2,8 +2,8 @@
 // the plain spec's messages), what must be known, and which Executable input reads which fields.
 import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
-import { parseProcessingElement } from "../../../src/spec/processingElement";
-import { EXECUTABLE_INPUT_SOURCES, executableFields } from "../../../src/spec/desired";
+import { parseProcessingElement } from "../../../src/schema/processingElement";
+import { EXECUTABLE_INPUT_SOURCES, executableFields } from "../../../src/schema/desired";
 import {
   UNKNOWN_DURING_PREVIEW,
   containsDeferred,
@@ -14,8 +14,8 @@ import {
   specFields,
   validateExecutableInputs,
   withoutSecretValues,
-} from "../../../src/spec/inputs";
-import { parseGroupInputs } from "../../../src/spec/group";
+} from "../../../src/schema/inputs";
+import { parseGroupInputs } from "../../../src/schema/group";
 import { rejection } from "../../support/specError";
 
 const base = { peId: "orders", image: "reseat-demo-workload:v1" };

@@ -1,6 +1,6 @@
 // The spec's `docker` block: which engine, and how its secrets are named (config keys) or given.
 import { describe, expect, it } from "vitest";
-import { parseProcessingElement } from "../../../src/spec/processingElement";
+import { parseProcessingElement } from "../../../src/schema/processingElement";
 import { problemsOf } from "./problems";
 
 const minimal = { peId: "orders-0", image: "127.0.0.1:5000/team/app:1" };

@@ -1,5 +1,5 @@
 // The problems a rejected spec reports (field + expectation), for the spec tests.
-import { SpecError, parseProcessingElement } from "../../../src/spec/processingElement";
+import { SpecError, parseProcessingElement } from "../../../src/schema/processingElement";
 
 export function problemsOf(input: unknown): { field: string; expected: string }[] {
   try {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { parseProcessingElement, volumeNameOf } from "../../../src/spec/processingElement";
-import { parseDuration } from "../../../src/spec/duration";
+import { parseProcessingElement, volumeNameOf } from "../../../src/schema/processingElement";
+import { parseDuration } from "../../../src/schema/duration";
 import { problemsOf } from "./problems";
-import { storeDesired } from "../../../src/spec/desired";
+import { storeDesired } from "../../../src/schema/desired";
 import { storeEnv } from "../../../src/backend/backend";
 
 const minimal = { peId: "orders-0", image: "reseat-demo-workload:v1" };
