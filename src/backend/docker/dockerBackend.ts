@@ -36,6 +36,7 @@ import { EngineConnection, RegistryCredentials, resolveConnection, resolveRegist
 import { engineCall, engineCallOrUndefined, hasStatus } from "./engineCall";
 import { followEvents } from "./events";
 import { PullEvent, PullProgress, registryAnswer, repositoryOf, splitReference } from "./imagePull";
+import { Demuxer, logText } from "./logs";
 
 interface ContainerSummary {
   Id: string;
@@ -48,7 +49,7 @@ interface ContainerInspect {
   Id: string;
   Name: string;
   RestartCount: number;
-  Config: { Labels: Record<string, string>; Env?: string[] | null };
+  Config: { Labels: Record<string, string>; Env?: string[] | null; Tty?: boolean };
   State: { Status: string; Running: boolean; ExitCode: number; StartedAt: string; OOMKilled: boolean };
   NetworkSettings: {
     IPAddress?: string;
@@ -564,7 +565,7 @@ export class DockerBackend implements Backend {
   private async probe(c: ContainerInspect, desired: ExecutableDesired): Promise<boolean> {
     const readiness = desired.readiness;
     if (readiness?.logLine) {
-      return new RegExp(readiness.logLine, "m").test(await this.logsTail(c.Id, 200));
+      return new RegExp(readiness.logLine, "m").test(await this.logsTail(c.Id, 200, c.Config.Tty));
     }
     if (readiness?.httpGet) {
       const target = httpTarget(c, desired, readiness.httpGet.port, this.connection.hostname ?? "127.0.0.1");
@@ -574,13 +575,14 @@ export class DockerBackend implements Backend {
     return true;
   }
 
-  async logsTail(executableId: string, lines = 20): Promise<string> {
+  /** `tty`: the container's Config.Tty when the caller has inspected it already (else looked up, as `docker logs` does). */
+  async logsTail(executableId: string, lines = 20, tty?: boolean): Promise<string> {
     try {
+      const isTty = tty ?? (await this.inspectContainer(executableId))?.Config.Tty ?? false;
       const body = await this.call(`logs of container ${executableId}`, (abortSignal) =>
         this.docker.getContainer(executableId).logs({ stdout: true, stderr: true, tail: lines, follow: false, abortSignal } as Dockerode.ContainerLogsOptions & { follow: false }),
       );
-      // docker-modem hands over a Buffer, or the parsed JSON when the whole log happens to be JSON.
-      return Buffer.isBuffer(body) ? demultiplex(body) : typeof body === "string" ? body : JSON.stringify(body);
+      return await logText(this.docker.modem as Demuxer, body, isTty);
     } catch {
       return "(logs unavailable)";
     }
@@ -826,18 +828,6 @@ function httpOk(host: string, port: number, path: string): Promise<boolean> {
       resolve(false);
     });
   });
-}
-
-/** Docker multiplexes stdout/stderr of non-TTY containers as frames with 8-byte headers. */
-export function demultiplex(buffer: Buffer): string {
-  const parts: string[] = [];
-  let offset = 0;
-  while (offset + 8 <= buffer.length && (buffer[offset] === 1 || buffer[offset] === 2 || buffer[offset] === 0)) {
-    const size = buffer.readUInt32BE(offset + 4);
-    parts.push(buffer.subarray(offset + 8, offset + 8 + size).toString("utf8"));
-    offset += 8 + size;
-  }
-  return offset === 0 ? buffer.toString("utf8") : parts.join("");
 }
 
 function volumeInfo(v: VolumeInspect): VolumeInfo {

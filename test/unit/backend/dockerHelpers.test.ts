@@ -6,12 +6,13 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { PassThrough } from "node:stream";
+import Dockerode from "dockerode";
 import { describe, expect, it } from "vitest";
 import { executableName, generationFromName } from "../../../src/backend/backend";
 import { filesOf, firstFile, packArchive } from "../../../src/backend/docker/archive";
 import { dockerClient } from "../../../src/backend/docker/client";
 import { resolveConnection } from "../../../src/backend/docker/connection";
-import { demultiplex } from "../../../src/backend/docker/dockerBackend";
+import { Demuxer, logText } from "../../../src/backend/docker/logs";
 import { EngineError, engineCall, engineCallOrUndefined } from "../../../src/backend/docker/engineCall";
 import { EngineEvent, followEvents } from "../../../src/backend/docker/events";
 import { PullProgress, registryAnswer, repositoryOf, splitReference } from "../../../src/backend/docker/imagePull";
@@ -48,15 +49,24 @@ describe("archives", () => {
 });
 
 describe("engine helpers", () => {
-  it("demultiplexes Docker's stdout/stderr frames", () => {
+  it("a log's text: stdout and stderr frames in the engine's order (split by docker-modem); a TTY container's log as it is", async () => {
     const frame = (stream: number, text: string) => {
       const head = Buffer.alloc(8);
       head[0] = stream;
       head.writeUInt32BE(Buffer.byteLength(text), 4);
       return Buffer.concat([head, Buffer.from(text)]);
     };
-    expect(demultiplex(Buffer.concat([frame(1, "out\n"), frame(2, "err\n")]))).toBe("out\nerr\n");
-    expect(demultiplex(Buffer.from("plain tty output"))).toBe("plain tty output");
+    // No engine is contacted: the client only splits bytes.
+    const modem = new Dockerode({ socketPath: "/nonexistent" }).modem as Demuxer;
+    const framed = Buffer.concat([frame(1, "out 1\n"), frame(2, "err 1\n"), frame(1, "out 2 ü\n")]);
+    expect(await logText(modem, framed, false)).toBe("out 1\nerr 1\nout 2 ü\n");
+    // A TTY's bytes are not frames, even when they happen to start like one.
+    const ttyBytes = Buffer.concat([Buffer.from([1, 0, 0, 0]), Buffer.from("tty output")]);
+    expect(await logText(modem, ttyBytes, true)).toBe(ttyBytes.toString("utf8"));
+    expect(await logText(modem, Buffer.alloc(0), false)).toBe("");
+    // docker-modem parses a log that is JSON as a whole, or hands over a string.
+    expect(await logText(modem, { a: 1 }, false)).toBe('{"a":1}');
+    expect(await logText(modem, "text", false)).toBe("text");
   });
 
   it("names carry the generation", () => {
