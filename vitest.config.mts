@@ -1,12 +1,25 @@
+import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
+
+// Tests run reseat's TypeScript sources, the state package's included: "@reseat/state" (and its contract)
+// resolve to packages/state/src rather than to its compiled dist/, which may not be built or may be stale.
+const stateSource = (file: string) => fileURLToPath(new URL(`./packages/state/src/${file}`, import.meta.url));
+const resolve = {
+  alias: [
+    { find: /^@reseat\/state\/contract$/, replacement: stateSource("contract/index.ts") },
+    { find: /^@reseat\/state$/, replacement: stateSource("index.ts") },
+  ],
+};
 
 export default defineConfig({
   test: {
     projects: [
       {
+        resolve,
         test: { name: "unit", include: ["test/unit/**/*.test.ts"], testTimeout: 60_000 },
       },
       {
+        resolve,
         // Integration tests drive the real Pulumi CLI and Docker Engine: one file at a time, since
         // they share the engine, and generous timeouts (no timing is asserted; see bench/).
         test: {

@@ -29,10 +29,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { Client } from "pg";
-import { openState } from "../src/state/index";
-import { DirectoryStore } from "../src/state/store/directoryStore";
-import { DEFAULT_CHUNK_BYTES, PostgresStore } from "../src/state/store/postgresStore";
-import type { CommitRecord, PersistentStore } from "../src/state/store/types";
+import { DEFAULT_CHUNK_BYTES, DirectoryStore, openState, PostgresStore, type CommitRecord, type PersistentStore } from "@reseat/state";
 import { type CaseResult, median, result, writeResult } from "./results";
 
 const METRIC = "commit_throughput";

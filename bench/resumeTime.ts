@@ -13,7 +13,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { openState } from "../src/state/index";
+import { openState } from "@reseat/state";
 import { type CaseResult, median, result, round, writeResult } from "./results";
 
 const METRIC = "resume_time";

@@ -202,10 +202,10 @@ fi
 
 # 7. Compile (skipped when the sources are those of the last successful compile), then the images (the
 #    demo's only, or all).
-source_hash="$(find src components stacks bench workload tsconfig.json package-lock.json -type f \( -name '*.ts' -o -name '*.json' \) -not -path '*/node_modules/*' 2>/dev/null | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16)"
-if [ "$(cat dist/.reseat-source-hash 2>/dev/null || true)" != "$source_hash" ] || [ ! -f dist/src/index.js ] || [ ! -f dist/stacks/demo.js ]; then
+source_hash="$(find src packages/state/src packages/state/package.json packages/state/tsconfig.json components stacks bench workload tsconfig.json package-lock.json -type f \( -name '*.ts' -o -name '*.json' \) -not -path '*/node_modules/*' 2>/dev/null | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16)"
+if [ "$(cat dist/.reseat-source-hash 2>/dev/null || true)" != "$source_hash" ] || [ ! -f dist/src/index.js ] || [ ! -f dist/stacks/demo.js ] || [ ! -f packages/state/dist/index.js ]; then
   compile_started="$(now)"
-  npx tsc -p tsconfig.json >&2
+  npx tsc -b >&2 # the state package (packages/state) first, then reseat: project references
   echo "$source_hash" >dist/.reseat-source-hash
   record "compile (tsc)" "$(since "$compile_started")"
 fi

@@ -9,7 +9,7 @@ const out = process.argv[2];
 fs.rmSync(out, { recursive: true, force: true });
 fs.mkdirSync(out, { recursive: true });
 for (const file of ["server.js", "Dockerfile"]) fs.copyFileSync(path.join(root, "workload", "session", file), path.join(out, file));
-fs.cpSync(path.join(root, "dist", "src", "state"), path.join(out, "state"), {
+fs.cpSync(path.join(root, "packages", "state", "dist"), path.join(out, "state"), {
   recursive: true,
   filter: (src) => !src.endsWith(".map") && !src.endsWith(".d.ts") && !src.endsWith(".md"),
 });

@@ -78,9 +78,9 @@ ensure_tofu() {
 ensure_compiled() {
   local entry="$ROOT/dist/stacks/terraform/main.js"
   if [ ! -f "$entry" ] || [ ! -f "$ROOT/dist/src/cli/main.js" ] ||
-    { [ "$NO_SYNTH" != 1 ] && [ -n "$(find "$ROOT/src" "$ROOT/components/terraform" "$ROOT/stacks/terraform" -name '*.ts' -newer "$entry" -print -quit)" ]; }; then
-    say "compiling (npx tsc -p tsconfig.json)"
-    (cd "$ROOT" && npx tsc -p tsconfig.json) >&2
+    { [ "$NO_SYNTH" != 1 ] && [ -n "$(find "$ROOT/src" "$ROOT/packages/state/src" "$ROOT/components/terraform" "$ROOT/stacks/terraform" -name '*.ts' -newer "$entry" -print -quit)" ]; }; then
+    say "compiling (npx tsc -b: the state package, then reseat)"
+    (cd "$ROOT" && npx tsc -b) >&2
   fi
 }
 

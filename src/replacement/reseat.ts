@@ -6,7 +6,7 @@ import { Backend, ExecutableDesired, FileOwner, ObservedExecutable, STORE_PASSWO
 import { specHash } from "../plan/executablePlan";
 import { faultPoint } from "./faults";
 import { HeldLease, LeaseLostError, withLease } from "../lease/lease";
-import { PostgresStore } from "../state/store/postgresStore";
+import { PostgresStore } from "@reseat/state";
 import { DEFAULT_STORE_VOLUME } from "../schema/processingElement";
 import * as fs from "node:fs";
 import * as os from "node:os";

@@ -18,8 +18,8 @@ import {
   StaleCommitError,
   StaleGenerationError,
   StateConfigError,
-} from "../../../src/state/index";
-import { sha256Hex } from "../../../src/state/fsUtil";
+} from "../../../packages/state/src/index";
+import { sha256Hex } from "../../../packages/state/src/fsUtil";
 
 const ROOT = path.resolve(__dirname, "..", "..", "..");
 const SCRIPT = path.join(ROOT, "scripts", "postgres.sh");

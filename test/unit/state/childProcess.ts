@@ -3,10 +3,10 @@ import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import ts from "typescript";
 
-const STATE_SRC = path.resolve(__dirname, "../../../src/state");
+const STATE_SRC = path.resolve(__dirname, "../../../packages/state/src");
 
 /**
- * Transpile src/state to CommonJS JavaScript in `outDir` (no type-check, no whole-project build), so a
+ * Transpile the state library (packages/state/src) to CommonJS JavaScript in `outDir` (no type-check, no whole-project build), so a
  * plain `node` child can require it without depending on anyone else's files compiling.
  */
 export async function compileStateLibrary(outDir: string): Promise<string> {

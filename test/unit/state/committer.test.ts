@@ -1,7 +1,7 @@
 import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { DirectoryStore, openState, statePaths, type StateHandle, type StateStatus } from "../../../src/state/index";
+import { DirectoryStore, openState, statePaths, type StateHandle, type StateStatus } from "../../../packages/state/src/index";
 import { latestValid, readDatabase, readJson, sleep, tempDir, waitFor, writeControl } from "./helpers";
 
 /** Keep writing in the background so every tick has something new to commit. */

@@ -2,7 +2,7 @@ import { mkdtempSync, promises as fs } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DirectoryStore, openState } from "../../../src/state/index";
+import { DirectoryStore, openState } from "../../../packages/state/src/index";
 import { compileStateLibrary, startWriter, WRITER_SCRIPT, type Ack } from "./childProcess";
 import { latestValid, tempDir, waitFor } from "./helpers";
 

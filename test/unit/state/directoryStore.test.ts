@@ -10,7 +10,7 @@ import {
   StaleGenerationError,
   StateConfigError,
   UnsupportedStoreKindError,
-} from "../../../src/state/index";
+} from "../../../packages/state/src/index";
 import { commitFileOf, flipByte, latestValid, tempDir } from "./helpers";
 
 async function commitOf(generation: number, seq: number, text = `state@${seq}`) {

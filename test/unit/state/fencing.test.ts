@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DirectoryStore, openState, StaleCommitError, StaleGenerationError } from "../../../src/state/index";
+import { DirectoryStore, openState, StaleCommitError, StaleGenerationError } from "../../../packages/state/src/index";
 import { latestValid, tempDir, writeMeta } from "./helpers";
 
 describe("generation fencing on the volume", () => {

@@ -3,8 +3,8 @@ import { DatabaseSync } from "node:sqlite";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterEach } from "vitest";
-import type { CommitRecord, PersistentStore } from "../../../src/state/index";
-import { sha256Hex } from "../../../src/state/fsUtil";
+import type { CommitRecord, PersistentStore } from "../../../packages/state/src/index";
+import { sha256Hex } from "../../../packages/state/src/fsUtil";
 
 const created: string[] = [];
 

@@ -3,7 +3,7 @@
 import { cpSync, promises as fs } from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { DirectoryStore, LocalStateCorruptError, openState, statePaths } from "../../../src/state/index";
+import { DirectoryStore, LocalStateCorruptError, openState, statePaths } from "../../../packages/state/src/index";
 import { latestValid, readJson, tempDir } from "./helpers";
 
 const FIXTURE = path.resolve(__dirname, "../../fixtures/legacy-0.1");

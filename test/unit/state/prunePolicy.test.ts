@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { commitsToPrune } from "../../../src/state/store/prunePolicy";
+import { commitsToPrune } from "../../../packages/state/src/store/prunePolicy";
 
 const ids = ["c6", "c5", "c4", "c3", "c2", "c1"]; // newest first
 

@@ -2,9 +2,9 @@ import { promises as fs, readFileSync, writeFileSync } from "node:fs";
 import { DatabaseSync } from "node:sqlite";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { DirectoryStore, openState, RestoreFailedError, statePaths, type StateStatus } from "../../../src/state/index";
-import { sha256Hex } from "../../../src/state/fsUtil";
-import { restoreFromStore } from "../../../src/state/restore";
+import { DirectoryStore, openState, RestoreFailedError, statePaths, type StateStatus } from "../../../packages/state/src/index";
+import { sha256Hex } from "../../../packages/state/src/fsUtil";
+import { restoreFromStore } from "../../../packages/state/src/restore";
 import { latestValid, readJson, tempDir } from "./helpers";
 
 function openWith(stateDir: string, storeRoot: string | null, generation: number) {

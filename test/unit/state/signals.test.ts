@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { openState, StateClosedError } from "../../../src/state/index";
-import { installShutdownHandlers } from "../../../src/state/signals";
+import { openState, StateClosedError } from "../../../packages/state/src/index";
+import { installShutdownHandlers } from "../../../packages/state/src/signals";
 import { sleep, tempDir, waitFor } from "./helpers";
 
 // process.emit() runs the listeners without sending a real signal to the test runner.

@@ -1,6 +1,6 @@
 /**
- * Workload-side state library: runs inside the PE's container, uses only node: built-ins (node:sqlite:
- * Node >= 22.5). See openState() for the entry point.
+ * Workload-side state library (@reseat/state): runs inside the PE's container, uses only node: built-ins
+ * (node:sqlite's backup(), the `timeout` option and isTransaction: Node >= 22.16). See openState() for the entry point.
  */
 export { openState } from "./openState";
 export type { StateHandle } from "./stateHandle";
@@ -28,6 +28,7 @@ export type {
 } from "./store/types";
 export { DirectoryStore, type DirectoryStoreOptions } from "./store/directoryStore";
 export {
+  DEFAULT_CHUNK_BYTES,
   PostgresStore,
   PostgresStoreError,
   type PostgresStoreConfig,
