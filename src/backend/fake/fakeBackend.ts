@@ -197,6 +197,11 @@ export class FakeBackend implements Backend {
   }
 
   async recordGeneration(meta: VolumeMeta, owner?: FileOwner): Promise<void> {
+    // As Kubernetes does (and the fencing token needs): generations only go up.
+    const current = (await this.readGeneration(meta.volume))?.generation;
+    if (current !== undefined && current >= meta.generation) {
+      throw new Error(`fake: volume ${meta.volume} is already at generation ${current}; refusing to record ${meta.generation}`);
+    }
     await this.writeVolumeFiles(meta.volume, { ".reseat/meta.json": JSON.stringify(meta) }, { owner });
   }
 
@@ -241,8 +246,10 @@ export class FakeBackend implements Backend {
     await this.call("start", id);
     const e = this.mustGet(id);
     if (this.faults.crashingImages.has(e.desired.imageRef)) {
+      // Exits at once; watchers hear of it, as the real engines report it.
       e.state = "exited";
       e.exitCode = 1;
+      this.emit({ peId: e.desired.peId, kind: "exited", reason: "exited with code 1" });
       return;
     }
     this.markRunning(e);

@@ -1,0 +1,379 @@
+// The backend contract: one set of cases that every engine behind the `Backend` seam passes — the fake
+// (engine-free unit test), the machine's Docker Engine and the local Kubernetes cluster (integration
+// tests). A behaviour that differs by engine is either written here (with the words "on an engine
+// that …") or a bug. Each run makes its own uniquely named volumes, executables and leases and removes
+// them afterwards; the engine's own world (images present or absent, a namespace) comes from `setup`.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Backend, ExecutableDesired, ExecutableEvent, LeaseRecord, VolumeClaim, executableName } from "../../src/backend/backend";
+
+/** One engine as the contract drives it. */
+export interface ContractEngine {
+  backend: Backend;
+  /** claimVolume's driver here (Docker: "local"; Kubernetes: the test's StorageClass). */
+  volumeDriver: string;
+  /** claimVolume's size (Kubernetes). */
+  volumeSize?: string;
+  images: {
+    /** A small workload the engine has: GET /healthz on $PORT (listening on $LISTEN_HOST), runs until SIGTERM. */
+    ready: string;
+    /** An image the engine has that exits at start, printing `crashOutput`. */
+    crashing: string;
+    crashOutput: RegExp;
+    /** A reference the engine does not have, whose registry (if asked) is not there. */
+    absent: string;
+  };
+  /** Engine-specific parts of a desired spec (Kubernetes: the engine target). */
+  adapt?: (desired: ExecutableDesired) => ExecutableDesired;
+  /** Removes what setup made (a namespace); the contract removes its own objects first. */
+  teardown?: () => Promise<void>;
+}
+
+/** Bounds every wait for the engine (an event, a state): generous, never asserted as timing. */
+const WAIT_MS = 120_000;
+/** Each case's own bound (above WAIT_MS: a case may wait for a pod to start, then for an event). */
+const CASE_MS = 300_000;
+const WORKLOAD_PORT = 8080;
+
+/**
+ * Declares the contract's cases for one engine. `setup` runs once (beforeAll) with a short name prefix
+ * unique to this run (lowercase, DNS-safe: volumes, PE ids and leases all derive from it).
+ */
+export function defineBackendContract(engineName: string, setup: (prefix: string) => Promise<ContractEngine>): void {
+  describe(`backend contract: ${engineName}`, () => {
+    const prefix = `ct${engineName.slice(0, 3).toLowerCase()}${process.pid}${Date.now().toString(36).slice(-4)}`;
+    let engine: ContractEngine;
+    let backend: Backend;
+    let readyImageId: string;
+    const peIds = new Set<string>();
+    const volumes = new Set<string>();
+    const leases: LeaseRecord[] = [];
+
+    beforeAll(async () => {
+      engine = await setup(prefix);
+      backend = engine.backend;
+      const resolved = await backend.resolveImage(engine.images.ready);
+      if (resolved.kind !== "resolved") throw new Error(`contract setup: the engine does not have ${engine.images.ready} (${JSON.stringify(resolved)})`);
+      readyImageId = resolved.imageId;
+    });
+
+    afterAll(async () => {
+      if (!backend) return;
+      const problems: string[] = [];
+      const attempt = (what: string, work: Promise<unknown>) => work.catch((error: Error) => problems.push(`${what}: ${error.message}`));
+      for (const peId of peIds) for (const e of await backend.listExecutables(peId).catch(() => [])) await attempt(`remove ${e.name}`, backend.remove(e.id));
+      for (const lease of leases) await attempt(`release lease ${lease.name}`, backend.releaseLease(lease));
+      for (const volume of volumes) await attempt(`remove volume ${volume}`, backend.removeVolume(volume));
+      await engine.teardown?.();
+      if (problems.length) throw new Error(`contract cleanup: ${problems.join("; ")}`);
+    });
+
+    // --- helpers (names unique to this run; everything made is removed in afterAll) ----------------
+
+    const pe = (suffix: string): string => {
+      const peId = `${prefix}-${suffix}`;
+      peIds.add(peId);
+      return peId;
+    };
+    const ownerOf = (peId: string, stack = "contract"): string => `reseat-contract/${stack}/${peId}`;
+    const claimOf = (peId: string, owner = ownerOf(peId)): VolumeClaim => {
+      const name = `${peId}-state`;
+      volumes.add(name);
+      return { name, driver: engine.volumeDriver, peId, owner, ...(engine.volumeSize ? { size: engine.volumeSize } : {}) };
+    };
+    const claimed = async (peId: string): Promise<string> => (await backend.claimVolume(claimOf(peId))).name;
+    const leaseName = (suffix: string): string => `${prefix}-${suffix}`;
+    const acquired = async (name: string, holder: string, leaseMs = 30_000): Promise<LeaseRecord> => {
+      const result = await backend.tryAcquireLease(name, holder, leaseMs);
+      if (!result.acquired) throw new Error(`lease ${name}: expected to acquire it, held by ${result.current.holder}`);
+      leases.push(result.lease);
+      return result.lease;
+    };
+    const desiredFor = (peId: string, volumeName: string, overrides: Partial<ExecutableDesired> = {}): ExecutableDesired => {
+      const base: ExecutableDesired = {
+        peId,
+        owner: ownerOf(peId),
+        imageRef: engine.images.ready,
+        imageId: readyImageId,
+        env: { PORT: String(WORKLOAD_PORT), LISTEN_HOST: "0.0.0.0" },
+        ports: [],
+        network: "bridge",
+        resources: {},
+        volumeName,
+        mountPath: "/state",
+        stop: { signal: "SIGTERM", graceSeconds: 5 },
+        readiness: { httpGet: { port: WORKLOAD_PORT, path: "/healthz" }, timeout: WAIT_MS },
+        commitIntervalMs: 5000,
+        store: { kind: "none" },
+        ...overrides,
+      };
+      return engine.adapt ? engine.adapt(base) : base;
+    };
+    const crashingFor = (peId: string, volumeName: string): ExecutableDesired => {
+      const imageId = engine.images.crashing;
+      return desiredFor(peId, volumeName, { imageRef: imageId, imageId: imageId, readiness: undefined });
+    };
+    /** Prepares generation `generation` of a desired spec; returns its id. */
+    const prepared = async (desired: ExecutableDesired, generation = 1, specHash = `hash-${desired.peId}-${generation}`): Promise<string> =>
+      backend.prepare(desired, { name: executableName(desired.peId, generation), generation, specHash });
+
+    /** A case of the contract, with room for a slow engine (pods start in seconds, not milliseconds). */
+    const test = (name: string, body: () => Promise<void>): void => void it(name, body, CASE_MS);
+
+    // --- identity ---------------------------------------------------------------------------------
+
+    test("identity: names the engine's kind and a stable id; ping answers", async () => {
+      const first = await backend.identity();
+      expect(first.kind).toBe(backend.kind);
+      expect(first.id).not.toBe("");
+      expect(first.name).not.toBe("");
+      expect(await backend.identity()).toEqual(first);
+      await backend.ping();
+    });
+
+    // --- claims -----------------------------------------------------------------------------------
+
+    test("claims: claimVolume creates the volume for its owner; inspectVolume and listStateVolumes show it", async () => {
+      const peId = pe("claim");
+      const claim = claimOf(peId);
+      expect(await backend.inspectVolume(claim.name)).toBeUndefined();
+      const made = await backend.claimVolume(claim);
+      expect(made).toMatchObject({ name: claim.name, peId, owner: claim.owner, created: true });
+      expect(await backend.inspectVolume(claim.name)).toMatchObject({ name: claim.name, peId, owner: claim.owner });
+      expect((await backend.listStateVolumes()).map((v) => v.name)).toContain(claim.name);
+    });
+
+    test("claims: a second claim by another owner is not created and sees the first owner", async () => {
+      const peId = pe("claim2");
+      const first = await backend.claimVolume(claimOf(peId, ownerOf(peId, "first")));
+      expect(first.created).toBe(true);
+      const second = await backend.claimVolume(claimOf(peId, ownerOf(peId, "second")));
+      expect(second).toMatchObject({ created: false, owner: ownerOf(peId, "first") });
+      expect((await backend.inspectVolume(first.name))?.owner).toBe(ownerOf(peId, "first"));
+    });
+
+    test("claims: of 6 concurrent claims for one name, exactly one creates it and all see the same owner", async () => {
+      const peId = pe("race");
+      const owners = Array.from({ length: 6 }, (_, i) => ownerOf(peId, `racer${i}`));
+      const results = await Promise.all(owners.map((owner) => backend.claimVolume(claimOf(peId, owner))));
+      const winners = results.filter((r) => r.created);
+      expect(winners).toHaveLength(1);
+      expect(new Set(results.map((r) => r.owner))).toEqual(new Set([winners[0]!.owner]));
+      expect((await backend.inspectVolume(winners[0]!.name))?.owner).toBe(winners[0]!.owner);
+    });
+
+    // --- generations ------------------------------------------------------------------------------
+
+    test("generations: a new volume has none; a recorded one reads back; later ones replace it", async () => {
+      const peId = pe("gen");
+      const volume = await claimed(peId);
+      expect(await backend.readGeneration(volume)).toBeUndefined();
+      const at = new Date().toISOString();
+      await backend.recordGeneration({ peId, generation: 1, volume, updatedAt: at });
+      expect(await backend.readGeneration(volume)).toMatchObject({ peId, generation: 1, volume });
+      for (const generation of [2, 3, 7]) {
+        await backend.recordGeneration({ peId, generation, volume, updatedAt: new Date().toISOString() });
+        expect((await backend.readGeneration(volume))?.generation).toBe(generation);
+      }
+    });
+
+    test("generations: only go up — recording one not above the recorded generation is refused and changes nothing", async () => {
+      const peId = pe("genup");
+      const volume = await claimed(peId);
+      await backend.recordGeneration({ peId, generation: 5, volume, updatedAt: new Date().toISOString() });
+      await expect(backend.recordGeneration({ peId, generation: 5, volume, updatedAt: "" })).rejects.toThrow(/generation 5/);
+      await expect(backend.recordGeneration({ peId, generation: 4, volume, updatedAt: "" })).rejects.toThrow(/generation 5/);
+      expect((await backend.readGeneration(volume))?.generation).toBe(5);
+    });
+
+    // --- leases -----------------------------------------------------------------------------------
+
+    test("leases: of 6 concurrent tryAcquireLease for one name exactly one acquires; the others see its holding", async () => {
+      const name = leaseName("race");
+      const results = await Promise.all(Array.from({ length: 6 }, (_, i) => backend.tryAcquireLease(name, `holder-${i}`, 30_000)));
+      const won = results.flatMap((r) => (r.acquired ? [r.lease] : []));
+      expect(won).toHaveLength(1);
+      leases.push(won[0]!);
+      for (const r of results) if (!r.acquired) expect(r.current).toMatchObject({ name, holder: won[0]!.holder, token: won[0]!.token });
+      expect(await backend.readLease(name)).toMatchObject({ name, holder: won[0]!.holder, token: won[0]!.token, leaseMs: 30_000 });
+    });
+
+    test("leases: readLease of a name never taken is undefined", async () => {
+      expect(await backend.readLease(leaseName("never"))).toBeUndefined();
+    });
+
+    test("leases: renewLease moves the renewal count that readLease shows", async () => {
+      const name = leaseName("renew");
+      const lease = await acquired(name, "renewer");
+      const before = (await backend.readLease(name))!.renewals;
+      expect(await backend.renewLease(lease)).toBe(true);
+      const once = (await backend.readLease(name))!.renewals;
+      expect(once).toBeGreaterThan(before);
+      expect(await backend.renewLease(lease)).toBe(true);
+      expect((await backend.readLease(name))!.renewals).toBeGreaterThan(once);
+      expect(await backend.holdsLease(lease)).toBe(true);
+    });
+
+    test("leases: after release another takes the lease; the released holding neither holds nor renews", async () => {
+      const name = leaseName("retake");
+      const first = await acquired(name, "first");
+      await backend.releaseLease(first);
+      expect(await backend.readLease(name)).toBeUndefined();
+      const second = await acquired(name, "second");
+      expect(second.token).not.toBe(first.token);
+      expect(await backend.holdsLease(first)).toBe(false);
+      expect(await backend.renewLease(first)).toBe(false);
+      expect(await backend.holdsLease(second)).toBe(true);
+    });
+
+    test("leases: a release by an old token never removes someone else's holding", async () => {
+      const name = leaseName("stale");
+      const first = await acquired(name, "first");
+      await backend.releaseLease(first);
+      const second = await acquired(name, "second");
+      await backend.releaseLease(first);
+      expect(await backend.readLease(name)).toMatchObject({ holder: "second", token: second.token });
+      expect(await backend.holdsLease(second)).toBe(true);
+    });
+
+    // --- executables: prepare / start / stop / remove -----------------------------------------------
+
+    test("prepare: creates a not-started executable bound to the volume, carrying generation, specHash, peId and owner", async () => {
+      const peId = pe("prep");
+      const volume = await claimed(peId);
+      const desired = desiredFor(peId, volume);
+      const id = await prepared(desired, 3, "spec-prep");
+      const seen = await backend.inspectExecutable(id);
+      expect(seen).toMatchObject({ id, name: executableName(peId, 3), peId, owner: desired.owner, generation: 3, specHash: "spec-prep", volumeName: volume, running: false });
+      expect(seen!.state).toBe("created");
+      expect((await backend.listExecutables(peId)).map((e) => e.id)).toEqual([id]);
+      expect(await backend.runningOnVolume(volume)).toEqual([]);
+      await backend.remove(id);
+    });
+
+    test("start, stop, remove: start → running (waitReady resolves; runningOnVolume names it); stop → nothing runs; remove → gone", async () => {
+      const peId = pe("life");
+      const volume = await claimed(peId);
+      const desired = desiredFor(peId, volume);
+      const id = await prepared(desired);
+      await backend.start(id);
+      await backend.waitReady(id, desired);
+      expect(await backend.inspectExecutable(id)).toMatchObject({ id, peId, running: true });
+      expect((await backend.listExecutables(peId)).filter((e) => e.running).map((e) => e.id)).toEqual([id]);
+      expect((await backend.runningOnVolume(volume)).map((h) => ({ id: h.id, peId: h.peId }))).toEqual([{ id, peId }]);
+
+      await backend.stop(id, desired.stop);
+      // After stop nothing of it runs. Docker and the fake keep the stopped executable listed until it is
+      // removed; Kubernetes can only stop a pod by deleting it, so it may already be gone: either is the
+      // contract (callers remove after stop either way, and read what they need before it).
+      const stopped = await backend.inspectExecutable(id);
+      if (stopped) expect(stopped.running).toBe(false);
+      expect((await backend.listExecutables(peId)).filter((e) => e.running)).toEqual([]);
+      expect(await backend.runningOnVolume(volume)).toEqual([]);
+
+      await backend.remove(id);
+      expect(await backend.inspectExecutable(id)).toBeUndefined();
+      expect(await backend.listExecutables(peId)).toEqual([]);
+      await backend.remove(id); // removing what is gone is no error
+    });
+
+    // --- observe by identity ----------------------------------------------------------------------
+
+    test("observe: listExecutables(peId) returns only that PE's executables; inspectExecutable reads each by id", async () => {
+      const [a, b] = [pe("obsa"), pe("obsb")];
+      const [volumeA, volumeB] = await Promise.all([claimed(a), claimed(b)]);
+      const idA = await prepared(desiredFor(a, volumeA), 1, "spec-a");
+      const idB = await prepared(desiredFor(b, volumeB), 2, "spec-b");
+      expect((await backend.listExecutables(a)).map((e) => e.id)).toEqual([idA]);
+      expect((await backend.listExecutables(b)).map((e) => e.id)).toEqual([idB]);
+      const all = (await backend.listExecutables()).map((e) => e.id);
+      expect(all).toContain(idA);
+      expect(all).toContain(idB);
+      expect(await backend.inspectExecutable(idA)).toMatchObject({ peId: a, generation: 1, specHash: "spec-a", volumeName: volumeA });
+      expect(await backend.inspectExecutable(idB)).toMatchObject({ peId: b, generation: 2, specHash: "spec-b", volumeName: volumeB });
+      await Promise.all([backend.remove(idA), backend.remove(idB)]);
+      expect(await backend.inspectExecutable(idA)).toBeUndefined();
+    });
+
+    test("observe: desiredOf round-trips the desired spec, secret env values filled back", async () => {
+      const peId = pe("desired");
+      const volume = await claimed(peId);
+      const desired = desiredFor(peId, volume, {
+        env: { PORT: String(WORKLOAD_PORT), LISTEN_HOST: "0.0.0.0", API_TOKEN: `contract-secret-${prefix}` },
+        secretEnv: ["API_TOKEN"],
+        declaredBy: `declarer-${prefix}`,
+        command: ["node", "/app/server.js"],
+      });
+      const id = await prepared(desired, 1, "spec-desired");
+      expect(await backend.desiredOf(id)).toEqual(desired);
+      await backend.remove(id);
+    });
+
+    // --- readiness ----------------------------------------------------------------------------------
+
+    test("readiness: waitReady rejects with the logs' tail for an executable that exits at start", async () => {
+      const peId = pe("crash");
+      const volume = await claimed(peId);
+      const desired = crashingFor(peId, volume);
+      const id = await prepared(desired);
+      await backend.start(id);
+      const failure = await backend.waitReady(id, desired).then(
+        () => undefined,
+        (error: Error) => error,
+      );
+      expect(failure?.message).toMatch(/exited with code \d+ before it was ready/);
+      expect(failure?.message).toMatch(engine.images.crashOutput);
+      expect(await backend.inspectExecutable(id)).toMatchObject({ running: false });
+      await backend.remove(id);
+    });
+
+    // --- events ---------------------------------------------------------------------------------------
+
+    test("events: watchExecutables reports `exited` for an executable that dies; `ended` resolves after close", async () => {
+      const peId = pe("events");
+      const volume = await claimed(peId);
+      const events: ExecutableEvent[] = [];
+      let heard!: (event: ExecutableEvent) => void;
+      const exited = new Promise<ExecutableEvent>((resolve) => (heard = resolve));
+      const stream = await backend.watchExecutables((event) => {
+        events.push(event);
+        if (event.peId === peId && event.kind === "exited") heard(event);
+      });
+      try {
+        const id = await prepared(crashingFor(peId, volume));
+        await backend.start(id);
+        const event = await within(WAIT_MS, `an "exited" event for ${peId}`, exited);
+        expect(event.reason).not.toBe("");
+        await backend.remove(id);
+      } finally {
+        stream.close();
+      }
+      expect(await within(WAIT_MS, "the event stream's end after close", stream.ended)).toBeUndefined();
+      expect(events.every((e) => typeof e.peId === "string" && ["exited", "oom", "unhealthy", "removed"].includes(e.kind))).toBe(true);
+    });
+
+    // --- images -------------------------------------------------------------------------------------
+
+    test("images: resolveImage of an image the engine has resolves it; of an absent one it pulls nothing", async () => {
+      const present = await backend.resolveImage(engine.images.ready);
+      expect(present).toEqual({ kind: "resolved", imageId: readyImageId });
+      const absent = await backend.resolveImage(engine.images.absent);
+      // An engine whose nodes pull images themselves (Kubernetes) names the reference itself as the
+      // identity; the others never invent an id for an image they lack.
+      if (absent.kind === "resolved") expect(absent.imageId).toBe(engine.images.absent);
+      else expect(["registry", "unresolved"]).toContain(absent.kind);
+      // Read-only: asking again finds the engine as before (nothing was pulled).
+      expect((await backend.resolveImage(engine.images.absent)).kind).toBe(absent.kind);
+    });
+  });
+}
+
+/** The promise's value, or a failure naming what did not happen within `ms` (a bound, never a measurement). */
+async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms / 1000} s`)), ms)));
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
