@@ -229,19 +229,7 @@ export interface RegistryCredentials {
   password: string;
 }
 
-/** What the engine's X-Registry-Auth header carries (dockerode's AuthConfig). */
-export interface RegistryAuth {
-  serveraddress: string;
-  username?: string;
-  password?: string;
-  identitytoken?: string;
-}
-
-export interface ResolvedRegistryAuth {
-  auth?: RegistryAuth;
-  /** Where the credentials came from (no secret): "spec", "docker config <path>", or why there are none. */
-  source: string;
-}
+// Which credentials a pull uses (a spec's, a credential helper's, the Docker config's): ./credentials.ts.
 
 const DOCKER_HUB = "docker.io";
 
@@ -263,49 +251,4 @@ export function normalizeRegistry(server: string): string {
     .toLowerCase();
   if (host === "index.docker.io" || host === "registry-1.docker.io" || host === "registry.hub.docker.com") return DOCKER_HUB;
   return host;
-}
-
-interface DockerConfigFile {
-  auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string }>;
-  credsStore?: string;
-  credHelpers?: Record<string, string>;
-}
-
-/**
- * Credentials for pulling `imageRef`: the spec's when they are for that image's registry (never sent
- * to another one), else the user's Docker config (`$DOCKER_CONFIG/config.json` or ~/.docker/config.json,
- * `auths` entries: base64 "user:password" or an identity token). Credential helpers (`credsStore`,
- * `credHelpers`) are not run: reseat reports that they were skipped, and the spec's registryAuth is the
- * way to give such a registry's credentials.
- */
-export function resolveRegistryAuth(imageRef: string, explicit: RegistryCredentials | undefined, environment: ConnectionEnvironment = {}): ResolvedRegistryAuth {
-  const registry = registryOf(imageRef);
-  if (explicit && normalizeRegistry(explicit.server) === registry) {
-    return { auth: { serveraddress: explicit.server, username: explicit.username, password: explicit.password }, source: "spec docker.registryAuth" };
-  }
-  const env = environment.env ?? process.env;
-  const readFile = environment.readFile ?? ((file: string) => fs.readFileSync(file, "utf8"));
-  const configFile = path.join(env.DOCKER_CONFIG || path.join(os.homedir(), ".docker"), "config.json");
-  let config: DockerConfigFile;
-  try {
-    config = JSON.parse(readFile(configFile)) as DockerConfigFile;
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    return { source: code === "ENOENT" ? `no credentials (no ${configFile})` : `no credentials (${configFile} unreadable: ${code ?? "not JSON"})` };
-  }
-  for (const [key, entry] of Object.entries(config.auths ?? {})) {
-    if (normalizeRegistry(key) !== registry || !entry) continue;
-    if (entry.identitytoken) return { auth: { serveraddress: key, identitytoken: entry.identitytoken }, source: `docker config ${configFile}` };
-    if (entry.auth) {
-      const decoded = Buffer.from(entry.auth, "base64").toString("utf8");
-      const colon = decoded.indexOf(":");
-      if (colon > 0) return { auth: { serveraddress: key, username: decoded.slice(0, colon), password: decoded.slice(colon + 1) }, source: `docker config ${configFile}` };
-    }
-    if (entry.username && entry.password) return { auth: { serveraddress: key, username: entry.username, password: entry.password }, source: `docker config ${configFile}` };
-  }
-  const helper = Object.entries(config.credHelpers ?? {}).find(([key]) => normalizeRegistry(key) === registry)?.[1] ?? config.credsStore;
-  if (helper) {
-    return { source: `no credentials: ${configFile} names the credential helper "docker-credential-${helper}", which reseat does not run; give docker.registryAuth in the spec instead` };
-  }
-  return { source: `no credentials for ${registry} in ${configFile}` };
 }

@@ -32,7 +32,8 @@ import {
 } from "../backend";
 import { packArchive, firstFile } from "./archive";
 import { dockerClient } from "./client";
-import { EngineConnection, RegistryCredentials, resolveConnection, resolveRegistryAuth } from "./connection";
+import { EngineConnection, RegistryCredentials, resolveConnection } from "./connection";
+import { resolveRegistryAuth } from "./credentials";
 import { engineCall, engineCallOrUndefined, hasStatus } from "./engineCall";
 import { followEvents } from "./events";
 import { PullEvent, PullProgress, registryAnswer, repositoryOf, splitReference } from "./imagePull";
@@ -138,7 +139,7 @@ export class DockerBackend implements Backend {
   async resolveImage(ref: string): Promise<ImageResolution> {
     const present = await this.imageId(ref);
     if (present) return { kind: "resolved", imageId: present };
-    const credentials = resolveRegistryAuth(ref, this.options.registryAuth);
+    const credentials = await resolveRegistryAuth(ref, this.options.registryAuth);
     let digest: string | undefined;
     try {
       const info = await this.call(
@@ -162,7 +163,7 @@ export class DockerBackend implements Backend {
   async ensureImage(ref: string): Promise<string> {
     const present = await this.imageId(ref);
     if (present) return present;
-    const credentials = resolveRegistryAuth(ref, this.options.registryAuth);
+    const credentials = await resolveRegistryAuth(ref, this.options.registryAuth);
     const progress = new PullProgress(ref);
     const report = this.options.onPullProgress ?? ((line: string) => process.stderr.write(`reseat: ${line}\n`));
     try {

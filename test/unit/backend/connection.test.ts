@@ -1,6 +1,6 @@
-// Engine addresses → dockerode options, and registry credentials, without any engine.
+// Engine addresses → dockerode options, without any engine (registry credentials: credentials.test.ts).
 import { describe, expect, it } from "vitest";
-import { ConnectionError, registryOf, resolveConnection, resolveRegistryAuth, safeAddress } from "../../../src/backend/docker/connection";
+import { ConnectionError, resolveConnection, safeAddress } from "../../../src/backend/docker/connection";
 
 const CA = "-----BEGIN CERTIFICATE-----\nMIIBca\n-----END CERTIFICATE-----\n";
 const CERT = "-----BEGIN CERTIFICATE-----\nMIIBcert\n-----END CERTIFICATE-----\n";
@@ -99,56 +99,5 @@ describe("engine address → dockerode options", () => {
     expect(thrown(() => resolveConnection({ host: "npipe:////./pipe/docker" }, noEnv)).message).toMatch(/docker\.host: expected unix:\/\/\/path, tcp:\/\/host:port or ssh:\/\/user@host\[:port\]/);
     expect(thrown(() => resolveConnection({}, { env: { DOCKER_HOST: "http://h:1" } })).message).toMatch(/^reseat: DOCKER_HOST: /);
     expect(thrown(() => resolveConnection({ callTimeoutMs: 10 }, noEnv)).message).toMatch(/docker\.callTimeoutMs: expected at least 1000 ms/);
-  });
-});
-
-describe("registry credentials", () => {
-  const config = (doc: unknown) => ({ env: { DOCKER_CONFIG: "/home/u/.docker" }, readFile: (file: string) => (file === "/home/u/.docker/config.json" ? JSON.stringify(doc) : "") });
-
-  it("finds the registry of an image reference as Docker does", () => {
-    expect(registryOf("busybox")).toBe("docker.io");
-    expect(registryOf("library/node:24")).toBe("docker.io");
-    expect(registryOf("127.0.0.1:5000/reseat/demo:v1")).toBe("127.0.0.1:5000");
-    expect(registryOf("localhost/demo")).toBe("localhost");
-    expect(registryOf("Registry.Example.com/team/app@sha256:" + "a".repeat(64))).toBe("registry.example.com");
-  });
-
-  it("uses the spec's credentials for their registry only: never sent to another one", () => {
-    const explicit = { server: "127.0.0.1:5000", username: "ci", password: "s3cret" };
-    expect(resolveRegistryAuth("127.0.0.1:5000/app:1", explicit, config({}))).toEqual({
-      auth: { serveraddress: "127.0.0.1:5000", username: "ci", password: "s3cret" },
-      source: "spec docker.registryAuth",
-    });
-    const other = resolveRegistryAuth("other.example/app:1", explicit, config({}));
-    expect(other.auth).toBeUndefined();
-    expect(JSON.stringify(other)).not.toContain("s3cret");
-  });
-
-  it("reads the user's Docker config: base64 user:password, identity tokens, any spelling of the server", () => {
-    const doc = {
-      auths: {
-        "https://index.docker.io/v1/": { auth: Buffer.from("hubuser:hubpass").toString("base64") },
-        "http://127.0.0.1:5000/v2/": { auth: Buffer.from("local:pa:ss").toString("base64") },
-        "tokens.example": { identitytoken: "tok" },
-      },
-    };
-    expect(resolveRegistryAuth("busybox", undefined, config(doc)).auth).toEqual({ serveraddress: "https://index.docker.io/v1/", username: "hubuser", password: "hubpass" });
-    expect(resolveRegistryAuth("127.0.0.1:5000/x", undefined, config(doc)).auth).toEqual({ serveraddress: "http://127.0.0.1:5000/v2/", username: "local", password: "pa:ss" });
-    expect(resolveRegistryAuth("tokens.example/x", undefined, config(doc)).auth).toEqual({ serveraddress: "tokens.example", identitytoken: "tok" });
-    expect(resolveRegistryAuth("busybox", undefined, config(doc)).source).toBe("docker config /home/u/.docker/config.json");
-  });
-
-  it("says so when a credential helper would be needed, or when there is nothing", () => {
-    const helper = resolveRegistryAuth("registry.example/x", undefined, config({ credsStore: "desktop" }));
-    expect(helper.auth).toBeUndefined();
-    expect(helper.source).toMatch(/names the credential helper "docker-credential-desktop", which reseat does not run; give docker\.registryAuth/);
-    expect(resolveRegistryAuth("ecr.example/x", undefined, config({ credHelpers: { "ecr.example": "ecr-login" } })).source).toMatch(/docker-credential-ecr-login/);
-    const missing = resolveRegistryAuth("x", undefined, {
-      env: { DOCKER_CONFIG: "/none" },
-      readFile: () => {
-        throw Object.assign(new Error("no"), { code: "ENOENT" });
-      },
-    });
-    expect(missing).toEqual({ source: "no credentials (no /none/config.json)" });
   });
 });
