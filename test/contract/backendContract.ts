@@ -110,7 +110,8 @@ export function defineBackendContract(engineName: string, setup: (prefix: string
     };
     const crashingFor = (peId: string, volumeName: string): ExecutableDesired => {
       const imageId = engine.images.crashing;
-      return desiredFor(peId, volumeName, { imageRef: imageId, imageId: imageId, readiness: undefined });
+      // A readiness check it never passes: waitReady waits until the executable exits (without one, running is ready).
+      return desiredFor(peId, volumeName, { imageRef: imageId, imageId: imageId });
     };
     /** Prepares generation `generation` of a desired spec; returns its id. */
     const prepared = async (desired: ExecutableDesired, generation = 1, specHash = `hash-${desired.peId}-${generation}`): Promise<string> =>

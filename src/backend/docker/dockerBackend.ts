@@ -335,6 +335,12 @@ export class DockerBackend implements Backend {
   }
 
   async recordGeneration(meta: VolumeMeta, owner?: FileOwner): Promise<void> {
+    // Generations only go up (the fencing token), as on Kubernetes. The caller holds the PE's lease, so
+    // nobody records in between this read and the write.
+    const current = (await this.readGeneration(meta.volume))?.generation;
+    if (current !== undefined && current >= meta.generation) {
+      throw new Error(`reseat: volume ${meta.volume} is already at generation ${current}; refusing to record ${meta.generation} (another replacement ran concurrently)`);
+    }
     await this.writeVolumeFiles(meta.volume, { [META_PATH]: JSON.stringify(meta) }, { owner });
   }
 
