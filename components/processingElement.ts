@@ -6,7 +6,7 @@ import { ClaimCheck } from "../src/provider/claimCheck";
 import { Executable, ExecutableArgs } from "../src/provider/executable";
 import { StateVolume } from "../src/provider/stateVolume";
 import type { StoreDesired } from "../src/backend/backend";
-import type { EngineCredentials } from "../src/backend/docker/connection";
+import type { EngineCredentials } from "../src/backend/engineCredentials";
 import { ProcessingElementInput, ProcessingElementSpec, SpecError, parseProcessingElement, volumeNameOf } from "../src/schema/processingElement";
 import { EXECUTABLE_INPUT_SOURCES, STORE_SOURCE_FIELDS, engineTarget, storeClaimNameOf, storeDesired, volumeOwner } from "../src/schema/desired";
 import { SpecField, containsDeferred, isDeferred, parseKnownProcessingElement, specFields, withoutSecretValues } from "../src/schema/inputs";

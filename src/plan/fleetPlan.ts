@@ -12,7 +12,6 @@ import { SpecError } from "../schema/processingElement";
 import { executableDesired, engineTarget, volumeOwner } from "../schema/desired";
 import { volumeNameOf } from "../schema/processingElement";
 import { planRollout, RolloutPlan } from "./rollout";
-import { controlFile } from "../replacement/reseat";
 import { specHash } from "./executablePlan";
 import type { CommitOutputs } from "./commitStatus";
 
@@ -113,17 +112,23 @@ export function planFleetMembers(news: FleetChecked, olds?: FleetChecked): { gro
       desired,
       volume: { name: volumeNameOf(member.spec), driver: member.spec.volume.driver, peId: member.peId, owner },
       held: member.ordinal < group.rollout.partition,
-      controlChanged: before !== undefined && before !== controlFile(desired),
+      controlChanged: before !== undefined && before !== controlSettings(desired),
     };
   });
   const rollout = planRollout({ group: group.name, replicas: group.replicas, maxUnavailable: group.rollout.maxUnavailable, partition: group.rollout.partition });
   return { group, rollout, members };
 }
 
+/** The settings an in-place control update changes (what the control record carries), as a comparable key:
+ *  compared here, written by the replacement routine; the plan stays pure by not importing the routine. */
+function controlSettings(desired: Pick<ExecutableDesired, "commitIntervalMs" | "failureBackoff">): string {
+  return JSON.stringify({ commitIntervalMs: desired.commitIntervalMs, failureBackoff: desired.failureBackoff });
+}
+
 function controlsOf(fleet: FleetChecked): Map<number, string> {
   try {
     const group = parseFleet(fleet);
-    return new Map(group.members.map((m) => [m.ordinal, controlFile(executableDesired(m.spec, fleet.imageIds[m.spec.image] ?? ""))]));
+    return new Map(group.members.map((m) => [m.ordinal, controlSettings(executableDesired(m.spec, fleet.imageIds[m.spec.image] ?? ""))]));
   } catch {
     return new Map(); // state of an older template that no longer parses: nothing to compare
   }

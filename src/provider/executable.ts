@@ -5,7 +5,7 @@
 // removes only its own, already stopped, executable.
 import * as pulumi from "@pulumi/pulumi";
 import type { ExecutableDesired } from "../backend/backend";
-import type { EngineCredentials } from "../backend/docker/connection";
+import type { EngineCredentials } from "../backend/engineCredentials";
 import { ReseatResource } from "./reseatResource";
 import { REPLACE_ON_CHANGES_KEY } from "../plan/replaceOnChanges";
 

@@ -7,7 +7,7 @@
 // in place (recordOutdated).
 import type { Backend, EngineIdentity, ExecutableDesired, VolumeClaim } from "../backend/backend";
 import { openBackend } from "../backend/open";
-import type { EngineCredentials } from "../backend/docker/connection";
+import type { EngineCredentials } from "../backend/engineCredentials";
 import { holderName } from "../lease/lease";
 import { planExecutable, specHash } from "../plan/executablePlan";
 import { changedReplaceOnChanges } from "../plan/replaceOnChanges";

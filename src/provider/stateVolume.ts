@@ -1,7 +1,7 @@
 // The StateVolume dynamic resource: a PE's local state storage, created once and never replaced.
 import * as pulumi from "@pulumi/pulumi";
 import type { EngineTarget } from "../backend/backend";
-import type { EngineCredentials } from "../backend/docker/connection";
+import type { EngineCredentials } from "../backend/engineCredentials";
 import { ReseatResource } from "./reseatResource";
 
 export interface StateVolumeArgs {

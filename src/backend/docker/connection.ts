@@ -8,22 +8,15 @@ import * as os from "node:os";
 import * as path from "node:path";
 import type Dockerode from "dockerode";
 import type { SshTarget } from "./sshTransport";
+import type { EngineCredentials, RegistryCredentials } from "../engineCredentials";
+
+export type { EngineCredentials, RegistryCredentials };
 
 /** The Engine API version reseat speaks: old (20.10) and new engines answer it with the same shapes. */
 export const ENGINE_API_VERSION = "v1.41";
 /** Budget of an ordinary engine call (inspect, create, list, …); long calls (stop, pull) get their own. */
 export const DEFAULT_CALL_TIMEOUT_MS = 60_000;
 export const DEFAULT_SOCKET = "/var/run/docker.sock";
-
-/**
- * The secret half of reaching an engine and its registry, resolved from Pulumi secrets: travels as a
- * secret input of the PE's resources (encrypted in state), never in labels, outputs or logs.
- */
-export interface EngineCredentials {
-  tls?: { ca: string; cert: string; key: string };
-  ssh?: { privateKey?: string; passphrase?: string };
-  registryAuth?: RegistryCredentials;
-}
 
 /** How a PE's spec (or the caller) names an engine. Secret fields hold PEM contents, never file paths. */
 export interface DockerConnectionSpec {
@@ -220,14 +213,6 @@ export function safeAddress(raw: string): string {
 }
 
 // ---- Registry credentials ------------------------------------------------------------------------
-
-/** Credentials for one registry, as a spec gives them (the password from a Pulumi secret). */
-export interface RegistryCredentials {
-  /** Registry host[:port] (e.g. "registry.example.com", "127.0.0.1:5000"); "docker.io" for Docker Hub. */
-  server: string;
-  username: string;
-  password: string;
-}
 
 // Which credentials a pull uses (a spec's, a credential helper's, the Docker config's): ./credentials.ts.
 
