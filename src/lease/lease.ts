@@ -5,6 +5,7 @@
 import { hostname } from "node:os";
 import { performance } from "node:perf_hooks";
 import type { Backend, LeaseRecord } from "../backend/backend";
+import { poll } from "../util/retry";
 
 export class LeaseLostError extends Error {
   constructor(readonly lease: LeaseRecord) {
@@ -38,6 +39,8 @@ export interface LeaseOptions {
   renewEveryMs?: number;
   /** Poll period while waiting (default: grows from 20 ms to 250 ms). */
   pollMs?: number;
+  /** Stops waiting (the caller no longer needs the lease): the acquisition rejects with RetryAbortedError. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -48,29 +51,38 @@ const abandoned = new Set<string>();
 const holdingKey = (lease: LeaseRecord) => `${lease.name}\u0000${lease.holder}\u0000${lease.token}`;
 
 export async function acquireLease(backend: Backend, name: string, holder: string, options: LeaseOptions): Promise<HeldLease> {
-  const started = performance.now();
   // What we last saw of the current holding, and when (our clock) it last moved.
   let seen: { token: string; renewals: number; at: number } | undefined;
-  for (let attempt = 0; ; attempt++) {
-    const result = await backend.tryAcquireLease(name, holder, options.leaseMs);
-    if (result.acquired) return hold(backend, result.lease, options);
-    const current = result.current;
-    if (abandoned.delete(holdingKey(current))) {
-      await backend.releaseLease(current);
-      continue;
-    }
-    const now = performance.now();
-    if (!seen || seen.token !== current.token || seen.renewals !== current.renewals) {
-      seen = { token: current.token, renewals: current.renewals, at: now };
-    } else if (now - seen.at > Math.max(current.leaseMs, 1)) {
-      // Stood still for a whole lease: its holder is gone. Break exactly that holding.
+  let current: LeaseRecord | undefined;
+  return poll<HeldLease>(
+    {
+      what: `the lease "${name}"`,
+      pauseMs: (attempt) => options.pollMs ?? Math.min(20 * 2 ** attempt, 250),
+      deadlineMs: options.waitMs,
+      signal: options.signal,
+      exhausted: (_attempts, waitedMs) => new LeaseBusyError(current!, waitedMs),
+    },
+    async () => {
+      let result = await backend.tryAcquireLease(name, holder, options.leaseMs);
+      if (result.acquired) return hold(backend, result.lease, options);
+      current = result.current;
+      const now = performance.now();
+      let breakIt = abandoned.delete(holdingKey(current));
+      if (!breakIt && (!seen || seen.token !== current.token || seen.renewals !== current.renewals)) {
+        seen = { token: current.token, renewals: current.renewals, at: now };
+      } else if (!breakIt && now - seen!.at > Math.max(current.leaseMs, 1)) {
+        breakIt = true; // stood still for a whole lease: its holder is gone
+      }
+      if (!breakIt) return undefined;
+      // Break exactly that holding (ours, abandoned, or a dead holder's) and take it at once.
       await backend.releaseLease(current);
       seen = undefined;
-      continue;
-    }
-    if (now - started > options.waitMs) throw new LeaseBusyError(current, now - started);
-    await delay(options.pollMs ?? Math.min(20 * 2 ** attempt, 250));
-  }
+      result = await backend.tryAcquireLease(name, holder, options.leaseMs);
+      if (result.acquired) return hold(backend, result.lease, options);
+      current = result.current;
+      return undefined;
+    },
+  );
 }
 
 function hold(backend: Backend, record: LeaseRecord, options: LeaseOptions): HeldLease {
@@ -122,10 +134,6 @@ export async function withLease<T>(backend: Backend, name: string, holder: strin
   } finally {
     await lease.release().catch(() => undefined);
   }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** "host:pid:role": who holds a lease, for people reading errors and `reseat status` (never parsed). */

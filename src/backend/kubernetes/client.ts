@@ -6,11 +6,13 @@ import * as http from "node:http";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as k8s from "@kubernetes/client-node";
+import { apiClient } from "./apiDeadline";
 
 export interface KubernetesClients {
   config: k8s.KubeConfig;
   core: k8s.CoreV1Api;
   coordination: k8s.CoordinationV1Api;
+  version: k8s.VersionApi;
   /** The context in use (for people reading errors and status). */
   context: string;
   server: string;
@@ -35,8 +37,10 @@ export function connect(context: string | undefined): KubernetesClients {
   if (!cluster) throw new Error(`reseat: no Kubernetes cluster configured: set KUBECONFIG (or ~/.kube/config) to reach the cluster of a PE with a kubernetes section`);
   return {
     config,
-    core: config.makeApiClient(k8s.CoreV1Api),
-    coordination: config.makeApiClient(k8s.CoordinationV1Api),
+    // Every call of these clients has a deadline (apiDeadline.ts): a black-holed API server fails them.
+    core: apiClient(config, k8s.CoreV1Api),
+    coordination: apiClient(config, k8s.CoordinationV1Api),
+    version: apiClient(config, k8s.VersionApi),
     context: config.getCurrentContext(),
     server: cluster.server,
   };
