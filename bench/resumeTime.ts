@@ -88,7 +88,7 @@ export async function benchResumeTime(): Promise<string> {
   return writeResult(METRIC, { metric: METRIC, cases: results });
 }
 
-/** The session service as its image runs it (staged by scripts/images.sh through stage-session-workload.js). */
+/** The session service as its image runs it (staged by scripts/images.sh: @reseat/state installed by npm ci from its packed tarball). */
 function stagedServer(): string {
   const server = path.join(ROOT, ".work", "images", "session", "server.js");
   if (!fs.existsSync(server)) throw new Error(`${server} is missing: run scripts/images.sh (npm run bench bootstraps it)`);

@@ -43,9 +43,9 @@ base_image() {
 BASE="$(base_image)"
 # Builds <name>:v1 and :v2 from a context, only when the context changed: the tags carry no content
 # hash, so a label on the image records the hash of what it was built from.
-build_versions() { # name context-dir
-  local name="$1" context="$2" hash tag have
-  hash="$(cd "$context" && find . -type f | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16)"
+build_versions() { # name context-dir [hash]
+  local name="$1" context="$2" hash="${3:-}" tag have
+  [ -n "$hash" ] || hash="$(cd "$context" && find . -type f | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16)"
   for version in v1 v2; do
     tag="$name:$version"
     have="$(docker image inspect -f '{{ index .Config.Labels "io.reseat.source-hash" }}' "$tag" 2>/dev/null || true)"
@@ -57,11 +57,26 @@ build_versions() { # name context-dir
   done
 }
 
-# The session-context service (the demo's workload: the state library, commits): its context is staged
-# first (state library + pg).
+# The session-context service (the demo's workload: the state library, commits). Its context is
+# workload/session plus the state library packed as a user gets it (`npm pack` of packages/state, compiled by
+# the bootstrap); its node_modules is what `npm ci --omit=dev` installs from the workload's own lock file:
+# @reseat/state from that tarball, and pg. The image's hash is that of these inputs: npm ci runs when they
+# changed, a build when the image was built from others.
 stage="$ROOT/.work/images/session"
-node "$ROOT/scripts/stage-session-workload.js" "$stage" >/dev/null
-build_versions reseat-session-workload "$stage"
+mkdir -p "$stage"
+rm -rf "$stage/state" # what the staging of reseat 0.4 left (a copied library)
+for file in Dockerfile server.js package.json package-lock.json; do cp "$ROOT/workload/session/$file" "$stage/$file"; done
+[ -f "$ROOT/packages/state/dist/index.js" ] || { echo "images.sh: packages/state is not compiled (npx tsc -b)" >&2; exit 1; }
+packed="$(cd "$ROOT" && npm pack ./packages/state --ignore-scripts --silent --pack-destination "$stage" | tail -n 1)"
+mv -f "$stage/$packed" "$stage/reseat-state.tgz"
+session_hash="$(cd "$stage" && cat Dockerfile server.js package.json package-lock.json reseat-state.tgz | sha256sum | cut -c1-16)"
+install_session_modules() {
+  [ "$(cat "$stage/.modules-inputs" 2>/dev/null || true)" != "$session_hash" ] || [ ! -d "$stage/node_modules" ] || return 0
+  (cd "$stage" && rm -rf node_modules && npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
+  echo "$session_hash" >"$stage/.modules-inputs"
+}
+[ -n "$CHECK" ] || install_session_modules # also what bench/resumeTime.ts runs (the staged server.js)
+build_versions reseat-session-workload "$stage" "$session_hash"
 if [ "$WHAT" = demo ]; then
   [ -n "$CHECK" ] || echo "images: base $BASE; reseat-session-workload:v1, :v2"
   exit 0

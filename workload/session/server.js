@@ -1,9 +1,9 @@
 // The session-context service: a user's session context (any JSON) kept with reseat's state
-// library. A PUT is acknowledged only once it is fsync'd to the state volume's journal; the library
+// library (@reseat/state). A PUT is acknowledged only once it is fsync'd to the state volume; the library
 // commits snapshots to the persistent store every interval and once more on SIGTERM.
 "use strict";
 const http = require("node:http");
-const { openState } = require("./state");
+const { openState } = require("@reseat/state");
 
 const port = Number(process.env.PORT || 8080);
 const version = process.env.WORKLOAD_VERSION || "dev";
