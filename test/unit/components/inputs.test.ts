@@ -8,8 +8,8 @@ import { parseProcessingElement } from "../../../src/schema/processingElement";
 import { forgetDeclaredPes } from "../../../src/schema/uniqueness";
 import { rejection } from "../../support/specError";
 
-beforeAll(() => {
-  pulumi.runtime.setMocks({ newResource: (args) => ({ id: `${args.name}-id`, state: args.inputs }), call: (args) => args.inputs }, "project", "stack", false);
+beforeAll(async () => {
+  await pulumi.runtime.setMocks({ newResource: (args) => ({ id: `${args.name}-id`, state: args.inputs }), call: (args) => args.inputs }, "project", "stack", false);
 });
 
 interface Registered {

@@ -9,8 +9,8 @@ import { Executable } from "../../../src/provider/executable";
 import { Fleet } from "../../../src/provider/fleet";
 import { forgetDeclaredPes } from "../../../src/schema/uniqueness";
 
-beforeAll(() => {
-  pulumi.runtime.setMocks(
+beforeAll(async () => {
+  await pulumi.runtime.setMocks(
     {
       newResource: (args) => ({ id: `${args.name}-id`, state: args.inputs }),
       call: (args) => args.inputs,

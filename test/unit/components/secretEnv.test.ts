@@ -5,10 +5,10 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { ProcessingElement, ProcessingElementFleet, ProcessingElementGroup } from "../../../components";
 import { forgetDeclaredPes } from "../../../src/schema/uniqueness";
 
-beforeAll(() => {
+beforeAll(async () => {
   // A Fleet's members are its provider's outputs: none here.
   const state = (args: pulumi.runtime.MockResourceArgs) => (args.type.endsWith(":Fleet") ? { ...args.inputs, members: [] } : args.inputs);
-  pulumi.runtime.setMocks({ newResource: (args) => ({ id: `${args.name}-id`, state: state(args) }), call: (args) => args.inputs }, "project", "stack", false);
+  await pulumi.runtime.setMocks({ newResource: (args) => ({ id: `${args.name}-id`, state: state(args) }), call: (args) => args.inputs }, "project", "stack", false);
 });
 
 function recorder(): { seen: Map<string, Record<string, unknown>>; transformation: pulumi.ResourceTransformation } {
