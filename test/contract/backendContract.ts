@@ -251,6 +251,21 @@ export function defineBackendContract(engineName: string, setup: (prefix: string
       await backend.remove(id);
     });
 
+    test("prepare: refuses a name already in use, and a volume never claimed (it never makes one itself)", async () => {
+      const peId = pe("prepno");
+      const volume = await claimed(peId);
+      const desired = desiredFor(peId, volume);
+      const id = await prepared(desired, 1);
+      await expect(prepared(desired, 1, "another-spec")).rejects.toThrow();
+      expect((await backend.listExecutables(peId)).map((e) => e.id)).toEqual([id]);
+      await backend.remove(id);
+      const unclaimed = `${pe("unclaimed")}-state`;
+      volumes.add(unclaimed);
+      await expect(prepared(desiredFor(peId, unclaimed), 2)).rejects.toThrow(new RegExp(unclaimed));
+      expect(await backend.inspectVolume(unclaimed)).toBeUndefined();
+      expect(await backend.listExecutables(peId)).toEqual([]);
+    });
+
     test("start, stop, remove: start → running (waitReady resolves; runningOnVolume names it); stop → nothing runs; remove → gone", async () => {
       const peId = pe("life");
       const volume = await claimed(peId);
@@ -258,9 +273,14 @@ export function defineBackendContract(engineName: string, setup: (prefix: string
       const id = await prepared(desired);
       await backend.start(id);
       await backend.waitReady(id, desired);
-      expect(await backend.inspectExecutable(id)).toMatchObject({ id, peId, running: true });
+      const running = await backend.inspectExecutable(id);
+      expect(running).toMatchObject({ id, peId, running: true });
+      expect(running?.startedAt).toBeTruthy();
       expect((await backend.listExecutables(peId)).filter((e) => e.running).map((e) => e.id)).toEqual([id]);
       expect((await backend.runningOnVolume(volume)).map((h) => ({ id: h.id, peId: h.peId }))).toEqual([{ id, peId }]);
+      // A volume an executable runs on is never removed from under it.
+      await expect(backend.removeVolume(volume)).rejects.toThrow();
+      expect((await backend.inspectVolume(volume))?.owner).toBe(desired.owner);
 
       await backend.stop(id, desired.stop);
       // After stop nothing of it runs. Docker and the fake keep the stopped executable listed until it is
@@ -274,7 +294,11 @@ export function defineBackendContract(engineName: string, setup: (prefix: string
       await backend.remove(id);
       expect(await backend.inspectExecutable(id)).toBeUndefined();
       expect(await backend.listExecutables(peId)).toEqual([]);
-      await backend.remove(id); // removing what is gone is no error
+      // Stopping or removing what is gone is no error (a retry after a lost answer).
+      await backend.stop(id, desired.stop);
+      await backend.remove(id);
+      await backend.removeVolume(volume);
+      expect(await backend.inspectVolume(volume)).toBeUndefined();
     });
 
     // --- observe by identity ----------------------------------------------------------------------
@@ -323,7 +347,9 @@ export function defineBackendContract(engineName: string, setup: (prefix: string
       );
       expect(failure?.message).toMatch(/exited with code \d+ before it was ready/);
       expect(failure?.message).toMatch(engine.images.crashOutput);
-      expect(await backend.inspectExecutable(id)).toMatchObject({ running: false });
+      const exited = await backend.inspectExecutable(id);
+      expect(exited).toMatchObject({ running: false });
+      expect(exited?.exitCode).not.toBe(0);
       await backend.remove(id);
     });
 
@@ -357,6 +383,8 @@ export function defineBackendContract(engineName: string, setup: (prefix: string
     test("images: resolveImage of an image the engine has resolves it; of an absent one it pulls nothing", async () => {
       const present = await backend.resolveImage(engine.images.ready);
       expect(present).toEqual({ kind: "resolved", imageId: readyImageId });
+      // An image the engine has: ensureImage names the same id (and pulls nothing).
+      expect(await backend.ensureImage(engine.images.ready)).toBe(readyImageId);
       const absent = await backend.resolveImage(engine.images.absent);
       // An engine whose nodes pull images themselves (Kubernetes) names the reference itself as the
       // identity; the others never invent an id for an image they lack.

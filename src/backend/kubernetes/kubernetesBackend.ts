@@ -301,6 +301,10 @@ export class KubernetesBackend implements Backend {
   }
 
   async removeVolume(name: string): Promise<void> {
+    // Refused while a pod runs on it, as Docker refuses a volume in use: the API server would accept the
+    // delete, hold the claim by its protection finalizer and drop the PE's data once the pod goes.
+    const holders = await this.runningOnVolume(name);
+    if (holders.length) throw new Error(`reseat: claim ${name} is in use by ${holders.map((h) => h.name).join(", ")}; not deleting it`);
     await orUndefined(this.core.deleteNamespacedPersistentVolumeClaim({ name, namespace: this.namespace }));
   }
 
