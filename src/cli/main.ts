@@ -1,74 +1,98 @@
 #!/usr/bin/env node
 // `reseat` — the non-interactive entry point for people and GitOps pipelines.
 //   reseat up|preview|refresh|destroy|outputs|cancel [--stack NAME] [--create] [--cwd DIR] [--program FILE] [--json]
-// The stack follows the Pulumi CLI's rules (--stack, else PULUMI_STACK, else the selected stack) and is
-// created only by `up --create`. With --json, stdout carries exactly one JSON document {ok, command, …} —
-// usage errors included (`watch`: one line per event, then that document); Pulumi's progress goes to
-// stderr. Exit codes: 0 ok, 1 failed, 2 usage error, 3 `preview --expect-no-changes` found changes.
+// The command line is parsed by commander (per-command flags, `--help` for the program and for each
+// command, `--version`); what commander reports is turned into reseat's answers here, so that every
+// usage error is exit 2 with a message naming the flag. The stack follows the Pulumi CLI's rules
+// (--stack, else PULUMI_STACK, else the selected stack) and is created only by `up --create`. With
+// --json, stdout carries exactly one JSON document {ok, command, …} — usage errors and help included
+// (`watch`: one line per event, then that document); Pulumi's progress goes to stderr. Exit codes: 0 ok,
+// 1 failed, 2 usage error, 3 `preview --expect-no-changes` found changes.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { parseArgs } from "node:util";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import type { OutputMap } from "@pulumi/pulumi/automation";
 // Loaded when needed, so that usage errors answer at once (the Automation API takes a second to load).
 type StackModule = typeof import("../automation/stack");
 import type { Backend, EngineTarget } from "../backend/backend";
 
-export const USAGE = `usage:
+/** Commands that run a Pulumi operation on a stack. */
+const STACK_COMMANDS = ["up", "preview", "refresh", "destroy", "outputs", "cancel"] as const;
+/** Commands that read the engine only. */
+const ENGINE_COMMANDS = ["watch", "status"] as const;
+type StackCommand = (typeof STACK_COMMANDS)[number];
+type CommandName = StackCommand | (typeof ENGINE_COMMANDS)[number];
+
+export const EXIT = { ok: 0, failed: 1, usage: 2, changes: 3 } as const;
+
+const STACK_COMMANDS_TEXT = "stack commands (up, preview, refresh, destroy, outputs, cancel)";
+
+/**
+ * Every flag of a command, with the commands that take it: a command's help lists its own, and a flag
+ * given to a command that does not take it is a usage error saying which commands do.
+ */
+const FLAGS: Record<string, { flags: string; description: string; commands: readonly CommandName[]; what: string }> = {
+  stack: {
+    flags: "--stack <name>",
+    description: "the stack; default: PULUMI_STACK, else the project's selected stack (`pulumi stack select`)",
+    commands: STACK_COMMANDS,
+    what: STACK_COMMANDS_TEXT,
+  },
+  cwd: { flags: "--cwd <dir>", description: "the project folder (Pulumi.yaml); default: the nearest one from here up", commands: STACK_COMMANDS, what: STACK_COMMANDS_TEXT },
+  program: { flags: "--program <file>", description: "the program module, relative to --cwd; default: Pulumi.yaml's main", commands: STACK_COMMANDS, what: STACK_COMMANDS_TEXT },
+  create: {
+    flags: "--create",
+    description: "create the stack when it does not exist (as `pulumi stack init`)",
+    commands: ["up"],
+    what: "up only (a stack is created only by `reseat up --create` or `pulumi stack init`)",
+  },
+  refresh: { flags: "--refresh", description: "refresh the stack from the engines first", commands: ["up", "preview", "destroy"], what: "up, preview and destroy" },
+  "expect-no-changes": { flags: "--expect-no-changes", description: "exit 3 when the stack would change (a drift gate)", commands: ["preview"], what: "preview only" },
+  "clear-pending-creates": {
+    flags: "--clear-pending-creates",
+    description: "after an interrupted run: drop Pulumi's pending creates first (see the README's recovery steps)",
+    commands: ["up", "refresh"],
+    what: "up and refresh",
+  },
+  kubernetes: {
+    flags: "--kubernetes <namespace>",
+    description: "the PEs in that namespace of the cluster the ambient kubeconfig (KUBECONFIG) reaches; default: the local Docker Engine (DOCKER_HOST)",
+    commands: ENGINE_COMMANDS,
+    what: "watch and status",
+  },
+  context: { flags: "--context <name>", description: "the kubeconfig context (with --kubernetes)", commands: ENGINE_COMMANDS, what: "watch and status (with --kubernetes)" },
+};
+
+const COMMANDS: Record<CommandName, string> = {
+  up: "deploy the stack: create, update or reseat its processing elements",
+  preview: "what `up` would change (changes nothing on any engine)",
+  refresh: "read what runs on the engines into the stack's state",
+  destroy: "remove the stack's resources",
+  outputs: "the stack's outputs",
+  cancel: "remove the lock a killed `reseat up` left on the stack",
+  watch: "the failure controller: reseats failed executables until stopped (SIGINT, SIGTERM)",
+  status: "the processing elements on the engine",
+};
+
+/** After the program's own help: the synopsis and the rules every command shares. */
+const SYNOPSIS = `
+Synopsis:
   reseat <up|preview|refresh|destroy|outputs|cancel> [--stack NAME] [--cwd DIR] [--program FILE] [--json] [--refresh]
          [--clear-pending-creates]    (refresh/up after an interrupted run; see the README's recovery steps)
   reseat up --create                  create the stack when it does not exist (as \`pulumi stack init\`)
   reseat preview --expect-no-changes  exit 3 when the stack would change (a drift gate)
   reseat watch [--json]               the failure controller: reseats failed executables until stopped
   reseat status [--json]              the processing elements on this engine
-  reseat --version
-  --stack NAME    the stack; default: PULUMI_STACK, else the project's selected stack (\`pulumi stack select\`)
-  --cwd DIR       the project folder (Pulumi.yaml); default: the nearest one from here up
-  --program FILE  the program module, relative to --cwd; default: Pulumi.yaml's main
-  --kubernetes NAMESPACE [--context NAME]
-                  watch and status: the PEs in that namespace of the cluster the ambient kubeconfig
-                  (KUBECONFIG) reaches; default: the local Docker Engine (DOCKER_HOST)
-exit codes: 0 ok, 1 failed, 2 usage error, 3 changes found by --expect-no-changes`;
-
-/** Commands that run a Pulumi operation on a stack. */
-const STACK_COMMANDS = ["up", "preview", "refresh", "destroy", "outputs", "cancel"] as const;
-/** Commands that read the engine only. */
-const ENGINE_COMMANDS = ["watch", "status"] as const;
-type Command = (typeof STACK_COMMANDS)[number] | (typeof ENGINE_COMMANDS)[number];
-
-export const EXIT = { ok: 0, failed: 1, usage: 2, changes: 3 } as const;
-
-const OPTIONS = {
-  stack: { type: "string" },
-  create: { type: "boolean", default: false },
-  cwd: { type: "string" },
-  program: { type: "string" },
-  json: { type: "boolean", default: false },
-  refresh: { type: "boolean", default: false },
-  "expect-no-changes": { type: "boolean", default: false },
-  "clear-pending-creates": { type: "boolean", default: false },
-  kubernetes: { type: "string" },
-  context: { type: "string" },
-  help: { type: "boolean", default: false },
-  version: { type: "boolean", default: false },
-} as const;
-
-/** Which options each kind of command takes (a flag given to a command that ignores it is a usage error). */
-const ONLY_FOR: Record<string, { commands: readonly string[]; what: string }> = {
-  stack: { commands: STACK_COMMANDS, what: "stack commands (up, preview, refresh, destroy, outputs, cancel)" },
-  cwd: { commands: STACK_COMMANDS, what: "stack commands (up, preview, refresh, destroy, outputs, cancel)" },
-  program: { commands: STACK_COMMANDS, what: "stack commands (up, preview, refresh, destroy, outputs, cancel)" },
-  create: { commands: ["up"], what: "up only (a stack is created only by `reseat up --create` or `pulumi stack init`)" },
-  refresh: { commands: ["up", "preview", "destroy"], what: "up, preview and destroy" },
-  "expect-no-changes": { commands: ["preview"], what: "preview only" },
-  "clear-pending-creates": { commands: ["up", "refresh"], what: "up and refresh" },
-  kubernetes: { commands: ENGINE_COMMANDS, what: "watch and status" },
-  context: { commands: ENGINE_COMMANDS, what: "watch and status (with --kubernetes)" },
-};
+  reseat <command> --help             a command's flags
+The stack: --stack, else PULUMI_STACK, else the project's selected stack; only \`up --create\` creates one.
+Exit codes: 0 ok, 1 failed, 2 usage error, 3 changes found by --expect-no-changes`;
 
 /** What the command line asks for, once it is known to be well formed. */
 export interface Invocation {
-  command: Command | "help" | "version";
+  command: CommandName | "help" | "version";
   json: boolean;
+  /** For "help": the help asked for (the program's, or one command's). */
+  help?: string;
   stack?: string;
   create: boolean;
   cwd?: string;
@@ -82,51 +106,135 @@ export interface Invocation {
 
 export type Parsed = { ok: true; invocation: Invocation } | { ok: false; json: boolean; command: string | null; error: string };
 
+/** A flag's value must be a value: neither empty nor the next flag (commander takes the next word as it is). */
+function valueOf(flag: string): (value: string) => string {
+  return (value) => {
+    if (!value.trim()) throw new InvalidArgumentError(`--${flag}: expected a value, got an empty string`);
+    if (value.startsWith("--")) throw new InvalidArgumentError(`--${flag}: expected a value, got the flag "${value}"`);
+    return value;
+  };
+}
+
+/**
+ * The commander program. Output goes to `output` (reseat decides what to print, and how with --json);
+ * commander's exits become exceptions; `onCommand` receives a command's flags once they parsed.
+ */
+function buildProgram(output: { out: string; err: string }, onCommand?: (command: CommandName, options: Record<string, unknown>, args: string[]) => void): Command {
+  const program = new Command("reseat")
+    .usage("<command> [options]")
+    .description("Runs the project's Pulumi program (the one `pulumi up` runs) for people and pipelines, and watches the engine's processing elements.")
+    .exitOverride()
+    .configureOutput({ writeOut: (text) => (output.out += text), writeErr: (text) => (output.err += text) })
+    .configureHelp({ showGlobalOptions: true })
+    .option("--json", "exactly one JSON document on stdout, usage errors included; progress on stderr")
+    .version(`reseat ${packageVersion()}`, "-V, --version", "the package's version")
+    .helpOption("-h, --help", "this help (a command's: reseat <command> --help)")
+    .addHelpText("after", SYNOPSIS);
+  for (const name of [...STACK_COMMANDS, ...ENGINE_COMMANDS]) {
+    const command = program
+      .command(name)
+      .description(COMMANDS[name])
+      .helpOption("-h, --help", "this command's help")
+      // Reported by reseat, naming the argument (commander's message does not).
+      .allowExcessArguments(true)
+      .action((options: Record<string, unknown>, self: Command) => onCommand?.(name, options, self.args));
+    for (const [key, flag] of Object.entries(FLAGS)) {
+      if (!flag.commands.includes(name)) continue;
+      const option = new Option(flag.flags, flag.description);
+      command.addOption(flag.flags.includes("<") ? option.argParser(valueOf(key)) : option);
+    }
+  }
+  return program;
+}
+
+/** The program's help: what a usage error prints, and `reseat --help`. */
+export function programHelp(): string {
+  return `${buildProgram({ out: "", err: "" }).helpInformation()}${SYNOPSIS}\n`;
+}
+
 /** The command line, checked without touching Pulumi or an engine (unit-tested). */
 export function parseCommandLine(argv: string[]): Parsed {
-  let parsed;
+  const output = { out: "", err: "" };
+  let chosen: { command: CommandName; options: Record<string, unknown>; args: string[] } | undefined;
+  const program = buildProgram(output, (command, options, args) => (chosen = { command, options, args }));
+  // --json decides how even a malformed command line is answered: looked for before parsing.
+  const jsonAsked = argv.includes("--json");
+  const firstWord = argv.find((arg) => !arg.startsWith("-")) ?? null;
+  const problem = (error: string, command: string | null = firstWord): Parsed => ({ ok: false, json: jsonAsked, command, error });
   try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, strict: true, options: OPTIONS });
+    program.parse(argv, { from: "user" });
   } catch (error) {
-    return { ok: false, json: argv.includes("--json"), command: argv.find((arg) => !arg.startsWith("-")) ?? null, error: (error as Error).message };
+    if (!(error instanceof CommanderError)) throw error;
+    switch (error.code) {
+      case "commander.helpDisplayed":
+      case "commander.help":
+        // `--help`, `<command> --help`, `help [command]`: exit code 0. No command at all: commander's help with exit code 1.
+        if (error.exitCode !== 0) return problem("no command given", null);
+        return { ok: true, invocation: { ...defaults(jsonAsked), command: "help", help: output.out } };
+      case "commander.version":
+        return { ok: true, invocation: { ...defaults(jsonAsked), command: "version" } };
+      case "commander.unknownCommand":
+        return problem(`unknown command "${/'([^']*)'/.exec(error.message)?.[1] ?? firstWord}"`);
+      case "commander.unknownOption": {
+        const flag = /'([^']*)'/.exec(error.message)?.[1] ?? "";
+        const known = FLAGS[flag.replace(/^--/, "")];
+        return problem(known ? `${flag} applies to ${known.what}` : commanderMessage(error));
+      }
+      case "commander.optionMissingArgument": {
+        const flag = /'(--[\w-]+)/.exec(error.message)?.[1] ?? "";
+        return problem(`${flag}: expected a value`);
+      }
+      case "commander.invalidArgument":
+        // Our own check's words (valueOf), without commander's preamble.
+        return problem(/is invalid\. (.*)$/s.exec(error.message)?.[1] ?? commanderMessage(error));
+      default:
+        return problem(commanderMessage(error));
+    }
   }
-  const { positionals, values } = parsed;
-  const json = values.json;
-  const first = positionals[0];
-  const problem = (error: string): Parsed => ({ ok: false, json, command: first ?? null, error });
-  const base = { json, create: values.create, refresh: values.refresh, expectNoChanges: values["expect-no-changes"], clearPendingCreates: values["clear-pending-creates"] };
-  if (values.help) return { ok: true, invocation: { ...base, command: "help" } };
-  if (values.version) return { ok: true, invocation: { ...base, command: "version" } };
-  if (first === undefined) return problem("no command given");
-  if (![...STACK_COMMANDS, ...ENGINE_COMMANDS].includes(first as Command)) return problem(`unknown command "${first}"`);
-  const command = first as Command;
-  if (positionals.length > 1) return problem(`unexpected argument "${positionals[1]}"`);
-  for (const [option, rule] of Object.entries(ONLY_FOR)) {
-    const value = values[option as keyof typeof values];
-    if (value !== undefined && value !== false && !rule.commands.includes(command)) return problem(`--${option} applies to ${rule.what}`);
-  }
-  for (const option of ["stack", "cwd", "program", "kubernetes", "context"] as const) {
-    if (values[option] !== undefined && !values[option]!.trim()) return problem(`--${option}: expected a value, got an empty string`);
-  }
-  if (values.context && !values.kubernetes) return problem("--context applies with --kubernetes only");
+  if (!chosen) return problem("no command given", null);
+  const { command, options, args } = chosen;
+  const json = program.opts<{ json?: boolean }>().json === true;
+  if (args.length) return { ok: false, json, command, error: `unexpected argument "${args[0]}"` };
+  if (options.context !== undefined && options.kubernetes === undefined) return { ok: false, json, command, error: "--context applies with --kubernetes only" };
+  const text = (key: string) => (typeof options[key] === "string" ? { [key]: options[key] as string } : {});
   return {
     ok: true,
     invocation: {
-      ...base,
+      ...defaults(json),
       command,
-      ...(values.stack ? { stack: values.stack } : {}),
-      ...(values.cwd ? { cwd: values.cwd } : {}),
-      ...(values.program ? { program: values.program } : {}),
-      ...(values.kubernetes ? { kubernetes: values.kubernetes } : {}),
-      ...(values.context ? { context: values.context } : {}),
+      create: options.create === true,
+      refresh: options.refresh === true,
+      expectNoChanges: options.expectNoChanges === true,
+      clearPendingCreates: options.clearPendingCreates === true,
+      ...text("stack"),
+      ...text("cwd"),
+      ...text("program"),
+      ...text("kubernetes"),
+      ...text("context"),
     },
   };
 }
 
+function defaults(json: boolean): Omit<Invocation, "command"> {
+  return { json, create: false, refresh: false, expectNoChanges: false, clearPendingCreates: false };
+}
+
+/** commander's message without its "error: " prefix, on one line. */
+function commanderMessage(error: CommanderError): string {
+  return error.message.replace(/^error: /, "").replace(/\s*\n\s*/g, " ");
+}
+
 /** The version of the reseat package this CLI belongs to. */
 export function packageVersion(): string {
-  const manifest = JSON.parse(fs.readFileSync(path.resolve(__dirname, "..", "..", "..", "package.json"), "utf8")) as { version: string };
-  return manifest.version;
+  // dist/src/cli/ when compiled, src/cli/ when run from source (tests): the nearest reseat package.json up.
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    const file = path.join(dir, "package.json");
+    if (fs.existsSync(file)) {
+      const manifest = JSON.parse(fs.readFileSync(file, "utf8")) as { name?: string; version: string };
+      if (manifest.name === "reseat") return manifest.version;
+    }
+    if (path.dirname(dir) === dir) throw new Error(`no package.json of reseat above ${__dirname}`);
+  }
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -135,8 +243,9 @@ export async function main(argv: string[]): Promise<number> {
   const invocation = parsed.invocation;
   const { command, json } = invocation;
   if (command === "help") {
-    if (json) writeDoc({ ok: true, command: "help", usage: USAGE });
-    else console.log(USAGE);
+    const help = invocation.help ?? programHelp();
+    if (json) writeDoc({ ok: true, command: "help", usage: help });
+    else process.stdout.write(help);
     return EXIT.ok;
   }
   if (command === "version") {
@@ -271,8 +380,9 @@ function writeDoc(doc: Record<string, unknown>): void {
  * one JSON document on stdout.
  */
 function usageError(json: boolean, command: string | null, message: string, printUsage = true): number {
-  if (json) writeDoc({ ok: false, command, error: `usage: ${message}`, usage: USAGE });
-  process.stderr.write(`reseat: ${message}\n${printUsage ? `${USAGE}\n` : ""}`);
+  const usage = programHelp();
+  if (json) writeDoc({ ok: false, command, error: `usage: ${message}`, usage });
+  process.stderr.write(printUsage ? `reseat: usage: ${message}\n${usage}` : `reseat: ${message}\n`);
   return EXIT.usage;
 }
 

@@ -62,6 +62,62 @@ describe("reseat CLI usage errors", () => {
   });
 });
 
+describe("reseat CLI help (commander): the program's and each command's, with that command's flags only", () => {
+  const flagsOf: Record<string, string[]> = {
+    up: ["--stack <name>", "--cwd <dir>", "--program <file>", "--create", "--refresh", "--clear-pending-creates"],
+    preview: ["--stack <name>", "--cwd <dir>", "--program <file>", "--refresh", "--expect-no-changes"],
+    refresh: ["--stack <name>", "--cwd <dir>", "--program <file>", "--clear-pending-creates"],
+    destroy: ["--stack <name>", "--cwd <dir>", "--program <file>", "--refresh"],
+    outputs: ["--stack <name>", "--cwd <dir>", "--program <file>"],
+    cancel: ["--stack <name>", "--cwd <dir>", "--program <file>"],
+    watch: ["--kubernetes <namespace>", "--context <name>"],
+    status: ["--kubernetes <namespace>", "--context <name>"],
+  };
+  const everyFlag = [...new Set(Object.values(flagsOf).flat())];
+
+  it("--help: every command, the synopsis and the exit codes; exit 0, nothing on stderr", async () => {
+    const { code, stdout, stderr } = await cli("--help");
+    expect(code).toBe(0);
+    expect(stderr).toBe("");
+    expect(stdout).toContain("Usage: reseat <command> [options]");
+    for (const command of Object.keys(flagsOf)) expect(stdout).toMatch(new RegExp(`^  ${command} \\[options\\]`, "m"));
+    expect(stdout).toContain("Exit codes: 0 ok, 1 failed, 2 usage error, 3 changes found by --expect-no-changes");
+  });
+
+  it.each(Object.keys(flagsOf))("%s --help: its own flags (and the global ones), exit 0", async (command) => {
+    const { code, stdout } = await cli(command, "--help");
+    expect(code).toBe(0);
+    expect(stdout).toContain(`Usage: reseat ${command} [options]`);
+    for (const flag of everyFlag) {
+      if (flagsOf[command]!.includes(flag)) expect(stdout).toContain(flag);
+      else expect(stdout).not.toContain(flag);
+    }
+    expect(stdout).toContain("--json");
+    // `help <command>` says the same.
+    expect((await cli("help", command)).stdout).toBe(stdout);
+  });
+
+  it("an unknown flag: exit 2 naming it, on stderr with the usage; nothing on stdout", async () => {
+    const { code, stdout, stderr } = await cli("status", "--no-such-flag");
+    expect(code).toBe(2);
+    expect(stdout).toBe("");
+    expect(stderr).toMatch(/^reseat: usage: unknown option '--no-such-flag'\n/);
+    expect(stderr).toContain("Usage: reseat <command> [options]");
+  });
+
+  it("a misspelt flag: exit 2, naming it and the flag meant", async () => {
+    const { code, stderr } = await cli("up", "--stak", "dev");
+    expect(code).toBe(2);
+    expect(stderr).toContain("unknown option '--stak' (Did you mean --stack?)");
+  });
+
+  it("-V is --version", async () => {
+    const { code, stdout } = await cli("-V");
+    expect(code).toBe(0);
+    expect(stdout.trim()).toMatch(/^reseat \d+\.\d+\.\d+/);
+  });
+});
+
 describe("resolveProgram: the program plain `pulumi up` would run in the folder", () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "reseat-program-"));
   const write = (file: string, text: string) => {
