@@ -89,12 +89,18 @@ function hold(backend: Backend, record: LeaseRecord, options: LeaseOptions): Hel
   let lost = false;
   let released = false;
   let renewing: Promise<void> = Promise.resolve();
+  let renewalInFlight = false;
   const timer = setInterval(() => {
-    renewing = renewing.then(async () => {
-      if (lost || released) return;
-      const still = await backend.renewLease(record).catch(() => true); // an engine hiccup is not a loss; the count stands still
-      if (!still) lost = true;
-    });
+    // One renewal at a time: while the engine is slow (a call waits for its deadline), ticks are skipped, not queued.
+    if (renewalInFlight) return;
+    renewalInFlight = true;
+    renewing = renewing
+      .then(async () => {
+        if (lost || released) return;
+        const still = await backend.renewLease(record).catch(() => true); // an engine hiccup is not a loss; the count stands still
+        if (!still) lost = true;
+      })
+      .finally(() => (renewalInFlight = false));
   }, options.renewEveryMs ?? Math.max(Math.floor(options.leaseMs / 3), 10));
   timer.unref();
   return {

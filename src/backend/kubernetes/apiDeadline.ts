@@ -133,7 +133,8 @@ export async function watchWithDeadlines(
       if (finished || phase === "BOOKMARK") return;
       onEvent(phase, object);
     },
-    (error: unknown) => finish(error ?? null),
+    // The client's own timer fires as a TimeoutError: past the connect race, that is the idle policy.
+    (error: unknown) => finish((error as Error | null)?.name === "TimeoutError" ? new KubernetesDeadlineError(server, `anything on the watch of ${path} (idle)`, deadlines.idleMs) : (error ?? null)),
   );
   const first = await Promise.race([opening, connectDeadline]);
   clearTimeout(connectTimer);
