@@ -111,7 +111,7 @@ export async function benchRevertTime(): Promise<string> {
     for (let run = 0; run < RUNS; run++) {
       const deaths = await dieEvents(backend);
       await up(BAD_IMAGE, true);
-      const record = JSON.parse((await backend.readVolumeFile(volume, ".reseat/revert.json")) ?? "{}") as { readyAt?: string; failedExecutable?: string };
+      const record = (await backend.readRevert(volume)) ?? { reverted: false };
       if (!record.readyAt) throw new Error("no revert recorded");
       revertTimes.push(Date.parse(record.readyAt) - (await deaths.of(record.failedExecutable!)));
       floorGaps.push(await rawFloor(backend, IMAGES[run % 2]!));

@@ -8,7 +8,7 @@
 //                     spec says volume.retainOnDestroy: false)
 //   terraform_data    the fields whose change needs a new executable (built in, no provider)
 //   docker_container  the executable: bound to the volume at volume.mountPath, the same labels and
-//                     RESEAT_* env as the Pulumi flavour, stop signal/grace, restart "no", network,
+//                     workload env as the Pulumi flavour (the contract's), stop signal/grace, restart "no", network,
 //                     ports; lifecycle.replace_triggered_by = [image, spec], so a new image replaces
 //                     the container (destroy, then create) and never the volume
 //
@@ -19,7 +19,8 @@
 import { Construct } from "constructs";
 import { DataResource, TerraformOutput, TerraformResource } from "cdktf";
 import { container as dockerContainer, image as dockerImage, provider as dockerProvider, volume as dockerVolume } from "@cdktf/provider-docker";
-import { LABELS, STORE_MOUNT, storeEnv } from "../../src/backend/backend";
+import { STORE_MOUNT, storeEnv, workloadEnvironment } from "@reseat/state/contract";
+import { LABELS } from "../../src/backend/backend";
 import { executableFields, storeDesired } from "../../src/schema/desired";
 import { ProcessingElementInput, ProcessingElementSpec, SpecError, parseProcessingElement, volumeNameOf } from "../../src/schema/processingElement";
 import { REPLACE_FIELDS } from "../../src/plan/executablePlan";
@@ -61,14 +62,8 @@ export function validateTerraformProcessingElement(name: string, args: unknown):
 
 /** Environment of the executable: the spec's env, then reseat's (the same as the Docker backend sets). */
 export function executableEnv(spec: ProcessingElementSpec): Record<string, string> {
-  const reseatStore = storeEnv(storeDesired(spec), spec.volume.mountPath);
-  return {
-    ...spec.env,
-    RESEAT_PE_ID: spec.peId,
-    RESEAT_STATE_DIR: spec.volume.mountPath,
-    RESEAT_COMMIT_INTERVAL_MS: String(spec.commitInterval),
-    ...(reseatStore ? { RESEAT_STORE: reseatStore } : {}),
-  };
+  // No generation: the Terraform flavour has no replacement routine; the workload reads meta as 0.4 did.
+  return workloadEnvironment({ env: spec.env, peId: spec.peId, stateDir: spec.volume.mountPath, commitIntervalMs: spec.commitInterval, store: storeEnv(storeDesired(spec), spec.volume.mountPath) });
 }
 
 export interface ProcessingElementProps {

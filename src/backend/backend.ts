@@ -1,80 +1,39 @@
 // The engine seam: the shapes every backend speaks (desired and observed executables, volumes,
 // leases, events) and the interface the replacement routine, provider and controller use.
 
-/** The desired executable, fully resolved (image id known), as the provider and controller pass it. */
-export interface ExecutableDesired {
-  peId: string;
-  /** Who owns the PE's state volume: "<project>/<stack>/<peId>" (absent in state written before claims). */
-  owner?: string;
-  imageRef: string;
-  imageId: string;
-  command?: string[];
-  env: Record<string, string>;
-  ports: { container: number; host?: number; hostIp: string; protocol: "tcp" | "udp" }[];
-  network: "bridge" | "host" | "none";
-  resources: { memoryMiB?: number; cpus?: number };
-  volumeName: string;
-  mountPath: string;
-  stop: { signal: string; graceSeconds: number };
-  readiness?: { httpGet?: { port: number; path: string }; logLine?: string; timeout: number };
-  commitIntervalMs: number;
-  /** Where the workload commits its state; never the state volume. */
-  store: StoreDesired;
-  /** How the failure controller paces re-creation after repeated failures. */
-  failureBackoff?: FailureBackoff;
-  /** When a new executable does not become ready: serve the previous spec again (default) or leave the PE stopped. */
-  onFailedReplacement?: "revert" | "leave-stopped";
-  /** Which engine runs the PE (absent: the local Docker Engine, or DOCKER_HOST). */
-  engine?: EngineTarget;
-  /** Pod-level settings of a PE on Kubernetes (absent on Docker). */
-  kubernetes?: KubernetesPodDesired;
-  /** The workload's user (spec runAsUser/runAsGroup); absent: the image's USER. */
-  user?: FileOwner;
-  /**
-   * The Pulumi resource (an Executable or a Fleet) this executable serves: a token that resource's
-   * `create` mints, carried by every executable made on its behalf (controller re-creations, reverts).
-   * A replaced resource's `delete` removes only executables of its own token, so a forced replacement
-   * never takes down what its successor runs. Absent on executables made before 0.4. Not part of the
-   * spec hash: it says who declared an executable, not what runs.
-   */
-  declaredBy?: string;
-  /**
-   * Env names whose values the program gave as Pulumi secrets (sorted). The engine's records of the
-   * spec (labels, annotations, the Kubernetes record) carry those values blanked (SECRET_ENV_MARKER);
-   * the workload still gets them (Docker: the container's environment; Kubernetes: a Secret). Absent
-   * when no env value is secret, as on executables made before the field existed.
-   */
-  secretEnv?: string[];
-}
-
-/** Numeric owner of what reseat writes into a volume (and the user a workload runs as). */
-export interface FileOwner {
-  uid: number;
-  gid: number;
-}
-
-export interface KubernetesPodDesired {
-  /** Node labels every pod requires, beside the node that holds the claim. */
-  nodeSelector?: Record<string, string>;
-  /** The workload's status endpoint, read through the API server's pod proxy (commit outputs). */
-  status?: { port: number; path: string };
-}
-
-/**
- * Where a PE runs, as its spec says. Connection secrets never travel in here: a Kubernetes PE names a
- * namespace and (optionally) a context of the ambient kubeconfig, never the kubeconfig itself.
- */
-export type EngineTarget = { kind: "docker"; host?: string } | { kind: "kubernetes"; namespace: string; context?: string };
-
-export interface FailureBackoff {
-  /** Delay before the 2nd consecutive re-creation (the 1st is immediate); doubles each time. */
-  initialMs: number;
-  maxMs: number;
-  /** Running this long without failing resets the count. */
-  resetAfterMs: number;
-}
-
-export const DEFAULT_FAILURE_BACKOFF: FailureBackoff = { initialMs: 1000, maxMs: 60_000, resetAfterMs: 120_000 };
+// The domain's types live in the workload contract (@reseat/state/contract), which the pure plan reads
+// too; re-exported here so the seam's users find them beside the interface.
+import type {
+  ControlRecord,
+  ControllerRecord,
+  EngineIdentity,
+  ExecutableDesired,
+  FileOwner,
+  ImageResolution,
+  PeId,
+  RevertRecord,
+  StoreDesired,
+  VolumeClaim,
+  VolumeMeta,
+  WorkloadStatus,
+} from "@reseat/state/contract";
+export { DEFAULT_FAILURE_BACKOFF, STORE_MOUNT, storeEnv, workloadEnv } from "@reseat/state/contract";
+export type {
+  ControlRecord,
+  ControllerRecord,
+  EngineIdentity,
+  EngineTarget,
+  ExecutableDesired,
+  FailureBackoff,
+  FileOwner,
+  ImageResolution,
+  KubernetesPodDesired,
+  RevertRecord,
+  StoreDesired,
+  VolumeClaim,
+  VolumeMeta,
+  WorkloadStatus,
+} from "@reseat/state/contract";
 
 /** What a secret env value reads as wherever the engine records the desired spec (labels, annotations, records). */
 export const SECRET_ENV_MARKER = "(secret: not recorded here)";
@@ -131,59 +90,6 @@ export function desiredFromLabel(label: string | undefined): ExecutableDesired |
   }
 }
 
-/** The persistent store as the executable sees it. The password only ever travels as a file. */
-export type StoreDesired =
-  | { kind: "none" }
-  | { kind: "directory"; volume?: string; hostPath?: string; keep: number; allowEmptyStart?: boolean }
-  | { kind: "postgres"; host: string; port: number; database: string; user: string; table: string; keep: number; allowEmptyStart?: boolean; password: string };
-
-/** Where the store is mounted in the executable, and where the store password file lives in the volume. */
-export const STORE_MOUNT = "/reseat-store";
-export const STORE_PASSWORD_FILE = ".reseat/secrets/store-password";
-
-/**
- * The RESEAT_STORE value the workload's state library reads (no secret in it: a file path instead).
- * The password file is in the state volume unless the engine mounts it elsewhere (Kubernetes: a Secret).
- */
-export function storeEnv(store: StoreDesired, mountPath: string, passwordFile = `${mountPath}/${STORE_PASSWORD_FILE}`): string | undefined {
-  switch (store.kind) {
-    case "none":
-      return undefined;
-    case "directory":
-      return JSON.stringify({ kind: "directory", path: STORE_MOUNT, keep: store.keep, ...(store.allowEmptyStart ? { allowEmptyStart: true } : {}) });
-    case "postgres": {
-      const { password: _secret, ...visible } = store;
-      return JSON.stringify({ ...visible, passwordFile });
-    }
-  }
-}
-
-/**
- * The environment every engine gives the workload: its spec's env plus what the state library reads.
- * The generation is the fencing token, fixed at creation: an executable restarted by hand later keeps
- * its own (older) generation and is refused by the state library once a newer one exists.
- */
-export function workloadEnv(desired: ExecutableDesired, generation: number, reseatStore: string | undefined, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    ...desired.env,
-    RESEAT_PE_ID: desired.peId,
-    RESEAT_STATE_DIR: desired.mountPath,
-    RESEAT_COMMIT_INTERVAL_MS: String(desired.commitIntervalMs),
-    RESEAT_GENERATION: String(generation),
-    ...extra,
-    ...(reseatStore ? { RESEAT_STORE: reseatStore } : {}),
-  };
-}
-
-/** An image reference, resolved read-only (Backend.resolveImage). */
-export type ImageResolution =
-  /** The id executables are created from: an image the engine has (Kubernetes: the reference itself). */
-  | { kind: "resolved"; imageId: string }
-  /** Not on the engine; the registry's manifest digest for it (not an image id: only a pull gives that). */
-  | { kind: "registry"; digest: string }
-  /** Not on the engine, and the registry did not say (unreachable, unauthorized, no such tag): why. */
-  | { kind: "unresolved"; reason: string };
-
 /** An executable as the engine reports it right now. */
 export interface ObservedExecutable {
   id: string;
@@ -204,14 +110,6 @@ export interface ObservedExecutable {
   host?: string;
 }
 
-/** Written beside the state volume before each executable starts; the durable home of the generation. */
-export interface VolumeMeta {
-  peId: string;
-  generation: number;
-  volume: string;
-  updatedAt: string;
-}
-
 export interface VolumeInfo {
   name: string;
   driver: string;
@@ -219,28 +117,6 @@ export interface VolumeInfo {
   /** Who claimed the volume ("<project>/<stack>/<peId>"); set once, when it was created. */
   owner?: string;
   createdAt?: string;
-}
-
-/** What a state volume is claimed for: exactly one owner, ever. */
-export interface VolumeClaim {
-  name: string;
-  /** Docker: the volume driver; Kubernetes: the StorageClass ("" for the cluster's default). */
-  driver: string;
-  peId: string;
-  owner: string;
-  /** Kubernetes: the requested size ("1Gi"). */
-  size?: string;
-}
-
-/** Which engine a PE lives on: recorded in state and compared on every operation. */
-export interface EngineIdentity {
-  kind: "docker" | "kubernetes" | "fake";
-  /** Stable id of the engine itself (Docker: /info ID), not of the path used to reach it. */
-  id: string;
-  /** How it was reached, as the user wrote it (unix:///var/run/docker.sock, tcp://…, ssh://…). */
-  address: string;
-  /** The host executables run on (Docker: the engine's host name). */
-  name: string;
 }
 
 /** A running container on a volume, whoever owns it. */
@@ -318,20 +194,40 @@ export interface Backend {
   claimVolume(claim: VolumeClaim): Promise<VolumeInfo & { created: boolean }>;
   removeVolume(name: string): Promise<void>;
 
+  // --- records: the contract's records of a PE, each kept natively by the engine (Docker: files beside
+  // the volume; Kubernetes: the claim's annotations, the PE's record ConfigMap, a Secret, the pod's
+  // securityContext; the fake: memory). A record that does not decode is a RecordCorruptError.
+
   /** The generation last recorded beside the volume; undefined for a new (or lost) volume. */
   readGeneration(volumeName: string): Promise<VolumeMeta | undefined>;
+  /** Records the next generation (the fencing token) for the volume; generations only go up. */
   recordGeneration(meta: VolumeMeta, owner?: FileOwner): Promise<void>;
+  /** The live settings (commit interval, failure backoff); the workload reads them while it runs. */
+  readControl(volumeName: string): Promise<ControlRecord | undefined>;
+  writeControl(volumeName: string, control: ControlRecord, owner?: FileOwner): Promise<void>;
+  /** The last replacement's revert (status and outputs read it). */
+  readRevert(volumeName: string): Promise<RevertRecord | undefined>;
+  writeRevert(volumeName: string, record: RevertRecord, owner?: FileOwner): Promise<void>;
+  /** What the failure controller did to the PE (restarts, failures). */
+  readControllerRecord(volumeName: string): Promise<ControllerRecord | undefined>;
+  writeControllerRecord(volumeName: string, record: ControllerRecord, owner?: FileOwner): Promise<void>;
+  /** The workload's own status (its state library writes it); undefined when none is readable yet. */
+  readWorkloadStatus(volumeName: string): Promise<WorkloadStatus | undefined>;
+  /** The PostgreSQL store's password, where the workload reads it (RESEAT_STORE's passwordFile); readable by `owner` only. */
+  writeStoreSecret(volumeName: string, password: string, owner?: FileOwner): Promise<void>;
   /**
-   * Small files on a state volume, or on a directory store (`source` = a volume name, or an
-   * absolute host path). Written atomically; secrets with mode 0600.
+   * The state volume becomes the non-root workload's (its root and reseat's records; when it changed
+   * hands, all of it). Called in the gap, with no executable running on the volume. Kubernetes does it
+   * at mount instead (the pod's fsGroup), so this is a no-op there.
    */
-  readVolumeFile(source: string, relativePath: string): Promise<string | undefined>;
+  ownState(volumeName: string, owner: FileOwner): Promise<void>;
   /**
-   * A key ending in "/" is a directory (created if absent); "./" is the volume's (or store's) root. With
-   * `owner`, the files and directories named, and the directories on their paths, belong to it; `rootMode`
-   * sets the root's mode (with "./").
+   * The PE's folder in its directory store, made the workload's (a store is shared by PEs of different
+   * users: its root is sticky and world-writable, as /tmp). Kubernetes: the pod's fsGroup.
    */
-  writeVolumeFiles(source: string, files: Record<string, string>, options?: { mode?: number; owner?: FileOwner; rootMode?: number }): Promise<void>;
+  prepareStoreFolder(store: Extract<StoreDesired, { kind: "directory" }>, peId: PeId, owner: FileOwner): Promise<void>;
+  /** The newest generation the PE's persistent store has accepted (0: none, or no store). */
+  readStoreGeneration(store: StoreDesired, peId: PeId): Promise<number>;
   /** The user an image runs as when the spec names none (its USER, names resolved in the image); undefined: root. */
   imageUser?(imageId: string): Promise<FileOwner | undefined>;
 

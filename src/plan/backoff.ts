@@ -1,5 +1,5 @@
 // Pure: how long the failure controller waits before re-creating a PE's executable.
-import type { FailureBackoff } from "../backend/backend";
+import type { FailureBackoff } from "@reseat/state/contract";
 
 /** The 1st failure is reseated at once; the n-th waits initial x 2^(n-2), capped at max. */
 export function backoffDelay(consecutiveFailures: number, backoff: FailureBackoff): number {

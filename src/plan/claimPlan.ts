@@ -1,7 +1,7 @@
 // A PE's claim on Kubernetes is never replaced: a change that would need a new PersistentVolumeClaim
 // (another name, namespace, context, StorageClass or size) is refused at preview, loudly, naming the
 // spec's field — the claim and the state on it stay as they are.
-import type { EngineTarget } from "../backend/backend";
+import type { EngineTarget } from "@reseat/state/contract";
 
 export interface ClaimFields {
   peId: string;

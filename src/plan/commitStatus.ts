@@ -1,20 +1,9 @@
 // Pure: what the stack outputs say about a PE's commits, from the status file its workload writes
-// (.reseat/status.json in the state volume) and the time of the observation.
+// (the contract's status record) and the time of the observation.
 
-/** The part of the state library's status.json the provider reads. */
-export interface WorkloadStatus {
-  generation: number;
-  /** null: this generation did not start (see restoreFailed). */
-  resumedFrom: "local" | "persistent" | "empty" | null;
-  resumedSeq: number;
-  seq: number;
-  commitIntervalMs: number;
-  lastCommit: { seq: number; at: string; bytes: number } | null;
-  lastCommitError: string | null;
-  /** The volume was empty and no commit of the store verified (absent in statuses of reseat 0.1). */
-  restoreFailed?: { reasons: string[]; at: string } | null;
-  updatedAt: string;
-}
+import { STATUS_RECORD, type WorkloadStatus } from "@reseat/state/contract";
+
+export type { WorkloadStatus };
 
 /** Why the current generation refused to start (restore-failed), or null. */
 export function restoreFailure(status: WorkloadStatus | undefined, generation: number): string[] | null {
@@ -60,12 +49,12 @@ export function commitOutputs(status: WorkloadStatus | undefined, generation: nu
   };
 }
 
+/** The status record's text decoded; undefined when absent or unreadable (a status being rewritten is skipped: it only informs). */
 export function parseWorkloadStatus(text: string | undefined): WorkloadStatus | undefined {
   if (!text) return undefined;
   try {
-    const parsed = JSON.parse(text) as WorkloadStatus;
-    return typeof parsed.seq === "number" ? parsed : undefined;
+    return STATUS_RECORD.decode(text);
   } catch {
-    return undefined; // a status being rewritten is skipped, not fatal: it is informational
+    return undefined;
   }
 }

@@ -1,6 +1,6 @@
 // Pure rules about what reseat records in Pulumi state beside a resource's spec: the engine the
 // resource lives on (`engineIdentity`), and the serialized provider Pulumi keeps with it. No engine calls.
-import type { EngineIdentity } from "../backend/backend";
+import type { EngineIdentity } from "@reseat/state/contract";
 
 export class EngineMismatchError extends Error {
   constructor(subject: string, recorded: EngineIdentity, current: EngineIdentity) {

@@ -1,7 +1,7 @@
 // Pure planning: given the executable Pulumi last recorded and the one now desired, what must happen?
 // No engine calls here, so every rule is unit-tested without Docker.
 import { createHash } from "node:crypto";
-import type { ExecutableDesired } from "../backend/backend";
+import type { ExecutableDesired } from "@reseat/state/contract";
 
 /** Fields whose change needs a new executable (a container cannot change them while it lives). */
 export const REPLACE_FIELDS = ["peId", "imageId", "command", "env", "ports", "network", "resources", "volumeName", "mountPath", "store", "user", "kubernetes"] as const;

@@ -6,7 +6,7 @@
 // stack traces, property dependencies, timestamps) and rewrites the whole checkpoint after every step,
 // and hands each member to the next through the program. A fleet's state is its template (once) plus
 // a short observation per member, and a rollout is one provider call.
-import type { EngineTarget, ExecutableDesired, VolumeClaim } from "../backend/backend";
+import type { EngineTarget, ExecutableDesired, VolumeClaim } from "@reseat/state/contract";
 import { GroupMember, GroupSpec, parseGroup } from "../schema/group";
 import { SpecError } from "../schema/processingElement";
 import { executableDesired, engineTarget, volumeOwner } from "../schema/desired";

@@ -3,7 +3,7 @@
 // records a stand-in that differs from every image id ("resolved at up …": Pulumi shows the
 // replacement, and why); `up` pulls in create/update and records the real id, so that the next
 // preview compares image ids again and shows no change.
-import type { ImageResolution } from "../backend/backend";
+import type { ImageResolution } from "@reseat/state/contract";
 
 /** Pulumi's marker of a value not known until `up` (an Output of a resource yet to be created). */
 export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";

@@ -1,5 +1,5 @@
 // A state volume is never replaced: a change that would need a new volume is refused, loudly.
-import type { EngineTarget } from "../backend/backend";
+import type { EngineTarget } from "@reseat/state/contract";
 
 export interface VolumeFields {
   peId: string;

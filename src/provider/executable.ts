@@ -3,6 +3,7 @@
 // the staged swap under the PE's lock (the old executable stops before the new one starts, so two
 // never write to one volume; a new one that fails is reverted), and the replaced resource's delete
 // removes only its own, already stopped, executable.
+import { OUTPUT_FIELDS } from "@reseat/state/contract";
 import * as pulumi from "@pulumi/pulumi";
 import type { ExecutableDesired } from "../backend/backend";
 import type { EngineCredentials } from "../backend/engineCredentials";
@@ -34,7 +35,7 @@ export class Executable extends ReseatResource {
 
   constructor(name: string, args: ExecutableArgs, opts?: pulumi.CustomResourceOptions) {
     const outputs = Object.fromEntries(
-      ["executableId", "executableName", "generation", "host", "replacedAt", "readyAt", "imageId", "lastCommit", "commitLagMs", "resumedFrom", "resumedSeq", "lastCommitError", "commitStatusAt", "reverted", "failedSpecHash"].map((key) => [key, undefined]),
+      [...OUTPUT_FIELDS, "imageId"].map((key) => [key, undefined]),
     );
     // replaceOnChanges reaches the diff as an input too (see src/plan/replaceOnChanges.ts).
     const replaceOnChanges = opts?.replaceOnChanges?.length ? { [REPLACE_ON_CHANGES_KEY]: opts.replaceOnChanges } : {};

@@ -5,6 +5,7 @@
 // 0.2's serialized closures call checkExecutable, readExecutable, deleteVolume … directly, and 0.1's
 // name this file by absolute path (dist/src/provider/runtime.js). The next `up` rewrites such a record
 // in place (recordOutdated).
+import { OUTPUT_FIELDS } from "@reseat/state/contract";
 import type { Backend, EngineIdentity, ExecutableDesired, VolumeClaim } from "../backend/backend";
 import { openBackend } from "../backend/open";
 import type { EngineCredentials } from "../backend/engineCredentials";
@@ -38,22 +39,8 @@ export type ExecutableState = ExecutableDesired & ExecutableObservation & { engi
 /** What the provider records beside the spec in a resource's inputs (never given to the engine). */
 type Recorded = { engineIdentity?: EngineIdentity; __provider?: string; replaceOnChanges?: string[] };
 
-const OBSERVATION_FIELDS: (keyof ExecutableObservation)[] = [
-  "executableId",
-  "executableName",
-  "generation",
-  "host",
-  "replacedAt",
-  "readyAt",
-  "lastCommit",
-  "commitLagMs",
-  "resumedFrom",
-  "resumedSeq",
-  "lastCommitError",
-  "commitStatusAt",
-  "reverted",
-  "failedSpecHash",
-];
+/** What the Executable observes beside its inputs: the contract's one list of output fields. */
+const OBSERVATION_FIELDS: readonly (keyof ExecutableObservation)[] = OUTPUT_FIELDS;
 
 /** Inputs may carry the secrets that reach the PE's engine and registry (a Pulumi secret input). */
 type WithCredentials = { engineCredentials?: EngineCredentials };

@@ -1,6 +1,7 @@
 // The processing-element spec: one zod schema that every flavour (Pulumi component, provider, CLI,
 // Terraform) validates against before anything is created. Each rule carries the message a user
 // sees, so an error names the field and what was expected.
+import { DEFAULT_STORE_VOLUME, RESERVED_ENV_NAMES, isReservedEnvName } from "@reseat/state/contract";
 import { z } from "zod";
 import { parseDuration } from "./duration";
 
@@ -215,6 +216,12 @@ export const processingElementSchema = z.strictObject({
     .record(z.string().regex(ENV_NAME, "expected environment variable names of letters, digits and '_', not starting with a digit"), z.string({ error: "expected a string value" }), {
       error: "expected a map of environment variable names to strings",
     })
+    .superRefine((env, ctx) => {
+      // reseat sets these for every workload (the contract's env): a spec's value would be silently overridden.
+      for (const name of Object.keys(env).filter(isReservedEnvName)) {
+        ctx.addIssue({ code: "custom", path: [name], message: `reserved: reseat sets ${name} for every workload (${RESERVED_ENV_NAMES.join(", ")} are reseat's); choose another name` });
+      }
+    })
     .default({}),
   ports: z
     .array(portMapping, { error: "expected a list of port mappings" })
@@ -389,7 +396,7 @@ function valueAt(input: unknown, path: PropertyKey[]): unknown {
   return value;
 }
 
-export const DEFAULT_STORE_VOLUME = "reseat-store";
+export { DEFAULT_STORE_VOLUME };
 
 export function volumeNameOf(spec: Pick<ProcessingElementSpec, "peId" | "volume">): string {
   return spec.volume.name ?? `reseat-${spec.peId}-state`;

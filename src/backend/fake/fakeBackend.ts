@@ -17,11 +17,17 @@ import {
   VolumeHolder,
   VolumeInfo,
   VolumeMeta,
+  ControlRecord,
+  ControllerRecord,
+  RevertRecord,
+  StoreDesired,
+  WorkloadStatus,
   assertSecretEnvKnown,
   desiredFromLabel,
   desiredLabel,
   withSecretEnv,
 } from "../backend";
+import { FileRecords, storeSource } from "../fileRecords";
 
 interface FakeExecutable {
   id: string;
@@ -191,27 +197,86 @@ export class FakeBackend implements Backend {
     this.volumes.delete(name);
   }
 
+  // --- records: as files beside the volume, like Docker (FileRecords), each call logged by its operation.
+
   async readGeneration(volumeName: string): Promise<VolumeMeta | undefined> {
-    const text = await this.readVolumeFile(volumeName, ".reseat/meta.json");
-    return text ? (JSON.parse(text) as VolumeMeta) : undefined;
+    await this.call("readGeneration", volumeName);
+    return this.records.readGeneration(volumeName);
   }
 
   async recordGeneration(meta: VolumeMeta, owner?: FileOwner): Promise<void> {
-    // As Kubernetes does (and the fencing token needs): generations only go up.
-    const current = (await this.readGeneration(meta.volume))?.generation;
-    if (current !== undefined && current >= meta.generation) {
-      throw new Error(`fake: volume ${meta.volume} is already at generation ${current}; refusing to record ${meta.generation}`);
-    }
-    await this.writeVolumeFiles(meta.volume, { ".reseat/meta.json": JSON.stringify(meta) }, { owner });
+    await this.call("recordGeneration", meta.volume, meta.generation);
+    // As every engine does (the fencing token needs it): generations only go up (FileRecords refuses).
+    await this.records.recordGeneration(meta, owner);
   }
 
-  async readVolumeFile(source: string, relativePath: string): Promise<string | undefined> {
-    await this.call("readVolumeFile", source, relativePath);
-    return this.filesOf(source).get(relativePath)?.text;
+  async readControl(volumeName: string): Promise<ControlRecord | undefined> {
+    await this.call("readControl", volumeName);
+    return this.records.readControl(volumeName);
   }
 
-  async writeVolumeFiles(source: string, files: Record<string, string>, options: { mode?: number; owner?: FileOwner; rootMode?: number } = {}): Promise<void> {
-    await this.call("writeVolumeFiles", source, Object.keys(files).join(","));
+  async writeControl(volumeName: string, control: ControlRecord, owner?: FileOwner): Promise<void> {
+    await this.call("writeControl", volumeName);
+    await this.records.writeControl(volumeName, control, owner);
+  }
+
+  async readRevert(volumeName: string): Promise<RevertRecord | undefined> {
+    await this.call("readRevert", volumeName);
+    return this.records.readRevert(volumeName);
+  }
+
+  async writeRevert(volumeName: string, record: RevertRecord, owner?: FileOwner): Promise<void> {
+    await this.call("writeRevert", volumeName);
+    await this.records.writeRevert(volumeName, record, owner);
+  }
+
+  async readControllerRecord(volumeName: string): Promise<ControllerRecord | undefined> {
+    await this.call("readControllerRecord", volumeName);
+    return this.records.readControllerRecord(volumeName);
+  }
+
+  async writeControllerRecord(volumeName: string, record: ControllerRecord, owner?: FileOwner): Promise<void> {
+    await this.call("writeControllerRecord", volumeName);
+    await this.records.writeControllerRecord(volumeName, record, owner);
+  }
+
+  async readWorkloadStatus(volumeName: string): Promise<WorkloadStatus | undefined> {
+    await this.call("readWorkloadStatus", volumeName);
+    return this.records.readWorkloadStatus(volumeName);
+  }
+
+  async writeStoreSecret(volumeName: string, password: string, owner?: FileOwner): Promise<void> {
+    await this.call("writeStoreSecret", volumeName);
+    await this.records.writeStoreSecret(volumeName, password, owner);
+  }
+
+  async ownState(volumeName: string, owner: FileOwner): Promise<void> {
+    await this.call("ownState", volumeName);
+    await this.records.ownState(volumeName, owner);
+  }
+
+  async prepareStoreFolder(store: Extract<StoreDesired, { kind: "directory" }>, peId: string, owner: FileOwner): Promise<void> {
+    await this.call("prepareStoreFolder", storeSource(store), peId);
+    await this.records.prepareStoreFolder(store, peId, owner);
+  }
+
+  async readStoreGeneration(store: StoreDesired, peId: string): Promise<number> {
+    await this.call("readStoreGeneration", store.kind, peId);
+    if (store.kind === "postgres") return this.postgresGenerations.get(peId) ?? 0;
+    return this.records.readStoreGeneration(store, peId);
+  }
+
+  /** What a PostgreSQL store has accepted, by PE id, as a test sets it (the fake has no store). */
+  readonly postgresGenerations = new Map<string, number>();
+
+  /** The fake's files beside volumes (and in directory stores), where FileRecords keeps the records. */
+  private readonly records = new FileRecords({
+    readFile: async (source, relativePath) => this.filesOf(source).get(relativePath)?.text,
+    writeFiles: async (source, files, options = {}) => this.putVolumeFiles(source, files, options),
+  });
+
+  /** Writes files beside a volume (or into a directory store) directly, for tests (no call logged). */
+  putVolumeFiles(source: string, files: Record<string, string>, options: { mode?: number; owner?: FileOwner; rootMode?: number } = {}): void {
     const target = this.filesOf(source);
     for (const [file, text] of Object.entries(files)) {
       const mode = file === "./" && options.rootMode !== undefined ? options.rootMode : file.endsWith("/") ? 0o755 : (options.mode ?? 0o644);

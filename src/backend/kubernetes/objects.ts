@@ -1,16 +1,19 @@
 // Pure: the Kubernetes objects reseat makes for a PE, and how it reads pods back. No API calls here, so
 // the manifests and the pod-state rules are unit-tested without a cluster.
 import type { V1Lease, V1PersistentVolume, V1PersistentVolumeClaim, V1Pod } from "@kubernetes/client-node";
+import { CONTROL_RECORD, STORE_PASSWORD_KEY } from "@reseat/state/contract";
 import { ExecutableDesired, LABELS, LeaseRecord, ObservedExecutable, STORE_MOUNT, VolumeInfo, desiredLabel, generationFromName, secretEnvNames, storeEnv, workloadEnv } from "../backend";
 
-/** Where the PE's record ConfigMap (control.json) is mounted: the state library reads RESEAT_CONTROL_FILE. */
+/** Where the PE's record ConfigMap (the control record) is mounted: the contract's controlFile env names it. */
 export const CONTROL_MOUNT = "/etc/reseat/control";
 /** Where the store password Secret is mounted (never in the claim). */
 export const SECRET_MOUNT = "/etc/reseat/secrets";
-export const PASSWORD_KEY = "store-password";
+export const PASSWORD_KEY = STORE_PASSWORD_KEY;
 /** Holds a prepared pod back from the scheduler until reseat starts it (spec.schedulingGates). */
 export const START_GATE = "reseat.io/start";
 export const WORKLOAD_CONTAINER = "workload";
+/** The control record's key in the PE's record ConfigMap, and its file name where the pod mounts it. */
+export const CONTROL_KEY = CONTROL_RECORD.file.slice(CONTROL_RECORD.file.lastIndexOf("/") + 1);
 /** Annotations reseat keeps on the claim and the record. */
 export const ANNOTATIONS = {
   /** On the claim: the newest generation (the fencing token handed to the next pod). */
@@ -90,15 +93,15 @@ export function podManifest(desired: ExecutableDesired, identity: PodIdentity, n
   const store = desired.store;
   const reseatStore = storeEnv(store, desired.mountPath, `${SECRET_MOUNT}/${PASSWORD_KEY}`);
   const env = workloadEnv(desired, identity.generation, reseatStore, {
-    RESEAT_CONTROL_FILE: `${CONTROL_MOUNT}/control.json`,
-    // Nobody writes meta.json into the claim from outside: the state library records the generation itself.
-    RESEAT_CLAIM_GENERATION: "1",
+    controlFile: `${CONTROL_MOUNT}/${CONTROL_KEY}`,
+    // Nobody writes meta into the claim from outside: the state library records the generation itself.
+    claimGeneration: true,
   });
   const secret = new Set(secretEnvNames(desired));
   const volumes: NonNullable<NonNullable<V1Pod["spec"]>["volumes"]> = [
     { name: "state", persistentVolumeClaim: { claimName: desired.volumeName } },
-    // optional: the record may not hold control.json yet; the library falls back to RESEAT_COMMIT_INTERVAL_MS.
-    { name: "control", configMap: { name: recordName(desired.volumeName), optional: true, items: [{ key: "control.json", path: "control.json" }] } },
+    // optional: the record may not hold the control record yet; the library falls back to the env's interval.
+    { name: "control", configMap: { name: recordName(desired.volumeName), optional: true, items: [{ key: CONTROL_KEY, path: CONTROL_KEY }] } },
   ];
   const mounts: { name: string; mountPath: string; readOnly?: boolean }[] = [
     { name: "state", mountPath: desired.mountPath },
@@ -113,6 +116,7 @@ export function podManifest(desired: ExecutableDesired, identity: PodIdentity, n
     mounts.push({ name: "store-password", mountPath: SECRET_MOUNT, readOnly: true });
   }
   const httpGet = desired.readiness?.httpGet;
+  const securityContext = podSecurityContext(desired);
   const requiredNode = node ? { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: "kubernetes.io/hostname", operator: "In", values: [node] }] }] } } } : undefined;
   const limits: Record<string, string> = {};
   if (desired.resources.memoryMiB) limits.memory = `${desired.resources.memoryMiB}Mi`;
@@ -142,6 +146,7 @@ export function podManifest(desired: ExecutableDesired, identity: PodIdentity, n
       terminationGracePeriodSeconds: desired.stop.graceSeconds,
       enableServiceLinks: false,
       automountServiceAccountToken: false,
+      ...(securityContext ? { securityContext } : {}),
       ...(desired.kubernetes?.nodeSelector ? { nodeSelector: desired.kubernetes.nodeSelector } : {}),
       ...(requiredNode ? { affinity: requiredNode } : {}),
       containers: [
@@ -164,6 +169,18 @@ export function podManifest(desired: ExecutableDesired, identity: PodIdentity, n
       volumes,
     },
   };
+}
+
+/**
+ * The workload's user (spec runAsUser/runAsGroup) as the pod's securityContext: the process runs as it,
+ * and the kubelet gives the pod's volumes (the claim, the store claim, the password Secret) to its group
+ * at mount (fsGroup; the node-local claims are `local` volumes, which support it). That is how a
+ * non-root workload owns its state on Kubernetes, where nothing writes into a claim from outside.
+ * Without a spec user: none (the image's USER, as before).
+ */
+export function podSecurityContext(desired: Pick<ExecutableDesired, "user">): NonNullable<V1Pod["spec"]>["securityContext"] | undefined {
+  if (!desired.user) return undefined;
+  return { runAsUser: desired.user.uid, runAsGroup: desired.user.gid, fsGroup: desired.user.gid, ...(desired.user.uid !== 0 ? { runAsNonRoot: true } : {}) };
 }
 
 /** A pod as the seam's ObservedExecutable. Anything that might still run a process counts as running. */

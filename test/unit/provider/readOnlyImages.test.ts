@@ -31,7 +31,7 @@ function desired(imageRef: string, imageId: string): ExecutableDesired {
 
 /** The engine calls that change something (the fake records every call). */
 function writes(engine: FakeBackend): string[] {
-  return engine.calls.filter((call) => !/^(identity|ping|resolveImage|listExecutables|inspectExecutable|desiredOf|inspectVolume|readGeneration|readVolumeFile|readLease)\b/.test(call));
+  return engine.calls.filter((call) => !/^(identity|ping|resolveImage|listExecutables|inspectExecutable|desiredOf|inspectVolume|readGeneration|readControl|readRevert|readWorkloadStatus|readControllerRecord|readStoreGeneration|readLease)\b/.test(call));
 }
 
 describe("the image id check records", () => {

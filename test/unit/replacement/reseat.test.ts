@@ -11,7 +11,7 @@ describe("reseat() on the fake engine", () => {
     const backend = await engineWithVolume(desired);
     const result = await reseat(backend, desired, { holder: "test" });
     expect(result).toMatchObject({ generation: 1, executableName: "reseat-pe-a-g1", adopted: false, host: "fake-host" });
-    const recordAt = backend.calls.findIndex((c) => c.startsWith("writeVolumeFiles reseat-pe-a-state .reseat/meta.json"));
+    const recordAt = backend.calls.findIndex((c) => c.startsWith("recordGeneration reseat-pe-a-state"));
     const startAt = backend.calls.findIndex((c) => c.startsWith("start "));
     expect(recordAt).toBeGreaterThan(-1);
     expect(recordAt).toBeLessThan(startAt);
@@ -42,7 +42,8 @@ describe("reseat() on the fake engine", () => {
   it("continues the generation from the store when the volume was lost", async () => {
     const desired = desiredFor("pe-a");
     const backend = await engineWithVolume(desired);
-    await backend.writeVolumeFiles("reseat-store", { "pe-a/fence.json": JSON.stringify({ generation: 7 }) });
+    // The directory store's fence as the 0.4.0 state library wrote it (no version field).
+    backend.putVolumeFiles("reseat-store", { "pe-a/fence.json": JSON.stringify({ generation: 7 }) });
     const result = await reseat(backend, desired, { holder: "test" });
     expect(result.generation).toBe(8);
   });

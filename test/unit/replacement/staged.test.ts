@@ -2,7 +2,7 @@
 // the old one serves; only stop → start → ready are in the gap; a new executable that does not become
 // ready is replaced by the previous spec again, on the same volume, never two running at once.
 import { describe, expect, it } from "vitest";
-import { REVERT_PATH, ReplacementRevertedError, reseat, retire } from "../../../src/replacement/reseat";
+import { ReplacementRevertedError, reseat, retire } from "../../../src/replacement/reseat";
 import { specHash } from "../../../src/plan/executablePlan";
 import { desiredFor, engineWithVolume } from "./fixtures";
 
@@ -16,8 +16,8 @@ describe("staged replacement", () => {
     const at = (prefix: string) => backend.calls.findIndex((c) => c.startsWith(prefix));
     expect(at("prepare reseat-pe-a-g2")).toBeGreaterThan(-1);
     expect(at("prepare reseat-pe-a-g2")).toBeLessThan(at(`stop ${first.executableId}`));
-    expect(at(`stop ${first.executableId}`)).toBeLessThan(at("writeVolumeFiles reseat-pe-a-state .reseat/meta.json"));
-    expect(at("writeVolumeFiles reseat-pe-a-state .reseat/meta.json")).toBeLessThan(at(`start ${second.executableId}`));
+    expect(at(`stop ${first.executableId}`)).toBeLessThan(at("recordGeneration reseat-pe-a-state"));
+    expect(at("recordGeneration reseat-pe-a-state")).toBeLessThan(at(`start ${second.executableId}`));
     // The old executable is removed only after the new one is ready, out of the gap.
     expect(at(`remove ${first.executableId}`)).toBeGreaterThan(at(`waitReady ${second.executableId}`));
     expect(backend.maxRunningOnVolume.get(v1.volumeName)).toBe(1);
@@ -39,12 +39,12 @@ describe("staged replacement", () => {
     expect(running[0]!.generation).toBe(3);
     expect(backend.executables.size).toBe(1); // the failed one and the old stopped one are gone
     expect(backend.maxRunningOnVolume.get(v1.volumeName)).toBe(1);
-    const record = JSON.parse((await backend.readVolumeFile(v1.volumeName, REVERT_PATH))!);
+    const record = await backend.readRevert(v1.volumeName);
     expect(record).toMatchObject({ reverted: true, failedSpecHash: specHash(bad), servingGeneration: 3, failedExecutable: "reseat-pe-a-g2" });
     // The fixed spec then replaces normally, and the revert record is superseded.
     const fixed = await reseat(backend, desiredFor("pe-a", { image: "good:2" }), { holder: "t" });
     expect(fixed.generation).toBe(4);
-    expect(JSON.parse((await backend.readVolumeFile(v1.volumeName, REVERT_PATH))!)).toEqual({ reverted: false });
+    expect(await backend.readRevert(v1.volumeName)).toEqual({ reverted: false });
   });
 
   it("leave-stopped: a failed replacement leaves the PE without an executable, as before", async () => {

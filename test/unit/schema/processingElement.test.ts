@@ -9,6 +9,15 @@ const minimal = { peId: "orders-0", image: "reseat-demo-workload:v1" };
 
 
 describe("parseProcessingElement", () => {
+  it("refuses the env names reseat reserves, naming the field", () => {
+    expect(problemsOf({ ...minimal, env: { RESEAT_PE_ID: "x", PORT: "1", RESEAT_STORE: "{}" } })).toEqual([
+      { field: "env.RESEAT_PE_ID", expected: expect.stringMatching(/^reserved: reseat sets RESEAT_PE_ID for every workload \(.*RESEAT_GENERATION.*\); choose another name$/) },
+      { field: "env.RESEAT_STORE", expected: expect.stringMatching(/^reserved: reseat sets RESEAT_STORE/) },
+    ]);
+    // A name that merely starts like them is the user's.
+    expect(parseProcessingElement({ ...minimal, env: { RESEAT_MODE: "fast" } }).env).toEqual({ RESEAT_MODE: "fast" });
+  });
+
   it("fills defaults: /state mount, 30s commits, kept volume, SIGTERM with 10s grace", () => {
     const spec = parseProcessingElement(minimal);
     expect(spec.volume).toEqual({ driver: "local", mountPath: "/state", retainOnDestroy: true });
