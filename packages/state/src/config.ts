@@ -1,3 +1,4 @@
+import { META_RECORD, RESEAT_ENV } from "./contract";
 import { StateConfigError } from "./errors";
 import { openStore, parseStoreConfig } from "./store/openStore";
 import type { PersistentStore, StoreConfig } from "./store/types";
@@ -47,24 +48,24 @@ export interface ResolvedConfig {
 }
 
 export function resolveStateDir(options: OpenStateOptions): string {
-  const stateDir = options.stateDir ?? (options.env ?? process.env).RESEAT_STATE_DIR;
-  if (!stateDir) throw new StateConfigError("no state directory: pass stateDir or set RESEAT_STATE_DIR");
+  const stateDir = options.stateDir ?? (options.env ?? process.env)[RESEAT_ENV.stateDir];
+  if (!stateDir) throw new StateConfigError(`no state directory: pass stateDir or set ${RESEAT_ENV.stateDir}`);
   return stateDir;
 }
 
 export function resolveConfig(options: OpenStateOptions, stateDir: string, meta: VolumeMeta | null): ResolvedConfig {
   const env = options.env ?? process.env;
-  const peId = options.peId ?? nonEmpty(env.RESEAT_PE_ID) ?? meta?.peId;
-  if (!peId) throw new StateConfigError("no PE id: pass peId, set RESEAT_PE_ID, or provide .reseat/meta.json");
+  const peId = options.peId ?? nonEmpty(env[RESEAT_ENV.peId]) ?? meta?.peId;
+  if (!peId) throw new StateConfigError(`no PE id: pass peId, set ${RESEAT_ENV.peId}, or provide ${META_RECORD.file}`);
   const config: ResolvedConfig = {
     stateDir,
     peId,
-    generation: options.generation ?? integerFromEnv(env, "RESEAT_GENERATION", 0) ?? meta?.generation ?? 0,
-    fallbackIntervalMs: options.commitIntervalMs ?? integerFromEnv(env, "RESEAT_COMMIT_INTERVAL_MS", 1) ?? DEFAULT_COMMIT_INTERVAL_MS,
+    generation: options.generation ?? integerFromEnv(env, RESEAT_ENV.generation, 0) ?? meta?.generation ?? 0,
+    fallbackIntervalMs: options.commitIntervalMs ?? integerFromEnv(env, RESEAT_ENV.commitIntervalMs, 1) ?? DEFAULT_COMMIT_INTERVAL_MS,
     store: resolveStore(options.store, env, peId),
     handleSignals: options.handleSignals ?? false,
     signalTimeoutMs: options.signalTimeoutMs ?? 8_000,
-    allowEmptyStart: options.allowEmptyStart ?? parseStoreConfig(env.RESEAT_STORE)?.allowEmptyStart === true,
+    allowEmptyStart: options.allowEmptyStart ?? parseStoreConfig(env[RESEAT_ENV.store])?.allowEmptyStart === true,
     retryBaseMs: options.retryBaseMs ?? 500,
     retryMaxMs: options.retryMaxMs ?? 30_000,
   };
@@ -77,7 +78,7 @@ export function resolveConfig(options: OpenStateOptions, stateDir: string, meta:
 function resolveStore(store: OpenStateOptions["store"], env: NodeJS.ProcessEnv, peId: string): PersistentStore | null {
   if (store === null) return null;
   if (store === undefined) {
-    const config = parseStoreConfig(env.RESEAT_STORE);
+    const config = parseStoreConfig(env[RESEAT_ENV.store]);
     return config ? openStore(config, peId) : null;
   }
   return "commit" in store && typeof store.commit === "function" ? (store as PersistentStore) : openStore(store as StoreConfig, peId);

@@ -1,4 +1,5 @@
 import * as path from "node:path";
+import { CONTROL_RECORD, META_RECORD, RECORD_DIR, RESEAT_ENV, STATUS_RECORD } from "./contract";
 
 /** Where everything lives inside the state volume (the mount path). */
 export interface StatePaths {
@@ -20,18 +21,18 @@ export interface StatePaths {
 }
 
 /**
- * RESEAT_CONTROL_FILE names the control file elsewhere when the engine cannot write into the volume
+ * The contract's controlFile env names the control record elsewhere when the engine cannot write into the volume
  * (Kubernetes mounts it from a ConfigMap).
  */
 export function statePaths(stateDir: string, env: NodeJS.ProcessEnv = process.env): StatePaths {
-  const reseatDir = path.join(stateDir, ".reseat");
+  const reseatDir = path.join(stateDir, RECORD_DIR);
   const dataDir = path.join(stateDir, "data");
   return {
     stateDir,
     reseatDir,
-    metaFile: path.join(reseatDir, "meta.json"),
-    controlFile: env.RESEAT_CONTROL_FILE || path.join(reseatDir, "control.json"),
-    statusFile: path.join(reseatDir, "status.json"),
+    metaFile: path.join(stateDir, META_RECORD.file),
+    controlFile: env[RESEAT_ENV.controlFile] || path.join(stateDir, CONTROL_RECORD.file),
+    statusFile: path.join(stateDir, STATUS_RECORD.file),
     dataDir,
     dbFile: path.join(dataDir, "state.db"),
     legacyJournalFile: path.join(dataDir, "journal.log"),

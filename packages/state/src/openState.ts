@@ -1,3 +1,4 @@
+import { META_RECORD, RESEAT_ENV } from "./contract";
 import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { Committer, type Snapshot } from "./committer";
@@ -27,7 +28,7 @@ export async function openState(options: OpenStateOptions = {}): Promise<StateHa
   const fence = new VolumeGenerationFence(paths.metaFile, config.generation);
   fence.check(); // a stale executable must not even open the database
   await prepareDirectories(paths);
-  if (env.RESEAT_CLAIM_GENERATION === "1") await claimVolumeGeneration(paths, config.peId, config.generation);
+  if (env[RESEAT_ENV.claimGeneration] === "1") await claimVolumeGeneration(paths, config.peId, config.generation);
 
   // Claim the generation first, so a stale executable fails before touching the volume.
   const storeState = await inspectStore(config.store, config.generation);
@@ -77,7 +78,8 @@ export async function openState(options: OpenStateOptions = {}): Promise<StateHa
 async function claimVolumeGeneration(paths: StatePaths, peId: string, generation: number): Promise<void> {
   const meta = await readMeta(paths.metaFile);
   if (meta && meta.generation >= generation) return;
-  await writeFileAtomic(paths.metaFile, JSON.stringify({ peId, generation, updatedAt: new Date().toISOString() }));
+  // The contract's meta record (the volume's name is the engine's business: the claim's, not the pod's).
+  await writeFileAtomic(paths.metaFile, META_RECORD.encode({ peId, generation, volume: "", updatedAt: new Date().toISOString() }));
 }
 
 interface LocalStart {

@@ -1,3 +1,4 @@
+import { FENCE_RECORD } from "../contract";
 import { createHash } from "node:crypto";
 import { promises as fs } from "node:fs";
 import * as path from "node:path";
@@ -15,7 +16,7 @@ import { isCommitRecord, type CommitListing, type CommitRecord, type FetchResult
  * fsync'd, so a commit is either fully there or absent.
  */
 const COMMIT_NAME = /^g(\d{10})-s(\d{16})\.commit$/;
-const FENCE_FILE = "fence.json";
+const FENCE_FILE = FENCE_RECORD.file;
 const HEADER_PEEK_BYTES = 64 * 1024;
 const COPY_BUFFER_BYTES = 4 * 1024 * 1024;
 /** Temp files older than this belong to a crashed writer and are removed when pruning. */
@@ -207,15 +208,14 @@ export class DirectoryStore implements PersistentStore {
     const raw = await readFileIfExists(path.join(this.dir, FENCE_FILE));
     if (!raw) return 0;
     try {
-      const { generation } = JSON.parse(raw.toString("utf8")) as { generation?: unknown };
-      return Number.isSafeInteger(generation) ? (generation as number) : 0;
+      return FENCE_RECORD.decode(raw.toString("utf8")).generation;
     } catch {
-      return 0;
+      return 0; // as before the contract: a damaged fence fences nothing (the volume's meta still does)
     }
   }
 
   private async writeFence(generation: number): Promise<void> {
-    await writeFileAtomic(path.join(this.dir, FENCE_FILE), JSON.stringify({ generation }));
+    await writeFileAtomic(path.join(this.dir, FENCE_FILE), FENCE_RECORD.encode({ generation }));
   }
 
   /** Keep the newest `keep` commits and the newest verified one (prunePolicy); drop crashed writers' temp files. */

@@ -1,3 +1,4 @@
+import { RESEAT_ENV } from "../contract";
 import { StateConfigError, UnsupportedStoreKindError } from "../errors";
 import { DirectoryStore } from "./directoryStore";
 import { PostgresStore } from "./postgresStore";
@@ -10,10 +11,10 @@ export function parseStoreConfig(json: string | undefined): StoreConfig | null {
   try {
     parsed = JSON.parse(json);
   } catch (error) {
-    throw new StateConfigError(`RESEAT_STORE is not valid JSON: ${json}`, { cause: error });
+    throw new StateConfigError(`${RESEAT_ENV.store} is not valid JSON: ${json}`, { cause: error });
   }
   if (typeof parsed !== "object" || parsed === null || typeof (parsed as { kind?: unknown }).kind !== "string") {
-    throw new StateConfigError(`RESEAT_STORE must be a JSON object with a string "kind", got: ${json}`);
+    throw new StateConfigError(`${RESEAT_ENV.store} must be a JSON object with a string "kind", got: ${json}`);
   }
   return parsed as StoreConfig;
 }
@@ -36,6 +37,6 @@ export function openStore(config: StoreConfig, peId: string): PersistentStore {
 
 /** The store named by RESEAT_STORE in `env`, or null when it is unset. */
 export function openStoreFromEnv(peId: string, env: NodeJS.ProcessEnv = process.env): PersistentStore | null {
-  const config = parseStoreConfig(env.RESEAT_STORE);
+  const config = parseStoreConfig(env[RESEAT_ENV.store]);
   return config ? openStore(config, peId) : null;
 }
