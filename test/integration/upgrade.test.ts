@@ -47,13 +47,22 @@ interface Summary {
 }
 
 let current: string; // the checkout's tarball
-let currentImage: string; // the current session workload (the checkout's state library), by id
+// The current session workload (the checkout's state library), by id; its v2, so that it is another image
+// than the release's v1 even where both state libraries are the same (0.3.0 and 0.4.0).
+let currentImage: string;
+/** RESEAT_UPGRADE_TO=<commit>: upgrade to that commit's build instead of the working tree (to bisect an upgrade). */
+const UPGRADE_TO = process.env.RESEAT_UPGRADE_TO;
 
 beforeAll(async () => {
-  [current, currentImage] = await Promise.all([packReseat(), imageId("reseat-session-workload:v1")]);
+  if (UPGRADE_TO) {
+    const target = await buildRelease(UPGRADE_TO);
+    [current, currentImage] = [target.tarball, await imageId(target.sessionImages.v2)];
+  } else {
+    [current, currentImage] = await Promise.all([packReseat(), imageId("reseat-session-workload:v2")]);
+  }
 });
 afterAll(() => {
-  if (current) fs.rmSync(path.dirname(current), { recursive: true, force: true });
+  if (current && !UPGRADE_TO) fs.rmSync(path.dirname(current), { recursive: true, force: true });
 });
 
 describe.each(RELEASES)("a stack written by reseat $version, upgraded to this checkout", ({ version, commit }) => {
@@ -73,6 +82,7 @@ describe.each(RELEASES)("a stack written by reseat $version, upgraded to this ch
   const up = async (name: string) => {
     const ran = await mustPulumi(dir, ["up", "--yes", "--skip-preview", "--stack", STACK]);
     timings[name] = ran.ms;
+    if (process.env.DEBUG_UPGRADE) console.log(ran.stdout);
     return outputs();
   };
   const expectEveryWrite = async () => {
@@ -121,8 +131,10 @@ describe.each(RELEASES)("a stack written by reseat $version, upgraded to this ch
 
   it("the checkout's tarball installed over it: plain pulumi preview shows no change", async () => {
     await mustRun(dir, "npm", ["install", ...NPM_QUIET, current]);
-    const installed = JSON.parse(fs.readFileSync(path.join(dir, "node_modules", "reseat", "package.json"), "utf8")) as { version: string };
-    expect(installed.version).not.toBe(version);
+    // The checkout's tarball is what the project now depends on (its version may still be the last release's).
+    const project = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8")) as { dependencies: Record<string, string> };
+    expect(project.dependencies.reseat).toContain(path.basename(path.dirname(current)));
+    expect(project.dependencies.reseat).not.toContain(release.commit);
     const preview = await previewJson(dir, STACK);
     expect(preview.steps.filter((s) => s.op !== "same")).toEqual([]);
     expect(Object.keys(preview.changeSummary)).toEqual(["same"]);
