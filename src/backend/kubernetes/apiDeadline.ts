@@ -22,6 +22,18 @@ export const WATCH_SERVER_TIMEOUT_S = 50;
 /** No byte on an open watch for this long: the connection is dead (half-open, black-holed); we end it. */
 export const WATCH_IDLE_MS = 65_000;
 
+/**
+ * The client's HTTP library (undici) gives up on a connection (TCP and TLS handshake) after its own 10 s,
+ * before our deadline: a server that accepts and never completes the handshake ends there. Reported as
+ * the same deadline error.
+ */
+export const CONNECT_TIMEOUT_MS = 10_000;
+
+function isConnectTimeout(error: unknown): boolean {
+  const cause = (error as { cause?: { code?: unknown } } | null)?.cause;
+  return cause?.code === "UND_ERR_CONNECT_TIMEOUT" || (error as { code?: unknown } | null)?.code === "UND_ERR_CONNECT_TIMEOUT";
+}
+
 /** The API server did not answer within the deadline. */
 export class KubernetesDeadlineError extends Error {
   readonly timedOut = true;
@@ -55,6 +67,7 @@ class DeadlineHttpLibrary implements k8s.HttpLibrary {
     const what = `${request.getHttpMethod()} ${new URL(request.getUrl()).pathname}`;
     const translate = (error: unknown): never => {
       if (deadline.aborted) throw new KubernetesDeadlineError(this.server, what, this.deadlineMs);
+      if (isConnectTimeout(error)) throw new KubernetesDeadlineError(this.server, `${what} (no connection)`, CONNECT_TIMEOUT_MS);
       throw error;
     };
     const answered = this.inner
@@ -134,7 +147,14 @@ export async function watchWithDeadlines(
       onEvent(phase, object);
     },
     // The client's own timer fires as a TimeoutError: past the connect race, that is the idle policy.
-    (error: unknown) => finish((error as Error | null)?.name === "TimeoutError" ? new KubernetesDeadlineError(server, `anything on the watch of ${path} (idle)`, deadlines.idleMs) : (error ?? null)),
+    (error: unknown) =>
+      finish(
+        (error as Error | null)?.name === "TimeoutError"
+          ? new KubernetesDeadlineError(server, `anything on the watch of ${path} (idle)`, deadlines.idleMs)
+          : isConnectTimeout(error)
+            ? new KubernetesDeadlineError(server, `the watch of ${path} (no connection)`, CONNECT_TIMEOUT_MS)
+            : (error ?? null),
+      ),
   );
   const first = await Promise.race([opening, connectDeadline]);
   clearTimeout(connectTimer);
