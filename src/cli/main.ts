@@ -283,7 +283,7 @@ async function runEngineCommand(invocation: Invocation, command: "watch" | "stat
 }
 
 /** up, preview, refresh, destroy, outputs, cancel: a Pulumi operation on the chosen stack. */
-async function runStackCommand(invocation: Invocation, command: (typeof STACK_COMMANDS)[number]): Promise<number> {
+async function runStackCommand(invocation: Invocation, command: StackCommand): Promise<number> {
   const { json } = invocation;
   const { changesIn, openProjectStack, ProgramErrors, stepCollector, UsageError }: StackModule = require("../automation/stack");
   const errors = new ProgramErrors();
