@@ -5,6 +5,7 @@
 import type { Readable } from "node:stream";
 import type Dockerode from "dockerode";
 import { engineCall } from "./engineCall";
+import { pause, retry } from "../../util/retry";
 
 /** The fields of an Engine event reseat reads. */
 export interface EngineEvent {
@@ -56,7 +57,8 @@ export async function followEvents(
   const subscribeTimeoutMs = options.subscribeTimeoutMs ?? 30_000;
   let closed = false;
   let current: Readable | undefined;
-  let wake: (() => void) | undefined;
+  /** Ends the wait for a re-subscription when the stream is closed. */
+  const closing = new AbortController();
   /** Delivered events of the last seconds, so that a re-subscription's replay is not delivered twice. */
   const delivered = new Map<string, number>();
   let lastNano = 0;
@@ -105,15 +107,6 @@ export async function followEvents(
       stream.once("error", (error: Error) => resolve(error));
     });
 
-  const pause = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-
   const startedAt = Math.floor(Date.now() / 1000);
   const first = await subscribe(options.since);
   const ended = (async (): Promise<Error | undefined> => {
@@ -121,18 +114,23 @@ export async function followEvents(
     const again = options.resubscribe;
     while (!closed && again) {
       again.onDisconnect?.(error);
-      let stream: Readable | undefined;
-      while (!closed && !stream) {
-        await pause(again.retryMs ?? 500);
-        if (closed) break;
-        // From the second of the last event seen (replayed events are dropped above); the engine's
-        // clock decides, so with no event yet, from when we first subscribed (or `since`).
-        const since = lastNano ? Math.floor(lastNano / 1e9) : (options.since ?? startedAt - 1);
-        stream = await subscribe(since).catch((failure: Error) => {
-          error = failure;
-          return undefined;
-        });
-      }
+      // Until the engine takes the subscription again, or the stream is closed (unbounded on purpose: a
+      // follower waits for its engine; close() stops it). A pause first: the engine just dropped us.
+      await pause(again.retryMs ?? 500, closing.signal);
+      const stream = await retry(
+        {
+          what: "the Docker Engine's event stream",
+          pauseMs: again.retryMs ?? 500,
+          signal: closing.signal,
+          onError: (failure) => (error = failure as Error),
+        },
+        async () => {
+          // From the second of the last event seen (replayed events are dropped above); the engine's
+          // clock decides, so with no event yet, from when we first subscribed (or `since`).
+          const since = lastNano ? Math.floor(lastNano / 1e9) : (options.since ?? startedAt - 1);
+          return subscribe(since);
+        },
+      ).catch(() => undefined);
       if (!stream || closed) break;
       again.onResubscribed?.();
       error = await endOf(stream);
@@ -143,7 +141,7 @@ export async function followEvents(
   return {
     close() {
       closed = true;
-      wake?.();
+      closing.abort();
       current?.destroy();
     },
     ended,
