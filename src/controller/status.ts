@@ -1,9 +1,10 @@
 // `reseat status`: what runs on an engine, per PE, read fresh from the engine and the state volumes.
 import { Backend, ObservedExecutable } from "../backend/backend";
 import { openBackend } from "../backend/open";
-import { commitOutputs, CommitOutputs, parseWorkloadStatus, restoreFailure } from "../plan/commitStatus";
-import { CONTROLLER_LEASE, CONTROLLER_STATUS_PATH, ControllerStatus } from "./watch";
-import { NO_REVERT, REVERT_PATH, RevertRecord } from "../replacement/reseat";
+import { commitOutputs, CommitOutputs, restoreFailure } from "../plan/commitStatus";
+import { CONTROLLER_LEASE, ControllerStatus, readControllerStatus } from "./watch";
+import { NO_REVERT, RecordCorruptError, type RevertRecord } from "@reseat/state/contract";
+import { peLockName } from "../replacement/reseat";
 
 export interface PeStatus extends Omit<CommitOutputs, "commitStatusAt"> {
   peId: string;
@@ -19,6 +20,10 @@ export interface PeStatus extends Omit<CommitOutputs, "commitStatusAt"> {
   failedSpecHash: string | null;
   /** Set when the state is "restore-failed": why no commit of the store could be restored (one per commit). */
   restoreFailed: string[] | null;
+  /** Who holds the PE's lock now (a replacement in progress), from its lease. */
+  lockHolder: string | null;
+  /** Records of this PE that could not be read (corrupt controller record, unreadable lock lease): reported here, the other PEs unaffected. */
+  recordErrors: string[];
 }
 
 /** Who watches the engine: the controller's presence lease, as last renewed. */
@@ -27,10 +32,17 @@ export interface ControllerPresence {
   holder: string | null;
   /** The holder's clock at its last renewal (informational). */
   renewedAt: string | null;
+  /** Set when the presence lease could not be read (corrupt, or the engine failed the read). */
+  error?: string;
 }
 
 export async function controllerPresence(backend: Backend = openBackend(undefined)): Promise<ControllerPresence> {
-  const lease = await backend.readLease(CONTROLLER_LEASE);
+  let lease: Awaited<ReturnType<Backend["readLease"]>>;
+  try {
+    lease = await backend.readLease(CONTROLLER_LEASE);
+  } catch (error) {
+    return { watching: false, holder: null, renewedAt: null, error: `the controller's presence lease could not be read: ${(error as Error).message}` };
+  }
   if (!lease) return { watching: false, holder: null, renewedAt: null };
   // Without waiting a whole lease we cannot prove the holder alive; a renewal far older than its
   // lease (by our clock, so only a hint across hosts) says it is gone.
@@ -47,11 +59,17 @@ export async function gatherStatus(backend: Backend = openBackend(undefined)): P
     const mine = executables.filter((e) => e.peId === peId).sort((a, b) => b.generation - a.generation);
     const current: ObservedExecutable | undefined = mine.find((e) => e.running) ?? mine[0];
     const volume = current?.volumeName ?? volumes.find((v) => v.peId === peId)?.name ?? null;
-    const read = async (file: string) => (volume ? backend.readVolumeFile(volume, file).catch(() => undefined) : undefined);
-    const workload = parseWorkloadStatus(await read(".reseat/status.json"));
-    const controllerText = await read(CONTROLLER_STATUS_PATH);
-    const revert = parseRevert(await read(REVERT_PATH));
-    const controller = controllerText ? (JSON.parse(controllerText) as ControllerStatus) : undefined;
+    // The workload rewrites its status all the time: one caught mid-write reads as none, not as an error.
+    const workload = volume ? await backend.readWorkloadStatus(volume).catch(() => undefined) : undefined;
+    const recordErrors: string[] = [];
+    const parsedController = volume ? await readControllerStatus(backend, volume) : {};
+    if (parsedController.corrupt) recordErrors.push(`controller record: ${parsedController.corrupt}`);
+    const controller = parsedController.status;
+    const revert = volume ? await readRevert(backend, volume, recordErrors) : NO_REVERT;
+    const lockHolder = await backend.readLease(peLockName(peId)).then(
+      (lease) => lease?.holder || null,
+      (error: Error) => (recordErrors.push(`lock lease ${peLockName(peId)}: ${error.message}`), null),
+    );
     const { commitStatusAt: _at, ...commits } = commitOutputs(workload, current?.generation ?? -1, new Date());
     const restoreFailed = restoreFailure(workload, current?.generation ?? workload?.generation ?? -1);
     rows.push({
@@ -68,15 +86,19 @@ export async function gatherStatus(backend: Backend = openBackend(undefined)): P
       reverted: revert.reverted,
       failedSpecHash: revert.failedSpecHash ?? null,
       restoreFailed,
+      lockHolder,
+      recordErrors,
     });
   }
   return rows;
 }
 
-function parseRevert(text: string | undefined): RevertRecord {
+/** The revert record; a corrupt one is reported for this PE and read as no revert. */
+async function readRevert(backend: Backend, volume: string, recordErrors: string[]): Promise<RevertRecord> {
   try {
-    return text ? (JSON.parse(text) as RevertRecord) : NO_REVERT;
-  } catch {
+    return (await backend.readRevert(volume)) ?? NO_REVERT;
+  } catch (error) {
+    if (error instanceof RecordCorruptError) recordErrors.push(`revert record: ${error.message}`);
     return NO_REVERT;
   }
 }
@@ -102,6 +124,9 @@ export function formatStatusTable(rows: PeStatus[]): string {
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const table = [header, ...lines].map((cols) => cols.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd());
-  const reasons = rows.flatMap((r) => (r.restoreFailed ? [`${r.peId}: restore failed, refusing to start empty:`, ...r.restoreFailed.map((reason) => `  ${reason}`)] : []));
+  const reasons = rows.flatMap((r) => [
+    ...(r.restoreFailed ? [`${r.peId}: restore failed, refusing to start empty:`, ...r.restoreFailed.map((reason) => `  ${reason}`)] : []),
+    ...r.recordErrors.map((error) => `${r.peId}: unreadable record: ${error}`),
+  ]);
   return [...table, ...(reasons.length ? ["", ...reasons] : [])].join("\n");
 }

@@ -7,20 +7,15 @@ import { Backend, DEFAULT_FAILURE_BACKOFF, EventStream, ExecutableDesired, Failu
 import { openBackend } from "../backend/open";
 import { HeldLease, acquireLease, holderName } from "../lease/lease";
 import { backoffDelay, nextFailureCount } from "../plan/backoff";
-import { CONTROL_PATH, reseat, workloadOwner } from "../replacement/reseat";
+import { CONTROLLER_RECORD, RecordCorruptError, type ControllerRecord } from "@reseat/state/contract";
+import { reseat, workloadOwner } from "../replacement/reseat";
+import { poll, retry } from "../util/retry";
 
-export const CONTROLLER_STATUS_PATH = ".reseat/controller.json";
 /** The lease a running controller holds on its engine: `reseat status` reads it to say who watches. */
 export const CONTROLLER_LEASE = "controller";
 
-export interface ControllerStatus {
-  restarts: number;
-  consecutiveFailures: number;
-  lastFailureAt: string | null;
-  lastFailure: string | null;
-  lastReseatAt: string | null;
-  state: "ok" | "backoff" | "failing";
-}
+/** The controller's record of a PE (the contract's controller record). */
+export type ControllerStatus = ControllerRecord;
 
 export type WatchEventKind =
   | "watching"
@@ -32,7 +27,15 @@ export type WatchEventKind =
   | "reseated"
   | "reseat-failed"
   | "crash-looping"
-  | "skipped";
+  | "skipped"
+  /** Our presence lease was found lost; one re-acquisition starts (never two at once). */
+  | "presence-lost"
+  /** That re-acquisition did not win (held by another, or the engine failed): the next tick tries again. */
+  | "presence-waiting"
+  /** It won: acting again, after a resync. */
+  | "presence-regained"
+  /** A re-acquisition won when the presence was no longer needed (stopping, or already held): released at once. */
+  | "presence-released";
 
 export interface WatchEvent {
   at: string;
@@ -98,7 +101,12 @@ export async function watch(options: WatchOptions = {}): Promise<Watcher> {
   let stream: EventStream | undefined;
   let presence: HeldLease | undefined;
   let resyncTimer: NodeJS.Timeout | undefined;
-  let wakeReconnect: (() => void) | undefined;
+  /** Ends every wait of this controller (reconnect pauses, presence re-acquisition) when it stops. */
+  const stopping = new AbortController();
+  /** The one presence re-acquisition in flight, if any. */
+  let reacquiring: Promise<void> | undefined;
+  /** Acting on the engine needs our presence: while it is lost, another controller may be acting. */
+  const present = () => !presence?.lost;
 
   const track = (peId: string): PeTracking => {
     let t = tracking.get(peId);
@@ -109,7 +117,7 @@ export async function watch(options: WatchOptions = {}): Promise<Watcher> {
   /** A failure of one PE: count it, wait its backoff, then handle it. Coalesces bursts. */
   const onFailure = async (peId: string, reason: string, replaceRunning = false): Promise<void> => {
     const t = track(peId);
-    if (t.busy || t.timer || stopped || !connected) return; // already being handled: the handler reads fresh state
+    if (t.busy || t.timer || stopped || !connected || !present()) return; // already being handled (the handler reads fresh state), or left to the resync
     const backoff = (await currentBackoff(backend, peId).catch(() => undefined)) ?? t.backoff ?? DEFAULT_FAILURE_BACKOFF;
     if (t.busy || t.timer) return;
     t.backoff = backoff;
@@ -121,14 +129,16 @@ export async function watch(options: WatchOptions = {}): Promise<Watcher> {
     if (delayMs > 0) emit({ kind: "backoff", peId, delayMs, consecutiveFailures: t.pendingCount, reason });
     t.timer = setTimeout(() => {
       t.timer = undefined;
-      const run = handle(peId, reason).finally(() => inFlight.delete(run));
+      const run = handle(peId, reason)
+        .catch((error: Error) => emit({ kind: "reseat-failed", peId, reason, error: error.message }))
+        .finally(() => inFlight.delete(run));
       inFlight.add(run);
     }, delayMs);
   };
 
   const handle = async (peId: string, reason: string): Promise<void> => {
     const t = track(peId);
-    if (!connected || stopped) return; // the resync after reconnecting picks it up again
+    if (!connected || stopped || !present()) return; // the resync after reconnecting (or regaining the presence) picks it up again
     t.busy = true;
     let retry = false;
     try {
@@ -187,7 +197,7 @@ export async function watch(options: WatchOptions = {}): Promise<Watcher> {
 
   /** The level trigger: whatever failed, whether or not we saw an event for it. */
   const resync = async (why: string): Promise<void> => {
-    if (!connected || stopped) return;
+    if (!connected || stopped || !present()) return;
     const all = await backend.listExecutables().catch(() => undefined);
     if (!all) return;
     const byPe = new Map<string, ObservedExecutable[]>();
@@ -220,24 +230,18 @@ export async function watch(options: WatchOptions = {}): Promise<Watcher> {
     void reconnectLoop();
   };
 
+  /** Until the engine answers again (or the controller stops): never rejects. */
   const reconnectLoop = async (): Promise<void> => {
-    while (!stopped) {
-      try {
-        await backend.ping();
-        await connect();
-        emit({ kind: "reconnected", reason: (await backend.identity()).name });
-        await resync("after reconnecting");
-        return;
-      } catch {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, reconnectMs);
-          wakeReconnect = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-      }
-    }
+    const back = await retry({ what: "the engine to answer again", pauseMs: reconnectMs, signal: stopping.signal }, async () => {
+      await backend.ping();
+      await connect();
+    }).then(
+      () => true,
+      () => false, // stopped
+    );
+    if (!back) return;
+    emit({ kind: "reconnected", reason: await backend.identity().then((engine) => engine.name, () => "the engine") });
+    await resync("after reconnecting");
   };
 
   // Presence: one active controller per engine; a second one waits as a standby.
@@ -246,13 +250,41 @@ export async function watch(options: WatchOptions = {}): Promise<Watcher> {
   const leaseMs = options.leaseMs ?? 10_000;
   presence = await acquireLease(backend, CONTROLLER_LEASE, holder, { leaseMs, waitMs: Number.MAX_SAFE_INTEGER });
 
+  /**
+   * Our presence was lost (e.g. its lease pruned, or broken while the engine was away): take it again.
+   * One re-acquisition at a time, each bounded (long enough to outwait a dead holder's lease), its
+   * failure logged and retried on a later tick; a win nobody needs any more is released at once.
+   */
+  const reacquirePresence = (): void => {
+    if (reacquiring || stopped) return;
+    emit({ kind: "presence-lost", reason: "the controller's presence lease is gone or taken over: not acting until it is taken again" });
+    const attempt = acquireLease(backend, CONTROLLER_LEASE, holder, { leaseMs, waitMs: resyncMs + 2 * leaseMs, signal: stopping.signal });
+    reacquiring = attempt
+      .then(async (lease) => {
+        if (stopped || present()) {
+          await lease.release().catch(() => undefined);
+          emit({ kind: "presence-released", reason: stopped ? "the controller is stopping" : "the presence is already held" });
+          return;
+        }
+        const lost = presence;
+        presence = lease;
+        await lost?.release().catch(() => undefined); // stops the lost holding's renewal timer (nothing to delete)
+        emit({ kind: "presence-regained", reason: "acting again" });
+        await resync("after taking the presence again");
+      })
+      .catch((error: Error) => {
+        if (!stopped) emit({ kind: "presence-waiting", error: error.message, reason: "retried on the next tick" });
+      })
+      .finally(() => (reacquiring = undefined));
+  };
+
   await connect();
   emit({ kind: "watching", reason: `on ${(await backend.identity()).name}` });
   await resync("when the controller started");
   resyncTimer = setInterval(() => {
-    if (presence?.lost) {
+    if (!present()) {
       // Our presence lease was removed (e.g. pruned): take it again before acting further.
-      void acquireLease(backend, CONTROLLER_LEASE, holder, { leaseMs, waitMs: Number.MAX_SAFE_INTEGER }).then((lease) => (presence = lease));
+      reacquirePresence();
       return;
     }
     void resync("at resync");
@@ -262,20 +294,20 @@ export async function watch(options: WatchOptions = {}): Promise<Watcher> {
   return {
     async stop() {
       stopped = true;
-      wakeReconnect?.();
+      stopping.abort();
       if (resyncTimer) clearInterval(resyncTimer);
       stream?.close();
       for (const t of tracking.values()) if (t.timer) clearTimeout(t.timer);
-      await Promise.allSettled([...inFlight]);
+      await Promise.allSettled([...inFlight, ...(reacquiring ? [reacquiring] : [])]);
       await presence?.release().catch(() => undefined);
     },
     async idle() {
-      for (;;) {
+      await poll({ what: "the controller to be idle", pauseMs: 50 }, async () => {
         const pending = [...tracking.values()].some((t) => t.timer || t.busy);
-        if (!pending && inFlight.size === 0) return;
+        if (!pending && inFlight.size === 0) return true;
         await Promise.allSettled([...inFlight]);
-        await new Promise((r) => setTimeout(r, 50));
-      }
+        return undefined;
+      });
     },
   };
 }
@@ -289,13 +321,9 @@ export function needsReseat(observed: ObservedExecutable[]): boolean {
 async function currentBackoff(backend: Backend, peId: string): Promise<FailureBackoff | undefined> {
   const desired = await latestDesired(backend, peId);
   if (!desired) return undefined;
-  const control = await backend.readVolumeFile(desired.volumeName, CONTROL_PATH).catch(() => undefined);
-  try {
-    const fromControl = control ? (JSON.parse(control) as { failureBackoff?: FailureBackoff }).failureBackoff : undefined;
-    return fromControl ?? desired.failureBackoff;
-  } catch {
-    return desired.failureBackoff;
-  }
+  // An unreadable control record falls back to the executable's own spec.
+  const control = await backend.readControl(desired.volumeName).catch(() => undefined);
+  return control?.failureBackoff ?? desired.failureBackoff;
 }
 
 /** The spec of the PE's newest executable (the password, if any, stays in the volume). */
@@ -305,8 +333,8 @@ async function latestDesired(backend: Backend, peId: string): Promise<Executable
 }
 
 async function writeControllerStatus(backend: Backend, desired: ExecutableDesired, t: PeTracking, reason: string, state: ControllerStatus["state"]): Promise<void> {
-  const previous = await backend.readVolumeFile(desired.volumeName, CONTROLLER_STATUS_PATH).catch(() => undefined);
-  const restarts = previous ? ((JSON.parse(previous) as ControllerStatus).restarts ?? 0) : 0;
+  // A corrupt record is replaced (its count is lost), never a reason to stop recording this PE.
+  const restarts = (await readControllerStatus(backend, desired.volumeName)).status?.restarts ?? 0;
   const now = new Date().toISOString();
   const status: ControllerStatus = {
     restarts: restarts + 1,
@@ -316,5 +344,28 @@ async function writeControllerStatus(backend: Backend, desired: ExecutableDesire
     lastReseatAt: now,
     state: t.consecutiveFailures >= 3 ? "failing" : state,
   };
-  await backend.writeVolumeFiles(desired.volumeName, { [CONTROLLER_STATUS_PATH]: JSON.stringify(status) }, { owner: await workloadOwner(backend, desired) });
+  await backend.writeControllerRecord(desired.volumeName, status, await workloadOwner(backend, desired));
+}
+
+/**
+ * The controller's record of a PE, read defensively: a record that is not what the controller writes is
+ * reported (`corrupt`), never thrown, so one PE's damaged record breaks neither watch nor status for the others.
+ */
+export function parseControllerStatus(text: string | undefined): { status?: ControllerStatus; corrupt?: string } {
+  if (text === undefined || text === "") return {};
+  try {
+    return { status: CONTROLLER_RECORD.decode(text) };
+  } catch (error) {
+    return { corrupt: (error as Error).message };
+  }
+}
+
+/** The controller's record of a PE as the engine keeps it, read as parseControllerStatus does (an engine error: none). */
+export async function readControllerStatus(backend: Backend, volumeName: string): Promise<{ status?: ControllerStatus; corrupt?: string }> {
+  try {
+    const status = await backend.readControllerRecord(volumeName);
+    return status ? { status } : {};
+  } catch (error) {
+    return error instanceof RecordCorruptError ? { corrupt: error.message } : {};
+  }
 }
