@@ -1,9 +1,13 @@
 // Pure: what the stack outputs say about a PE's commits, from the status file its workload writes
 // (the contract's status record) and the time of the observation.
 
-import { STATUS_RECORD, type WorkloadStatus } from "@reseat/state/contract";
+import { STATUS_RECORD, type WorkloadStatus as StatusRecord } from "@reseat/state/contract";
 
-export type { WorkloadStatus };
+/** The part of the workload's status record the outputs are made of (statuses of reseat 0.1 lack restoreFailed). */
+export type WorkloadStatus = Pick<StatusRecord, "generation" | "resumedFrom" | "resumedSeq" | "seq" | "commitIntervalMs" | "lastCommitError" | "updatedAt"> & {
+  lastCommit: { seq: number; at: string; bytes: number } | null;
+  restoreFailed?: StatusRecord["restoreFailed"];
+};
 
 /** Why the current generation refused to start (restore-failed), or null. */
 export function restoreFailure(status: WorkloadStatus | undefined, generation: number): string[] | null {

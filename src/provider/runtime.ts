@@ -5,7 +5,7 @@
 // 0.2's serialized closures call checkExecutable, readExecutable, deleteVolume … directly, and 0.1's
 // name this file by absolute path (dist/src/provider/runtime.js). The next `up` rewrites such a record
 // in place (recordOutdated).
-import { OUTPUT_FIELDS } from "@reseat/state/contract";
+import { OUTPUT_FIELDS, RESEAT_TOOL_ENV } from "@reseat/state/contract";
 import type { Backend, EngineIdentity, ExecutableDesired, VolumeClaim } from "../backend/backend";
 import { openBackend } from "../backend/open";
 import type { EngineCredentials } from "../backend/engineCredentials";
@@ -296,7 +296,7 @@ export type ProviderKind = keyof typeof providers;
  * reseat. Unset (the default), the methods are returned as they are.
  */
 function traced<P extends DynamicProvider>(kind: string, provider: P): P {
-  const file = process.env.RESEAT_TRACE_FILE;
+  const file = process.env[RESEAT_TOOL_ENV.traceFile];
   if (!file) return provider;
   const wrapped: Record<string, unknown> = {};
   for (const [method, call] of Object.entries(provider) as [string, (...args: unknown[]) => Promise<unknown>][]) {

@@ -1,7 +1,10 @@
 // The Kubernetes backend's atomic primitives against the real API server of the local cluster: a claim
 // has exactly one owner however claims race, a Lease has one holder, the generation only goes up.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CONTROL_RECORD } from "@reseat/state/contract";
+import { MERGE_PATCH } from "../../src/backend/kubernetes/client";
 import { KubernetesBackend } from "../../src/backend/kubernetes/kubernetesBackend";
+import { recordName } from "../../src/backend/kubernetes/objects";
 import { acquireLease } from "../../src/lease/lease";
 import { makeTestNamespace, useCluster } from "../support/kubernetesPe";
 
@@ -64,13 +67,17 @@ describe("the Kubernetes backend's primitives", () => {
     expect((await backend.readGeneration("gen"))?.generation).toBe(2);
   });
 
-  it("reseat's small files live in API objects, never in the claim: control in the record, the password in a Secret", async () => {
-    await backend.writeVolumeFiles("gen", { ".reseat/control.json": '{"commitIntervalMs":2500}' });
-    expect(await backend.readVolumeFile("gen", ".reseat/control.json")).toBe('{"commitIntervalMs":2500}');
-    await backend.writeVolumeFiles("gen", { ".reseat/secrets/store-password": "pw1" }, { mode: 0o600 });
-    await backend.writeVolumeFiles("gen", { ".reseat/secrets/store-password": "pw2" }, { mode: 0o600 });
+  it("reseat's records live in API objects, never in the claim: control in the record ConfigMap (0.4.0's key), the password in a Secret", async () => {
+    await backend.writeControl("gen", { commitIntervalMs: 2500 });
+    expect(await backend.readControl("gen")).toEqual({ commitIntervalMs: 2500 });
+    const record = await backend.clients.core.readNamespacedConfigMap({ name: recordName("gen"), namespace: NAMESPACE });
+    expect(CONTROL_RECORD.decode(record.data!["control.json"]!)).toEqual({ commitIntervalMs: 2500 });
+    // What 0.4.0 wrote there (no version) still reads.
+    await backend.clients.core.patchNamespacedConfigMap({ name: recordName("gen"), namespace: NAMESPACE, body: { data: { "control.json": '{"commitIntervalMs":1500}' } } }, MERGE_PATCH);
+    expect(await backend.readControl("gen")).toEqual({ commitIntervalMs: 1500 });
+    await backend.writeStoreSecret("gen", "pw1");
+    await backend.writeStoreSecret("gen", "pw2");
     const secret = await backend.clients.core.readNamespacedSecret({ name: "gen-store-password", namespace: NAMESPACE });
     expect(Buffer.from(secret.data!["store-password"]!, "base64").toString()).toBe("pw2");
-    await expect(backend.writeVolumeFiles("gen", { "data/anything": "x" })).rejects.toThrow(/cannot be written into claim gen from outside/);
   });
 });

@@ -22,7 +22,7 @@ export class StaleGenerationError extends ReseatStateError {
   ) {
     super(
       source === "volume"
-        ? `generation ${ownGeneration} is stale: the volume's meta.json names generation ${newerGeneration}; refusing to write`
+        ? `generation ${ownGeneration} is stale: the volume's meta record names generation ${newerGeneration}; refusing to write`
         : `generation ${ownGeneration} is stale: the persistent store has accepted generation ${newerGeneration}; commit rejected`,
     );
   }

@@ -2,6 +2,7 @@
 // written directly on a local engine's host path, else through the Engine's archive endpoint (an
 // executable that mounts the volume, or a never-started accessor). The seam's records are these files
 // (FileRecords, in ../fileRecords.ts).
+import { RESEAT_TOOL_ENV } from "@reseat/state/contract";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import Dockerode from "dockerode";
@@ -147,7 +148,7 @@ export class DockerVolumes extends DockerEngine implements VolumeFileAccess {
    * a call, and those calls sit inside the replacement gap. Remote engines always use the endpoint.
    */
   private async hostPathOf(source: string): Promise<string | undefined> {
-    if (process.env.RESEAT_VOLUME_ACCESS === "engine" || !this.connection.local) return undefined;
+    if (process.env[RESEAT_TOOL_ENV.volumeAccess] === "engine" || !this.connection.local) return undefined;
     let dir = source;
     if (!source.startsWith("/")) {
       const volume = (await this.callOrUndefined(`inspect volume ${source}`, (abortSignal) => this.docker.getVolume(source).inspect({ abortSignal }))) as VolumeInspect | undefined;

@@ -29,6 +29,17 @@ export function isReservedEnvName(name: string): boolean {
   return (RESERVED_ENV_NAMES as readonly string[]).includes(name);
 }
 
+/** reseat's own switches (its processes, never a workload's; not reserved): tracing, volume access, fault injection. */
+export const RESEAT_TOOL_ENV = {
+  /** The provider appends a JSON line per call to this file. */
+  traceFile: "RESEAT_TRACE_FILE",
+  /** "engine": the Docker backend reads and writes records through the Engine API even on a local engine. */
+  volumeAccess: "RESEAT_VOLUME_ACCESS",
+  /** Crash-safety tests: the named fault point writes the marker file and the process is killed there. */
+  faultPoint: "RESEAT_FAULT_POINT",
+  faultMarker: "RESEAT_FAULT_MARKER",
+} as const;
+
 /** Where a directory store is mounted in the executable. */
 export const STORE_MOUNT = "/reseat-store";
 
