@@ -6,7 +6,7 @@
 //                   volume; created gated (spec.schedulingGates) = prepared, gate removed = started
 //   generation    = an annotation on the claim, bumped with optimistic concurrency (resourceVersion)
 //   lock          = a coordination.k8s.io/v1 Lease; renewals are a counter the holder bumps
-//   record        = a ConfigMap beside the claim: control.json (mounted into the pod, live commit
+//   record        = a ConfigMap beside the claim: the control record (mounted into the pod, live commit
 //                   interval), the desired spec and the pod reseat wants running (a vanished pod is a
 //                   failure the controller repairs), the controller's status
 //   secrets       = the postgres password in a Secret mounted into the pod; secret env values in a
@@ -26,7 +26,6 @@ import {
   LABELS,
   LeaseRecord,
   ObservedExecutable,
-  STORE_PASSWORD_FILE,
   VolumeClaim,
   VolumeHolder,
   VolumeInfo,
@@ -37,6 +36,23 @@ import {
   secretEnvNames,
   withSecretEnv,
 } from "../backend";
+import { poll } from "../../util/retry";
+import { watchWithDeadlines } from "./apiDeadline";
+import {
+  CONTROLLER_RECORD,
+  CONTROL_RECORD,
+  REVERT_RECORD,
+  STATUS_RECORD,
+  type ControlRecord,
+  type ControllerRecord,
+  type FileOwner,
+  type RecordCodec,
+  type RevertRecord,
+  type StoreDesired,
+  type WorkloadStatus,
+} from "@reseat/state/contract";
+import { storeSource } from "../fileRecords";
+import { askPostgresGeneration } from "../storeGeneration";
 import { KubernetesClients, MERGE_PATCH, JSON_PATCH, apiMessage, connect, isConflict, isNotFound, orUndefined, rawGet } from "./client";
 import {
   ANNOTATIONS,
@@ -61,14 +77,8 @@ import {
   volumeOfClaim,
 } from "./objects";
 
-/** The small files reseat keeps "beside the volume", and where they live on Kubernetes. */
-const RECORD_FILES: Record<string, string> = {
-  ".reseat/control.json": "control.json",
-  ".reseat/controller.json": "controller.json",
-  ".reseat/revert.json": "revert.json",
-};
-const STATUS_FILE = ".reseat/status.json";
-const META_FILE = ".reseat/meta.json";
+/** Where the PE's records live on Kubernetes: keys of its record ConfigMap (the 0.4.0 keys: the records' file names). */
+const RECORD_KEYS = { control: recordKey(CONTROL_RECORD), controller: recordKey(CONTROLLER_RECORD), revert: recordKey(REVERT_RECORD) } as const;
 const DESIRED_KEY = "desired.json";
 
 export interface KubernetesTarget {
@@ -118,7 +128,7 @@ export class KubernetesBackend implements Backend {
   }
 
   async ping(): Promise<void> {
-    await this.clients.config.makeApiClient(k8s.VersionApi).getCode();
+    await this.clients.version.getCode();
   }
 
   /**
@@ -209,32 +219,38 @@ export class KubernetesBackend implements Backend {
 
   async waitReady(executableId: string, desired: ExecutableDesired): Promise<void> {
     const timeoutMs = desired.readiness?.timeout ?? 60_000;
-    const deadline = Date.now() + timeoutMs;
-    for (let attempt = 0; ; attempt++) {
-      const pod = await this.readPod(executableId);
-      if (!pod) throw new Error(`executable ${executableId} (pod) vanished before it was ready (deleted by someone else?)`);
-      const { state } = podState(pod);
-      const container = pod.status?.containerStatuses?.find((c) => c.name === WORKLOAD_CONTAINER);
-      if (state === "exited" || state === "failed") {
-        const terminated = container?.state?.terminated;
-        throw new Error(
-          `executable ${executableId} exited with code ${terminated?.exitCode ?? "?"}${terminated?.reason === "OOMKilled" ? " (out of memory)" : ""} before it was ready. Last log lines:\n${await this.logsTail(executableId)}`,
-        );
-      }
-      const waiting = container?.state?.waiting;
-      if (waiting?.reason && HOPELESS_WAITING.has(waiting.reason)) {
-        throw new Error(`executable ${executableId} cannot start: ${waiting.reason}${waiting.message ? ` (${waiting.message})` : ""}`);
-      }
-      if (state === "running" && (isReady(pod) || !desired.readiness)) {
-        if (pod.spec?.nodeName) await this.rememberNode(desired.volumeName, pod.spec.nodeName).catch(() => undefined);
-        return;
-      }
-      if (Date.now() > deadline) {
-        throw new Error(`executable ${executableId} was not ready within ${timeoutMs} ms (${podProblem(pod)}). Last log lines:\n${await this.logsTail(executableId)}`);
-      }
-      // Tight polling at first: every millisecond here is part of the replacement gap.
-      await sleep(attempt < 400 ? 20 : 200);
-    }
+    let last: V1Pod | undefined;
+    await poll(
+      {
+        what: `executable ${executableId} to be ready`,
+        deadlineMs: timeoutMs,
+        // Tight polling at first: every millisecond here is part of the replacement gap.
+        pauseMs: (attempt) => (attempt < 400 ? 20 : 200),
+        exhausted: async () => new Error(`executable ${executableId} was not ready within ${timeoutMs} ms (${last ? podProblem(last) : "never read"}). Last log lines:\n${await this.logsTail(executableId)}`),
+      },
+      async () => {
+        const pod = await this.readPod(executableId);
+        if (!pod) throw new Error(`executable ${executableId} (pod) vanished before it was ready (deleted by someone else?)`);
+        last = pod;
+        const { state } = podState(pod);
+        const container = pod.status?.containerStatuses?.find((c) => c.name === WORKLOAD_CONTAINER);
+        if (state === "exited" || state === "failed") {
+          const terminated = container?.state?.terminated;
+          throw new Error(
+            `executable ${executableId} exited with code ${terminated?.exitCode ?? "?"}${terminated?.reason === "OOMKilled" ? " (out of memory)" : ""} before it was ready. Last log lines:\n${await this.logsTail(executableId)}`,
+          );
+        }
+        const waiting = container?.state?.waiting;
+        if (waiting?.reason && HOPELESS_WAITING.has(waiting.reason)) {
+          throw new Error(`executable ${executableId} cannot start: ${waiting.reason}${waiting.message ? ` (${waiting.message})` : ""}`);
+        }
+        if (state === "running" && (isReady(pod) || !desired.readiness)) {
+          if (pod.spec?.nodeName) await this.rememberNode(desired.volumeName, pod.spec.nodeName).catch(() => undefined);
+          return true;
+        }
+        return undefined;
+      },
+    );
   }
 
   /**
@@ -362,35 +378,73 @@ export class KubernetesBackend implements Backend {
     throw new Error(`reseat: claim ${claimName} kept changing while recording generation ${meta.generation}`);
   }
 
-  async readVolumeFile(source: string, relativePath: string): Promise<string | undefined> {
-    const recordKey = RECORD_FILES[relativePath];
-    if (recordKey) return (await this.readRecord(source))?.data?.[recordKey];
-    if (relativePath === STATUS_FILE) return this.readWorkloadStatus(source);
-    if (relativePath === META_FILE) {
-      const meta = await this.readGeneration(source);
-      return meta ? JSON.stringify(meta) : undefined;
-    }
-    if (relativePath.endsWith("/fence.json")) {
-      // The directory store's fence, as the store claim's generation annotation says (see recordGeneration).
-      const generation = (await this.readClaim(source))?.metadata?.annotations?.[ANNOTATIONS.generation];
-      return generation === undefined ? undefined : JSON.stringify({ generation: Number(generation) });
-    }
-    return undefined;
+  // --- records: on the claim (generation), the PE's record ConfigMap (control, controller, revert), a
+  // Secret (the store password) and the pod itself (its securityContext owns the claim for a non-root
+  // workload; the workload's status through the API server's pod proxy). Nothing is written into a claim.
+
+  async readControl(volumeName: string): Promise<ControlRecord | undefined> {
+    return this.readRecordKey(volumeName, CONTROL_RECORD, RECORD_KEYS.control);
   }
 
-  async writeVolumeFiles(source: string, files: Record<string, string>): Promise<void> {
-    const recordData: Record<string, string> = {};
-    for (const [relativePath, text] of Object.entries(files)) {
-      const recordKey = RECORD_FILES[relativePath];
-      if (recordKey) recordData[recordKey] = text;
-      else if (relativePath === STORE_PASSWORD_FILE) await this.writePasswordSecret(source, text);
-      else if (relativePath === META_FILE) await this.recordGeneration(JSON.parse(text) as VolumeMeta);
-      else throw new Error(`reseat: ${relativePath} cannot be written into claim ${source} from outside on Kubernetes (only the pod writes its claim)`);
+  async writeControl(volumeName: string, control: ControlRecord): Promise<void> {
+    await this.writeRecordKey(volumeName, RECORD_KEYS.control, CONTROL_RECORD.encode(control));
+  }
+
+  async readRevert(volumeName: string): Promise<RevertRecord | undefined> {
+    return this.readRecordKey(volumeName, REVERT_RECORD, RECORD_KEYS.revert);
+  }
+
+  async writeRevert(volumeName: string, record: RevertRecord): Promise<void> {
+    await this.writeRecordKey(volumeName, RECORD_KEYS.revert, REVERT_RECORD.encode(record));
+  }
+
+  async readControllerRecord(volumeName: string): Promise<ControllerRecord | undefined> {
+    return this.readRecordKey(volumeName, CONTROLLER_RECORD, RECORD_KEYS.controller);
+  }
+
+  async writeControllerRecord(volumeName: string, record: ControllerRecord): Promise<void> {
+    await this.writeRecordKey(volumeName, RECORD_KEYS.controller, CONTROLLER_RECORD.encode(record));
+  }
+
+  /** The workload's own status, through the API server's proxy to the PE's running pod (no exec, nothing in the claim read from outside). */
+  async readWorkloadStatus(volumeName: string): Promise<WorkloadStatus | undefined> {
+    const text = await this.readWorkloadStatusText(volumeName);
+    return text === undefined ? undefined : STATUS_RECORD.decode(text);
+  }
+
+  /** In the PE's password Secret, which the pod mounts (readable by the pod's fsGroup). */
+  async writeStoreSecret(volumeName: string, password: string): Promise<void> {
+    await this.writePasswordSecret(volumeName, password);
+  }
+
+  /** The pod's securityContext (runAsUser, runAsGroup, fsGroup) owns the claim at mount: nothing to do from outside. */
+  async ownState(_volumeName: string, _owner: FileOwner): Promise<void> {}
+
+  /** The store claim is mounted with the pod's fsGroup too: the workload makes its folder itself. */
+  async prepareStoreFolder(_store: Extract<StoreDesired, { kind: "directory" }>, _peId: string, _owner: FileOwner): Promise<void> {}
+
+  /** A directory store's fence is its claim's generation annotation (recordGeneration bumps both); PostgreSQL is asked. */
+  async readStoreGeneration(store: StoreDesired, peId: string): Promise<number> {
+    switch (store.kind) {
+      case "none":
+        return 0;
+      case "directory": {
+        const generation = (await this.readClaim(storeSource(store)))?.metadata?.annotations?.[ANNOTATIONS.generation];
+        return generation === undefined ? 0 : Number(generation);
+      }
+      case "postgres":
+        return askPostgresGeneration(store, peId);
     }
-    if (Object.keys(recordData).length) {
-      const peId = (await this.readClaim(source))?.metadata?.labels?.[LABELS.peId] ?? "";
-      await this.upsertRecord(source, peId, { data: recordData });
-    }
+  }
+
+  private async readRecordKey<T>(volumeName: string, codec: RecordCodec<T>, key: string): Promise<T | undefined> {
+    const text = (await this.readRecord(volumeName))?.data?.[key];
+    return text === undefined ? undefined : codec.decode(text);
+  }
+
+  private async writeRecordKey(volumeName: string, key: string, text: string): Promise<void> {
+    const peId = (await this.readClaim(volumeName))?.metadata?.labels?.[LABELS.peId] ?? "";
+    await this.upsertRecord(volumeName, peId, { data: { [key]: text } });
   }
 
   // --- leases ------------------------------------------------------------------------------------
@@ -401,7 +455,9 @@ export class KubernetesBackend implements Backend {
       metadata: { name: leaseObjectName(name), labels: { [LABELS.managed]: "true", [LABELS.role]: "lease" }, annotations: { [LABELS.leaseMs]: String(leaseMs), [ANNOTATIONS.leaseRenewals]: "0" } },
       spec: { holderIdentity: holder, leaseDurationSeconds: Math.max(1, Math.ceil(leaseMs / 1000)), acquireTime: now, renewTime: now, leaseTransitions: 0 },
     };
-    for (;;) {
+    // Bounded: a lease released between our create and our look is retried a few times, then it is an error.
+    const race = { what: `lease ${leaseObjectName(name)} (released and taken again under us)`, attempts: 10, pauseMs: (n: number) => 10 * (n + 1) };
+    return poll<{ acquired: true; lease: LeaseRecord } | { acquired: false; current: LeaseRecord }>(race, async () => {
       try {
         const created = await this.clients.coordination.createNamespacedLease({ namespace: this.namespace, body });
         return { acquired: true, lease: leaseRecordOf(name, created) };
@@ -410,8 +466,8 @@ export class KubernetesBackend implements Backend {
       }
       const current = await this.readLease(name);
       if (current) return { acquired: false, current };
-      // Released between our create and our look: try again.
-    }
+      return undefined; // released between our create and our look: try again
+    });
   }
 
   /** Bumps the renewal counter of exactly this holding: the patch carries its resourceVersion. */
@@ -474,11 +530,13 @@ export class KubernetesBackend implements Backend {
     let resolveEnded!: (error: Error | undefined) => void;
     const ended = new Promise<Error | undefined>((resolve) => (resolveEnded = resolve));
     const reported = new Set<string>();
-    const watcher = new k8s.Watch(this.clients.config);
-    const abort = await watcher.watch(
+    // Connect deadline and idle policy: apiDeadline.ts.
+    const abort = await watchWithDeadlines(
+      this.clients.config,
       `/api/v1/namespaces/${this.namespace}/pods`,
       { labelSelector: `${LABELS.role}=executable` },
-      (phase: string, pod: V1Pod) => {
+      (phase: string, object: unknown) => {
+        const pod = object as V1Pod;
         const peId = pod.metadata?.labels?.[LABELS.peId];
         const name = pod.metadata?.name ?? "";
         if (!peId) return;
@@ -631,7 +689,7 @@ export class KubernetesBackend implements Backend {
   }
 
   /** The workload's own status document, through the API server's proxy to the PE's running pod. */
-  private async readWorkloadStatus(volumeName: string): Promise<string | undefined> {
+  private async readWorkloadStatusText(volumeName: string): Promise<string | undefined> {
     const pods = (await this.core.listNamespacedPod({ namespace: this.namespace, labelSelector: `${LABELS.role}=executable` })).items
       .filter((pod) => pod.metadata?.annotations?.[LABELS.volume] === volumeName && podState(pod).state === "running")
       .sort((a, b) => observePod(b).generation - observePod(a).generation);
@@ -650,19 +708,26 @@ export class KubernetesBackend implements Backend {
       if (isNotFound(error)) return;
       throw error;
     }
-    const deadline = Date.now() + timeoutMs;
-    for (let attempt = 0; ; attempt++) {
-      const pod = await this.readPod(name);
-      if (!pod) return;
-      if (until === "stopped" && !podState(pod).running && podState(pod).state !== "pending") return;
-      if (Date.now() > deadline) {
-        throw new Error(
-          `reseat: pod ${name} was not confirmed stopped within ${Math.round(timeoutMs / 1000)} s (${podProblem(pod)}); its node may be unreachable. ` +
-            `reseat does not start another pod on the claim while this one may still run: it waits for the node (see docs/kubernetes.md)`,
-        );
-      }
-      await sleep(attempt < 500 ? 20 : 250);
-    }
+    let last: V1Pod | undefined;
+    await poll(
+      {
+        what: `pod ${name} to stop`,
+        deadlineMs: timeoutMs,
+        pauseMs: (attempt) => (attempt < 500 ? 20 : 250),
+        exhausted: () =>
+          new Error(
+            `reseat: pod ${name} was not confirmed stopped within ${Math.round(timeoutMs / 1000)} s (${last ? podProblem(last) : "never read"}); its node may be unreachable. ` +
+              `reseat does not start another pod on the claim while this one may still run: it waits for the node (see docs/kubernetes.md)`,
+          ),
+      },
+      async () => {
+        const pod = await this.readPod(name);
+        if (!pod) return true;
+        last = pod;
+        if (until === "stopped" && !podState(pod).running && podState(pod).state !== "pending") return true;
+        return undefined;
+      },
+    );
   }
 }
 
@@ -689,6 +754,7 @@ function microTime(): Date {
   return new Date().toISOString().replace(/\.(\d{3})Z$/, ".$1000Z") as unknown as Date;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** A record's key in the record ConfigMap: its file's name (what 0.4.0 wrote). */
+function recordKey(codec: RecordCodec<unknown>): string {
+  return codec.file.slice(codec.file.lastIndexOf("/") + 1);
 }
