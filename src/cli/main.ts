@@ -38,16 +38,36 @@ const FLAGS: Record<string, { flags: string; description: string; commands: read
     commands: STACK_COMMANDS,
     what: STACK_COMMANDS_TEXT,
   },
-  cwd: { flags: "--cwd <dir>", description: "the project folder (Pulumi.yaml); default: the nearest one from here up", commands: STACK_COMMANDS, what: STACK_COMMANDS_TEXT },
-  program: { flags: "--program <file>", description: "the program module, relative to --cwd; default: Pulumi.yaml's main", commands: STACK_COMMANDS, what: STACK_COMMANDS_TEXT },
+  cwd: {
+    flags: "--cwd <dir>",
+    description: "the project folder (Pulumi.yaml); default: the nearest one from here up",
+    commands: STACK_COMMANDS,
+    what: STACK_COMMANDS_TEXT,
+  },
+  program: {
+    flags: "--program <file>",
+    description: "the program module, relative to --cwd; default: Pulumi.yaml's main",
+    commands: STACK_COMMANDS,
+    what: STACK_COMMANDS_TEXT,
+  },
   create: {
     flags: "--create",
     description: "create the stack when it does not exist (as `pulumi stack init`)",
     commands: ["up"],
     what: "up only (a stack is created only by `reseat up --create` or `pulumi stack init`)",
   },
-  refresh: { flags: "--refresh", description: "refresh the stack from the engines first", commands: ["up", "preview", "destroy"], what: "up, preview and destroy" },
-  "expect-no-changes": { flags: "--expect-no-changes", description: "exit 3 when the stack would change (a drift gate)", commands: ["preview"], what: "preview only" },
+  refresh: {
+    flags: "--refresh",
+    description: "refresh the stack from the engines first",
+    commands: ["up", "preview", "destroy"],
+    what: "up, preview and destroy",
+  },
+  "expect-no-changes": {
+    flags: "--expect-no-changes",
+    description: "exit 3 when the stack would change (a drift gate)",
+    commands: ["preview"],
+    what: "preview only",
+  },
   "clear-pending-creates": {
     flags: "--clear-pending-creates",
     description: "after an interrupted run: drop Pulumi's pending creates first (see the README's recovery steps)",
@@ -60,7 +80,12 @@ const FLAGS: Record<string, { flags: string; description: string; commands: read
     commands: ENGINE_COMMANDS,
     what: "watch and status",
   },
-  context: { flags: "--context <name>", description: "the kubeconfig context (with --kubernetes)", commands: ENGINE_COMMANDS, what: "watch and status (with --kubernetes)" },
+  context: {
+    flags: "--context <name>",
+    description: "the kubeconfig context (with --kubernetes)",
+    commands: ENGINE_COMMANDS,
+    what: "watch and status (with --kubernetes)",
+  },
 };
 
 const COMMANDS: Record<CommandName, string> = {
@@ -119,7 +144,10 @@ function valueOf(flag: string): (value: string) => string {
  * The commander program. Output goes to `output` (reseat decides what to print, and how with --json);
  * commander's exits become exceptions; `onCommand` receives a command's flags once they parsed.
  */
-function buildProgram(output: { out: string; err: string }, onCommand?: (command: CommandName, options: Record<string, unknown>, args: string[]) => void): Command {
+function buildProgram(
+  output: { out: string; err: string },
+  onCommand?: (command: CommandName, options: Record<string, unknown>, args: string[]) => void,
+): Command {
   const program = new Command("reseat")
     .usage("<command> [options]")
     .description("Runs the project's Pulumi program (the one `pulumi up` runs) for people and pipelines, and watches the engine's processing elements.")
@@ -260,7 +288,9 @@ export async function main(argv: string[]): Promise<number> {
 /** `watch` and `status`: the engine's PEs, no stack involved. */
 async function runEngineCommand(invocation: Invocation, command: "watch" | "status"): Promise<number> {
   const { json } = invocation;
-  const engine: EngineTarget | undefined = invocation.kubernetes ? { kind: "kubernetes", namespace: invocation.kubernetes, ...(invocation.context ? { context: invocation.context } : {}) } : undefined;
+  const engine: EngineTarget | undefined = invocation.kubernetes
+    ? { kind: "kubernetes", namespace: invocation.kubernetes, ...(invocation.context ? { context: invocation.context } : {}) }
+    : undefined;
   try {
     const backend = (require("../backend/open") as typeof import("../backend/open")).openBackend(engine);
     if (command === "watch") return await runWatch(json, backend);
@@ -271,7 +301,9 @@ async function runEngineCommand(invocation: Invocation, command: "watch" | "stat
     if (json) {
       writeDoc({ ok: true, command, engine: engine ?? { kind: "docker" }, processingElements: rows.map((row) => ({ ...row, watchedBy })), controller });
     } else {
-      console.log(`${formatStatusTable(rows)}\n\ncontroller: ${controller.watching ? `watching (${controller.holder}, renewed ${controller.renewedAt})` : controller.holder ? `not renewing (last: ${controller.holder} at ${controller.renewedAt})` : "none watching"}`);
+      console.log(
+        `${formatStatusTable(rows)}\n\ncontroller: ${controller.watching ? `watching (${controller.holder}, renewed ${controller.renewedAt})` : controller.holder ? `not renewing (last: ${controller.holder} at ${controller.renewedAt})` : "none watching"}`,
+      );
     }
     return EXIT.ok;
   } catch (error) {
@@ -294,7 +326,10 @@ async function runStackCommand(invocation: Invocation, command: StackCommand): P
     if (json) writeDoc({ ok: doc.ok, command, ...(stackName ? { stack: stackName } : {}), ...doc });
   };
   try {
-    const opened = await openProjectStack({ workDir: invocation.cwd, stackName: invocation.stack, create: invocation.create, programModule: invocation.program }, errors);
+    const opened = await openProjectStack(
+      { workDir: invocation.cwd, stackName: invocation.stack, create: invocation.create, programModule: invocation.program },
+      errors,
+    );
     const stack = opened.stack;
     stackName = stack.name;
     if (opened.created) progress(`reseat: created stack "${stack.name}"\n`);
@@ -315,7 +350,9 @@ async function runStackCommand(invocation: Invocation, command: StackCommand): P
         const changes = changesIn(result.changeSummary);
         if (invocation.expectNoChanges && Object.keys(changes).length) {
           // The drift gate: the preview itself worked, but the stack is not what is deployed.
-          const error = `changes found where none were expected: ${Object.entries(changes).map(([op, n]) => `${op} ${n}`).join(", ")}`;
+          const error = `changes found where none were expected: ${Object.entries(changes)
+            .map(([op, n]) => `${op} ${n}`)
+            .join(", ")}`;
           report({ ok: false, error, changes, changeSummary: result.changeSummary, steps });
           process.stderr.write(`\nreseat preview: ${error}\n`);
           return EXIT.changes;
@@ -398,7 +435,10 @@ async function runWatch(json: boolean, backend: Backend): Promise<number> {
     onEvent: (event) => {
       events++;
       if (json) process.stdout.write(JSON.stringify(event) + "\n");
-      else console.log(`${event.at} ${event.kind}${event.peId ? ` ${event.peId}` : ""}${event.generation ? ` generation ${event.generation}` : ""}${event.delayMs ? ` in ${event.delayMs}ms` : ""}${event.reason ? `: ${event.reason}` : ""}${event.error ? ` — ${event.error}` : ""}`);
+      else
+        console.log(
+          `${event.at} ${event.kind}${event.peId ? ` ${event.peId}` : ""}${event.generation ? ` generation ${event.generation}` : ""}${event.delayMs ? ` in ${event.delayMs}ms` : ""}${event.reason ? `: ${event.reason}` : ""}${event.error ? ` — ${event.error}` : ""}`,
+        );
     },
   });
   await new Promise<void>((resolve) => {

@@ -33,7 +33,13 @@ describe("a private image pulled through a credential helper named in the Docker
       `#!/bin/sh\n[ "$1" = get ] || { echo "unsupported action $1"; exit 1; }\nread -r server\necho "$server" >> '${dir}/asked-${name}'\n${answer}\n`,
       { mode: 0o700 },
     );
-  const asked = (name: string) => (fs.existsSync(path.join(dir, `asked-${name}`)) ? fs.readFileSync(path.join(dir, `asked-${name}`), "utf8").trim().split("\n") : []);
+  const asked = (name: string) =>
+    fs.existsSync(path.join(dir, `asked-${name}`))
+      ? fs
+          .readFileSync(path.join(dir, `asked-${name}`), "utf8")
+          .trim()
+          .split("\n")
+      : [];
 
   /** `reseat <command>` with this Docker config and the helpers on PATH; the spec carries no credentials. */
   const cli = async (command: string, dockerConfig: Record<string, unknown>): Promise<CliResult> => {
@@ -49,7 +55,8 @@ describe("a private image pulled through a credential helper named in the Docker
   beforeAll(async () => {
     await cleanup([PE]);
     registry = await PrivateRegistry.start();
-    for (const key of Object.keys(refs) as (keyof typeof refs)[]) refs[key] = await registry.push("reseat-demo-workload:v1", `reseat/credh-${key}-${process.pid}:v1`);
+    for (const key of Object.keys(refs) as (keyof typeof refs)[])
+      refs[key] = await registry.push("reseat-demo-workload:v1", `reseat/credh-${key}-${process.pid}:v1`);
     port = await freePort();
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "reseat-credh-"));
     fs.mkdirSync(path.join(dir, "bin"));
@@ -69,7 +76,12 @@ describe("a private image pulled through a credential helper named in the Docker
   });
   afterAll(async () => {
     await cleanup([PE]);
-    for (const ref of Object.values(refs)) if (ref) await docker.getImage(ref).remove().catch(() => undefined); // the tags only
+    for (const ref of Object.values(refs))
+      if (ref)
+        await docker
+          .getImage(ref)
+          .remove()
+          .catch(() => undefined); // the tags only
     await registry?.stop();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
@@ -85,7 +97,9 @@ describe("a private image pulled through a credential helper named in the Docker
     expect((await httpJson<{ version: string }>(port, "/state")).version).toBe("v1");
     // The helper was asked for the registry by its host:port, and the registry saw the test's user.
     expect(asked(KNOWS)).toContain(registry.server);
-    expect(registry.log()).toMatch(new RegExp(`auth\\.user\\.name=${registry.username}.*http\\.request\\.uri=/v2/reseat/credh-store-${process.pid}/manifests/v1`));
+    expect(registry.log()).toMatch(
+      new RegExp(`auth\\.user\\.name=${registry.username}.*http\\.request\\.uri=/v2/reseat/credh-store-${process.pid}/manifests/v1`),
+    );
   });
 
   it("credHelpers[registry] before credsStore: up pulls with the named helper (the PE is replaced onto the new image)", async () => {
@@ -94,7 +108,9 @@ describe("a private image pulled through a credential helper named in the Docker
     expect(up.code, up.doc.error ?? up.stderr.slice(-2000)).toBe(0);
     const inspect = await docker.getContainer(peOutputs(up, PE).executableId).inspect();
     expect(inspect.Config.Labels["io.reseat.image"]).toBe(refs.helpers);
-    expect(registry.log()).toMatch(new RegExp(`auth\\.user\\.name=${registry.username}.*http\\.request\\.uri=/v2/reseat/credh-helpers-${process.pid}/manifests/v1`));
+    expect(registry.log()).toMatch(
+      new RegExp(`auth\\.user\\.name=${registry.username}.*http\\.request\\.uri=/v2/reseat/credh-helpers-${process.pid}/manifests/v1`),
+    );
   });
 
   it('a helper that answers "credentials not found": up fails naming image and the registry, and the PE keeps running', async () => {
@@ -102,7 +118,9 @@ describe("a private image pulled through a credential helper named in the Docker
     setSpecs(project, [demoSpec(PE, port, { image: refs.none })]);
     const up = await cli("up", { credsStore: NOTHING });
     expect(up.code, up.stderr.slice(-2000)).toBe(1);
-    expect(up.doc.error).toMatch(new RegExp(`image: image "${escape(refs.none)}" .* could not be pulled: .*(unauthorized|authentication required|no basic auth credentials)`));
+    expect(up.doc.error).toMatch(
+      new RegExp(`image: image "${escape(refs.none)}" .* could not be pulled: .*(unauthorized|authentication required|no basic auth credentials)`),
+    );
     expect(up.doc.error).toContain(`credential helper docker-credential-${NOTHING} (credsStore in `);
     expect(up.doc.error).toContain(`has none for ${registry.server}`);
     expect(asked(NOTHING)).toContain(registry.server);
@@ -111,7 +129,11 @@ describe("a private image pulled through a credential helper named in the Docker
 
   it("the registry's password is in no output of the CLI", () => {
     const text = cliOutput.map((r) => JSON.stringify(r.doc) + r.stderr).join("\n");
-    const forms = [registry.password, Buffer.from(`${registry.username}:${registry.password}`).toString("base64"), Buffer.from(registry.password).toString("base64")];
+    const forms = [
+      registry.password,
+      Buffer.from(`${registry.username}:${registry.password}`).toString("base64"),
+      Buffer.from(registry.password).toString("base64"),
+    ];
     for (const form of forms) expect(text.includes(form)).toBe(false);
   });
 });

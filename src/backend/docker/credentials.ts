@@ -105,32 +105,37 @@ export function runCredentialHelper(helper: string, serverUrl: string, options: 
   const program = `docker-credential-${helper}`;
   const timeoutMs = options.timeoutMs ?? CREDENTIAL_HELPER_TIMEOUT_MS;
   return new Promise((resolve) => {
-    const child = execFile(program, ["get"], { env: options.env ?? process.env, timeout: timeoutMs, maxBuffer: 1024 * 1024, encoding: "utf8" }, (error, stdout) => {
-      if (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        if (code === "ENOENT") return resolve({ kind: "failed", reason: `${program} is not on PATH` });
-        if (code === "EACCES") return resolve({ kind: "failed", reason: `${program} is not executable` });
-        if (error.killed) return resolve({ kind: "failed", reason: `${program} gave no answer within ${timeoutMs} ms` });
-        // The protocol puts a helper's error message on stdout.
-        if (stdout.trim() === NOT_FOUND_MESSAGE) return resolve({ kind: "not-found" });
-        return resolve({ kind: "failed", reason: `${program} failed (exit code ${String(error.code ?? "?")}): ${withoutSecrets(stdout)}` });
-      }
-      let answer: { ServerURL?: unknown; Username?: unknown; Secret?: unknown };
-      try {
-        answer = JSON.parse(stdout) as typeof answer;
-      } catch {
-        return resolve({ kind: "failed", reason: `${program} answered something that is not JSON` });
-      }
-      if (typeof answer !== "object" || answer === null || typeof answer.Secret !== "string" || !answer.Secret) {
-        return resolve({ kind: "failed", reason: `${program} answered without a Secret` });
-      }
-      const serveraddress = typeof answer.ServerURL === "string" && answer.ServerURL ? answer.ServerURL : serverUrl;
-      const username = typeof answer.Username === "string" ? answer.Username : "";
-      resolve({
-        kind: "found",
-        auth: username === TOKEN_USERNAME ? { serveraddress, identitytoken: answer.Secret } : { serveraddress, username, password: answer.Secret },
-      });
-    });
+    const child = execFile(
+      program,
+      ["get"],
+      { env: options.env ?? process.env, timeout: timeoutMs, maxBuffer: 1024 * 1024, encoding: "utf8" },
+      (error, stdout) => {
+        if (error) {
+          const code = (error as NodeJS.ErrnoException).code;
+          if (code === "ENOENT") return resolve({ kind: "failed", reason: `${program} is not on PATH` });
+          if (code === "EACCES") return resolve({ kind: "failed", reason: `${program} is not executable` });
+          if (error.killed) return resolve({ kind: "failed", reason: `${program} gave no answer within ${timeoutMs} ms` });
+          // The protocol puts a helper's error message on stdout.
+          if (stdout.trim() === NOT_FOUND_MESSAGE) return resolve({ kind: "not-found" });
+          return resolve({ kind: "failed", reason: `${program} failed (exit code ${String(error.code ?? "?")}): ${withoutSecrets(stdout)}` });
+        }
+        let answer: { ServerURL?: unknown; Username?: unknown; Secret?: unknown };
+        try {
+          answer = JSON.parse(stdout) as typeof answer;
+        } catch {
+          return resolve({ kind: "failed", reason: `${program} answered something that is not JSON` });
+        }
+        if (typeof answer !== "object" || answer === null || typeof answer.Secret !== "string" || !answer.Secret) {
+          return resolve({ kind: "failed", reason: `${program} answered without a Secret` });
+        }
+        const serveraddress = typeof answer.ServerURL === "string" && answer.ServerURL ? answer.ServerURL : serverUrl;
+        const username = typeof answer.Username === "string" ? answer.Username : "";
+        resolve({
+          kind: "found",
+          auth: username === TOKEN_USERNAME ? { serveraddress, identitytoken: answer.Secret } : { serveraddress, username, password: answer.Secret },
+        });
+      },
+    );
     // A helper that exits without reading stdin must not turn into an unhandled EPIPE.
     child.stdin?.on("error", () => undefined);
     child.stdin?.end(serverUrl);
@@ -146,7 +151,11 @@ function withoutSecrets(output: string): string {
 }
 
 /** Credentials for pulling `imageRef` (see the top of this file for the order). */
-export async function resolveRegistryAuth(imageRef: string, explicit: RegistryCredentials | undefined, environment: CredentialEnvironment = {}): Promise<ResolvedRegistryAuth> {
+export async function resolveRegistryAuth(
+  imageRef: string,
+  explicit: RegistryCredentials | undefined,
+  environment: CredentialEnvironment = {},
+): Promise<ResolvedRegistryAuth> {
   const registry = registryOf(imageRef);
   if (explicit && normalizeRegistry(explicit.server) === registry) {
     return { auth: { serveraddress: explicit.server, username: explicit.username, password: explicit.password }, source: "spec docker.registryAuth" };

@@ -11,12 +11,22 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), "reseat-credhelpers-"));
 const bin = path.join(dir, "bin");
 fs.mkdirSync(bin);
 /** Each helper records the server URLs it was asked for here (one file per helper). */
-const asked = (helper: string) => (fs.existsSync(path.join(dir, `${helper}.asked`)) ? fs.readFileSync(path.join(dir, `${helper}.asked`), "utf8").trim().split("\n") : []);
+const asked = (helper: string) =>
+  fs.existsSync(path.join(dir, `${helper}.asked`))
+    ? fs
+        .readFileSync(path.join(dir, `${helper}.asked`), "utf8")
+        .trim()
+        .split("\n")
+    : [];
 
 /** Installs docker-credential-<name>: `get` reads the server URL from stdin and runs `body` (sh) with it in $server. */
 function helper(name: string, body: string): void {
   const file = path.join(bin, `docker-credential-${name}`);
-  fs.writeFileSync(file, `#!/bin/sh\n[ "$1" = get ] || { echo "unsupported action $1"; exit 1; }\nread -r server\necho "$server" >> '${dir}/${name}.asked'\n${body}\n`, { mode: 0o755 });
+  fs.writeFileSync(
+    file,
+    `#!/bin/sh\n[ "$1" = get ] || { echo "unsupported action $1"; exit 1; }\nread -r server\necho "$server" >> '${dir}/${name}.asked'\n${body}\n`,
+    { mode: 0o755 },
+  );
 }
 helper("store", `printf '{"ServerURL":"%s","Username":"store-user","Secret":"store-secret-1"}' "$server"`);
 helper("ecr", `printf '{"ServerURL":"%s","Username":"<token>","Secret":"identity-token-2"}' "$server"`);
@@ -64,16 +74,26 @@ describe("which credentials a pull uses", () => {
   });
 
   it("credHelpers[registry] before credsStore, credsStore before auths; the helper is asked with the server URL on stdin", async () => {
-    const doc = { credsStore: "store", credHelpers: { "ecr.example": "ecr" }, auths: { "registry.example": basic("file-user", "file-pass"), "ecr.example": basic("x", "y") } };
+    const doc = {
+      credsStore: "store",
+      credHelpers: { "ecr.example": "ecr" },
+      auths: { "registry.example": basic("file-user", "file-pass"), "ecr.example": basic("x", "y") },
+    };
     expect(credentialHelperFor(doc, "ecr.example")).toEqual({ helper: "ecr", namedBy: 'credHelpers["ecr.example"]' });
     expect(credentialHelperFor(doc, "registry.example")).toEqual({ helper: "store", namedBy: "credsStore" });
     expect(credentialHelperFor({ auths: {} }, "registry.example")).toBeUndefined();
 
     const ecr = await resolveRegistryAuth("ecr.example/team/app:1", undefined, withConfig(doc));
     // Username "<token>": the secret is an identity token.
-    expect(ecr).toEqual({ auth: { serveraddress: "ecr.example", identitytoken: "identity-token-2" }, source: `credential helper docker-credential-ecr (credHelpers["ecr.example"] in ${CONFIG_FILE})` });
+    expect(ecr).toEqual({
+      auth: { serveraddress: "ecr.example", identitytoken: "identity-token-2" },
+      source: `credential helper docker-credential-ecr (credHelpers["ecr.example"] in ${CONFIG_FILE})`,
+    });
     const stored = await resolveRegistryAuth("registry.example/app:1", undefined, withConfig(doc));
-    expect(stored).toEqual({ auth: { serveraddress: "registry.example", username: "store-user", password: "store-secret-1" }, source: `credential helper docker-credential-store (credsStore in ${CONFIG_FILE})` });
+    expect(stored).toEqual({
+      auth: { serveraddress: "registry.example", username: "store-user", password: "store-secret-1" },
+      source: `credential helper docker-credential-store (credsStore in ${CONFIG_FILE})`,
+    });
     const hub = await resolveRegistryAuth("busybox", undefined, withConfig(doc));
     expect(hub.auth).toEqual({ serveraddress: "https://index.docker.io/v1/", username: "store-user", password: "store-secret-1" });
     expect(asked("ecr")).toEqual(["ecr.example"]);
@@ -83,12 +103,20 @@ describe("which credentials a pull uses", () => {
   it("a credHelpers key in any spelling of the server (scheme, path) names that registry", async () => {
     const doc = { credHelpers: { "https://Tokens.Example/v2/": "ecr" } };
     expect((await resolveRegistryAuth("tokens.example/x", undefined, withConfig(doc))).auth?.identitytoken).toBe("identity-token-2");
-    expect((await resolveRegistryAuth("elsewhere.example/x", undefined, withConfig(doc))).source).toBe(`no credentials for elsewhere.example in ${CONFIG_FILE}`);
+    expect((await resolveRegistryAuth("elsewhere.example/x", undefined, withConfig(doc))).source).toBe(
+      `no credentials for elsewhere.example in ${CONFIG_FILE}`,
+    );
   });
 
   it('"credentials not found": no credentials (an anonymous pull, as the docker CLI), not the auths entry', async () => {
-    const resolved = await resolveRegistryAuth("registry.example/app:1", undefined, withConfig({ credsStore: "empty", auths: { "registry.example": basic("file-user", "file-pass") } }));
-    expect(resolved).toEqual({ source: `no credentials: credential helper docker-credential-empty (credsStore in ${CONFIG_FILE}) has none for registry.example` });
+    const resolved = await resolveRegistryAuth(
+      "registry.example/app:1",
+      undefined,
+      withConfig({ credsStore: "empty", auths: { "registry.example": basic("file-user", "file-pass") } }),
+    );
+    expect(resolved).toEqual({
+      source: `no credentials: credential helper docker-credential-empty (credsStore in ${CONFIG_FILE}) has none for registry.example`,
+    });
   });
 
   it("a helper that is missing, fails or answers nonsense: the auths entry when there is one (as the docker CLI), else none; the reason says why", async () => {
@@ -99,9 +127,15 @@ describe("which credentials a pull uses", () => {
       source: `docker config ${CONFIG_FILE} (credential helper docker-credential-desktop (credsStore in ${CONFIG_FILE}) failed: docker-credential-desktop is not on PATH)`,
     });
     const broken = await resolveRegistryAuth("registry.example/app:1", undefined, withConfig({ credHelpers: { "registry.example": "broken" } }));
-    expect(broken).toEqual({ source: `no credentials: credential helper docker-credential-broken (credHelpers["registry.example"] in ${CONFIG_FILE}) failed: docker-credential-broken failed (exit code 3): something went wrong` });
-    expect((await resolveRegistryAuth("registry.example/app:1", undefined, withConfig({ credsStore: "nonsense" }))).source).toMatch(/docker-credential-nonsense answered something that is not JSON$/);
-    expect((await resolveRegistryAuth("registry.example/app:1", undefined, withConfig({ credsStore: "../bin/x" }))).source).toMatch(/"\.\.\/bin\/x" is not a credential helper's name$/);
+    expect(broken).toEqual({
+      source: `no credentials: credential helper docker-credential-broken (credHelpers["registry.example"] in ${CONFIG_FILE}) failed: docker-credential-broken failed (exit code 3): something went wrong`,
+    });
+    expect((await resolveRegistryAuth("registry.example/app:1", undefined, withConfig({ credsStore: "nonsense" }))).source).toMatch(
+      /docker-credential-nonsense answered something that is not JSON$/,
+    );
+    expect((await resolveRegistryAuth("registry.example/app:1", undefined, withConfig({ credsStore: "../bin/x" }))).source).toMatch(
+      /"\.\.\/bin\/x" is not a credential helper's name$/,
+    );
   });
 
   it("a helper's failure message that could carry a secret is withheld", async () => {
@@ -123,8 +157,16 @@ describe("which credentials a pull uses", () => {
         "tokens.example": { identitytoken: "tok" },
       },
     };
-    expect((await resolveRegistryAuth("busybox", undefined, withConfig(doc))).auth).toEqual({ serveraddress: "https://index.docker.io/v1/", username: "hubuser", password: "hubpass" });
-    expect((await resolveRegistryAuth("127.0.0.1:5000/x", undefined, withConfig(doc))).auth).toEqual({ serveraddress: "http://127.0.0.1:5000/v2/", username: "local", password: "pa:ss" });
+    expect((await resolveRegistryAuth("busybox", undefined, withConfig(doc))).auth).toEqual({
+      serveraddress: "https://index.docker.io/v1/",
+      username: "hubuser",
+      password: "hubpass",
+    });
+    expect((await resolveRegistryAuth("127.0.0.1:5000/x", undefined, withConfig(doc))).auth).toEqual({
+      serveraddress: "http://127.0.0.1:5000/v2/",
+      username: "local",
+      password: "pa:ss",
+    });
     expect((await resolveRegistryAuth("tokens.example/x", undefined, withConfig(doc))).auth).toEqual({ serveraddress: "tokens.example", identitytoken: "tok" });
     expect((await resolveRegistryAuth("busybox", undefined, withConfig(doc))).source).toBe(`docker config ${CONFIG_FILE}`);
     const noFile = await resolveRegistryAuth("x", undefined, { env: { DOCKER_CONFIG: "/none" }, readFile: withConfig({}).readFile });
