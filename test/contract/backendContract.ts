@@ -5,6 +5,7 @@
 // them afterwards; the engine's own world (images present or absent, a namespace) comes from `setup`.
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { storeFolder } from "@reseat/state/contract";
 import { Backend, ExecutableDesired, ExecutableEvent, LeaseRecord, VolumeClaim, executableName } from "../../src/backend/backend";
 
 /** One engine as the contract drives it. */
@@ -39,19 +40,24 @@ export interface ContractEngine {
 export interface WorkloadView {
   uid: number;
   gid: number;
-  /** sha256 of the store password where RESEAT_STORE's passwordFile says, or why it could not be read. */
-  storeSecret: string;
+  /** sha256 of the store password where RESEAT_STORE's passwordFile says (or why it could not be read); null without one. */
+  storeSecret: string | null;
   /** true, or why the state directory could not be written. */
   stateWritable: true | string;
+  /** A directory store: true when its PE folder (PROBE_STORE_FOLDER) could be made and written, else why not; null for other stores. */
+  storeWritable: true | string | null;
 }
 
 /** Prints what the workload sees as one line, `probe {…}`, then waits to be stopped. */
 const PROBE_SCRIPT = [
   'const fs = require("node:fs"), crypto = require("node:crypto");',
   "const store = JSON.parse(process.env.RESEAT_STORE);",
-  "let storeSecret; try { storeSecret = crypto.createHash(\"sha256\").update(fs.readFileSync(store.passwordFile)).digest(\"hex\"); } catch (e) { storeSecret = `unreadable: ${e.code}`; }",
-  "let stateWritable; try { fs.writeFileSync(`${process.env.RESEAT_STATE_DIR}/probe`, \"x\"); stateWritable = true; } catch (e) { stateWritable = `unwritable: ${e.code}`; }",
-  "console.log(`probe ${JSON.stringify({ uid: process.getuid(), gid: process.getgid(), storeSecret, stateWritable })}`);",
+  "const attempt = (work) => { try { work(); return true; } catch (e) { return `failed: ${e.code}`; } };",
+  "let storeSecret = null; if (store.passwordFile) { try { storeSecret = crypto.createHash(\"sha256\").update(fs.readFileSync(store.passwordFile)).digest(\"hex\"); } catch (e) { storeSecret = `unreadable: ${e.code}`; } }",
+  "const stateWritable = attempt(() => fs.writeFileSync(`${process.env.RESEAT_STATE_DIR}/probe`, \"x\"));",
+  "const folder = `${store.path}/${process.env.PROBE_STORE_FOLDER}`;",
+  "const storeWritable = store.kind === \"directory\" ? attempt(() => { fs.mkdirSync(folder, { recursive: true }); fs.writeFileSync(`${folder}/probe`, \"x\"); }) : null;",
+  "console.log(`probe ${JSON.stringify({ uid: process.getuid(), gid: process.getgid(), storeSecret, stateWritable, storeWritable })}`);",
   "setInterval(() => undefined, 60_000); process.on(\"SIGTERM\", () => process.exit(0));",
 ].join("\n");
 
@@ -286,7 +292,35 @@ export function defineBackendContract(engineName: string, setup: (prefix: string
       await backend.start(id);
       await backend.waitReady(id, desired);
       const view = await (engine.workloadView ?? probeView)(id, desired);
-      expect(view).toEqual({ uid: 2345, gid: 2345, storeSecret: sha256(password), stateWritable: true });
+      expect(view).toEqual({ uid: 2345, gid: 2345, storeSecret: sha256(password), stateWritable: true, storeWritable: null });
+      await backend.stop(id, desired.stop);
+      await backend.remove(id);
+    });
+
+    test("records: a directory store's PE folder is the non-root workload's (prepareStoreFolder): it writes there; a fresh store is at generation 0", async () => {
+      const peId = pe("dirstore");
+      const volume = await claimed(peId);
+      const storeVolume = `${peId}-store`;
+      volumes.add(storeVolume);
+      // The store is a volume of its own (a claim on Kubernetes, where the pod mounts it).
+      await backend.claimVolume({ ...claimOf(peId), name: storeVolume });
+      const store = { kind: "directory" as const, volume: storeVolume, keep: 3 };
+      expect(await backend.readStoreGeneration(store, peId)).toBe(0);
+      const user = { uid: 2345, gid: 2345 };
+      await backend.prepareStoreFolder(store, peId, user);
+      await backend.ownState(volume, user);
+      const desired = desiredFor(peId, volume, {
+        user,
+        env: { ...desiredFor(peId, volume).env, PROBE_STORE_FOLDER: storeFolder(peId) },
+        command: ["node", "-e", PROBE_SCRIPT],
+        store,
+        readiness: { logLine: "^probe ", timeout: WAIT_MS },
+      });
+      const id = await prepared(desired);
+      await backend.start(id);
+      await backend.waitReady(id, desired);
+      const view = await (engine.workloadView ?? probeView)(id, desired);
+      expect(view).toEqual({ uid: 2345, gid: 2345, storeSecret: null, stateWritable: true, storeWritable: true });
       await backend.stop(id, desired.stop);
       await backend.remove(id);
     });

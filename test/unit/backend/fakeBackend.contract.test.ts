@@ -1,8 +1,9 @@
 // The backend contract (test/contract/backendContract.ts) on the in-memory fake: the engine-free unit
 // tests rely on the fake behaving as the real engines do, and this is where that is checked.
-import { STORE_PASSWORD_FILE } from "@reseat/state/contract";
+import { STORE_PASSWORD_FILE, storeFolder } from "@reseat/state/contract";
 import type { FileOwner } from "../../../src/backend/backend";
 import { FakeBackend } from "../../../src/backend/fake/fakeBackend";
+import { storeSource } from "../../../src/backend/fileRecords";
 import { defineBackendContract, sha256 } from "../../contract/backendContract";
 
 defineBackendContract("fake", async () => {
@@ -22,11 +23,14 @@ defineBackendContract("fake", async () => {
       const ownedBy = (owner: FileOwner | undefined) => (owner ? owner.uid === user.uid && owner.gid === user.gid : user.uid === 0);
       const secret = backend.volumeFile(desired.volumeName, STORE_PASSWORD_FILE);
       const root = backend.volumeFile(desired.volumeName, "./");
+      const store = desired.store;
+      const folder = store.kind === "directory" ? backend.volumeFile(storeSource(store), `${storeFolder(desired.peId)}/`) : undefined;
       return {
         uid: user.uid,
         gid: user.gid,
-        storeSecret: secret && ownedBy(secret.owner) ? sha256(secret.text) : "unreadable: EACCES",
-        stateWritable: root && ownedBy(root.owner) ? true : "unwritable: EACCES",
+        storeSecret: store.kind !== "postgres" ? null : secret && ownedBy(secret.owner) ? sha256(secret.text) : "unreadable: EACCES",
+        stateWritable: root && ownedBy(root.owner) ? true : "failed: EACCES",
+        storeWritable: store.kind !== "directory" ? null : folder && ownedBy(folder.owner) ? true : "failed: EACCES",
       };
     },
   };
