@@ -9,13 +9,18 @@ import { poll } from "../util/retry";
 
 export class LeaseLostError extends Error {
   constructor(readonly lease: LeaseRecord) {
-    super(`reseat: lost the lease "${lease.name}" (held as ${lease.holder}): it was broken or removed (e.g. \`docker container prune\`); stopping before acting on stale ownership`);
+    super(
+      `reseat: lost the lease "${lease.name}" (held as ${lease.holder}): it was broken or removed (e.g. \`docker container prune\`); stopping before acting on stale ownership`,
+    );
     this.name = "LeaseLostError";
   }
 }
 
 export class LeaseBusyError extends Error {
-  constructor(readonly current: LeaseRecord, waitedMs: number) {
+  constructor(
+    readonly current: LeaseRecord,
+    waitedMs: number,
+  ) {
     super(`reseat: "${current.name}" is held by ${current.holder} (still renewing after ${Math.round(waitedMs)} ms of waiting); try again later`);
     this.name = "LeaseBusyError";
   }
@@ -90,18 +95,21 @@ function hold(backend: Backend, record: LeaseRecord, options: LeaseOptions): Hel
   let released = false;
   let renewing: Promise<void> = Promise.resolve();
   let renewalInFlight = false;
-  const timer = setInterval(() => {
-    // One renewal at a time: while the engine is slow (a call waits for its deadline), ticks are skipped, not queued.
-    if (renewalInFlight) return;
-    renewalInFlight = true;
-    renewing = renewing
-      .then(async () => {
-        if (lost || released) return;
-        const still = await backend.renewLease(record).catch(() => true); // an engine hiccup is not a loss; the count stands still
-        if (!still) lost = true;
-      })
-      .finally(() => (renewalInFlight = false));
-  }, options.renewEveryMs ?? Math.max(Math.floor(options.leaseMs / 3), 10));
+  const timer = setInterval(
+    () => {
+      // One renewal at a time: while the engine is slow (a call waits for its deadline), ticks are skipped, not queued.
+      if (renewalInFlight) return;
+      renewalInFlight = true;
+      renewing = renewing
+        .then(async () => {
+          if (lost || released) return;
+          const still = await backend.renewLease(record).catch(() => true); // an engine hiccup is not a loss; the count stands still
+          if (!still) lost = true;
+        })
+        .finally(() => (renewalInFlight = false));
+    },
+    options.renewEveryMs ?? Math.max(Math.floor(options.leaseMs / 3), 10),
+  );
   timer.unref();
   return {
     record,

@@ -27,7 +27,9 @@ export class RetryExhaustedError extends Error {
     readonly elapsedMs: number,
     readonly last?: unknown,
   ) {
-    super(`reseat: gave up waiting for ${what} after ${attempts} attempt${attempts === 1 ? "" : "s"} in ${Math.round(elapsedMs)} ms${last ? `: ${(last as Error)?.message ?? String(last)}` : ""}`);
+    super(
+      `reseat: gave up waiting for ${what} after ${attempts} attempt${attempts === 1 ? "" : "s"} in ${Math.round(elapsedMs)} ms${last ? `: ${(last as Error)?.message ?? String(last)}` : ""}`,
+    );
     this.name = "RetryExhaustedError";
   }
 }
@@ -75,7 +77,8 @@ export async function retry<T>(options: RetryOptions, attempt: (n: number) => Pr
   const result = await poll<{ value: T }>(
     {
       ...options,
-      exhausted: (attempts, elapsed) => (options.exhausted ? options.exhausted(attempts, elapsed, last) : new RetryExhaustedError(options.what, attempts, elapsed, last)),
+      exhausted: (attempts, elapsed) =>
+        options.exhausted ? options.exhausted(attempts, elapsed, last) : new RetryExhaustedError(options.what, attempts, elapsed, last),
     },
     async (n) => {
       try {

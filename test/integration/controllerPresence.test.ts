@@ -78,7 +78,10 @@ describe("the controller's presence lease on Docker", () => {
   afterAll(async () => {
     await other?.release().catch(() => undefined);
     if (controller && controller.child.exitCode === null) controller.child.kill("SIGKILL");
-    await docker.getContainer(CONTAINER).remove({ force: true }).catch(() => undefined);
+    await docker
+      .getContainer(CONTAINER)
+      .remove({ force: true })
+      .catch(() => undefined);
   });
 
   it("lost while another holder lives for a minute: one re-acquisition in flight, no unhandled rejection, no leaked lease after it wins", async () => {
@@ -90,7 +93,10 @@ describe("the controller's presence lease on Docker", () => {
 
     // Its lease is removed (a prune) and another holder takes it at once, and keeps renewing it.
     other = await waitFor("the other holder to take the presence", async () => {
-      await docker.getContainer(CONTAINER).remove({ force: true }).catch(() => undefined);
+      await docker
+        .getContainer(CONTAINER)
+        .remove({ force: true })
+        .catch(() => undefined);
       return acquireLease(backend, NAME, OTHER, { leaseMs: 3000, waitMs: 0 }).catch((error: unknown) => {
         if (error instanceof LeaseBusyError) return undefined; // the controller was quicker: remove it again
         throw error;

@@ -140,7 +140,15 @@ describe("Kubernetes API calls behind a black hole", () => {
       backend.listExecutables(),
       watchEnd.then((error) => Promise.reject(error)),
     ]);
-    console.log(results.map((r) => (r.status === "rejected" ? `${(r.reason as Error).name}: ${(r.reason as Error).message} ${String((r.reason as { cause?: unknown }).cause ?? "")}` : "fulfilled")).join("\n"));
+    console.log(
+      results
+        .map((r) =>
+          r.status === "rejected"
+            ? `${(r.reason as Error).name}: ${(r.reason as Error).message} ${String((r.reason as { cause?: unknown }).cause ?? "")}`
+            : "fulfilled",
+        )
+        .join("\n"),
+    );
     expect(results.map((r) => (r.status === "rejected" ? (r.reason as Error).name : "fulfilled"))).toEqual(Array(6).fill("KubernetesDeadlineError"));
     expect(results.every(isDeadline)).toBe(true);
 

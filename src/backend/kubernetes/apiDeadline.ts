@@ -126,7 +126,8 @@ export async function watchWithDeadlines(
   // idle policy; the (shorter) connect deadline is raced below.
   // (A private field of the pinned client, 2.0.1: checked, so an upgrade that renames it fails loudly.)
   const timing = watcher as unknown as { requestTimeoutMs?: number };
-  if (typeof timing.requestTimeoutMs !== "number") throw new Error("reseat: @kubernetes/client-node's Watch has no requestTimeoutMs any more: revisit apiDeadline.ts");
+  if (typeof timing.requestTimeoutMs !== "number")
+    throw new Error("reseat: @kubernetes/client-node's Watch has no requestTimeoutMs any more: revisit apiDeadline.ts");
   timing.requestTimeoutMs = deadlines.idleMs;
   let finished = false;
   const finish = (error: unknown) => {
@@ -161,7 +162,10 @@ export async function watchWithDeadlines(
   if (first === "deadline") {
     finish(new KubernetesDeadlineError(server, `the watch of ${path}`, deadlines.connectMs));
     // The client keeps trying until its own timer: end it as soon as it hands over its controller.
-    void opening.then((late) => late.abort(), () => undefined);
+    void opening.then(
+      (late) => late.abort(),
+      () => undefined,
+    );
     return { abort: () => undefined };
   }
   return {

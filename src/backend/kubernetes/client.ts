@@ -23,18 +23,23 @@ export function connect(context: string | undefined): KubernetesClients {
   const defaultFile = path.join(os.homedir(), ".kube", "config");
   if (!process.env.KUBECONFIG && !fs.existsSync(defaultFile) && !process.env.KUBERNETES_SERVICE_HOST) {
     // The client would otherwise fall back to http://localhost:8080 and fail with an unrelated TLS message.
-    throw new Error(`reseat: no kubeconfig for a PE with a kubernetes section: set KUBECONFIG (the local cluster's is printed by \`scripts/cluster.sh status\`) or create ${defaultFile}`);
+    throw new Error(
+      `reseat: no kubeconfig for a PE with a kubernetes section: set KUBECONFIG (the local cluster's is printed by \`scripts/cluster.sh status\`) or create ${defaultFile}`,
+    );
   }
   config.loadFromDefault();
   if (context) {
     if (!config.getContextObject(context)) {
       const known = config.getContexts().map((c) => c.name);
-      throw new Error(`reseat: kubernetes.context "${context}" is not in the kubeconfig (${process.env.KUBECONFIG ?? "~/.kube/config"}; contexts: ${known.join(", ") || "none"})`);
+      throw new Error(
+        `reseat: kubernetes.context "${context}" is not in the kubeconfig (${process.env.KUBECONFIG ?? "~/.kube/config"}; contexts: ${known.join(", ") || "none"})`,
+      );
     }
     config.setCurrentContext(context);
   }
   const cluster = config.getCurrentCluster();
-  if (!cluster) throw new Error(`reseat: no Kubernetes cluster configured: set KUBECONFIG (or ~/.kube/config) to reach the cluster of a PE with a kubernetes section`);
+  if (!cluster)
+    throw new Error(`reseat: no Kubernetes cluster configured: set KUBECONFIG (or ~/.kube/config) to reach the cluster of a PE with a kubernetes section`);
   return {
     config,
     // Every call of these clients has a deadline (apiDeadline.ts): a black-holed API server fails them.

@@ -23,7 +23,8 @@ describe("corrupt records", () => {
     const { backend } = await threePes();
     // pe-c's lock lease and the controller's presence lease cannot be decoded.
     backend.faults.beforeCall = (operation, args) => {
-      if (operation === "readLease" && (args[0] === "pe-pe-c" || args[0] === CONTROLLER_LEASE)) throw new Error(`the lease record ${String(args[0])} is unreadable: not JSON`);
+      if (operation === "readLease" && (args[0] === "pe-pe-c" || args[0] === CONTROLLER_LEASE))
+        throw new Error(`the lease record ${String(args[0])} is unreadable: not JSON`);
     };
     const rows = await gatherStatus(backend);
     expect(rows.map((r) => [r.peId, r.state, r.generation])).toEqual([

@@ -60,7 +60,9 @@ describe("Kubernetes API deadlines", () => {
         contexts: [{ name: "s", cluster: "s", user: "nobody" }],
         currentContext: "s",
       });
-      await expect(apiClient(stalledConfig, k8s.CoreV1Api, 200).readNamespacedPod({ name: "p", namespace: "ns" })).rejects.toBeInstanceOf(KubernetesDeadlineError);
+      await expect(apiClient(stalledConfig, k8s.CoreV1Api, 200).readNamespacedPod({ name: "p", namespace: "ns" })).rejects.toBeInstanceOf(
+        KubernetesDeadlineError,
+      );
     } finally {
       stalled.closeAllConnections();
       await new Promise((resolve) => stalled.close(resolve));
@@ -68,7 +70,10 @@ describe("Kubernetes API deadlines", () => {
   });
 
   it("every client kind the backend uses has it (version, coordination)", async () => {
-    for (const call of [() => apiClient(config, k8s.VersionApi, 200).getCode(), () => apiClient(config, k8s.CoordinationV1Api, 200).readNamespacedLease({ name: "l", namespace: "ns" })]) {
+    for (const call of [
+      () => apiClient(config, k8s.VersionApi, 200).getCode(),
+      () => apiClient(config, k8s.CoordinationV1Api, 200).readNamespacedLease({ name: "l", namespace: "ns" }),
+    ]) {
       await expect(call()).rejects.toBeInstanceOf(KubernetesDeadlineError);
     }
   });

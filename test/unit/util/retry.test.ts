@@ -20,7 +20,9 @@ describe("poll", () => {
   });
 
   it("gives up once its deadline passed, with the caller's own error when it builds one", async () => {
-    const error = await poll({ what: "x", pauseMs: 1, deadlineMs: 0, exhausted: (n) => new Error(`not ready after ${n}`) }, () => undefined).catch((e: unknown) => e);
+    const error = await poll({ what: "x", pauseMs: 1, deadlineMs: 0, exhausted: (n) => new Error(`not ready after ${n}`) }, () => undefined).catch(
+      (e: unknown) => e,
+    );
     expect((error as Error).message).toMatch(/^not ready after \d+$/);
   });
 
