@@ -1,6 +1,6 @@
 // From a validated spec to what the backend runs. Shared by the component, the controller, group
 // rollouts and benchmarks, so that all of them run the very same executable for the same spec.
-import type { EngineTarget, ExecutableDesired, KubernetesPodDesired, StoreDesired } from "../backend/backend";
+import type { EngineTarget, ExecutableDesired, KubernetesPodDesired, StoreDesired } from "@reseat/state/contract";
 import { DEFAULT_STORE_VOLUME, ProcessingElementSpec, volumeNameOf } from "./processingElement";
 import type { SpecField } from "./inputs";
 
