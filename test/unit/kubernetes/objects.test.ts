@@ -62,6 +62,12 @@ describe("the pod of a generation", () => {
     expect(pod.metadata!.annotations![LABELS.owner]).toBe("reseat/k8s/orders-0");
   });
 
+  it("the spec's user is the pod's securityContext (runAsUser, runAsGroup, fsGroup: its claims become the group's); none without one", () => {
+    const asUser = podManifest({ ...desired, user: { uid: 2345, gid: 2346 } }, { name: "reseat-orders-0-g4", generation: 4, specHash: "def" }, "node2");
+    expect(asUser.spec!.securityContext).toEqual({ runAsUser: 2345, runAsGroup: 2346, fsGroup: 2346, runAsNonRoot: true });
+    expect(pod.spec!.securityContext).toBeUndefined();
+  });
+
   it("a directory store is its own claim at /reseat-store", () => {
     const dir = podManifest({ ...desired, store: { kind: "directory", volume: "reseat-orders-0-state-store", keep: 5 } }, { name: "p", generation: 1, specHash: "x" }, undefined);
     expect(dir.spec!.volumes!.find((v) => v.name === "store")!.persistentVolumeClaim!.claimName).toBe("reseat-orders-0-state-store");
