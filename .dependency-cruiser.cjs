@@ -60,7 +60,10 @@ module.exports = {
         "The Kubernetes client is the heaviest module reseat loads: no static import reaches it from the provider side or the components, so a Docker-only provider call never loads it; src/backend/open.ts requires the Kubernetes backend when a PE asks for Kubernetes.",
       severity: "error",
       from: { path: "^(src|components)/", pathNot: "^src/backend/kubernetes/" },
-      to: { path: ["^src/backend/kubernetes/", "(^|/)node_modules/@kubernetes/client-node/"], dependencyTypesNot: ["require", "dynamic-import", "type-only", "type-import"] },
+      to: {
+        path: ["^src/backend/kubernetes/", "(^|/)node_modules/@kubernetes/client-node/"],
+        dependencyTypesNot: ["require", "dynamic-import", "type-only", "type-import"],
+      },
     },
     {
       name: "components-import-no-engine",

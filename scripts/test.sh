@@ -4,6 +4,14 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 cd "$RESEAT_ROOT"
+# The static checks first (scripts/lint.sh: layer rules, promise lint, format), failing the command on their
+# own. Skipped when the arguments pick test files (iterating on a few), unless RESEAT_LINT=1; RESEAT_LINT=0 skips.
+lint="${RESEAT_LINT:-1}"
+if [ -z "${RESEAT_LINT:-}" ]; then for arg in "$@"; do case "$arg" in *.ts | test/*) lint=0 ;; esac; done; fi
+if [ "$lint" = 1 ] && ! bash scripts/lint.sh; then
+  echo "tests: not run: the static checks failed (above; run them alone with: npm run lint)" >&2
+  exit 1
+fi
 # A private PostgreSQL on 127.0.0.1:55432 for the postgres store (installed and started when absent).
 bash scripts/postgres.sh start >&2
 # The local two-node Kubernetes cluster (built on first use, ~25 minutes on 2 cores; then seconds).
