@@ -82,28 +82,59 @@ describe("a workload image built from @reseat/state alone", () => {
     // As a workload author does it: the packed library, a project depending on it, npm install.
     const packed = await mustRun(ROOT, "npm", ["pack", "./packages/state", "--ignore-scripts", "--silent", "--pack-destination", context]);
     const tarball = packed.stdout.trim().split("\n").at(-1)!.trim();
-    fs.writeFileSync(path.join(context, "package.json"), JSON.stringify({ name: "it-workload", private: true, dependencies: { "@reseat/state": `file:${tarball}` } }, null, 2));
+    fs.writeFileSync(
+      path.join(context, "package.json"),
+      JSON.stringify({ name: "it-workload", private: true, dependencies: { "@reseat/state": `file:${tarball}` } }, null, 2),
+    );
     await mustRun(context, "npm", ["install", "--offline", "--omit=dev", "--no-audit", "--no-fund", "--loglevel=error"]);
     fs.writeFileSync(path.join(context, "server.js"), SERVER);
     fs.writeFileSync(path.join(context, "Dockerfile"), DOCKERFILE);
     const base = await baseImage();
     for (const version of ["v1", "v2"]) {
-      await mustRun(context, "docker", ["build", "-q", "--network", "none", "-t", `${IMAGE}:${version}`, "--build-arg", `BASE_IMAGE=${base}`, "--build-arg", `WORKLOAD_VERSION=${version}`, "."], {
-        ...process.env,
-        DOCKER_BUILDKIT: "0",
-      });
+      await mustRun(
+        context,
+        "docker",
+        [
+          "build",
+          "-q",
+          "--network",
+          "none",
+          "-t",
+          `${IMAGE}:${version}`,
+          "--build-arg",
+          `BASE_IMAGE=${base}`,
+          "--build-arg",
+          `WORKLOAD_VERSION=${version}`,
+          ".",
+        ],
+        {
+          ...process.env,
+          DOCKER_BUILDKIT: "0",
+        },
+      );
     }
   });
   afterAll(async () => {
     await cleanup([PE]);
-    for (const version of ["v1", "v2"]) await docker.getImage(`${IMAGE}:${version}`).remove({ force: true }).catch(() => undefined);
+    for (const version of ["v1", "v2"])
+      await docker
+        .getImage(`${IMAGE}:${version}`)
+        .remove({ force: true })
+        .catch(() => undefined);
     if (context) fs.rmSync(context, { recursive: true, force: true });
     if (project) fs.rmSync(project.dir, { recursive: true, force: true });
   });
 
   it("its node_modules holds @reseat/state only: no Pulumi, no engine client, no pg", async () => {
     const listed = await mustRun(ROOT, "docker", [
-      "run", "--rm", "--network", "none", "--entrypoint", "node", `${IMAGE}:v1`, "-e",
+      "run",
+      "--rm",
+      "--network",
+      "none",
+      "--entrypoint",
+      "node",
+      `${IMAGE}:v1`,
+      "-e",
       // Every installed package, scoped ones included, at any depth.
       `const fs = require("fs"), path = require("path"); const found = [];
        (function walk(dir) { for (const e of fs.readdirSync(dir)) { if (e.startsWith(".")) continue;
@@ -139,7 +170,7 @@ describe("a workload image built from @reseat/state alone", () => {
     await put("session:ada", "cart=3");
     const seq = await put("session:bob", "cart=7");
     // The committer ships the writes to the store (interval 1 s): wait for the commit that holds them.
-    await waitFor("a commit holding both writes", async () => ((await view()).status.lastCommit?.seq ?? 0) >= seq ? true : undefined);
+    await waitFor("a commit holding both writes", async () => (((await view()).status.lastCommit?.seq ?? 0) >= seq ? true : undefined));
 
     setSpecs(project, [spec(`${IMAGE}:v2`)]);
     const second = peOutputs(await mustSucceed(project, "up"), PE);
@@ -161,11 +192,28 @@ describe("a workload image built from @reseat/state alone", () => {
     // The PE's commits copied out of the store (mounted read-only): the next generation's claim lands in the
     // copy, so the running PE is not fenced. A tmpfs state directory; it exits before any commit of its own.
     const restored = await mustRun(ROOT, "docker", [
-      "run", "--rm", "--network", "none", "--tmpfs", "/fresh", "--tmpfs", "/copy",
-      "-v", `${store!.Name}:/from:ro`,
-      "-e", `RESEAT_PE_ID=${PE}`, "-e", `RESEAT_STORE=${JSON.stringify({ kind: "directory", path: "/copy" })}`,
-      "-e", "RESEAT_STATE_DIR=/fresh", "-e", "RESEAT_GENERATION=3",
-      "--entrypoint", "node", `${IMAGE}:v2`, "-e",
+      "run",
+      "--rm",
+      "--network",
+      "none",
+      "--tmpfs",
+      "/fresh",
+      "--tmpfs",
+      "/copy",
+      "-v",
+      `${store!.Name}:/from:ro`,
+      "-e",
+      `RESEAT_PE_ID=${PE}`,
+      "-e",
+      `RESEAT_STORE=${JSON.stringify({ kind: "directory", path: "/copy" })}`,
+      "-e",
+      "RESEAT_STATE_DIR=/fresh",
+      "-e",
+      "RESEAT_GENERATION=3",
+      "--entrypoint",
+      "node",
+      `${IMAGE}:v2`,
+      "-e",
       `require("fs").cpSync("/from/${PE}", "/copy/${PE}", { recursive: true });
        require("@reseat/state").openState({ commitIntervalMs: 3600000 }).then((s) => { console.log(JSON.stringify({ resumedFrom: s.resumedFrom, entries: Object.fromEntries(s.entries()) })); process.exit(0); });`,
     ]);
