@@ -19,6 +19,7 @@ export function invalidSpecs(peId: string): InvalidSpecCase[] {
     { name: "bad PE id", spec: { ...base, peId: "Bad_Id" }, field: "peId", expected: /DNS label/ },
     { name: "port out of range", spec: { ...base, ports: [{ container: 70000 }] }, field: "ports.0.container", expected: /port from 1 to 65535/ },
     { name: "bad env name", spec: { ...base, env: { "1BAD": "x" } }, field: "env.1BAD", expected: /environment variable names/ },
+    { name: "an env name reseat reserves", spec: { ...base, env: { RESEAT_PE_ID: "x" } }, field: "env.RESEAT_PE_ID", expected: /reserved: reseat sets RESEAT_PE_ID for every workload/ },
     { name: "memory below Docker's minimum", spec: { ...base, resources: { memoryMiB: 1 } }, field: "resources.memoryMiB", expected: /at least 6 MiB/ },
     { name: "unknown network mode", spec: { ...base, network: "overlay" }, field: "network", expected: /"bridge", "host" or "none"/ },
     { name: "negative stop grace", spec: { ...base, stop: { graceSeconds: -1 } }, field: "stop.graceSeconds", expected: /0 or more seconds/ },
