@@ -21,6 +21,8 @@ export interface ContractEngine {
     /** An image the engine has that exits at start, printing `crashOutput`. */
     crashing: string;
     crashOutput: RegExp;
+    /** A workload on the state library (the session service): GET /healthz and /status on $PORT; it writes its status. */
+    stateful: string;
     /** A reference the engine does not have, whose registry (if asked) is not there. */
     absent: string;
   };
@@ -30,7 +32,9 @@ export interface ContractEngine {
    * The fake runs no process, so it answers from what it holds.
    */
   workloadView?: (executableId: string, desired: ExecutableDesired) => Promise<WorkloadView>;
-  /** Engine-specific parts of a desired spec (Kubernetes: the engine target). */
+  /** The fake runs no process: it is handed what a running workload's state library would write. */
+  workloadReports?: (desired: ExecutableDesired, generation: number) => Promise<void>;
+  /** Engine-specific parts of a desired spec (Kubernetes: the engine target, the status endpoint). */
   adapt?: (desired: ExecutableDesired) => ExecutableDesired;
   /** Removes what setup made (a namespace); the contract removes its own objects first. */
   teardown?: () => Promise<void>;
@@ -81,6 +85,7 @@ export function defineBackendContract(engineName: string, setup: (prefix: string
     let engine: ContractEngine;
     let backend: Backend;
     let readyImageId: string;
+    let statefulImageId: string;
     const peIds = new Set<string>();
     const volumes = new Set<string>();
     const leases: LeaseRecord[] = [];
@@ -91,6 +96,9 @@ export function defineBackendContract(engineName: string, setup: (prefix: string
       const resolved = await backend.resolveImage(engine.images.ready);
       if (resolved.kind !== "resolved") throw new Error(`contract setup: the engine does not have ${engine.images.ready} (${JSON.stringify(resolved)})`);
       readyImageId = resolved.imageId;
+      const stateful = await backend.resolveImage(engine.images.stateful);
+      if (stateful.kind !== "resolved") throw new Error(`contract setup: the engine does not have ${engine.images.stateful} (${JSON.stringify(stateful)})`);
+      statefulImageId = stateful.imageId;
     });
 
     afterAll(async () => {
@@ -321,6 +329,30 @@ export function defineBackendContract(engineName: string, setup: (prefix: string
       await backend.waitReady(id, desired);
       const view = await (engine.workloadView ?? probeView)(id, desired);
       expect(view).toEqual({ uid: 2345, gid: 2345, storeSecret: null, stateWritable: true, storeWritable: true });
+      await backend.stop(id, desired.stop);
+      await backend.remove(id);
+    });
+
+    test("records: readWorkloadStatus reads what a running workload's state library reports (its PE id and generation)", async () => {
+      const peId = pe("wstatus");
+      const volume = await claimed(peId);
+      // As the routine does: the volume is given to the image's user (a non-root USER), then the generation recorded.
+      const owner = await backend.imageUser?.(statefulImageId);
+      if (owner) await backend.ownState(volume, owner);
+      await backend.recordGeneration({ peId, generation: 1, volume, updatedAt: new Date().toISOString() }, owner);
+      const desired = desiredFor(peId, volume, { imageRef: engine.images.stateful, imageId: statefulImageId, commitIntervalMs: 1000 });
+      const id = await prepared(desired, 1);
+      await backend.start(id);
+      await backend.waitReady(id, desired);
+      await engine.workloadReports?.(desired, 1);
+      // The library writes its status as it starts and on each commit: read until there is one.
+      const deadline = Date.now() + WAIT_MS;
+      let status = await backend.readWorkloadStatus(volume);
+      while (!status && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        status = await backend.readWorkloadStatus(volume);
+      }
+      expect(status).toMatchObject({ peId, generation: 1 });
       await backend.stop(id, desired.stop);
       await backend.remove(id);
     });

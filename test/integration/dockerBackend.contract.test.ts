@@ -8,6 +8,7 @@ defineBackendContract("docker", async () => ({
   volumeDriver: "local",
   images: {
     ready: "reseat-demo-workload:v1",
+    stateful: "reseat-session-workload:v1",
     crashing: "reseat-crash-at-start:1",
     crashOutput: /crashing at start \(test image\)/,
     // A registry on a closed local port: asking it fails at once, and nothing leaves the machine.

@@ -5,12 +5,12 @@ import { defineBackendContract } from "../contract/backendContract";
 import { clusterScript } from "../support/kubernetes";
 import { makeTestNamespace, useCluster } from "../support/kubernetesPe";
 
-const IMAGES = { ready: "reseat-demo-workload:v1", crashing: "reseat-crash-at-start:1" };
+const IMAGES = { ready: "reseat-demo-workload:v1", crashing: "reseat-crash-at-start:1", stateful: "reseat-session-workload:v1" };
 
 defineBackendContract("kubernetes", async (prefix) => {
   useCluster();
   // The images the bootstrap built (scripts/images.sh), onto every node (skipped where already there).
-  const loaded = await clusterScript("load-image", IMAGES.ready, IMAGES.crashing);
+  const loaded = await clusterScript("load-image", IMAGES.ready, IMAGES.crashing, IMAGES.stateful);
   if (loaded.code !== 0) throw new Error(`cluster.sh load-image failed: ${loaded.stderr}`);
   const namespace = `reseat-it-${prefix}`;
   const cluster = await makeTestNamespace(namespace);
@@ -19,7 +19,8 @@ defineBackendContract("kubernetes", async (prefix) => {
     volumeDriver: cluster.storageClass,
     volumeSize: "16Mi",
     images: { ...IMAGES, crashOutput: /crashing at start \(test image\)/, absent: "127.0.0.1:9/reseat-contract-absent:none" },
-    adapt: (desired) => ({ ...desired, engine: { kind: "kubernetes", namespace } }),
+    // The workload's status is read through the API server's pod proxy, at the endpoint the spec names.
+    adapt: (desired) => ({ ...desired, engine: { kind: "kubernetes", namespace }, kubernetes: { status: { port: 8080, path: "/status" } } }),
     teardown: () => cluster.remove(),
   };
 });

@@ -322,6 +322,12 @@ export class KubernetesBackend implements Backend {
     const holders = await this.runningOnVolume(name);
     if (holders.length) throw new Error(`reseat: claim ${name} is in use by ${holders.map((h) => h.name).join(", ")}; not deleting it`);
     await orUndefined(this.core.deleteNamespacedPersistentVolumeClaim({ name, namespace: this.namespace }));
+    // Gone when this returns, as on Docker: a claim still terminating (its protection finalizer) would be
+    // "adopted" by a claim of the same name made right after, then vanish under it.
+    await poll(
+      { what: `claim ${name} to be deleted`, deadlineMs: 60_000, pauseMs: 250, exhausted: () => new Error(`reseat: claim ${name} was deleted but is still there after 60 s (a pod still references it?)`) },
+      async () => ((await this.readClaim(name)) ? undefined : true),
+    );
   }
 
   async readGeneration(volumeName: string): Promise<VolumeMeta | undefined> {

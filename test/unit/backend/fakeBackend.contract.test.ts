@@ -1,6 +1,6 @@
 // The backend contract (test/contract/backendContract.ts) on the in-memory fake: the engine-free unit
 // tests rely on the fake behaving as the real engines do, and this is where that is checked.
-import { STORE_PASSWORD_FILE, storeFolder } from "@reseat/state/contract";
+import { STATUS_RECORD, STORE_PASSWORD_FILE, storeFolder } from "@reseat/state/contract";
 import type { FileOwner } from "../../../src/backend/backend";
 import { FakeBackend } from "../../../src/backend/fake/fakeBackend";
 import { storeSource } from "../../../src/backend/fileRecords";
@@ -15,7 +15,12 @@ defineBackendContract("fake", async () => {
   return {
     backend,
     volumeDriver: "local",
-    images: { ready: "reseat-demo-workload:v1", crashing, crashOutput: /fake crash/, absent },
+    images: { ready: "reseat-demo-workload:v1", stateful: "reseat-session-workload:v1", crashing, crashOutput: /fake crash/, absent },
+    // What the state library writes as it starts (the fake runs no workload).
+    workloadReports: async (desired, generation) => {
+      const status = { peId: desired.peId, generation, resumedFrom: "empty" as const, resumedSeq: 0, seq: 0, commitIntervalMs: desired.commitIntervalMs, lastCommit: null, lastCommitError: null, lastCommitAttemptAt: null, restoreFailed: null, updatedAt: new Date().toISOString() };
+      backend.putVolumeFiles(desired.volumeName, { [STATUS_RECORD.file]: STATUS_RECORD.encode(status) });
+    },
     // No process runs in the fake: what a workload would see follows from the owners it keeps (the
     // files as Docker keeps them: a file is the workload's when it belongs to the workload's user).
     workloadView: async (_id, desired) => {
