@@ -36,7 +36,7 @@ import {
   secretEnvNames,
   withSecretEnv,
 } from "../backend";
-import { poll } from "../../util/retry";
+import { RetryExhaustedError, poll } from "../../util/retry";
 import { watchWithDeadlines } from "./apiDeadline";
 import {
   CONTROLLER_RECORD,
@@ -478,7 +478,9 @@ export class KubernetesBackend implements Backend {
 
   /** Bumps the renewal counter of exactly this holding: the patch carries its resourceVersion. */
   async renewLease(lease: LeaseRecord): Promise<boolean> {
-    for (let attempt = 0; attempt < 5; attempt++) {
+    // A conflict (someone wrote the Lease between our read and our patch) is retried a few times, with a pause.
+    const contended = { what: `a renewal of lease ${leaseObjectName(lease.name)}`, attempts: 5, pauseMs: (n: number) => 10 * (n + 1) };
+    return poll<boolean>(contended, async () => {
       const current = await this.readLeaseObject(lease.name);
       if (!current || current.metadata?.uid !== lease.token) return false;
       const renewals = Number(current.metadata?.annotations?.[ANNOTATIONS.leaseRenewals] ?? 0) + 1;
@@ -498,9 +500,12 @@ export class KubernetesBackend implements Backend {
       } catch (error) {
         if (isNotFound(error)) return false;
         if (!isConflict(error)) throw error;
+        return undefined;
       }
-    }
-    return true; // contended, not lost: the count stands still this time
+    }).catch((error: unknown) => {
+      if (error instanceof RetryExhaustedError) return true; // contended, not lost: the count stands still this time
+      throw error;
+    });
   }
 
   async holdsLease(lease: LeaseRecord): Promise<boolean> {
@@ -603,21 +608,27 @@ export class KubernetesBackend implements Backend {
 
   /** reseat itself stops or removes this pod: its disappearance is no failure. */
   private async unwant(podName: string): Promise<void> {
-    for (let attempt = 0; attempt < 10; attempt++) {
+    const contended = {
+      what: `the release of pod ${podName} in its record`,
+      attempts: 10,
+      pauseMs: (n: number) => 10 * (n + 1),
+      exhausted: () => new Error(`reseat: the record of pod ${podName} kept changing while reseat released it`),
+    };
+    await poll(contended, async () => {
       const record = await this.recordWanting(podName);
-      if (!record) return;
+      if (!record) return true;
       try {
         // The resourceVersion makes this clear exactly the mark it read, never a newer one.
         await this.core.patchNamespacedConfigMap(
           { name: record.metadata!.name!, namespace: this.namespace, body: { metadata: { resourceVersion: record.metadata?.resourceVersion, annotations: { [ANNOTATIONS.pod]: null } } } },
           MERGE_PATCH,
         );
-        return;
+        return true;
       } catch (error) {
         if (!isConflict(error)) throw error;
+        return undefined;
       }
-    }
-    throw new Error(`reseat: the record of pod ${podName} kept changing while reseat released it`);
+    });
   }
 
   private async upsertRecord(volumeName: string, peId: string, change: { data?: Record<string, string>; annotations?: Record<string, string> }): Promise<void> {
