@@ -34,7 +34,7 @@ code=(src components stacks bench packages/state/src)
 [ -d packages/state/dist ] || npx tsc -b packages/state >&2
 
 known=()
-# A violation tolerated for a while (written by `npx depcruise-baseline`, see docs/development.md) is named
+# A violation tolerated for a while (a baseline file, see docs/development.md) is named
 # aloud on every run until it is gone; today there is none (no file).
 if [ -f .dependency-cruiser-known-violations.json ]; then
   known=(--ignore-known .dependency-cruiser-known-violations.json)
