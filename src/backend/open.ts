@@ -18,7 +18,9 @@ export function openBackend(target: EngineTarget | undefined, credentials: Engin
     case undefined:
     case "docker": {
       // The spec's host wins; else DOCKER_HOST, as every Docker tool does; else the local socket.
-      return new DockerBackend(resolveConnection({ host: target?.host, tls: credentials.tls, ssh: credentials.ssh }), { registryAuth: credentials.registryAuth });
+      return new DockerBackend(resolveConnection({ host: target?.host, tls: credentials.tls, ssh: credentials.ssh }), {
+        registryAuth: credentials.registryAuth,
+      });
     }
     case "kubernetes": {
       // The cluster comes from the ambient kubeconfig (credentials never enter Pulumi state); the
