@@ -1,7 +1,7 @@
 import { rm } from "node:fs/promises";
 import { backup, DatabaseSync, type StatementSync } from "node:sqlite";
 import { DB_FORMAT } from "./dbFile";
-import { LocalStateCorruptError, StateClosedError, StateWriteFailedError } from "./errors";
+import { LocalStateCorruptError, StateClosedError, StateConfigError, StateWriteFailedError } from "./errors";
 import { errorMessage } from "./fsUtil";
 
 export interface LocalDatabaseOptions {
@@ -21,6 +21,28 @@ interface PendingWrite {
   op: WriteOp;
   resolve: (result: WriteResult) => void;
   reject: (error: unknown) => void;
+}
+
+/**
+ * Refuse a Node whose node:sqlite lacks what this library relies on (package.json's engines: >=22.16.0 <23 ||
+ * >=24): backup() (22.16 / 23.8), the busy `timeout` option and isTransaction (22.16 / 24.0). Node 23 would run,
+ * but a new process would fail at once on the database its predecessor still holds instead of waiting for it.
+ */
+export function checkSqliteSupport(): void {
+  const db = new DatabaseSync(":memory:", { timeout: 1 });
+  try {
+    const busy = Object.values(db.prepare("PRAGMA busy_timeout").get() ?? {})[0];
+    const missing = [
+      typeof backup !== "function" ? "backup()" : "",
+      busy !== 1 ? "the timeout option" : "",
+      typeof (db as { isTransaction?: unknown }).isTransaction !== "boolean" ? "isTransaction" : "",
+    ].filter(Boolean);
+    if (missing.length) {
+      throw new StateConfigError(`@reseat/state needs Node >=22.16.0 <23 || >=24: node:sqlite of Node ${process.version} lacks ${missing.join(", ")}`);
+    }
+  } finally {
+    db.close();
+  }
 }
 
 /** Pages per backup step: small steps keep the connection free for the workload's writes in between. */

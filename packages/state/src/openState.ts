@@ -8,7 +8,7 @@ import { LocalStateCorruptError, RestoreFailedError, StaleGenerationError } from
 import { VolumeGenerationFence } from "./fence";
 import { ensureDirDurable, errorMessage, isNotFound, isTempFileOf, placeDurably, writeFileAtomic } from "./fsUtil";
 import { isScratchFile, statePaths, type StatePaths } from "./layout";
-import { LocalDatabase } from "./localDatabase";
+import { checkSqliteSupport, LocalDatabase } from "./localDatabase";
 import { archiveLegacyFiles, migrateLegacyVolume } from "./migrate";
 import { restoreFromStore } from "./restore";
 import { OpenStateHandle, type StateHandle } from "./stateHandle";
@@ -22,6 +22,7 @@ import { readControlInterval, readMeta, writeStatus, type ResumeSource } from ".
  * start is refused (RestoreFailedError, also written to status.json) unless starting empty is allowed.
  */
 export async function openState(options: OpenStateOptions = {}): Promise<StateHandle> {
+  checkSqliteSupport(); // before the volume is touched: an unsupported Node is a clear error, not a later surprise
   const env = options.env ?? process.env;
   const paths = statePaths(resolveStateDir(options), env);
   const config = resolveConfig(options, paths.stateDir, await readMeta(paths.metaFile));
