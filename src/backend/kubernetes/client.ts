@@ -6,7 +6,7 @@ import * as http from "node:http";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as k8s from "@kubernetes/client-node";
-import { apiClient } from "./apiDeadline";
+import { KubernetesDeadlineError, apiClient } from "./apiDeadline";
 
 export interface KubernetesClients {
   config: k8s.KubeConfig;
@@ -106,15 +106,23 @@ export async function rawGet(clients: KubernetesClients, apiPath: string, timeou
   await clients.config.applyToHTTPSOptions(options);
   const transport = url.protocol === "https:" ? https : http;
   return new Promise((resolve, reject) => {
-    const req = transport.request(url, { ...options, timeout: timeoutMs }, (res) => {
+    // A deadline on the whole exchange (connection, headers, body), as every other API call has (apiDeadline.ts).
+    const deadline = setTimeout(() => req.destroy(new KubernetesDeadlineError(clients.server, `GET ${apiPath}`, timeoutMs)), timeoutMs);
+    const fail = (error: Error) => {
+      clearTimeout(deadline);
+      reject(error);
+    };
+    const req = transport.request(url, options, (res) => {
       let body = "";
       res.setEncoding("utf8");
       res.on("data", (chunk: string) => (body += chunk));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on("error", reject);
+      res.on("end", () => {
+        clearTimeout(deadline);
+        resolve({ status: res.statusCode ?? 0, body });
+      });
+      res.on("error", fail);
     });
-    req.on("timeout", () => req.destroy(new Error(`GET ${apiPath}: no answer within ${timeoutMs} ms`)));
-    req.on("error", reject);
+    req.on("error", fail);
     req.end();
   });
 }

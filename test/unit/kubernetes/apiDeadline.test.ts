@@ -9,6 +9,7 @@ import * as path from "node:path";
 import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KubernetesDeadlineError, apiClient, watchWithDeadlines } from "../../../src/backend/kubernetes/apiDeadline";
+import { rawGet } from "../../../src/backend/kubernetes/client";
 
 let blackHole: net.Server;
 const sockets = new Set<net.Socket>();
@@ -76,6 +77,11 @@ describe("Kubernetes API deadlines", () => {
     ]) {
       await expect(call()).rejects.toBeInstanceOf(KubernetesDeadlineError);
     }
+  });
+
+  it("the raw GET of the pod proxy (outside the generated client) has the deadline too", async () => {
+    const clients = { config, server: config.getCurrentCluster()!.server } as Parameters<typeof rawGet>[0];
+    await expect(rawGet(clients, "/api/v1/namespaces/ns/pods/p:8080/proxy/status", 200)).rejects.toBeInstanceOf(KubernetesDeadlineError);
   });
 
   it("a watch that cannot connect ends with KubernetesDeadlineError, once", async () => {
