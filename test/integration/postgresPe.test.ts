@@ -43,10 +43,12 @@ describe("a processing element with a PostgreSQL store", () => {
 
   it("up commits to PostgreSQL; the commit fields are in the outputs", async () => {
     await mustSucceed(project, "up");
-    await fetch(`http://127.0.0.1:${PORT}/sessions/alice`, { method: "PUT", body: JSON.stringify({ cart: [1] }) });
-    const refreshed = await waitFor("a commit", async () => {
+    const put = await fetch(`http://127.0.0.1:${PORT}/sessions/alice`, { method: "PUT", body: JSON.stringify({ cart: [1] }) });
+    const { seq } = (await put.json()) as { seq: number };
+    // A commit holding the write (an interval commit may have shipped the empty state before it).
+    const refreshed = await waitFor("a commit holding the write", async () => {
       const pe = peOutputs(await mustSucceed(project, "up", "--refresh"), PE);
-      return pe.lastCommit ? pe : undefined;
+      return ((pe.lastCommit as { seq: number } | null)?.seq ?? -1) >= seq ? pe : undefined;
     });
     expect(refreshed.lastCommit).toMatchObject({ seq: expect.any(Number), bytes: expect.any(Number) });
     expect(refreshed.commitLagMs).toBe(0);

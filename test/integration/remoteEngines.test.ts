@@ -9,7 +9,7 @@ import Dockerode from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LABELS } from "../../src/backend/backend";
 import { followEvents } from "../../src/backend/docker/events";
-import { Project, containersOf, demoSpec, httpJson, makeProject, mustSucceed, peOutputs, setSecret, setSpecs, volumeExists } from "../support/harness";
+import { Project, containersOf, demoSpec, engineEventsUntilNow, httpJson, makeProject, mustSucceed, peOutputs, setSecret, setSpecs, volumeExists } from "../support/harness";
 import { freePort } from "../support/remoteEngines/daemon";
 import { SshServer } from "../support/remoteEngines/sshServer";
 import { TestEngine } from "../support/remoteEngines/testEngine";
@@ -104,16 +104,18 @@ describe("processing elements on another Docker Engine", () => {
 
   /** start/die events of one PE on the second engine: the most executables live at once. */
   async function recordLiveness(peId: string): Promise<{ stop: () => Promise<{ maxLive: number; starts: number }> }> {
-    const events: { action: string; id: string }[] = [];
-    const subscription = await followEvents(remote, engine.unixHost, { type: ["container"], label: [`${LABELS.peId}=${peId}`], event: ["start", "die"] }, (e) =>
-      events.push({ action: e.Action, id: e.id }),
-    );
+    const since = Math.floor(Date.now() / 1000) - 1;
+    const filters = { type: ["container"], label: [`${LABELS.peId}=${peId}`], event: ["start", "die"] };
+    const byKey = new Map<string, { action: string; id: string; timeNano: number }>();
+    const collect = (e: { Action: string; id: string; timeNano: number }) => byKey.set(`${e.id}/${e.Action}/${e.timeNano}`, { action: e.Action, id: e.id, timeNano: e.timeNano });
+    const subscription = await followEvents(remote, engine.unixHost, filters, collect, { since });
     return {
       stop: async () => {
-        // The last event (the new executable's start) has happened before `up` returned; wait until it is seen.
-        const deadline = Date.now() + 5000;
-        while (!events.some((e) => e.action === "start") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+        // The last event (the new executable's start) happened before `up` returned: the engine's own log up
+        // to now has it even if the live stream has not delivered it yet.
+        for (const e of await engineEventsUntilNow(remote, since, filters)) collect(e);
         subscription.close();
+        const events = [...byKey.values()].sort((a, b) => a.timeNano - b.timeNano);
         const live = new Set<string>();
         let maxLive = 0;
         for (const e of events) {

@@ -20,6 +20,7 @@ import {
   startWriters,
   waitFor,
 } from "../support/harness";
+import { storedCommits } from "../support/storeCommits";
 
 const PE = `it-state-${process.pid}`;
 const PORT = 18400 + (process.pid % 500);
@@ -95,7 +96,7 @@ describe("state that survives replacement (directory store)", () => {
     expect(commitSeqs).toEqual([...commitSeqs].sort((a, b) => a - b));
   });
 
-  it("a commit-interval change applies live, in place: picked up within one old interval", async () => {
+  it("a commit-interval change applies live, in place: the same executable picks it up", async () => {
     setSpecs(project, [spec({ commitInterval: "3s", image: "reseat-session-workload:v2" })]);
     const slow = peOutputs(await mustSucceed(project, "up"), PE);
     await waitFor("the workload on a 3s interval", async () => ((await status()).commitIntervalMs === 3000 ? true : undefined), 15_000);
@@ -104,29 +105,37 @@ describe("state that survives replacement (directory store)", () => {
     const fast = peOutputs(result, PE);
     expect(fast.executableId).toBe(slow.executableId);
     expect(fast.commitIntervalMs).toBe(500);
-    // The tick that re-reads control.json comes at most one old interval later (status is rewritten
-    // at that tick): a deadline of one old interval plus slack for the status write.
-    await waitFor("the workload on the new interval", async () => ((await status()).commitIntervalMs === 500 ? true : undefined), 3000 + 2000);
+    // Read from the workload's own status, rewritten at its next tick. How soon that is (at most one old
+    // interval) is a timing the test does not control on a loaded machine: it waits, it does not time it.
+    await waitFor("the workload on the new interval", async () => ((await status()).commitIntervalMs === 500 ? true : undefined));
   });
 
-  it("the state volume lost: restored from the newest commit; lost updates are measured and fit in one interval", async () => {
+  it("the state volume lost: restored from the newest commit; only writes after it are lost (measured)", async () => {
     setSpecs(project, [spec({ commitInterval: "1s", image: "reseat-session-workload:v2" })]);
     const before = peOutputs(await mustSucceed(project, "up"), PE);
     const writers = startWriters(PORT, 2, "vol");
-    await new Promise((r) => setTimeout(r, 3500));
-    const lostAt = Date.now();
+    // Writes across commits, read from the store rather than timed: a commit holding some of this test's
+    // writes, and writes after it (what the loss may take).
+    const storeDir = path.join(STORE, encodeURIComponent(PE));
+    await waitFor("a commit of this test's writes, and writes after it", async () => {
+      const first = writers.acks[0]?.seq;
+      const newest = storedCommits(storeDir).at(-1)?.seq ?? -1;
+      return first !== undefined && newest >= first && writers.acks.some((ack) => ack.seq > newest) ? true : undefined;
+    });
     await loseVolume(before.executableId, before.volumeName);
     await writers.stop();
+    // The executable is gone: nothing commits any more, so this is the newest commit there will be.
+    const newest = storedCommits(storeDir).at(-1)!.seq;
 
     await mustSucceed(project, "refresh");
     const after = peOutputs(await mustSucceed(project, "up"), PE);
     expect(after.resumedFrom).toBe("persistent");
+    expect(after.resumedSeq).toBe(newest);
     const seen = (await sessions(PORT)).sessions;
     const lost = writers.acks.filter((ack) => (seen[ack.key]?.n ?? -1) < ack.value);
-    const inLastInterval = writers.acks.filter((ack) => ack.at >= lostAt - 1000 - 250); // one interval + commit latency
-    console.log(`volume loss: ${writers.acks.length} acknowledged, ${lost.length} lost, ${inLastInterval.length} written in the last interval`);
-    expect(lost.length).toBeLessThanOrEqual(inLastInterval.length);
-    expect(lost.every((ack) => ack.at >= lostAt - 1000 - 250)).toBe(true);
+    console.log(`volume loss: ${writers.acks.length} acknowledged, ${lost.length} lost (all after the newest commit, seq ${newest})`);
+    expect(lost.every((ack) => ack.seq > newest)).toBe(true);
+    for (const ack of writers.acks.filter((a) => a.seq <= newest)) expect(seen[ack.key]?.n, ack.key).toBeGreaterThanOrEqual(ack.value);
   });
 
   it("a damaged newest commit is detected and the previous one restored", async () => {

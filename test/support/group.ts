@@ -4,7 +4,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { LABELS } from "../../src/backend/backend";
 import { followEvents } from "../../src/backend/docker/events";
-import { CliResult, Project, ROOT, connection, docker, expectOk, reseatCli } from "./harness";
+import { CliResult, Project, ROOT, connection, docker, engineEventsUntilNow, expectOk, reseatCli } from "./harness";
 
 export const GROUPS_PROGRAM = path.join(ROOT, "dist", "stacks", "groups.js");
 
@@ -85,20 +85,20 @@ export async function watchAvailability(peIds: string[]): Promise<{ stop: () => 
   }
   const since = Math.floor(Date.now() / 1000) - 1;
   const events: MemberEvent[] = [];
-  const subscription = await followEvents(
-    docker,
-    connection.address,
-    { type: ["container"], label: [`${LABELS.role}=executable`], event: ["start", "die", "kill"] },
-    (e) => {
-      const peId = e.Actor.Attributes[LABELS.peId];
-      if (!peId || !watched.has(peId) || e.timeNano < watchStartNano) return;
-      events.push({ action: e.Action as MemberEvent["action"], peId, id: e.id, timeNano: e.timeNano });
-    },
-    { since },
-  );
+  const seen = new Set<string>();
+  const collect = (e: { Action: string; id: string; timeNano: number; Actor: { Attributes: Record<string, string> } }) => {
+    const peId = e.Actor.Attributes[LABELS.peId];
+    if (!peId || !watched.has(peId) || e.timeNano < watchStartNano || seen.has(`${e.id}/${e.Action}/${e.timeNano}`)) return;
+    seen.add(`${e.id}/${e.Action}/${e.timeNano}`);
+    events.push({ action: e.Action as MemberEvent["action"], peId, id: e.id, timeNano: e.timeNano });
+  };
+  const filters = { type: ["container"], label: [`${LABELS.role}=executable`], event: ["start", "die", "kill"] };
+  const subscription = await followEvents(docker, connection.address, filters, collect, { since });
   return {
     stop: async () => {
-      await new Promise((r) => setTimeout(r, 300)); // let the last events arrive
+      // What the live stream has not delivered yet, from the engine's own log up to now (no sleep for it).
+      const lastNano = events.reduce((max, e) => Math.max(max, e.timeNano), 0);
+      for (const e of await engineEventsUntilNow(docker, Math.max(since, Math.floor(lastNano / 1e9)), filters)) collect(e);
       subscription.close();
       let maxUnavailable = [...running.values()].filter((ids) => ids.size === 0).length;
       const stopOrder: string[] = [];

@@ -4,6 +4,7 @@
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import type Dockerode from "dockerode";
 import { LABELS } from "../../src/backend/backend";
 import { dockerClient } from "../../src/backend/docker/client";
 import { resolveConnection } from "../../src/backend/docker/connection";
@@ -235,23 +236,43 @@ export function demoSpec(peId: string, port: number, overrides: Record<string, u
 }
 
 /**
+ * The engine's own log of events from `since` (seconds) up to now: a query with `until` ends once the engine
+ * has sent every event up to then, so a watcher can catch up with what its live stream has not delivered
+ * yet without sleeping for it. (The log is a bounded ring: use it for the tail, not for a long recording.)
+ */
+export async function engineEventsUntilNow(
+  client: Dockerode,
+  since: number,
+  filters: Record<string, string[]>,
+): Promise<{ Action: string; id: string; timeNano: number; Actor: { Attributes: Record<string, string> } }[]> {
+  const stream = (await client.getEvents({ since, until: Math.ceil(Date.now() / 1000), filters } as object)) as NodeJS.ReadableStream;
+  let text = "";
+  for await (const chunk of stream) text += chunk.toString();
+  return text
+    .split("\n")
+    .filter((line) => line.trim() !== "")
+    .map((line) => JSON.parse(line) as { Action: string; id: string; timeNano: number; Actor: { Attributes: Record<string, string> } });
+}
+
+/**
  * Engine events for one PE: a container counts as live from its `start` event to its `die` event.
  * Returns the largest number live at once, and the events seen, in engine order.
  */
 export async function recordLiveness(peId: string): Promise<{ stop: () => Promise<{ maxLive: number; events: { action: string; id: string; timeNano: number }[] }> }> {
   const since = Math.floor(Date.now() / 1000) - 1;
-  const events: { action: string; id: string; timeNano: number }[] = [];
-  const subscription = await followEvents(
-    docker,
-    connection.address,
-    { type: ["container"], label: [`${LABELS.peId}=${peId}`], event: ["start", "die"] },
-    (e) => events.push({ action: e.Action, id: e.id, timeNano: e.timeNano }),
-    { since },
-  );
+  const filters = { type: ["container"], label: [`${LABELS.peId}=${peId}`], event: ["start", "die"] };
+  const streamed: { action: string; id: string; timeNano: number }[] = [];
+  const subscription = await followEvents(docker, connection.address, filters, (e) => streamed.push({ action: e.Action, id: e.id, timeNano: e.timeNano }), { since });
   return {
     stop: async () => {
-      await new Promise((r) => setTimeout(r, 300)); // let the last events arrive
+      // The live stream may lag behind the engine: the engine's own log, read up to now, adds what has not
+      // arrived yet (a query with `until` ends once it has sent every event up to then; no sleep for it).
+      const from = Math.max(since, Math.floor((streamed.at(-1)?.timeNano ?? 0) / 1e9));
+      const logged = await engineEventsUntilNow(docker, from, filters);
       subscription.close();
+      const byKey = new Map(streamed.map((e) => [`${e.id}/${e.action}/${e.timeNano}`, e]));
+      for (const e of logged) byKey.set(`${e.id}/${e.Action}/${e.timeNano}`, { action: e.Action, id: e.id, timeNano: e.timeNano });
+      const events = [...byKey.values()].sort((a, b) => a.timeNano - b.timeNano);
       const live = new Set<string>();
       let maxLive = 0;
       for (const e of events) {
