@@ -40,6 +40,11 @@ base_image() {
 }
 
 
+# One images.sh at a time (bootstraps of concurrent test runs): the staged session context is shared.
+mkdir -p "$ROOT/.work/images"
+exec 9>"$ROOT/.work/images/.lock"
+flock 9
+
 BASE="$(base_image)"
 # Builds <name>:v1 and :v2 from a context, only when the context changed: the tags carry no content
 # hash, so a label on the image records the hash of what it was built from.
