@@ -5,7 +5,7 @@
 // them afterwards; the engine's own world (images present or absent, a namespace) comes from `setup`.
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { storeFolder } from "@reseat/state/contract";
+import { CONTROLLER_RECORD, CONTROL_RECORD, type RecordCodec, storeFolder } from "@reseat/state/contract";
 import { Backend, ExecutableDesired, ExecutableEvent, LeaseRecord, VolumeClaim, executableName } from "../../src/backend/backend";
 
 /** One engine as the contract drives it. */
@@ -32,6 +32,8 @@ export interface ContractEngine {
    * The fake runs no process, so it answers from what it holds.
    */
   workloadView?: (executableId: string, desired: ExecutableDesired) => Promise<WorkloadView>;
+  /** Writes a record's raw text where the engine keeps it (bypassing its codec): a damaged or future record. */
+  damageRecord: (volumeName: string, record: RecordCodec<unknown>, text: string) => Promise<void>;
   /** The fake runs no process: it is handed what a running workload's state library would write. */
   workloadReports?: (desired: ExecutableDesired, generation: number) => Promise<void>;
   /** Engine-specific parts of a desired spec (Kubernetes: the engine target, the status endpoint). */
@@ -272,6 +274,21 @@ export function defineBackendContract(engineName: string, setup: (prefix: string
       expect(await backend.readRevert(volume)).toEqual({ reverted: false });
       expect(await backend.readControllerRecord(volume)).toEqual(controller);
       expect((await backend.readGeneration(volume))?.generation).toBe(1);
+    });
+
+    test("records: a damaged record, or one written by a newer reseat, reads as a RecordCorruptError naming it; the others stay readable; a write repairs it", async () => {
+      const peId = pe("corrupt");
+      const volume = await claimed(peId);
+      const controller = { restarts: 1, consecutiveFailures: 0, lastFailureAt: null, lastFailure: null, lastReseatAt: null, state: "ok" as const };
+      await backend.writeControl(volume, { commitIntervalMs: 1000 });
+      await backend.writeControllerRecord(volume, controller);
+      await engine.damageRecord(volume, CONTROL_RECORD, "{ not json");
+      await expect(backend.readControl(volume)).rejects.toMatchObject({ name: "RecordCorruptError", record: "control" });
+      expect(await backend.readControllerRecord(volume)).toEqual(controller);
+      await engine.damageRecord(volume, CONTROLLER_RECORD, JSON.stringify({ ...controller, version: 99 }));
+      await expect(backend.readControllerRecord(volume)).rejects.toMatchObject({ name: "RecordCorruptError", record: "controller", message: expect.stringMatching(/newer reseat/) });
+      await backend.writeControl(volume, { commitIntervalMs: 1500 });
+      expect(await backend.readControl(volume)).toEqual({ commitIntervalMs: 1500 });
     });
 
     test("records: a volume no workload ran on has no workload status; a PE without a store has store generation 0", async () => {

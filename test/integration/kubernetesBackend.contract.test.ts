@@ -2,7 +2,8 @@
 // and StorageClass of its own (removed afterwards), the test images loaded into the nodes.
 import { KubernetesBackend } from "../../src/backend/kubernetes/kubernetesBackend";
 import { defineBackendContract } from "../contract/backendContract";
-import { clusterScript } from "../support/kubernetes";
+import { recordName } from "../../src/backend/kubernetes/objects";
+import { clusterScript, kubectl } from "../support/kubernetes";
 import { makeTestNamespace, useCluster } from "../support/kubernetesPe";
 
 const IMAGES = { ready: "reseat-demo-workload:v1", crashing: "reseat-crash-at-start:1", stateful: "reseat-session-workload:v1" };
@@ -21,6 +22,11 @@ defineBackendContract("kubernetes", async (prefix) => {
     images: { ...IMAGES, crashOutput: /crashing at start \(test image\)/, absent: "127.0.0.1:9/reseat-contract-absent:none" },
     // The workload's status is read through the API server's pod proxy, at the endpoint the spec names.
     adapt: (desired) => ({ ...desired, engine: { kind: "kubernetes", namespace }, kubernetes: { status: { port: 8080, path: "/status" } } }),
+    // The record ConfigMap's key (the file's name), patched around reseat.
+    damageRecord: async (volumeName, record, text) => {
+      const key = record.file.slice(record.file.lastIndexOf("/") + 1);
+      await kubectl("-n", namespace, "patch", "configmap", recordName(volumeName), "--type", "merge", "-p", JSON.stringify({ data: { [key]: text } }));
+    },
     teardown: () => cluster.remove(),
   };
 });

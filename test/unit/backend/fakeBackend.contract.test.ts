@@ -16,6 +16,7 @@ defineBackendContract("fake", async () => {
     backend,
     volumeDriver: "local",
     images: { ready: "reseat-demo-workload:v1", stateful: "reseat-session-workload:v1", crashing, crashOutput: /fake crash/, absent },
+    damageRecord: async (volumeName, record, text) => backend.putVolumeFiles(volumeName, { [record.file]: text }),
     // What the state library writes as it starts (the fake runs no workload).
     workloadReports: async (desired, generation) => {
       const status = { peId: desired.peId, generation, resumedFrom: "empty" as const, resumedSeq: 0, seq: 0, commitIntervalMs: desired.commitIntervalMs, lastCommit: null, lastCommitError: null, lastCommitAttemptAt: null, restoreFailed: null, updatedAt: new Date().toISOString() };
