@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what reseat needs for one purpose, idempotently, and exports the environment for it.
 # Sourced by scripts/demo.sh, scripts/test.sh and scripts/bench.sh (and so by .ci/run):
-#   source scripts/bootstrap.sh demo   the Docker demo: Node >= 22, the npm packages, a Docker Engine, the
+#   source scripts/bootstrap.sh demo   the Docker demo: Node (>=22.19 <23 or >=24), the npm packages, a Docker Engine, the
 #                                      Pulumi CLI with its Node.js language host, the demo's images
 #   source scripts/bootstrap.sh k8s    the Kubernetes demo: the above, plus the local cluster's binaries and
 #                                      Pulumi's Kubernetes plugin
@@ -114,12 +114,13 @@ if [[ "$missing_pulumi" == *langhost* ]]; then
     "$RESEAT_CACHE/build/pulumi-language-nodejs.log" bash scripts/build-pulumi.sh langhost
 fi
 
-# 1. Node.js >= 22 (@pulumi/pulumi needs it; the state library needs node:sqlite): Node 24 from the npm
-#    registry's `node` package when the machine's is older.
-node_major() { node --version 2>/dev/null | sed -E 's/^v([0-9]+).*/\1/' || echo 0; }
-if [ "$(node_major)" -lt 22 ] 2>/dev/null; then
+# 1. Node.js as package.json's engines says, >=22.19.0 <23 || >=24 (the state library's node:sqlite calls need 22.16
+#    on the 22 line and are missing from 23; undici 8, under @kubernetes/client-node, declares >=22.19): Node 24 from
+#    the npm registry's `node` package when the machine's does not qualify.
+node_supported() { node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit((a === 22 && b >= 19) || a >= 24 ? 0 : 1)' 2>/dev/null; }
+if ! node_supported; then
   if [ ! -x "$RESEAT_CACHE/node24/node_modules/node/bin/node" ]; then
-    piece "Node.js 24" "the runtime of reseat, Pulumi programs and the workloads (this machine's node is older than 22)" "30 s" \
+    piece "Node.js 24" "the runtime of reseat, Pulumi programs and the workloads (this machine's node is not >=22.19 <23 or >=24)" "30 s" \
       npm install --no-audit --no-fund --silent --prefix "$RESEAT_CACHE/node24" node@24
   fi
   export PATH="$RESEAT_CACHE/node24/node_modules/node/bin:$PATH"
