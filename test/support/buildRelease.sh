@@ -21,7 +21,8 @@ CACHE="${RESEAT_RELEASE_CACHE:-$HOME/.cache/reseat/releases}"
 NPM_QUIET=(--prefer-offline --no-audit --no-fund --loglevel=error)
 export DOCKER_BUILDKIT=0
 
-sha="$(git -C "$ROOT" rev-parse --verify "$COMMIT^{commit}")"
+sha="$(git -C "$ROOT" rev-parse --verify --quiet "$COMMIT^{commit}")" ||
+  { echo "buildRelease: commit $COMMIT is not in this clone (a shallow clone? git fetch --unshallow)" >&2; exit 1; }
 short="${sha:0:7}"
 mkdir -p "$CACHE"
 exec 9>"$CACHE/.lock"
