@@ -1,12 +1,14 @@
 // The layer rules of docs/design.md bite: dependency-cruiser with the repository's own configuration
 // (.dependency-cruiser.cjs, as scripts/lint.sh runs it) passes on the tree as it is, and on a copy of the
 // checked folders with deliberate violations added it fails, naming the rule each one breaks. The
-// violations are only ever written into the copy, never into the working tree.
+// violations are only ever written into the copy, never into the working tree. The promise rules
+// (eslint.config.mjs) are shown the same way, on a file in a folder of its own.
 import { execFile } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
+import { ESLint } from "eslint";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const ROOT = path.resolve(__dirname, "../..");
@@ -163,5 +165,39 @@ describe("layer rules (.dependency-cruiser.cjs)", () => {
     // Removed again, the copy passes.
     for (const probe of PROBES) fs.rmSync(path.join(copy, probe.file));
     expect(await cruise(copy)).toEqual({ failed: false, violations: [] });
+  });
+});
+
+describe("promise rules (eslint.config.mjs)", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "reseat-promises-"));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  /** The repository's ESLint configuration on one file of `src/` in a project of its own. */
+  async function lint(text: string): Promise<string[]> {
+    fs.mkdirSync(path.join(dir, "src"), { recursive: true });
+    fs.writeFileSync(
+      path.join(dir, "tsconfig.json"),
+      JSON.stringify({ compilerOptions: { strict: true, target: "ES2022", lib: ["ES2023"], types: [], noEmit: true }, include: ["src"] }),
+    );
+    fs.writeFileSync(path.join(dir, "src/probe.ts"), text);
+    const eslint = new ESLint({ cwd: dir, overrideConfigFile: path.join(ROOT, "eslint.config.mjs") });
+    const [result] = await eslint.lintFiles(["src/probe.ts"]);
+    return result!.messages.map((m) => `${m.line}: ${m.ruleId ?? m.message}`);
+  }
+
+  const later = "async function later(): Promise<number> {\n  return 1;\n}\n";
+
+  it("flag a promise nobody awaits and promises where plain values are expected", async () => {
+    const text = `${later}export function caller(): void {\n  later();\n  [1].forEach(async () => {\n    await later();\n  });\n  if (later()) return;\n}\n`;
+    expect(await lint(text)).toEqual([
+      "5: @typescript-eslint/no-floating-promises",
+      "6: @typescript-eslint/no-misused-promises",
+      "9: @typescript-eslint/no-misused-promises",
+    ]);
+  });
+
+  it("pass the same code awaited, caught or explicitly detached", async () => {
+    const text = `${later}export async function caller(): Promise<void> {\n  await later();\n  later().catch(() => undefined);\n  void later();\n  for (const _ of [1]) await later();\n}\n`;
+    expect(await lint(text)).toEqual([]);
   });
 });
