@@ -12,6 +12,31 @@ const ENGINE_CLIENTS = "(^|/)node_modules/(dockerode|docker-modem|@kubernetes/cl
 const WORKLOAD_CODE = "^(packages/state/(src|dist)/(?!contract/)|src/state/)";
 const CORE = ["core"];
 
+/**
+ * The layers of docs/design.md from the bottom up (schema and plan have rules of their own, above):
+ * each may import what is below it, never what is above it.
+ */
+const LAYERS = [
+  ["util", "^src/util/"],
+  ["backend", "^src/backend/"],
+  ["lease", "^src/lease/"],
+  ["routine", "^src/replacement/"],
+  ["provider-and-controller", "^src/(provider|controller)/"],
+  ["cli", "^src/(cli|automation)/"],
+  ["components", "^components/"],
+];
+const ABOVE_ALL = "^stacks/";
+
+function noArrowUp() {
+  return LAYERS.map(([name, path], index) => ({
+    name: `${name}-imports-nothing-above`,
+    comment: "An arrow running back up: importing a lower layer would load the layers above it (and make a cycle likely).",
+    severity: "error",
+    from: { path },
+    to: { path: [...LAYERS.slice(index + 1).map(([, above]) => above), ABOVE_ALL] },
+  }));
+}
+
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
   forbidden: [
@@ -65,6 +90,23 @@ module.exports = {
         dependencyTypesNot: ["require", "dynamic-import", "type-only", "type-import"],
       },
     },
+    {
+      name: "seam-is-engine-neutral",
+      comment:
+        "The Backend seam and its engine-neutral helpers (src/backend/*.ts) are what every engine implements and every caller uses: they name no engine.",
+      severity: "error",
+      from: { path: "^src/backend/[^/]+$", pathNot: "^src/backend/open\\.ts$" },
+      to: { path: [ENGINE_FOLDERS, ENGINE_CLIENTS] },
+    },
+    {
+      name: "engines-are-independent",
+      comment:
+        "Docker, Kubernetes and the fake each implement the seam on their own: a behaviour shared by engines belongs in the seam or the contract, not in another engine's folder.",
+      severity: "error",
+      from: { path: "^src/backend/(docker|kubernetes|fake)/" },
+      to: { path: ENGINE_FOLDERS, pathNot: "^src/backend/$1/" },
+    },
+    ...noArrowUp(),
     {
       name: "components-import-no-engine",
       comment: "Pulumi components describe PEs; engines are reached by the provider at run time through src/backend/open.ts.",

@@ -72,6 +72,36 @@ const PROBES: { file: string; text: string; rules: string[] }[] = [
     rules: ["engine-chosen-only-in-open-ts"],
   },
   {
+    file: "src/backend/zzProbe.ts",
+    text: 'import { DockerBackend } from "./docker/dockerBackend";\nexport const probe = DockerBackend;\n',
+    rules: ["seam-is-engine-neutral"],
+  },
+  {
+    file: "src/backend/kubernetes/zzProbe.ts",
+    text: 'import { resolveConnection } from "../docker/connection";\nexport const probe = resolveConnection;\n',
+    rules: ["engines-are-independent"],
+  },
+  {
+    file: "src/backend/fake/zzProbe.ts",
+    text: 'import { reseat } from "../../replacement/reseat";\nexport const probe = reseat;\n',
+    rules: ["backend-imports-nothing-above"],
+  },
+  {
+    file: "src/lease/zzProbeUp.ts",
+    text: 'import { openBackend } from "../backend/open";\nimport { watch } from "../controller/watch";\nexport const probe = [openBackend, watch];\n',
+    rules: ["lease-imports-nothing-above"],
+  },
+  {
+    file: "src/replacement/zzProbeUp.ts",
+    text: 'import * as runtime from "../provider/runtime";\nexport const probe = runtime;\n',
+    rules: ["routine-imports-nothing-above"],
+  },
+  {
+    file: "src/provider/zzProbeUp.ts",
+    text: 'import * as components from "../../components";\nexport const probe = components;\n',
+    rules: ["provider-and-controller-imports-nothing-above"],
+  },
+  {
     file: "components/zzProbe.ts",
     text: 'import { resolveConnection } from "../src/backend/docker/connection";\nexport const probe = resolveConnection;\n',
     rules: ["components-import-no-engine"],
