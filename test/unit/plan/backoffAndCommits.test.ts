@@ -81,7 +81,11 @@ describe("restore-failed", () => {
       restarts: 0,
       controller: null,
       group: null,
+      reverted: false,
+      failedSpecHash: null,
       restoreFailed: refused.restoreFailed.reasons,
+      lockHolder: null,
+      recordErrors: [],
     };
     const table = formatStatusTable([row]);
     expect(table.split("\n")[1]).toMatch(/^orders\s+5\s+restore-failed\s/);
