@@ -5,6 +5,7 @@ import type * as k8s from "@pulumi/kubernetes";
 import { ClaimCheck } from "../src/provider/claimCheck";
 import { Executable, ExecutableArgs } from "../src/provider/executable";
 import { StateVolume } from "../src/provider/stateVolume";
+import type { OutputField } from "@reseat/state/contract";
 import type { StoreDesired } from "../src/backend/backend";
 import type { EngineCredentials } from "../src/backend/engineCredentials";
 import { ProcessingElementInput, ProcessingElementSpec, SpecError, parseProcessingElement, volumeNameOf } from "../src/schema/processingElement";
@@ -36,6 +37,11 @@ export interface ProcessingElementOutputs {
   reverted: boolean;
   failedSpecHash: string | null;
 }
+
+/** The compiler holds this interface to the contract's one list of output fields (all but the observation's own time). */
+export type OutputsCoverTheContract = Exclude<OutputField, "commitStatusAt"> extends keyof ProcessingElementOutputs ? true : never;
+const outputsCoverTheContract: OutputsCoverTheContract = true;
+void outputsCoverTheContract;
 
 /**
  * Resource options that make Pulumi replace a resource. A component has no provider and is never
