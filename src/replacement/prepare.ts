@@ -1,6 +1,6 @@
 // Step 3 of a replacement, before anything stops: the next generation, and the records the workload
 // reads (control, the store's password, its store folder), each written for the workload's user.
-import { CONTROL_RECORD, controlOf, type ControlRecord } from "@reseat/state/contract";
+import { CONTROL_RECORD, RecordCorruptError, controlOf, type ControlRecord } from "@reseat/state/contract";
 import type { Backend, ExecutableDesired, FileOwner, ObservedExecutable } from "../backend/backend";
 
 /**
@@ -26,7 +26,11 @@ export function storeGeneration(backend: Backend, desired: ExecutableDesired): P
  * Returns the control record as it was, for a revert.
  */
 export async function writeWorkloadRecords(backend: Backend, desired: ExecutableDesired, owner: FileOwner | undefined, keepControl: boolean | undefined): Promise<ControlRecord | undefined> {
-  const previousControl = await backend.readControl(desired.volumeName).catch(() => undefined);
+  // A corrupt control record is replaced (nothing to revert to); an engine error ends the call, as any.
+  const previousControl = await backend.readControl(desired.volumeName).catch((error: unknown) => {
+    if (error instanceof RecordCorruptError) return undefined;
+    throw error;
+  });
   if (!(keepControl && previousControl !== undefined)) await backend.writeControl(desired.volumeName, controlOf(desired), owner);
   if (desired.store.kind === "postgres" && desired.store.password) await backend.writeStoreSecret(desired.volumeName, desired.store.password, owner);
   if (owner && desired.store.kind === "directory") await backend.prepareStoreFolder(desired.store, desired.peId, owner);

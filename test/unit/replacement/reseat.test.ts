@@ -1,5 +1,6 @@
 // The one replacement routine, on the in-memory fake engine: what it does, in which order, and that
 // the single-writer rule holds through races and crashes.
+import { controlOf } from "@reseat/state/contract";
 import { describe, expect, it } from "vitest";
 import { FakeBackend } from "../../../src/backend/fake/fakeBackend";
 import { ForeignExecutableError, VolumeOwnedError, reseat, retire } from "../../../src/replacement/reseat";
@@ -143,5 +144,27 @@ describe("one PE id per engine", () => {
     await expect(reseat(backend, stack2, { holder: "stack-2" })).rejects.toThrow(/"pe-a" \(peId\) is already in use on this engine by proj\/stack-1\/pe-a/);
     await expect(retire(backend, stack2, "stack-2")).rejects.toThrow(/already in use/);
     expect(backend.running("pe-a")).toHaveLength(1);
+  });
+});
+
+describe("reseat() over records written by others", () => {
+  it("continues from a 0.4.0 meta record (no version) and replaces a corrupt control record instead of failing", async () => {
+    const desired = desiredFor("pe-a");
+    const backend = await engineWithVolume(desired);
+    backend.putVolumeFiles(desired.volumeName, {
+      ".reseat/meta.json": JSON.stringify({ peId: "pe-a", generation: 3, volume: desired.volumeName, updatedAt: "2026-01-01T00:00:00.000Z" }),
+      ".reseat/control.json": "{not json",
+    });
+    const result = await reseat(backend, desired, { holder: "test" });
+    expect(result.generation).toBe(4);
+    expect(await backend.readControl(desired.volumeName)).toEqual(controlOf(desired));
+  });
+
+  it("a corrupt meta record stops the replacement before anything is created (the generation is never guessed)", async () => {
+    const desired = desiredFor("pe-a");
+    const backend = await engineWithVolume(desired);
+    backend.putVolumeFiles(desired.volumeName, { ".reseat/meta.json": '{"generation":"three"}' });
+    await expect(reseat(backend, desired, { holder: "test" })).rejects.toThrow(/the meta record is unreadable: "generation" is "three"/);
+    expect(backend.calls.some((c) => c.startsWith("prepare"))).toBe(false);
   });
 });
