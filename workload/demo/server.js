@@ -12,14 +12,6 @@ const listenHost = process.env.LISTEN_HOST || "127.0.0.1";
 const version = process.env.WORKLOAD_VERSION || "dev";
 const logFile = path.join(stateDir, "appended.log");
 
-function readMeta() {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(stateDir, ".reseat", "meta.json"), "utf8"));
-  } catch {
-    return {};
-  }
-}
-
 function readLines() {
   try {
     return fs.readFileSync(logFile, "utf8").split("\n").filter(Boolean);
@@ -30,9 +22,9 @@ function readLines() {
 
 const fd = fs.openSync(logFile, "a");
 const linesAtStart = readLines().length;
-// The generation from meta.json (written by the provider on Docker), else from the environment (Kubernetes).
-const meta = readMeta();
-if (meta.generation === undefined && process.env.RESEAT_GENERATION) meta.generation = Number(process.env.RESEAT_GENERATION);
+// The generation reseat gave this executable (the workload contract's RESEAT_GENERATION, on every engine):
+// this workload reads no reseat record itself.
+const meta = { generation: process.env.RESEAT_GENERATION ? Number(process.env.RESEAT_GENERATION) : undefined };
 
 function reply(res, status, body) {
   res.writeHead(status, { "content-type": "application/json" });
