@@ -219,11 +219,12 @@ describe.each(RELEASES)("a stack written by reseat $version, upgraded to this ch
   it(`a volume loss: the current library restores from the commits ${version}'s library wrote`, async () => {
     const before = await outputs();
     for (const pe of pes) {
+      await docker.getContainer(before.get(pe.peId)!.executableId).remove({ force: true });
+      // The executable gone, nothing commits any more: these are the commits a restore can use.
       const commits = await pe.commits();
       expect(commits.length, pe.output).toBeGreaterThan(0);
       expect(commits.filter((c) => c.generation !== 1), pe.output).toEqual([]); // all written by the release's executable
       expect(Math.max(...commits.map((c) => c.seq)), pe.output).toBeGreaterThanOrEqual(pe.lastSeq);
-      await docker.getContainer(before.get(pe.peId)!.executableId).remove({ force: true });
       await docker.getVolume(before.get(pe.peId)!.volumeName).remove();
     }
 
