@@ -196,12 +196,14 @@ async function measurePutRate(work: string): Promise<CaseResult> {
         library.push(puts / ((performance.now() - started) / 1000));
         const together = performance.now();
         let next = 0;
-        await Promise.all(Array.from({ length: 32 }, async () => {
-          while (next < puts) {
-            const n = next++;
-            await state.put(`c${n}`, doc(n));
-          }
-        }));
+        await Promise.all(
+          Array.from({ length: 32 }, async () => {
+            while (next < puts) {
+              const n = next++;
+              await state.put(`c${n}`, doc(n));
+            }
+          }),
+        );
         concurrent.push(puts / ((performance.now() - together) / 1000));
         await state.close();
       },
@@ -218,7 +220,9 @@ async function measurePutRate(work: string): Promise<CaseResult> {
     ];
     for (const step of run % 2 ? steps.reverse() : steps) await step();
     fs.rmSync(dir, { recursive: true, force: true });
-    process.stderr.write(`put_rate run ${run + 1}/${runs}: ${library.at(-1)!.toFixed(0)} acknowledged puts/s vs ${engine.at(-1)!.toFixed(0)} sqlite inserts/s (32 writers: ${concurrent.at(-1)!.toFixed(0)}/s)\n`);
+    process.stderr.write(
+      `put_rate run ${run + 1}/${runs}: ${library.at(-1)!.toFixed(0)} acknowledged puts/s vs ${engine.at(-1)!.toFixed(0)} sqlite inserts/s (32 writers: ${concurrent.at(-1)!.toFixed(0)}/s)\n`,
+    );
   }
   return {
     ...result(METRIC, "puts/s", library, engine, {
@@ -276,7 +280,11 @@ async function postgresMedium(work: string): Promise<Medium> {
   execFileSync("bash", [path.join(ROOT, "scripts", "postgres.sh"), "start"], { cwd: ROOT, stdio: ["ignore", "ignore", "inherit"] });
   const out = execFileSync(
     "bash",
-    ["-c", `eval "$(bash "$0" env)"; printf '%s\\0' "$RESEAT_PG_HOST" "$RESEAT_PG_PORT" "$RESEAT_PG_DATABASE" "$RESEAT_PG_USER" "$RESEAT_PG_PASSWORD"`, path.join(ROOT, "scripts", "postgres.sh")],
+    [
+      "-c",
+      `eval "$(bash "$0" env)"; printf '%s\\0' "$RESEAT_PG_HOST" "$RESEAT_PG_PORT" "$RESEAT_PG_DATABASE" "$RESEAT_PG_USER" "$RESEAT_PG_PASSWORD"`,
+      path.join(ROOT, "scripts", "postgres.sh"),
+    ],
     { cwd: ROOT, encoding: "utf8" },
   );
   const [host, port, database, user, password] = out.split("\0") as [string, string, string, string, string];

@@ -22,7 +22,8 @@ import { PROJECT_ROOT } from "../src/automation/stack";
 import { RESULTS_DIR, round, writeResult } from "./results";
 
 const BASELINE_S = 1130;
-const BASELINE_SOURCE = "18 min 50 s: `bash scripts/demo.sh` on a fresh machine of this kind with nothing cached, measured in issue 24 before bootstrap-by-need (not re-measured)";
+const BASELINE_SOURCE =
+  "18 min 50 s: `bash scripts/demo.sh` on a fresh machine of this kind with nothing cached, measured in issue 24 before bootstrap-by-need (not re-measured)";
 const GOAL = { totalAtMostS: Math.round(BASELINE_S * 0.4), demoAtMostS: 90 };
 
 /** The clone's own names: [file, from, to]; every rewrite must match. */
@@ -68,7 +69,12 @@ export async function benchFirstRun(): Promise<string> {
     const demo = JSON.parse(stdout) as { ok: boolean; totalMs: number; steps: { step: string; ms: number }[] };
 
     const recorded = fs.existsSync(timesFile)
-      ? fs.readFileSync(timesFile, "utf8").trim().split("\n").map((line) => line.split("\t")).map(([step, s]) => ({ step: step!, seconds: Number(s) }))
+      ? fs
+          .readFileSync(timesFile, "utf8")
+          .trim()
+          .split("\n")
+          .map((line) => line.split("\t"))
+          .map(([step, s]) => ({ step: step!, seconds: Number(s) }))
       : [];
     const bootstrapTotal = recorded.find((s) => s.step === "bootstrap total")?.seconds ?? 0;
     // The Go builds run in the background while the rest installs: their own times overlap the
@@ -161,10 +167,19 @@ function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv, l
 /** What the clone's demo made: its stacks destroyed, then its volumes and images (all named firstrun). */
 async function cleanUp(clone: string, env: NodeJS.ProcessEnv, log: (text: string) => void): Promise<void> {
   const cache = env.RESEAT_CACHE!;
-  const withTools = { ...env, PATH: [path.join(cache, "node24", "node_modules", "node", "bin"), path.join(cache, "bin"), env.PATH].join(path.delimiter), PULUMI_CONFIG_PASSPHRASE: "reseat-local-demo", PULUMI_SKIP_UPDATE_CHECK: "1", PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true" };
+  const withTools = {
+    ...env,
+    PATH: [path.join(cache, "node24", "node_modules", "node", "bin"), path.join(cache, "bin"), env.PATH].join(path.delimiter),
+    PULUMI_CONFIG_PASSPHRASE: "reseat-local-demo",
+    PULUMI_SKIP_UPDATE_CHECK: "1",
+    PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+  };
   const cli = path.join(clone, "dist", "src", "cli", "main.js");
   if (fs.existsSync(cli)) {
-    for (const args of [["destroy", "--stack", "local"], ["destroy", "--stack", "local-group", "--program", "dist/stacks/groups.js"]]) {
+    for (const args of [
+      ["destroy", "--stack", "local"],
+      ["destroy", "--stack", "local-group", "--program", "dist/stacks/groups.js"],
+    ]) {
       const ran = spawnSync("node", [cli, ...args, "--json"], { cwd: clone, env: withTools, encoding: "utf8" });
       if (ran.status !== 0) log(`cleanup: reseat ${args.join(" ")} exited ${ran.status}: ${(ran.stderr ?? "").slice(-500)}`);
     }

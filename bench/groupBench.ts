@@ -154,7 +154,14 @@ export async function floorPe(backend: DockerBackend, peId: string, port: number
 }
 
 /** The floor, as bench/replacementGap.ts measures it, on a PE of the same spec outside the group. */
-export async function rawFloors(backend: DockerBackend, peId: string, port: number, workload: FloorWorkload, runs: number, log: (text: string) => void): Promise<number[]> {
+export async function rawFloors(
+  backend: DockerBackend,
+  peId: string,
+  port: number,
+  workload: FloorWorkload,
+  runs: number,
+  log: (text: string) => void,
+): Promise<number[]> {
   const replace = await floorPe(backend, peId, port, workload);
   const floors: number[] = [];
   for (let run = 0; run < runs; run++) {
@@ -168,7 +175,14 @@ export async function rawFloors(backend: DockerBackend, peId: string, port: numb
  * For information: `total` raw replacements with `lanes` running at once (lanes PEs `<peIdPrefix>-<j>`,
  * each replaced total/lanes times in a row): what this machine allows at that concurrency, without Pulumi.
  */
-export async function rawParallelFloor(backend: DockerBackend, total: number, lanes: number, peIdPrefix: string, basePort: number, workload: FloorWorkload): Promise<number> {
+export async function rawParallelFloor(
+  backend: DockerBackend,
+  total: number,
+  lanes: number,
+  peIdPrefix: string,
+  basePort: number,
+  workload: FloorWorkload,
+): Promise<number> {
   const replacers = await Promise.all(Array.from({ length: lanes }, (_, j) => floorPe(backend, `${peIdPrefix}-${j}`, basePort + j, workload)));
   const started = performance.now();
   await Promise.all(
@@ -192,12 +206,21 @@ export interface MemberEvent {
  * Container kill/die/start events of containers carrying `label`, keyed by member (`memberOf` returns
  * undefined for containers to leave out).
  */
-export async function recordMemberEvents(backend: DockerBackend, label: string, memberOf: (attributes: Record<string, string>) => string | undefined): Promise<{ stop: () => Promise<MemberEvent[]> }> {
+export async function recordMemberEvents(
+  backend: DockerBackend,
+  label: string,
+  memberOf: (attributes: Record<string, string>) => string | undefined,
+): Promise<{ stop: () => Promise<MemberEvent[]> }> {
   const events: MemberEvent[] = [];
-  const subscription = await followEvents(backend.docker, backend.connection.address, { type: ["container"], label: [label], event: ["kill", "die", "start"] }, (e) => {
-    const member = memberOf(e.Actor.Attributes);
-    if (member !== undefined) events.push({ action: e.Action, member, id: e.id, ms: e.timeNano / 1e6 });
-  });
+  const subscription = await followEvents(
+    backend.docker,
+    backend.connection.address,
+    { type: ["container"], label: [label], event: ["kill", "die", "start"] },
+    (e) => {
+      const member = memberOf(e.Actor.Attributes);
+      if (member !== undefined) events.push({ action: e.Action, member, id: e.id, ms: e.timeNano / 1e6 });
+    },
+  );
   let stopped: Promise<MemberEvent[]> | undefined;
   return {
     // Idempotent: a caller may stop in a finally block too (an open subscription keeps Node alive).
@@ -221,7 +244,9 @@ export function recordGroupEvents(backend: DockerBackend, group: string, floorPe
 
 /** Per member of a reseat group rollout: kill, die, start (Engine events) and ready (the CLI's outputs), ms since the `up` began. */
 export function memberTimelines(group: string, rollout: Run, events: MemberEvent[], outputKey: "groups" | "fleets" | string = "groups"): MemberTimeline[] {
-  const members = ((rollout.outputs[outputKey] as Record<string, { members: { peId: string; ordinal: number; readyAt: string }[] }>)[group]?.members ?? []).slice();
+  const members = (
+    (rollout.outputs[outputKey] as Record<string, { members: { peId: string; ordinal: number; readyAt: string }[] }>)[group]?.members ?? []
+  ).slice();
   members.sort((a, b) => b.ordinal - a.ordinal); // rollout order: highest ordinal first
   const at = (ms: number) => round(ms - rollout.startedAt, 0);
   return members.map((m) => {
@@ -258,7 +283,11 @@ export interface TraceLine {
 /** Reads (and empties) a provider-call trace file. */
 export function takeTrace(file: string): TraceLine[] {
   if (!fs.existsSync(file)) return [];
-  const lines = fs.readFileSync(file, "utf8").split("\n").filter(Boolean).map((line) => JSON.parse(line) as TraceLine);
+  const lines = fs
+    .readFileSync(file, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as TraceLine);
   fs.rmSync(file);
   return lines;
 }
@@ -275,7 +304,8 @@ export function takeTrace(file: string): TraceLine[] {
  *   executable prepared).
  */
 export function handoffPhases(group: string, members: MemberTimeline[], trace: TraceLine[], origin: number, mu: number): Record<string, number[]> {
-  const first = (peId: string, method: string, phase: TraceLine["phase"]) => trace.find((t) => t.kind === "Executable" && t.peId === peId && t.method === method && t.phase === phase)?.ms;
+  const first = (peId: string, method: string, phase: TraceLine["phase"]) =>
+    trace.find((t) => t.kind === "Executable" && t.peId === peId && t.method === method && t.phase === phase)?.ms;
   const phases: Record<string, number[]> = { afterReady: [], pulumi: [], check: [], toCreate: [], beforeStop: [] };
   const byName = new Map(members.map((m) => [m.name, m]));
   for (const m of members) {

@@ -61,10 +61,17 @@ function statefulSet(image: string): k8s.V1StatefulSet {
           terminationGracePeriodSeconds: GRACE_SECONDS,
           enableServiceLinks: false,
           automountServiceAccountToken: false,
-          containers: [{ name: "workload", image, imagePullPolicy: "IfNotPresent", env, readinessProbe: probe, volumeMounts: [{ name: "state", mountPath: "/state" }] }],
+          containers: [
+            { name: "workload", image, imagePullPolicy: "IfNotPresent", env, readinessProbe: probe, volumeMounts: [{ name: "state", mountPath: "/state" }] },
+          ],
         },
       },
-      volumeClaimTemplates: [{ metadata: { name: "state" }, spec: { accessModes: ["ReadWriteOnce"], storageClassName: STORAGE_CLASS, resources: { requests: { storage: "64Mi" } } } }],
+      volumeClaimTemplates: [
+        {
+          metadata: { name: "state" },
+          spec: { accessModes: ["ReadWriteOnce"], storageClassName: STORAGE_CLASS, resources: { requests: { storage: "64Mi" } } },
+        },
+      ],
     },
   };
 }
@@ -80,10 +87,12 @@ interface Phases {
 /** Per phase, the median over runs (nulls left out). */
 function medianPhases(runs: Phases[]): Record<keyof Phases, number | null> {
   const keys = ["oldStopped", "oldDeleted", "newBound", "newRunning", "newReady"] as const;
-  return Object.fromEntries(keys.map((key) => {
-    const values = runs.map((r) => r[key]).filter((v): v is number => v !== null);
-    return [key, values.length ? round(median(values)) : null];
-  })) as Record<keyof Phases, number | null>;
+  return Object.fromEntries(
+    keys.map((key) => {
+      const values = runs.map((r) => r[key]).filter((v): v is number => v !== null);
+      return [key, values.length ? round(median(values)) : null];
+    }),
+  ) as Record<keyof Phases, number | null>;
 }
 
 /** One watch on the namespace's pods: when (here) each pod uid was first seen deleting, and Ready. */
@@ -155,7 +164,9 @@ export async function benchK8sReplacementGap(): Promise<string> {
   await run("bash", [CLUSTER_SH, "load-image", ...IMAGES]);
   await core.createNamespace({ body: { metadata: { name: NAMESPACE } } }).catch(ignore409);
   await storage
-    .createStorageClass({ body: { metadata: { name: STORAGE_CLASS }, provisioner: "reseat.local/node-local", volumeBindingMode: "WaitForFirstConsumer", reclaimPolicy: "Delete" } })
+    .createStorageClass({
+      body: { metadata: { name: STORAGE_CLASS }, provisioner: "reseat.local/node-local", volumeBindingMode: "WaitForFirstConsumer", reclaimPolicy: "Delete" },
+    })
     .catch(ignore409);
 
   const dir = path.join(PROJECT_ROOT, ".work", "bench-k8s-replacement-gap");
@@ -183,7 +194,9 @@ export async function benchK8sReplacementGap(): Promise<string> {
 
       // reseat: an image change through `pulumi up`.
       const before = new Set([...timeline.podOf.keys()]);
-      const oldPe = [...timeline.podOf].find(([uid, name]) => name.startsWith(`reseat-${PE}-g`) && timeline.readyAt.has(uid) && !timeline.deletingAt.has(uid))?.[0];
+      const oldPe = [...timeline.podOf].find(
+        ([uid, name]) => name.startsWith(`reseat-${PE}-g`) && timeline.readyAt.has(uid) && !timeline.deletingAt.has(uid),
+      )?.[0];
       await up(image);
       const newPe = await timeline.readyPod((uid, name) => name.startsWith(`reseat-${PE}-g`) && !before.has(uid));
       reseatGaps.push(round(timeline.readyAt.get(newPe)! - timeline.deletingAt.get(oldPe!)!));
@@ -202,7 +215,9 @@ export async function benchK8sReplacementGap(): Promise<string> {
 
       // The floor: a fresh pod, same image and probe, created → Ready.
       floors.push(await createToReady(core, timeline, image, i));
-      process.stderr.write(`run ${i + 1}/${RUNS}: reseat ${reseatGaps.at(-1)} ms ${JSON.stringify(phases.reseat.at(-1))}, StatefulSet ${statefulSetGaps.at(-1)} ms ${JSON.stringify(phases.statefulSet.at(-1))}, create→Ready ${floors.at(-1)} ms\n`);
+      process.stderr.write(
+        `run ${i + 1}/${RUNS}: reseat ${reseatGaps.at(-1)} ms ${JSON.stringify(phases.reseat.at(-1))}, StatefulSet ${statefulSetGaps.at(-1)} ms ${JSON.stringify(phases.statefulSet.at(-1))}, create→Ready ${floors.at(-1)} ms\n`,
+      );
     }
   } finally {
     timeline.stop();
@@ -233,7 +248,15 @@ async function createToReady(core: k8s.CoreV1Api, timeline: PodTimeline, image: 
         terminationGracePeriodSeconds: GRACE_SECONDS,
         enableServiceLinks: false,
         automountServiceAccountToken: false,
-        containers: [{ name: "workload", image, imagePullPolicy: "IfNotPresent", env: env.filter((e) => e.name !== "RESEAT_STATE_DIR").concat([{ name: "RESEAT_STATE_DIR", value: "/tmp" }]), readinessProbe: probe }],
+        containers: [
+          {
+            name: "workload",
+            image,
+            imagePullPolicy: "IfNotPresent",
+            env: env.filter((e) => e.name !== "RESEAT_STATE_DIR").concat([{ name: "RESEAT_STATE_DIR", value: "/tmp" }]),
+            readinessProbe: probe,
+          },
+        ],
       },
     },
   });

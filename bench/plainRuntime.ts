@@ -18,7 +18,10 @@ function engine(): Dockerode {
 
 export async function createPlain(inputs: PlainInputs): Promise<{ id: string; outs: PlainInputs & { containerId: string } }> {
   const docker = engine();
-  await docker.getContainer(inputs.name).remove({ force: true }).catch(() => undefined);
+  await docker
+    .getContainer(inputs.name)
+    .remove({ force: true })
+    .catch(() => undefined);
   const created = await docker.createContainer({
     name: inputs.name,
     Image: inputs.image,
@@ -31,5 +34,8 @@ export async function createPlain(inputs: PlainInputs): Promise<{ id: string; ou
 }
 
 export async function deletePlain(id: string): Promise<void> {
-  await engine().getContainer(id).remove({ force: true }).catch(() => undefined);
+  await engine()
+    .getContainer(id)
+    .remove({ force: true })
+    .catch(() => undefined);
 }

@@ -22,7 +22,9 @@ export async function benchPlainUp(): Promise<string> {
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(path.join(dir, "stacks"), { recursive: true });
   // The checkout's project file, its bundled program named relative to the bench folder.
-  const project = fs.readFileSync(path.join(PROJECT_ROOT, "Pulumi.yaml"), "utf8").replace(/^main:.*$/m, `main: ${path.relative(dir, path.join(PROJECT_ROOT, "dist", "stacks", "index.js"))}`);
+  const project = fs
+    .readFileSync(path.join(PROJECT_ROOT, "Pulumi.yaml"), "utf8")
+    .replace(/^main:.*$/m, `main: ${path.relative(dir, path.join(PROJECT_ROOT, "dist", "stacks", "index.js"))}`);
   fs.writeFileSync(path.join(dir, "Pulumi.yaml"), project);
   const env = { ...process.env, PULUMI_BACKEND_URL: `file://${path.join(dir, ".pulumi-state")}` };
   fs.mkdirSync(path.join(dir, ".pulumi-state"));
@@ -32,7 +34,13 @@ export async function benchPlainUp(): Promise<string> {
     fs.writeFileSync(path.join(dir, "stacks", "Pulumi.bench.yaml"), JSON.stringify({ config: { "reseat:processingElements": [spec(IMAGES[image]!)] } }));
   };
   const tools = {
-    plain: (command: string) => timed(dir, "pulumi", command === "up" ? ["up", "--yes", "--skip-preview", "--non-interactive", "--stack", "bench"] : ["preview", "--non-interactive", "--stack", "bench"], env),
+    plain: (command: string) =>
+      timed(
+        dir,
+        "pulumi",
+        command === "up" ? ["up", "--yes", "--skip-preview", "--non-interactive", "--stack", "bench"] : ["preview", "--non-interactive", "--stack", "bench"],
+        env,
+      ),
     reseat: (command: string) => timed(dir, process.execPath, [CLI, command, "--cwd", dir, "--stack", "bench", "--json"], env),
   };
 
@@ -77,6 +85,8 @@ function timed(cwd: string, cmd: string, args: string[], env: NodeJS.ProcessEnv)
     child.stdout.on("data", (d: Buffer) => (output += d.toString()));
     child.stderr.on("data", (d: Buffer) => (output += d.toString()));
     child.on("error", reject);
-    child.on("close", (code) => (code === 0 ? resolve(Math.round(performance.now() - started)) : reject(new Error(`${cmd} ${args.join(" ")} exited ${code}:\n${output.slice(-3000)}`))));
+    child.on("close", (code) =>
+      code === 0 ? resolve(Math.round(performance.now() - started)) : reject(new Error(`${cmd} ${args.join(" ")} exited ${code}:\n${output.slice(-3000)}`)),
+    );
   });
 }

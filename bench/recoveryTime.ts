@@ -113,17 +113,23 @@ async function runningPid(backend: DockerBackend, id: string): Promise<number> {
 async function startPlain(backend: DockerBackend): Promise<string> {
   const created = await backend.docker.createContainer({
     name: "reseat-bench-restart-policy",
-      Image: IMAGE,
-      Env: [`PORT=${PLAIN_PORT}`, "RESEAT_PE_ID=bench-plain", "RESEAT_STATE_DIR=/state", "RESEAT_COMMIT_INTERVAL_MS=1000", `RESEAT_STORE={"kind":"directory","path":"/reseat-store"}`],
-      Labels: { [LABELS.managed]: "bench" },
-      HostConfig: {
-        NetworkMode: "host",
-        Mounts: [
-          { Type: "volume", Source: "reseat-bench-plain-state", Target: "/state" },
-          { Type: "volume", Source: "reseat-bench-store", Target: "/reseat-store" },
-        ],
-        RestartPolicy: { Name: "always" },
-      },
+    Image: IMAGE,
+    Env: [
+      `PORT=${PLAIN_PORT}`,
+      "RESEAT_PE_ID=bench-plain",
+      "RESEAT_STATE_DIR=/state",
+      "RESEAT_COMMIT_INTERVAL_MS=1000",
+      `RESEAT_STORE={"kind":"directory","path":"/reseat-store"}`,
+    ],
+    Labels: { [LABELS.managed]: "bench" },
+    HostConfig: {
+      NetworkMode: "host",
+      Mounts: [
+        { Type: "volume", Source: "reseat-bench-plain-state", Target: "/state" },
+        { Type: "volume", Source: "reseat-bench-store", Target: "/reseat-store" },
+      ],
+      RestartPolicy: { Name: "always" },
+    },
   });
   await backend.start(created.id);
   return created.id;

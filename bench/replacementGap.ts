@@ -83,7 +83,11 @@ export async function benchReplacementGap(): Promise<string> {
   }
   return writeResult(
     "replacement_gap",
-    result("replacement_gap", "ms", pulumiGaps, floorGaps, { baseline_naive: median(floorGaps), naiveFloorStepsMs: floorStepMedians(steps), samples: { pulumi: pulumiGaps, naive_floor: floorGaps } }),
+    result("replacement_gap", "ms", pulumiGaps, floorGaps, {
+      baseline_naive: median(floorGaps),
+      naiveFloorStepsMs: floorStepMedians(steps),
+      samples: { pulumi: pulumiGaps, naive_floor: floorGaps },
+    }),
   );
 }
 
@@ -122,7 +126,10 @@ export async function benchRevertTime(): Promise<string> {
     for (const e of await backend.listExecutables(PE)) await backend.remove(e.id);
     await backend.removeVolume(volume);
   }
-  return writeResult("revert_time", result("revert_time", "ms", revertTimes, floorGaps, { baseline_naive: median(floorGaps), samples: { revert: revertTimes, naive_floor: floorGaps } }));
+  return writeResult(
+    "revert_time",
+    result("revert_time", "ms", revertTimes, floorGaps, { baseline_naive: median(floorGaps), samples: { revert: revertTimes, naive_floor: floorGaps } }),
+  );
 }
 
 const BAD_IMAGE = "reseat-crash-at-start:1";

@@ -31,7 +31,16 @@ export function percentile(values: number[], p: number): number {
 export function result(metric: string, unit: string, values: number[], baselines: number[], extra: Record<string, unknown> = {}): CaseResult {
   const value = median(values);
   const baseline = median(baselines);
-  return { metric, unit, value: round(value), baseline: round(baseline), ratio: round(value / baseline, 3), runs: values.length, at: new Date().toISOString(), ...extra };
+  return {
+    metric,
+    unit,
+    value: round(value),
+    baseline: round(baseline),
+    ratio: round(value / baseline, 3),
+    runs: values.length,
+    at: new Date().toISOString(),
+    ...extra,
+  };
 }
 
 export function writeResult(metric: string, doc: CaseResult | { metric: string; cases: CaseResult[] }): string {

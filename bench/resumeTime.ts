@@ -97,12 +97,20 @@ function stagedServer(): string {
 
 /** `sizeMiB` of session contexts through the state library itself, then one commit to the store. */
 async function populate(c: Case): Promise<void> {
-  const state = await openState({ stateDir: c.stateDir, peId: `bench-resume-${c.sizeMiB}`, generation: 1, store: { kind: "directory", path: c.storeDir }, commitIntervalMs: 3_600_000, env: {} });
+  const state = await openState({
+    stateDir: c.stateDir,
+    peId: `bench-resume-${c.sizeMiB}`,
+    generation: 1,
+    store: { kind: "directory", path: c.storeDir },
+    commitIntervalMs: 3_600_000,
+    env: {},
+  });
   const docs = Math.round((c.sizeMiB * MiB) / DOC_BYTES);
   const batch = 512;
   for (let first = 0; first < docs; first += batch) {
     const puts: Promise<number>[] = [];
-    for (let n = first; n < Math.min(docs, first + batch); n++) puts.push(state.put(`user-${n}`, { n, cart: [n % 7, n % 11], notes: "x".repeat(DOC_BYTES - 64) }));
+    for (let n = first; n < Math.min(docs, first + batch); n++)
+      puts.push(state.put(`user-${n}`, { n, cart: [n % 7, n % 11], notes: "x".repeat(DOC_BYTES - 64) }));
     await Promise.all(puts); // one transaction per batch (group commit)
   }
   await state.close(); // final commit

@@ -93,10 +93,17 @@ export async function benchRolling(): Promise<string> {
       groupNoop.push((await runCli(groupDir, "up", GROUPS_PROGRAM)).ms);
       log(`group: preview ${groupPreview.at(-1)} ms, no-op up ${groupNoop.at(-1)} ms`);
     }
-    cases.push({ case: `preview_${N}`, ...result("rolling", "ms", groupPreview, plainPreview, { groupSize: N, samples: { group: groupPreview, plain: plainPreview } }) });
+    cases.push({
+      case: `preview_${N}`,
+      ...result("rolling", "ms", groupPreview, plainPreview, { groupSize: N, samples: { group: groupPreview, plain: plainPreview } }),
+    });
     cases.push({
       case: `noop_up_${N}`,
-      ...result("rolling", "ms", groupNoop, plainNoop, { groupSize: N, samples: { group: groupNoop, plain: plainNoop }, createUpMs: { group: groupCreate.ms, plain: plainCreate.ms } }),
+      ...result("rolling", "ms", groupNoop, plainNoop, {
+        groupSize: N,
+        samples: { group: groupNoop, plain: plainNoop },
+        createUpMs: { group: groupCreate.ms, plain: plainCreate.ms },
+      }),
     });
 
     // 3. The single-PE floor, with the group's N members running (same machine state as the rollouts).
@@ -122,7 +129,9 @@ export async function benchRolling(): Promise<string> {
       const handoffs = handoffMs(GROUP, timeline, mu);
       const parallelFloor = mu > 1 ? await rawParallelFloor(backend, N, mu, FLOOR_PE, BASE_PORT + N + 1, WORKLOAD) : undefined;
       if (parallelFloor !== undefined) log(`raw floor of ${N} replacements, ${mu} at a time (no Pulumi): ${parallelFloor} ms`);
-      log(`rollout maxUnavailable ${mu}: up ${rollout.ms} ms, no-op up ${noop.ms} ms -> ${value} ms (baseline ${Math.round(baseline)} ms); members down at once: max ${maxDown}`);
+      log(
+        `rollout maxUnavailable ${mu}: up ${rollout.ms} ms, no-op up ${noop.ms} ms -> ${value} ms (baseline ${Math.round(baseline)} ms); members down at once: max ${maxDown}`,
+      );
       cases.push({
         case: `rolling_mu${mu}`,
         ...result("rolling", "ms", [value], [baseline], {

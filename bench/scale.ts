@@ -100,7 +100,9 @@ const CONFIG_KEY: Record<Design, string> = { fleet: "fleets", group: "groups" };
 
 function groupConfig(design: Design, n: number, workload: ScaleWorkload, image: string, maxUnavailable: number) {
   return {
-    [`reseat:${CONFIG_KEY[design]}`]: [{ name: GROUP, replicas: n, template: memberTemplate(image, `{{ordinal + ${BASE_PORT}}}`, workload.memoryMiB), rollout: { maxUnavailable } }],
+    [`reseat:${CONFIG_KEY[design]}`]: [
+      { name: GROUP, replicas: n, template: memberTemplate(image, `{{ordinal + ${BASE_PORT}}}`, workload.memoryMiB), rollout: { maxUnavailable } },
+    ],
   };
 }
 
@@ -120,14 +122,25 @@ interface ReseatRollout {
 export async function benchScale(): Promise<string> {
   const ns = numbers("RESEAT_BENCH_SCALE_N", "10,100", 1, MAX_REPLICAS);
   const ks = numbers("RESEAT_BENCH_SCALE_C", "1,10", 1, MAX_REPLICAS);
-  const designs = (process.env.RESEAT_BENCH_SCALE_DESIGNS ?? DESIGNS.join(",")).split(",").map((d) => d.trim()).filter(Boolean) as Design[];
-  for (const d of designs) if (!(DESIGNS as readonly string[]).includes(d)) throw new Error(`RESEAT_BENCH_SCALE_DESIGNS: expected names from ${DESIGNS.join(", ")}, got "${d}"`);
-  const peersWanted = (process.env.RESEAT_BENCH_SCALE_PEERS ?? PEER_NAMES.join(",")).split(",").map((p) => p.trim()).filter(Boolean);
-  for (const p of peersWanted) if (!(PEER_NAMES as readonly string[]).includes(p)) throw new Error(`RESEAT_BENCH_SCALE_PEERS: expected names from ${PEER_NAMES.join(", ")}, got "${p}"`);
-  if (!Number.isInteger(HEALTH_INTERVAL_MS) || HEALTH_INTERVAL_MS < 100) throw new Error(`RESEAT_BENCH_SCALE_HEALTH_INTERVAL_MS: expected a whole number of ms >= 100, got ${process.env.RESEAT_BENCH_SCALE_HEALTH_INTERVAL_MS}`);
+  const designs = (process.env.RESEAT_BENCH_SCALE_DESIGNS ?? DESIGNS.join(","))
+    .split(",")
+    .map((d) => d.trim())
+    .filter(Boolean) as Design[];
+  for (const d of designs)
+    if (!(DESIGNS as readonly string[]).includes(d)) throw new Error(`RESEAT_BENCH_SCALE_DESIGNS: expected names from ${DESIGNS.join(", ")}, got "${d}"`);
+  const peersWanted = (process.env.RESEAT_BENCH_SCALE_PEERS ?? PEER_NAMES.join(","))
+    .split(",")
+    .map((p) => p.trim())
+    .filter(Boolean);
+  for (const p of peersWanted)
+    if (!(PEER_NAMES as readonly string[]).includes(p)) throw new Error(`RESEAT_BENCH_SCALE_PEERS: expected names from ${PEER_NAMES.join(", ")}, got "${p}"`);
+  if (!Number.isInteger(HEALTH_INTERVAL_MS) || HEALTH_INTERVAL_MS < 100)
+    throw new Error(`RESEAT_BENCH_SCALE_HEALTH_INTERVAL_MS: expected a whole number of ms >= 100, got ${process.env.RESEAT_BENCH_SCALE_HEALTH_INTERVAL_MS}`);
   const log = (text: string) => process.stderr.write(`[scale ${new Date().toISOString().slice(11, 19)}] ${text}\n`);
   const workload = await scaleWorkload(log);
-  log(`N ${ns.join(", ")}; k ${ks.join(", ")}; workload ${workload.kind} (${workload.images.join(", ")}, ${workload.memoryMiB} MiB limit); peers ${peersWanted.join(", ") || "none"}`);
+  log(
+    `N ${ns.join(", ")}; k ${ks.join(", ")}; workload ${workload.kind} (${workload.images.join(", ")}, ${workload.memoryMiB} MiB limit); peers ${peersWanted.join(", ") || "none"}`,
+  );
   const backend = new DockerBackend();
 
   const cases: CaseResult[] = [];
@@ -145,10 +158,14 @@ export async function benchScale(): Promise<string> {
   const save = () => {
     const doc = { metric: "scale", setup, cases };
     writeResult("scale", doc);
-    fs.writeFileSync(path.join(RESULTS_DIR, "scale.svg"), renderScalePlot(`Rolling image change of N members (${workload.kind} workload, ${os.cpus().length} CPUs)`, plotSeries(ns, ks, reseatByN, peerByN)));
+    fs.writeFileSync(
+      path.join(RESULTS_DIR, "scale.svg"),
+      renderScalePlot(`Rolling image change of N members (${workload.kind} workload, ${os.cpus().length} CPUs)`, plotSeries(ns, ks, reseatByN, peerByN)),
+    );
   };
 
-  if (BUDGET_MIN !== undefined && !(BUDGET_MIN > 0)) throw new Error(`RESEAT_BENCH_SCALE_BUDGET_MIN: expected a number of minutes > 0, got "${process.env.RESEAT_BENCH_SCALE_BUDGET_MIN}"`);
+  if (BUDGET_MIN !== undefined && !(BUDGET_MIN > 0))
+    throw new Error(`RESEAT_BENCH_SCALE_BUDGET_MIN: expected a number of minutes > 0, got "${process.env.RESEAT_BENCH_SCALE_BUDGET_MIN}"`);
   for (const n of ns) {
     if (Date.now() > DEADLINE) {
       log(`N ${n}: ${OVER_BUDGET}`);
@@ -164,9 +181,21 @@ export async function benchScale(): Promise<string> {
       for (const r of reseat) {
         const c: CaseResult = {
           case: `rollout_${n}_c${r.k}${SUFFIX[design]}`,
-          ...result("scale", "ms", [r.value], [r.floor], { groupSize: n, concurrency: r.k, design, baselineIs: `floor: ${n} x the single-PE raw floor / ${r.k}` }),
-          ...Object.fromEntries(PEER_NAMES.flatMap((p) => [[p, null], [`ratio_${p}`, null]])),
-          peers: Object.fromEntries(PEER_NAMES.map((p) => [p, { why: peersWanted.includes(p) ? "not measured (yet)" : "left out by RESEAT_BENCH_SCALE_PEERS" }])),
+          ...result("scale", "ms", [r.value], [r.floor], {
+            groupSize: n,
+            concurrency: r.k,
+            design,
+            baselineIs: `floor: ${n} x the single-PE raw floor / ${r.k}`,
+          }),
+          ...Object.fromEntries(
+            PEER_NAMES.flatMap((p) => [
+              [p, null],
+              [`ratio_${p}`, null],
+            ]),
+          ),
+          peers: Object.fromEntries(
+            PEER_NAMES.map((p) => [p, { why: peersWanted.includes(p) ? "not measured (yet)" : "left out by RESEAT_BENCH_SCALE_PEERS" }]),
+          ),
           reseat: r.detail,
         };
         rolloutCases.set(r.k, [...(rolloutCases.get(r.k) ?? []), c]);
@@ -206,7 +235,11 @@ export async function benchScale(): Promise<string> {
         if (!big || !small) continue;
         cases.push({
           case: `per_member_cost_${ns[i]}_vs_${ns[i - 1]}_c${k}${SUFFIX[design]}`,
-          ...result("scale", "ms", [big.value / ns[i]!], [small.value / ns[i - 1]!], { concurrency: k, design, baselineIs: `reseat's rollout per member at N = ${ns[i - 1]}` }),
+          ...result("scale", "ms", [big.value / ns[i]!], [small.value / ns[i - 1]!], {
+            concurrency: k,
+            design,
+            baselineIs: `reseat's rollout per member at N = ${ns[i - 1]}`,
+          }),
         });
       }
     }
@@ -279,7 +312,16 @@ async function plainSide(n: number, workload: ScaleWorkload, log: (text: string)
 }
 
 /** reseat's side for one N and design (cases preview_N, noop_up_N, checkpoint_bytes_per_member_N go straight into `cases`). */
-async function reseatSide(design: Design, n: number, ks: number[], workload: ScaleWorkload, backend: DockerBackend, cases: CaseResult[], plain: PlainSide | undefined, log: (text: string) => void): Promise<ReseatRollout[]> {
+async function reseatSide(
+  design: Design,
+  n: number,
+  ks: number[],
+  workload: ScaleWorkload,
+  backend: DockerBackend,
+  cases: CaseResult[],
+  plain: PlainSide | undefined,
+  log: (text: string) => void,
+): Promise<ReseatRollout[]> {
   const floorWorkload: FloorWorkload = { images: workload.images, template: (image, port) => memberTemplate(image, port, workload.memoryMiB) };
   const groupDir = benchProject(`bench-scale-${design}`);
   const leftovers = () => removeGroupLeftovers(backend, GROUP, { plainPrefix: PLAIN_PREFIX, floorPrefix: FLOOR_PE });
@@ -309,19 +351,31 @@ async function reseatSide(design: Design, n: number, ks: number[], workload: Sca
       baselineIs: "the goal: 2 KB of checkpoint per member, all its resources together",
       ...checkpoint,
     });
-    log(`reseat ${design} N ${n}: checkpoint file ${storedBytes(checkpoint)} bytes (${Math.round(storedBytes(checkpoint) / n)} per member; export ${checkpoint.exportBytes})`);
+    log(
+      `reseat ${design} N ${n}: checkpoint file ${storedBytes(checkpoint)} bytes (${Math.round(storedBytes(checkpoint) / n)} per member; export ${checkpoint.exportBytes})`,
+    );
     const groupPreview: number[] = [];
     const groupNoop: number[] = [];
     for (let r = 0; r < RUNS; r++) {
       groupPreview.push((await runCli(groupDir, "preview", GROUPS_PROGRAM)).ms);
       groupNoop.push((await runCli(groupDir, "up", GROUPS_PROGRAM)).ms);
     }
-    log(`reseat ${design} N ${n}: preview ${median(groupPreview)} ms (plain ${plain ? median(plain.preview) : "not run"}), no-op up ${median(groupNoop)} ms (plain ${plain ? median(plain.noop) : "not run"})`);
+    log(
+      `reseat ${design} N ${n}: preview ${median(groupPreview)} ms (plain ${plain ? median(plain.preview) : "not run"}), no-op up ${median(groupNoop)} ms (plain ${plain ? median(plain.noop) : "not run"})`,
+    );
     if (plain) {
-      cases.push({ case: `preview_${n}${suffix}`, ...result("scale", "ms", groupPreview, plain.preview, { groupSize: n, design, samples: { reseat: groupPreview, plain: plain.preview } }) });
+      cases.push({
+        case: `preview_${n}${suffix}`,
+        ...result("scale", "ms", groupPreview, plain.preview, { groupSize: n, design, samples: { reseat: groupPreview, plain: plain.preview } }),
+      });
       cases.push({
         case: `noop_up_${n}${suffix}`,
-        ...result("scale", "ms", groupNoop, plain.noop, { groupSize: n, design, samples: { reseat: groupNoop, plain: plain.noop }, createUpMs: { reseat: groupCreate.ms, plain: plain.createMs } }),
+        ...result("scale", "ms", groupNoop, plain.noop, {
+          groupSize: n,
+          design,
+          samples: { reseat: groupNoop, plain: plain.noop },
+          createUpMs: { reseat: groupCreate.ms, plain: plain.createMs },
+        }),
       });
     }
 
@@ -347,7 +401,18 @@ async function reseatSide(design: Design, n: number, ks: number[], workload: Sca
       const killToReady = timeline.filter((m) => m.kill !== undefined && m.ready !== undefined).map((m) => m.ready! - m.kill!);
       const handoffs = handoffMs(GROUP, timeline, k);
       const parallelFloor = k > 1 ? await rawParallelFloor(backend, n, k, FLOOR_PE, BASE_PORT + n + 1, floorWorkload) : undefined;
-      const spread = (values: number[]) => (values.length ? { median: median(values), p90: percentileOf(values, 90), max: Math.max(...values), sum: round(values.reduce((a, b) => a + b, 0), 0) } : null);
+      const spread = (values: number[]) =>
+        values.length
+          ? {
+              median: median(values),
+              p90: percentileOf(values, 90),
+              max: Math.max(...values),
+              sum: round(
+                values.reduce((a, b) => a + b, 0),
+                0,
+              ),
+            }
+          : null;
       const detail = {
         rolloutUpMs: rollout.ms,
         noopUpMs: noop.ms,
@@ -359,13 +424,18 @@ async function reseatSide(design: Design, n: number, ks: number[], workload: Sca
         memberKillToReadyMs: spread(killToReady),
         handoffMs: spread(handoffs),
         ...(design === "group" ? {} : { handoffIs: "within reseat's rollout routine: lease, observation, the next executable prepared" }),
-        handoffPhasesMs: design !== "group" ? null : Object.fromEntries(Object.entries(handoffPhases(GROUP, timeline, trace, rollout.startedAt, k)).map(([phase, values]) => [phase, spread(values)])),
+        handoffPhasesMs:
+          design !== "group"
+            ? null
+            : Object.fromEntries(Object.entries(handoffPhases(GROUP, timeline, trace, rollout.startedAt, k)).map(([phase, values]) => [phase, spread(values)])),
         maxMembersDownAtOnce: maxConcurrentlyDown(timeline),
         ...(parallelFloor !== undefined ? { rawParallelFloorMs: parallelFloor } : {}),
         checkpointFileEventsDuringRollout: checkpointEvents,
         loadAverage: os.loadavg().map((l) => round(l, 2)),
       };
-      log(`reseat ${design} N ${n}, k ${k}: up ${rollout.ms} ms - no-op ${noop.ms} ms = ${value} ms (floor ${Math.round(baseline)} ms) ${JSON.stringify({ handoffMs: detail.handoffMs, killToReady: detail.memberKillToReadyMs, maxDown: detail.maxMembersDownAtOnce, rawParallelFloorMs: parallelFloor })}`);
+      log(
+        `reseat ${design} N ${n}, k ${k}: up ${rollout.ms} ms - no-op ${noop.ms} ms = ${value} ms (floor ${Math.round(baseline)} ms) ${JSON.stringify({ handoffMs: detail.handoffMs, killToReady: detail.memberKillToReadyMs, maxDown: detail.maxMembersDownAtOnce, rawParallelFloorMs: parallelFloor })}`,
+      );
       rollouts.push({ k, value, floor: baseline, detail });
     }
     const after = await checkpointSize(groupDir, n);
@@ -390,7 +460,10 @@ function storedBytes(checkpoint: { checkpointFileBytes: number | null; compactBy
 
 /** `pulumi stack export` of the bench stack: its size, the checkpoint file's, and a breakdown per resource type. */
 async function checkpointSize(dir: string, n: number) {
-  const { stdout } = await execFileAsync("pulumi", ["stack", "export", "--stack", "bench", "--cwd", dir, "--non-interactive"], { maxBuffer: 1 << 30, env: process.env });
+  const { stdout } = await execFileAsync("pulumi", ["stack", "export", "--stack", "bench", "--cwd", dir, "--non-interactive"], {
+    maxBuffer: 1 << 30,
+    env: process.env,
+  });
   const exportBytes = Buffer.byteLength(stdout);
   const doc = JSON.parse(stdout) as { deployment?: { resources?: { type: string }[] } };
   const byType: Record<string, { count: number; bytes: number; bytesPerMember: number }> = {};
@@ -443,7 +516,12 @@ function watchCheckpoint(dir: string): { stop: () => number | null } {
   };
 }
 
-function plotSeries(ns: number[], ks: number[], reseatByN: Record<Design, Map<number, ReseatRollout[]>>, peerByN: Map<number, Partial<Record<PeerName, Map<number, PeerOutcome>>>>): ScaleSeries[] {
+function plotSeries(
+  ns: number[],
+  ks: number[],
+  reseatByN: Record<Design, Map<number, ReseatRollout[]>>,
+  peerByN: Map<number, Partial<Record<PeerName, Map<number, PeerOutcome>>>>,
+): ScaleSeries[] {
   const series: ScaleSeries[] = [];
   for (const k of ks) {
     const points = (pick: (n: number) => number | null | undefined): [number, number][] =>

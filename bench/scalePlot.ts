@@ -7,7 +7,14 @@ export interface ScaleSeries {
   points: [number, number][];
 }
 
-const COLORS: Record<string, string> = { "reseat fleet": "#1565c0", "reseat group": "#64b5f6", floor: "#757575", opentofu: "#7b1fa2", compose: "#ef6c00", statefulset: "#2e7d32" };
+const COLORS: Record<string, string> = {
+  "reseat fleet": "#1565c0",
+  "reseat group": "#64b5f6",
+  floor: "#757575",
+  opentofu: "#7b1fa2",
+  compose: "#ef6c00",
+  statefulset: "#2e7d32",
+};
 const DASHES = ["", "7 4", "2 3", "10 3 2 3"];
 
 export function renderScalePlot(title: string, series: ScaleSeries[]): string {
@@ -49,7 +56,9 @@ export function renderScalePlot(title: string, series: ScaleSeries[]): string {
   }
   parts.push(`<rect x="${margin.left}" y="${margin.top}" width="${plotW}" height="${plotH}" fill="none" stroke="#333"/>`);
   parts.push(`<text x="${margin.left + plotW / 2}" y="${height - 18}" text-anchor="middle" font-size="12">group size N (members)</text>`);
-  parts.push(`<text x="18" y="${margin.top + plotH / 2}" text-anchor="middle" font-size="12" transform="rotate(-90 18 ${margin.top + plotH / 2})">rollout wall time (s)</text>`);
+  parts.push(
+    `<text x="18" y="${margin.top + plotH / 2}" text-anchor="middle" font-size="12" transform="rotate(-90 18 ${margin.top + plotH / 2})">rollout wall time (s)</text>`,
+  );
 
   const ks = [...new Set(series.map((s) => s.k))].sort((a, b) => a - b);
   series.forEach((s, i) => {
@@ -57,10 +66,14 @@ export function renderScalePlot(title: string, series: ScaleSeries[]): string {
     const dash = DASHES[Math.max(0, ks.indexOf(s.k)) % DASHES.length];
     const points = s.points.filter(([n, ms]) => n > 0 && ms > 0).sort((a, b) => a[0] - b[0]);
     if (points.length > 1) {
-      parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" ${dash ? `stroke-dasharray="${dash}"` : ""} points="${points.map(([n, ms]) => `${x(n).toFixed(1)},${y(ms).toFixed(1)}`).join(" ")}"/>`);
+      parts.push(
+        `<polyline fill="none" stroke="${color}" stroke-width="2" ${dash ? `stroke-dasharray="${dash}"` : ""} points="${points.map(([n, ms]) => `${x(n).toFixed(1)},${y(ms).toFixed(1)}`).join(" ")}"/>`,
+      );
     }
     for (const [n, ms] of points) {
-      parts.push(`<circle cx="${x(n).toFixed(1)}" cy="${y(ms).toFixed(1)}" r="3.5" fill="${color}"><title>${escape(`${s.system} k=${s.k}, N=${n}: ${(ms / 1000).toFixed(2)} s`)}</title></circle>`);
+      parts.push(
+        `<circle cx="${x(n).toFixed(1)}" cy="${y(ms).toFixed(1)}" r="3.5" fill="${color}"><title>${escape(`${s.system} k=${s.k}, N=${n}: ${(ms / 1000).toFixed(2)} s`)}</title></circle>`,
+      );
     }
     const ly = margin.top + 10 + i * 20;
     const lx = margin.left + plotW + 20;

@@ -34,7 +34,12 @@ export async function scaleWorkload(log: (text: string) => void): Promise<ScaleW
     kind: "demo",
     images: DEMO_IMAGES,
     memoryMiB: 48,
-    healthcheck: ["CMD", "node", "-e", "require('http').get('http://127.0.0.1:'+process.env.PORT+'/healthz',r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1))"],
+    healthcheck: [
+      "CMD",
+      "node",
+      "-e",
+      "require('http').get('http://127.0.0.1:'+process.env.PORT+'/healthz',r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1))",
+    ],
   };
   if (wanted === "demo") return demo;
   try {

@@ -42,19 +42,24 @@ export function renderTimeline(title: string, panels: TimelinePanel[]): string {
       const bar = (from: number | undefined, to: number | undefined, color: string, label: string) => {
         if (from === undefined || to === undefined || to < from) return;
         const w = Math.max(x(to) - x(from), 0.8);
-        parts.push(`<rect x="${x(from).toFixed(2)}" y="${rowY}" width="${w.toFixed(2)}" height="${Math.max(h - 1, 1)}" fill="${color}"><title>${escape(`${m.name} ${label}: ${Math.round(to - from)} ms`)}</title></rect>`);
+        parts.push(
+          `<rect x="${x(from).toFixed(2)}" y="${rowY}" width="${w.toFixed(2)}" height="${Math.max(h - 1, 1)}" fill="${color}"><title>${escape(`${m.name} ${label}: ${Math.round(to - from)} ms`)}</title></rect>`,
+        );
       };
       bar(m.kill, m.die ?? m.start, COLORS.stopping, "stopping");
       bar(m.die ?? m.kill, m.start, COLORS.down, "no executable");
       bar(m.start, m.ready, COLORS.starting, "starting until ready");
-      if (m.ready !== undefined) parts.push(`<rect x="${x(m.ready).toFixed(2)}" y="${rowY}" width="1.5" height="${Math.max(h - 1, 1)}" fill="${COLORS.ready}"/>`);
+      if (m.ready !== undefined)
+        parts.push(`<rect x="${x(m.ready).toFixed(2)}" y="${rowY}" width="1.5" height="${Math.max(h - 1, 1)}" fill="${COLORS.ready}"/>`);
     });
     const bottom = top + panel.members.length * h + 4;
     parts.push(`<line x1="${left}" y1="${bottom}" x2="${left + plotWidth}" y2="${bottom}" stroke="#333"/>`);
     const step = niceStep(span / 1000);
     for (let s = 0; s * 1000 <= span; s += step) {
       const tx = x(s * 1000);
-      parts.push(`<line x1="${tx}" y1="${bottom}" x2="${tx}" y2="${bottom + 4}" stroke="#333"/><text x="${tx}" y="${bottom + 15}" text-anchor="middle" font-size="10">${s}s</text>`);
+      parts.push(
+        `<line x1="${tx}" y1="${bottom}" x2="${tx}" y2="${bottom + 4}" stroke="#333"/><text x="${tx}" y="${bottom + 15}" text-anchor="middle" font-size="10">${s}s</text>`,
+      );
     }
     y = bottom + 30;
   }
@@ -65,7 +70,9 @@ export function renderTimeline(title: string, panels: TimelinePanel[]): string {
     ["ready", COLORS.ready],
   ];
   legend.forEach(([label, color], i) => {
-    parts.push(`<rect x="${left + i * 210}" y="${y}" width="12" height="10" fill="${color}"/><text x="${left + i * 210 + 16}" y="${y + 9}" font-size="11">${escape(label!)}</text>`);
+    parts.push(
+      `<rect x="${left + i * 210}" y="${y}" width="12" height="10" fill="${color}"/><text x="${left + i * 210 + 16}" y="${y + 9}" font-size="11">${escape(label!)}</text>`,
+    );
   });
   y += 24;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y}" viewBox="0 0 ${width} ${y}" font-family="sans-serif">\n<rect width="100%" height="100%" fill="white"/>\n${parts.join("\n")}\n</svg>\n`;

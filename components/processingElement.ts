@@ -52,7 +52,9 @@ void outputsCoverTheContract;
 export type ReplacementOptions = Pick<pulumi.CustomResourceOptions, "replaceOnChanges" | "replacementTrigger" | "replaceWith">;
 
 /** Splits a component's options into its own and the replacement options for its Executable(s) / Fleet. */
-export function splitReplacementOptions<T extends pulumi.ResourceOptions>(opts: T | undefined): { own: Omit<T, keyof ReplacementOptions>; replacement: ReplacementOptions } {
+export function splitReplacementOptions<T extends pulumi.ResourceOptions>(
+  opts: T | undefined,
+): { own: Omit<T, keyof ReplacementOptions>; replacement: ReplacementOptions } {
   const { replaceOnChanges, replacementTrigger, replaceWith, ...own } = (opts ?? {}) as T;
   const replacement: ReplacementOptions = {};
   if (replaceOnChanges !== undefined) replacement.replaceOnChanges = replaceOnChanges;
@@ -135,7 +137,11 @@ const UNIQUENESS_FIELDS = ["peId", "volume", "ports", "network", "kubernetes", "
 class SpecInputs {
   constructor(readonly raw: Record<string, unknown>) {}
 
-  derive<F extends SpecField, T>(from: readonly F[], compute: (spec: Pick<ProcessingElementSpec, F>) => T, { secrets = false }: { secrets?: boolean } = {}): pulumi.Input<T> {
+  derive<F extends SpecField, T>(
+    from: readonly F[],
+    compute: (spec: Pick<ProcessingElementSpec, F>) => T,
+    { secrets = false }: { secrets?: boolean } = {},
+  ): pulumi.Input<T> {
     const values = from.map((field) => (secrets ? this.raw[field] : (withoutSecretValues({ [field]: this.raw[field] }) as Record<string, unknown>)[field]));
     if (!values.some((value) => containsDeferred(value, { secrets: true }))) return compute(specFields(from, values));
     // An invalid resolved value yields nothing here: the spec's validation (the PE's gate) reports it.
@@ -237,7 +243,10 @@ export class ProcessingElement extends pulumi.ComponentResource {
     const owner = fields.derive(["peId"], (spec) => volumeOwner(pulumi.getProject(), pulumi.getStack(), spec.peId));
     const credentials = engineCredentialsOf(fields);
     const executableInputs = Object.fromEntries(
-      Object.entries(EXECUTABLE_INPUT_SOURCES).map(([input, source]) => [input, fields.derive(source.from, source.value as (spec: Partial<ProcessingElementSpec>) => unknown)]),
+      Object.entries(EXECUTABLE_INPUT_SOURCES).map(([input, source]) => [
+        input,
+        fields.derive(source.from, source.value as (spec: Partial<ProcessingElementSpec>) => unknown),
+      ]),
     ) as ExecutableArgs;
     const store = storeOf(fields);
     const secretEnv = secretEnvOf(raw.env);
@@ -263,7 +272,12 @@ export class ProcessingElement extends pulumi.ComponentResource {
           engineCredentials: credentials,
         },
         // The volume outlives `pulumi destroy` unless the spec opts out explicitly.
-        { parent: this, retainOnDelete: fields.plain<boolean>("volume", "retainOnDestroy") ?? true, protect: false, ...(validated ? { dependsOn: afterValidation([]) } : {}) },
+        {
+          parent: this,
+          retainOnDelete: fields.plain<boolean>("volume", "retainOnDestroy") ?? true,
+          protect: false,
+          ...(validated ? { dependsOn: afterValidation([]) } : {}),
+        },
       );
       this.volume = volume;
       this.executable = new Executable(
@@ -323,7 +337,13 @@ export class ProcessingElement extends pulumi.ComponentResource {
  * need a new claim, at preview. The cluster comes from the ambient kubeconfig; only a context name (if
  * any) is recorded.
  */
-function kubernetesClaims(parent: pulumi.Resource, name: string, fields: SpecInputs, owner: pulumi.Input<string>, afterValidation: pulumi.Input<pulumi.Resource[]>): k8s.core.v1.PersistentVolumeClaim[] {
+function kubernetesClaims(
+  parent: pulumi.Resource,
+  name: string,
+  fields: SpecInputs,
+  owner: pulumi.Input<string>,
+  afterValidation: pulumi.Input<pulumi.Resource[]>,
+): k8s.core.v1.PersistentVolumeClaim[] {
   const context = fields.plain<string>("kubernetes", "context");
   const k8s = loadPulumiKubernetes(name);
   const provider = context ? new k8s.Provider(`${name}-kubernetes`, { context }, { parent }) : undefined;
@@ -331,7 +351,13 @@ function kubernetesClaims(parent: pulumi.Resource, name: string, fields: SpecInp
   const namespace = fields.derive(["kubernetes"], (spec) => spec.kubernetes!.namespace);
   const engine = fields.derive(["kubernetes", "docker"], (spec) => engineTarget(spec));
   const retainOnDelete = fields.plain<boolean>("volume", "retainOnDestroy") ?? true;
-  const declare = (role: "state-volume" | "store-volume", claimName: pulumi.Input<string>, storageClassName: pulumi.Input<string | undefined>, size: pulumi.Input<string>, suffix: string) => {
+  const declare = (
+    role: "state-volume" | "store-volume",
+    claimName: pulumi.Input<string>,
+    storageClassName: pulumi.Input<string | undefined>,
+    size: pulumi.Input<string>,
+    suffix: string,
+  ) => {
     const check = new ClaimCheck(
       `${name}-${suffix}-check`,
       { peId, role, name: claimName, namespace, storageClassName: storageClassName as pulumi.Input<string>, size, owner, engine },
@@ -384,7 +410,9 @@ function loadPulumiKubernetes(name: string): typeof import("@pulumi/kubernetes")
     return require("@pulumi/kubernetes");
   } catch (error) {
     const why = (error as Error).message.split("\n")[0];
-    throw new SpecError(`"${name}"`, [{ field: "kubernetes", expected: `the package @pulumi/kubernetes installed beside reseat (npm install @pulumi/kubernetes): ${why}` }]);
+    throw new SpecError(`"${name}"`, [
+      { field: "kubernetes", expected: `the package @pulumi/kubernetes installed beside reseat (npm install @pulumi/kubernetes): ${why}` },
+    ]);
   }
 }
 
@@ -400,17 +428,22 @@ export function secretEnvOf(env: unknown): pulumi.Output<string[] | undefined> |
   let names: pulumi.Output<string[]>;
   if (isDeferred(env)) {
     const whole = pulumi.output(env as pulumi.Input<Record<string, unknown>>);
-    names = pulumi.output(pulumi.isSecret(whole)).apply((secret) => (secret ? pulumi.unsecret(whole.apply((resolved) => Object.keys(resolved ?? {}))) : pulumi.output<string[]>([])));
+    names = pulumi
+      .output(pulumi.isSecret(whole))
+      .apply((secret) => (secret ? pulumi.unsecret(whole.apply((resolved) => Object.keys(resolved ?? {}))) : pulumi.output<string[]>([])));
   } else {
     const deferred = Object.entries(env as Record<string, unknown>).filter(([, value]) => isDeferred(value));
-    names = pulumi.output(Promise.all(deferred.map(async ([name, value]) => ((await pulumi.isSecret(pulumi.output(value))) ? [name] : [])))).apply((lists) => lists.flat());
+    names = pulumi
+      .output(Promise.all(deferred.map(async ([name, value]) => ((await pulumi.isSecret(pulumi.output(value))) ? [name] : []))))
+      .apply((lists) => lists.flat());
   }
   return names.apply((list) => (list.length ? [...list].sort() : undefined));
 }
 
 /** The store as the executable sees it; a postgres password stays a Pulumi secret all the way. */
 function storeOf(fields: SpecInputs): pulumi.Input<StoreDesired> {
-  if (fields.plain<string>("persistentStore", "kind") !== "postgres") return fields.derive(STORE_SOURCE_FIELDS, (spec) => storeDesired(spec as ProcessingElementSpec));
+  if (fields.plain<string>("persistentStore", "kind") !== "postgres")
+    return fields.derive(STORE_SOURCE_FIELDS, (spec) => storeDesired(spec as ProcessingElementSpec));
   const configKey = fields.plain<string>("persistentStore", "passwordSecret");
   const fromConfig = configKey ? new pulumi.Config("reseat").requireSecret(configKey) : undefined;
   const spec = fields.derive(STORE_SOURCE_FIELDS, (resolved) => resolved as ProcessingElementSpec, { secrets: true });
@@ -432,7 +465,11 @@ function engineCredentialsOf(fields: SpecInputs): pulumi.Output<EngineCredential
   if (!section("tls") && !sshKeyGiven && !section("registryAuth")) return undefined;
   const config = new pulumi.Config("reseat");
   const fromConfig = (key: unknown) => (typeof key === "string" ? config.requireSecret(key) : undefined);
-  const configured = { tlsKey: fromConfig(section("tls")?.keySecret), sshKey: fromConfig(section("ssh")?.privateKeySecret), registryPassword: fromConfig(section("registryAuth")?.passwordSecret) };
+  const configured = {
+    tlsKey: fromConfig(section("tls")?.keySecret),
+    sshKey: fromConfig(section("ssh")?.privateKeySecret),
+    registryPassword: fromConfig(section("registryAuth")?.passwordSecret),
+  };
   const docker = fields.derive(["docker"], (spec) => spec.docker!, { secrets: true });
   return pulumi.secret(
     pulumi.all([docker, configured]).apply(([resolved, secrets]): EngineCredentials => {
@@ -442,7 +479,9 @@ function engineCredentialsOf(fields: SpecInputs): pulumi.Output<EngineCredential
       return {
         ...(resolved.tls && tlsKey ? { tls: { ca: resolved.tls.ca, cert: resolved.tls.cert, key: tlsKey } } : {}),
         ...(sshKeyGiven && sshKey ? { ssh: { privateKey: sshKey } } : {}),
-        ...(resolved.registryAuth && registryPassword ? { registryAuth: { server: resolved.registryAuth.server, username: resolved.registryAuth.username, password: registryPassword } } : {}),
+        ...(resolved.registryAuth && registryPassword
+          ? { registryAuth: { server: resolved.registryAuth.server, username: resolved.registryAuth.username, password: registryPassword } }
+          : {}),
       };
     }),
   );

@@ -22,7 +22,6 @@ import { ProcessingElement, ProcessingElementArgs, ProcessingElementOutputs, spl
 
 export const PROCESSING_ELEMENT_GROUP_TYPE = "reseat:index:ProcessingElementGroup";
 
-
 /** A group's template: a PE spec without peId (fields may be Outputs), whose strings may carry placeholders. */
 export type GroupTemplateArgs = Templated<Omit<ProcessingElementArgs, "peId">>;
 
@@ -86,7 +85,11 @@ function outputOf(value: unknown): pulumi.Output<unknown> {
 function substituteWhenResolved(value: unknown, field: string[], values: PlaceholderValues): pulumi.Output<unknown> {
   return outputOf(value).apply((resolved) => {
     const substituted = substitute(resolved, values, field);
-    if (substituted.problems.length) throw new SpecError(`"${values.peId}"`, substituted.problems.map((problem) => ({ ...problem, field: `template.${problem.field}` })));
+    if (substituted.problems.length)
+      throw new SpecError(
+        `"${values.peId}"`,
+        substituted.problems.map((problem) => ({ ...problem, field: `template.${problem.field}` })),
+      );
     return substituted.value;
   });
 }
@@ -117,19 +120,26 @@ export class ProcessingElementGroup extends pulumi.ComponentResource {
     // The Executable inputs that describe what a member runs: a held member (ordinal < partition)
     // keeps them from its last deployment; a member's revision is computed from them.
     const first = spec.members[0];
-    const specFields = !first ? [] : Object.keys(first.spec ? desiredFields(first.spec) : { ...EXECUTABLE_INPUT_SOURCES, store: undefined }).filter(describesMember);
+    const specFields = !first
+      ? []
+      : Object.keys(first.spec ? desiredFields(first.spec) : { ...EXECUTABLE_INPUT_SOURCES, store: undefined }).filter(describesMember);
 
     // Progress: one line per changing member, logged when its turn comes (its predecessor is ready).
     const startedAt = Date.now();
     const lines = pulumi.all([pulumi.output(previous), pulumi.all(desired)]).apply(([prev, desired]) => {
       const previousFingerprints = prev?.members
         ? new Map<number, MemberFingerprint>(
-            prev.members.filter(isFingerprinted).map((m) => [m.ordinal, { revision: m.revision, replaceRevision: m.replaceRevision, ...(m.imageRef ? { image: m.imageRef } : {}) }]),
+            prev.members
+              .filter(isFingerprinted)
+              .map((m) => [m.ordinal, { revision: m.revision, replaceRevision: m.replaceRevision, ...(m.imageRef ? { image: m.imageRef } : {}) }]),
           )
         : undefined;
       const removed = (prev?.members ?? []).map((m) => m.ordinal).filter((o): o is number => typeof o === "number" && o >= spec.replicas);
       if (removed.length) {
-        pulumi.log.info(`removing member${removed.length > 1 ? "s" : ""} ${removed.map((o) => `${spec.name}-${o}`).join(", ")} (scale to ${spec.replicas}); their state volumes are kept`, this);
+        pulumi.log.info(
+          `removing member${removed.length > 1 ? "s" : ""} ${removed.map((o) => `${spec.name}-${o}`).join(", ")} (scale to ${spec.replicas}); their state volumes are kept`,
+          this,
+        );
       }
       // A plain record (an Output unwraps Maps into empty objects).
       return Object.fromEntries(progressLines(plan, desired, previousFingerprints, spec.rollout.partition).map((line) => [String(line.ordinal), line]));
@@ -211,19 +221,22 @@ function resolvedFingerprint(input: unknown): pulumi.Output<MemberFingerprint> {
   });
 }
 
-function memberOutputs(ordinal: number, pe: ProcessingElement, desired: pulumi.Output<MemberFingerprint>, specFields: string[]): pulumi.Output<GroupMemberOutputs> {
+function memberOutputs(
+  ordinal: number,
+  pe: ProcessingElement,
+  desired: pulumi.Output<MemberFingerprint>,
+  specFields: string[],
+): pulumi.Output<GroupMemberOutputs> {
   // The Executable echoes its inputs in its outputs: what the member really runs (held members included).
   const echoed = pe.executable as unknown as Record<string, pulumi.Output<unknown>>;
   const fields = pulumi.unsecret(pulumi.all(specFields.map((field) => echoed[field] ?? pulumi.output(undefined))));
   const running = fields.apply((values) => fingerprint(Object.fromEntries(specFields.map((field, i) => [field, values[i]]))));
-  return pulumi
-    .output({ ...pe.summary, current: running, desired })
-    .apply(({ current, desired, ...observed }): GroupMemberOutputs => ({
-      ordinal,
-      ...observed,
-      imageRef: current.image ?? "",
-      revision: current.revision,
-      replaceRevision: current.replaceRevision,
-      updated: current.revision === desired.revision,
-    }));
+  return pulumi.output({ ...pe.summary, current: running, desired }).apply(({ current, desired, ...observed }): GroupMemberOutputs => ({
+    ordinal,
+    ...observed,
+    imageRef: current.image ?? "",
+    revision: current.revision,
+    replaceRevision: current.replaceRevision,
+    updated: current.revision === desired.revision,
+  }));
 }

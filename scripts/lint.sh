@@ -8,8 +8,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 RESEAT_CACHE="${RESEAT_CACHE:-$HOME/.cache/reseat}"
 [ -x "$RESEAT_CACHE/node24/node_modules/node/bin/node" ] && export PATH="$RESEAT_CACHE/node24/node_modules/node/bin:$PATH"
 
-# The format check is off until the tree has been formatted once (prettier --write, then set 1 here).
-RESEAT_LINT_FORMAT="${RESEAT_LINT_FORMAT:-0}"
 
 bin=node_modules/.bin
 failed=0
@@ -42,7 +40,5 @@ if [ -f .dependency-cruiser-known-violations.json ]; then
 fi
 run "layer rules (dependency-cruiser: .dependency-cruiser.cjs)" "$bin/depcruise" "${code[@]}" --config .dependency-cruiser.cjs --output-type err "${known[@]}"
 run "promises (typescript-eslint: eslint.config.mjs)" "$bin/eslint" --max-warnings 0 "${code[@]}" test
-if [ "$RESEAT_LINT_FORMAT" = 1 ]; then
-  run "format (prettier --check; fix with: npx prettier --write .)" "$bin/prettier" --check --log-level warn .
-fi
+run "format (prettier --check; fix with: npx prettier --write .)" "$bin/prettier" --check --log-level warn .
 exit "$failed"

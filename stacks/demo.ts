@@ -250,25 +250,38 @@ async function replacement(report: Report, options: Options, demo: DemoTarget, c
   const first = await report.timed("up", `1. up: PE ${demo.name} on ${FROM}`, () => upOutputs(stack));
   const base = await target.url(peOfStack(first.outputs));
   const writes: Write[] = [];
-  for (const [user, cart] of [["alice", ["tea"]], ["bob", ["milk", "bread"]], ["carol", ["salt"]]] as const) {
+  for (const [user, cart] of [
+    ["alice", ["tea"]],
+    ["bob", ["milk", "bread"]],
+    ["carol", ["salt"]],
+  ] as const) {
     writes.push(await writeSession(base, user, [...cart], run));
   }
   report.line(`   3 writes acknowledged (seq ${writes.map((w) => w.seq).join(", ")}), each durable on the state volume before the answer`);
   await committedUpTo(base, writes.at(-1)!.seq);
-  const before = peOfStack(await report.timed("up-refresh", "   a commit to the store (directory); up --refresh: outputs before", () => refreshedOutputs(stack)));
+  const before = peOfStack(
+    await report.timed("up-refresh", "   a commit to the store (directory); up --refresh: outputs before", () => refreshedOutputs(stack)),
+  );
   const keptBefore = await keptWrites(base, writes);
-  for (const [user, cart] of [["dave", ["rice"]], ["erin", ["figs", "kale"]]] as const) {
+  for (const [user, cart] of [
+    ["dave", ["rice"]],
+    ["erin", ["figs", "kale"]],
+  ] as const) {
     writes.push(await writeSession(base, user, [...cart], run));
   }
   const pending = await http<LibraryStatus>(`${base}/status`);
   const uncommitted = pending.seq - (pending.lastCommit?.seq ?? 0);
   report.line(
-    `   2 more writes acknowledged (seq ${writes.slice(3).map((w) => w.seq).join(", ")})` +
-      (uncommitted > 0 ? `; the store has not seen ${uncommitted === 1 ? "it" : "them"} yet` : "; already committed"),
+    `   2 more writes acknowledged (seq ${writes
+      .slice(3)
+      .map((w) => w.seq)
+      .join(", ")})` + (uncommitted > 0 ? `; the store has not seen ${uncommitted === 1 ? "it" : "them"} yet` : "; already committed"),
   );
 
   fs.writeFileSync(configFile, original.replace(FROM, TO));
-  const second = await report.timed("up-image-change", `2. image :${tagOf(FROM)} -> :${tagOf(TO)} in stacks/${path.basename(configFile)}; up`, () => upOutputs(stack));
+  const second = await report.timed("up-image-change", `2. image :${tagOf(FROM)} -> :${tagOf(TO)} in stacks/${path.basename(configFile)}; up`, () =>
+    upOutputs(stack),
+  );
   const after = peOfStack(second.outputs);
   const keptAfter = await keptWrites(await target.url(after), writes);
 
@@ -283,12 +296,18 @@ async function replacement(report: Report, options: Options, demo: DemoTarget, c
   row("image", FROM, TO);
   row("volume", before.volumeName, after.volumeName, before.volumeName === after.volumeName ? "same" : "CHANGED");
   row("host", before.host, after.host, before.host === after.host ? "same" : "CHANGED");
-  row("writes", `${keptBefore.kept} of ${keptBefore.of} so far`, `${keptAfter.kept} of ${writes.length}`, keptAfter.kept === writes.length ? "every acknowledged write" : "LOST");
+  row(
+    "writes",
+    `${keptBefore.kept} of ${keptBefore.of} so far`,
+    `${keptAfter.kept} of ${writes.length}`,
+    keptAfter.kept === writes.length ? "every acknowledged write" : "LOST",
+  );
   row("resumedFrom", String(before.resumedFrom), String(after.resumedFrom));
   row("lastCommit", commit(before), commit(after), advanced ? "advanced" : "");
   row("commitLagMs", String(before.commitLagMs), String(after.commitLagMs));
   report.line();
-  const ok = after.generation === before.generation + 1 && before.volumeName === after.volumeName && before.host === after.host && keptAfter.kept === writes.length;
+  const ok =
+    after.generation === before.generation + 1 && before.volumeName === after.volumeName && before.host === after.host && keptAfter.kept === writes.length;
   return { stack, base, writes, before, after, ok, advanced: Boolean(advanced) };
 }
 
@@ -299,10 +318,13 @@ async function killWhileWatched(report: Report, stack: Stack, target: Target, pr
   const watcher = startWatch((event) => watchEvents.push(event));
   try {
     const state = await waitFor("`reseat watch` to start", async () => {
-      if (watcher.exitCode !== null) throw new StopWaiting(`\`reseat watch\` exited ${watcher.exitCode} (its output: ${path.relative(PROJECT_ROOT, WORK)}/watch.log)`);
+      if (watcher.exitCode !== null)
+        throw new StopWaiting(`\`reseat watch\` exited ${watcher.exitCode} (its output: ${path.relative(PROJECT_ROOT, WORK)}/watch.log)`);
       return watchEvents.find((e) => e.kind === "watching" || e.kind === "standby");
     });
-    report.line(`3. kill -9 of ${previous.executableName} while \`reseat watch\` (the failure controller) runs${state.kind === "standby" ? " (another controller is the active one)" : ""}`);
+    report.line(
+      `3. kill -9 of ${previous.executableName} while \`reseat watch\` (the failure controller) runs${state.kind === "standby" ? " (another controller is the active one)" : ""}`,
+    );
     const backend = new DockerBackend();
     const killedAt = Date.now();
     await backend.docker.getContainer(previous.executableName).kill({ signal: "SIGKILL" });
@@ -313,11 +335,16 @@ async function killWhileWatched(report: Report, stack: Stack, target: Target, pr
     });
     const reseatMs = Date.now() - killedAt;
     const kept = await keptWrites(base, writes);
-    report.line(`   reseated in ${seconds(reseatMs)}: generation ${previous.generation} -> ${resumed.generation}, resumedFrom ${resumed.resumedFrom}, ${kept.kept} of ${writes.length} writes kept`);
+    report.line(
+      `   reseated in ${seconds(reseatMs)}: generation ${previous.generation} -> ${resumed.generation}, resumedFrom ${resumed.resumedFrom}, ${kept.kept} of ${writes.length} writes kept`,
+    );
     const after = peOfStack(await report.timed("up-refresh-after-kill", "   up --refresh: the stack outputs follow", () => refreshedOutputs(stack)));
-    report.line(`   generation ${after.generation}, volume ${after.volumeName} (${after.volumeName === previous.volumeName ? "same" : "CHANGED"}), host ${after.host} (${after.host === previous.host ? "same" : "CHANGED"}), lastCommit ${after.lastCommit ? `seq ${after.lastCommit.seq}` : "none"}, commitLagMs ${after.commitLagMs}`);
+    report.line(
+      `   generation ${after.generation}, volume ${after.volumeName} (${after.volumeName === previous.volumeName ? "same" : "CHANGED"}), host ${after.host} (${after.host === previous.host ? "same" : "CHANGED"}), lastCommit ${after.lastCommit ? `seq ${after.lastCommit.seq}` : "none"}, commitLagMs ${after.commitLagMs}`,
+    );
     report.line();
-    const ok = after.generation === previous.generation + 1 && after.volumeName === previous.volumeName && after.host === previous.host && kept.kept === writes.length;
+    const ok =
+      after.generation === previous.generation + 1 && after.volumeName === previous.volumeName && after.host === previous.host && kept.kept === writes.length;
     return { killed: previous.executableName, reseatMs, after, kept: kept.kept, watchEvents, ok };
   } finally {
     await stopChild(watcher);
@@ -363,7 +390,11 @@ async function rollingGroup(report: Report, run: string) {
   restores.add(restore);
   const stack = await stackOf(GROUP_STACK, GROUP_PROGRAM);
   try {
-    const first = await report.timed("group-up", `4. up: group ${GROUP}, ${/replicas:\s*(\d+)/.exec(original)?.[1]} PEs on :${tagOf(FROM)} (stack ${GROUP_STACK})`, () => upOutputs(stack));
+    const first = await report.timed(
+      "group-up",
+      `4. up: group ${GROUP}, ${/replicas:\s*(\d+)/.exec(original)?.[1]} PEs on :${tagOf(FROM)} (stack ${GROUP_STACK})`,
+      () => upOutputs(stack),
+    );
     const membersBefore = groupMembers(first.outputs, GROUP);
     const writes = new Map<string, Write>();
     for (const m of membersBefore) writes.set(m.peId, await writeSession(memberUrl(m.ordinal), `member-${m.ordinal}`, [m.peId], run));
@@ -391,7 +422,13 @@ async function rollingGroup(report: Report, run: string) {
     for (const m of membersAfter) {
       const was = membersBefore.find((b) => b.peId === m.peId)!;
       const kept = await keptWrites(memberUrl(m.ordinal), [writes.get(m.peId)!]);
-      results.push({ peId: m.peId, generation: [was.generation, m.generation], volume: m.volumeName, sameVolume: was.volumeName === m.volumeName, writeKept: kept.kept === 1 });
+      results.push({
+        peId: m.peId,
+        generation: [was.generation, m.generation],
+        volume: m.volumeName,
+        sameVolume: was.volumeName === m.volumeName,
+        writeKept: kept.kept === 1,
+      });
     }
     const oneAtATime = maxDownAtOnce(timelines) <= 1;
     report.line(
@@ -407,7 +444,9 @@ async function rollingGroup(report: Report, run: string) {
 }
 
 function groupMembers(outputs: Record<string, unknown>, name: string): { peId: string; ordinal: number; generation: number; volumeName: string }[] {
-  const group = (outputs.groups as Record<string, { members: { peId: string; ordinal: number; generation: number; volumeName: string }[] }> | undefined)?.[name];
+  const group = (outputs.groups as Record<string, { members: { peId: string; ordinal: number; generation: number; volumeName: string }[] }> | undefined)?.[
+    name
+  ];
   if (!group) throw new Error(`the stack outputs have no groups.${name}`);
   return [...group.members].sort((a, b) => b.ordinal - a.ordinal);
 }
@@ -458,7 +497,12 @@ async function main(): Promise<void> {
   let ok = false;
   try {
     const replaced = await replacement(report, options, demo, configFile, original, target, run);
-    Object.assign(doc, { writes: replaced.writes.map((w) => ({ key: w.key, seq: w.seq })), before: replaced.before, after: replaced.after, lastCommitAdvanced: replaced.advanced });
+    Object.assign(doc, {
+      writes: replaced.writes.map((w) => ({ key: w.key, seq: w.seq })),
+      before: replaced.before,
+      after: replaced.after,
+      lastCommitAdvanced: replaced.advanced,
+    });
     ok = replaced.ok;
     if (!kubernetes) {
       const killed = await killWhileWatched(report, replaced.stack, target, replaced.after, replaced.writes);
@@ -478,7 +522,9 @@ async function main(): Promise<void> {
       ? `summary: OK in ${seconds(totalMs)}: every acknowledged write kept through the image change${kubernetes ? "" : ", a kill -9 and a rolling update of 3 PEs"}; same volume and host each time.`
       : `summary: FAILED in ${seconds(totalMs)} (see above; Pulumi's output: ${path.relative(PROJECT_ROOT, WORK)}/)`,
   );
-  report.line(`next: \`node dist/src/cli/main.js outputs --stack ${options.stackName}\` shows the same outputs; the next demo run returns the PE to v1 (another replacement, same volume).`);
+  report.line(
+    `next: \`node dist/src/cli/main.js outputs --stack ${options.stackName}\` shows the same outputs; the next demo run returns the PE to v1 (another replacement, same volume).`,
+  );
   if (options.json) process.stdout.write(JSON.stringify({ ok, ...doc, steps: report.steps, totalMs }, null, 2) + "\n");
   if (!ok) process.exitCode = 1;
 }

@@ -16,7 +16,9 @@ async function program(): Promise<Record<string, unknown>> {
   const declared = config.getObject<unknown>("groups");
   const fleets = config.getObject<unknown>("fleets");
   if (declared === undefined && fleets === undefined) {
-    throw new Error("reseat: invalid stack config:\n  - groups: expected a list of group specs ({name, replicas, template, rollout}), or fleets: the same for fleets");
+    throw new Error(
+      "reseat: invalid stack config:\n  - groups: expected a list of group specs ({name, replicas, template, rollout}), or fleets: the same for fleets",
+    );
   }
   const messages: string[] = [];
   const groupList = listOf("groups", declared ?? [], validateProcessingElementGroup, messages);
@@ -25,14 +27,19 @@ async function program(): Promise<Record<string, unknown>> {
   const groupNames = new Set(groupList.map((g) => (g as { name?: unknown }).name));
   fleetList.forEach((fleet, index) => {
     const name = (fleet as { name?: unknown }).name;
-    if (typeof name === "string" && groupNames.has(name)) messages.push(`reseat: fleet "${name}":\n  - name: expected a name no group uses: fleets[${index}] and a group are both "${name}" (their members would be the same PEs)`);
+    if (typeof name === "string" && groupNames.has(name))
+      messages.push(
+        `reseat: fleet "${name}":\n  - name: expected a name no group uses: fleets[${index}] and a group are both "${name}" (their members would be the same PEs)`,
+      );
   });
   if (messages.length) throw new Error(messages.join("\n"));
 
   // Groups' progress lines compare with the last deployment, read from this stack's own outputs. A
   // StackReference keeps a copy of all of them in state: only declared when a group needs it.
   const previous = groupList.length
-    ? (new pulumi.StackReference(`${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`).getOutput("groups") as pulumi.Output<Record<string, PreviousGroupOutputs> | undefined>)
+    ? (new pulumi.StackReference(`${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`).getOutput("groups") as pulumi.Output<
+        Record<string, PreviousGroupOutputs> | undefined
+      >)
     : pulumi.output(undefined);
 
   const groups = groupList.map((group) => {
@@ -47,7 +54,13 @@ async function program(): Promise<Record<string, unknown>> {
     fleets: Object.fromEntries(
       fleetComponents.map((fleet) => [
         fleet.spec.name,
-        { replicas: fleet.spec.replicas, maxUnavailable: fleet.spec.rollout.maxUnavailable, partition: fleet.spec.rollout.partition, updatedReplicas: fleet.updatedReplicas, members: fleet.members },
+        {
+          replicas: fleet.spec.replicas,
+          maxUnavailable: fleet.spec.rollout.maxUnavailable,
+          partition: fleet.spec.rollout.partition,
+          updatedReplicas: fleet.updatedReplicas,
+          members: fleet.members,
+        },
       ]),
     ),
     groups: Object.fromEntries(
@@ -81,7 +94,10 @@ function listOf(key: string, declared: unknown, validate: (name: string, spec: u
     const first = name === undefined ? undefined : names.get(name);
     if (name !== undefined && first === undefined) names.set(name, index);
     try {
-      if (first !== undefined) throw new SpecError(`${kind} "${name}"`, [{ field: "name", expected: `expected a unique ${kind} name: ${key}[${first}] and ${key}[${index}] are both "${name}"` }]);
+      if (first !== undefined)
+        throw new SpecError(`${kind} "${name}"`, [
+          { field: "name", expected: `expected a unique ${kind} name: ${key}[${first}] and ${key}[${index}] are both "${name}"` },
+        ]);
       if (name === undefined) parseGroup(entry, `${key}[${index}]`);
       else validate(name, entry);
     } catch (error) {

@@ -22,9 +22,7 @@ async function program(): Promise<Record<string, unknown>> {
   if (duplicates.length) throw new SpecError("stack config", duplicates);
   const pes = specs.map(({ name }, index) => new ProcessingElement(name, declared[index] as never));
   return {
-    processingElements: Object.fromEntries(
-      pes.map((pe, index) => [specs[index]!.spec.peId, pe.summary]),
-    ),
+    processingElements: Object.fromEntries(pes.map((pe, index) => [specs[index]!.spec.peId, pe.summary])),
   };
 }
 

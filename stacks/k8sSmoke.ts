@@ -86,9 +86,9 @@ export default async function program(): Promise<Record<string, unknown>> {
       },
       { deleteBeforeReplace: true },
     );
-    pods[node] = pulumi.all([pod.metadata.name, pod.metadata.uid, pod.spec.nodeName, claim.metadata.name]).apply(
-      ([name, uid, nodeName, claimName]) => ({ name, uid, nodeName, claimName }),
-    );
+    pods[node] = pulumi
+      .all([pod.metadata.name, pod.metadata.uid, pod.spec.nodeName, claim.metadata.name])
+      .apply(([name, uid, nodeName, claimName]) => ({ name, uid, nodeName, claimName }));
   }
   return { namespace: namespace.metadata.name, storageClass: storageClass.metadata.name, pods };
 }

@@ -74,7 +74,9 @@ export function openTofuPeer(context: PeerContext, backend: DockerBackend): Peer
     },
     async tearDown() {
       if (dir && fs.existsSync(path.join(dir, "terraform.tfstate"))) {
-        await tofu("destroy", "-auto-approve", "-input=false", `-parallelism=${CREATE_PARALLELISM}`).catch((error: Error) => context.log(`opentofu destroy: ${error.message.slice(0, 300)}`));
+        await tofu("destroy", "-auto-approve", "-input=false", `-parallelism=${CREATE_PARALLELISM}`).catch((error: Error) =>
+          context.log(`opentofu destroy: ${error.message.slice(0, 300)}`),
+        );
       }
       await removeLabelled(backend, SYSTEM).catch(() => undefined);
       if (dir) fs.rmSync(dir, { recursive: true, force: true });

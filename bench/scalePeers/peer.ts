@@ -46,13 +46,18 @@ export function timedCommand(cmd: string, args: string[], options: { cwd?: strin
     child.stderr.on("data", (d: Buffer) => (output += d.toString()));
     child.on("error", reject);
     child.on("close", (code) =>
-      code === 0 ? resolve({ ms: Math.round(performance.now() - started), output }) : reject(new Error(`${cmd} ${args.join(" ")} exited ${code}:\n${output.slice(-3000)}`)),
+      code === 0
+        ? resolve({ ms: Math.round(performance.now() - started), output })
+        : reject(new Error(`${cmd} ${args.join(" ")} exited ${code}:\n${output.slice(-3000)}`)),
     );
   });
 }
 
 /** Engine events of one Docker peer's members (by its labels): how many were down at once. */
-export async function recordPeerEvents(backend: DockerBackend, system: string): Promise<{ stop: (origin: number) => Promise<{ maxMembersDownAtOnce: number; events: MemberEvent[] }> }> {
+export async function recordPeerEvents(
+  backend: DockerBackend,
+  system: string,
+): Promise<{ stop: (origin: number) => Promise<{ maxMembersDownAtOnce: number; events: MemberEvent[] }> }> {
   const recording = await recordMemberEvents(backend, `${SYSTEM_LABEL}=${system}`, (attributes) => attributes[MEMBER_LABEL]);
   return {
     // Idempotent (the recording's stop is).

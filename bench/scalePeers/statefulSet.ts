@@ -111,7 +111,9 @@ export function statefulSetPeer(context: PeerContext): Peer {
       const { core } = clients();
       const nodes = (await core.listNode()).items;
       const capacity = nodes.reduce((sum, node) => sum + Number(node.status?.allocatable?.pods ?? 0), 0);
-      const pods = (await core.listPodForAllNamespaces()).items.filter((p) => p.spec?.nodeName && p.status?.phase !== "Succeeded" && p.status?.phase !== "Failed" && p.metadata?.namespace !== NAMESPACE);
+      const pods = (await core.listPodForAllNamespaces()).items.filter(
+        (p) => p.spec?.nodeName && p.status?.phase !== "Succeeded" && p.status?.phase !== "Failed" && p.metadata?.namespace !== NAMESPACE,
+      );
       if (pods.length + context.n > capacity) {
         return `${context.n} pods do not fit the cluster: its ${nodes.length} nodes allow ${capacity} pods (kubelet maxPods), ${pods.length} run already`;
       }
@@ -133,7 +135,9 @@ export function statefulSetPeer(context: PeerContext): Peer {
       maxUnavailableHonoured = created.spec?.updateStrategy?.rollingUpdate?.maxUnavailable !== undefined;
       const revision = await settledRevision(apps, READY_TIMEOUT_MS);
       await until(() => watch!.allReadyOn(revision), READY_TIMEOUT_MS, `${context.n} pods Ready`);
-      context.log(`statefulset: ${context.n} pods Ready in ${Math.round(performance.now() - started)} ms (maxUnavailable ${maxUnavailableHonoured ? "accepted" : "dropped by the API server"})`);
+      context.log(
+        `statefulset: ${context.n} pods Ready in ${Math.round(performance.now() - started)} ms (maxUnavailable ${maxUnavailableHonoured ? "accepted" : "dropped by the API server"})`,
+      );
     },
     async roll(image, k): Promise<PeerRollout> {
       const { apps } = clients();
@@ -144,7 +148,12 @@ export function statefulSetPeer(context: PeerContext): Peer {
         {
           name: STS,
           namespace: NAMESPACE,
-          body: { spec: { updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: k } }, template: { spec: { containers: [{ name: "workload", image }] } } } },
+          body: {
+            spec: {
+              updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: k } },
+              template: { spec: { containers: [{ name: "workload", image }] } },
+            },
+          },
         },
         k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.StrategicMergePatch),
       );
@@ -155,7 +164,9 @@ export function statefulSetPeer(context: PeerContext): Peer {
         detail: {
           maxUnavailable: k,
           maxUnavailableHonoured,
-          ...(maxUnavailableHonoured ? {} : { note: "the API server dropped rollingUpdate.maxUnavailable (feature gate MaxUnavailableStatefulSet off): one pod at a time" }),
+          ...(maxUnavailableHonoured
+            ? {}
+            : { note: "the API server dropped rollingUpdate.maxUnavailable (feature gate MaxUnavailableStatefulSet off): one pod at a time" }),
           maxMembersNotReadyAtOnce: watch!.maxNotReady,
         },
       };
@@ -202,18 +213,27 @@ function statefulSet(context: PeerContext, image: string, maxUnavailable: number
           ],
         },
       },
-      volumeClaimTemplates: [{ metadata: { name: "state" }, spec: { accessModes: ["ReadWriteOnce"], storageClassName: STORAGE_CLASS, resources: { requests: { storage: "16Mi" } } } }],
+      volumeClaimTemplates: [
+        {
+          metadata: { name: "state" },
+          spec: { accessModes: ["ReadWriteOnce"], storageClassName: STORAGE_CLASS, resources: { requests: { storage: "16Mi" } } },
+        },
+      ],
     },
   };
 }
 
 /** The StatefulSet's update revision once the controller has seen generation > `after`. */
 async function settledRevision(apps: k8s.AppsV1Api, timeoutMs: number, after = 0): Promise<string> {
-  return until(async () => {
-    const sts = await apps.readNamespacedStatefulSet({ name: STS, namespace: NAMESPACE });
-    const generation = sts.metadata?.generation ?? 0;
-    return generation > after && (sts.status?.observedGeneration ?? 0) >= generation && sts.status?.updateRevision ? sts.status.updateRevision : undefined;
-  }, timeoutMs, "the StatefulSet's update revision");
+  return until(
+    async () => {
+      const sts = await apps.readNamespacedStatefulSet({ name: STS, namespace: NAMESPACE });
+      const generation = sts.metadata?.generation ?? 0;
+      return generation > after && (sts.status?.observedGeneration ?? 0) >= generation && sts.status?.updateRevision ? sts.status.updateRevision : undefined;
+    },
+    timeoutMs,
+    "the StatefulSet's update revision",
+  );
 }
 
 async function until<T>(check: () => T | undefined | Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
@@ -249,10 +269,20 @@ async function removeEverything(config: k8s.KubeConfig, log: (text: string) => v
     if (error.code !== 404) throw error;
   };
   await core.deleteNamespace({ name: NAMESPACE }).catch(gone);
-  await until(() => core.readNamespace({ name: NAMESPACE }).then(() => undefined, (error: { code?: number }) => (error.code === 404 ? true : undefined)), GONE_TIMEOUT_MS, "namespace deletion");
+  await until(
+    () =>
+      core.readNamespace({ name: NAMESPACE }).then(
+        () => undefined,
+        (error: { code?: number }) => (error.code === 404 ? true : undefined),
+      ),
+    GONE_TIMEOUT_MS,
+    "namespace deletion",
+  );
   // reclaimPolicy Delete: the provisioner removes each released volume (and its directory on the node).
   const ours = async () => (await core.listPersistentVolume()).items.filter((pv) => pv.spec?.storageClassName === STORAGE_CLASS);
-  const leftover = await until(async () => ((await ours()).length === 0 ? 0 : undefined), GONE_TIMEOUT_MS, "volume deletion").catch(async () => (await ours()).length);
+  const leftover = await until(async () => ((await ours()).length === 0 ? 0 : undefined), GONE_TIMEOUT_MS, "volume deletion").catch(
+    async () => (await ours()).length,
+  );
   if (leftover) log(`statefulset: ${leftover} volumes of ${STORAGE_CLASS} still there after ${GONE_TIMEOUT_MS} ms`);
   await storage.deleteStorageClass({ name: STORAGE_CLASS }).catch(gone);
 }

@@ -48,14 +48,21 @@ export function validateTerraformProcessingElement(name: string, args: unknown):
     // The password reaches the workload only as a file in the state volume, which the Pulumi provider
     // writes before the first start; the docker provider has no step for that here.
     throw new SpecError(`"${name}"`, [
-      { field: "persistentStore.kind", expected: 'expected "directory" or "none" in the Terraform flavour (postgres needs the Pulumi flavour, which writes the password file into the volume)' },
+      {
+        field: "persistentStore.kind",
+        expected: 'expected "directory" or "none" in the Terraform flavour (postgres needs the Pulumi flavour, which writes the password file into the volume)',
+      },
     ]);
   }
   if (spec.docker) {
-    throw new SpecError(`"${name}"`, [{ field: "docker", expected: "not set per PE in the Terraform flavour: the engine is the stack's (dockerHost / DOCKER_HOST)" }]);
+    throw new SpecError(`"${name}"`, [
+      { field: "docker", expected: "not set per PE in the Terraform flavour: the engine is the stack's (dockerHost / DOCKER_HOST)" },
+    ]);
   }
   if (spec.kubernetes) {
-    throw new SpecError(`"${name}"`, [{ field: "kubernetes", expected: "not supported by the Terraform flavour (Docker only): use the Pulumi flavour for PEs on Kubernetes" }]);
+    throw new SpecError(`"${name}"`, [
+      { field: "kubernetes", expected: "not supported by the Terraform flavour (Docker only): use the Pulumi flavour for PEs on Kubernetes" },
+    ]);
   }
   return spec;
 }
@@ -63,7 +70,13 @@ export function validateTerraformProcessingElement(name: string, args: unknown):
 /** Environment of the executable: the spec's env, then reseat's (the same as the Docker backend sets). */
 export function executableEnv(spec: ProcessingElementSpec): Record<string, string> {
   // No generation: the Terraform flavour has no replacement routine; the workload reads meta as 0.4 did.
-  return workloadEnvironment({ env: spec.env, peId: spec.peId, stateDir: spec.volume.mountPath, commitIntervalMs: spec.commitInterval, store: storeEnv(storeDesired(spec), spec.volume.mountPath) });
+  return workloadEnvironment({
+    env: spec.env,
+    peId: spec.peId,
+    stateDir: spec.volume.mountPath,
+    commitIntervalMs: spec.commitInterval,
+    store: storeEnv(storeDesired(spec), spec.volume.mountPath),
+  });
 }
 
 export interface ProcessingElementProps {
@@ -127,7 +140,11 @@ export class ProcessingElement extends Construct {
 
     const mounts: dockerContainer.ContainerMounts[] = [{ type: "volume", source: this.volume.name, target: literal(spec.volume.mountPath) }];
     if (store.kind === "directory") {
-      mounts.push(store.hostPath ? { type: "bind", source: literal(store.hostPath), target: STORE_MOUNT } : { type: "volume", source: store.volume ?? "reseat-store", target: STORE_MOUNT });
+      mounts.push(
+        store.hostPath
+          ? { type: "bind", source: literal(store.hostPath), target: STORE_MOUNT }
+          : { type: "volume", source: store.volume ?? "reseat-store", target: STORE_MOUNT },
+      );
     }
     const env = executableEnv(spec);
 

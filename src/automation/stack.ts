@@ -194,7 +194,10 @@ export async function openProjectStack(options: StackOptions = {}, errors = new 
   const env = process.env.PULUMI_STACK || undefined;
   // The selected stack is read only when no name is given: `pulumi stack ls` is a CLI run of its own.
   const stacks = flag || env ? undefined : await workspace.listStacks();
-  const { name, source } = chooseStack({ flag, env, selected: stacks?.find((summary) => summary.current)?.name }, stacks?.map((summary) => summary.name));
+  const { name, source } = chooseStack(
+    { flag, env, selected: stacks?.find((summary) => summary.current)?.name },
+    stacks?.map((summary) => summary.name),
+  );
 
   let created = false;
   if (source !== "selected" && !(await stackExists(pulumiCli, name))) {

@@ -78,7 +78,9 @@ export class FileRecords implements RecordOperations {
     // nobody records in between this read and the write.
     const current = (await this.readGeneration(meta.volume))?.generation;
     if (current !== undefined && current >= meta.generation) {
-      throw new Error(`reseat: volume ${meta.volume} is already at generation ${current}; refusing to record ${meta.generation} (another replacement ran concurrently)`);
+      throw new Error(
+        `reseat: volume ${meta.volume} is already at generation ${current}; refusing to record ${meta.generation} (another replacement ran concurrently)`,
+      );
     }
     await this.write(meta.volume, META_RECORD, meta, owner);
   }

@@ -9,7 +9,9 @@ import type { PeId, StoreDesired } from "@reseat/state/contract";
 /** The password goes through a private temp file: the store reads passwords from files only. */
 export async function askPostgresGeneration(store: Extract<StoreDesired, { kind: "postgres" }>, peId: PeId): Promise<number> {
   if (!store.password) {
-    throw new Error(`reseat: the state volume of PE "${peId}" has no generation and the PostgreSQL password is not at hand to ask the store; run \`reseat up\``);
+    throw new Error(
+      `reseat: the state volume of PE "${peId}" has no generation and the PostgreSQL password is not at hand to ask the store; run \`reseat up\``,
+    );
   }
   const { PostgresStore } = await import("@reseat/state");
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "reseat-pg-"));

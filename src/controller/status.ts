@@ -123,7 +123,12 @@ export function formatStatusTable(rows: PeStatus[]): string {
     String(r.restarts),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-  const table = [header, ...lines].map((cols) => cols.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd());
+  const table = [header, ...lines].map((cols) =>
+    cols
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd(),
+  );
   const reasons = rows.flatMap((r) => [
     ...(r.restoreFailed ? [`${r.peId}: restore failed, refusing to start empty:`, ...r.restoreFailed.map((reason) => `  ${reason}`)] : []),
     ...r.recordErrors.map((error) => `${r.peId}: unreadable record: ${error}`),

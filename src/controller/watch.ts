@@ -145,7 +145,12 @@ export async function watch(options: WatchOptions = {}): Promise<Watcher> {
       // An engine going down stops its containers while the event stream is still open: those stops
       // are not failures to act on. It no longer takes new calls, so ask it first; if it is going
       // away, the resync after reconnecting (or the next periodic one) sees what really failed.
-      if (!(await backend.ping().then(() => true, () => false))) {
+      if (
+        !(await backend.ping().then(
+          () => true,
+          () => false,
+        ))
+      ) {
         emit({ kind: "skipped", peId, reason: "the engine is not taking new calls (shutting down?): left to the next resync" });
         return;
       }
@@ -240,7 +245,13 @@ export async function watch(options: WatchOptions = {}): Promise<Watcher> {
       () => false, // stopped
     );
     if (!back) return;
-    emit({ kind: "reconnected", reason: await backend.identity().then((engine) => engine.name, () => "the engine") });
+    emit({
+      kind: "reconnected",
+      reason: await backend.identity().then(
+        (engine) => engine.name,
+        () => "the engine",
+      ),
+    });
     await resync("after reconnecting");
   };
 
@@ -332,7 +343,13 @@ async function latestDesired(backend: Backend, peId: string): Promise<Executable
   return newest ? backend.desiredOf(newest.id) : undefined;
 }
 
-async function writeControllerStatus(backend: Backend, desired: ExecutableDesired, t: PeTracking, reason: string, state: ControllerStatus["state"]): Promise<void> {
+async function writeControllerStatus(
+  backend: Backend,
+  desired: ExecutableDesired,
+  t: PeTracking,
+  reason: string,
+  state: ControllerStatus["state"],
+): Promise<void> {
   // A corrupt record is replaced (its count is lost), never a reason to stop recording this PE.
   const restarts = (await readControllerStatus(backend, desired.volumeName)).status?.restarts ?? 0;
   const now = new Date().toISOString();

@@ -35,7 +35,11 @@ function specField(field: string, role: ClaimFields["role"]): string {
 }
 
 export class ClaimChangeRefused extends Error {
-  constructor(readonly fields: string[], old: ClaimFields, desired: ClaimFields) {
+  constructor(
+    readonly fields: string[],
+    old: ClaimFields,
+    desired: ClaimFields,
+  ) {
     const value = (fields: ClaimFields, field: string) => JSON.stringify((fields as unknown as Record<string, unknown>)[field] ?? null);
     super(
       `reseat: refusing to change ${fields.map((f) => specField(f, old.role)).join(" and ")} of processing element "${old.peId}" ` +
@@ -48,7 +52,9 @@ export class ClaimChangeRefused extends Error {
 }
 
 export function planClaim(old: ClaimFields, desired: ClaimFields): { changes: boolean } {
-  const changed: string[] = (["name", "namespace", "storageClassName", "size", "peId", "role"] as const).filter((field) => (old[field] ?? null) !== (desired[field] ?? null));
+  const changed: string[] = (["name", "namespace", "storageClassName", "size", "peId", "role"] as const).filter(
+    (field) => (old[field] ?? null) !== (desired[field] ?? null),
+  );
   if (JSON.stringify(old.engine) !== JSON.stringify(desired.engine)) changed.push("engine");
   if (changed.length) throw new ClaimChangeRefused(changed, old, desired);
   // The owner is checked when the claim is taken; recorded owners from older state may be absent.

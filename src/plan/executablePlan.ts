@@ -4,7 +4,20 @@ import { createHash } from "node:crypto";
 import type { ExecutableDesired } from "@reseat/state/contract";
 
 /** Fields whose change needs a new executable (a container cannot change them while it lives). */
-export const REPLACE_FIELDS = ["peId", "imageId", "command", "env", "ports", "network", "resources", "volumeName", "mountPath", "store", "user", "kubernetes"] as const;
+export const REPLACE_FIELDS = [
+  "peId",
+  "imageId",
+  "command",
+  "env",
+  "ports",
+  "network",
+  "resources",
+  "volumeName",
+  "mountPath",
+  "store",
+  "user",
+  "kubernetes",
+] as const;
 /**
  * Fields that change only what the engine records about an executable (its labels), not what runs: a
  * change needs a new executable (labels are fixed at creation), but they are not part of the spec hash.

@@ -66,18 +66,41 @@ export interface FleetMemberPlan {
 }
 
 const UNSUPPORTED_IN_FLEETS: { field: string; why: string; present: (spec: GroupMember["spec"]) => boolean }[] = [
-  { field: "template.kubernetes", why: "a fleet runs on Docker engines; on Kubernetes use ProcessingElementGroup (a claim and a pod per member)", present: (s) => s.kubernetes !== undefined },
-  { field: "template.persistentStore.kind", why: 'expected "none" or "directory" in a fleet (a PostgreSQL store needs a password secret per member: use ProcessingElementGroup)', present: (s) => s.persistentStore.kind === "postgres" },
-  { field: "template.docker.tls", why: "not supported in a fleet yet (the key would be in the template): use ProcessingElementGroup", present: (s) => s.docker?.tls !== undefined },
-  { field: "template.docker.ssh", why: "not supported in a fleet yet (the key would be in the template): use ProcessingElementGroup", present: (s) => s.docker?.ssh !== undefined },
-  { field: "template.docker.registryAuth", why: "not supported in a fleet yet (the password would be in the template): use ProcessingElementGroup", present: (s) => s.docker?.registryAuth !== undefined },
+  {
+    field: "template.kubernetes",
+    why: "a fleet runs on Docker engines; on Kubernetes use ProcessingElementGroup (a claim and a pod per member)",
+    present: (s) => s.kubernetes !== undefined,
+  },
+  {
+    field: "template.persistentStore.kind",
+    why: 'expected "none" or "directory" in a fleet (a PostgreSQL store needs a password secret per member: use ProcessingElementGroup)',
+    present: (s) => s.persistentStore.kind === "postgres",
+  },
+  {
+    field: "template.docker.tls",
+    why: "not supported in a fleet yet (the key would be in the template): use ProcessingElementGroup",
+    present: (s) => s.docker?.tls !== undefined,
+  },
+  {
+    field: "template.docker.ssh",
+    why: "not supported in a fleet yet (the key would be in the template): use ProcessingElementGroup",
+    present: (s) => s.docker?.ssh !== undefined,
+  },
+  {
+    field: "template.docker.registryAuth",
+    why: "not supported in a fleet yet (the password would be in the template): use ProcessingElementGroup",
+    present: (s) => s.docker?.registryAuth !== undefined,
+  },
 ];
 
 /**
  * Validates a fleet's spec and expands its members: every problem of the group spec (parseGroup),
  * plus what a fleet does not do, each naming its field. Throws SpecError; pure.
  */
-export function parseFleet(fields: Pick<FleetFields, "name" | "replicas" | "template" | "rollout">, subject = `fleet "${fields.name}"`): GroupSpec & { engine: EngineTarget } {
+export function parseFleet(
+  fields: Pick<FleetFields, "name" | "replicas" | "template" | "rollout">,
+  subject = `fleet "${fields.name}"`,
+): GroupSpec & { engine: EngineTarget } {
   const group = parseGroup({ name: fields.name, replicas: fields.replicas, template: fields.template, rollout: fields.rollout }, subject);
   const problems: { field: string; expected: string }[] = [];
   const first = group.members[0];
@@ -85,7 +108,8 @@ export function parseFleet(fields: Pick<FleetFields, "name" | "replicas" | "temp
     if (group.members.some((m) => rule.present(m.spec))) problems.push({ field: rule.field, expected: rule.why });
   }
   const engines = new Set(group.members.map((m) => JSON.stringify(engineTarget(m.spec))));
-  if (engines.size > 1) problems.push({ field: "template.docker.host", expected: "expected one engine for every member of a fleet (no placeholder in docker.host)" });
+  if (engines.size > 1)
+    problems.push({ field: "template.docker.host", expected: "expected one engine for every member of a fleet (no placeholder in docker.host)" });
   if (problems.length) throw new SpecError(subject, problems);
   return { ...group, engine: first ? engineTarget(first.spec) : { kind: "docker" } };
 }
@@ -115,7 +139,12 @@ export function planFleetMembers(news: FleetChecked, olds?: FleetChecked): { gro
       controlChanged: before !== undefined && before !== controlSettings(desired),
     };
   });
-  const rollout = planRollout({ group: group.name, replicas: group.replicas, maxUnavailable: group.rollout.maxUnavailable, partition: group.rollout.partition });
+  const rollout = planRollout({
+    group: group.name,
+    replicas: group.replicas,
+    maxUnavailable: group.rollout.maxUnavailable,
+    partition: group.rollout.partition,
+  });
   return { group, rollout, members };
 }
 
@@ -152,7 +181,12 @@ const ROLLED = ["replicas", "template", "rollout", "imageIds", "engine", "secret
 export function planFleetDiff(olds: FleetChecked & { members?: FleetMemberState[] }, news: FleetChecked): { changes: boolean; changed: string[] } {
   for (const field of ["name", "project", "stack"] as const) {
     if (olds[field] !== news[field]) {
-      throw new SpecError(`fleet "${olds.name}"`, [{ field, expected: `cannot change (was "${olds[field]}"): members are "<name>-<ordinal>" owned by "<project>/<stack>/<peId>"; declare a new fleet instead` }]);
+      throw new SpecError(`fleet "${olds.name}"`, [
+        {
+          field,
+          expected: `cannot change (was "${olds[field]}"): members are "<name>-<ordinal>" owned by "<project>/<stack>/<peId>"; declare a new fleet instead`,
+        },
+      ]);
     }
   }
   const changed: string[] = ROLLED.filter((field) => JSON.stringify(olds[field] ?? null) !== JSON.stringify(news[field] ?? null));

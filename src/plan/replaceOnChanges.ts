@@ -12,7 +12,12 @@ export const REPLACE_ON_CHANGES_KEY = "replaceOnChanges";
  * The given paths whose value differs between the recorded and the new inputs. A path is a property
  * name, a dotted path into objects (`env.API_TOKEN`, `template.commitInterval`), or `*` (any input).
  */
-export function changedReplaceOnChanges(olds: Record<string, unknown>, news: Record<string, unknown>, paths: readonly string[] | undefined, ignore: readonly string[] = []): string[] {
+export function changedReplaceOnChanges(
+  olds: Record<string, unknown>,
+  news: Record<string, unknown>,
+  paths: readonly string[] | undefined,
+  ignore: readonly string[] = [],
+): string[] {
   if (!paths?.length) return [];
   const changed: string[] = [];
   for (const path of paths) {

@@ -160,7 +160,9 @@ export function progressLines(
     ordinal,
     change: previous ? classifyChange(previous.get(ordinal), desired[ordinal]!, plan.members[ordinal]!.track) : undefined,
   }));
-  const moving = changes.filter((c) => (c.change === undefined ? plan.members[c.ordinal]!.track === "update" : ["create", "replace", "update"].includes(c.change)));
+  const moving = changes.filter((c) =>
+    c.change === undefined ? plan.members[c.ordinal]!.track === "update" : ["create", "replace", "update"].includes(c.change),
+  );
   const total = moving.length;
   const lines: ProgressLine[] = [];
   for (const { ordinal, change } of changes) {
@@ -201,7 +203,10 @@ function withoutSecret(store: unknown): unknown {
 }
 
 function hash(value: unknown): string {
-  return createHash("sha256").update(JSON.stringify(normalize(value))).digest("hex").slice(0, 12);
+  return createHash("sha256")
+    .update(JSON.stringify(normalize(value)))
+    .digest("hex")
+    .slice(0, 12);
 }
 
 /** Sorts object keys and drops undefined and null, so that equal specs hash equally however they were written. */

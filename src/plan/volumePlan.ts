@@ -11,7 +11,11 @@ export interface VolumeFields {
 }
 
 export class VolumeChangeRefused extends Error {
-  constructor(readonly fields: string[], old: VolumeFields, desired: VolumeFields) {
+  constructor(
+    readonly fields: string[],
+    old: VolumeFields,
+    desired: VolumeFields,
+  ) {
     super(
       `reseat: refusing to change ${fields.map((f) => `volume.${f}`).join(" and ")} of processing element "${old.peId}" ` +
         `(${fields.map((f) => `${f}: ${JSON.stringify(old[f as keyof VolumeFields] ?? null)} -> ${JSON.stringify(desired[f as keyof VolumeFields] ?? null)}`).join(", ")}). ` +

@@ -34,9 +34,7 @@ export class Executable extends ReseatResource {
   declare readonly failedSpecHash: pulumi.Output<string | null>;
 
   constructor(name: string, args: ExecutableArgs, opts?: pulumi.CustomResourceOptions) {
-    const outputs = Object.fromEntries(
-      [...OUTPUT_FIELDS, "imageId"].map((key) => [key, undefined]),
-    );
+    const outputs = Object.fromEntries([...OUTPUT_FIELDS, "imageId"].map((key) => [key, undefined]));
     // replaceOnChanges reaches the diff as an input too (see src/plan/replaceOnChanges.ts).
     const replaceOnChanges = opts?.replaceOnChanges?.length ? { [REPLACE_ON_CHANGES_KEY]: opts.replaceOnChanges } : {};
     super("Executable", name, { ...args, ...replaceOnChanges, ...outputs }, { deleteBeforeReplace: false, ...opts });

@@ -5,7 +5,17 @@ import type { Backend, EngineIdentity } from "../backend/backend";
 import { openBackend } from "../backend/open";
 import { holderName } from "../lease/lease";
 import { assertSameEngine, recordOutdated } from "../plan/engineRecord";
-import { FleetChecked, FleetFields, FleetMemberPlan, FleetMemberState, imageRefsOf, parseFleet, planFleetDiff, planFleetMembers, removedMembers } from "../plan/fleetPlan";
+import {
+  FleetChecked,
+  FleetFields,
+  FleetMemberPlan,
+  FleetMemberState,
+  imageRefsOf,
+  parseFleet,
+  planFleetDiff,
+  planFleetMembers,
+  removedMembers,
+} from "../plan/fleetPlan";
 import { specHash } from "../plan/executablePlan";
 import { MemberFingerprint, progressLines, ProgressLine } from "../plan/rollout";
 import { describeFailedRollout, inLanes, MemberOutcome, rollFleet } from "../replacement/fleetRollout";
@@ -73,19 +83,46 @@ export function diffFleet(olds: FleetState, news: FleetInputs) {
   if (news.engineIdentity) assertSameEngine(subject(olds), olds.engineIdentity, news.engineIdentity);
   const { changes } = planFleetDiff(olds, news);
   // Paths the Fleet's replaceOnChanges option names: a change there replaces it (every member rolled).
-  const forced = changedReplaceOnChanges(olds as never, news as never, news.replaceOnChanges, ["members", "imageIds", "engineIdentity", "declaredBy", "__provider"]);
+  const forced = changedReplaceOnChanges(olds as never, news as never, news.replaceOnChanges, [
+    "members",
+    "imageIds",
+    "engineIdentity",
+    "declaredBy",
+    "__provider",
+  ]);
   const optionChanged = JSON.stringify(olds.replaceOnChanges ?? []) !== JSON.stringify(news.replaceOnChanges ?? []);
-  return { changes: changes || forced.length > 0 || optionChanged || recordOutdated(olds as never, news as never).length > 0, replaces: forced, deleteBeforeReplace: false };
+  return {
+    changes: changes || forced.length > 0 || optionChanged || recordOutdated(olds as never, news as never).length > 0,
+    replaces: forced,
+    deleteBeforeReplace: false,
+  };
 }
 
 /** A member as it runs now, for its output. */
-async function observeMember(engine: Backend, member: FleetMemberPlan, result: ReseatResult | undefined, updated: boolean): Promise<FleetMemberState | undefined> {
+async function observeMember(
+  engine: Backend,
+  member: FleetMemberPlan,
+  result: ReseatResult | undefined,
+  updated: boolean,
+): Promise<FleetMemberState | undefined> {
   let running = result;
   if (!running) {
-    const live = (await engine.listExecutables(member.peId)).filter((e) => e.running && (!e.owner || e.owner === member.desired.owner)).sort((a, b) => b.generation - a.generation)[0];
+    const live = (await engine.listExecutables(member.peId))
+      .filter((e) => e.running && (!e.owner || e.owner === member.desired.owner))
+      .sort((a, b) => b.generation - a.generation)[0];
     if (!live) return undefined;
     const at = live.startedAt ?? new Date().toISOString();
-    running = { executableId: live.id, executableName: live.name, generation: live.generation, host: live.host ?? (await engine.identity()).name, replacedAt: at, readyAt: at, adopted: true, retired: [], reverted: false };
+    running = {
+      executableId: live.id,
+      executableName: live.name,
+      generation: live.generation,
+      host: live.host ?? (await engine.identity()).name,
+      replacedAt: at,
+      readyAt: at,
+      adopted: true,
+      retired: [],
+      reverted: false,
+    };
   }
   const { commitStatusAt: _at, ...commits } = await observeCommits(engine, member.volume.name, running.generation);
   const desiredHash = specHash(member.desired);
@@ -118,7 +155,11 @@ async function rollAndRecord(checked: FleetInputs, olds: FleetState | undefined,
   const members = declaredBy(planned.members, token);
   if (olds) {
     // Scaled down: the members beyond the new size stop and go; their volumes stay (scale back up resumes).
-    await inLanes(declaredBy(removedMembers(olds, news), token), LANES, async (m) => void (await retire(engine, m.desired, holderName("pulumi"), { sameDeclarer: true })));
+    await inLanes(
+      declaredBy(removedMembers(olds, news), token),
+      LANES,
+      async (m) => void (await retire(engine, m.desired, holderName("pulumi"), { sameDeclarer: true })),
+    );
   }
   const outcomes = await rollFleet(engine, rollout, members, { holder: holderName("pulumi") });
   const observed: FleetMemberState[] = [];
@@ -172,7 +213,11 @@ export async function deleteFleet(props: FleetState): Promise<void> {
   const engine = openBackend(props.engine);
   await sameEngine(engine, props, props.engineIdentity);
   const { group, members } = planFleetMembers(props);
-  await inLanes(declaredBy(members, props.declaredBy), LANES, async (member) => void (await retire(engine, member.desired, holderName("pulumi"), { sameDeclarer: true })));
+  await inLanes(
+    declaredBy(members, props.declaredBy),
+    LANES,
+    async (member) => void (await retire(engine, member.desired, holderName("pulumi"), { sameDeclarer: true })),
+  );
   const spec = group.members[0]?.spec;
   if (spec && !spec.volume.retainOnDestroy) {
     await inLanes(members, LANES, async (member) => {

@@ -32,7 +32,6 @@ export type { RevertOutputs };
 /** What the Executable resource observes, beside its inputs. */
 export interface ExecutableObservation extends CommitOutputs, RevertOutputs, Omit<ReseatResult, "adopted" | "retired" | "reverted"> {}
 
-
 /** Beside the spec, the state records the engine the PE lives on (set by check, compared on every call). */
 export type ExecutableState = ExecutableDesired & ExecutableObservation & { engineIdentity?: EngineIdentity };
 
@@ -79,7 +78,10 @@ function sameCredentials(a: WithCredentials, b: WithCredentials): boolean {
  * engine lacks gets a stand-in id ("resolved at up …"): the preview shows the replacement, and
  * create pulls the image before anything is stopped.
  */
-export async function checkExecutable(news: ExecutableDesired & WithCredentials, olds?: Partial<ExecutableState>): Promise<ExecutableDesired & Required<Pick<Recorded, "engineIdentity">>> {
+export async function checkExecutable(
+  news: ExecutableDesired & WithCredentials,
+  olds?: Partial<ExecutableState>,
+): Promise<ExecutableDesired & Required<Pick<Recorded, "engineIdentity">>> {
   validateExecutableInputs(news as unknown as Record<string, unknown>); // late-resolved spec values; unknowns skipped
   const engine = backend(news);
   const engineIdentity = await sameEngine(engine, `processing element "${news.peId}"`, olds?.engineIdentity);
@@ -98,7 +100,12 @@ export function diffExecutable(olds: ExecutableState & WithCredentials & Recorde
   const plan = planExecutable(olds, news);
   const outdated = recordOutdated(olds as never, news as never);
   // Paths the resource's replaceOnChanges option names: a change there replaces even a field applied in place.
-  const forced = changedReplaceOnChanges(olds as never, news as never, news.replaceOnChanges, [...OBSERVATION_FIELDS, "__provider", "engineIdentity", "declaredBy"]);
+  const forced = changedReplaceOnChanges(olds as never, news as never, news.replaceOnChanges, [
+    ...OBSERVATION_FIELDS,
+    "__provider",
+    "engineIdentity",
+    "declaredBy",
+  ]);
   const optionChanged = JSON.stringify(olds.replaceOnChanges ?? []) !== JSON.stringify(news.replaceOnChanges ?? []);
   return {
     changes: plan.changes || !sameCredentials(olds, news) || outdated.length > 0 || forced.length > 0 || optionChanged,
@@ -115,7 +122,12 @@ export async function createExecutable(inputs: ExecutableDesired & WithCredentia
   // A new resource gets executables of its own (see ExecutableDesired.declaredBy): a forced replacement
   // with unchanged inputs (`--replace`, replacementTrigger, a rotated secret) is a real replacement.
   const declaredBy = randomUUID();
-  const { adopted: _adopted, retired: _retired, reverted: _reverted, ...observed } = await reseat(engine, { ...withoutCredentials(inputs), declaredBy }, { holder: holderName("pulumi") });
+  const {
+    adopted: _adopted,
+    retired: _retired,
+    reverted: _reverted,
+    ...observed
+  } = await reseat(engine, { ...withoutCredentials(inputs), declaredBy }, { holder: holderName("pulumi") });
   const commits = await observeCommits(engine, inputs.volumeName, observed.generation);
   return { id: observed.executableId, outs: { ...inputs, engineIdentity, declaredBy, ...observed, ...commits, reverted: false, failedSpecHash: null } };
 }
@@ -129,7 +141,9 @@ export async function readExecutable(id: string, props: ExecutableState & WithCr
   if (!live) {
     // Reseated since (by the controller, or a revert): the PE's running executable, preferably of this spec.
     const hash = specHash(props);
-    const running = (await engine.listExecutables(props.peId)).filter((e) => e.running).sort((a, b) => Number(b.specHash === hash) - Number(a.specHash === hash) || b.generation - a.generation)[0];
+    const running = (await engine.listExecutables(props.peId))
+      .filter((e) => e.running)
+      .sort((a, b) => Number(b.specHash === hash) - Number(a.specHash === hash) || b.generation - a.generation)[0];
     live = running ? await engine.inspectExecutable(running.id) : undefined;
   }
   if (!live) return { id: "", props };
@@ -178,7 +192,10 @@ function volumeSubject(volume: Partial<VolumeFields> | undefined, name?: string)
 }
 
 /** Records the engine in the volume's inputs, refusing another engine than the recorded one. */
-export async function checkVolume(news: VolumeFields & WithCredentials, olds?: Partial<VolumeState>): Promise<VolumeFields & Required<Pick<Recorded, "engineIdentity">>> {
+export async function checkVolume(
+  news: VolumeFields & WithCredentials,
+  olds?: Partial<VolumeState>,
+): Promise<VolumeFields & Required<Pick<Recorded, "engineIdentity">>> {
   const engineIdentity = await sameEngine(backend(news), volumeSubject(news), olds?.engineIdentity);
   return { ...news, engineIdentity };
 }
@@ -238,7 +255,8 @@ export async function checkClaim(inputs: ClaimFields): Promise<ClaimFields> {
   const existing = await backend(inputs).inspectVolume(inputs.name);
   if (existing) {
     const role = inputs.role === "store-volume" ? "the directory store's claim" : "state volume (claim)";
-    if (existing.peId === undefined) throw new VolumeOwnedError(inputs.name, `no reseat processing element (${role} exists and was not made by reseat)`, inputs.owner);
+    if (existing.peId === undefined)
+      throw new VolumeOwnedError(inputs.name, `no reseat processing element (${role} exists and was not made by reseat)`, inputs.owner);
     checkOwner(existing, { peId: inputs.peId, owner: inputs.owner });
   }
   return inputs;

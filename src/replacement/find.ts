@@ -7,7 +7,9 @@ import { ForeignExecutableError, VolumeOwnedError } from "./errors";
 export async function assertVolumeOwned(backend: Backend, desired: Pick<ExecutableDesired, "volumeName" | "peId" | "owner">): Promise<VolumeInfo> {
   const volume = await backend.inspectVolume(desired.volumeName);
   if (!volume) {
-    throw new Error(`reseat: state volume "${desired.volumeName}" of PE "${desired.peId}" does not exist; run \`pulumi up\` (it recreates the volume and restores from the last commit)`);
+    throw new Error(
+      `reseat: state volume "${desired.volumeName}" of PE "${desired.peId}" does not exist; run \`pulumi up\` (it recreates the volume and restores from the last commit)`,
+    );
   }
   checkOwner(volume, desired);
   return volume;
@@ -52,7 +54,12 @@ export function byGenerationDesc(a: ObservedExecutable, b: ObservedExecutable): 
  * Pulumi resource. One made for another resource (a forced replacement's predecessor) is not adopted:
  * the successor gets an executable of its own, so the predecessor's delete cannot take it down.
  */
-export async function findAdoptable(backend: Backend, observed: ObservedExecutable[], hash: string, declaredBy: string | undefined): Promise<ObservedExecutable | undefined> {
+export async function findAdoptable(
+  backend: Backend,
+  observed: ObservedExecutable[],
+  hash: string,
+  declaredBy: string | undefined,
+): Promise<ObservedExecutable | undefined> {
   for (const e of observed) {
     if (e.running && e.specHash === hash && (await backend.desiredOf(e.id))?.declaredBy === declaredBy) return e;
   }

@@ -31,10 +31,22 @@ async function claimMemberVolume(backend: Backend, member: FleetMemberPlan): Pro
 
 /** A held member's running executable, as reseat would report a kept one; undefined when none runs. */
 async function observeHeld(backend: Backend, member: FleetMemberPlan): Promise<ReseatResult | undefined> {
-  const running = (await backend.listExecutables(member.peId)).filter((e) => e.running && (!e.owner || e.owner === member.desired.owner)).sort((a, b) => b.generation - a.generation)[0];
+  const running = (await backend.listExecutables(member.peId))
+    .filter((e) => e.running && (!e.owner || e.owner === member.desired.owner))
+    .sort((a, b) => b.generation - a.generation)[0];
   if (!running) return undefined;
   const at = running.startedAt ?? new Date().toISOString();
-  return { executableId: running.id, executableName: running.name, generation: running.generation, host: running.host ?? (await backend.identity()).name, replacedAt: at, readyAt: at, adopted: true, retired: [], reverted: false };
+  return {
+    executableId: running.id,
+    executableName: running.name,
+    generation: running.generation,
+    host: running.host ?? (await backend.identity()).name,
+    replacedAt: at,
+    readyAt: at,
+    adopted: true,
+    retired: [],
+    reverted: false,
+  };
 }
 
 /** Thrown through a member's gate when the rollout has stopped: the member was not begun. */

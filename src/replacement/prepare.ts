@@ -25,7 +25,12 @@ export function storeGeneration(backend: Backend, desired: ExecutableDesired): P
  * password (the controller's record carries none: the one from before stays), the store folder.
  * Returns the control record as it was, for a revert.
  */
-export async function writeWorkloadRecords(backend: Backend, desired: ExecutableDesired, owner: FileOwner | undefined, keepControl: boolean | undefined): Promise<ControlRecord | undefined> {
+export async function writeWorkloadRecords(
+  backend: Backend,
+  desired: ExecutableDesired,
+  owner: FileOwner | undefined,
+  keepControl: boolean | undefined,
+): Promise<ControlRecord | undefined> {
   // A corrupt control record is replaced (nothing to revert to); an engine error ends the call, as any.
   const previousControl = await backend.readControl(desired.volumeName).catch((error: unknown) => {
     if (error instanceof RecordCorruptError) return undefined;

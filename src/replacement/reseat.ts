@@ -107,7 +107,17 @@ async function converge(backend: Backend, desired: ExecutableDesired, options: R
     await backend.waitReady(adoptable.id, desired);
     const now = new Date().toISOString();
     const host = await hostOf(backend, adoptable.id);
-    return { executableId: adoptable.id, executableName: adoptable.name, generation: adoptable.generation, host, replacedAt: adoptable.startedAt ?? now, readyAt: now, adopted: true, retired, reverted: false };
+    return {
+      executableId: adoptable.id,
+      executableName: adoptable.name,
+      generation: adoptable.generation,
+      host,
+      replacedAt: adoptable.startedAt ?? now,
+      readyAt: now,
+      adopted: true,
+      retired,
+      reverted: false,
+    };
   }
   const [serving, ...extra] = observed.filter((e) => e.running);
   // Never more than one runs; should a second ever be found, it goes before anything else happens.

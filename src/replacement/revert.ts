@@ -49,7 +49,16 @@ export async function revert(backend: Backend, lock: HeldLease, ctx: RevertConte
         `the PE has no running executable. Its volume and data are kept. Last log lines of ${ctx.failedName}:\n${ctx.logs}`,
     );
   }
-  const record: RevertRecord = { reverted: true, at: revertedAt, failedExecutable: ctx.failedName, failedSpecHash: ctx.failedHash, servingGeneration: generation, servingExecutable: name, readyAt, error: firstLine(ctx.failure) };
+  const record: RevertRecord = {
+    reverted: true,
+    at: revertedAt,
+    failedExecutable: ctx.failedName,
+    failedSpecHash: ctx.failedHash,
+    servingGeneration: generation,
+    servingExecutable: name,
+    readyAt,
+    error: firstLine(ctx.failure),
+  };
   await backend.writeRevert(ctx.desired.volumeName, record, await workloadOwner(backend, ctx.previousDesired).catch(() => undefined)).catch(() => undefined);
   return new ReplacementRevertedError(ctx.desired.peId, record, ctx.logs);
 }

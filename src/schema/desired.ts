@@ -20,7 +20,17 @@ export function storeDesired(spec: ProcessingElementSpec, password?: string): St
     }
     case "postgres":
       if (password === undefined) throw new Error(`persistentStore.password: the PostgreSQL password of PE "${spec.peId}" is needed here`);
-      return { kind: "postgres", host: store.host, port: store.port, database: store.database, user: store.user, table: store.table, keep: store.keep, ...allowEmptyStartOf(store), password };
+      return {
+        kind: "postgres",
+        host: store.host,
+        port: store.port,
+        database: store.database,
+        user: store.user,
+        table: store.table,
+        keep: store.keep,
+        ...allowEmptyStartOf(store),
+        password,
+      };
   }
 }
 
@@ -61,9 +71,15 @@ export const EXECUTABLE_INPUT_SOURCES: { [K in keyof Required<ExecutableSpecInpu
   stop: source(["stop"], (spec) => spec.stop),
   readiness: source(["readiness"], (spec) => spec.readiness),
   commitIntervalMs: source(["commitInterval"], (spec) => spec.commitInterval),
-  failureBackoff: source(["failureBackoff"], (spec) => ({ initialMs: spec.failureBackoff.initial, maxMs: spec.failureBackoff.max, resetAfterMs: spec.failureBackoff.resetAfter })),
+  failureBackoff: source(["failureBackoff"], (spec) => ({
+    initialMs: spec.failureBackoff.initial,
+    maxMs: spec.failureBackoff.max,
+    resetAfterMs: spec.failureBackoff.resetAfter,
+  })),
   onFailedReplacement: source(["onFailedReplacement"], (spec) => spec.onFailedReplacement),
-  user: source(["runAsUser", "runAsGroup"], (spec) => (spec.runAsUser === undefined ? undefined : { uid: spec.runAsUser, gid: spec.runAsGroup ?? spec.runAsUser })),
+  user: source(["runAsUser", "runAsGroup"], (spec) =>
+    spec.runAsUser === undefined ? undefined : { uid: spec.runAsUser, gid: spec.runAsGroup ?? spec.runAsUser },
+  ),
   engine: source(["kubernetes", "docker"], (spec) => engineTarget(spec)),
   kubernetes: source(["kubernetes"], (spec) => (spec.kubernetes ? kubernetesPod(spec.kubernetes) : undefined)),
 };
@@ -98,7 +114,8 @@ export function executableDesired(spec: ProcessingElementSpec, imageId: string, 
 
 /** Where the PE runs: recorded with its resources, so every later operation reaches the same engine. */
 export function engineTarget(spec: Pick<ProcessingElementSpec, "kubernetes" | "docker">): EngineTarget {
-  if (spec.kubernetes) return { kind: "kubernetes", namespace: spec.kubernetes.namespace, ...(spec.kubernetes.context ? { context: spec.kubernetes.context } : {}) };
+  if (spec.kubernetes)
+    return { kind: "kubernetes", namespace: spec.kubernetes.namespace, ...(spec.kubernetes.context ? { context: spec.kubernetes.context } : {}) };
   return spec.docker?.host ? { kind: "docker", host: spec.docker.host } : { kind: "docker" };
 }
 

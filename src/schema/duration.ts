@@ -7,9 +7,7 @@ export function parseDuration(value: string | number): number | string {
   }
   const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$/.exec(value);
   if (!match) {
-    return /^\s*-/.test(value)
-      ? `expected a positive duration, got "${value}"`
-      : `expected a duration such as "30s", "500ms", "2m" or "1h", got "${value}"`;
+    return /^\s*-/.test(value) ? `expected a positive duration, got "${value}"` : `expected a duration such as "30s", "500ms", "2m" or "1h", got "${value}"`;
   }
   const scale = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] as "ms" | "s" | "m" | "h"];
   const ms = Math.round(Number(match[1]) * scale);

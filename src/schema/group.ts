@@ -20,9 +20,15 @@ export const MAX_REPLICAS = 1000;
 
 const count = (what: string) => z.number({ error: `expected a whole number of ${what}` }).int(`expected a whole number of ${what}`);
 
-const maxUnavailable = z.union([count("members").min(1, "expected at least 1 member (a rollout must make progress)"), z.string().regex(/^(?:100|[1-9]?[0-9])%$/, "expected a percentage such as \"25%\"")], {
-  error: 'expected a number of members (at least 1) or a percentage such as "25%"',
-});
+const maxUnavailable = z.union(
+  [
+    count("members").min(1, "expected at least 1 member (a rollout must make progress)"),
+    z.string().regex(/^(?:100|[1-9]?[0-9])%$/, 'expected a percentage such as "25%"'),
+  ],
+  {
+    error: 'expected a number of members (at least 1) or a percentage such as "25%"',
+  },
+);
 
 export const groupRolloutSchema = z.strictObject({
   /** At most this many members are without a ready executable at once (number, or "NN%" of replicas rounded down, at least 1). */
@@ -32,7 +38,9 @@ export const groupRolloutSchema = z.strictObject({
 });
 
 export const groupSchema = z.strictObject({
-  name: z.string({ error: "expected a string" }).regex(GROUP_NAME, "expected a lowercase DNS label (a-z, 0-9, '-'), 1-38 characters, not starting or ending with '-'"),
+  name: z
+    .string({ error: "expected a string" })
+    .regex(GROUP_NAME, "expected a lowercase DNS label (a-z, 0-9, '-'), 1-38 characters, not starting or ending with '-'"),
   replicas: count("members").min(0, "expected 0 or more members").max(MAX_REPLICAS, `expected at most ${MAX_REPLICAS} members`),
   /** A processing-element spec without peId; strings may use {{ordinal}}, {{ordinal + N}}, {{peId}}, {{group}}. */
   template: z.record(z.string(), z.unknown(), { error: "expected a processing element spec (an object; see the README's spec table), without peId" }),
@@ -48,12 +56,12 @@ export type Templated<T> = T extends number
     : T extends PromiseLike<unknown>
       ? T
       : T extends readonly (infer U)[]
-      ? Templated<U>[]
-      : T extends { apply: unknown }
-        ? T
-        : T extends object
-          ? { [K in keyof T]: Templated<T[K]> }
-          : T;
+        ? Templated<U>[]
+        : T extends { apply: unknown }
+          ? T
+          : T extends object
+            ? { [K in keyof T]: Templated<T[K]> }
+            : T;
 /** A group's template: a PE spec without peId (the group sets it), whose strings may carry placeholders. */
 export type GroupTemplateInput = Templated<Omit<ProcessingElementInput, "peId">>;
 
@@ -131,7 +139,14 @@ const KNOWN_GROUP_FIELDS: Record<string, string> = {
 
 function deferredGroupFields(raw: Record<string, unknown>): Problem[] {
   const rollout = raw.rollout && typeof raw.rollout === "object" && !isDeferred(raw.rollout) ? (raw.rollout as Record<string, unknown>) : {};
-  const values: Record<string, unknown> = { name: raw.name, replicas: raw.replicas, rollout: raw.rollout, template: raw.template, "rollout.maxUnavailable": rollout.maxUnavailable, "rollout.partition": rollout.partition };
+  const values: Record<string, unknown> = {
+    name: raw.name,
+    replicas: raw.replicas,
+    rollout: raw.rollout,
+    template: raw.template,
+    "rollout.maxUnavailable": rollout.maxUnavailable,
+    "rollout.partition": rollout.partition,
+  };
   return Object.entries(KNOWN_GROUP_FIELDS)
     .filter(([field]) => isDeferred(values[field]))
     .map(([field, why]) => ({ field, expected: `expected a value known when the program runs, not an Output or Promise: ${why}` }));
@@ -156,13 +171,19 @@ function expandGroup(input: unknown, subject?: string, inTemplate?: DeferredInTe
       };
   const lastOrdinal = Math.max(group.replicas - 1, 0);
   if (parsed.success && memberName(group.name, lastOrdinal).length > PE_ID_MAX) {
-    problems.push({ field: "name", expected: `expected a name of at most ${PE_ID_MAX - 1 - String(lastOrdinal).length} characters, so that member peIds ("${memberName(group.name, lastOrdinal)}") fit in ${PE_ID_MAX}` });
+    problems.push({
+      field: "name",
+      expected: `expected a name of at most ${PE_ID_MAX - 1 - String(lastOrdinal).length} characters, so that member peIds ("${memberName(group.name, lastOrdinal)}") fit in ${PE_ID_MAX}`,
+    });
   }
   const template = group.template;
   const members: GroupInputMember[] = [];
   if (template) {
     if ("peId" in template) {
-      problems.push({ field: "template.peId", expected: `set by the group (members are "${group.name}-0" … "${memberName(group.name, lastOrdinal)}"); remove it from the template` });
+      problems.push({
+        field: "template.peId",
+        expected: `set by the group (members are "${group.name}-0" … "${memberName(group.name, lastOrdinal)}"); remove it from the template`,
+      });
     }
     // Expand and validate every member (at least one, so a bad template fails even with replicas 0).
     const byProblem = new Map<string, { field: string; expected: string; ordinals: number[] }>();
@@ -191,11 +212,15 @@ function expandGroup(input: unknown, subject?: string, inTemplate?: DeferredInTe
         entry.ordinals.push(ordinal);
         byProblem.set(key, entry);
       }
-      if (valid && !memberProblems.length && ordinal < group.replicas) members.push({ ordinal, name: peId, peId, input: memberInput as ProcessingElementInput, ...(spec ? { spec } : {}) });
+      if (valid && !memberProblems.length && ordinal < group.replicas)
+        members.push({ ordinal, name: peId, peId, input: memberInput as ProcessingElementInput, ...(spec ? { spec } : {}) });
     }
     for (const entry of byProblem.values()) {
       const some = entry.ordinals.length < checked;
-      problems.push({ field: entry.field, expected: some ? `${entry.expected} (member${entry.ordinals.length > 1 ? "s" : ""} ${entry.ordinals.join(", ")})` : entry.expected });
+      problems.push({
+        field: entry.field,
+        expected: some ? `${entry.expected} (member${entry.ordinals.length > 1 ? "s" : ""} ${entry.ordinals.join(", ")})` : entry.expected,
+      });
     }
     if (!byProblem.size) problems.push(...distinctResources(members));
   }
@@ -238,21 +263,45 @@ function distinctResources(all: GroupInputMember[]): Problem[] {
       for (const value of key(member)) {
         const first = seen.get(value);
         if (first !== undefined) {
-          problems.push({ field, expected: `expected a distinct ${what} per member: members ${first} and ${member.ordinal} both use ${JSON.stringify(value)}; ${hint}` });
+          problems.push({
+            field,
+            expected: `expected a distinct ${what} per member: members ${first} and ${member.ordinal} both use ${JSON.stringify(value)}; ${hint}`,
+          });
           return;
         }
         seen.set(value, member.ordinal);
       }
     }
   };
-  clash("template.volume.name", "state volume", (m) => [volumeNameOf(m.spec)], 'put {{ordinal}} or {{peId}} in it, or leave it out (default "reseat-<peId>-state")');
-  clash("template.ports", "published host port", (m) => (m.spec.network === "bridge" ? m.spec.ports.filter((p) => p.host !== undefined).map((p) => `${p.hostIp}:${p.host}/${p.protocol}`) : []), 'use "{{ordinal + N}}" for host, or leave host out (an ephemeral port)');
-  clash("template.readiness.httpGet.port", "readiness port on the host network", (m) => (m.spec.network === "host" && m.spec.readiness?.httpGet ? [m.spec.readiness.httpGet.port] : []), 'use "{{ordinal + N}}" (and the same port in the workload\'s env)');
+  clash(
+    "template.volume.name",
+    "state volume",
+    (m) => [volumeNameOf(m.spec)],
+    'put {{ordinal}} or {{peId}} in it, or leave it out (default "reseat-<peId>-state")',
+  );
+  clash(
+    "template.ports",
+    "published host port",
+    (m) => (m.spec.network === "bridge" ? m.spec.ports.filter((p) => p.host !== undefined).map((p) => `${p.hostIp}:${p.host}/${p.protocol}`) : []),
+    'use "{{ordinal + N}}" for host, or leave host out (an ephemeral port)',
+  );
+  clash(
+    "template.readiness.httpGet.port",
+    "readiness port on the host network",
+    (m) => (m.spec.network === "host" && m.spec.readiness?.httpGet ? [m.spec.readiness.httpGet.port] : []),
+    'use "{{ordinal + N}}" (and the same port in the workload\'s env)',
+  );
   return problems;
 }
 
 /** Fields whose value is a number in the PE spec: a string that is exactly one placeholder becomes that number there. */
-const NUMERIC_FIELDS = [/^ports\.\d+\.(?:container|host)$/, /^readiness\.httpGet\.port$/, /^resources\.(?:memoryMiB|cpus)$/, /^stop\.graceSeconds$/, /^persistentStore\.(?:port|keep)$/];
+const NUMERIC_FIELDS = [
+  /^ports\.\d+\.(?:container|host)$/,
+  /^readiness\.httpGet\.port$/,
+  /^resources\.(?:memoryMiB|cpus)$/,
+  /^stop\.graceSeconds$/,
+  /^persistentStore\.(?:port|keep)$/,
+];
 const PLACEHOLDER = /\{\{\s*([^}]*?)\s*\}\}/g;
 const WHOLE_PLACEHOLDER = /^\{\{\s*([^}]*?)\s*\}\}$/;
 
@@ -268,7 +317,12 @@ export interface PlaceholderValues {
  * once it resolves); a secret value (a password, a key) is always passed through untouched. Pure;
  * reports unknown placeholders with their field path.
  */
-export function substitute(value: unknown, values: PlaceholderValues, path: string[], inDeferred?: (value: unknown, field: string[]) => unknown): { value: unknown; problems: Problem[] } {
+export function substitute(
+  value: unknown,
+  values: PlaceholderValues,
+  path: string[],
+  inDeferred?: (value: unknown, field: string[]) => unknown,
+): { value: unknown; problems: Problem[] } {
   const problems: Problem[] = [];
   const walk = (node: unknown, at: string[]): unknown => {
     if (isDeferred(node)) {

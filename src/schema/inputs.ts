@@ -154,14 +154,18 @@ export interface KnownSpec {
  */
 export function parseKnownProcessingElement(input: unknown, subject = "spec"): KnownSpec {
   if (isDeferred(input)) {
-    throw new SpecError(subject, [{ field: "(spec)", expected: "expected the spec as an object (each of its fields may be an Output), not one Output or Promise of the whole spec" }]);
+    throw new SpecError(subject, [
+      { field: "(spec)", expected: "expected the spec as an object (each of its fields may be an Output), not one Output or Promise of the whole spec" },
+    ]);
   }
   const deferred = deferredPaths(input);
   if (!deferred.length) return { spec: parseProcessingElement(input, subject), deferred };
   const standIn = replaceAt(input, deferred, () => STANDS_IN);
   const result = processingElementSchema.safeParse(standIn);
   const problems: Problem[] = [
-    ...(result.success ? [] : result.error.issues.filter((issue) => !under(issue.path.map(String), deferred)).map((issue) => problemOf(issue, standIn, "spec"))),
+    ...(result.success
+      ? []
+      : result.error.issues.filter((issue) => !under(issue.path.map(String), deferred)).map((issue) => problemOf(issue, standIn, "spec"))),
     ...engineProblems(standIn).filter((problem) => !under(problem.field.split("."), deferred)),
     ...knownFieldProblems(deferred),
   ];
@@ -180,7 +184,11 @@ export function specFields<F extends SpecField>(fields: readonly F[], values: re
   return Object.fromEntries(
     fields.map((field, index) => {
       const parsed = shape[field].safeParse(values[index]);
-      if (!parsed.success) throw new SpecError("spec", parsed.error.issues.map((issue) => problemOf({ ...issue, path: [field, ...issue.path] } as never, { [field]: values[index] }, "spec")));
+      if (!parsed.success)
+        throw new SpecError(
+          "spec",
+          parsed.error.issues.map((issue) => problemOf({ ...issue, path: [field, ...issue.path] } as never, { [field]: values[index] }, "spec")),
+        );
       return [field, parsed.data];
     }),
   ) as unknown as Pick<ProcessingElementSpec, F>;
@@ -225,7 +233,8 @@ export function validateExecutableInputs(inputs: Record<string, unknown>): void 
     const value = inputs[input];
     if (value === undefined || holdsUnknown(value)) continue;
     const parsed = shape[field].safeParse(value);
-    if (!parsed.success) problems.push(...parsed.error.issues.map((issue) => problemOf({ ...issue, path: [field, ...issue.path] } as never, { [field]: value }, "spec")));
+    if (!parsed.success)
+      problems.push(...parsed.error.issues.map((issue) => problemOf({ ...issue, path: [field, ...issue.path] } as never, { [field]: value }, "spec")));
   }
   if (problems.length) throw new SpecError(peId ? `"${peId}"` : "spec", problems);
 }
@@ -237,10 +246,15 @@ export function validateExecutableInputs(inputs: Record<string, unknown>): void 
  * "unknown until up", and `up` (when every value is known) validates and resolves it. Undefined when
  * nothing in the fleet's inputs is unknown.
  */
-export function fleetUnknownUntilUp<N extends { template: unknown }, O extends { engine?: unknown; imageIds?: Record<string, string>; engineIdentity?: unknown }>(
-  news: N,
-  olds?: Partial<O>,
-): (N & { engine: unknown; imageIds: Record<string, string> }) | undefined {
+export function fleetUnknownUntilUp<
+  N extends { template: unknown },
+  O extends { engine?: unknown; imageIds?: Record<string, string>; engineIdentity?: unknown },
+>(news: N, olds?: Partial<O>): (N & { engine: unknown; imageIds: Record<string, string> }) | undefined {
   if (!holdsUnknown(news.template)) return undefined;
-  return { ...news, engine: olds?.engine ?? { kind: "docker" }, imageIds: olds?.imageIds ?? {}, ...(olds?.engineIdentity ? { engineIdentity: olds.engineIdentity } : {}) };
+  return {
+    ...news,
+    engine: olds?.engine ?? { kind: "docker" },
+    imageIds: olds?.imageIds ?? {},
+    ...(olds?.engineIdentity ? { engineIdentity: olds.engineIdentity } : {}),
+  };
 }

@@ -15,7 +15,11 @@ const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 const SIGNAL = /^SIG[A-Z0-9]+$/;
 export const MAX_COMMIT_INTERVAL_MS = 24 * 60 * 60 * 1000;
 
-const port = z.number({ error: "expected a port number" }).int("expected a whole number").min(1, "expected a port from 1 to 65535").max(65535, "expected a port from 1 to 65535");
+const port = z
+  .number({ error: "expected a port number" })
+  .int("expected a whole number")
+  .min(1, "expected a port from 1 to 65535")
+  .max(65535, "expected a port from 1 to 65535");
 
 const duration = z
   .union([z.string(), z.number()], { error: 'expected a duration such as "30s", "500ms", "2m" or a number of milliseconds' })
@@ -68,8 +72,17 @@ const readiness = z
     message: "expected exactly one of httpGet or logLine",
   });
 
-const userId = z.number({ error: "expected a numeric user or group id" }).int("expected a whole number").min(0, "expected 0 or more").max(2_147_483_647, "expected at most 2147483647");
-const keep = z.number({ error: "expected a number of commits" }).int("expected a whole number").min(1, "expected to keep at least 1 commit").max(1000, "expected at most 1000").default(5);
+const userId = z
+  .number({ error: "expected a numeric user or group id" })
+  .int("expected a whole number")
+  .min(0, "expected 0 or more")
+  .max(2_147_483_647, "expected at most 2147483647");
+const keep = z
+  .number({ error: "expected a number of commits" })
+  .int("expected a whole number")
+  .min(1, "expected to keep at least 1 commit")
+  .max(1000, "expected at most 1000")
+  .default(5);
 const SQL_IDENTIFIER = /^[a-z_][a-z0-9_]{0,46}$/; // room for the store's _chunks/_fences suffixes
 /**
  * When the volume is empty and the store lists commits of which none verifies, the workload refuses to
@@ -79,7 +92,9 @@ const allowEmptyStart = z.boolean({ error: "expected true or false" }).default(f
 
 /** A secret may arrive as a plain string or as a Pulumi Output (kept secret end to end). */
 const secretValue = z.custom<string | { apply: unknown }>(
-  (value) => (typeof value === "string" && value.length > 0) || (typeof value === "object" && value !== null && typeof (value as { apply?: unknown }).apply === "function"),
+  (value) =>
+    (typeof value === "string" && value.length > 0) ||
+    (typeof value === "object" && value !== null && typeof (value as { apply?: unknown }).apply === "function"),
   { error: "expected a non-empty string or a Pulumi secret Output" },
 );
 
@@ -108,7 +123,10 @@ const persistentStore = z
           /** The password itself (wrapped as a Pulumi secret), for programs. */
           password: secretValue.optional(),
           /** Or the name of a secret stack config key holding it (`pulumi config set --secret`). */
-          passwordSecret: z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]*$/, "expected a config key name").optional(),
+          passwordSecret: z
+            .string()
+            .regex(/^[A-Za-z][A-Za-z0-9_.-]*$/, "expected a config key name")
+            .optional(),
           table: z.string().regex(SQL_IDENTIFIER, "expected a lowercase SQL identifier").default("reseat_commits"),
           keep,
           allowEmptyStart,
@@ -123,7 +141,8 @@ const persistentStore = z
   .default({ kind: "directory", keep: 5, allowEmptyStart: false });
 
 const configKey = z.string({ error: "expected a config key name" }).regex(/^[A-Za-z][A-Za-z0-9_.-]*$/, "expected a config key name");
-const pem = (what: string) => z.string({ error: `expected PEM contents (${what})` }).regex(/-----BEGIN [A-Z0-9 ]+-----/, `expected PEM contents (${what}: -----BEGIN …)`);
+const pem = (what: string) =>
+  z.string({ error: `expected PEM contents (${what})` }).regex(/-----BEGIN [A-Z0-9 ]+-----/, `expected PEM contents (${what}: -----BEGIN …)`);
 
 /**
  * The Docker Engine a PE lives on, and the secrets to reach it and its registry. Each secret is given
@@ -135,7 +154,10 @@ const dockerEngine = z
     host: z
       .string({ error: "expected an engine address" })
       .regex(/^(unix:\/\/\/.+|tcp:\/\/[^\s/]+:\d+|ssh:\/\/[^\s]+)$/, 'expected "unix:///path", "tcp://host:port" or "ssh://user@host[:port]"')
-      .refine((host) => !/^ssh:\/\/[^@/]*:[^@/]*@/.test(host), "expected no password in the address (it would be stored in plain text): use ssh.privateKeySecret")
+      .refine(
+        (host) => !/^ssh:\/\/[^@/]*:[^@/]*@/.test(host),
+        "expected no password in the address (it would be stored in plain text): use ssh.privateKeySecret",
+      )
       .optional(),
     /** Mutual TLS for tcp://: the CA and client certificate (PEM), the client key as a secret. */
     tls: z
@@ -150,23 +172,31 @@ const dockerEngine = z
     /** ssh:// authentication: a private key as a secret, or (when absent) the ssh agent. */
     ssh: z
       .strictObject({ privateKey: secretValue.optional(), privateKeySecret: configKey.optional() })
-      .refine((ssh) => !(ssh.privateKey !== undefined && ssh.privateKeySecret !== undefined), { message: "expected at most one of privateKey or privateKeySecret" })
+      .refine((ssh) => !(ssh.privateKey !== undefined && ssh.privateKeySecret !== undefined), {
+        message: "expected at most one of privateKey or privateKeySecret",
+      })
       .optional(),
     /** Credentials for the registry of the PE's image (sent to that registry only). */
     registryAuth: z
       .strictObject({
-        server: z.string({ error: "expected a registry host[:port]" }).regex(/^[A-Za-z0-9.-]+(?::\d+)?$/, 'expected a registry host[:port] such as "registry.example.com" or "127.0.0.1:5000"'),
+        server: z
+          .string({ error: "expected a registry host[:port]" })
+          .regex(/^[A-Za-z0-9.-]+(?::\d+)?$/, 'expected a registry host[:port] such as "registry.example.com" or "127.0.0.1:5000"'),
         username: z.string({ error: "expected a user name" }).min(1, "expected a user name"),
         password: secretValue.optional(),
         passwordSecret: configKey.optional(),
       })
-      .refine((auth) => (auth.password === undefined) !== (auth.passwordSecret === undefined), { message: "expected exactly one of password or passwordSecret" })
+      .refine((auth) => (auth.password === undefined) !== (auth.passwordSecret === undefined), {
+        message: "expected exactly one of password or passwordSecret",
+      })
       .optional(),
   })
   .superRefine((docker, ctx) => {
     const scheme = /^([a-z]+):\/\//.exec(docker.host ?? "")?.[1];
-    if (docker.tls && scheme !== "tcp") ctx.addIssue({ code: "custom", path: ["tls"], message: 'expected docker.host to be a "tcp://host:port" address when tls is given' });
-    if (docker.ssh && scheme !== "ssh") ctx.addIssue({ code: "custom", path: ["ssh"], message: 'expected docker.host to be an "ssh://user@host[:port]" address when ssh is given' });
+    if (docker.tls && scheme !== "tcp")
+      ctx.addIssue({ code: "custom", path: ["tls"], message: 'expected docker.host to be a "tcp://host:port" address when tls is given' });
+    if (docker.ssh && scheme !== "ssh")
+      ctx.addIssue({ code: "custom", path: ["ssh"], message: 'expected docker.host to be an "ssh://user@host[:port]" address when ssh is given' });
   });
 
 /** A Kubernetes object name that also fits in a label value and leaves room for reseat's suffixes. */
@@ -177,14 +207,19 @@ const STORAGE_QUANTITY = /^[1-9][0-9]*(?:Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$/;
 const LABEL_KEY = /^(?:[a-z0-9](?:[-a-z0-9.]{0,251}[a-z0-9])?\/)?[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 const LABEL_VALUE = /^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
 
-const storageSize = z.string({ error: 'expected a storage size such as "1Gi"' }).regex(STORAGE_QUANTITY, 'expected a storage size such as "512Mi", "1Gi" or "10G"');
+const storageSize = z
+  .string({ error: 'expected a storage size such as "1Gi"' })
+  .regex(STORAGE_QUANTITY, 'expected a storage size such as "512Mi", "1Gi" or "10G"');
 const storageClassName = z
   .string({ error: "expected a StorageClass name" })
   .regex(/^[a-z0-9](?:[-a-z0-9.]{0,251}[a-z0-9])?$/, "expected a StorageClass name (lowercase letters, digits, '-', '.')");
 
 const kubernetesSection = z.strictObject({
   /** The namespace holding the PE's claim, pods, lease and records. */
-  namespace: z.string({ error: "expected a namespace name" }).regex(/^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$/, "expected a namespace name (a lowercase DNS label, at most 63 characters)").default("default"),
+  namespace: z
+    .string({ error: "expected a namespace name" })
+    .regex(/^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$/, "expected a namespace name (a lowercase DNS label, at most 63 characters)")
+    .default("default"),
   /** A context of the ambient kubeconfig (KUBECONFIG); default: its current context. */
   context: z.string({ error: "expected a kubeconfig context name" }).min(1, "expected a kubeconfig context name").optional(),
   /** The state claim's StorageClass (default: the cluster's default class). */
@@ -193,9 +228,13 @@ const kubernetesSection = z.strictObject({
   size: storageSize.default("1Gi"),
   /** Extra node labels every pod of the PE requires (the claim's node is required anyway). */
   nodeSelector: z
-    .record(z.string().regex(LABEL_KEY, "expected label keys such as \"disktype\" or \"example.com/zone\""), z.string({ error: "expected a label value" }).regex(LABEL_VALUE, "expected a label value (at most 63 letters, digits, '-', '_', '.')"), {
-      error: "expected a map of node label keys to values",
-    })
+    .record(
+      z.string().regex(LABEL_KEY, 'expected label keys such as "disktype" or "example.com/zone"'),
+      z.string({ error: "expected a label value" }).regex(LABEL_VALUE, "expected a label value (at most 63 letters, digits, '-', '_', '.')"),
+      {
+        error: "expected a map of node label keys to values",
+      },
+    )
     .optional(),
   /**
    * Where the workload publishes its commit status (the state library's status document, as JSON):
@@ -206,95 +245,120 @@ const kubernetesSection = z.strictObject({
   store: z.strictObject({ storageClassName: storageClassName.optional(), size: storageSize.default("1Gi") }).optional(),
 });
 
-export const processingElementSchema = z.strictObject({
-  peId: z.string({ error: "expected a string" }).regex(PE_ID, "expected a lowercase DNS label (a-z, 0-9, '-'), 1-40 characters, not starting or ending with '-'"),
-  image: z
-    .string({ error: "expected a Docker image reference" })
-    .regex(IMAGE_REFERENCE, 'expected a Docker image reference such as "repo/name:tag" (lowercase path, optional tag or digest)'),
-  command: z.array(z.string().min(1, "expected a non-empty argument"), { error: "expected a list of strings" }).min(1, "expected at least one argument").optional(),
-  env: z
-    .record(z.string().regex(ENV_NAME, "expected environment variable names of letters, digits and '_', not starting with a digit"), z.string({ error: "expected a string value" }), {
-      error: "expected a map of environment variable names to strings",
-    })
-    .superRefine((env, ctx) => {
-      // reseat sets these for every workload (the contract's env): a spec's value would be silently overridden.
-      for (const name of Object.keys(env).filter(isReservedEnvName)) {
-        ctx.addIssue({ code: "custom", path: [name], message: `reserved: reseat sets ${name} for every workload (${RESERVED_ENV_NAMES.join(", ")} are reseat's); choose another name` });
-      }
-    })
-    .default({}),
-  ports: z
-    .array(portMapping, { error: "expected a list of port mappings" })
-    .default([])
-    .superRefine((ports, ctx) => {
-      // Two mappings of one host port fail only when the container starts: refuse them up front.
-      const seen = new Map<string, number>();
-      ports.forEach((p, index) => {
-        if (p.host === undefined) return;
-        const key = `${p.hostIp}:${p.host}/${p.protocol}`;
-        const first = seen.get(key);
-        if (first !== undefined) ctx.addIssue({ code: "custom", path: [index, "host"], message: `expected a host port used once; ${key} is already mapped by ports.${first}` });
-        else seen.set(key, index);
-      });
-    }),
-  network: z.enum(["bridge", "host", "none"], { error: 'expected "bridge", "host" or "none"' }).default("bridge"),
-  resources: z
-    .strictObject({
-      memoryMiB: z.number({ error: "expected a number of MiB" }).int("expected a whole number of MiB").min(6, "expected at least 6 MiB (Docker's minimum)").optional(),
-      cpus: z.number({ error: "expected a number of CPUs" }).positive("expected a positive number of CPUs").max(256, "expected at most 256 CPUs").optional(),
-    })
-    .default({}),
-  volume: z
-    .strictObject({
-      name: z.string().regex(VOLUME_NAME, "expected a Docker volume name: letters, digits, '_', '.', '-', starting with a letter or digit").optional(),
-      driver: z.string().min(1, "expected a volume driver name").default("local"),
-      mountPath: absolutePath.default("/state"),
-      /** Kept on `pulumi destroy` unless explicitly set to false. */
-      retainOnDestroy: z.boolean({ error: "expected true or false" }).default(true),
-    })
-    .default({ driver: "local", mountPath: "/state", retainOnDestroy: true }),
-  commitInterval: duration
-    .default(30_000)
-    .refine((ms) => ms >= 100, "expected a commit interval of at least 100ms")
-    // Node timers overflow past 2^31-1 ms (~24.8 days) and then fire at once, in a loop.
-    .refine((ms) => ms <= MAX_COMMIT_INTERVAL_MS, "expected a commit interval of at most 24h"),
-  stop: z
-    .strictObject({
-      signal: z.string().regex(SIGNAL, 'expected a signal name such as "SIGTERM"').default("SIGTERM"),
-      graceSeconds: z.number({ error: "expected a number of seconds" }).int("expected a whole number of seconds").min(0, "expected 0 or more seconds").max(3600, "expected at most 3600 seconds").default(10),
-    })
-    .default({ signal: "SIGTERM", graceSeconds: 10 }),
-  readiness: readiness.optional(),
-  /** How `reseat watch` paces re-creation after repeated failures (the first is immediate). */
-  failureBackoff: z
-    .strictObject({
-      initial: duration.default(1000),
-      max: duration.default(60_000),
-      resetAfter: duration.default(120_000),
-    })
-    .refine((b) => b.max >= b.initial, { message: "expected max to be at least initial" })
-    .default({ initial: 1000, max: 60_000, resetAfter: 120_000 }),
-  /** Where commits go; the state volume itself is never the store. Default: the `reseat-store` volume. */
-  persistentStore,
-  /** A replacement whose new executable does not become ready: serve the previous spec again, or leave the PE stopped. */
-  onFailedReplacement: z.enum(["revert", "leave-stopped"], { error: 'expected "revert" or "leave-stopped"' }).default("revert"),
-  /**
-   * The workload's user and group (numeric, as in Kubernetes' securityContext): the container runs as them and
-   * everything reseat writes into the volume belongs to them. Default: the image's USER (root when it has none).
-   */
-  runAsUser: userId.optional(),
-  /** Default: runAsUser. */
-  runAsGroup: userId.optional(),
+export const processingElementSchema = z
+  .strictObject({
+    peId: z
+      .string({ error: "expected a string" })
+      .regex(PE_ID, "expected a lowercase DNS label (a-z, 0-9, '-'), 1-40 characters, not starting or ending with '-'"),
+    image: z
+      .string({ error: "expected a Docker image reference" })
+      .regex(IMAGE_REFERENCE, 'expected a Docker image reference such as "repo/name:tag" (lowercase path, optional tag or digest)'),
+    command: z
+      .array(z.string().min(1, "expected a non-empty argument"), { error: "expected a list of strings" })
+      .min(1, "expected at least one argument")
+      .optional(),
+    env: z
+      .record(
+        z.string().regex(ENV_NAME, "expected environment variable names of letters, digits and '_', not starting with a digit"),
+        z.string({ error: "expected a string value" }),
+        {
+          error: "expected a map of environment variable names to strings",
+        },
+      )
+      .superRefine((env, ctx) => {
+        // reseat sets these for every workload (the contract's env): a spec's value would be silently overridden.
+        for (const name of Object.keys(env).filter(isReservedEnvName)) {
+          ctx.addIssue({
+            code: "custom",
+            path: [name],
+            message: `reserved: reseat sets ${name} for every workload (${RESERVED_ENV_NAMES.join(", ")} are reseat's); choose another name`,
+          });
+        }
+      })
+      .default({}),
+    ports: z
+      .array(portMapping, { error: "expected a list of port mappings" })
+      .default([])
+      .superRefine((ports, ctx) => {
+        // Two mappings of one host port fail only when the container starts: refuse them up front.
+        const seen = new Map<string, number>();
+        ports.forEach((p, index) => {
+          if (p.host === undefined) return;
+          const key = `${p.hostIp}:${p.host}/${p.protocol}`;
+          const first = seen.get(key);
+          if (first !== undefined)
+            ctx.addIssue({ code: "custom", path: [index, "host"], message: `expected a host port used once; ${key} is already mapped by ports.${first}` });
+          else seen.set(key, index);
+        });
+      }),
+    network: z.enum(["bridge", "host", "none"], { error: 'expected "bridge", "host" or "none"' }).default("bridge"),
+    resources: z
+      .strictObject({
+        memoryMiB: z
+          .number({ error: "expected a number of MiB" })
+          .int("expected a whole number of MiB")
+          .min(6, "expected at least 6 MiB (Docker's minimum)")
+          .optional(),
+        cpus: z.number({ error: "expected a number of CPUs" }).positive("expected a positive number of CPUs").max(256, "expected at most 256 CPUs").optional(),
+      })
+      .default({}),
+    volume: z
+      .strictObject({
+        name: z.string().regex(VOLUME_NAME, "expected a Docker volume name: letters, digits, '_', '.', '-', starting with a letter or digit").optional(),
+        driver: z.string().min(1, "expected a volume driver name").default("local"),
+        mountPath: absolutePath.default("/state"),
+        /** Kept on `pulumi destroy` unless explicitly set to false. */
+        retainOnDestroy: z.boolean({ error: "expected true or false" }).default(true),
+      })
+      .default({ driver: "local", mountPath: "/state", retainOnDestroy: true }),
+    commitInterval: duration
+      .default(30_000)
+      .refine((ms) => ms >= 100, "expected a commit interval of at least 100ms")
+      // Node timers overflow past 2^31-1 ms (~24.8 days) and then fire at once, in a loop.
+      .refine((ms) => ms <= MAX_COMMIT_INTERVAL_MS, "expected a commit interval of at most 24h"),
+    stop: z
+      .strictObject({
+        signal: z.string().regex(SIGNAL, 'expected a signal name such as "SIGTERM"').default("SIGTERM"),
+        graceSeconds: z
+          .number({ error: "expected a number of seconds" })
+          .int("expected a whole number of seconds")
+          .min(0, "expected 0 or more seconds")
+          .max(3600, "expected at most 3600 seconds")
+          .default(10),
+      })
+      .default({ signal: "SIGTERM", graceSeconds: 10 }),
+    readiness: readiness.optional(),
+    /** How `reseat watch` paces re-creation after repeated failures (the first is immediate). */
+    failureBackoff: z
+      .strictObject({
+        initial: duration.default(1000),
+        max: duration.default(60_000),
+        resetAfter: duration.default(120_000),
+      })
+      .refine((b) => b.max >= b.initial, { message: "expected max to be at least initial" })
+      .default({ initial: 1000, max: 60_000, resetAfter: 120_000 }),
+    /** Where commits go; the state volume itself is never the store. Default: the `reseat-store` volume. */
+    persistentStore,
+    /** A replacement whose new executable does not become ready: serve the previous spec again, or leave the PE stopped. */
+    onFailedReplacement: z.enum(["revert", "leave-stopped"], { error: 'expected "revert" or "leave-stopped"' }).default("revert"),
+    /**
+     * The workload's user and group (numeric, as in Kubernetes' securityContext): the container runs as them and
+     * everything reseat writes into the volume belongs to them. Default: the image's USER (root when it has none).
+     */
+    runAsUser: userId.optional(),
+    /** Default: runAsUser. */
+    runAsGroup: userId.optional(),
 
-  /** Run the PE on Kubernetes instead of Docker: a claim (PVC) and a pod per generation. See docs/kubernetes.md. */
-  kubernetes: kubernetesSection.optional(),
-  /** The Docker Engine the PE lives on (default: DOCKER_HOST, else the local socket). */
-  docker: dockerEngine.optional(),
-}).superRefine((spec, ctx) => {
-  if (spec.runAsGroup !== undefined && spec.runAsUser === undefined) {
-    ctx.addIssue({ code: "custom", path: ["runAsGroup"], message: "expected runAsUser too (a group alone does not choose the user)" });
-  }
-});
+    /** Run the PE on Kubernetes instead of Docker: a claim (PVC) and a pod per generation. See docs/kubernetes.md. */
+    kubernetes: kubernetesSection.optional(),
+    /** The Docker Engine the PE lives on (default: DOCKER_HOST, else the local socket). */
+    docker: dockerEngine.optional(),
+  })
+  .superRefine((spec, ctx) => {
+    if (spec.runAsGroup !== undefined && spec.runAsUser === undefined) {
+      ctx.addIssue({ code: "custom", path: ["runAsGroup"], message: "expected runAsUser too (a group alone does not choose the user)" });
+    }
+  });
 
 /** What users write (durations as strings, defaults omitted). */
 export type ProcessingElementInput = z.input<typeof processingElementSchema>;
@@ -306,10 +370,7 @@ export class SpecError extends Error {
     readonly subject: string,
     readonly problems: { field: string; expected: string }[],
   ) {
-    super(
-      `reseat: invalid processing element ${subject}:\n` +
-        problems.map((problem) => `  - ${problem.field}: ${problem.expected}`).join("\n"),
-    );
+    super(`reseat: invalid processing element ${subject}:\n` + problems.map((problem) => `  - ${problem.field}: ${problem.expected}`).join("\n"));
     this.name = "SpecError";
     // About the user's input, not the code: its "stack" is the message. Pulumi prints the stack of an
     // error raised once the program's top level has run (a value that resolved invalid during `up`);
@@ -343,7 +404,8 @@ export function engineProblems(input: unknown): { field: string; expected: strin
   if (!isRecord(input) || input.kubernetes === undefined) return [];
   const problems: { field: string; expected: string }[] = [];
   const dockerOnly = (field: string, instead: string) => problems.push({ field, expected: `a Docker-only field, not allowed with kubernetes (${instead})` });
-  if (input.docker !== undefined) problems.push({ field: "docker", expected: "not allowed with kubernetes: a PE runs on one engine (remove docker or kubernetes)" });
+  if (input.docker !== undefined)
+    problems.push({ field: "docker", expected: "not allowed with kubernetes: a PE runs on one engine (remove docker or kubernetes)" });
   if (input.network !== undefined) dockerOnly("network", "pods use the cluster network; remove network");
   if (Array.isArray(input.ports)) {
     input.ports.forEach((mapping, index) => {
@@ -352,19 +414,28 @@ export function engineProblems(input: unknown): { field: string; expected: strin
       if (mapping.hostIp !== undefined) dockerOnly(`ports.${index}.hostIp`, "expose the pod through a Service; keep only ports.container");
     });
   }
-  if (isRecord(input.readiness) && input.readiness.logLine !== undefined) dockerOnly("readiness.logLine", "use readiness.httpGet: it becomes the pod's readinessProbe");
+  if (isRecord(input.readiness) && input.readiness.logLine !== undefined)
+    dockerOnly("readiness.logLine", "use readiness.httpGet: it becomes the pod's readinessProbe");
   if (isRecord(input.volume)) {
     if (input.volume.driver !== undefined) dockerOnly("volume.driver", "use kubernetes.storageClassName");
     if (typeof input.volume.name === "string" && !K8S_NAME.test(input.volume.name)) {
-      problems.push({ field: "volume.name", expected: "expected a Kubernetes claim name: lowercase letters, digits and '-', 1-50 characters, starting and ending with a letter or digit" });
+      problems.push({
+        field: "volume.name",
+        expected: "expected a Kubernetes claim name: lowercase letters, digits and '-', 1-50 characters, starting and ending with a letter or digit",
+      });
     }
   }
   if (isRecord(input.stop) && input.stop.signal !== undefined && input.stop.signal !== "SIGTERM") {
-    problems.push({ field: "stop.signal", expected: 'expected "SIGTERM" with kubernetes: the kubelet always stops a pod with SIGTERM (then SIGKILL after stop.graceSeconds)' });
+    problems.push({
+      field: "stop.signal",
+      expected: 'expected "SIGTERM" with kubernetes: the kubelet always stops a pod with SIGTERM (then SIGKILL after stop.graceSeconds)',
+    });
   }
   if (isRecord(input.persistentStore)) {
-    if (input.persistentStore.volume !== undefined) dockerOnly("persistentStore.volume", "the directory store is a claim of its own per PE on Kubernetes: see kubernetes.store");
-    if (input.persistentStore.hostPath !== undefined) dockerOnly("persistentStore.hostPath", "the directory store is a claim of its own per PE on Kubernetes: see kubernetes.store");
+    if (input.persistentStore.volume !== undefined)
+      dockerOnly("persistentStore.volume", "the directory store is a claim of its own per PE on Kubernetes: see kubernetes.store");
+    if (input.persistentStore.hostPath !== undefined)
+      dockerOnly("persistentStore.hostPath", "the directory store is a claim of its own per PE on Kubernetes: see kubernetes.store");
   }
   return problems;
 }

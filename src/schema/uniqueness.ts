@@ -30,11 +30,22 @@ export function findDuplicates(declared: DeclaredPe[]): DuplicateProblem[] {
   for (const { subject, spec } of declared) {
     claim(peIds, spec.peId, `${subject}.peId`, (first) => `expected a peId unique in the program; "${spec.peId}" is already used by ${first}`);
     const volume = `${engineScope(spec)}|${volumeNameOf(spec)}`;
-    claim(volumes, volume, `${subject}.volume.name`, (first) => `expected a state volume of its own; "${volumeNameOf(spec)}" is already the state volume of ${first.replace(/\.volume\.name$/, "")} (one writer per volume)`);
+    claim(
+      volumes,
+      volume,
+      `${subject}.volume.name`,
+      (first) =>
+        `expected a state volume of its own; "${volumeNameOf(spec)}" is already the state volume of ${first.replace(/\.volume\.name$/, "")} (one writer per volume)`,
+    );
     spec.ports.forEach((port, index) => {
       if (port.host === undefined || spec.network !== "bridge") return;
       const key = `${engineScope(spec)}|${port.hostIp}:${port.host}/${port.protocol}`;
-      claim(hostPorts, key, `${subject}.ports.${index}.host`, (first) => `expected a host port used once; ${port.hostIp}:${port.host}/${port.protocol} is already published by ${first}`);
+      claim(
+        hostPorts,
+        key,
+        `${subject}.ports.${index}.host`,
+        (first) => `expected a host port used once; ${port.hostIp}:${port.host}/${port.protocol} is already published by ${first}`,
+      );
     });
   }
   return problems;

@@ -59,12 +59,12 @@ const PROBE_SCRIPT = [
   'const fs = require("node:fs"), crypto = require("node:crypto");',
   "const store = JSON.parse(process.env.RESEAT_STORE);",
   "const attempt = (work) => { try { work(); return true; } catch (e) { return `failed: ${e.code}`; } };",
-  "let storeSecret = null; if (store.passwordFile) { try { storeSecret = crypto.createHash(\"sha256\").update(fs.readFileSync(store.passwordFile)).digest(\"hex\"); } catch (e) { storeSecret = `unreadable: ${e.code}`; } }",
-  "const stateWritable = attempt(() => fs.writeFileSync(`${process.env.RESEAT_STATE_DIR}/probe`, \"x\"));",
+  'let storeSecret = null; if (store.passwordFile) { try { storeSecret = crypto.createHash("sha256").update(fs.readFileSync(store.passwordFile)).digest("hex"); } catch (e) { storeSecret = `unreadable: ${e.code}`; } }',
+  'const stateWritable = attempt(() => fs.writeFileSync(`${process.env.RESEAT_STATE_DIR}/probe`, "x"));',
   "const folder = `${store.path}/${process.env.PROBE_STORE_FOLDER}`;",
-  "const storeWritable = store.kind === \"directory\" ? attempt(() => { fs.mkdirSync(folder, { recursive: true }); fs.writeFileSync(`${folder}/probe`, \"x\"); }) : null;",
+  'const storeWritable = store.kind === "directory" ? attempt(() => { fs.mkdirSync(folder, { recursive: true }); fs.writeFileSync(`${folder}/probe`, "x"); }) : null;',
   "console.log(`probe ${JSON.stringify({ uid: process.getuid(), gid: process.getgid(), storeSecret, stateWritable, storeWritable })}`);",
-  "setInterval(() => undefined, 60_000); process.on(\"SIGTERM\", () => process.exit(0));",
+  'setInterval(() => undefined, 60_000); process.on("SIGTERM", () => process.exit(0));',
 ].join("\n");
 
 export function sha256(text: string): string {
@@ -258,13 +258,29 @@ export function defineBackendContract(engineName: string, setup: (prefix: string
       await backend.writeControl(volume, { commitIntervalMs: 700 });
       expect(await backend.readControl(volume)).toEqual({ commitIntervalMs: 700 });
 
-      const revert = { reverted: true, at: new Date().toISOString(), failedExecutable: executableName(peId, 4), failedSpecHash: "bad", servingGeneration: 5, servingExecutable: executableName(peId, 5), readyAt: new Date().toISOString(), error: "exited with code 3" };
+      const revert = {
+        reverted: true,
+        at: new Date().toISOString(),
+        failedExecutable: executableName(peId, 4),
+        failedSpecHash: "bad",
+        servingGeneration: 5,
+        servingExecutable: executableName(peId, 5),
+        readyAt: new Date().toISOString(),
+        error: "exited with code 3",
+      };
       await backend.writeRevert(volume, revert);
       expect(await backend.readRevert(volume)).toEqual(revert);
       await backend.writeRevert(volume, { reverted: false });
       expect(await backend.readRevert(volume)).toEqual({ reverted: false });
 
-      const controller = { restarts: 2, consecutiveFailures: 1, lastFailureAt: new Date().toISOString(), lastFailure: "exited with code 137", lastReseatAt: new Date().toISOString(), state: "backoff" as const };
+      const controller = {
+        restarts: 2,
+        consecutiveFailures: 1,
+        lastFailureAt: new Date().toISOString(),
+        lastFailure: "exited with code 137",
+        lastReseatAt: new Date().toISOString(),
+        state: "backoff" as const,
+      };
       await backend.writeControllerRecord(volume, controller);
       expect(await backend.readControllerRecord(volume)).toEqual(controller);
 
@@ -286,7 +302,11 @@ export function defineBackendContract(engineName: string, setup: (prefix: string
       await expect(backend.readControl(volume)).rejects.toMatchObject({ name: "RecordCorruptError", record: "control" });
       expect(await backend.readControllerRecord(volume)).toEqual(controller);
       await engine.damageRecord(volume, CONTROLLER_RECORD, JSON.stringify({ ...controller, version: 99 }));
-      await expect(backend.readControllerRecord(volume)).rejects.toMatchObject({ name: "RecordCorruptError", record: "controller", message: expect.stringMatching(/newer reseat/) });
+      await expect(backend.readControllerRecord(volume)).rejects.toMatchObject({
+        name: "RecordCorruptError",
+        record: "controller",
+        message: expect.stringMatching(/newer reseat/),
+      });
       await backend.writeControl(volume, { commitIntervalMs: 1500 });
       expect(await backend.readControl(volume)).toEqual({ commitIntervalMs: 1500 });
     });
@@ -432,7 +452,16 @@ export function defineBackendContract(engineName: string, setup: (prefix: string
       const desired = desiredFor(peId, volume);
       const id = await prepared(desired, 3, "spec-prep");
       const seen = await backend.inspectExecutable(id);
-      expect(seen).toMatchObject({ id, name: executableName(peId, 3), peId, owner: desired.owner, generation: 3, specHash: "spec-prep", volumeName: volume, running: false });
+      expect(seen).toMatchObject({
+        id,
+        name: executableName(peId, 3),
+        peId,
+        owner: desired.owner,
+        generation: 3,
+        specHash: "spec-prep",
+        volumeName: volume,
+        running: false,
+      });
       expect(seen!.state).toBe("created");
       expect((await backend.listExecutables(peId)).map((e) => e.id)).toEqual([id]);
       expect(await backend.runningOnVolume(volume)).toEqual([]);

@@ -45,14 +45,17 @@ async function reseat(dir: string, args: string[], extra: NodeJS.ProcessEnv = {}
   try {
     doc = JSON.parse(ran.stdout) as Envelope;
   } catch {
-    throw new Error(`reseat ${args.join(" ")}: stdout is not one JSON document (exit ${ran.code}):\n${ran.stdout.slice(-2000)}\n--- stderr ---\n${ran.stderr.slice(-4000)}`);
+    throw new Error(
+      `reseat ${args.join(" ")}: stdout is not one JSON document (exit ${ran.code}):\n${ran.stdout.slice(-2000)}\n--- stderr ---\n${ran.stderr.slice(-4000)}`,
+    );
   }
   return { code: ran.code, doc, stderr: ran.stderr };
 }
 
 async function mustReseat(dir: string, args: string[], extra: NodeJS.ProcessEnv = {}): Promise<Envelope> {
   const result = await reseat(dir, args, extra);
-  if (result.code !== 0 || !result.doc.ok) throw new Error(`reseat ${args.join(" ")} failed (${result.code}): ${result.doc.error}\n--- stderr ---\n${result.stderr.slice(-4000)}`);
+  if (result.code !== 0 || !result.doc.ok)
+    throw new Error(`reseat ${args.join(" ")} failed (${result.code}): ${result.doc.error}\n--- stderr ---\n${result.stderr.slice(-4000)}`);
   return result.doc;
 }
 
@@ -65,7 +68,10 @@ async function stacksOf(dir: string): Promise<{ name: string; current: boolean }
 function checkpointFiles(dir: string): string[] {
   const stacks = path.join(dir, ".pulumi-state", ".pulumi", "stacks");
   if (!fs.existsSync(stacks)) return [];
-  return fs.readdirSync(stacks, { recursive: true }).map(String).filter((file) => file.endsWith(".json"));
+  return fs
+    .readdirSync(stacks, { recursive: true })
+    .map(String)
+    .filter((file) => file.endsWith(".json"));
 }
 
 function writeStackConfig(dir: string, stack: string, specs: unknown[]): void {
@@ -173,7 +179,11 @@ describe("the reseat CLI's stack rules", () => {
     expect(status).toMatchObject({ ok: true, command: "status", engine: { kind: "docker" }, controller: { watching: expect.any(Boolean) } });
     expect(status.processingElements?.find((row) => row.peId === PE)).toMatchObject({ peId: PE, generation: 1, state: "running" });
     const version = await mustReseat(dir, ["--version"]);
-    expect(version).toEqual({ ok: true, command: "version", version: (JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")) as { version: string }).version });
+    expect(version).toEqual({
+      ok: true,
+      command: "version",
+      version: (JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")) as { version: string }).version,
+    });
   });
 
   it("openStack in one process: preview, up, preview — a program declared at top level runs afresh each time (one replace, no delete)", async () => {
@@ -216,7 +226,12 @@ describe("the reseat CLI's stack rules", () => {
     const ran = await runIn(dir, process.execPath, ["operations.js", STACK], envOf(dir));
     if (ran.code !== 0) throw new Error(`operations.js exited ${ran.code}\n${ran.stderr.slice(-4000)}`);
     type Operation = { steps: { op: string; type: string }[]; summary: Record<string, number> };
-    const result = JSON.parse(ran.stdout) as { preview: Operation; up: Operation; after: Operation; pes: Record<string, { generation: number; volumeName: string }> };
+    const result = JSON.parse(ran.stdout) as {
+      preview: Operation;
+      up: Operation;
+      after: Operation;
+      pes: Record<string, { generation: number; volumeName: string }>;
+    };
     for (const operation of [result.preview, result.up]) {
       expect(operation.summary.replace).toBe(1);
       expect(Object.keys(operation.summary).filter((op) => op !== "same" && op !== "replace")).toEqual([]);
@@ -234,7 +249,10 @@ describe("the reseat CLI's stack rules", () => {
     const bare = makeFolder("cli-bare");
     try {
       writeStackConfig(bare, "dev", [demoSpec(BARE_PE, port + 2, { image: images.v1 })]);
-      for (const args of [["up", "--stack", "dev", "--create"], ["preview", "--stack", "dev"]]) {
+      for (const args of [
+        ["up", "--stack", "dev", "--create"],
+        ["preview", "--stack", "dev"],
+      ]) {
         const { code, doc } = await reseat(bare, [...args, "--cwd", bare]);
         expect(code).toBe(2);
         expect(doc.error).toContain(`Run \`npm install reseat\` in ${bare}`);

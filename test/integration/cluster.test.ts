@@ -61,15 +61,20 @@ describe("local Kubernetes cluster", () => {
     for (const node of NODES) expect(status.stdout).toMatch(new RegExp(`^node: ${node} Ready `, "m"));
 
     // The API server agrees: both kubelets registered, Ready, at the version that was built.
-    const nodes = await kubectlJson<{ items: { metadata: { name: string }; status: { nodeInfo: { kubeletVersion: string }; conditions: { type: string; status: string }[] } }[] }>("get", "nodes");
+    const nodes = await kubectlJson<{
+      items: { metadata: { name: string }; status: { nodeInfo: { kubeletVersion: string }; conditions: { type: string; status: string }[] } }[];
+    }>("get", "nodes");
     expect(nodes.items.map((n) => n.metadata.name).sort()).toEqual(NODES);
     for (const node of nodes.items) {
       expect(node.status.conditions.find((c) => c.type === "Ready")?.status).toBe("True");
       expect(node.status.nodeInfo.kubeletVersion).toBe("v1.35.4");
     }
-    const storageClass = await kubectlJson<{ metadata: { annotations?: Record<string, string> }; provisioner: string; volumeBindingMode: string; reclaimPolicy: string }>(
-      "get", "storageclass", "reseat-node-local",
-    );
+    const storageClass = await kubectlJson<{
+      metadata: { annotations?: Record<string, string> };
+      provisioner: string;
+      volumeBindingMode: string;
+      reclaimPolicy: string;
+    }>("get", "storageclass", "reseat-node-local");
     expect(storageClass.provisioner).toBe("reseat.local/node-local");
     expect(storageClass.volumeBindingMode).toBe("WaitForFirstConsumer");
     expect(storageClass.reclaimPolicy).toBe("Retain");
@@ -100,15 +105,23 @@ describe("local Kubernetes cluster", () => {
         // The claim was provisioned on the pod's node: a local volume pinned there by node affinity.
         const claim = await kubectlJson<{ status: { phase: string }; spec: { volumeName: string } }>("-n", namespace, "get", "pvc", pod.claimName);
         expect(claim.status.phase).toBe("Bound");
-        const volume = await kubectlJson<{ spec: { local?: { path: string }; nodeAffinity: { required: { nodeSelectorTerms: { matchExpressions: { values: string[] }[] }[] } } } }>(
-          "get", "pv", claim.spec.volumeName,
-        );
+        const volume = await kubectlJson<{
+          spec: { local?: { path: string }; nodeAffinity: { required: { nodeSelectorTerms: { matchExpressions: { values: string[] }[] }[] } } };
+        }>("get", "pv", claim.spec.volumeName);
         expect(volume.spec.local?.path).toBeTruthy();
         expect(volume.spec.nodeAffinity.required.nodeSelectorTerms[0]?.matchExpressions[0]?.values).toEqual([node]);
 
         tokens[node] = randomBytes(12).toString("hex");
-        await kubectl("-n", namespace, "exec", pod.name, "--", "node", "-e",
-          `const fs = require('fs'); const fd = fs.openSync('/data/token', 'w'); fs.writeSync(fd, '${tokens[node]}'); fs.fsyncSync(fd); fs.closeSync(fd);`);
+        await kubectl(
+          "-n",
+          namespace,
+          "exec",
+          pod.name,
+          "--",
+          "node",
+          "-e",
+          `const fs = require('fs'); const fd = fs.openSync('/data/token', 'w'); fs.writeSync(fd, '${tokens[node]}'); fs.fsyncSync(fd); fs.closeSync(fd);`,
+        );
         expect(await readOnPod(namespace, pod.name, "/data/token")).toBe(tokens[node]);
       }
 

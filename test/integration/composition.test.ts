@@ -10,7 +10,20 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cleanup, containersOf, httpJson, volumeExists } from "../support/harness";
-import { demoImageIds, freePort, installReseat, mustPulumi, outsideFolder, packReseat, previewJson, pulumi, stackExport, stackOutputs, type PeSummary, type StateView } from "../support/userProject";
+import {
+  demoImageIds,
+  freePort,
+  installReseat,
+  mustPulumi,
+  outsideFolder,
+  packReseat,
+  previewJson,
+  pulumi,
+  stackExport,
+  stackOutputs,
+  type PeSummary,
+  type StateView,
+} from "../support/userProject";
 
 const A = `it-ca-${process.pid}`;
 const B = `it-cb-${process.pid}`;
@@ -107,7 +120,12 @@ describe("a program composed by Outputs: built image, secret env, one PE's execu
     fs.writeFileSync(path.join(dir, "Pulumi.yaml"), PROJECT);
     fs.writeFileSync(path.join(dir, "index.js"), PROGRAM);
     await mustPulumi(dir, ["stack", "init", STACK]);
-    for (const [key, value] of [["image", images.v1], ["imageB", images.v1], ["portA", String(portA)], ["portB", String(portB)]]) {
+    for (const [key, value] of [
+      ["image", images.v1],
+      ["imageB", images.v1],
+      ["portA", String(portA)],
+      ["portB", String(portB)],
+    ]) {
       await mustPulumi(dir, ["config", "set", "--stack", STACK, key!, value!]);
     }
     await mustPulumi(dir, ["config", "set", "--stack", STACK, "--secret", "apiToken", TOKEN]);

@@ -108,7 +108,9 @@ describe("the failure controller and crash-safe provisioning", () => {
     const lost = [...lastAcked(writers.acks)].filter(([key, value]) => (seen[key]?.n ?? -1) < value);
     const observed = await polled.stop();
     const liveness = await live.stop();
-    console.log(`chaos: ${CHAOS_CYCLES} kills, ${writers.acks.length} acknowledged writes, ${lost.length} lost, max live ${liveness.maxLive}/${observed.maxRunning}`);
+    console.log(
+      `chaos: ${CHAOS_CYCLES} kills, ${writers.acks.length} acknowledged writes, ${lost.length} lost, max live ${liveness.maxLive}/${observed.maxRunning}`,
+    );
     expect(lost).toEqual([]);
     expect(liveness.maxLive).toBe(1);
     expect(observed.maxRunning).toBeLessThanOrEqual(1);

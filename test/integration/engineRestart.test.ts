@@ -30,10 +30,12 @@ describe("the failure controller across an engine restart", () => {
   });
 
   const running = async () => (await remote.listContainers({ filters: { label: [`io.reseat.pe-id=${peId}`] } })).map((c) => c.Id);
-  const answering = async () => (await httpJson<StateView>(port, "/state").catch(() => undefined));
+  const answering = async () => await httpJson<StateView>(port, "/state").catch(() => undefined);
 
   it("reconnects after the engine restarts, reseats what stopped meanwhile, then reseats a kill -9", async () => {
-    project = makeProject("engine-restart", [demoSpec(peId, port, { docker: { host: engine.unixHost }, failureBackoff: { initial: "100ms", resetAfter: "1s" } })]);
+    project = makeProject("engine-restart", [
+      demoSpec(peId, port, { docker: { host: engine.unixHost }, failureBackoff: { initial: "100ms", resetAfter: "1s" } }),
+    ]);
     const first = peOutputs(await mustSucceed(project, "up"), peId);
     expect(first.host).toBe(engine.name);
     for (const line of ["a", "b"]) await httpJson(port, `/append?line=${line}`, "POST");
@@ -49,10 +51,14 @@ describe("the failure controller across an engine restart", () => {
     await engine.start();
     const backAt = Date.now();
     await waitFor("the controller to reconnect", async () => (at("reconnected") >= 0 ? true : undefined), 60_000);
-    const afterRestart = await waitFor("the PE serving again after the restart", async () => {
-      const state = await answering();
-      return state && state.generation > first.generation ? state : undefined;
-    }, 120_000).catch((error: Error) => {
+    const afterRestart = await waitFor(
+      "the PE serving again after the restart",
+      async () => {
+        const state = await answering();
+        return state && state.generation > first.generation ? state : undefined;
+      },
+      120_000,
+    ).catch((error: Error) => {
       // Say what the controller decided, so that a failure here explains itself.
       throw new Error(`${error.message}; controller events: ${JSON.stringify(events.slice(-15))}; engine log: ${engine.logTail(10)}`);
     });
@@ -69,10 +75,14 @@ describe("the failure controller across an engine restart", () => {
     expect(victim).toBeTruthy();
     const killedAt = Date.now();
     await remote.getContainer(victim!).kill({ signal: "SIGKILL" });
-    const afterKill = await waitFor("the PE serving again after kill -9", async () => {
-      const state = await answering();
-      return state && state.generation > afterRestart.generation ? state : undefined;
-    }, 60_000);
+    const afterKill = await waitFor(
+      "the PE serving again after kill -9",
+      async () => {
+        const state = await answering();
+        return state && state.generation > afterRestart.generation ? state : undefined;
+      },
+      60_000,
+    );
     const killRecoveryMs = Date.now() - killedAt;
     expect(afterKill.lines).toEqual(["a", "b"]);
     expect(await running()).toHaveLength(1);

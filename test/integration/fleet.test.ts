@@ -4,7 +4,17 @@
 // each member's workload and from `pulumi stack export`.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Project, checkpointText, cleanup, containersOf, docker, httpJson, makeProject, volumeExists } from "../support/harness";
-import { DemoGroupOverrides, FleetOutputs, demoGroupSpec, fleetOutputs, groupCli, mustGroup, recordedFleetMembers, setFleets, watchAvailability } from "../support/group";
+import {
+  DemoGroupOverrides,
+  FleetOutputs,
+  demoGroupSpec,
+  fleetOutputs,
+  groupCli,
+  mustGroup,
+  recordedFleetMembers,
+  setFleets,
+  watchAvailability,
+} from "../support/group";
 
 const FLEET = `itf${process.pid % 100000}`;
 // Ten ports per run, away from the group test's (19000+) and the ephemeral range.

@@ -192,7 +192,22 @@ function asSuperuser(sql: string): void {
   const cache = process.env.RESEAT_CACHE ?? path.join(process.env.HOME ?? "/root", ".cache", "reseat");
   const socket = path.join(cache, "postgres", "run");
   const runAs = process.getuid?.() === 0 ? ["runuser", "-u", "postgres", "--"] : [];
-  const [cmd, ...args] = [...runAs, "/usr/lib/postgresql/15/bin/psql", "-h", socket, "-p", String(PG_PORT), "-U", process.getuid?.() === 0 ? "postgres" : process.env.USER ?? "postgres", "-d", "reseat", "-X", "-q", "-v", "ON_ERROR_STOP=1"];
+  const [cmd, ...args] = [
+    ...runAs,
+    "/usr/lib/postgresql/15/bin/psql",
+    "-h",
+    socket,
+    "-p",
+    String(PG_PORT),
+    "-U",
+    process.getuid?.() === 0 ? "postgres" : (process.env.USER ?? "postgres"),
+    "-d",
+    "reseat",
+    "-X",
+    "-q",
+    "-v",
+    "ON_ERROR_STOP=1",
+  ];
   execFileSync(cmd!, args, { input: sql, stdio: ["pipe", "ignore", "inherit"], cwd: "/" });
 }
 
@@ -206,7 +221,10 @@ async function connectAs(password: string): Promise<pg.Client> {
 async function newestCommit(password: string, generation: number): Promise<{ seq: number; committedAt: Date } | undefined> {
   const client = await connectAs(password);
   try {
-    const result = await client.query<{ seq: string; committed_at: Date }>(`SELECT seq, committed_at FROM "${TABLE}" WHERE pe_id = $1 AND generation = $2 ORDER BY seq DESC LIMIT 1`, [PG_PE, generation]);
+    const result = await client.query<{ seq: string; committed_at: Date }>(
+      `SELECT seq, committed_at FROM "${TABLE}" WHERE pe_id = $1 AND generation = $2 ORDER BY seq DESC LIMIT 1`,
+      [PG_PE, generation],
+    );
     const row = result.rows[0];
     return row ? { seq: Number(row.seq), committedAt: row.committed_at } : undefined;
   } finally {
@@ -224,11 +242,21 @@ describe("a rotated PostgreSQL password (pulumi config set --secret + up)", () =
 
   beforeAll(async () => {
     await cleanup([PG_PE]);
-    asSuperuser(`DROP ROLE IF EXISTS ${ROLE};\nCREATE ROLE ${ROLE} LOGIN PASSWORD '${OLD}';\nGRANT CONNECT ON DATABASE reseat TO ${ROLE};\nGRANT CREATE, USAGE ON SCHEMA public TO ${ROLE};\n`);
+    asSuperuser(
+      `DROP ROLE IF EXISTS ${ROLE};\nCREATE ROLE ${ROLE} LOGIN PASSWORD '${OLD}';\nGRANT CONNECT ON DATABASE reseat TO ${ROLE};\nGRANT CREATE, USAGE ON SCHEMA public TO ${ROLE};\n`,
+    );
     tarball = await packReseat();
     dir = outsideFolder("rotate");
     port = await freePort();
-    await writeProject(dir, tarball, { peId: PG_PE, image: "reseat-session-workload:v1", port: String(port), commitInterval: "500ms", pgUser: ROLE, pgPort: String(PG_PORT), pgTable: TABLE });
+    await writeProject(dir, tarball, {
+      peId: PG_PE,
+      image: "reseat-session-workload:v1",
+      port: String(port),
+      commitInterval: "500ms",
+      pgUser: ROLE,
+      pgPort: String(PG_PORT),
+      pgTable: TABLE,
+    });
     await mustPulumi(dir, ["config", "set", "--secret", "--stack", STACK, "reseat:pgPassword", OLD]);
   });
   afterAll(async () => {

@@ -25,7 +25,9 @@ describe("the Kubernetes backend's primitives", () => {
 
   it("of claims racing for one name, exactly one creates it; every racer reads the same owner", async () => {
     const owners = Array.from({ length: 6 }, (_, i) => `proj/stack${i}/pe`);
-    const results = await Promise.all(owners.map((owner) => backend.claimVolume({ name: "raced", driver: cluster.storageClass, peId: "pe", owner, size: "16Mi" })));
+    const results = await Promise.all(
+      owners.map((owner) => backend.claimVolume({ name: "raced", driver: cluster.storageClass, peId: "pe", owner, size: "16Mi" })),
+    );
     expect(results.filter((r) => r.created)).toHaveLength(1);
     const winner = results.find((r) => r.created)!.owner;
     expect(new Set(results.map((r) => r.owner))).toEqual(new Set([winner]));
@@ -73,7 +75,10 @@ describe("the Kubernetes backend's primitives", () => {
     const record = await backend.clients.core.readNamespacedConfigMap({ name: recordName("gen"), namespace: NAMESPACE });
     expect(CONTROL_RECORD.decode(record.data!["control.json"]!)).toEqual({ commitIntervalMs: 2500 });
     // What 0.4.0 wrote there (no version) still reads.
-    await backend.clients.core.patchNamespacedConfigMap({ name: recordName("gen"), namespace: NAMESPACE, body: { data: { "control.json": '{"commitIntervalMs":1500}' } } }, MERGE_PATCH);
+    await backend.clients.core.patchNamespacedConfigMap(
+      { name: recordName("gen"), namespace: NAMESPACE, body: { data: { "control.json": '{"commitIntervalMs":1500}' } } },
+      MERGE_PATCH,
+    );
     expect(await backend.readControl("gen")).toEqual({ commitIntervalMs: 1500 });
     await backend.writeStoreSecret("gen", "pw1");
     await backend.writeStoreSecret("gen", "pw2");

@@ -17,7 +17,8 @@ const IMAGES = ["reseat-session-workload:v1", "reseat-session-workload:v2"];
 describe("PEs on both nodes", () => {
   let project: Project;
   let cluster: Awaited<ReturnType<typeof makeTestNamespace>>;
-  const specs = (overrides: (node: string) => Record<string, unknown>) => PES.map(({ peId, node }) => k8sSessionSpec(peId, NAMESPACE, cluster.storageClass, overrides(node)));
+  const specs = (overrides: (node: string) => Record<string, unknown>) =>
+    PES.map(({ peId, node }) => k8sSessionSpec(peId, NAMESPACE, cluster.storageClass, overrides(node)));
 
   beforeAll(async () => {
     useCluster();
@@ -25,7 +26,10 @@ describe("PEs on both nodes", () => {
     cluster = await makeTestNamespace(NAMESPACE);
     // The first pods are pinned, one per node, by a node selector; after that only the claims place them.
     project = makeProject("k8s-nodes", []);
-    setSpecs(project, specs((node) => ({ kubernetes: { nodeSelector: { "kubernetes.io/hostname": node } } })));
+    setSpecs(
+      project,
+      specs((node) => ({ kubernetes: { nodeSelector: { "kubernetes.io/hostname": node } } })),
+    );
   });
   afterAll(async () => {
     await kubectl("uncordon", ...NODES).catch(() => undefined);
@@ -71,7 +75,11 @@ describe("PEs on both nodes", () => {
     const url = await podUrl(NAMESPACE, (await podsOfPe(NAMESPACE, peId))[0]!.metadata!.name!);
     await fetch(`${url}/sessions/kept`, { method: "PUT", body: JSON.stringify({ n: 42 }) });
     setSpecs(project, [
-      k8sSessionSpec(peId, NAMESPACE, cluster.storageClass, { image: "reseat-session-workload:v2", env: { PORT: "8080", LISTEN_HOST: "0.0.0.0", ROUND: "node-gone" }, readiness: { httpGet: { port: 8080, path: "/healthz" }, timeout: "20s" } }),
+      k8sSessionSpec(peId, NAMESPACE, cluster.storageClass, {
+        image: "reseat-session-workload:v2",
+        env: { PORT: "8080", LISTEN_HOST: "0.0.0.0", ROUND: "node-gone" },
+        readiness: { httpGet: { port: 8080, path: "/healthz" }, timeout: "20s" },
+      }),
       k8sSessionSpec(other.peId, NAMESPACE, cluster.storageClass, { image: IMAGES[REPLACEMENTS % 2] }),
     ]);
     const observer = await observePods(NAMESPACE, peId);

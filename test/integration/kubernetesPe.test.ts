@@ -137,7 +137,9 @@ describe("a processing element on Kubernetes", () => {
     // Provider resources (pulumi:providers:*) are Pulumi's own bookkeeping, not the PE's resources.
     const changed = (preview.doc.steps ?? []).filter((s) => s.op !== "same" && !s.type.startsWith("pulumi:providers:"));
     expect(changed.map((s) => s.type)).toEqual(expect.arrayContaining(["pulumi-nodejs:dynamic/reseat:Executable"]));
-    expect(changed.every((s) => s.type === "pulumi-nodejs:dynamic/reseat:Executable" && ["replace", "create-replacement", "delete-replaced"].includes(s.op))).toBe(true);
+    expect(
+      changed.every((s) => s.type === "pulumi-nodejs:dynamic/reseat:Executable" && ["replace", "create-replacement", "delete-replaced"].includes(s.op)),
+    ).toBe(true);
     const claimSteps = (preview.doc.steps ?? []).filter((s) => s.type === "kubernetes:core/v1:PersistentVolumeClaim");
     expect(claimSteps.length).toBe(2); // the state claim and the directory store's claim
     expect(claimSteps.every((s) => s.op === "same")).toBe(true);
@@ -183,7 +185,9 @@ describe("a processing element on Kubernetes", () => {
       // 1. kubectl delete pod --force --grace-period=0
       await kubectl("-n", NAMESPACE, "delete", "pod", first.executableName, "--force", "--grace-period=0");
       const third = await pollFor("a new pod after the force delete", 120, async () => {
-        const pods = (await podsOfPe(NAMESPACE, PE)).filter((p) => p.metadata?.name !== first.executableName && p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"));
+        const pods = (await podsOfPe(NAMESPACE, PE)).filter(
+          (p) => p.metadata?.name !== first.executableName && p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
+        );
         return pods[0];
       });
       expect(third.metadata?.name).toBe(`reseat-${PE}-g3`);
@@ -200,7 +204,9 @@ describe("a processing element on Kubernetes", () => {
       expect(pids.length).toBe(1);
       process.kill(pids[0]!, "SIGKILL");
       const fourth = await pollFor("a new pod after the SIGKILL", 120, async () => {
-        const pods = (await podsOfPe(NAMESPACE, PE)).filter((p) => p.metadata?.name === `reseat-${PE}-g4` && p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"));
+        const pods = (await podsOfPe(NAMESPACE, PE)).filter(
+          (p) => p.metadata?.name === `reseat-${PE}-g4` && p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
+        );
         return pods[0];
       });
       expect(fourth.spec?.nodeName).toBe(first.host);
@@ -208,7 +214,9 @@ describe("a processing element on Kubernetes", () => {
       expectAllAcked(acks, await sessionsAt(url));
       expect((await claimOf(NAMESPACE, CLAIM))?.metadata?.annotations?.[LABELS.generation]).toBe("4");
       // The controller reports each reseat once its new pod is ready (just after the API server shows it Ready).
-      await pollFor("the controller's second reseat reported", 30, async () => (controller.events.filter((e) => e.kind === "reseated").length >= 2 ? true : undefined));
+      await pollFor("the controller's second reseat reported", 30, async () =>
+        controller.events.filter((e) => e.kind === "reseated").length >= 2 ? true : undefined,
+      );
       expect(controller.events.filter((e) => e.kind === "reseated").map((e) => e.generation)).toEqual([3, 4]);
     } finally {
       await controller.stop();

@@ -38,7 +38,8 @@ async function recordPodEvents(peId: string): Promise<{ events: PodEvent[]; stop
   const abort = await new k8s.Watch(api().config).watch(
     `/api/v1/namespaces/${NAMESPACE}/pods`,
     { labelSelector: `${LABELS.peId}=${peId}` },
-    (type: string, pod: k8s.V1Pod) => events.push({ type, pod: pod.metadata!.name!, deleting: !!pod.metadata?.deletionTimestamp, gated: !!pod.spec?.schedulingGates?.length }),
+    (type: string, pod: k8s.V1Pod) =>
+      events.push({ type, pod: pod.metadata!.name!, deleting: !!pod.metadata?.deletionTimestamp, gated: !!pod.spec?.schedulingGates?.length }),
     () => undefined,
   );
   return { events, stop: () => abort.abort() };
@@ -92,7 +93,18 @@ async function expectAllAcked(url: string, acks: Ack[]): Promise<void> {
 
 /** The workload's uid, gid and groups, asked of its own process inside the pod (the image has no shell). */
 async function idInPod(pod: string): Promise<{ uid: number; gid: number; groups: number[] }> {
-  const out = await kubectl("exec", "-n", NAMESPACE, pod, "-c", "workload", "--", "node", "-e", "process.stdout.write(JSON.stringify({uid: process.getuid(), gid: process.getgid(), groups: process.getgroups()}))");
+  const out = await kubectl(
+    "exec",
+    "-n",
+    NAMESPACE,
+    pod,
+    "-c",
+    "workload",
+    "--",
+    "node",
+    "-e",
+    "process.stdout.write(JSON.stringify({uid: process.getuid(), gid: process.getgid(), groups: process.getgroups()}))",
+  );
   return JSON.parse(out) as { uid: number; gid: number; groups: number[] };
 }
 
@@ -112,7 +124,17 @@ describe("runAsUser/runAsGroup on Kubernetes: the pod runs as the spec's user, r
         env: { PORT: "8080", LISTEN_HOST: "0.0.0.0", ROUND: String(round) },
         ...(kind === "none" ? { persistentStore: { kind: "none" } } : {}),
         ...(kind === "postgres"
-          ? { persistentStore: { kind: "postgres", host: postgres.host, port: postgres.port, database: pgEnv.RESEAT_PG_DATABASE, user: pgEnv.RESEAT_PG_USER, table: `krun_${process.pid}`, passwordSecret: "pgPassword" } }
+          ? {
+              persistentStore: {
+                kind: "postgres",
+                host: postgres.host,
+                port: postgres.port,
+                database: pgEnv.RESEAT_PG_DATABASE,
+                user: pgEnv.RESEAT_PG_USER,
+                table: `krun_${process.pid}`,
+                passwordSecret: "pgPassword",
+              },
+            }
           : {}),
       }),
     );

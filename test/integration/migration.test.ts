@@ -38,7 +38,10 @@ async function buildLegacyRelease(): Promise<string> {
   await mustRun(ROOT, "bash", ["-c", `git archive ${LEGACY_RELEASE} | tar -x -C "${dir}"`]);
   fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"));
   // Only what the CLI and its bundled program need, not the benches and the Terraform flavour.
-  fs.writeFileSync(path.join(dir, "tsconfig.cli.json"), JSON.stringify({ extends: "./tsconfig.json", include: [], files: ["src/cli/main.ts", "stacks/index.ts"] }));
+  fs.writeFileSync(
+    path.join(dir, "tsconfig.cli.json"),
+    JSON.stringify({ extends: "./tsconfig.json", include: [], files: ["src/cli/main.ts", "stacks/index.ts"] }),
+  );
   await mustRun(dir, process.execPath, [path.join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", "tsconfig.cli.json"]);
   fs.rmSync(path.join(dir, "node_modules"));
   return dir;
@@ -93,9 +96,17 @@ describe("a stack written by the release that stored absolute runtime paths", ()
     // A project of the legacy kind: the reseat CLI's bundled program, PEs in the stack config.
     fs.writeFileSync(path.join(project, "Pulumi.yaml"), "name: migrate\nruntime:\n  name: nodejs\n  options:\n    typescript: false\nstackConfigDir: stacks\n");
     fs.mkdirSync(path.join(project, "stacks"));
-    fs.writeFileSync(path.join(project, "stacks", `Pulumi.${STACK}.yaml`), JSON.stringify({ config: { "reseat:processingElements": [demoSpec(PE, port, { image: images.v1 })] } }));
-    const up = await mustRun(project, process.execPath, [path.join(installed, "dist", "src", "cli", "main.js"), "up", "--cwd", project, "--stack", STACK, "--json"], userEnv(project));
-    before = ((JSON.parse(up.stdout) as { outputs: { processingElements: Record<string, PeSummary> } }).outputs.processingElements)[PE]!;
+    fs.writeFileSync(
+      path.join(project, "stacks", `Pulumi.${STACK}.yaml`),
+      JSON.stringify({ config: { "reseat:processingElements": [demoSpec(PE, port, { image: images.v1 })] } }),
+    );
+    const up = await mustRun(
+      project,
+      process.execPath,
+      [path.join(installed, "dist", "src", "cli", "main.js"), "up", "--cwd", project, "--stack", STACK, "--json"],
+      userEnv(project),
+    );
+    before = (JSON.parse(up.stdout) as { outputs: { processingElements: Record<string, PeSummary> } }).outputs.processingElements[PE]!;
     expect(before.generation).toBe(1);
     for (const line of ["old-1", "old-2"]) await httpJson(port, `/append?line=${line}`, "POST");
     const runtimePath = path.join(installed, "dist", "src", "provider", "runtime.js");
@@ -112,7 +123,9 @@ describe("a stack written by the release that stored absolute runtime paths", ()
     await reinstall(moved); // the new release, from the lock file (package.json names the tarball)
     const refresh = await pulumi(moved, ["refresh", "--yes", "--skip-preview", "--stack", STACK]);
     expect(refresh.code).not.toBe(0);
-    expect(refresh.stdout + refresh.stderr).toContain(`Cannot find module '${path.join(project, "node_modules", "reseat", "dist", "src", "provider", "runtime.js")}'`);
+    expect(refresh.stdout + refresh.stderr).toContain(
+      `Cannot find module '${path.join(project, "node_modules", "reseat", "dist", "src", "provider", "runtime.js")}'`,
+    );
     project = moved;
   });
 

@@ -39,7 +39,10 @@ describe("a stack pointed at another Docker Engine", () => {
   it.each(["preview", "up", "refresh", "destroy"])("%s against the second engine fails naming both engines, and creates nothing there", async (command) => {
     // `up --create`: the CLI makes a stack only when asked.
     const create = command === "up" ? ["--create"] : [];
-    const result = await run(process.execPath, [CLI, command, "--cwd", project.dir, "--stack", project.stack, ...create, "--json"], { ...process.env, DOCKER_HOST: second.dockerHost });
+    const result = await run(process.execPath, [CLI, command, "--cwd", project.dir, "--stack", project.stack, ...create, "--json"], {
+      ...process.env,
+      DOCKER_HOST: second.dockerHost,
+    });
     expect(result.code).toBe(1);
     expect(result.doc.ok).toBe(false);
     expect(result.doc.error).toMatch(new RegExp(`processing element "${PE}" lives on docker engine`));

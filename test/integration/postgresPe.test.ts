@@ -3,7 +3,20 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Project, ROOT, cleanup, docker, makeProject, mustSucceed, peOutputs, reseatCli, sessionSpec, sessions, startPersistentWriters, waitFor } from "../support/harness";
+import {
+  Project,
+  ROOT,
+  cleanup,
+  docker,
+  makeProject,
+  mustSucceed,
+  peOutputs,
+  reseatCli,
+  sessionSpec,
+  sessions,
+  startPersistentWriters,
+  waitFor,
+} from "../support/harness";
 import { postgresSettings } from "../support/postgres";
 
 const PE = `it-pg-${process.pid}`;
@@ -18,7 +31,14 @@ function pg(command: "start" | "stop"): void {
 function spec() {
   return sessionSpec(PE, PORT, {
     commitInterval: "500ms",
-    persistentStore: { kind: "postgres", host: pgEnv.RESEAT_PG_HOST, port: Number(pgEnv.RESEAT_PG_PORT), database: pgEnv.RESEAT_PG_DATABASE, user: pgEnv.RESEAT_PG_USER, passwordSecret: "pgPassword" },
+    persistentStore: {
+      kind: "postgres",
+      host: pgEnv.RESEAT_PG_HOST,
+      port: Number(pgEnv.RESEAT_PG_PORT),
+      database: pgEnv.RESEAT_PG_DATABASE,
+      user: pgEnv.RESEAT_PG_USER,
+      passwordSecret: "pgPassword",
+    },
   });
 }
 
@@ -34,7 +54,12 @@ describe("a processing element with a PostgreSQL store", () => {
     fs.mkdirSync(path.join(project.dir, ".pulumi-state"), { recursive: true });
     execFileSync("pulumi", ["stack", "select", "--create", project.stack], { cwd: project.dir, env, stdio: "ignore" });
     // The value from stdin, so that it never shows in a process list.
-    execFileSync("pulumi", ["config", "set", "--secret", "--stack", project.stack, "reseat:pgPassword"], { cwd: project.dir, env, input: PASSWORD, stdio: ["pipe", "ignore", "inherit"] });
+    execFileSync("pulumi", ["config", "set", "--secret", "--stack", project.stack, "reseat:pgPassword"], {
+      cwd: project.dir,
+      env,
+      input: PASSWORD,
+      stdio: ["pipe", "ignore", "inherit"],
+    });
   });
   afterAll(async () => {
     pg("start");

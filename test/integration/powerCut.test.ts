@@ -115,151 +115,186 @@ afterAll(async () => {
 });
 
 describe("power loss", () => {
-  it(`${CUTS} power cuts at random moments under write load: no acknowledged write lost, no corrupt restore`, async () => {
-    const stateDir = path.join(mountpoint, "state", "volume");
-    const storeDir = path.join(mountpoint, "store");
-    const expectFile = path.join(work, "expected.json");
-    /** Every acknowledged write that must be there: key -> seq. */
-    const expected = new Map<string, number>();
-    const tally = { acked: 0, lostAcked: 0, wrongValues: 0, integrityFailures: 0, local: 0, restores: 0, emptyStarts: 0, volumeLosses: 0, cutsBeforeReady: 0, keptPages: 0 };
-    const verifyStart = async (run: Run): Promise<void> => {
-      const integrity = (await run.line("integrity"))?.slice("integrity ".length);
-      const ready = await run.line("ready");
-      const check = await run.line("check");
-      if (integrity === undefined || ready === undefined || check === undefined) throw new Error(`workload exited before its checks: ${run.stderr()}`);
-      if (integrity !== "ok" && integrity !== "none") tally.integrityFailures++;
-      const resumedFrom = ready.split(" ")[1];
-      tally[resumedFrom === "local" ? "local" : resumedFrom === "persistent" ? "restores" : "emptyStarts"]++;
-      const { missing, wrong } = JSON.parse(check.slice("check ".length)) as { missing: string[]; wrong: string[] };
-      tally.lostAcked += missing.length;
-      tally.wrongValues += wrong.length;
-      if (missing.length + wrong.length > 0) console.error(`after ${resumedFrom} start: missing ${missing.slice(0, 10).join(", ")}; wrong ${wrong.slice(0, 10).join(", ")}`);
-    };
+  it(
+    `${CUTS} power cuts at random moments under write load: no acknowledged write lost, no corrupt restore`,
+    async () => {
+      const stateDir = path.join(mountpoint, "state", "volume");
+      const storeDir = path.join(mountpoint, "store");
+      const expectFile = path.join(work, "expected.json");
+      /** Every acknowledged write that must be there: key -> seq. */
+      const expected = new Map<string, number>();
+      const tally = {
+        acked: 0,
+        lostAcked: 0,
+        wrongValues: 0,
+        integrityFailures: 0,
+        local: 0,
+        restores: 0,
+        emptyStarts: 0,
+        volumeLosses: 0,
+        cutsBeforeReady: 0,
+        keptPages: 0,
+      };
+      const verifyStart = async (run: Run): Promise<void> => {
+        const integrity = (await run.line("integrity"))?.slice("integrity ".length);
+        const ready = await run.line("ready");
+        const check = await run.line("check");
+        if (integrity === undefined || ready === undefined || check === undefined) throw new Error(`workload exited before its checks: ${run.stderr()}`);
+        if (integrity !== "ok" && integrity !== "none") tally.integrityFailures++;
+        const resumedFrom = ready.split(" ")[1];
+        tally[resumedFrom === "local" ? "local" : resumedFrom === "persistent" ? "restores" : "emptyStarts"]++;
+        const { missing, wrong } = JSON.parse(check.slice("check ".length)) as { missing: string[]; wrong: string[] };
+        tally.lostAcked += missing.length;
+        tally.wrongValues += wrong.length;
+        if (missing.length + wrong.length > 0)
+          console.error(`after ${resumedFrom} start: missing ${missing.slice(0, 10).join(", ")}; wrong ${wrong.slice(0, 10).join(", ")}`);
+      };
 
-    for (let cut = 1; cut <= CUTS; cut++) {
+      for (let cut = 1; cut <= CUTS; cut++) {
+        fs.writeFileSync(expectFile, JSON.stringify([...expected.keys()].map((key) => [key, valueOf(key)])));
+        const run = startWorkload({
+          STATE_DIR: stateDir,
+          STORE_DIR: storeDir,
+          GENERATION: String(cut),
+          PREFIX: `c${cut}`,
+          EXPECT_FILE: expectFile,
+          INTERVAL_MS: String(20 + Math.floor(Math.random() * 180)), // commits keep happening, so cuts land in them
+          WRITERS: String(1 + Math.floor(Math.random() * 6)),
+        });
+        // The moment of the cut: sometimes while the workload opens its state (recovery, restore), mostly
+        // after a random number of acknowledged writes (commits, checkpoints and prunes run meanwhile).
+        if (Math.random() < 0.15) {
+          await run.line("integrity");
+        } else {
+          await verifyStart(run);
+          const target = Math.floor(Math.random() * 400);
+          await waitUntil(() => run.acks.length >= target || run.child.exitCode !== null, `${target} acknowledged writes`);
+        }
+        run.child.kill("SIGKILL");
+        await run.exited;
+        const answer = await powercut.cut(cut % 2 ? 0 : 0.5);
+        tally.keptPages += Number(/kept=(\d+)/.exec(answer)?.[1] ?? 0);
+        if (!run.lines.some((line) => line.startsWith("ready"))) tally.cutsBeforeReady++;
+        if (run.stderr()) throw new Error(`workload failed at cut ${cut}: ${run.stderr()}`);
+        for (const { key, seq } of run.acks) expected.set(key, seq);
+        tally.acked += run.acks.length;
+        if (cut % VOLUME_LOSS_EVERY === 0) {
+          // The volume is lost for good. What a restore must bring back: the newest commit that verifies; the
+          // writes after it are the loss one commit interval allows, and are not expected any more.
+          const restorable = await newestSoundCommit(storeDir);
+          for (const [key, seq] of expected) if (seq > restorable) expected.delete(key);
+          fs.rmSync(stateDir, { recursive: true, force: true });
+          fsyncDir(path.dirname(stateDir)); // not brought back by the next cut
+          tally.volumeLosses++;
+        }
+      }
+
+      // A last start checks the last cut's writes.
       fs.writeFileSync(expectFile, JSON.stringify([...expected.keys()].map((key) => [key, valueOf(key)])));
-      const run = startWorkload({
+      const last = startWorkload({
         STATE_DIR: stateDir,
         STORE_DIR: storeDir,
-        GENERATION: String(cut),
-        PREFIX: `c${cut}`,
+        GENERATION: String(CUTS + 1),
+        PREFIX: "last",
         EXPECT_FILE: expectFile,
-        INTERVAL_MS: String(20 + Math.floor(Math.random() * 180)), // commits keep happening, so cuts land in them
-        WRITERS: String(1 + Math.floor(Math.random() * 6)),
+        INTERVAL_MS: "60000",
+        WRITERS: "0",
       });
-      // The moment of the cut: sometimes while the workload opens its state (recovery, restore), mostly
-      // after a random number of acknowledged writes (commits, checkpoints and prunes run meanwhile).
-      if (Math.random() < 0.15) {
-        await run.line("integrity");
-      } else {
-        await verifyStart(run);
-        const target = Math.floor(Math.random() * 400);
-        await waitUntil(() => run.acks.length >= target || run.child.exitCode !== null, `${target} acknowledged writes`);
+      await verifyStart(last);
+      last.child.kill("SIGKILL");
+      await last.exited;
+
+      // Every commit the store shows was renamed into place after its fsync: each must verify and restore.
+      const store = new DirectoryStore(storeDir, "powercut");
+      const commits = await store.list();
+      const corruptCommits: string[] = [];
+      for (const { id } of commits) {
+        const problem = await commitProblem(store, id);
+        if (problem) corruptCommits.push(`${id}: ${problem}`);
       }
-      run.child.kill("SIGKILL");
-      await run.exited;
-      const answer = await powercut.cut(cut % 2 ? 0 : 0.5);
-      tally.keptPages += Number(/kept=(\d+)/.exec(answer)?.[1] ?? 0);
-      if (!run.lines.some((line) => line.startsWith("ready"))) tally.cutsBeforeReady++;
-      if (run.stderr()) throw new Error(`workload failed at cut ${cut}: ${run.stderr()}`);
-      for (const { key, seq } of run.acks) expected.set(key, seq);
-      tally.acked += run.acks.length;
-      if (cut % VOLUME_LOSS_EVERY === 0) {
-        // The volume is lost for good. What a restore must bring back: the newest commit that verifies; the
-        // writes after it are the loss one commit interval allows, and are not expected any more.
-        const restorable = await newestSoundCommit(storeDir);
-        for (const [key, seq] of expected) if (seq > restorable) expected.delete(key);
-        fs.rmSync(stateDir, { recursive: true, force: true });
-        fsyncDir(path.dirname(stateDir)); // not brought back by the next cut
-        tally.volumeLosses++;
+      console.log(`power cuts: ${CUTS}, ${JSON.stringify(tally)}, commits in store ${commits.length}`);
+
+      expect(tally.acked).toBeGreaterThan(CUTS * 5); // real load
+      expect(tally.restores).toBeGreaterThan(0); // restores from the store were exercised
+      expect(tally.keptPages).toBeGreaterThan(0); // partially written-back pages were exercised
+      expect(tally.lostAcked).toBe(0);
+      expect(tally.wrongValues).toBe(0);
+      expect(tally.integrityFailures).toBe(0);
+      expect(corruptCommits).toEqual([]);
+      expect(commits.length).toBeGreaterThan(0);
+    },
+    30 * 60_000,
+  );
+
+  it(
+    "cuts through a real container: the session service's acknowledged PUTs survive",
+    async () => {
+      const image = "reseat-session-workload:v1";
+      const { Id: imageId } = await docker.getImage(image).inspect();
+      const volume = path.join(mountpoint, "containers", "volume");
+      const store = path.join(mountpoint, "containers", "store");
+      for (const dir of [volume, store]) {
+        fs.mkdirSync(dir, { recursive: true });
+        fs.chownSync(dir, 1000, 1000); // the image's user (and root keeps access)
+        fsyncDir(dir);
       }
-    }
-
-    // A last start checks the last cut's writes.
-    fs.writeFileSync(expectFile, JSON.stringify([...expected.keys()].map((key) => [key, valueOf(key)])));
-    const last = startWorkload({ STATE_DIR: stateDir, STORE_DIR: storeDir, GENERATION: String(CUTS + 1), PREFIX: "last", EXPECT_FILE: expectFile, INTERVAL_MS: "60000", WRITERS: "0" });
-    await verifyStart(last);
-    last.child.kill("SIGKILL");
-    await last.exited;
-
-    // Every commit the store shows was renamed into place after its fsync: each must verify and restore.
-    const store = new DirectoryStore(storeDir, "powercut");
-    const commits = await store.list();
-    const corruptCommits: string[] = [];
-    for (const { id } of commits) {
-      const problem = await commitProblem(store, id);
-      if (problem) corruptCommits.push(`${id}: ${problem}`);
-    }
-    console.log(`power cuts: ${CUTS}, ${JSON.stringify(tally)}, commits in store ${commits.length}`);
-
-    expect(tally.acked).toBeGreaterThan(CUTS * 5); // real load
-    expect(tally.restores).toBeGreaterThan(0); // restores from the store were exercised
-    expect(tally.keptPages).toBeGreaterThan(0); // partially written-back pages were exercised
-    expect(tally.lostAcked).toBe(0);
-    expect(tally.wrongValues).toBe(0);
-    expect(tally.integrityFailures).toBe(0);
-    expect(corruptCommits).toEqual([]);
-    expect(commits.length).toBeGreaterThan(0);
-  }, 30 * 60_000);
-
-  it("cuts through a real container: the session service's acknowledged PUTs survive", async () => {
-    const image = "reseat-session-workload:v1";
-    const { Id: imageId } = await docker.getImage(image).inspect();
-    const volume = path.join(mountpoint, "containers", "volume");
-    const store = path.join(mountpoint, "containers", "store");
-    for (const dir of [volume, store]) {
-      fs.mkdirSync(dir, { recursive: true });
-      fs.chownSync(dir, 1000, 1000); // the image's user (and root keeps access)
-      fsyncDir(dir);
-    }
-    fsyncDir(path.join(mountpoint, "containers"));
-    const port = 18700 + (process.pid % 200);
-    const acked = new Map<string, unknown>();
-    const name = `reseat-powercut-${process.pid}`;
-    const rounds = 3;
-    for (let round = 1; round <= rounds + 1; round++) {
-      const container = await docker.createContainer({
-        name: `${name}-${round}`,
-        Image: imageId,
-        Env: [`PORT=${port}`, "RESEAT_PE_ID=powercut-container", `RESEAT_GENERATION=${round}`, "RESEAT_STATE_DIR=/state", "RESEAT_COMMIT_INTERVAL_MS=100", `RESEAT_STORE={"kind":"directory","path":"/reseat-store"}`],
-        HostConfig: {
-          NetworkMode: "host",
-          Mounts: [
-            { Type: "bind", Source: volume, Target: "/state" },
-            { Type: "bind", Source: store, Target: "/reseat-store" },
+      fsyncDir(path.join(mountpoint, "containers"));
+      const port = 18700 + (process.pid % 200);
+      const acked = new Map<string, unknown>();
+      const name = `reseat-powercut-${process.pid}`;
+      const rounds = 3;
+      for (let round = 1; round <= rounds + 1; round++) {
+        const container = await docker.createContainer({
+          name: `${name}-${round}`,
+          Image: imageId,
+          Env: [
+            `PORT=${port}`,
+            "RESEAT_PE_ID=powercut-container",
+            `RESEAT_GENERATION=${round}`,
+            "RESEAT_STATE_DIR=/state",
+            "RESEAT_COMMIT_INTERVAL_MS=100",
+            `RESEAT_STORE={"kind":"directory","path":"/reseat-store"}`,
           ],
-        },
-      });
-      try {
-        await container.start();
-        const status = await waitForJson<{ resumedFrom: string; seq: number }>(port, "/status");
-        expect(status.resumedFrom).toBe(round === 1 ? "empty" : "local");
-        const seen = await waitForJson<{ sessions: Record<string, unknown> }>(port, "/sessions");
-        for (const [key, value] of acked) expect(seen.sessions[key], `acknowledged ${key} after cut ${round - 1}`).toEqual(value);
-        if (round > rounds) break;
-        // PUTs in flight while the power goes: only those answered 200 count as acknowledged.
-        let stop = false;
-        const writers = Array.from({ length: 3 }, async (_, w) => {
-          for (let n = 0; !stop; n++) {
-            const key = `r${round}-w${w}-${n}`;
-            const value = { round, w, n };
-            const res = await fetch(`http://127.0.0.1:${port}/sessions/${key}`, { method: "PUT", body: JSON.stringify(value) }).catch(() => undefined);
-            if (res?.status === 200) acked.set(key, value);
-          }
+          HostConfig: {
+            NetworkMode: "host",
+            Mounts: [
+              { Type: "bind", Source: volume, Target: "/state" },
+              { Type: "bind", Source: store, Target: "/reseat-store" },
+            ],
+          },
         });
-        const target = acked.size + 20 + Math.floor(Math.random() * 200);
-        await waitUntil(() => acked.size >= target, `${target} acknowledged PUTs`);
-        await container.kill({ signal: "KILL" });
-        await container.wait();
-        stop = true;
-        await Promise.all(writers);
-        await powercut.cut(round % 2 ? 0 : 0.5);
-      } finally {
-        await container.remove({ force: true }).catch(() => undefined);
+        try {
+          await container.start();
+          const status = await waitForJson<{ resumedFrom: string; seq: number }>(port, "/status");
+          expect(status.resumedFrom).toBe(round === 1 ? "empty" : "local");
+          const seen = await waitForJson<{ sessions: Record<string, unknown> }>(port, "/sessions");
+          for (const [key, value] of acked) expect(seen.sessions[key], `acknowledged ${key} after cut ${round - 1}`).toEqual(value);
+          if (round > rounds) break;
+          // PUTs in flight while the power goes: only those answered 200 count as acknowledged.
+          let stop = false;
+          const writers = Array.from({ length: 3 }, async (_, w) => {
+            for (let n = 0; !stop; n++) {
+              const key = `r${round}-w${w}-${n}`;
+              const value = { round, w, n };
+              const res = await fetch(`http://127.0.0.1:${port}/sessions/${key}`, { method: "PUT", body: JSON.stringify(value) }).catch(() => undefined);
+              if (res?.status === 200) acked.set(key, value);
+            }
+          });
+          const target = acked.size + 20 + Math.floor(Math.random() * 200);
+          await waitUntil(() => acked.size >= target, `${target} acknowledged PUTs`);
+          await container.kill({ signal: "KILL" });
+          await container.wait();
+          stop = true;
+          await Promise.all(writers);
+          await powercut.cut(round % 2 ? 0 : 0.5);
+        } finally {
+          await container.remove({ force: true }).catch(() => undefined);
+        }
       }
-    }
-    expect(acked.size).toBeGreaterThan(0);
-  }, 5 * 60_000);
+      expect(acked.size).toBeGreaterThan(0);
+    },
+    5 * 60_000,
+  );
 });
 
 /** Poll (bounded) until `condition` holds. */

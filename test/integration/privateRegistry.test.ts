@@ -7,7 +7,21 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DockerBackend } from "../../src/backend/docker/dockerBackend";
-import { CliResult, Project, cleanup, containersOf, demoSpec, docker, httpJson, makeProject, orUndefined, peOutputs, reseatCli, setSecret, setSpecs } from "../support/harness";
+import {
+  CliResult,
+  Project,
+  cleanup,
+  containersOf,
+  demoSpec,
+  docker,
+  httpJson,
+  makeProject,
+  orUndefined,
+  peOutputs,
+  reseatCli,
+  setSecret,
+  setSpecs,
+} from "../support/harness";
 import { freePort } from "../support/remoteEngines/daemon";
 import { PrivateRegistry } from "../support/remoteEngines/privateRegistry";
 
@@ -40,7 +54,10 @@ describe("a processing element pulling its image from a private registry", () =>
   });
   afterAll(async () => {
     await cleanup([PE]);
-    await docker.getImage(ref).remove().catch(() => undefined); // the tag only: the image keeps its other names
+    await docker
+      .getImage(ref)
+      .remove()
+      .catch(() => undefined); // the tag only: the image keeps its other names
     await registry?.stop();
   });
 
@@ -75,7 +92,11 @@ describe("a processing element pulling its image from a private registry", () =>
     expect((await docker.getImage(ref).inspect()).Id).toBe(inspect.Image);
     expect((await httpJson<{ version: string }>(port, "/state")).version).toBe("v1");
     // The registry served this repository's manifest to the test's user: the pull authenticated.
-    expect(registry.log()).toMatch(new RegExp(`auth\\.user\\.name=${registry.username}.*http\\.request\\.method=(GET|HEAD).*http\\.request\\.uri=/v2/reseat/demo-${process.pid}/manifests/v1`));
+    expect(registry.log()).toMatch(
+      new RegExp(
+        `auth\\.user\\.name=${registry.username}.*http\\.request\\.method=(GET|HEAD).*http\\.request\\.uri=/v2/reseat/demo-${process.pid}/manifests/v1`,
+      ),
+    );
   });
 
   it("the password is in plain text nowhere: stack export, stack outputs, docker inspect, labels, container logs, CLI output", async () => {
@@ -92,7 +113,11 @@ describe("a processing element pulling its image from a private registry", () =>
       "reseat CLI output": cliOutput.map((r) => JSON.stringify(r.doc) + r.stderr).join("\n"),
     };
     // Also as Docker's config and X-Registry-Auth header would carry it (base64).
-    const forms = [registry.password, Buffer.from(`${registry.username}:${registry.password}`).toString("base64"), Buffer.from(registry.password).toString("base64")];
+    const forms = [
+      registry.password,
+      Buffer.from(`${registry.username}:${registry.password}`).toString("base64"),
+      Buffer.from(registry.password).toString("base64"),
+    ];
     for (const [what, text] of Object.entries(texts)) {
       for (const form of forms) expect(text.includes(form), `${what} contains the password`).toBe(false);
     }

@@ -11,7 +11,21 @@ import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LABELS } from "../../src/backend/backend";
 import { EngineEvent, followEvents } from "../../src/backend/docker/events";
-import { ROOT, Project, cleanup, connection, containersOf, demoSpec, docker, httpJson, makeProject, orUndefined, reseatCli, setSpecs, volumeExists } from "../support/harness";
+import {
+  ROOT,
+  Project,
+  cleanup,
+  connection,
+  containersOf,
+  demoSpec,
+  docker,
+  httpJson,
+  makeProject,
+  orUndefined,
+  reseatCli,
+  setSpecs,
+  volumeExists,
+} from "../support/harness";
 import { FleetOutputs, demoGroupSpec, setFleets } from "../support/group";
 import { api, k8sSessionSpec, loadImages, makeTestNamespace, podsOfPe, useCluster } from "../support/kubernetesPe";
 import { PrivateRegistry } from "../support/remoteEngines/privateRegistry";
@@ -40,11 +54,13 @@ function plainProject(name: string, program: "index.js" | "groups.js"): Project 
 /** The registry's credentials in a Docker config of the test's own (the engine's pulls, and its registry look-ups, read it). */
 let dockerConfig: string | undefined;
 const env = (project: Project, extra: NodeJS.ProcessEnv = {}) => userEnv(project.dir, { ...(dockerConfig ? { DOCKER_CONFIG: dockerConfig } : {}), ...extra });
-const pulumi = (project: Project, ...args: string[]): Promise<Ran> => runIn(project.dir, "pulumi", [...args, "--stack", project.stack, "--non-interactive"], env(project));
+const pulumi = (project: Project, ...args: string[]): Promise<Ran> =>
+  runIn(project.dir, "pulumi", [...args, "--stack", project.stack, "--non-interactive"], env(project));
 /** As on a remote engine: the provider reads volume files through the Engine API, never the host's file system. */
 const pulumiEngineAccess = (project: Project, ...args: string[]): Promise<Ran> =>
   runIn(project.dir, "pulumi", [...args, "--stack", project.stack, "--non-interactive"], env(project, { RESEAT_VOLUME_ACCESS: "engine" }));
-const mustPulumi = (project: Project, ...args: string[]): Promise<Ran> => mustRun(project.dir, "pulumi", [...args, "--stack", project.stack, "--non-interactive"], env(project));
+const mustPulumi = (project: Project, ...args: string[]): Promise<Ran> =>
+  mustRun(project.dir, "pulumi", [...args, "--stack", project.stack, "--non-interactive"], env(project));
 const initStack = (project: Project): Promise<Ran> => mustRun(project.dir, "pulumi", ["stack", "init", project.stack, "--non-interactive"], env(project));
 
 interface PreviewStep {
@@ -167,7 +183,12 @@ describe("preview is read-only on Docker", () => {
   });
   afterAll(async () => {
     await cleanup([PE, NEW_PE, ...FLEET_MEMBERS]);
-    for (const ref of [remoteRef, remoteFleetRef]) if (ref) await docker.getImage(ref).remove().catch(() => undefined); // the tag only
+    for (const ref of [remoteRef, remoteFleetRef])
+      if (ref)
+        await docker
+          .getImage(ref)
+          .remove()
+          .catch(() => undefined); // the tag only
     await registry?.stop();
     dockerConfig = undefined;
   });
@@ -200,7 +221,10 @@ describe("preview is read-only on Docker", () => {
     setSpecs(project, [demoSpec(PE, port, { image: remoteRef })]);
     expect(await imageOnEngine(remoteRef)).toBeUndefined();
     // `--json` for the plan, `--diff` for what a person sees.
-    const { result: previews, events } = await recordedPreview(async () => ({ json: await previewJson(project), shown: (await mustPulumi(project, "preview", "--diff")).stdout }));
+    const { result: previews, events } = await recordedPreview(async () => ({
+      json: await previewJson(project),
+      shown: (await mustPulumi(project, "preview", "--diff")).stdout,
+    }));
     const preview = previews.json;
     expect(changes(preview.steps)).toEqual([`replace pulumi-nodejs:dynamic/reseat:Executable ${PE}-executable`]);
     const digest = await registryDigest(registry, `reseat/ro-${PID}`, "v2");
@@ -216,7 +240,9 @@ describe("preview is read-only on Docker", () => {
     await mustPulumi(project, "up", "--yes", "--skip-preview");
     const pulled = await imageOnEngine(remoteRef);
     expect(pulled).toBeDefined();
-    const outputs = JSON.parse((await mustPulumi(project, "stack", "output", "--json")).stdout) as { processingElements: Record<string, { imageId: string; executableId: string; generation: number }> };
+    const outputs = JSON.parse((await mustPulumi(project, "stack", "output", "--json")).stdout) as {
+      processingElements: Record<string, { imageId: string; executableId: string; generation: number }>;
+    };
     const pe = outputs.processingElements[PE]!;
     expect(pe.imageId).toBe(pulled);
     expect(pe.generation).toBe(2);
@@ -254,7 +280,12 @@ describe("preview is read-only on Docker", () => {
     expect(up.code).not.toBe(0);
     expect(up.stdout + up.stderr).toContain(`reseat: processing element "${PE}": image: image "${nowhere}" is not on the engine`);
     expect(up.stdout + up.stderr).toContain("nothing was stopped or created");
-    console.log(`--- pulumi up of an image that exists nowhere ---\n${(up.stdout + up.stderr).split("\n").filter((line) => line.includes("reseat: processing element")).join("\n")}`);
+    console.log(
+      `--- pulumi up of an image that exists nowhere ---\n${(up.stdout + up.stderr)
+        .split("\n")
+        .filter((line) => line.includes("reseat: processing element"))
+        .join("\n")}`,
+    );
     expect((await containersOf(PE)).map((c) => c.Id)).toEqual([runningId]);
     expect((await httpJson<{ version: string }>(port, "/state")).version).toBe("v2");
 
@@ -315,7 +346,13 @@ async function watchNamespace(namespace: string, storageClass: string): Promise<
       resourceVersion: async () => (await core.listNamespacedPod({ namespace })).metadata?.resourceVersion,
       // Gated: never scheduled, nothing pulled or run.
       createMarker: (name) =>
-        core.createNamespacedPod({ namespace, body: { metadata: { name }, spec: { schedulingGates: [{ name: "reseat.test/marker" }], containers: [{ name: "marker", image: "reseat-session-workload:v1" }] } } }),
+        core.createNamespacedPod({
+          namespace,
+          body: {
+            metadata: { name },
+            spec: { schedulingGates: [{ name: "reseat.test/marker" }], containers: [{ name: "marker", image: "reseat-session-workload:v1" }] },
+          },
+        }),
     },
     {
       kind: "claim",
@@ -323,7 +360,10 @@ async function watchNamespace(namespace: string, storageClass: string): Promise<
       resourceVersion: async () => (await core.listNamespacedPersistentVolumeClaim({ namespace })).metadata?.resourceVersion,
       // WaitForFirstConsumer: never bound, no volume made.
       createMarker: (name) =>
-        core.createNamespacedPersistentVolumeClaim({ namespace, body: { metadata: { name }, spec: { accessModes: ["ReadWriteOnce"], storageClassName: storageClass, resources: { requests: { storage: "1Mi" } } } } }),
+        core.createNamespacedPersistentVolumeClaim({
+          namespace,
+          body: { metadata: { name }, spec: { accessModes: ["ReadWriteOnce"], storageClassName: storageClass, resources: { requests: { storage: "1Mi" } } } },
+        }),
     },
     {
       kind: "secret",

@@ -77,7 +77,10 @@ describe("the README's runnable commands, run as written", () => {
     expect(installed.version).toBe(pkg.version);
     expect(fs.existsSync(path.join(orders, "node_modules", "@pulumi", "pulumi", "package.json"))).toBe(true);
     expect(fs.existsSync(path.join(orders, "node_modules", "reseat", "node_modules", "@pulumi", "pulumi"))).toBe(false);
-    const resolved = spawnSync(process.execPath, ["-e", 'require("reseat/components"); require("reseat/state"); console.log("ok")'], { cwd: orders, encoding: "utf8" });
+    const resolved = spawnSync(process.execPath, ["-e", 'require("reseat/components"); require("reseat/state"); console.log("ok")'], {
+      cwd: orders,
+      encoding: "utf8",
+    });
     expect(resolved.stdout.trim(), resolved.stderr).toBe("ok");
   });
 
@@ -86,7 +89,9 @@ describe("the README's runnable commands, run as written", () => {
     expect(pkg.devDependencies["@pulumi/kubernetes"]).toBe(plugin);
     const pinned = /npm install @pulumi\/kubernetes@(\S+)/.exec(runnableBlocks(readme).join("\n"))?.[1];
     expect(pinned).toBe(plugin);
-    const installed = JSON.parse(fs.readFileSync(path.join(sandbox, "orders", "node_modules", "@pulumi", "kubernetes", "package.json"), "utf8")) as { version: string };
+    const installed = JSON.parse(fs.readFileSync(path.join(sandbox, "orders", "node_modules", "@pulumi", "kubernetes", "package.json"), "utf8")) as {
+      version: string;
+    };
     expect(installed.version).toBe(plugin);
   });
 });

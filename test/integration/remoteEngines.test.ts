@@ -9,7 +9,19 @@ import Dockerode from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LABELS } from "../../src/backend/backend";
 import { followEvents } from "../../src/backend/docker/events";
-import { Project, containersOf, demoSpec, engineEventsUntilNow, httpJson, makeProject, mustSucceed, peOutputs, setSecret, setSpecs, volumeExists } from "../support/harness";
+import {
+  Project,
+  containersOf,
+  demoSpec,
+  engineEventsUntilNow,
+  httpJson,
+  makeProject,
+  mustSucceed,
+  peOutputs,
+  setSecret,
+  setSpecs,
+  volumeExists,
+} from "../support/harness";
 import { freePort } from "../support/remoteEngines/daemon";
 import { SshServer } from "../support/remoteEngines/sshServer";
 import { TestEngine } from "../support/remoteEngines/testEngine";
@@ -107,7 +119,8 @@ describe("processing elements on another Docker Engine", () => {
     const since = Math.floor(Date.now() / 1000) - 1;
     const filters = { type: ["container"], label: [`${LABELS.peId}=${peId}`], event: ["start", "die"] };
     const byKey = new Map<string, { action: string; id: string; timeNano: number }>();
-    const collect = (e: { Action: string; id: string; timeNano: number }) => byKey.set(`${e.id}/${e.Action}/${e.timeNano}`, { action: e.Action, id: e.id, timeNano: e.timeNano });
+    const collect = (e: { Action: string; id: string; timeNano: number }) =>
+      byKey.set(`${e.id}/${e.Action}/${e.timeNano}`, { action: e.Action, id: e.id, timeNano: e.timeNano });
     const subscription = await followEvents(remote, engine.unixHost, filters, collect, { since });
     return {
       stop: async () => {

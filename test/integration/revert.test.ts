@@ -57,7 +57,11 @@ describe("staged replacement with automatic revert", () => {
       overrides: { image: "reseat-session-workload:v2", readiness: { httpGet: { port: PORT, path: "/never-ready" }, timeout: "3s" } },
       failure: /was not ready within 3000 ms/,
     },
-    { name: "an env that crashes the workload", overrides: { env: { PORT: String(PORT), NODE_OPTIONS: "--require /no/such/module.js" } }, failure: /exited with code \d+ before it was ready/ },
+    {
+      name: "an env that crashes the workload",
+      overrides: { env: { PORT: String(PORT), NODE_OPTIONS: "--require /no/such/module.js" } },
+      failure: /exited with code \d+ before it was ready/,
+    },
   ];
 
   for (const bad of badChanges) {
@@ -88,7 +92,9 @@ describe("staged replacement with automatic revert", () => {
       expect(state.generation).toBe(generation);
       expect(state.reverted).toBe(true);
       // `reseat status` says so too.
-      const status = JSON.parse((await runProcess(process.execPath, [path.join(ROOT, "dist", "src", "cli", "main.js"), "status", "--json"])).stdout) as { processingElements: { peId: string; reverted: boolean; failedSpecHash: string | null; generation: number }[] };
+      const status = JSON.parse((await runProcess(process.execPath, [path.join(ROOT, "dist", "src", "cli", "main.js"), "status", "--json"])).stdout) as {
+        processingElements: { peId: string; reverted: boolean; failedSpecHash: string | null; generation: number }[];
+      };
       const row = status.processingElements.find((r) => r.peId === PE)!;
       expect(row).toMatchObject({ reverted: true, generation });
       expect(row.failedSpecHash).toMatch(/^[0-9a-f]{16}$/);

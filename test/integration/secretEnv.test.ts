@@ -10,7 +10,18 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LABELS, SECRET_ENV_MARKER } from "../../src/backend/backend";
 import { cleanup, docker, runningOf, startController, waitFor } from "../support/harness";
-import { demoImageIds, freePort, installReseat, mustPulumi, outsideFolder, packReseat, pulumi, stackExport, stackOutputs, type PeSummary } from "../support/userProject";
+import {
+  demoImageIds,
+  freePort,
+  installReseat,
+  mustPulumi,
+  outsideFolder,
+  packReseat,
+  pulumi,
+  stackExport,
+  stackOutputs,
+  type PeSummary,
+} from "../support/userProject";
 
 const PE = `it-se-${process.pid}`;
 const STACK = "dev";
@@ -106,7 +117,9 @@ describe("a secret env value stays out of labels and state, and survives re-crea
     expect(container.Id).toBe((await summary()).executableId);
     const exported = await stackExport(dir, STACK);
     expect(exported).not.toContain(TOKEN);
-    const executable = (JSON.parse(exported) as { deployment: { resources: { urn: string; inputs?: Record<string, unknown> }[] } }).deployment.resources.find((r) => r.urn.endsWith(`::${PE}-executable`))!;
+    const executable = (JSON.parse(exported) as { deployment: { resources: { urn: string; inputs?: Record<string, unknown> }[] } }).deployment.resources.find(
+      (r) => r.urn.endsWith(`::${PE}-executable`),
+    )!;
     expect(executable.inputs!.secretEnv).toEqual(["API_TOKEN"]);
   });
 
@@ -116,11 +129,7 @@ describe("a secret env value stays out of labels and state, and survives re-crea
     try {
       await controller.ready;
       await docker.getContainer(before.executableId).kill({ signal: "SIGKILL" });
-      await waitFor(
-        "the controller's reseat",
-        async () => (controller.events.some((e) => e.kind === "reseated" && e.peId === PE) ? true : undefined),
-        60_000,
-      );
+      await waitFor("the controller's reseat", async () => (controller.events.some((e) => e.kind === "reseated" && e.peId === PE) ? true : undefined), 60_000);
     } finally {
       await controller.stop();
     }

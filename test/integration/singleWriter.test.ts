@@ -29,10 +29,21 @@ function observeVolume(volume: string): { stop: () => Promise<number> } {
 
 const made = new Set<string>();
 async function removeAll(): Promise<void> {
-  for (const peId of made) for (const c of await containersOf(peId)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+  for (const peId of made)
+    for (const c of await containersOf(peId))
+      await docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined);
   for (let i = 0; i < ROUNDS; i++) {
-    await docker.getVolume(`${PE}-one-${i}`).remove().catch(() => undefined);
-    await docker.getVolume(`${PE}-two-${i}`).remove().catch(() => undefined);
+    await docker
+      .getVolume(`${PE}-one-${i}`)
+      .remove()
+      .catch(() => undefined);
+    await docker
+      .getVolume(`${PE}-two-${i}`)
+      .remove()
+      .catch(() => undefined);
   }
 }
 
@@ -73,7 +84,9 @@ describe("single writer per state volume", () => {
       const [winner, loser, loserPe] = outcomes[0] ? ["a", rb, b] : ["b", ra, a];
       const winnerPe = winner === "a" ? a : b;
       winners.push(winner);
-      expect(loser.doc.error).toMatch(new RegExp(`state volume "${volume}" belongs to reseat/${winner}/${winnerPe}; refusing to bind it to reseat/${winner === "a" ? "b" : "a"}/${loserPe}`));
+      expect(loser.doc.error).toMatch(
+        new RegExp(`state volume "${volume}" belongs to reseat/${winner}/${winnerPe}; refusing to bind it to reseat/${winner === "a" ? "b" : "a"}/${loserPe}`),
+      );
       expect(await containersOf(loserPe)).toHaveLength(0);
       const running = await docker.listContainers({ filters: { volume: [volume] } });
       expect(running.map((c) => c.Labels["io.reseat.pe-id"])).toEqual([winnerPe]);

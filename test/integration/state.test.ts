@@ -41,7 +41,10 @@ async function loseVolume(executableId: string, volumeName: string): Promise<voi
 
 function commitFiles(): string[] {
   const dir = path.join(STORE, encodeURIComponent(PE));
-  return fs.readdirSync(dir).filter((f) => f.endsWith(".commit")).sort(); // g<generation>-s<seq>.commit
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith(".commit"))
+    .sort(); // g<generation>-s<seq>.commit
 }
 
 describe("state that survives replacement (directory store)", () => {

@@ -122,10 +122,14 @@ describe("a non-root workload (the image's USER 1000)", () => {
     await waitFor("100 writes", async () => (writers.acks.length >= 100 ? true : undefined));
     await killHard(before.Id);
     await writers.stop();
-    await waitFor("a new executable", async () => {
-      const running = await runningOf(NONROOT);
-      return running.length === 1 && running[0]!.Id !== before.Id ? true : undefined;
-    }, 60_000);
+    await waitFor(
+      "a new executable",
+      async () => {
+        const running = await runningOf(NONROOT);
+        return running.length === 1 && running[0]!.Id !== before.Id ? true : undefined;
+      },
+      60_000,
+    );
     const seen = (await waitFor("the service answering", () => sessions(PORT))).sessions;
     for (const [key, value] of lastAcked(writers.acks)) expect(seen[key]?.n, key).toBeGreaterThanOrEqual(value);
     await controller.stop();
@@ -204,7 +208,9 @@ describe("a store whose commits are all damaged", () => {
     expect(refused.code).not.toBe(0);
     expect(refused.doc.error ?? refused.stderr).toMatch(/refusing to start empty: the persistent store has \d+ commit\(s\) and none verifies/);
     const status = await runProcess(process.execPath, [CLI, "status", "--json"]);
-    const row = (JSON.parse(status.stdout) as { processingElements: Array<{ peId: string; state: string; restoreFailed: string[] | null }> }).processingElements.find((r) => r.peId === REFUSE);
+    const row = (
+      JSON.parse(status.stdout) as { processingElements: Array<{ peId: string; state: string; restoreFailed: string[] | null }> }
+    ).processingElements.find((r) => r.peId === REFUSE);
     expect(row?.state).toBe("restore-failed");
     expect(row?.restoreFailed).toHaveLength(commits.length);
     for (const reason of row!.restoreFailed!) expect(reason).toMatch(/\.commit: sha256 does not match the record$/);
@@ -212,7 +218,9 @@ describe("a store whose commits are all damaged", () => {
     expect(first.generation).toBeLessThan(second.generation);
 
     // Starting empty is the PE's explicit choice.
-    setSpecs(project, [spec(REFUSE, port, { image: "reseat-session-workload:v2", persistentStore: { kind: "directory", hostPath: STORE, allowEmptyStart: true } })]);
+    setSpecs(project, [
+      spec(REFUSE, port, { image: "reseat-session-workload:v2", persistentStore: { kind: "directory", hostPath: STORE, allowEmptyStart: true } }),
+    ]);
     const empty = peOutputs(await mustSucceed(project, "up"), REFUSE);
     expect(empty.resumedFrom).toBe("empty");
   });

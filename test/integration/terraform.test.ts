@@ -7,7 +7,21 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LABELS } from "../../src/backend/backend";
 import { synthesize } from "../../stacks/terraform/main";
-import { CLI, ProcessResult, ROOT, cleanup, containersOf, demoSpec, docker, httpJson, orUndefined, sessionSpec, runProcess, volumeExists, waitFor } from "../support/harness";
+import {
+  CLI,
+  ProcessResult,
+  ROOT,
+  cleanup,
+  containersOf,
+  demoSpec,
+  docker,
+  httpJson,
+  orUndefined,
+  sessionSpec,
+  runProcess,
+  volumeExists,
+  waitFor,
+} from "../support/harness";
 
 const PE = `it-tf-${process.pid}`;
 const PORT = 19470;
@@ -30,7 +44,10 @@ function tf(...args: string[]): Promise<Run> {
 
 async function tfOk(...args: string[]): Promise<Run> {
   const result = await tf(...args);
-  if (result.code !== 0) throw new Error(`tf.sh ${args.join(" ")} failed (${result.code})\n--- stdout ---\n${result.stdout.slice(-4000)}\n--- stderr ---\n${result.stderr.slice(-4000)}`);
+  if (result.code !== 0)
+    throw new Error(
+      `tf.sh ${args.join(" ")} failed (${result.code})\n--- stdout ---\n${result.stdout.slice(-4000)}\n--- stderr ---\n${result.stderr.slice(-4000)}`,
+    );
   return result;
 }
 
@@ -101,17 +118,36 @@ describe("Terraform flavour: OpenTofu + kreuzwerker/docker on the real engine", 
     expect(running.map((c) => c.Names[0])).toEqual([`/${executable}`]);
     firstContainerId = running[0]!.Id;
     expect(running[0]!.Labels).toMatchObject({ [LABELS.managed]: "true", [LABELS.role]: "executable", [LABELS.peId]: PE, [LABELS.volume]: volumeName });
-    const inspect = (await docker.getContainer(firstContainerId).inspect()) as unknown as { Config: { Env: string[]; StopSignal: string; StopTimeout: number }; HostConfig: { RestartPolicy: { Name: string }; NetworkMode: string }; Mounts: { Name?: string; Destination: string }[] };
-    expect(inspect.Config.Env).toEqual(expect.arrayContaining([`RESEAT_PE_ID=${PE}`, "RESEAT_STATE_DIR=/state", "RESEAT_COMMIT_INTERVAL_MS=5000", `PORT=${PORT}`]));
+    const inspect = (await docker.getContainer(firstContainerId).inspect()) as unknown as {
+      Config: { Env: string[]; StopSignal: string; StopTimeout: number };
+      HostConfig: { RestartPolicy: { Name: string }; NetworkMode: string };
+      Mounts: { Name?: string; Destination: string }[];
+    };
+    expect(inspect.Config.Env).toEqual(
+      expect.arrayContaining([`RESEAT_PE_ID=${PE}`, "RESEAT_STATE_DIR=/state", "RESEAT_COMMIT_INTERVAL_MS=5000", `PORT=${PORT}`]),
+    );
     expect(inspect.Config.Env.some((e) => e.startsWith("RESEAT_STORE="))).toBe(true);
     expect(inspect.Config.StopSignal).toBe("SIGTERM");
     expect(inspect.Config.StopTimeout).toBe(5);
     expect(inspect.HostConfig.RestartPolicy.Name).toBe("no");
     expect(inspect.HostConfig.NetworkMode).toBe("host");
-    expect(inspect.Mounts).toEqual(expect.arrayContaining([expect.objectContaining({ Name: volumeName, Destination: "/state" }), expect.objectContaining({ Name: "reseat-store", Destination: "/reseat-store" })]));
+    expect(inspect.Mounts).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ Name: volumeName, Destination: "/state" }),
+        expect.objectContaining({ Name: "reseat-store", Destination: "/reseat-store" }),
+      ]),
+    );
 
     const pe = (await outputs())[`pe_${PE}`]!;
-    expect(pe).toMatchObject({ peId: PE, volumeName, commitIntervalMs: 5000, executableName: executable, executableId: firstContainerId, executable, state: "running" });
+    expect(pe).toMatchObject({
+      peId: PE,
+      volumeName,
+      commitIntervalMs: 5000,
+      executableName: executable,
+      executableId: firstContainerId,
+      executable,
+      state: "running",
+    });
   });
 
   it("the workload writes state on the volume", async () => {
@@ -173,7 +209,14 @@ describe("Terraform flavour: OpenTofu + kreuzwerker/docker on the real engine", 
       const last = value.lastCommit as { seq: number } | null;
       return last && last.seq >= lastSeq ? value : undefined;
     });
-    expect(pe).toMatchObject({ peId: SESSION_PE, state: "running", executable: `reseat-${SESSION_PE}-tf`, commitLagMs: 0, resumedFrom: "empty", lastCommitError: null });
+    expect(pe).toMatchObject({
+      peId: SESSION_PE,
+      state: "running",
+      executable: `reseat-${SESSION_PE}-tf`,
+      commitLagMs: 0,
+      resumedFrom: "empty",
+      lastCommitError: null,
+    });
     expect(typeof pe.generation).toBe("number");
     // The same figures `reseat status --json` prints (what the file holds).
     const status = JSON.parse((await run(process.execPath, [CLI, "status", "--json"])).stdout) as { processingElements: Record<string, unknown>[] };

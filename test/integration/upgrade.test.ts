@@ -147,7 +147,7 @@ describe.each(RELEASES)("a stack written by reseat $version, upgraded to this ch
     await mustPulumi(dir, ["stack", "init", STACK]);
     const [directory, postgres] = pes as [Pe, Pe];
     const settings = {
-      image: (await imageId(release.sessionImages.v1)),
+      image: await imageId(release.sessionImages.v1),
       commitInterval: "1s",
       directoryPe: directory.peId,
       directoryPort: String(directory.port),
@@ -162,7 +162,12 @@ describe.each(RELEASES)("a stack written by reseat $version, upgraded to this ch
     };
     for (const [key, value] of Object.entries(settings)) await config(key, value);
     // The password as a secret, from stdin (never in a process list).
-    execFileSync("pulumi", ["config", "set", "--secret", "--stack", STACK, "reseat:pgPassword", "--non-interactive"], { cwd: dir, env: userEnv(dir), input: PG.RESEAT_PG_PASSWORD, stdio: ["pipe", "ignore", "inherit"] });
+    execFileSync("pulumi", ["config", "set", "--secret", "--stack", STACK, "reseat:pgPassword", "--non-interactive"], {
+      cwd: dir,
+      env: userEnv(dir),
+      input: PG.RESEAT_PG_PASSWORD,
+      stdio: ["pipe", "ignore", "inherit"],
+    });
 
     const created = await up("oldUp");
     await Promise.all(
@@ -175,7 +180,11 @@ describe.each(RELEASES)("a stack written by reseat $version, upgraded to this ch
         pe.acked = lastAcked(writers.acks);
         pe.lastSeq = Math.max(...writers.acks.map((a) => a.seq));
         // Made, not assumed: interval commits go on while writes are pending; wait for one holding them all.
-        await waitFor(`${pe.output}: a commit holding seq ${pe.lastSeq}`, async () => ((await pe.commits()).some((c) => c.seq >= pe.lastSeq) ? true : undefined), 60_000);
+        await waitFor(
+          `${pe.output}: a commit holding seq ${pe.lastSeq}`,
+          async () => ((await pe.commits()).some((c) => c.seq >= pe.lastSeq) ? true : undefined),
+          60_000,
+        );
       }),
     );
     for (const pe of pes) await expectEveryWrite(pe);
@@ -223,7 +232,10 @@ describe.each(RELEASES)("a stack written by reseat $version, upgraded to this ch
       // The executable gone, nothing commits any more: these are the commits a restore can use.
       const commits = await pe.commits();
       expect(commits.length, pe.output).toBeGreaterThan(0);
-      expect(commits.filter((c) => c.generation !== 1), pe.output).toEqual([]); // all written by the release's executable
+      expect(
+        commits.filter((c) => c.generation !== 1),
+        pe.output,
+      ).toEqual([]); // all written by the release's executable
       expect(Math.max(...commits.map((c) => c.seq)), pe.output).toBeGreaterThanOrEqual(pe.lastSeq);
       await docker.getVolume(before.get(pe.peId)!.volumeName).remove();
     }

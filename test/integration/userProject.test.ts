@@ -93,7 +93,9 @@ describe("a new user: npm pack → npm install → the README's program → plai
     const gate = await runIn(dir, reseat, ["preview", "--stack", STACK, "--cwd", ".", "--expect-no-changes", "--json"], userEnv(dir));
     expect(gate.code, gate.stderr.slice(-2000)).toBe(0);
     timings.reseatPreview = gate.ms;
-    const outputs = JSON.parse((await mustRun(dir, reseat, ["outputs", "--stack", STACK, "--json"], userEnv(dir))).stdout) as { outputs: { orders: PeSummary } };
+    const outputs = JSON.parse((await mustRun(dir, reseat, ["outputs", "--stack", STACK, "--json"], userEnv(dir))).stdout) as {
+      outputs: { orders: PeSummary };
+    };
     expect(outputs.outputs.orders.executableId).toBe(first.executableId);
   });
 
@@ -108,7 +110,12 @@ describe("a new user: npm pack → npm install → the README's program → plai
     expect(preview.steps.filter((s) => s.urn.endsWith(`${NEW_USER}-volume`))).toEqual([]);
     expect(preview.changeSummary.same).toBeGreaterThan(0);
 
-    const gate = await runIn(dir, path.join(dir, "node_modules", ".bin", "reseat"), ["preview", "--stack", STACK, "--expect-no-changes", "--json"], userEnv(dir));
+    const gate = await runIn(
+      dir,
+      path.join(dir, "node_modules", ".bin", "reseat"),
+      ["preview", "--stack", STACK, "--expect-no-changes", "--json"],
+      userEnv(dir),
+    );
     expect(gate.code).toBe(3);
     const doc = JSON.parse(gate.stdout) as { ok: boolean; changes: Record<string, number> };
     expect(doc.ok).toBe(false);

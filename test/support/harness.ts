@@ -56,7 +56,12 @@ export function setSecret(project: Project, key: string, value: string): void {
   const env = { ...process.env, PULUMI_BACKEND_URL: `file://${path.join(project.dir, ".pulumi-state")}` };
   fs.mkdirSync(path.join(project.dir, ".pulumi-state"), { recursive: true });
   execFileSync("pulumi", ["stack", "select", "--create", project.stack], { cwd: project.dir, env, stdio: "ignore" });
-  execFileSync("pulumi", ["config", "set", "--secret", "--stack", project.stack, `reseat:${key}`], { cwd: project.dir, env, input: value, stdio: ["pipe", "ignore", "inherit"] });
+  execFileSync("pulumi", ["config", "set", "--secret", "--stack", project.stack, `reseat:${key}`], {
+    cwd: project.dir,
+    env,
+    input: value,
+    stdio: ["pipe", "ignore", "inherit"],
+  });
 }
 
 /** The encrypted entries of a stack config file (JSON as written here, or YAML as Pulumi writes it). */
@@ -81,7 +86,14 @@ function secretsOf(file: string): { encryptionsalt?: string; secure: Record<stri
 
 export interface CliResult {
   code: number;
-  doc: { ok: boolean; error?: string; steps?: { op: string; urn: string; type: string }[]; outputs?: Record<string, unknown>; changeSummary?: Record<string, number>; summary?: Record<string, number> };
+  doc: {
+    ok: boolean;
+    error?: string;
+    steps?: { op: string; urn: string; type: string }[];
+    outputs?: Record<string, unknown>;
+    changeSummary?: Record<string, number>;
+    summary?: Record<string, number>;
+  };
   stderr: string;
 }
 
@@ -99,7 +111,8 @@ function ensureStack(project: Project): void {
   if (existingStacks.has(key)) return;
   fs.mkdirSync(path.join(project.dir, ".pulumi-state"), { recursive: true });
   const init = spawnSync("pulumi", ["stack", "init", project.stack, "--no-select", "--non-interactive"], { cwd: project.dir, encoding: "utf8" });
-  if (init.status !== 0 && !/already exists/.test(init.stderr)) throw new Error(`pulumi stack init ${project.stack} (in ${project.dir}) failed: ${init.stderr}`);
+  if (init.status !== 0 && !/already exists/.test(init.stderr))
+    throw new Error(`pulumi stack init ${project.stack} (in ${project.dir}) failed: ${init.stderr}`);
   existingStacks.add(key);
 }
 
@@ -191,9 +204,15 @@ export async function httpJson<T>(port: number, pathAndQuery: string, method = "
 export async function cleanup(peIds: string[]): Promise<void> {
   for (const peId of peIds) {
     for (const c of await containersOf(peId)) {
-      await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+      await docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined);
     }
-    await docker.getVolume(`reseat-${peId}-state`).remove().catch(() => undefined);
+    await docker
+      .getVolume(`reseat-${peId}-state`)
+      .remove()
+      .catch(() => undefined);
   }
 }
 
@@ -258,11 +277,15 @@ export async function engineEventsUntilNow(
  * Engine events for one PE: a container counts as live from its `start` event to its `die` event.
  * Returns the largest number live at once, and the events seen, in engine order.
  */
-export async function recordLiveness(peId: string): Promise<{ stop: () => Promise<{ maxLive: number; events: { action: string; id: string; timeNano: number }[] }> }> {
+export async function recordLiveness(
+  peId: string,
+): Promise<{ stop: () => Promise<{ maxLive: number; events: { action: string; id: string; timeNano: number }[] }> }> {
   const since = Math.floor(Date.now() / 1000) - 1;
   const filters = { type: ["container"], label: [`${LABELS.peId}=${peId}`], event: ["start", "die"] };
   const streamed: { action: string; id: string; timeNano: number }[] = [];
-  const subscription = await followEvents(docker, connection.address, filters, (e) => streamed.push({ action: e.Action, id: e.id, timeNano: e.timeNano }), { since });
+  const subscription = await followEvents(docker, connection.address, filters, (e) => streamed.push({ action: e.Action, id: e.id, timeNano: e.timeNano }), {
+    since,
+  });
   return {
     stop: async () => {
       // The live stream may lag behind the engine: the engine's own log, read up to now, adds what has not
@@ -364,7 +387,11 @@ export function startPersistentWriters(port: number, count = 2, prefix = "chaos"
     while (!stopped) {
       const key = `${prefix}-${writer}`;
       try {
-        const res = await fetch(`http://127.0.0.1:${port}/sessions/${key}`, { method: "PUT", body: JSON.stringify({ n: i }), signal: AbortSignal.timeout(2000) });
+        const res = await fetch(`http://127.0.0.1:${port}/sessions/${key}`, {
+          method: "PUT",
+          body: JSON.stringify({ n: i }),
+          signal: AbortSignal.timeout(2000),
+        });
         if (res.status === 200) {
           const body = (await res.json()) as { seq: number };
           acks.push({ key, value: i, seq: body.seq, at: Date.now() });
@@ -387,7 +414,10 @@ export function startPersistentWriters(port: number, count = 2, prefix = "chaos"
 }
 
 /** `reseat watch --json` in its own process; its JSON-line events are collected. */
-export function startController(env: NodeJS.ProcessEnv = process.env, extraArgs: string[] = []): { events: Record<string, unknown>[]; stop: () => Promise<void>; ready: Promise<void> } {
+export function startController(
+  env: NodeJS.ProcessEnv = process.env,
+  extraArgs: string[] = [],
+): { events: Record<string, unknown>[]; stop: () => Promise<void>; ready: Promise<void> } {
   const child = spawn(process.execPath, [CLI, "watch", "--json", ...extraArgs], { env, stdio: ["ignore", "pipe", "pipe"] });
   const events: Record<string, unknown>[] = [];
   let buffer = "";
@@ -431,7 +461,10 @@ export async function leftovers(peId: string): Promise<string[]> {
 /** The file backend's checkpoint of the project's stack, as Pulumi wrote it (for what state holds). */
 export function checkpointText(project: Project): string {
   const stacks = path.join(project.dir, ".pulumi-state", ".pulumi", "stacks");
-  const file = fs.readdirSync(stacks).map((name) => path.join(stacks, name, `${project.stack}.json`)).find((candidate) => fs.existsSync(candidate));
+  const file = fs
+    .readdirSync(stacks)
+    .map((name) => path.join(stacks, name, `${project.stack}.json`))
+    .find((candidate) => fs.existsSync(candidate));
   if (!file) throw new Error(`no checkpoint of stack ${project.stack} under ${stacks}`);
   return fs.readFileSync(file, "utf8");
 }

@@ -69,7 +69,14 @@ export function k8sSessionSpec(peId: string, namespace: string, storageClass: st
     commitInterval: "1s",
     stop: { graceSeconds: 10 },
     readiness: { httpGet: { port: SESSION_PORT, path: "/healthz" }, timeout: "90s" },
-    kubernetes: { namespace, storageClassName: storageClass, size: "64Mi", status: { port: SESSION_PORT, path: "/status" }, store: { storageClassName: storageClass, size: "64Mi" }, ...kubernetes },
+    kubernetes: {
+      namespace,
+      storageClassName: storageClass,
+      size: "64Mi",
+      status: { port: SESSION_PORT, path: "/status" },
+      store: { storageClassName: storageClass, size: "64Mi" },
+      ...kubernetes,
+    },
     ...rest,
   };
 }

@@ -39,7 +39,19 @@ async function startEngine(): Promise<SecondEngine> {
   const log = fs.openSync(path.join(dir, "dockerd.log"), "a");
   const child = spawn(
     "dockerd",
-    ["--data-root", path.join(dir, "data"), "--exec-root", path.join(dir, "exec"), "--pidfile", path.join(dir, "dockerd.pid"), "-H", dockerHost, "--bridge=none", "--iptables=false", "--ip-masq=false"],
+    [
+      "--data-root",
+      path.join(dir, "data"),
+      "--exec-root",
+      path.join(dir, "exec"),
+      "--pidfile",
+      path.join(dir, "dockerd.pid"),
+      "-H",
+      dockerHost,
+      "--bridge=none",
+      "--iptables=false",
+      "--ip-masq=false",
+    ],
     { stdio: ["ignore", log, log], detached: true },
   );
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));

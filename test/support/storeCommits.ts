@@ -43,7 +43,13 @@ export async function postgresCommits(settings: Record<string, string>, table: s
 
 /** Drops a PostgreSQL store's tables (a test's own table, named for its run). */
 export async function dropPostgresStore(settings: Record<string, string>, table: string): Promise<void> {
-  const client = new pg.Client({ host: settings.RESEAT_PG_HOST, port: Number(settings.RESEAT_PG_PORT), database: settings.RESEAT_PG_DATABASE, user: settings.RESEAT_PG_USER, password: settings.RESEAT_PG_PASSWORD });
+  const client = new pg.Client({
+    host: settings.RESEAT_PG_HOST,
+    port: Number(settings.RESEAT_PG_PORT),
+    database: settings.RESEAT_PG_DATABASE,
+    user: settings.RESEAT_PG_USER,
+    password: settings.RESEAT_PG_PASSWORD,
+  });
   await client.connect();
   try {
     for (const suffix of ["_chunks", "", "_fences"]) await client.query(`DROP TABLE IF EXISTS "${table}${suffix}"`);

@@ -33,7 +33,9 @@ export function runIn(cwd: string, cmd: string, args: string[], env: NodeJS.Proc
 export async function mustRun(cwd: string, cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<Ran> {
   const ran = await runIn(cwd, cmd, args, env);
   if (ran.code !== 0) {
-    throw new Error(`${cmd} ${args.join(" ")} (in ${cwd}) exited ${ran.code}\n--- stdout ---\n${ran.stdout.slice(-4000)}\n--- stderr ---\n${ran.stderr.slice(-4000)}`);
+    throw new Error(
+      `${cmd} ${args.join(" ")} (in ${cwd}) exited ${ran.code}\n--- stdout ---\n${ran.stdout.slice(-4000)}\n--- stderr ---\n${ran.stderr.slice(-4000)}`,
+    );
   }
   return ran;
 }
@@ -92,9 +94,16 @@ export async function mustPulumi(dir: string, args: string[], env: NodeJS.Proces
 }
 
 /** `pulumi preview --json`: its steps and change summary. */
-export async function previewJson(dir: string, stack: string, env?: NodeJS.ProcessEnv): Promise<{ steps: { op: string; urn: string; type?: string }[]; changeSummary: Record<string, number> }> {
+export async function previewJson(
+  dir: string,
+  stack: string,
+  env?: NodeJS.ProcessEnv,
+): Promise<{ steps: { op: string; urn: string; type?: string }[]; changeSummary: Record<string, number> }> {
   const ran = await mustPulumi(dir, ["preview", "--stack", stack, "--json"], env);
-  const doc = JSON.parse(ran.stdout) as { steps?: { op: string; urn: string; newState?: { type: string }; oldState?: { type: string } }[]; changeSummary?: Record<string, number> };
+  const doc = JSON.parse(ran.stdout) as {
+    steps?: { op: string; urn: string; newState?: { type: string }; oldState?: { type: string } }[];
+    changeSummary?: Record<string, number>;
+  };
   return {
     steps: (doc.steps ?? []).map((s) => ({ op: s.op, urn: s.urn, type: s.newState?.type ?? s.oldState?.type ?? s.urn.split("::").at(-2) })),
     changeSummary: doc.changeSummary ?? {},

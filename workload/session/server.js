@@ -33,7 +33,15 @@ async function main() {
       const url = new URL(req.url, "http://localhost");
       const match = /^\/sessions\/([^/]+)$/.exec(url.pathname);
       if (url.pathname === "/healthz") {
-        return reply(res, 200, { ok: true, version, startedAt, generation: state.generation, resumedFrom: state.resumedFrom, resumedSeq: state.resumedSeq, seq: state.seq });
+        return reply(res, 200, {
+          ok: true,
+          version,
+          startedAt,
+          generation: state.generation,
+          resumedFrom: state.resumedFrom,
+          resumedSeq: state.resumedSeq,
+          seq: state.seq,
+        });
       }
       if (url.pathname === "/status") return reply(res, 200, state.status());
       if (url.pathname === "/sessions" && req.method === "GET") {

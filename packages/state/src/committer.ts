@@ -130,7 +130,10 @@ export class Committer {
     this.timer = null;
     const started = Date.now();
     this.intervalMs = await this.options.readIntervalMs().catch(() => this.intervalMs);
-    const ok = await this.commitNow().then(() => true, () => false);
+    const ok = await this.commitNow().then(
+      () => true,
+      () => false,
+    );
     if (ok) this.schedule(this.intervalMs, started);
     else this.schedule(this.retryDelayMs());
   }

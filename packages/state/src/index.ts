@@ -18,20 +18,7 @@ export {
   StateWriteFailedError,
   UnsupportedStoreKindError,
 } from "./errors";
-export type {
-  CommitListing,
-  CommitRecord,
-  DirectoryStoreConfig,
-  FetchResult,
-  PersistentStore,
-  StoreConfig,
-} from "./store/types";
+export type { CommitListing, CommitRecord, DirectoryStoreConfig, FetchResult, PersistentStore, StoreConfig } from "./store/types";
 export { DirectoryStore, type DirectoryStoreOptions } from "./store/directoryStore";
-export {
-  DEFAULT_CHUNK_BYTES,
-  PostgresStore,
-  PostgresStoreError,
-  type PostgresStoreConfig,
-  type PostgresStoreOptions,
-} from "./store/postgresStore";
+export { DEFAULT_CHUNK_BYTES, PostgresStore, PostgresStoreError, type PostgresStoreConfig, type PostgresStoreOptions } from "./store/postgresStore";
 export { openStore, openStoreFromEnv, parseStoreConfig } from "./store/openStore";

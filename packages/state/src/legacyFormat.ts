@@ -34,7 +34,8 @@ export async function readLegacyVolume(snapshotFile: string, journalFile: string
   const snapshotSeq = state.seq;
   let previous: number | null = null;
   for (const record of scanJournal(journalBytes ?? Buffer.alloc(0), journalFile)) {
-    if (previous !== null && record.seq !== previous + 1) throw new LocalStateCorruptError(`journal ${journalFile} jumps from seq ${previous} to ${record.seq}`);
+    if (previous !== null && record.seq !== previous + 1)
+      throw new LocalStateCorruptError(`journal ${journalFile} jumps from seq ${previous} to ${record.seq}`);
     previous = record.seq;
     if (record.seq <= snapshotSeq) continue; // already in the snapshot (a compaction crashed before truncating)
     if (record.seq !== state.seq + 1) {

@@ -138,12 +138,22 @@ export function resolveConnection(spec: DockerConnectionSpec = {}, environment: 
           callTimeoutMs,
         };
       }
-      return { kind: "tcp", address: `tcp://${url.host.replace(/:\d+$/, "")}:${port}`, dockerOptions: { ...blank, host, port, protocol: "http" }, local: false, hostname: host, callTimeoutMs };
+      return {
+        kind: "tcp",
+        address: `tcp://${url.host.replace(/:\d+$/, "")}:${port}`,
+        dockerOptions: { ...blank, host, port, protocol: "http" },
+        local: false,
+        hostname: host,
+        callTimeoutMs,
+      };
     }
     case "ssh": {
       const url = parseUrl(raw, field);
       if (url.password) {
-        throw new ConnectionError(field, "expected ssh://user@host[:port] without a password (it would be stored in plain text); use docker.ssh.privateKeySecret or an ssh agent");
+        throw new ConnectionError(
+          field,
+          "expected ssh://user@host[:port] without a password (it would be stored in plain text); use docker.ssh.privateKeySecret or an ssh agent",
+        );
       }
       if (url.pathname && url.pathname !== "/") throw new ConnectionError(field, `expected ssh://user@host[:port] without a path, got "${safeAddress(raw)}"`);
       const username = decodeURIComponent(url.username) || (environment.userName ?? (() => os.userInfo().username))();
@@ -190,7 +200,10 @@ function tlsFromCertPath(env: NodeJS.ProcessEnv, readFile: (file: string) => str
     try {
       return readFile(path.join(dir, name));
     } catch (error) {
-      throw new ConnectionError("DOCKER_CERT_PATH", `DOCKER_TLS_VERIFY is set but ${path.join(dir, name)} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+      throw new ConnectionError(
+        "DOCKER_CERT_PATH",
+        `DOCKER_TLS_VERIFY is set but ${path.join(dir, name)} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+      );
     }
   };
   return { ca: read("ca.pem"), cert: read("cert.pem"), key: read("key.pem") };

@@ -79,7 +79,11 @@ export class DockerBackend implements Backend {
     if (!this.identityCache) {
       // The ID plus the data root: two daemons on one host can share an ID (Docker 20.10 derives it from
       // /etc/docker/key.json), never a data root — which is where their volumes live.
-      const info = (await this.call("GET /info", (abortSignal) => optionsCall(this.docker, "info", { abortSignal }))) as { ID: string; Name: string; DockerRootDir: string };
+      const info = (await this.call("GET /info", (abortSignal) => optionsCall(this.docker, "info", { abortSignal }))) as {
+        ID: string;
+        Name: string;
+        DockerRootDir: string;
+      };
       this.identityCache = { kind: "docker", id: `${info.ID}@${info.DockerRootDir}`, name: info.Name, address: this.connection.address };
     }
     return this.identityCache;
@@ -215,14 +219,19 @@ export class DockerBackend implements Backend {
   // --- events ------------------------------------------------------------------------------------
   /** One subscription to the engine's container events; it ends (see `ended`) when the engine goes away. */
   async watchExecutables(onEvent: (event: ExecutableEvent) => void): Promise<EventStream> {
-    return followEvents(this.docker, this.connection.address, { type: ["container"], label: [`${LABELS.role}=executable`], event: ["die", "oom", "health_status", "destroy"] }, (event) => {
-      const peId = event.Actor.Attributes[LABELS.peId];
-      if (!peId) return;
-      if (event.Action === "die") onEvent({ peId, kind: "exited", reason: `exited with code ${event.Actor.Attributes.exitCode ?? "?"}` });
-      else if (event.Action === "oom") onEvent({ peId, kind: "oom", reason: "out of memory" });
-      else if (event.Action === "destroy") onEvent({ peId, kind: "removed", reason: "removed" });
-      else if (event.Action.startsWith("health_status") && event.Action.includes("unhealthy")) onEvent({ peId, kind: "unhealthy", reason: "unhealthy" });
-    });
+    return followEvents(
+      this.docker,
+      this.connection.address,
+      { type: ["container"], label: [`${LABELS.role}=executable`], event: ["die", "oom", "health_status", "destroy"] },
+      (event) => {
+        const peId = event.Actor.Attributes[LABELS.peId];
+        if (!peId) return;
+        if (event.Action === "die") onEvent({ peId, kind: "exited", reason: `exited with code ${event.Actor.Attributes.exitCode ?? "?"}` });
+        else if (event.Action === "oom") onEvent({ peId, kind: "oom", reason: "out of memory" });
+        else if (event.Action === "destroy") onEvent({ peId, kind: "removed", reason: "removed" });
+        else if (event.Action.startsWith("health_status") && event.Action.includes("unhealthy")) onEvent({ peId, kind: "unhealthy", reason: "unhealthy" });
+      },
+    );
   }
 }
 

@@ -70,7 +70,10 @@ export class DockerEngine {
   }
 
   inspectContainer(id: string): Promise<ContainerInspect | undefined> {
-    return this.callOrUndefined(`inspect container ${id}`, (abortSignal) => this.docker.getContainer(id).inspect({ abortSignal }) as unknown as Promise<ContainerInspect>);
+    return this.callOrUndefined(
+      `inspect container ${id}`,
+      (abortSignal) => this.docker.getContainer(id).inspect({ abortSignal }) as unknown as Promise<ContainerInspect>,
+    );
   }
 
   /** One file out of a container's filesystem (GET …/archive), or undefined when it is not there. */
@@ -83,13 +86,17 @@ export class DockerEngine {
   }
 
   async putArchive(id: string, dir: string, archive: Buffer): Promise<void> {
-    await this.call(`write into ${dir} of container ${id}`, (abortSignal) => this.docker.getContainer(id).putArchive(archive, { path: dir, abortSignal } as { path: string }));
+    await this.call(`write into ${dir} of container ${id}`, (abortSignal) =>
+      this.docker.getContainer(id).putArchive(archive, { path: dir, abortSignal } as { path: string }),
+    );
   }
 
   async remove(executableId: string): Promise<void> {
     try {
       // v=false: anonymous volumes only, and never the named state volume; force covers a racing restart.
-      await this.call(`remove container ${executableId}`, (abortSignal) => this.docker.getContainer(executableId).remove({ v: false, force: true, abortSignal }));
+      await this.call(`remove container ${executableId}`, (abortSignal) =>
+        this.docker.getContainer(executableId).remove({ v: false, force: true, abortSignal }),
+      );
     } catch (error) {
       if (!hasStatus(error, 404)) throw error;
     }

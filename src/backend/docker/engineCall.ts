@@ -36,7 +36,12 @@ export async function engineCall<T>(address: string, what: string, timeoutMs: nu
 }
 
 /** `engineCall`, answering undefined when the engine says 404 (no such container, volume, image). */
-export async function engineCallOrUndefined<T>(address: string, what: string, timeoutMs: number, fn: (signal: AbortSignal) => Promise<T>): Promise<T | undefined> {
+export async function engineCallOrUndefined<T>(
+  address: string,
+  what: string,
+  timeoutMs: number,
+  fn: (signal: AbortSignal) => Promise<T>,
+): Promise<T | undefined> {
   try {
     return await engineCall(address, what, timeoutMs, fn);
   } catch (error) {
@@ -59,7 +64,9 @@ export function asEngineError(error: unknown, address: string, what: string, tim
   if (typeof e.statusCode === "number") {
     return new EngineError(`Docker Engine (${address}) ${what} answered ${e.statusCode}: ${engineMessage(e)}`, e.statusCode);
   }
-  return new EngineError(`cannot reach the Docker Engine (${address}): ${e.message ?? String(error)}${e.code && !e.message?.includes(e.code) ? ` (${e.code})` : ""}`);
+  return new EngineError(
+    `cannot reach the Docker Engine (${address}): ${e.message ?? String(error)}${e.code && !e.message?.includes(e.code) ? ` (${e.code})` : ""}`,
+  );
 }
 
 /** The engine's own words: its JSON {message}, else docker-modem's "(HTTP code …) reason - cause". */

@@ -24,7 +24,9 @@ export class DockerExecutables extends DockerEngine {
   async listExecutables(peId?: string): Promise<ObservedExecutable[]> {
     const label = [`${LABELS.role}=executable`];
     if (peId) label.push(`${LABELS.peId}=${peId}`);
-    const containers = (await this.call("list containers", (abortSignal) => this.docker.listContainers({ all: true, filters: { label }, abortSignal }))) as unknown as ContainerSummary[];
+    const containers = (await this.call("list containers", (abortSignal) =>
+      this.docker.listContainers({ all: true, filters: { label }, abortSignal }),
+    )) as unknown as ContainerSummary[];
     return containers.map((c) => ({
       id: c.Id,
       name: (c.Names[0] ?? "").replace(/^\//, ""),
@@ -79,7 +81,11 @@ export class DockerExecutables extends DockerEngine {
     const mounts: { Type: "volume" | "bind"; Source: string; Target: string }[] = [{ Type: "volume", Source: desired.volumeName, Target: desired.mountPath }];
     const store = desired.store;
     if (store.kind === "directory") {
-      mounts.push(store.hostPath ? { Type: "bind", Source: store.hostPath, Target: STORE_MOUNT } : { Type: "volume", Source: store.volume ?? "reseat-store", Target: STORE_MOUNT });
+      mounts.push(
+        store.hostPath
+          ? { Type: "bind", Source: store.hostPath, Target: STORE_MOUNT }
+          : { Type: "volume", Source: store.volume ?? "reseat-store", Target: STORE_MOUNT },
+      );
     }
     assertSecretEnvKnown(desired, identity.name);
     const reseatStore = storeEnv(store, desired.mountPath);
@@ -114,7 +120,9 @@ export class DockerExecutables extends DockerEngine {
         RestartPolicy: { Name: "no" },
       },
     };
-    const created = await this.call(`create container ${identity.name}`, (abortSignal) => this.docker.createContainer({ ...options, abortSignal } as Dockerode.ContainerCreateOptions));
+    const created = await this.call(`create container ${identity.name}`, (abortSignal) =>
+      this.docker.createContainer({ ...options, abortSignal } as Dockerode.ContainerCreateOptions),
+    );
     return created.id;
   }
 
@@ -139,7 +147,9 @@ export class DockerExecutables extends DockerEngine {
         name = c.Name.replace(/^\//, "");
         if (!c.State.Running) {
           const tail = await this.logsTail(executableId);
-          throw new Error(`executable ${name} exited with code ${c.State.ExitCode}${c.State.OOMKilled ? " (out of memory)" : ""} before it was ready. Last log lines:\n${tail}`);
+          throw new Error(
+            `executable ${name} exited with code ${c.State.ExitCode}${c.State.OOMKilled ? " (out of memory)" : ""} before it was ready. Last log lines:\n${tail}`,
+          );
         }
         if (!desired.readiness || (await this.probe(c, desired))) return true;
         return undefined;
@@ -165,7 +175,9 @@ export class DockerExecutables extends DockerEngine {
     try {
       const isTty = tty ?? (await this.inspectContainer(executableId))?.Config.Tty ?? false;
       const body = await this.call(`logs of container ${executableId}`, (abortSignal) =>
-        this.docker.getContainer(executableId).logs({ stdout: true, stderr: true, tail: lines, follow: false, abortSignal } as Dockerode.ContainerLogsOptions & { follow: false }),
+        this.docker
+          .getContainer(executableId)
+          .logs({ stdout: true, stderr: true, tail: lines, follow: false, abortSignal } as Dockerode.ContainerLogsOptions & { follow: false }),
       );
       return await logText(this.docker.modem as Demuxer, body, isTty);
     } catch {
@@ -175,7 +187,11 @@ export class DockerExecutables extends DockerEngine {
 
   async stop(executableId: string, stop: { graceSeconds: number }): Promise<void> {
     try {
-      await this.call(`stop container ${executableId}`, (abortSignal) => this.docker.getContainer(executableId).stop({ t: stop.graceSeconds, abortSignal }), (stop.graceSeconds + 30) * 1000);
+      await this.call(
+        `stop container ${executableId}`,
+        (abortSignal) => this.docker.getContainer(executableId).stop({ t: stop.graceSeconds, abortSignal }),
+        (stop.graceSeconds + 30) * 1000,
+      );
     } catch (error) {
       // 304: already stopped; 404: already gone. Both are the state we want.
       if (!hasStatus(error, 304, 404)) throw error;

@@ -82,7 +82,9 @@ export class DockerImages extends DockerEngine {
         );
       });
     } catch (error) {
-      throw new Error(`image "${ref}" is not on the engine (${this.connection.address}) and could not be pulled: ${(error as Error).message} [registry credentials: ${credentials.source}]`);
+      throw new Error(
+        `image "${ref}" is not on the engine (${this.connection.address}) and could not be pulled: ${(error as Error).message} [registry credentials: ${credentials.source}]`,
+      );
     }
     report(`pulled ${ref}: ${progress.layersDone} layers in ${((Date.now() - progress.startedAt) / 1000).toFixed(1)} s`);
     const pulled = await this.imageId(ref);
@@ -107,7 +109,8 @@ export class DockerImages extends DockerEngine {
   private async readImageUser(imageId: string): Promise<FileOwner | undefined> {
     const image = await this.call(`inspect image ${imageId}`, () => this.docker.getImage(imageId).inspect());
     const [user = "", group] = (image.Config?.User ?? "").split(":");
-    if (user === "" || user === "root" || user === "0") return group === undefined || group === "0" || group === "root" ? undefined : { uid: 0, gid: await this.resolveId(imageId, "group", group) };
+    if (user === "" || user === "root" || user === "0")
+      return group === undefined || group === "0" || group === "root" ? undefined : { uid: 0, gid: await this.resolveId(imageId, "group", group) };
     const uid = await this.resolveId(imageId, "passwd", user);
     const gid = group !== undefined ? await this.resolveId(imageId, "group", group) : await this.primaryGroup(imageId, user, uid);
     return { uid, gid };
@@ -115,8 +118,14 @@ export class DockerImages extends DockerEngine {
 
   private async resolveId(imageId: string, table: "passwd" | "group", name: string): Promise<number> {
     if (/^\d+$/.test(name)) return Number(name);
-    const entry = (await this.imageFile(imageId, `/etc/${table}`))?.split("\n").map((line) => line.split(":")).find((fields) => fields[0] === name);
-    if (!entry?.[2] || !/^\d+$/.test(entry[2])) throw new Error(`image ${imageId.slice(0, 19)}: its USER names ${table === "passwd" ? "user" : "group"} "${name}", which its /etc/${table} does not list; set runAsUser/runAsGroup`);
+    const entry = (await this.imageFile(imageId, `/etc/${table}`))
+      ?.split("\n")
+      .map((line) => line.split(":"))
+      .find((fields) => fields[0] === name);
+    if (!entry?.[2] || !/^\d+$/.test(entry[2]))
+      throw new Error(
+        `image ${imageId.slice(0, 19)}: its USER names ${table === "passwd" ? "user" : "group"} "${name}", which its /etc/${table} does not list; set runAsUser/runAsGroup`,
+      );
     return Number(entry[2]);
   }
 

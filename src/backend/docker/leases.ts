@@ -17,7 +17,11 @@ export class DockerLeases extends DockerEngine {
    * observers watch for movement. `docker container prune` removes it like any stopped container: the
    * holder's next renewal finds it gone and the holder stops acting (see the README).
    */
-  async tryAcquireLease(name: string, holder: string, leaseMs: number): Promise<{ acquired: true; lease: LeaseRecord } | { acquired: false; current: LeaseRecord }> {
+  async tryAcquireLease(
+    name: string,
+    holder: string,
+    leaseMs: number,
+  ): Promise<{ acquired: true; lease: LeaseRecord } | { acquired: false; current: LeaseRecord }> {
     await this.ensureHelperImage();
     const containerName = leaseContainer(name);
     // Bounded: a lease released between our create and our look is retried a few times, then it is an error.
@@ -81,7 +85,14 @@ export class DockerLeases extends DockerEngine {
       // Docker 20.10 cannot read files of a never-started container after an engine restart ("driver
       // overlay2 is returning inconsistent paths"); its holder cannot renew it either. An unreadable
       // count never moves, so waiters take the lease over after one lease of standstill.
-      return { name, holder: c.Config.Labels[LABELS.leaseHolder] ?? "", token: c.Id, leaseMs: Number(c.Config.Labels[LABELS.leaseMs] ?? 0), renewals: -1, renewedAt: "" };
+      return {
+        name,
+        holder: c.Config.Labels[LABELS.leaseHolder] ?? "",
+        token: c.Id,
+        leaseMs: Number(c.Config.Labels[LABELS.leaseMs] ?? 0),
+        renewals: -1,
+        renewedAt: "",
+      };
     }
     if (text) {
       // A damaged count reads like an unreadable one (-1, never moves): waiters take the lease over after
@@ -104,7 +115,9 @@ export class DockerLeases extends DockerEngine {
   }
 
   private async writeLeaseFile(lease: LeaseRecord): Promise<void> {
-    const archive = await packArchive([{ name: LEASE_FILE, content: Buffer.from(JSON.stringify({ renewals: lease.renewals, renewedAt: lease.renewedAt })), mode: 0o644 }]);
+    const archive = await packArchive([
+      { name: LEASE_FILE, content: Buffer.from(JSON.stringify({ renewals: lease.renewals, renewedAt: lease.renewedAt })), mode: 0o644 },
+    ]);
     await this.putArchive(lease.token, "/", archive);
   }
 }

@@ -81,7 +81,12 @@ export class SshDialAgent extends http.Agent {
     channel.stderr.on("data", (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-2000)));
     channel.on("exit", (code: number | null) => {
       // The remote side could not reach its engine (or has no docker CLI): say so instead of "socket hang up".
-      if (code) (channel as unknown as Duplex).destroy(new Error(`ssh://${this.target.username}@${this.target.host}:${this.target.port}: \`docker system dial-stdio\` exited with ${code}: ${stderr.trim()}`));
+      if (code)
+        (channel as unknown as Duplex).destroy(
+          new Error(
+            `ssh://${this.target.username}@${this.target.host}:${this.target.port}: \`docker system dial-stdio\` exited with ${code}: ${stderr.trim()}`,
+          ),
+        );
     });
     const socketLike = channel as unknown as SocketLike;
     // What http.Agent and http.ClientRequest call on a socket; a channel has no TCP options of its own.

@@ -14,7 +14,8 @@ import { hasStatus } from "./engineCall";
 
 export class DockerVolumes extends DockerEngine implements VolumeFileAccess {
   async inspectVolume(name: string): Promise<VolumeInfo | undefined> {
-    const v = (await this.callOrUndefined(`inspect volume ${name}`, (abortSignal) => this.docker.getVolume(name).inspect({ abortSignal }))) as VolumeInspect | undefined;
+    const v = (await this.callOrUndefined(`inspect volume ${name}`, (abortSignal) => this.docker.getVolume(name).inspect({ abortSignal }))) as
+      VolumeInspect | undefined;
     return v ? volumeInfo(v) : undefined;
   }
 
@@ -26,7 +27,9 @@ export class DockerVolumes extends DockerEngine implements VolumeFileAccess {
   }
 
   async runningOnVolume(volumeName: string): Promise<VolumeHolder[]> {
-    const containers = (await this.call("list containers", (abortSignal) => this.docker.listContainers({ filters: { volume: [volumeName] }, abortSignal }))) as unknown as ContainerSummary[];
+    const containers = (await this.call("list containers", (abortSignal) =>
+      this.docker.listContainers({ filters: { volume: [volumeName] }, abortSignal }),
+    )) as unknown as ContainerSummary[];
     return containers.map((c) => ({
       id: c.Id,
       name: (c.Names[0] ?? "").replace(/^\//, ""),
@@ -95,7 +98,9 @@ export class DockerVolumes extends DockerEngine implements VolumeFileAccess {
   private async executableMounting(source: string): Promise<{ id: string; destination: string } | undefined> {
     const bind = source.startsWith("/");
     const filters = { label: [`${LABELS.role}=executable`], ...(bind ? {} : { volume: [source] }) };
-    const containers = (await this.call("list containers", (abortSignal) => this.docker.listContainers({ all: true, filters, abortSignal }))) as unknown as (ContainerSummary & {
+    const containers = (await this.call("list containers", (abortSignal) =>
+      this.docker.listContainers({ all: true, filters, abortSignal }),
+    )) as unknown as (ContainerSummary & {
       Mounts?: { Type: string; Name?: string; Source: string; Destination: string }[];
     })[];
     for (const c of containers) {
@@ -105,7 +110,11 @@ export class DockerVolumes extends DockerEngine implements VolumeFileAccess {
     return undefined;
   }
 
-  private async writeVolumeFiles(source: string, files: Record<string, string>, options: { mode?: number; owner?: FileOwner; rootMode?: number } = {}): Promise<void> {
+  private async writeVolumeFiles(
+    source: string,
+    files: Record<string, string>,
+    options: { mode?: number; owner?: FileOwner; rootMode?: number } = {},
+  ): Promise<void> {
     const mode = options.mode ?? 0o644;
     const owner = options.owner && (options.owner.uid !== 0 || options.owner.gid !== 0) ? options.owner : undefined;
     const root = "./" in files; // the volume's root directory itself
@@ -151,7 +160,8 @@ export class DockerVolumes extends DockerEngine implements VolumeFileAccess {
     if (process.env[RESEAT_TOOL_ENV.volumeAccess] === "engine" || !this.connection.local) return undefined;
     let dir = source;
     if (!source.startsWith("/")) {
-      const volume = (await this.callOrUndefined(`inspect volume ${source}`, (abortSignal) => this.docker.getVolume(source).inspect({ abortSignal }))) as VolumeInspect | undefined;
+      const volume = (await this.callOrUndefined(`inspect volume ${source}`, (abortSignal) => this.docker.getVolume(source).inspect({ abortSignal }))) as
+        VolumeInspect | undefined;
       if (!volume || volume.Driver !== "local" || !volume.Mountpoint) return undefined;
       dir = volume.Mountpoint;
     }

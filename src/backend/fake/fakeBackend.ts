@@ -303,7 +303,15 @@ export class FakeBackend implements Backend {
     if ([...this.executables.values()].some((e) => e.name === identity.name)) throw new Error(`fake: 409 name ${identity.name} in use`);
     assertSecretEnvKnown(desired, identity.name);
     const id = `c${this.nextId++}`;
-    this.executables.set(id, { id, name: identity.name, desired: structuredClone(desired), label: desiredLabel(desired), generation: identity.generation, specHash: identity.specHash, state: "created" });
+    this.executables.set(id, {
+      id,
+      name: identity.name,
+      desired: structuredClone(desired),
+      label: desiredLabel(desired),
+      generation: identity.generation,
+      specHash: identity.specHash,
+      state: "created",
+    });
     return id;
   }
 
@@ -347,7 +355,11 @@ export class FakeBackend implements Backend {
     return "fake logs";
   }
 
-  async tryAcquireLease(name: string, holder: string, leaseMs: number): Promise<{ acquired: true; lease: LeaseRecord } | { acquired: false; current: LeaseRecord }> {
+  async tryAcquireLease(
+    name: string,
+    holder: string,
+    leaseMs: number,
+  ): Promise<{ acquired: true; lease: LeaseRecord } | { acquired: false; current: LeaseRecord }> {
     await this.call("tryAcquireLease", name);
     const current = this.leases.get(name);
     if (current) return { acquired: false, current: { ...current } };

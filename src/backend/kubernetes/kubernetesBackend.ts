@@ -181,7 +181,9 @@ export class KubernetesBackend implements Backend {
    */
   private async withSecretEnvOf(desired: ExecutableDesired | undefined, specHash: string | undefined): Promise<ExecutableDesired | undefined> {
     if (!desired || !specHash || !secretEnvNames(desired).length) return desired;
-    const secret = await orUndefined(this.core.readNamespacedSecret({ name: envSecretName(desired.volumeName), namespace: this.namespace })).catch(() => undefined);
+    const secret = await orUndefined(this.core.readNamespacedSecret({ name: envSecretName(desired.volumeName), namespace: this.namespace })).catch(
+      () => undefined,
+    );
     const data = secret?.data ?? {};
     return withSecretEnv(desired, (name) => {
       const encoded = data[secretEnvKey(specHash, name)];
@@ -203,7 +205,10 @@ export class KubernetesBackend implements Backend {
     const node = await this.claimNode(desired.volumeName);
     await this.writeSecretEnv(desired, identity.specHash);
     // The record first: from now on a vanished pod of this name is a failure, not a removal.
-    await this.upsertRecord(desired.volumeName, desired.peId, { data: { [DESIRED_KEY]: desiredLabel(desired) }, annotations: { [ANNOTATIONS.pod]: identity.name, [ANNOTATIONS.podSpecHash]: identity.specHash } });
+    await this.upsertRecord(desired.volumeName, desired.peId, {
+      data: { [DESIRED_KEY]: desiredLabel(desired) },
+      annotations: { [ANNOTATIONS.pod]: identity.name, [ANNOTATIONS.podSpecHash]: identity.specHash },
+    });
     try {
       await this.core.createNamespacedPod({ namespace: this.namespace, body: podManifest(desired, identity, node) });
     } catch (error) {
@@ -226,7 +231,10 @@ export class KubernetesBackend implements Backend {
         deadlineMs: timeoutMs,
         // Tight polling at first: every millisecond here is part of the replacement gap.
         pauseMs: (attempt) => (attempt < 400 ? 20 : 200),
-        exhausted: async () => new Error(`executable ${executableId} was not ready within ${timeoutMs} ms (${last ? podProblem(last) : "never read"}). Last log lines:\n${await this.logsTail(executableId)}`),
+        exhausted: async () =>
+          new Error(
+            `executable ${executableId} was not ready within ${timeoutMs} ms (${last ? podProblem(last) : "never read"}). Last log lines:\n${await this.logsTail(executableId)}`,
+          ),
       },
       async () => {
         const pod = await this.readPod(executableId);
@@ -325,7 +333,12 @@ export class KubernetesBackend implements Backend {
     // Gone when this returns, as on Docker: a claim still terminating (its protection finalizer) would be
     // "adopted" by a claim of the same name made right after, then vanish under it.
     await poll(
-      { what: `claim ${name} to be deleted`, deadlineMs: 60_000, pauseMs: 250, exhausted: () => new Error(`reseat: claim ${name} was deleted but is still there after 60 s (a pod still references it?)`) },
+      {
+        what: `claim ${name} to be deleted`,
+        deadlineMs: 60_000,
+        pauseMs: 250,
+        exhausted: () => new Error(`reseat: claim ${name} was deleted but is still there after 60 s (a pod still references it?)`),
+      },
       async () => ((await this.readClaim(name)) ? undefined : true),
     );
   }
@@ -336,8 +349,14 @@ export class KubernetesBackend implements Backend {
     const text = pvc?.metadata?.annotations?.[ANNOTATIONS.generation];
     if (!pvc || text === undefined) return undefined;
     const generation = Number(text);
-    if (!Number.isSafeInteger(generation)) throw new Error(`claim ${volumeName}: annotation ${ANNOTATIONS.generation}="${text}" is not a whole number; refusing to guess the generation`);
-    return { peId: pvc.metadata?.labels?.[LABELS.peId] ?? "", generation, volume: volumeName, updatedAt: pvc.metadata?.annotations?.[ANNOTATIONS.generationAt] ?? "" };
+    if (!Number.isSafeInteger(generation))
+      throw new Error(`claim ${volumeName}: annotation ${ANNOTATIONS.generation}="${text}" is not a whole number; refusing to guess the generation`);
+    return {
+      peId: pvc.metadata?.labels?.[LABELS.peId] ?? "",
+      generation,
+      volume: volumeName,
+      updatedAt: pvc.metadata?.annotations?.[ANNOTATIONS.generationAt] ?? "",
+    };
   }
 
   /**
@@ -364,14 +383,21 @@ export class KubernetesBackend implements Backend {
       const current = Number(pvc.metadata?.annotations?.[ANNOTATIONS.generation] ?? 0);
       if (current >= meta.generation) {
         if (!required) return;
-        throw new Error(`reseat: claim ${claimName} is already at generation ${current}; refusing to record ${meta.generation} (another replacement ran concurrently)`);
+        throw new Error(
+          `reseat: claim ${claimName} is already at generation ${current}; refusing to record ${meta.generation} (another replacement ran concurrently)`,
+        );
       }
       try {
         await this.core.patchNamespacedPersistentVolumeClaim(
           {
             name: claimName,
             namespace: this.namespace,
-            body: { metadata: { resourceVersion: pvc.metadata?.resourceVersion, annotations: { [ANNOTATIONS.generation]: String(meta.generation), [ANNOTATIONS.generationAt]: meta.updatedAt } } },
+            body: {
+              metadata: {
+                resourceVersion: pvc.metadata?.resourceVersion,
+                annotations: { [ANNOTATIONS.generation]: String(meta.generation), [ANNOTATIONS.generationAt]: meta.updatedAt },
+              },
+            },
             fieldManager: "reseat",
           },
           MERGE_PATCH,
@@ -455,10 +481,18 @@ export class KubernetesBackend implements Backend {
 
   // --- leases ------------------------------------------------------------------------------------
 
-  async tryAcquireLease(name: string, holder: string, leaseMs: number): Promise<{ acquired: true; lease: LeaseRecord } | { acquired: false; current: LeaseRecord }> {
+  async tryAcquireLease(
+    name: string,
+    holder: string,
+    leaseMs: number,
+  ): Promise<{ acquired: true; lease: LeaseRecord } | { acquired: false; current: LeaseRecord }> {
     const now = microTime();
     const body: V1Lease = {
-      metadata: { name: leaseObjectName(name), labels: { [LABELS.managed]: "true", [LABELS.role]: "lease" }, annotations: { [LABELS.leaseMs]: String(leaseMs), [ANNOTATIONS.leaseRenewals]: "0" } },
+      metadata: {
+        name: leaseObjectName(name),
+        labels: { [LABELS.managed]: "true", [LABELS.role]: "lease" },
+        annotations: { [LABELS.leaseMs]: String(leaseMs), [ANNOTATIONS.leaseRenewals]: "0" },
+      },
       spec: { holderIdentity: holder, leaseDurationSeconds: Math.max(1, Math.ceil(leaseMs / 1000)), acquireTime: now, renewTime: now, leaseTransitions: 0 },
     };
     // Bounded: a lease released between our create and our look is retried a few times, then it is an error.
@@ -490,7 +524,10 @@ export class KubernetesBackend implements Backend {
           {
             name: leaseObjectName(lease.name),
             namespace: this.namespace,
-            body: { metadata: { resourceVersion: current.metadata?.resourceVersion, annotations: { [ANNOTATIONS.leaseRenewals]: String(renewals) } }, spec: { renewTime } },
+            body: {
+              metadata: { resourceVersion: current.metadata?.resourceVersion, annotations: { [ANNOTATIONS.leaseRenewals]: String(renewals) } },
+              spec: { renewTime },
+            },
           },
           MERGE_PATCH,
         );
@@ -515,7 +552,11 @@ export class KubernetesBackend implements Backend {
   /** Deletes exactly this holding: the uid precondition refuses to delete a lease taken over since. */
   async releaseLease(lease: LeaseRecord): Promise<void> {
     try {
-      await this.clients.coordination.deleteNamespacedLease({ name: leaseObjectName(lease.name), namespace: this.namespace, body: { preconditions: { uid: lease.token } } });
+      await this.clients.coordination.deleteNamespacedLease({
+        name: leaseObjectName(lease.name),
+        namespace: this.namespace,
+        body: { preconditions: { uid: lease.token } },
+      });
     } catch (error) {
       if (!isNotFound(error) && !isConflict(error)) throw error;
     }
@@ -566,7 +607,8 @@ export class KubernetesBackend implements Backend {
           reported.add(name);
           const terminated = pod.status?.containerStatuses?.find((c) => c.name === WORKLOAD_CONTAINER)?.state?.terminated;
           if (terminated?.reason === "OOMKilled") onEvent({ peId, kind: "oom", reason: "out of memory" });
-          else onEvent({ peId, kind: "exited", reason: `exited with code ${terminated?.exitCode ?? "?"}${pod.status?.reason ? ` (${pod.status.reason})` : ""}` });
+          else
+            onEvent({ peId, kind: "exited", reason: `exited with code ${terminated?.exitCode ?? "?"}${pod.status?.reason ? ` (${pod.status.reason})` : ""}` });
         }
       },
       (error: unknown) => resolveEnded(error ? (error instanceof Error ? error : new Error(String(error))) : new Error("the pod watch ended")),
@@ -620,7 +662,11 @@ export class KubernetesBackend implements Backend {
       try {
         // The resourceVersion makes this clear exactly the mark it read, never a newer one.
         await this.core.patchNamespacedConfigMap(
-          { name: record.metadata!.name!, namespace: this.namespace, body: { metadata: { resourceVersion: record.metadata?.resourceVersion, annotations: { [ANNOTATIONS.pod]: null } } } },
+          {
+            name: record.metadata!.name!,
+            namespace: this.namespace,
+            body: { metadata: { resourceVersion: record.metadata?.resourceVersion, annotations: { [ANNOTATIONS.pod]: null } } },
+          },
           MERGE_PATCH,
         );
         return true;
@@ -633,7 +679,13 @@ export class KubernetesBackend implements Backend {
 
   private async upsertRecord(volumeName: string, peId: string, change: { data?: Record<string, string>; annotations?: Record<string, string> }): Promise<void> {
     const name = recordName(volumeName);
-    const body = { metadata: { labels: { [LABELS.managed]: "true", [LABELS.role]: "record", [LABELS.peId]: peId }, annotations: { [LABELS.volume]: volumeName, ...change.annotations } }, data: change.data ?? {} };
+    const body = {
+      metadata: {
+        labels: { [LABELS.managed]: "true", [LABELS.role]: "record", [LABELS.peId]: peId },
+        annotations: { [LABELS.volume]: volumeName, ...change.annotations },
+      },
+      data: change.data ?? {},
+    };
     try {
       await this.core.patchNamespacedConfigMap({ name, namespace: this.namespace, body, fieldManager: "reseat" }, MERGE_PATCH);
     } catch (error) {
@@ -649,7 +701,11 @@ export class KubernetesBackend implements Backend {
 
   private async writePasswordSecret(volumeName: string, password: string): Promise<void> {
     const name = passwordSecretName(volumeName);
-    const body = { metadata: { name, labels: { [LABELS.managed]: "true", [LABELS.role]: "store-password" } }, type: "Opaque", stringData: { [PASSWORD_KEY]: password } };
+    const body = {
+      metadata: { name, labels: { [LABELS.managed]: "true", [LABELS.role]: "store-password" } },
+      type: "Opaque",
+      stringData: { [PASSWORD_KEY]: password },
+    };
     try {
       await this.core.createNamespacedSecret({ namespace: this.namespace, body });
     } catch (error) {
@@ -676,10 +732,17 @@ export class KubernetesBackend implements Backend {
     for (const env of names) data[secretEnvKey(specHash, env)] = Buffer.from(desired.env[env]!, "utf8").toString("base64");
     const metadata = { name, labels: { [LABELS.managed]: "true", [LABELS.role]: "secret-env", [LABELS.peId]: desired.peId } };
     try {
-      if (existing) await this.core.replaceNamespacedSecret({ name, namespace: this.namespace, body: { metadata: { ...metadata, resourceVersion: existing.metadata?.resourceVersion }, type: "Opaque", data } });
+      if (existing)
+        await this.core.replaceNamespacedSecret({
+          name,
+          namespace: this.namespace,
+          body: { metadata: { ...metadata, resourceVersion: existing.metadata?.resourceVersion }, type: "Opaque", data },
+        });
       else await this.core.createNamespacedSecret({ namespace: this.namespace, body: { metadata, type: "Opaque", data } });
     } catch (error) {
-      throw new Error(`reseat: writing the secret env values of PE "${desired.peId}" into Secret ${name} in namespace ${this.namespace} failed: ${apiMessage(error)}`);
+      throw new Error(
+        `reseat: writing the secret env values of PE "${desired.peId}" into Secret ${name} in namespace ${this.namespace} failed: ${apiMessage(error)}`,
+      );
     }
   }
 
@@ -702,7 +765,10 @@ export class KubernetesBackend implements Backend {
   private async rememberNode(volumeName: string, node: string): Promise<void> {
     const pvc = await this.readClaim(volumeName);
     if (!pvc || pvc.metadata?.annotations?.[ANNOTATIONS.node] === node) return;
-    await this.core.patchNamespacedPersistentVolumeClaim({ name: volumeName, namespace: this.namespace, body: { metadata: { annotations: { [ANNOTATIONS.node]: node } } }, fieldManager: "reseat" }, MERGE_PATCH);
+    await this.core.patchNamespacedPersistentVolumeClaim(
+      { name: volumeName, namespace: this.namespace, body: { metadata: { annotations: { [ANNOTATIONS.node]: node } } }, fieldManager: "reseat" },
+      MERGE_PATCH,
+    );
   }
 
   /** The workload's own status document, through the API server's proxy to the PE's running pod. */

@@ -2,7 +2,19 @@
 // the manifests and the pod-state rules are unit-tested without a cluster.
 import type { V1Lease, V1PersistentVolume, V1PersistentVolumeClaim, V1Pod } from "@kubernetes/client-node";
 import { CONTROL_RECORD, STORE_PASSWORD_KEY } from "@reseat/state/contract";
-import { ExecutableDesired, LABELS, LeaseRecord, ObservedExecutable, STORE_MOUNT, VolumeInfo, desiredLabel, generationFromName, secretEnvNames, storeEnv, workloadEnv } from "../backend";
+import {
+  ExecutableDesired,
+  LABELS,
+  LeaseRecord,
+  ObservedExecutable,
+  STORE_MOUNT,
+  VolumeInfo,
+  desiredLabel,
+  generationFromName,
+  secretEnvNames,
+  storeEnv,
+  workloadEnv,
+} from "../backend";
 
 /** Where the PE's record ConfigMap (the control record) is mounted: the contract's controlFile env names it. */
 export const CONTROL_MOUNT = "/etc/reseat/control";
@@ -112,12 +124,23 @@ export function podManifest(desired: ExecutableDesired, identity: PodIdentity, n
     mounts.push({ name: "store", mountPath: STORE_MOUNT });
   }
   if (store.kind === "postgres") {
-    volumes.push({ name: "store-password", secret: { secretName: passwordSecretName(desired.volumeName), defaultMode: 0o400, items: [{ key: PASSWORD_KEY, path: PASSWORD_KEY }] } });
+    volumes.push({
+      name: "store-password",
+      secret: { secretName: passwordSecretName(desired.volumeName), defaultMode: 0o400, items: [{ key: PASSWORD_KEY, path: PASSWORD_KEY }] },
+    });
     mounts.push({ name: "store-password", mountPath: SECRET_MOUNT, readOnly: true });
   }
   const httpGet = desired.readiness?.httpGet;
   const securityContext = podSecurityContext(desired);
-  const requiredNode = node ? { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: "kubernetes.io/hostname", operator: "In", values: [node] }] }] } } } : undefined;
+  const requiredNode = node
+    ? {
+        nodeAffinity: {
+          requiredDuringSchedulingIgnoredDuringExecution: {
+            nodeSelectorTerms: [{ matchExpressions: [{ key: "kubernetes.io/hostname", operator: "In", values: [node] }] }],
+          },
+        },
+      }
+    : undefined;
   const limits: Record<string, string> = {};
   if (desired.resources.memoryMiB) limits.memory = `${desired.resources.memoryMiB}Mi`;
   if (desired.resources.cpus) limits.cpu = `${Math.round(desired.resources.cpus * 1000)}m`;
@@ -157,12 +180,24 @@ export function podManifest(desired: ExecutableDesired, identity: PodIdentity, n
           // Docker's Cmd replaces the image's CMD and keeps its ENTRYPOINT: that is a container's args.
           ...(desired.command ? { args: desired.command } : {}),
           env: Object.entries(env).map(([name, value]) =>
-            secret.has(name) && value === desired.env[name] ? { name, valueFrom: { secretKeyRef: { name: envSecretName(desired.volumeName), key: secretEnvKey(identity.specHash, name) } } } : { name, value },
+            secret.has(name) && value === desired.env[name]
+              ? { name, valueFrom: { secretKeyRef: { name: envSecretName(desired.volumeName), key: secretEnvKey(identity.specHash, name) } } }
+              : { name, value },
           ),
           ports: desired.ports.map((p) => ({ containerPort: p.container, protocol: p.protocol.toUpperCase() })),
           ...(Object.keys(limits).length ? { resources: { limits } } : {}),
           volumeMounts: mounts,
-          ...(httpGet ? { readinessProbe: { httpGet: { port: httpGet.port, path: httpGet.path }, periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 3, successThreshold: 1 } } : {}),
+          ...(httpGet
+            ? {
+                readinessProbe: {
+                  httpGet: { port: httpGet.port, path: httpGet.path },
+                  periodSeconds: 1,
+                  timeoutSeconds: 1,
+                  failureThreshold: 3,
+                  successThreshold: 1,
+                },
+              }
+            : {}),
           terminationMessagePolicy: "FallbackToLogsOnError",
         },
       ],
@@ -235,7 +270,14 @@ export function isReady(pod: V1Pod): boolean {
  * Waiting reasons that will not resolve by waiting: the create fails at once with the reason. A first
  * ErrImagePull is retried by the kubelet; its ImagePullBackOff that follows is final here.
  */
-export const HOPELESS_WAITING = new Set(["ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError", "RunContainerError"]);
+export const HOPELESS_WAITING = new Set([
+  "ImagePullBackOff",
+  "ErrImageNeverPull",
+  "InvalidImageName",
+  "CreateContainerConfigError",
+  "CreateContainerError",
+  "RunContainerError",
+]);
 
 /** Why a pod is not ready yet, in the words the API server and kubelet use. */
 export function podProblem(pod: V1Pod): string {

@@ -267,10 +267,11 @@ describe("postgres store", () => {
       // Asked on fresh connections: inside a transaction pg_stat_activity is a snapshot that never changes.
       const waiting = async () =>
         Number(
-          (await sql<{ n: string }>(
-            "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'",
-            [`reseat-store ${peId}`],
-          ))[0]!.n,
+          (
+            await sql<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'", [
+              `reseat-store ${peId}`,
+            ])
+          )[0]!.n,
         );
       const three = commitOf(peId, 3, 10);
       const committedThree = newer.commit(three.record, three.file);
@@ -325,16 +326,15 @@ describe("postgres store", () => {
     await commit(s, 2, 5, randomBytes(250));
     await commit(s, 2, 6, randomBytes(250));
     await s.idle();
-    expect((await s.list()).map((c) => c.id)).toEqual([
-      "g0000000002-s0000000000000006",
-      "g0000000002-s0000000000000005",
-      "g0000000001-s0000000000000004",
+    expect((await s.list()).map((c) => c.id)).toEqual(["g0000000002-s0000000000000006", "g0000000002-s0000000000000005", "g0000000001-s0000000000000004"]);
+    const chunkSeqs = await sql<{ seq: string; n: string }>(`SELECT seq, count(*) AS n FROM "${TABLE}_chunks" WHERE pe_id = $1 GROUP BY seq ORDER BY seq`, [
+      peId,
     ]);
-    const chunkSeqs = await sql<{ seq: string; n: string }>(
-      `SELECT seq, count(*) AS n FROM "${TABLE}_chunks" WHERE pe_id = $1 GROUP BY seq ORDER BY seq`,
-      [peId],
-    );
-    expect(chunkSeqs.map((row) => [Number(row.seq), Number(row.n)])).toEqual([[4, 3], [5, 3], [6, 3]]);
+    expect(chunkSeqs.map((row) => [Number(row.seq), Number(row.n)])).toEqual([
+      [4, 3],
+      [5, 3],
+      [6, 3],
+    ]);
 
     // A commit that fails (its record does not describe its file) is rolled back whole and prunes nothing.
     const single = store(uniquePe("keep-one"), { keep: 1, chunkBytes: 100 });
@@ -376,10 +376,9 @@ describe("postgres store", () => {
       await Promise.all(racers.map((racer, i) => racer.claimGeneration(i + 1)));
       await Promise.all(racers.map((racer) => commit(racer, 5, 1)));
       for (const racer of racers) expect((await latestValid(racer))?.record.generation).toBe(5);
-      const [storage] = await sql<{ attstorage: string }>(
-        "SELECT attstorage FROM pg_attribute WHERE attrelid = $1::regclass AND attname = 'data'",
-        [`"${table}_chunks"`],
-      );
+      const [storage] = await sql<{ attstorage: string }>("SELECT attstorage FROM pg_attribute WHERE attrelid = $1::regclass AND attname = 'data'", [
+        `"${table}_chunks"`,
+      ]);
       expect(storage?.attstorage).toBe("e"); // EXTERNAL: no compression attempt
     } finally {
       await sql(`DROP TABLE IF EXISTS "${table}_chunks", "${table}", "${table}_fences"`);

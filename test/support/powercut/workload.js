@@ -20,7 +20,10 @@ function integrity(dbFile) {
   const db = new DatabaseSync(dbFile, { timeout: 5000 });
   try {
     db.exec("PRAGMA locking_mode=EXCLUSIVE"); // as the library opens it: no shared-memory file
-    const rows = db.prepare("PRAGMA integrity_check").all().map((row) => row.integrity_check);
+    const rows = db
+      .prepare("PRAGMA integrity_check")
+      .all()
+      .map((row) => row.integrity_check);
     return rows.join("; ");
   } finally {
     db.close();

@@ -20,13 +20,43 @@ export function makeTlsFiles(dir: string, commonName = "reseat test CA"): TlsFil
   const openssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
   const ecKey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
 
-  openssl("req", "-x509", ...ecKey, "-keyout", file("ca-key.pem"), "-out", file("ca.pem"), "-days", "2", "-subj", `/CN=${commonName}`,
-    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign");
+  openssl(
+    "req",
+    "-x509",
+    ...ecKey,
+    "-keyout",
+    file("ca-key.pem"),
+    "-out",
+    file("ca.pem"),
+    "-days",
+    "2",
+    "-subj",
+    `/CN=${commonName}`,
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
+  );
   const sign = (name: string, subject: string, extensions: string) => {
     openssl("req", "-new", ...ecKey, "-keyout", file(`${name}-key.pem`), "-out", file(`${name}.csr`), "-subj", subject);
     fs.writeFileSync(file(`${name}.ext`), extensions);
-    openssl("x509", "-req", "-in", file(`${name}.csr`), "-CA", file("ca.pem"), "-CAkey", file("ca-key.pem"), "-CAcreateserial",
-      "-out", file(`${name}-cert.pem`), "-days", "2", "-extfile", file(`${name}.ext`));
+    openssl(
+      "x509",
+      "-req",
+      "-in",
+      file(`${name}.csr`),
+      "-CA",
+      file("ca.pem"),
+      "-CAkey",
+      file("ca-key.pem"),
+      "-CAcreateserial",
+      "-out",
+      file(`${name}-cert.pem`),
+      "-days",
+      "2",
+      "-extfile",
+      file(`${name}.ext`),
+    );
   };
   sign("server", "/CN=127.0.0.1", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n");
   sign("client", "/CN=reseat-test-client", "extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n");

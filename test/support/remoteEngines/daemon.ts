@@ -88,7 +88,10 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   });
   if (spawned) throw new Error(`${options.name}: cannot start ${options.command}: ${spawned.message}`);
   const recordFile = path.join(RECORDS, `${options.name}-${child.pid}.json`);
-  fs.writeFileSync(recordFile, JSON.stringify({ pid: child.pid, ownerPid: process.pid, command: options.runningAs ?? options.command, dirs: options.dirs ?? [] }));
+  fs.writeFileSync(
+    recordFile,
+    JSON.stringify({ pid: child.pid, ownerPid: process.pid, command: options.runningAs ?? options.command, dirs: options.dirs ?? [] }),
+  );
   const daemon = new Daemon(options.name, child, options.logFile, recordFile);
 
   const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);

@@ -28,7 +28,9 @@ export class PrivateRegistry {
     const username = "reseat-test";
     const password = randomBytes(18).toString("base64url");
     // -i: the password on stdin, not in argv.
-    const entry = execFileSync("htpasswd", ["-niB", username], { input: password, stdio: ["pipe", "pipe", "ignore"] }).toString().trim();
+    const entry = execFileSync("htpasswd", ["-niB", username], { input: password, stdio: ["pipe", "pipe", "ignore"] })
+      .toString()
+      .trim();
     fs.writeFileSync(file("htpasswd"), `${entry}\n`, { mode: 0o600 });
     const port = await freePort();
     fs.writeFileSync(
@@ -52,7 +54,9 @@ export class PrivateRegistry {
         "",
       ].join("\n"),
     );
-    const binary = execFileSync("bash", [path.join(ROOT, "scripts", "remote-engines.sh"), "registry-bin"]).toString().trim();
+    const binary = execFileSync("bash", [path.join(ROOT, "scripts", "remote-engines.sh"), "registry-bin"])
+      .toString()
+      .trim();
     if (!fs.existsSync(binary)) throw new Error(`${binary} is missing: run \`bash scripts/remote-engines.sh\` (scripts/bootstrap.sh does)`);
     const daemon = await startDaemon({
       name: id,

@@ -27,7 +27,8 @@ export class SshServer {
     const id = uniqueId("sshd");
     const dir = privateDir(id);
     const file = (name: string) => path.join(dir, name);
-    const keygen = (name: string, comment: string) => execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", file(name)], { stdio: "ignore" });
+    const keygen = (name: string, comment: string) =>
+      execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", file(name)], { stdio: "ignore" });
     keygen("host_ed25519_key", `reseat ${id} host`);
     keygen("client_key", `reseat ${id} client`);
     fs.copyFileSync(file("client_key.pub"), file("authorized_keys"));

@@ -93,18 +93,20 @@ export class TestEngine {
       );
     }
     // --bridge=none deletes the machine engine's docker0 on start-up: put back (defaultBridge.ts).
-    this.daemon = await keepingDefaultBridge(() => startDaemon({
-      name: this.id,
-      // In a UTS namespace of its own, so that the engine reports its own name (its `docker info`
-      // Name, what a PE's `host` output shows) instead of this machine's.
-      command: "unshare",
-      args: ["--uts", "--", "sh", "-c", 'hostname "$0" && exec dockerd "$@"', this.name, ...args],
-      runningAs: "dockerd",
-      logFile: path.join(this.dir, "dockerd.log"),
-      ready: () => ping(this.socket),
-      readyTimeoutMs: 90_000,
-      dirs: [this.dir, this.execRoot],
-    }));
+    this.daemon = await keepingDefaultBridge(() =>
+      startDaemon({
+        name: this.id,
+        // In a UTS namespace of its own, so that the engine reports its own name (its `docker info`
+        // Name, what a PE's `host` output shows) instead of this machine's.
+        command: "unshare",
+        args: ["--uts", "--", "sh", "-c", 'hostname "$0" && exec dockerd "$@"', this.name, ...args],
+        runningAs: "dockerd",
+        logFile: path.join(this.dir, "dockerd.log"),
+        ready: () => ping(this.socket),
+        readyTimeoutMs: 90_000,
+        dirs: [this.dir, this.execRoot],
+      }),
+    );
   }
 
   /** Stops dockerd (SIGTERM: it stops its containers and its containerd) and waits for it to exit. */

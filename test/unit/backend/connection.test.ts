@@ -51,23 +51,33 @@ describe("engine address → dockerode options", () => {
 
   it("DOCKER_HOST=tcp:// with DOCKER_TLS_VERIFY reads ca.pem, cert.pem, key.pem from DOCKER_CERT_PATH, like the docker CLI", () => {
     const files: Record<string, string> = { "/certs/ca.pem": CA, "/certs/cert.pem": CERT, "/certs/key.pem": KEY };
-    const c = resolveConnection({}, { env: { DOCKER_HOST: "tcp://h:2376", DOCKER_TLS_VERIFY: "1", DOCKER_CERT_PATH: "/certs" }, readFile: (f) => files[f] ?? "" });
+    const c = resolveConnection(
+      {},
+      { env: { DOCKER_HOST: "tcp://h:2376", DOCKER_TLS_VERIFY: "1", DOCKER_CERT_PATH: "/certs" }, readFile: (f) => files[f] ?? "" },
+    );
     expect(c.dockerOptions).toMatchObject({ protocol: "https", ca: CA, cert: CERT, key: KEY });
     const error = thrown(() =>
-      resolveConnection({}, {
-        env: { DOCKER_HOST: "tcp://h:2376", DOCKER_TLS_VERIFY: "1", DOCKER_CERT_PATH: "/nowhere" },
-        readFile: () => {
-          throw Object.assign(new Error("no"), { code: "ENOENT" });
+      resolveConnection(
+        {},
+        {
+          env: { DOCKER_HOST: "tcp://h:2376", DOCKER_TLS_VERIFY: "1", DOCKER_CERT_PATH: "/nowhere" },
+          readFile: () => {
+            throw Object.assign(new Error("no"), { code: "ENOENT" });
+          },
         },
-      }),
+      ),
     );
     expect(error).toBeInstanceOf(ConnectionError);
     expect(error.message).toMatch(/DOCKER_CERT_PATH: DOCKER_TLS_VERIFY is set but \/nowhere\/ca\.pem cannot be read \(ENOENT\)/);
   });
 
   it("refuses TLS or ssh settings for an address of another kind, and PEMs that are not PEMs, naming the field and never the secret", () => {
-    expect(thrown(() => resolveConnection({ tls: { ca: CA, cert: CERT, key: KEY } }, noEnv)).message).toMatch(/docker\.tls: TLS settings need a tcp:\/\/ engine address/);
-    expect(thrown(() => resolveConnection({ host: "tcp://h:1", ssh: { privateKey: SSH_KEY } }, noEnv)).message).toMatch(/docker\.ssh: ssh settings need an ssh:\/\/ engine address/);
+    expect(thrown(() => resolveConnection({ tls: { ca: CA, cert: CERT, key: KEY } }, noEnv)).message).toMatch(
+      /docker\.tls: TLS settings need a tcp:\/\/ engine address/,
+    );
+    expect(thrown(() => resolveConnection({ host: "tcp://h:1", ssh: { privateKey: SSH_KEY } }, noEnv)).message).toMatch(
+      /docker\.ssh: ssh settings need an ssh:\/\/ engine address/,
+    );
     const bad = thrown(() => resolveConnection({ host: "tcp://h:1", tls: { ca: CA, cert: CERT, key: "not a pem SECRETKEYMATERIAL" } }, noEnv));
     expect(bad.message).toMatch(/docker\.tls\.key: expected PEM contents/);
     expect(bad.message).not.toContain("SECRETKEYMATERIAL");
@@ -85,7 +95,9 @@ describe("engine address → dockerode options", () => {
     const c = resolveConnection({ host: "ssh://engine.example" }, { env: { SSH_AUTH_SOCK: "/tmp/agent.sock" }, userName: () => "alice" });
     expect(c.address).toBe("ssh://alice@engine.example:22");
     expect(c.ssh).toMatchObject({ username: "alice", port: 22, agent: "/tmp/agent.sock", privateKey: undefined });
-    expect(thrown(() => resolveConnection({ host: "ssh://u@h" }, noEnv)).message).toMatch(/docker\.ssh: reaching ssh:\/\/u@h needs an ssh private key \(docker\.ssh\.privateKeySecret\) or a running ssh agent/);
+    expect(thrown(() => resolveConnection({ host: "ssh://u@h" }, noEnv)).message).toMatch(
+      /docker\.ssh: reaching ssh:\/\/u@h needs an ssh private key \(docker\.ssh\.privateKeySecret\) or a running ssh agent/,
+    );
   });
 
   it("refuses a password in an ssh:// address without repeating it", () => {
@@ -96,7 +108,9 @@ describe("engine address → dockerode options", () => {
   });
 
   it("names the field of an unknown scheme or a too small call budget", () => {
-    expect(thrown(() => resolveConnection({ host: "npipe:////./pipe/docker" }, noEnv)).message).toMatch(/docker\.host: expected unix:\/\/\/path, tcp:\/\/host:port or ssh:\/\/user@host\[:port\]/);
+    expect(thrown(() => resolveConnection({ host: "npipe:////./pipe/docker" }, noEnv)).message).toMatch(
+      /docker\.host: expected unix:\/\/\/path, tcp:\/\/host:port or ssh:\/\/user@host\[:port\]/,
+    );
     expect(thrown(() => resolveConnection({}, { env: { DOCKER_HOST: "http://h:1" } })).message).toMatch(/^reseat: DOCKER_HOST: /);
     expect(thrown(() => resolveConnection({ callTimeoutMs: 10 }, noEnv)).message).toMatch(/docker\.callTimeoutMs: expected at least 1000 ms/);
   });

@@ -19,7 +19,11 @@ import { PullProgress, registryAnswer, repositoryOf, splitReference } from "../.
 
 describe("archives", () => {
   it("round-trip files and directories, with their modes", async () => {
-    const archive = await packArchive([{ name: ".reseat/" }, { name: ".reseat/meta.json", content: Buffer.from('{"generation":3}') }, { name: "secret", content: Buffer.from("x"), mode: 0o600 }]);
+    const archive = await packArchive([
+      { name: ".reseat/" },
+      { name: ".reseat/meta.json", content: Buffer.from('{"generation":3}') },
+      { name: "secret", content: Buffer.from("x"), mode: 0o600 },
+    ]);
     expect(archive.length % 512).toBe(0);
     const files = await filesOf(archive);
     expect(files.get(".reseat/meta.json")?.toString()).toBe('{"generation":3}');
@@ -30,7 +34,10 @@ describe("archives", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "reseat-archive-"));
     try {
       const content = Buffer.alloc(1300, "x");
-      fs.writeFileSync(path.join(dir, "a.tar"), await packArchive([{ name: "d/" }, { name: "d/f.txt", content }, { name: "d/s", content: Buffer.from("s"), mode: 0o600 }]));
+      fs.writeFileSync(
+        path.join(dir, "a.tar"),
+        await packArchive([{ name: "d/" }, { name: "d/f.txt", content }, { name: "d/s", content: Buffer.from("s"), mode: 0o600 }]),
+      );
       execFileSync("tar", ["-xpf", "a.tar"], { cwd: dir });
       expect(fs.readFileSync(path.join(dir, "d", "f.txt"))).toEqual(content);
       expect(fs.statSync(path.join(dir, "d", "s")).mode & 0o777).toBe(0o600);
@@ -94,7 +101,10 @@ describe("engine helpers", () => {
   });
 
   it("a registry's refusal, short and on one line, for a preview's diff", () => {
-    const refused = new EngineError("Docker Engine (unix:///var/run/docker.sock) GET /distribution/r/app:v9/json answered 401: errors:\ndenied: requested access to the resource is denied\nunauthorized: authentication required\n", 401);
+    const refused = new EngineError(
+      "Docker Engine (unix:///var/run/docker.sock) GET /distribution/r/app:v9/json answered 401: errors:\ndenied: requested access to the resource is denied\nunauthorized: authentication required\n",
+      401,
+    );
     expect(registryAnswer(refused)).toBe("errors: denied: requested access to the resource is denied unauthorized: authentication required (401)");
     expect(registryAnswer(new EngineError("the Docker Engine (unix:///x) did not answer GET /distribution/a/json within 20000 ms", undefined, true))).toBe(
       "the Docker Engine (unix:///x) did not answer GET /distribution/a/json within 20000 ms",
@@ -125,14 +135,19 @@ describe("engine calls", () => {
   });
 
   it("the engine's answer keeps its status and own words; 404 can mean undefined; no answer means unreachable", async () => {
-    const refused = Object.assign(new Error("(HTTP code 409) unexpected - Conflict. "), { statusCode: 409, json: { message: "Conflict. The container name is already in use" } });
+    const refused = Object.assign(new Error("(HTTP code 409) unexpected - Conflict. "), {
+      statusCode: 409,
+      json: { message: "Conflict. The container name is already in use" },
+    });
     const error = (await engineCall("unix:///s", "create container x", 1000, () => Promise.reject(refused)).catch((e: unknown) => e)) as EngineError;
     expect(error.statusCode).toBe(409);
     expect(error.message).toBe("Docker Engine (unix:///s) create container x answered 409: Conflict. The container name is already in use");
     const gone = Object.assign(new Error("no such container"), { statusCode: 404, json: Buffer.from("no such container") });
     expect(await engineCallOrUndefined("unix:///s", "inspect", 1000, () => Promise.reject(gone))).toBeUndefined();
     const down = Object.assign(new Error("connect ENOENT /var/run/docker.sock"), { code: "ENOENT" });
-    const unreachable = (await engineCall("unix:///var/run/docker.sock", "GET /info", 1000, () => Promise.reject(down)).catch((e: unknown) => e)) as EngineError;
+    const unreachable = (await engineCall("unix:///var/run/docker.sock", "GET /info", 1000, () => Promise.reject(down)).catch(
+      (e: unknown) => e,
+    )) as EngineError;
     expect(unreachable.message).toBe("cannot reach the Docker Engine (unix:///var/run/docker.sock): connect ENOENT /var/run/docker.sock");
     expect(unreachable.statusCode).toBeUndefined();
   });
@@ -211,7 +226,9 @@ describe("following engine events", () => {
   it("a subscription the engine refuses fails at once", async () => {
     const engine = fakeEngine();
     engine.failSubscriptions(1);
-    await expect(followEvents(engine.docker as never, "unix:///s", {}, () => undefined)).rejects.toThrow(/cannot reach the Docker Engine \(unix:\/\/\/s\): connect ECONNREFUSED/);
+    await expect(followEvents(engine.docker as never, "unix:///s", {}, () => undefined)).rejects.toThrow(
+      /cannot reach the Docker Engine \(unix:\/\/\/s\): connect ECONNREFUSED/,
+    );
   });
 });
 

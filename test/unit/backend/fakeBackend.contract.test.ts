@@ -19,7 +19,19 @@ defineBackendContract("fake", async () => {
     damageRecord: async (volumeName, record, text) => backend.putVolumeFiles(volumeName, { [record.file]: text }),
     // What the state library writes as it starts (the fake runs no workload).
     workloadReports: async (desired, generation) => {
-      const status = { peId: desired.peId, generation, resumedFrom: "empty" as const, resumedSeq: 0, seq: 0, commitIntervalMs: desired.commitIntervalMs, lastCommit: null, lastCommitError: null, lastCommitAttemptAt: null, restoreFailed: null, updatedAt: new Date().toISOString() };
+      const status = {
+        peId: desired.peId,
+        generation,
+        resumedFrom: "empty" as const,
+        resumedSeq: 0,
+        seq: 0,
+        commitIntervalMs: desired.commitIntervalMs,
+        lastCommit: null,
+        lastCommitError: null,
+        lastCommitAttemptAt: null,
+        restoreFailed: null,
+        updatedAt: new Date().toISOString(),
+      };
       backend.putVolumeFiles(desired.volumeName, { [STATUS_RECORD.file]: STATUS_RECORD.encode(status) });
     },
     // No process runs in the fake: what a workload would see follows from the owners it keeps (the

@@ -89,7 +89,10 @@ describe("freshLoader: one evaluation of the program per operation", () => {
   });
 
   it("a program that threw while loading is loaded afresh next time", () => {
-    write("throws/index.js", record("throws") + "if ((globalThis.__reseatEvaluations.filter((n) => n === 'throws').length) === 1) throw new Error('bad spec');\nexports.ok = true;\n");
+    write(
+      "throws/index.js",
+      record("throws") + "if ((globalThis.__reseatEvaluations.filter((n) => n === 'throws').length) === 1) throw new Error('bad spec');\nexports.ok = true;\n",
+    );
     evaluations().length = 0;
     const load = freshLoader(path.join(dir, "throws", "index.js"));
     expect(() => load()).toThrow("bad spec");

@@ -9,7 +9,12 @@ import { forgetDeclaredPes } from "../../../src/schema/uniqueness";
 import { rejection } from "../../support/specError";
 
 beforeAll(async () => {
-  await pulumi.runtime.setMocks({ newResource: (args) => ({ id: `${args.name}-id`, state: args.inputs }), call: (args) => args.inputs }, "project", "stack", false);
+  await pulumi.runtime.setMocks(
+    { newResource: (args) => ({ id: `${args.name}-id`, state: args.inputs }), call: (args) => args.inputs },
+    "project",
+    "stack",
+    false,
+  );
 });
 
 interface Registered {
@@ -31,7 +36,6 @@ async function isSecret(input: unknown): Promise<boolean> {
   // Output.isSecret is internal to the SDK (a Promise<boolean>): what a resource's input records.
   return pulumi.Output.isInstance(input) ? (input as unknown as { isSecret: Promise<boolean> }).isSecret : false;
 }
-
 
 const plain = { image: "reseat-demo-workload:v1", env: { A: "1" }, commitInterval: "2s", persistentStore: { kind: "none" as const } };
 
@@ -79,7 +83,12 @@ describe("ProcessingElement with Outputs", () => {
     const { seen, transformation } = recorder();
     new ProcessingElement(
       "in-nested",
-      { ...plain, peId: pulumi.output("nested-pe"), ports: [{ container: Promise.resolve(8080), host: 18080 }], volume: { name: pulumi.output("nested-data") } },
+      {
+        ...plain,
+        peId: pulumi.output("nested-pe"),
+        ports: [{ container: Promise.resolve(8080), host: 18080 }],
+        volume: { name: pulumi.output("nested-data") },
+      },
       { transformations: [transformation] },
     );
     const props = seen.find((r) => r.name === "in-nested-executable")!.props;
@@ -93,7 +102,11 @@ describe("ProcessingElement with Outputs", () => {
   it("a postgres password given as a plain string is a secret in the store input", async () => {
     forgetDeclaredPes();
     const { seen, transformation } = recorder();
-    new ProcessingElement("in-pg", { image: pulumi.output("app:v1"), persistentStore: { kind: "postgres", database: "d", user: "u", password: "pw" } }, { transformations: [transformation] });
+    new ProcessingElement(
+      "in-pg",
+      { image: pulumi.output("app:v1"), persistentStore: { kind: "postgres", database: "d", user: "u", password: "pw" } },
+      { transformations: [transformation] },
+    );
     const props = seen.find((r) => r.name === "in-pg-executable")!.props;
     expect(await isSecret(props.store)).toBe(true);
     expect(await valueOf(props.store)).toMatchObject({ kind: "postgres", password: "pw", database: "d" });
@@ -124,7 +137,14 @@ describe("ProcessingElementGroup with Outputs", () => {
   it("substitutes each member's placeholders in template Outputs once they resolve", async () => {
     forgetDeclaredPes();
     const { seen, transformation } = recorder();
-    new ProcessingElementGroup("in-g", { replicas: 2, template: { image: pulumi.output("app:v1"), env: { SHARD: pulumi.output("shard-{{ordinal}}"), PLAIN: "{{peId}}" }, persistentStore: { kind: "none" } } }, { transformations: [transformation] });
+    new ProcessingElementGroup(
+      "in-g",
+      {
+        replicas: 2,
+        template: { image: pulumi.output("app:v1"), env: { SHARD: pulumi.output("shard-{{ordinal}}"), PLAIN: "{{peId}}" }, persistentStore: { kind: "none" } },
+      },
+      { transformations: [transformation] },
+    );
     const member1 = seen.find((r) => r.name === "in-g-1-executable")!.props;
     expect(await valueOf(member1.env)).toEqual({ SHARD: "shard-1", PLAIN: "in-g-1" });
     expect(await valueOf(member1.imageRef)).toBe("app:v1");

@@ -56,7 +56,11 @@ describe("replacement options on components", () => {
   it("a PE gives them to its Executable, not to itself", () => {
     forgetDeclaredPes();
     const { seen, transformation } = recorder();
-    const pe = new ProcessingElement("ro-a", spec, { transformations: [transformation], replaceOnChanges: ["env", "commitIntervalMs"], replacementTrigger: "t1" });
+    const pe = new ProcessingElement("ro-a", spec, {
+      transformations: [transformation],
+      replaceOnChanges: ["env", "commitIntervalMs"],
+      replacementTrigger: "t1",
+    });
     const component = seen.find((r) => r.type === "reseat:index:ProcessingElement")!;
     expect(component.opts.replaceOnChanges).toBeUndefined();
     expect(component.opts.replacementTrigger).toBeUndefined();
@@ -84,7 +88,8 @@ describe("replacement options on components", () => {
     const executables = seen.filter((r) => r.name.endsWith("-executable"));
     expect(executables.map((r) => r.name).sort()).toEqual(["ro-g-0-executable", "ro-g-1-executable"]);
     for (const executable of executables) expect(executable.opts.replacementTrigger).toBe("t2");
-    for (const component of seen.filter((r) => !r.name.endsWith("-executable") && !r.name.endsWith("-volume"))) expect(component.opts.replacementTrigger).toBeUndefined();
+    for (const component of seen.filter((r) => !r.name.endsWith("-executable") && !r.name.endsWith("-volume")))
+      expect(component.opts.replacementTrigger).toBeUndefined();
   });
 
   it("a fleet gives them to its Fleet resource", () => {

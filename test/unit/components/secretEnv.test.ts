@@ -8,7 +8,12 @@ import { forgetDeclaredPes } from "../../../src/schema/uniqueness";
 beforeAll(async () => {
   // A Fleet's members are its provider's outputs: none here.
   const state = (args: pulumi.runtime.MockResourceArgs) => (args.type.endsWith(":Fleet") ? { ...args.inputs, members: [] } : args.inputs);
-  await pulumi.runtime.setMocks({ newResource: (args) => ({ id: `${args.name}-id`, state: state(args) }), call: (args) => args.inputs }, "project", "stack", false);
+  await pulumi.runtime.setMocks(
+    { newResource: (args) => ({ id: `${args.name}-id`, state: state(args) }), call: (args) => args.inputs },
+    "project",
+    "stack",
+    false,
+  );
 });
 
 function recorder(): { seen: Map<string, Record<string, unknown>>; transformation: pulumi.ResourceTransformation } {
@@ -75,7 +80,11 @@ describe("ProcessingElement: secretEnv", () => {
 
   it("a fleet gives the template's secret env names to its Fleet resource (none: no input)", async () => {
     const { seen, transformation } = recorder();
-    new ProcessingElementFleet("se-fleet", { replicas: 2, template: { ...base, env: { PORT: "{{ordinal + 9100}}", TOKEN: pulumi.secret("t") } } }, { transformations: [transformation] });
+    new ProcessingElementFleet(
+      "se-fleet",
+      { replicas: 2, template: { ...base, env: { PORT: "{{ordinal + 9100}}", TOKEN: pulumi.secret("t") } } },
+      { transformations: [transformation] },
+    );
     expect(await valueOf(seen.get("se-fleet-fleet")!.secretEnv)).toEqual(["TOKEN"]);
     new ProcessingElementFleet("se-fleet-plain", { replicas: 1, template: { ...base, env: { PORT: "9200" } } }, { transformations: [transformation] });
     expect("secretEnv" in seen.get("se-fleet-plain-fleet")!).toBe(false);

@@ -38,9 +38,24 @@ const samples: [RecordCodec<never>, unknown][] = [
   [META_RECORD as RecordCodec<never>, { peId: "pe-a", generation: 4, volume: "reseat-pe-a-state", updatedAt: "2026-12-07T10:00:00.000Z" }],
   [CONTROL_RECORD as RecordCodec<never>, { commitIntervalMs: 2500, failureBackoff: { initialMs: 1000, maxMs: 60000, resetAfterMs: 120000 } }],
   [CONTROL_RECORD as RecordCodec<never>, { commitIntervalMs: 2500 }],
-  [REVERT_RECORD as RecordCodec<never>, { reverted: true, at: "t", failedExecutable: "reseat-pe-a-g2", failedSpecHash: "h", servingGeneration: 3, servingExecutable: "reseat-pe-a-g3", readyAt: "t2", error: "boom" }],
+  [
+    REVERT_RECORD as RecordCodec<never>,
+    {
+      reverted: true,
+      at: "t",
+      failedExecutable: "reseat-pe-a-g2",
+      failedSpecHash: "h",
+      servingGeneration: 3,
+      servingExecutable: "reseat-pe-a-g3",
+      readyAt: "t2",
+      error: "boom",
+    },
+  ],
   [REVERT_RECORD as RecordCodec<never>, { reverted: false }],
-  [CONTROLLER_RECORD as RecordCodec<never>, { restarts: 2, consecutiveFailures: 1, lastFailureAt: "t", lastFailure: "exited", lastReseatAt: "t", state: "backoff" }],
+  [
+    CONTROLLER_RECORD as RecordCodec<never>,
+    { restarts: 2, consecutiveFailures: 1, lastFailureAt: "t", lastFailure: "exited", lastReseatAt: "t", state: "backoff" },
+  ],
   [STATUS_RECORD as RecordCodec<never>, status],
   [FENCE_RECORD as RecordCodec<never>, { generation: 7 }],
 ];
@@ -54,12 +69,19 @@ describe("the contract's records", () => {
   });
 
   it("reads the 0.4.0 forms, written without a version", () => {
-    expect(META_RECORD.decode('{"peId":"pe-a","generation":2,"volume":"v","updatedAt":"t"}')).toEqual({ peId: "pe-a", generation: 2, volume: "v", updatedAt: "t" });
+    expect(META_RECORD.decode('{"peId":"pe-a","generation":2,"volume":"v","updatedAt":"t"}')).toEqual({
+      peId: "pe-a",
+      generation: 2,
+      volume: "v",
+      updatedAt: "t",
+    });
     // The state library's own meta on Kubernetes (no volume name).
     expect(META_RECORD.decode('{"peId":"pe-a","generation":2,"updatedAt":"t"}')).toMatchObject({ generation: 2, volume: "" });
     expect(CONTROL_RECORD.decode('{"commitIntervalMs":2500}')).toEqual({ commitIntervalMs: 2500 });
     expect(REVERT_RECORD.decode('{"reverted":false}')).toEqual({ reverted: false });
-    expect(CONTROLLER_RECORD.decode('{"restarts":1,"consecutiveFailures":1,"lastFailureAt":"t","lastFailure":"x","lastReseatAt":"t","state":"ok"}')).toMatchObject({ restarts: 1, state: "ok" });
+    expect(
+      CONTROLLER_RECORD.decode('{"restarts":1,"consecutiveFailures":1,"lastFailureAt":"t","lastFailure":"x","lastReseatAt":"t","state":"ok"}'),
+    ).toMatchObject({ restarts: 1, state: "ok" });
     expect(FENCE_RECORD.decode('{"generation":7}')).toEqual({ generation: 7 });
     const { lastCommitAttemptAt: _a, restoreFailed: _r, ...old } = status;
     expect(STATUS_RECORD.decode(JSON.stringify(old))).toMatchObject({ generation: 3, seq: 12, restoreFailed: null, lastCommitAttemptAt: null });
@@ -88,14 +110,26 @@ describe("the contract's records", () => {
 
   it("the control record of a spec is its commit interval and failure backoff", () => {
     expect(controlOf({ commitIntervalMs: 500 })).toEqual({ commitIntervalMs: 500 });
-    expect(controlOf({ commitIntervalMs: 500, failureBackoff: { initialMs: 1, maxMs: 2, resetAfterMs: 3 } })).toEqual({ commitIntervalMs: 500, failureBackoff: { initialMs: 1, maxMs: 2, resetAfterMs: 3 } });
+    expect(controlOf({ commitIntervalMs: 500, failureBackoff: { initialMs: 1, maxMs: 2, resetAfterMs: 3 } })).toEqual({
+      commitIntervalMs: 500,
+      failureBackoff: { initialMs: 1, maxMs: 2, resetAfterMs: 3 },
+    });
   });
 });
 
 describe("the contract's environment", () => {
   it("builds the RESEAT_* env over the spec's own (no password, a file instead)", () => {
     const store = storeEnv({ kind: "postgres", host: "db", port: 5432, database: "d", user: "u", table: "t", keep: 3, password: "hunter2" }, "/state");
-    const env = workloadEnvironment({ env: { PORT: "8080" }, peId: "pe-a", stateDir: "/state", commitIntervalMs: 1000, generation: 4, store, controlFile: "/etc/c", claimGeneration: true });
+    const env = workloadEnvironment({
+      env: { PORT: "8080" },
+      peId: "pe-a",
+      stateDir: "/state",
+      commitIntervalMs: 1000,
+      generation: 4,
+      store,
+      controlFile: "/etc/c",
+      claimGeneration: true,
+    });
     expect(env).toEqual({
       PORT: "8080",
       RESEAT_PE_ID: "pe-a",
@@ -112,7 +146,16 @@ describe("the contract's environment", () => {
 
   it("reserves every name it sets", () => {
     expect([...RESERVED_ENV_NAMES].sort()).toEqual(Object.values(RESEAT_ENV).sort());
-    const env = workloadEnvironment({ env: {}, peId: "p", stateDir: "/s", commitIntervalMs: 1, generation: 1, store: "{}", controlFile: "/c", claimGeneration: true });
+    const env = workloadEnvironment({
+      env: {},
+      peId: "p",
+      stateDir: "/s",
+      commitIntervalMs: 1,
+      generation: 1,
+      store: "{}",
+      controlFile: "/c",
+      claimGeneration: true,
+    });
     expect(Object.keys(env).sort()).toEqual([...RESERVED_ENV_NAMES].sort());
   });
 });

@@ -69,7 +69,11 @@ describe("the pod of a generation", () => {
   });
 
   it("a directory store is its own claim at /reseat-store", () => {
-    const dir = podManifest({ ...desired, store: { kind: "directory", volume: "reseat-orders-0-state-store", keep: 5 } }, { name: "p", generation: 1, specHash: "x" }, undefined);
+    const dir = podManifest(
+      { ...desired, store: { kind: "directory", volume: "reseat-orders-0-state-store", keep: 5 } },
+      { name: "p", generation: 1, specHash: "x" },
+      undefined,
+    );
     expect(dir.spec!.volumes!.find((v) => v.name === "store")!.persistentVolumeClaim!.claimName).toBe("reseat-orders-0-state-store");
   });
 });
@@ -81,31 +85,62 @@ describe("reading pods back", () => {
     status,
     ...extra,
   });
-  const running = { phase: "Running", containerStatuses: [{ name: "workload", state: { running: { startedAt: new Date(0) } }, image: "", imageID: "", ready: true, restartCount: 0 }] };
+  const running = {
+    phase: "Running",
+    containerStatuses: [{ name: "workload", state: { running: { startedAt: new Date(0) } }, image: "", imageID: "", ready: true, restartCount: 0 }],
+  };
 
   it("running, created (gated), pending, terminating, ended and unknown", () => {
     expect(podState(base(running as V1Pod["status"]))).toEqual({ state: "running", running: true });
-    expect(podState({ ...base({ phase: "Pending" }), spec: { containers: [], schedulingGates: [{ name: START_GATE }] } })).toEqual({ state: "created", running: false });
+    expect(podState({ ...base({ phase: "Pending" }), spec: { containers: [], schedulingGates: [{ name: START_GATE }] } })).toEqual({
+      state: "created",
+      running: false,
+    });
     expect(podState(base({ phase: "Pending" }))).toEqual({ state: "pending", running: false });
-    expect(podState(base(running as V1Pod["status"], { metadata: { name: "x", deletionTimestamp: new Date() } }))).toEqual({ state: "terminating", running: true });
+    expect(podState(base(running as V1Pod["status"], { metadata: { name: "x", deletionTimestamp: new Date() } }))).toEqual({
+      state: "terminating",
+      running: true,
+    });
     expect(podState(base({ phase: "Failed" }))).toEqual({ state: "failed", running: false });
     // A node that stopped reporting may still run the pod: it counts as running (reseat waits).
     expect(podState(base({ phase: "Unknown" }))).toEqual({ state: "unknown", running: true });
   });
 
   it("as an observed executable: generation, volume and node", () => {
-    expect(observePod(base(running as V1Pod["status"]))).toMatchObject({ id: "reseat-orders-0-g2", peId: "orders-0", generation: 2, volumeName: "v", running: true, host: "node1" });
+    expect(observePod(base(running as V1Pod["status"]))).toMatchObject({
+      id: "reseat-orders-0-g2",
+      peId: "orders-0",
+      generation: 2,
+      volumeName: "v",
+      running: true,
+      host: "node1",
+    });
   });
 
   it("the claim's node comes from the bound volume's required node affinity", () => {
-    expect(nodeOfVolume({ spec: { nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: "kubernetes.io/hostname", operator: "In", values: ["node2"] }] }] } } } })).toBe("node2");
+    expect(
+      nodeOfVolume({
+        spec: {
+          nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: "kubernetes.io/hostname", operator: "In", values: ["node2"] }] }] } },
+        },
+      }),
+    ).toBe("node2");
     expect(nodeOfVolume({ spec: {} })).toBeUndefined();
     expect(nodeOfVolume(undefined)).toBeUndefined();
   });
 });
 
 describe("a claim is never replaced", () => {
-  const claim: ClaimFields = { peId: "orders-0", role: "state-volume", name: "reseat-orders-0-state", namespace: "shop", storageClassName: "fast", size: "1Gi", owner: "p/s/orders-0", engine: { kind: "kubernetes", namespace: "shop" } };
+  const claim: ClaimFields = {
+    peId: "orders-0",
+    role: "state-volume",
+    name: "reseat-orders-0-state",
+    namespace: "shop",
+    storageClassName: "fast",
+    size: "1Gi",
+    owner: "p/s/orders-0",
+    engine: { kind: "kubernetes", namespace: "shop" },
+  };
 
   it("the same claim is no change", () => expect(planClaim(claim, { ...claim })).toEqual({ changes: false }));
 

@@ -25,7 +25,10 @@ describe("the kubernetes section", () => {
   });
 
   it("bad Kubernetes fields are named with what was expected", () => {
-    const problems = problemsOf({ ...k8sPe, kubernetes: { namespace: "Shop_1", size: "lots", storageClassName: "Fast SSD", nodeSelector: { "bad key!": "v" }, status: { port: 0 }, extra: 1 } });
+    const problems = problemsOf({
+      ...k8sPe,
+      kubernetes: { namespace: "Shop_1", size: "lots", storageClassName: "Fast SSD", nodeSelector: { "bad key!": "v" }, status: { port: 0 }, extra: 1 },
+    });
     const byField = Object.fromEntries(problems.map((p) => [p.field, p.expected]));
     expect(byField["kubernetes.namespace"]).toMatch(/namespace name/);
     expect(byField["kubernetes.size"]).toMatch(/storage size such as/);
@@ -47,14 +50,31 @@ describe("the kubernetes section", () => {
       persistentStore: { kind: "directory", hostPath: "/srv/commits" },
     });
     expect(problems.map((p) => p.field).sort()).toEqual(
-      ["docker", "network", "persistentStore.hostPath", "ports.0.host", "ports.0.hostIp", "readiness.logLine", "stop.signal", "volume.driver", "volume.name"].sort(),
+      [
+        "docker",
+        "network",
+        "persistentStore.hostPath",
+        "ports.0.host",
+        "ports.0.hostIp",
+        "readiness.logLine",
+        "stop.signal",
+        "volume.driver",
+        "volume.name",
+      ].sort(),
     );
     expect(problems.find((p) => p.field === "network")!.expected).toMatch(/Docker-only field, not allowed with kubernetes/);
     expect(problems.find((p) => p.field === "stop.signal")!.expected).toMatch(/always stops a pod with SIGTERM/);
   });
 
   it("what Kubernetes understands of the shared fields is accepted", () => {
-    const spec = parseProcessingElement({ ...k8sPe, ports: [{ container: 8080 }], readiness: { httpGet: { port: 8080, path: "/healthz" } }, stop: { signal: "SIGTERM", graceSeconds: 5 }, volume: { name: "orders-state", mountPath: "/data" }, persistentStore: { kind: "none" } });
+    const spec = parseProcessingElement({
+      ...k8sPe,
+      ports: [{ container: 8080 }],
+      readiness: { httpGet: { port: 8080, path: "/healthz" } },
+      stop: { signal: "SIGTERM", graceSeconds: 5 },
+      volume: { name: "orders-state", mountPath: "/data" },
+      persistentStore: { kind: "none" },
+    });
     expect(spec.volume.name).toBe("orders-state");
   });
 
@@ -65,7 +85,9 @@ describe("the kubernetes section", () => {
   });
 
   it("groups check each member the same way", () => {
-    expect(() => parseGroup({ name: "web", replicas: 2, template: { image: "x:1", kubernetes: { namespace: "shop" }, network: "host" } })).toThrow(/network: a Docker-only field/);
+    expect(() => parseGroup({ name: "web", replicas: 2, template: { image: "x:1", kubernetes: { namespace: "shop" }, network: "host" } })).toThrow(
+      /network: a Docker-only field/,
+    );
     const group = parseGroup({ name: "web", replicas: 2, template: { image: "x:1", kubernetes: { namespace: "shop" } } });
     expect(group.members.map((m) => engineTarget(m.spec))).toEqual([
       { kind: "kubernetes", namespace: "shop" },

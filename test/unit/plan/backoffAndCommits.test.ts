@@ -94,7 +94,16 @@ describe("restore-failed", () => {
 });
 
 describe("needsReseat", () => {
-  const e = (running: boolean): ObservedExecutable => ({ id: "x", name: "n", peId: "p", generation: 1, specHash: "h", volumeName: "v", state: running ? "running" : "exited", running });
+  const e = (running: boolean): ObservedExecutable => ({
+    id: "x",
+    name: "n",
+    peId: "p",
+    generation: 1,
+    specHash: "h",
+    volumeName: "v",
+    state: running ? "running" : "exited",
+    running,
+  });
   it("a failed executable still there, none running", () => expect(needsReseat([e(false)])).toBe(true));
   it("nothing there: removed on purpose", () => expect(needsReseat([])).toBe(false));
   it("one running: nothing to do", () => expect(needsReseat([e(false), e(true)])).toBe(false));

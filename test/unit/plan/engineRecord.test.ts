@@ -7,17 +7,17 @@ const other: EngineIdentity = { kind: "docker", id: "ABCD@/tmp/second/data", add
 
 describe("assertSameEngine", () => {
   it("accepts the recorded engine, however it is reached", () => {
-    expect(() => assertSameEngine("processing element \"pe\"", here, { ...here, address: "tcp://127.0.0.1:2375" })).not.toThrow();
+    expect(() => assertSameEngine('processing element "pe"', here, { ...here, address: "tcp://127.0.0.1:2375" })).not.toThrow();
   });
 
   it("accepts a resource with no engine recorded (state of an older release)", () => {
-    expect(() => assertSameEngine("processing element \"pe\"", undefined, here)).not.toThrow();
+    expect(() => assertSameEngine('processing element "pe"', undefined, here)).not.toThrow();
   });
 
   it("refuses another engine, naming both and what to do", () => {
     let error: unknown;
     try {
-      assertSameEngine("processing element \"pe\"", here, other);
+      assertSameEngine('processing element "pe"', here, other);
     } catch (caught) {
       error = caught;
     }
@@ -42,6 +42,8 @@ describe("recordOutdated", () => {
 
   it("names an engine not yet recorded, or reached at a new address", () => {
     expect(recordOutdated({ __provider: provider }, { __provider: provider, engineIdentity: here })).toEqual(["engineIdentity"]);
-    expect(recordOutdated({ __provider: provider, engineIdentity: here }, { __provider: provider, engineIdentity: { ...here, address: "tcp://127.0.0.1:2375" } })).toEqual(["engineIdentity"]);
+    expect(
+      recordOutdated({ __provider: provider, engineIdentity: here }, { __provider: provider, engineIdentity: { ...here, address: "tcp://127.0.0.1:2375" } }),
+    ).toEqual(["engineIdentity"]);
   });
 });

@@ -2,7 +2,12 @@ import { describe, expect, it } from "vitest";
 import { FleetChecked, parseFleet, planFleetDiff, planFleetMembers, removedMembers } from "../../../src/plan/fleetPlan";
 import { SpecError } from "../../../src/schema/processingElement";
 
-const template = { image: "app:v1", network: "host", env: { PORT: "{{ordinal + 9000}}" }, readiness: { httpGet: { port: "{{ordinal + 9000}}", path: "/healthz" } } };
+const template = {
+  image: "app:v1",
+  network: "host",
+  env: { PORT: "{{ordinal + 9000}}" },
+  readiness: { httpGet: { port: "{{ordinal + 9000}}", path: "/healthz" } },
+};
 
 function fleet(overrides: Partial<FleetChecked> = {}, templateOverrides: Record<string, unknown> = {}): FleetChecked {
   const t = { ...template, ...templateOverrides };
@@ -37,7 +42,9 @@ describe("parseFleet", () => {
   });
 
   it("refuses what a fleet does not do, naming each field", () => {
-    const fields = problemsOf(() => parseFleet(fleet({}, { persistentStore: { kind: "postgres", host: "db", database: "d", user: "u", password: "p" } }))).map((p) => p.field);
+    const fields = problemsOf(() => parseFleet(fleet({}, { persistentStore: { kind: "postgres", host: "db", database: "d", user: "u", password: "p" } }))).map(
+      (p) => p.field,
+    );
     expect(fields).toEqual(["template.persistentStore.kind"]);
     const onEngines = problemsOf(() => parseFleet(fleet({}, { docker: { host: "tcp://10.0.0.{{ordinal}}:2375" } })));
     expect(onEngines.map((p) => p.field)).toEqual(["template.docker.host"]);

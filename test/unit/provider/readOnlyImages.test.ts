@@ -31,7 +31,12 @@ function desired(imageRef: string, imageId: string): ExecutableDesired {
 
 /** The engine calls that change something (the fake records every call). */
 function writes(engine: FakeBackend): string[] {
-  return engine.calls.filter((call) => !/^(identity|ping|resolveImage|listExecutables|inspectExecutable|desiredOf|inspectVolume|readGeneration|readControl|readRevert|readWorkloadStatus|readControllerRecord|readStoreGeneration|readLease)\b/.test(call));
+  return engine.calls.filter(
+    (call) =>
+      !/^(identity|ping|resolveImage|listExecutables|inspectExecutable|desiredOf|inspectVolume|readGeneration|readControl|readRevert|readWorkloadStatus|readControllerRecord|readStoreGeneration|readLease)\b/.test(
+        call,
+      ),
+  );
 }
 
 describe("the image id check records", () => {
@@ -75,7 +80,9 @@ describe("check: read-only", () => {
   it("an image nobody has: a stand-in saying why, never an error", async () => {
     const engine = new FakeBackend();
     engine.absentImages.add("app:nowhere");
-    expect(await checkImageId(engine, "app:nowhere")).toMatch(/^resolved at up \(not on the engine; the registry did not name its manifest: manifest unknown\)$/);
+    expect(await checkImageId(engine, "app:nowhere")).toMatch(
+      /^resolved at up \(not on the engine; the registry did not name its manifest: manifest unknown\)$/,
+    );
     expect(writes(engine)).toEqual([]);
   });
 
@@ -120,14 +127,18 @@ describe("up: create pulls what check left to it, and records the real id", () =
     const engine = new FakeBackend();
     engine.absentImages.add("app:nowhere");
     const error = await imageIdForUp(engine, "app:nowhere", await checkImageId(engine, "app:nowhere"), SUBJECT).catch((e: Error) => e.message);
-    expect(error).toMatch(/^reseat: processing element "pe": image: image "app:nowhere" is not on the engine .*could not be pulled.*; nothing was stopped or created$/);
+    expect(error).toMatch(
+      /^reseat: processing element "pe": image: image "app:nowhere" is not on the engine .*could not be pulled.*; nothing was stopped or created$/,
+    );
     expect(writes(engine)).toEqual(["ensureImage app:nowhere"]);
   });
 
   it("a fleet names its template's field", async () => {
     const engine = new FakeBackend();
     engine.absentImages.add("app:nowhere");
-    const error = await imageIdForUp(engine, "app:nowhere", "resolved at up (not on the engine; …)", 'fleet "f"', "template.image").catch((e: Error) => e.message);
+    const error = await imageIdForUp(engine, "app:nowhere", "resolved at up (not on the engine; …)", 'fleet "f"', "template.image").catch(
+      (e: Error) => e.message,
+    );
     expect(error).toMatch(/^reseat: fleet "f": template\.image: image "app:nowhere"/);
   });
 });

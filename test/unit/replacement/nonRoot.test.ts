@@ -17,7 +17,13 @@ describe("non-root workloads", () => {
     await reseat(backend, desired, { holder: "test" });
     const owner = { uid: 1000, gid: 2000 };
     expect(desired.user).toEqual(owner);
-    for (const [file, mode] of [["./", 0o755], [".reseat/", 0o755], [".reseat/meta.json", 0o644], [".reseat/control.json", 0o644], [".reseat/secrets/store-password", 0o600]] as const) {
+    for (const [file, mode] of [
+      ["./", 0o755],
+      [".reseat/", 0o755],
+      [".reseat/meta.json", 0o644],
+      [".reseat/control.json", 0o644],
+      [".reseat/secrets/store-password", 0o600],
+    ] as const) {
       expect(backend.volumeFile(desired.volumeName, file), file).toMatchObject({ mode, owner });
     }
     expect(backend.executables.values().next().value?.desired.user).toEqual(owner); // the container runs as them
@@ -42,6 +48,8 @@ describe("non-root workloads", () => {
   it("validates runAsUser/runAsGroup, naming the field", () => {
     expect(problemsOf({ peId: "pe-a", image: "x:1", runAsUser: -1 })).toEqual([{ field: "runAsUser", expected: "expected 0 or more" }]);
     expect(problemsOf({ peId: "pe-a", image: "x:1", runAsUser: "node" })).toEqual([{ field: "runAsUser", expected: "expected a numeric user or group id" }]);
-    expect(problemsOf({ peId: "pe-a", image: "x:1", runAsGroup: 1000 })).toEqual([{ field: "runAsGroup", expected: "expected runAsUser too (a group alone does not choose the user)" }]);
+    expect(problemsOf({ peId: "pe-a", image: "x:1", runAsGroup: 1000 })).toEqual([
+      { field: "runAsGroup", expected: "expected runAsUser too (a group alone does not choose the user)" },
+    ]);
   });
 });

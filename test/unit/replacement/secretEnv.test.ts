@@ -26,7 +26,10 @@ function onlyExecutable(backend: FakeBackend, peId: string) {
 
 describe("the record of an executable (label, annotation)", () => {
   it("blanks the secret env values and the store password, keeps the list and every other value", () => {
-    const desired = { ...withSecret("pe-a"), store: { kind: "postgres" as const, host: "db", port: 5432, database: "d", user: "u", table: "t", keep: 3, password: "pw-secret" } };
+    const desired = {
+      ...withSecret("pe-a"),
+      store: { kind: "postgres" as const, host: "db", port: 5432, database: "d", user: "u", table: "t", keep: 3, password: "pw-secret" },
+    };
     const label = desiredLabel(desired);
     expect(label).not.toContain(TOKEN);
     expect(label).not.toContain("pw-secret");
@@ -115,7 +118,10 @@ describe("the pod of a PE with a secret env value (Kubernetes)", () => {
   const env = pod.spec!.containers[0]!.env!;
 
   it("references the value in the env Secret, under its spec hash; nothing in the pod holds it", () => {
-    expect(env.find((e) => e.name === "API_TOKEN")).toEqual({ name: "API_TOKEN", valueFrom: { secretKeyRef: { name: envSecretName(desired.volumeName), key: secretEnvKey("abc123", "API_TOKEN") } } });
+    expect(env.find((e) => e.name === "API_TOKEN")).toEqual({
+      name: "API_TOKEN",
+      valueFrom: { secretKeyRef: { name: envSecretName(desired.volumeName), key: secretEnvKey("abc123", "API_TOKEN") } },
+    });
     expect(env.find((e) => e.name === "PORT")).toEqual({ name: "PORT", value: "8080" });
     expect(JSON.stringify(pod)).not.toContain(TOKEN);
   });

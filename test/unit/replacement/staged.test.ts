@@ -52,7 +52,9 @@ describe("staged replacement", () => {
     const backend = await engineWithVolume(v1);
     await reseat(backend, v1, { holder: "t" });
     backend.faults.crashingImages.add("bad:1");
-    await expect(reseat(backend, desiredFor("pe-a", { image: "bad:1", onFailedReplacement: "leave-stopped" }), { holder: "t" })).rejects.toThrow(/exited with code 1 before it was ready/);
+    await expect(reseat(backend, desiredFor("pe-a", { image: "bad:1", onFailedReplacement: "leave-stopped" }), { holder: "t" })).rejects.toThrow(
+      /exited with code 1 before it was ready/,
+    );
     expect(backend.running("pe-a")).toHaveLength(0);
     expect(backend.executables.size).toBe(0);
     expect(backend.volumes.has(v1.volumeName)).toBe(true);

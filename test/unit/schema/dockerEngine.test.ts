@@ -6,7 +6,6 @@ import { problemsOf } from "./problems";
 const minimal = { peId: "orders-0", image: "127.0.0.1:5000/team/app:1" };
 const PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
 
-
 describe("spec.docker", () => {
   it("accepts a tcp:// engine with TLS (key from a secret config key), an ssh:// engine, and registry credentials", () => {
     const tls = parseProcessingElement({ ...minimal, docker: { host: "tcp://10.0.0.5:2376", tls: { ca: PEM, cert: PEM, keySecret: "engineKey" } } });
@@ -15,12 +14,17 @@ describe("spec.docker", () => {
     expect(ssh.docker?.ssh).toEqual({ privateKeySecret: "sshKey" });
     // No key: the ssh agent.
     expect(parseProcessingElement({ ...minimal, docker: { host: "ssh://deploy@h", ssh: {} } }).docker?.ssh).toEqual({});
-    const auth = parseProcessingElement({ ...minimal, docker: { registryAuth: { server: "127.0.0.1:5000", username: "ci", passwordSecret: "registryPassword" } } });
+    const auth = parseProcessingElement({
+      ...minimal,
+      docker: { registryAuth: { server: "127.0.0.1:5000", username: "ci", passwordSecret: "registryPassword" } },
+    });
     expect(auth.docker?.registryAuth).toEqual({ server: "127.0.0.1:5000", username: "ci", passwordSecret: "registryPassword" });
   });
 
   it("names the field when a secret is given twice or not at all", () => {
-    expect(problemsOf({ ...minimal, docker: { host: "tcp://h:2376", tls: { ca: PEM, cert: PEM } } })).toEqual([{ field: "docker.tls", expected: "expected exactly one of key or keySecret" }]);
+    expect(problemsOf({ ...minimal, docker: { host: "tcp://h:2376", tls: { ca: PEM, cert: PEM } } })).toEqual([
+      { field: "docker.tls", expected: "expected exactly one of key or keySecret" },
+    ]);
     expect(problemsOf({ ...minimal, docker: { registryAuth: { server: "r.example", username: "u", password: "p", passwordSecret: "k" } } })).toEqual([
       { field: "docker.registryAuth", expected: "expected exactly one of password or passwordSecret" },
     ]);
@@ -30,8 +34,12 @@ describe("spec.docker", () => {
   });
 
   it("refuses TLS without a tcp:// host, ssh without an ssh:// host, PEMs that are not PEMs, and passwords in addresses", () => {
-    expect(problemsOf({ ...minimal, docker: { tls: { ca: PEM, cert: PEM, keySecret: "k" } } })).toEqual([{ field: "docker.tls", expected: 'expected docker.host to be a "tcp://host:port" address when tls is given' }]);
-    expect(problemsOf({ ...minimal, docker: { host: "tcp://h:2376", ssh: {} } })).toEqual([{ field: "docker.ssh", expected: 'expected docker.host to be an "ssh://user@host[:port]" address when ssh is given' }]);
+    expect(problemsOf({ ...minimal, docker: { tls: { ca: PEM, cert: PEM, keySecret: "k" } } })).toEqual([
+      { field: "docker.tls", expected: 'expected docker.host to be a "tcp://host:port" address when tls is given' },
+    ]);
+    expect(problemsOf({ ...minimal, docker: { host: "tcp://h:2376", ssh: {} } })).toEqual([
+      { field: "docker.ssh", expected: 'expected docker.host to be an "ssh://user@host[:port]" address when ssh is given' },
+    ]);
     expect(problemsOf({ ...minimal, docker: { host: "tcp://h:2376", tls: { ca: "nope", cert: PEM, keySecret: "k" } } })).toEqual([
       { field: "docker.tls.ca", expected: "expected PEM contents (the CA certificate: -----BEGIN …)" },
     ]);

@@ -42,7 +42,11 @@ describe("parseGroup", () => {
   });
 
   it("reports template problems with their path, once, naming the members when only some are affected", () => {
-    const problems = problemsOf({ name: "g", replicas: 3, template: { ...template, commitInterval: "soon", env: { PORT: "{{ordinal + 65534}}" }, readiness: { httpGet: { port: "{{ordinal + 65534}}" } } } });
+    const problems = problemsOf({
+      name: "g",
+      replicas: 3,
+      template: { ...template, commitInterval: "soon", env: { PORT: "{{ordinal + 65534}}" }, readiness: { httpGet: { port: "{{ordinal + 65534}}" } } },
+    });
     expect(problems).toContainEqual({ field: "template.commitInterval", expected: expect.stringContaining("duration") });
     expect(problems).toContainEqual({ field: "template.readiness.httpGet.port", expected: "expected a port from 1 to 65535 (member 2)" });
     expect(problems.filter((p) => p.field === "template.commitInterval")).toHaveLength(1);
@@ -52,8 +56,12 @@ describe("parseGroup", () => {
     expect(problemsOf({ name: "g", replicas: 1, template: { image: "app:v1", env: { X: "{{shard}}" } } })).toEqual([
       { field: "template.env.X", expected: expect.stringContaining('unknown placeholder "{{shard}}"') },
     ]);
-    expect(problemsOf({ name: "g", replicas: 1, template: { image: "app:v1", peId: "x" } })).toEqual([{ field: "template.peId", expected: expect.stringContaining("set by the group") }]);
-    expect(problemsOf({ name: "g", replicas: 1, template: { image: "app:v1" }, rolout: {} })).toEqual([{ field: "rolout", expected: expect.stringContaining("unknown field") }]);
+    expect(problemsOf({ name: "g", replicas: 1, template: { image: "app:v1", peId: "x" } })).toEqual([
+      { field: "template.peId", expected: expect.stringContaining("set by the group") },
+    ]);
+    expect(problemsOf({ name: "g", replicas: 1, template: { image: "app:v1" }, rolout: {} })).toEqual([
+      { field: "rolout", expected: expect.stringContaining("unknown field") },
+    ]);
     const rollout = problemsOf({ name: "g", replicas: 1, template: { image: "app:v1" }, rollout: { maxUnavailable: 0, partition: -1 } });
     expect(rollout.map((p) => p.field).sort()).toEqual(["rollout.maxUnavailable", "rollout.partition"]);
   });
@@ -72,17 +80,21 @@ describe("parseGroup", () => {
 
   it("refuses members that would share a volume or a host-network readiness port", () => {
     expect(problemsOf({ name: "g", replicas: 2, template: { image: "app:v1", volume: { name: "shared" } } })).toEqual([
-      { field: "template.volume.name", expected: expect.stringContaining("members 0 and 1 both use \"shared\"") },
+      { field: "template.volume.name", expected: expect.stringContaining('members 0 and 1 both use "shared"') },
     ]);
     expect(problemsOf({ name: "g", replicas: 2, template: { image: "app:v1", network: "host", readiness: { httpGet: { port: 8080 } } } })).toEqual([
       { field: "template.readiness.httpGet.port", expected: expect.stringContaining("members 0 and 1 both use 8080") },
     ]);
-    expect(parseGroup({ name: "g", replicas: 2, template: { image: "app:v1", volume: { name: "data-{{ordinal}}" } } }).members.map((m) => m.spec.volume.name)).toEqual(["data-0", "data-1"]);
+    expect(
+      parseGroup({ name: "g", replicas: 2, template: { image: "app:v1", volume: { name: "data-{{ordinal}}" } } }).members.map((m) => m.spec.volume.name),
+    ).toEqual(["data-0", "data-1"]);
   });
 
   it("keeps member peIds within 40 characters", () => {
     const name = "a".repeat(38);
-    expect(problemsOf({ name, replicas: 11, template: { image: "app:v1" } })).toEqual([{ field: "name", expected: expect.stringContaining("at most 37 characters") }]);
+    expect(problemsOf({ name, replicas: 11, template: { image: "app:v1" } })).toEqual([
+      { field: "name", expected: expect.stringContaining("at most 37 characters") },
+    ]);
     expect(parseGroup({ name, replicas: 10, template: { image: "app:v1" } }).members[9]!.peId).toHaveLength(40);
   });
 
@@ -92,6 +104,8 @@ describe("parseGroup", () => {
   });
 
   it("the message reads like a PE spec error, subject the group", () => {
-    expect(() => parseGroup({ name: "g", replicas: -1, template: { image: "app:v1" } })).toThrow(/invalid processing element group "g":\n {2}- replicas: expected 0 or more members/);
+    expect(() => parseGroup({ name: "g", replicas: -1, template: { image: "app:v1" } })).toThrow(
+      /invalid processing element group "g":\n {2}- replicas: expected 0 or more members/,
+    );
   });
 });

@@ -20,7 +20,6 @@ import { rejection } from "../../support/specError";
 
 const base = { peId: "orders", image: "reseat-demo-workload:v1" };
 
-
 describe("deferred values", () => {
   it("are Outputs (secret or not) and Promises; plain values, objects and arrays are not", () => {
     expect(isDeferred(pulumi.output("x"))).toBe(true);
@@ -30,11 +29,21 @@ describe("deferred values", () => {
   });
 
   it("are found at any depth, by path; a secret value where the schema always took an Output is not waited for", () => {
-    const input = { ...base, env: { A: "1", B: pulumi.secret("token") }, ports: [{ container: pulumi.output(80) }], persistentStore: { kind: "postgres", database: "d", user: "u", password: pulumi.secret("pw") } };
-    expect(deferredPaths(input)).toEqual([["env", "B"], ["ports", "0", "container"]]);
+    const input = {
+      ...base,
+      env: { A: "1", B: pulumi.secret("token") },
+      ports: [{ container: pulumi.output(80) }],
+      persistentStore: { kind: "postgres", database: "d", user: "u", password: pulumi.secret("pw") },
+    };
+    expect(deferredPaths(input)).toEqual([
+      ["env", "B"],
+      ["ports", "0", "container"],
+    ]);
     expect(deferredPaths(input, { secrets: true })).toContainEqual(["persistentStore", "password"]);
     expect(containsDeferred({ persistentStore: { password: pulumi.secret("pw") } })).toBe(false);
-    expect(withoutSecretValues({ persistentStore: { kind: "postgres", password: pulumi.secret("pw") } })).toEqual({ persistentStore: { kind: "postgres", password: "(secret)" } });
+    expect(withoutSecretValues({ persistentStore: { kind: "postgres", password: pulumi.secret("pw") } })).toEqual({
+      persistentStore: { kind: "postgres", password: "(secret)" },
+    });
   });
 });
 
@@ -45,13 +54,24 @@ describe("parseKnownProcessingElement", () => {
   });
 
   it("accepts Outputs and Promises anywhere but the fields that decide the resources; no spec until they resolve", () => {
-    const known = parseKnownProcessingElement({ ...base, image: pulumi.output("app:v2"), env: { A: pulumi.secret("s"), B: Promise.resolve("b") }, commitInterval: pulumi.output("5s"), volume: { name: pulumi.output("data") } });
+    const known = parseKnownProcessingElement({
+      ...base,
+      image: pulumi.output("app:v2"),
+      env: { A: pulumi.secret("s"), B: Promise.resolve("b") },
+      commitInterval: pulumi.output("5s"),
+      volume: { name: pulumi.output("data") },
+    });
     expect(known.spec).toBeUndefined();
     expect(known.deferred.map((path) => path.join(".")).sort()).toEqual(["commitInterval", "env.A", "env.B", "image", "volume.name"]);
   });
 
   it("validates the known fields with the plain spec's messages, naming every bad one and none that waits", () => {
-    const error = rejection(() => parseKnownProcessingElement({ ...base, image: pulumi.output("whatever"), env: { A: pulumi.output("x"), B: 7 }, commitInterval: "0s", colour: "red" }, '"orders"'));
+    const error = rejection(() =>
+      parseKnownProcessingElement(
+        { ...base, image: pulumi.output("whatever"), env: { A: pulumi.output("x"), B: 7 }, commitInterval: "0s", colour: "red" },
+        '"orders"',
+      ),
+    );
     expect(error.problems.map((p) => p.field).sort()).toEqual(["colour", "commitInterval", "env.B"]);
     expect(error.problems).toContainEqual({ field: "env.B", expected: "expected a string value" });
     expect(error.message).toMatch(/^reseat: invalid processing element "orders":\n {2}- /);
@@ -73,7 +93,9 @@ describe("parseKnownProcessingElement", () => {
   });
 
   it("refuses one Output of the whole spec", () => {
-    expect(rejection(() => parseKnownProcessingElement(pulumi.output(base))).problems).toEqual([{ field: "(spec)", expected: expect.stringContaining("each of its fields may be an Output") }]);
+    expect(rejection(() => parseKnownProcessingElement(pulumi.output(base))).problems).toEqual([
+      { field: "(spec)", expected: expect.stringContaining("each of its fields may be an Output") },
+    ]);
   });
 
   it("engine rules are judged on what is known (a Docker-only field with kubernetes)", () => {
@@ -99,8 +121,23 @@ describe("specFields", () => {
 describe("EXECUTABLE_INPUT_SOURCES", () => {
   const specs = [
     { ...base },
-    { ...base, command: ["node", "app.js"], env: { A: "1" }, ports: [{ container: 8080, host: 18080 }], resources: { memoryMiB: 64 }, volume: { name: "data", mountPath: "/data" } },
-    { ...base, runAsUser: 1000, runAsGroup: 2000, readiness: { logLine: "ready" }, failureBackoff: { initial: "2s" }, onFailedReplacement: "leave-stopped", docker: { host: "tcp://h:2376" } },
+    {
+      ...base,
+      command: ["node", "app.js"],
+      env: { A: "1" },
+      ports: [{ container: 8080, host: 18080 }],
+      resources: { memoryMiB: 64 },
+      volume: { name: "data", mountPath: "/data" },
+    },
+    {
+      ...base,
+      runAsUser: 1000,
+      runAsGroup: 2000,
+      readiness: { logLine: "ready" },
+      failureBackoff: { initial: "2s" },
+      onFailedReplacement: "leave-stopped",
+      docker: { host: "tcp://h:2376" },
+    },
     { ...base, kubernetes: { namespace: "ns", nodeSelector: { disk: "ssd" }, status: { port: 8080 } }, readiness: { httpGet: { port: 8080 } } },
   ];
 
@@ -109,7 +146,10 @@ describe("EXECUTABLE_INPUT_SOURCES", () => {
       const spec = parseProcessingElement(input);
       const whole = executableFields(spec) as Record<string, unknown>;
       for (const [name, source] of Object.entries(EXECUTABLE_INPUT_SOURCES)) {
-        const own = specFields(source.from, source.from.map((field) => (input as Record<string, unknown>)[field]));
+        const own = specFields(
+          source.from,
+          source.from.map((field) => (input as Record<string, unknown>)[field]),
+        );
         expect((source.value as (s: unknown) => unknown)(own), `${name} of ${JSON.stringify(input)}`).toEqual(whole[name]);
       }
     }
@@ -119,7 +159,23 @@ describe("EXECUTABLE_INPUT_SOURCES", () => {
     const fields = executableFields(parseProcessingElement(base));
     expect("user" in fields).toBe(false);
     expect("kubernetes" in fields).toBe(false);
-    expect(Object.keys(fields)).toEqual(["peId", "imageRef", "command", "env", "ports", "network", "resources", "volumeName", "mountPath", "stop", "readiness", "commitIntervalMs", "failureBackoff", "onFailedReplacement", "engine"]);
+    expect(Object.keys(fields)).toEqual([
+      "peId",
+      "imageRef",
+      "command",
+      "env",
+      "ports",
+      "network",
+      "resources",
+      "volumeName",
+      "mountPath",
+      "stop",
+      "readiness",
+      "commitIntervalMs",
+      "failureBackoff",
+      "onFailedReplacement",
+      "engine",
+    ]);
   });
 });
 
@@ -138,7 +194,9 @@ describe("validateExecutableInputs (the Executable's check)", () => {
   });
 
   it("skips values unknown during a preview", () => {
-    expect(() => validateExecutableInputs({ ...inputs, imageRef: UNKNOWN_DURING_PREVIEW, env: { A: UNKNOWN_DURING_PREVIEW }, ports: UNKNOWN_DURING_PREVIEW })).not.toThrow();
+    expect(() =>
+      validateExecutableInputs({ ...inputs, imageRef: UNKNOWN_DURING_PREVIEW, env: { A: UNKNOWN_DURING_PREVIEW }, ports: UNKNOWN_DURING_PREVIEW }),
+    ).not.toThrow();
   });
 });
 
@@ -146,7 +204,11 @@ describe("parseGroupInputs", () => {
   const keep = (value: unknown) => value;
 
   it("validates the known template fields now; members whose fields wait have no spec yet", () => {
-    const group = parseGroupInputs({ name: "g", replicas: 2, template: { image: pulumi.output("app:v1"), env: { PORT: "{{ordinal + 18300}}" } } }, undefined, keep);
+    const group = parseGroupInputs(
+      { name: "g", replicas: 2, template: { image: pulumi.output("app:v1"), env: { PORT: "{{ordinal + 18300}}" } } },
+      undefined,
+      keep,
+    );
     expect(group.members.map((m) => [m.peId, m.spec])).toEqual([
       ["g-0", undefined],
       ["g-1", undefined],
@@ -155,21 +217,41 @@ describe("parseGroupInputs", () => {
   });
 
   it("reports bad known template fields as parseGroup does", () => {
-    const error = rejection(() => parseGroupInputs({ name: "g", replicas: 1, template: { image: pulumi.output("x"), commitInterval: "soon" } }, undefined, keep));
+    const error = rejection(() =>
+      parseGroupInputs({ name: "g", replicas: 1, template: { image: pulumi.output("x"), commitInterval: "soon" } }, undefined, keep),
+    );
     expect(error.problems).toEqual([{ field: "template.commitInterval", expected: expect.stringContaining("duration") }]);
   });
 
   it("refuses Outputs for replicas, rollout and the whole template", () => {
-    const error = rejection(() => parseGroupInputs({ name: "g", replicas: pulumi.output(2), template: pulumi.output({ image: "x" }), rollout: { partition: pulumi.output(1) } }, undefined, keep));
+    const error = rejection(() =>
+      parseGroupInputs(
+        { name: "g", replicas: pulumi.output(2), template: pulumi.output({ image: "x" }), rollout: { partition: pulumi.output(1) } },
+        undefined,
+        keep,
+      ),
+    );
     expect(error.problems.map((p) => p.field).sort()).toEqual(["replicas", "rollout.partition", "template"]);
   });
 
   it("gives each member's deferred template values to the program, with their path and the member's placeholders", () => {
     const seen: { field: string; peId: string }[] = [];
-    parseGroupInputs({ name: "g", replicas: 2, template: { image: "app:v1", env: { X: pulumi.output("{{peId}}") }, persistentStore: { kind: "postgres", database: "d", user: "u", password: pulumi.secret("pw") } } }, undefined, (value, field, values) => {
-      seen.push({ field: field.join("."), peId: values.peId });
-      return value;
-    });
+    parseGroupInputs(
+      {
+        name: "g",
+        replicas: 2,
+        template: {
+          image: "app:v1",
+          env: { X: pulumi.output("{{peId}}") },
+          persistentStore: { kind: "postgres", database: "d", user: "u", password: pulumi.secret("pw") },
+        },
+      },
+      undefined,
+      (value, field, values) => {
+        seen.push({ field: field.join("."), peId: values.peId });
+        return value;
+      },
+    );
     // The password is never substituted in.
     expect(seen).toEqual([
       { field: "env.X", peId: "g-0" },
@@ -187,7 +269,16 @@ describe("fleetUnknownUntilUp (the Fleet's check during a preview)", () => {
 
   it("a template holding an unknown is passed on with the last deployment's engine and images", () => {
     const olds = { engine: { kind: "docker", host: "tcp://h:2376" }, imageIds: { "app:v1": "sha256:1" }, engineIdentity: { id: "e" } };
-    expect(fleetUnknownUntilUp({ ...fields, template: { image: UNKNOWN_DURING_PREVIEW } }, olds)).toEqual({ ...fields, template: { image: UNKNOWN_DURING_PREVIEW }, ...olds });
-    expect(fleetUnknownUntilUp({ ...fields, template: UNKNOWN_DURING_PREVIEW })).toEqual({ ...fields, template: UNKNOWN_DURING_PREVIEW, engine: { kind: "docker" }, imageIds: {} });
+    expect(fleetUnknownUntilUp({ ...fields, template: { image: UNKNOWN_DURING_PREVIEW } }, olds)).toEqual({
+      ...fields,
+      template: { image: UNKNOWN_DURING_PREVIEW },
+      ...olds,
+    });
+    expect(fleetUnknownUntilUp({ ...fields, template: UNKNOWN_DURING_PREVIEW })).toEqual({
+      ...fields,
+      template: UNKNOWN_DURING_PREVIEW,
+      engine: { kind: "docker" },
+      imageIds: {},
+    });
   });
 });

@@ -7,11 +7,13 @@ import { storeEnv } from "../../../src/backend/backend";
 
 const minimal = { peId: "orders-0", image: "reseat-demo-workload:v1" };
 
-
 describe("parseProcessingElement", () => {
   it("refuses the env names reseat reserves, naming the field", () => {
     expect(problemsOf({ ...minimal, env: { RESEAT_PE_ID: "x", PORT: "1", RESEAT_STORE: "{}" } })).toEqual([
-      { field: "env.RESEAT_PE_ID", expected: expect.stringMatching(/^reserved: reseat sets RESEAT_PE_ID for every workload \(.*RESEAT_GENERATION.*\); choose another name$/) },
+      {
+        field: "env.RESEAT_PE_ID",
+        expected: expect.stringMatching(/^reserved: reseat sets RESEAT_PE_ID for every workload \(.*RESEAT_GENERATION.*\); choose another name$/),
+      },
       { field: "env.RESEAT_STORE", expected: expect.stringMatching(/^reserved: reseat sets RESEAT_STORE/) },
     ]);
     // A name that merely starts like them is the user's.
@@ -54,7 +56,9 @@ describe("parseProcessingElement", () => {
   });
 
   it("names unknown fields, nested ones with their path", () => {
-    expect(problemsOf({ ...minimal, volume: { mountpath: "/x" } })).toEqual([{ field: "volume.mountpath", expected: expect.stringContaining("unknown field") }]);
+    expect(problemsOf({ ...minimal, volume: { mountpath: "/x" } })).toEqual([
+      { field: "volume.mountpath", expected: expect.stringContaining("unknown field") },
+    ]);
   });
 
   it("says a missing required field is required", () => {

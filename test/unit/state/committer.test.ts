@@ -135,10 +135,14 @@ describe("committer", () => {
     // Collect distinct attempt times from status.json while the store is down.
     const attempts = new Set<string>();
     const statusFile = statePaths(stateDir).statusFile;
-    const firstFailure = await waitFor(async () => {
-      const status = await readJson<StateStatus>(statusFile);
-      return status.lastCommitError && status.lastCommitAttemptAt ? status : null;
-    }, 3_000, "a failed commit attempt in status.json");
+    const firstFailure = await waitFor(
+      async () => {
+        const status = await readJson<StateStatus>(statusFile);
+        return status.lastCommitError && status.lastCommitAttemptAt ? status : null;
+      },
+      3_000,
+      "a failed commit attempt in status.json",
+    );
     expect(firstFailure.lastCommitError).toMatch(/ENOTDIR|EEXIST|not a directory/i);
     expect(firstFailure.lastCommit).toBeNull();
     await waitFor(
@@ -153,10 +157,14 @@ describe("committer", () => {
     expect(await state.put("b", 2)).toBe(2); // still serving
 
     await fs.rm(storeRoot); // store comes back
-    const recovered = await waitFor(async () => {
-      const status = await readJson<StateStatus>(statusFile).catch(() => null);
-      return status?.lastCommit && status.lastCommitError === null ? status : null;
-    }, 3_000, "a successful commit after the store came back");
+    const recovered = await waitFor(
+      async () => {
+        const status = await readJson<StateStatus>(statusFile).catch(() => null);
+        return status?.lastCommit && status.lastCommitError === null ? status : null;
+      },
+      3_000,
+      "a successful commit after the store came back",
+    );
     expect(recovered.lastCommit?.seq).toBe(2);
     await state.close();
     expect((await latestValid(new DirectoryStore(storeRoot, "pe-1")))?.record.seq).toBe(2);

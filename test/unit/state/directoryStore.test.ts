@@ -37,7 +37,18 @@ async function latestSeq(store: DirectoryStore): Promise<number | undefined> {
 
 describe("directory store", () => {
   it("fetches the newest commit, lists newest first and keeps the last K", async () => {
-    const store = await storeWith([[1, 1], [1, 2], [1, 3], [2, 4], [2, 5], [3, 6], [3, 7]], 5);
+    const store = await storeWith(
+      [
+        [1, 1],
+        [1, 2],
+        [1, 3],
+        [2, 4],
+        [2, 5],
+        [3, 6],
+        [3, 7],
+      ],
+      5,
+    );
     const latest = await latestValid(store);
     expect(latest?.record.seq).toBe(7);
     expect(await fs.readFile(latest!.file, "utf8")).toBe("state@7");
@@ -46,7 +57,10 @@ describe("directory store", () => {
   });
 
   it("reports a damaged commit with the reason and leaves no target file", async () => {
-    const store = await storeWith([[1, 1], [1, 2]]);
+    const store = await storeWith([
+      [1, 1],
+      [1, 2],
+    ]);
     const newest = path.join(store.dir, (await commitFiles(store)).at(-1)!);
     const raw = await fs.readFile(newest);
     flipByte(raw, raw.length - 1, 0x01);
@@ -58,7 +72,11 @@ describe("directory store", () => {
   });
 
   it("tells torn (truncated) commits and garbage headers apart from good ones", async () => {
-    const store = await storeWith([[1, 1], [1, 2], [1, 3]]);
+    const store = await storeWith([
+      [1, 1],
+      [1, 2],
+      [1, 3],
+    ]);
     const [first, second, third] = await commitFiles(store);
     const header = (await fs.readFile(path.join(store.dir, third!), "utf8")).split("\n")[0]!;
     await fs.truncate(path.join(store.dir, third!), header.length + 3);
@@ -78,7 +96,10 @@ describe("directory store", () => {
   });
 
   it("rejects a commit from a generation older than the newest accepted one", async () => {
-    const store = await storeWith([[1, 1], [3, 2]]);
+    const store = await storeWith([
+      [1, 1],
+      [3, 2],
+    ]);
     const late = await commitOf(2, 3);
     const error = await store.commit(late.record, late.file).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(StaleCommitError);
@@ -97,7 +118,10 @@ describe("directory store", () => {
     const late = await commitOf(1, 2);
     await expect(store.commit(late.record, late.file)).rejects.toBeInstanceOf(StaleCommitError);
     await expect(store.claimGeneration(1)).rejects.toBeInstanceOf(StaleCommitError);
-    for (const [generation, seq] of [[2, 2], [4, 3]] as const) {
+    for (const [generation, seq] of [
+      [2, 2],
+      [4, 3],
+    ] as const) {
       const { record, file } = await commitOf(generation, seq);
       await store.commit(record, file);
     }

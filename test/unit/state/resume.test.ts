@@ -24,7 +24,17 @@ describe("start-up", () => {
     const state = await openWith(stateDir, tempDir(), 1);
     expect([state.resumedFrom, state.resumedSeq, state.seq]).toEqual(["empty", 0, 0]);
     const status = await readJson<StateStatus>(statePaths(stateDir).statusFile);
-    expect(status).toMatchObject({ peId: "pe-1", generation: 1, resumedFrom: "empty", resumedSeq: 0, seq: 0, lastCommit: null, lastCommitError: null, lastCommitAttemptAt: null, commitIntervalMs: 60_000 });
+    expect(status).toMatchObject({
+      peId: "pe-1",
+      generation: 1,
+      resumedFrom: "empty",
+      resumedSeq: 0,
+      seq: 0,
+      lastCommit: null,
+      lastCommitError: null,
+      lastCommitAttemptAt: null,
+      commitIntervalMs: 60_000,
+    });
     expect(Date.parse(status.updatedAt)).not.toBeNaN();
     await state.close();
   });
@@ -40,7 +50,10 @@ describe("start-up", () => {
     await second.close();
     const third = await openWith(stateDir, storeRoot, 3);
     expect([third.resumedFrom, third.resumedSeq]).toEqual(["local", 2]);
-    expect(third.entries()).toEqual([["a", 1], ["b", 2]]);
+    expect(third.entries()).toEqual([
+      ["a", 1],
+      ["b", 2],
+    ]);
     expect(third.status().lastCommit).toMatchObject({ seq: 2, generation: 2 }); // newest commit, from the previous generation
     await third.close();
   });
@@ -112,7 +125,14 @@ describe("start-up", () => {
     expect(after).toEqual(before);
 
     // Explicitly allowed: starts empty, says why in status.json, and its new commits do not prune the old ones.
-    const allowed = await openState({ stateDir, peId: "pe-1", generation: 3, store: { kind: "directory", path: storeRoot, keep: 1 }, allowEmptyStart: true, env: {} });
+    const allowed = await openState({
+      stateDir,
+      peId: "pe-1",
+      generation: 3,
+      store: { kind: "directory", path: storeRoot, keep: 1 },
+      allowEmptyStart: true,
+      env: {},
+    });
     expect([allowed.resumedFrom, allowed.seq]).toEqual(["empty", 0]);
     expect(allowed.status().restoreFailed?.reasons).toHaveLength(2);
     await allowed.put("fresh", 1);
@@ -177,7 +197,12 @@ describe("start-up", () => {
 
   it("reads the store from RESEAT_STORE", async () => {
     const storeRoot = tempDir();
-    const env = { RESEAT_STATE_DIR: tempDir(), RESEAT_PE_ID: "pe-1", RESEAT_GENERATION: "1", RESEAT_STORE: JSON.stringify({ kind: "directory", path: storeRoot }) };
+    const env = {
+      RESEAT_STATE_DIR: tempDir(),
+      RESEAT_PE_ID: "pe-1",
+      RESEAT_GENERATION: "1",
+      RESEAT_STORE: JSON.stringify({ kind: "directory", path: storeRoot }),
+    };
     const state = await openState({ env });
     await state.put("a", 1);
     await state.close();

@@ -27,11 +27,19 @@ describe("shutdown on signals", () => {
     const stderrWrite = process.stderr.write.bind(process.stderr);
     process.stderr.write = () => true; // keep the expected failure message out of the test output
     try {
-      const uninstallHang = installShutdownHandlers(() => new Promise(() => undefined), { timeoutMs: 30, signals: ["SIGUSR2"], exit: (code) => exits.push(code) });
+      const uninstallHang = installShutdownHandlers(() => new Promise(() => undefined), {
+        timeoutMs: 30,
+        signals: ["SIGUSR2"],
+        exit: (code) => exits.push(code),
+      });
       process.emit("SIGUSR2", "SIGUSR2");
       await waitFor(() => exits.length === 1);
       uninstallHang();
-      const uninstallFail = installShutdownHandlers(() => Promise.reject(new Error("store down")), { timeoutMs: 1_000, signals: ["SIGUSR2"], exit: (code) => exits.push(code) });
+      const uninstallFail = installShutdownHandlers(() => Promise.reject(new Error("store down")), {
+        timeoutMs: 1_000,
+        signals: ["SIGUSR2"],
+        exit: (code) => exits.push(code),
+      });
       process.emit("SIGUSR2", "SIGUSR2");
       await waitFor(() => exits.length === 2);
       uninstallFail();

@@ -67,7 +67,18 @@ describe("Terraform flavour: synthesized configuration", () => {
     expect(container.depends_on).toEqual(["docker_volume.pe_orders_state"]);
     // The record of replacing fields: a change of any of them (memory included) replaces the container.
     const spec = doc.resource.terraform_data!.pe_orders_spec!;
-    expect(Object.keys(spec.input as object).sort()).toEqual(["command", "env", "mountPath", "network", "peId", "ports", "resources", "store", "user", "volumeName"]);
+    expect(Object.keys(spec.input as object).sort()).toEqual([
+      "command",
+      "env",
+      "mountPath",
+      "network",
+      "peId",
+      "ports",
+      "resources",
+      "store",
+      "user",
+      "volumeName",
+    ]);
   });
 
   it("the container is bound to the state volume at the mount path, and to the directory store at /reseat-store", () => {
@@ -84,7 +95,13 @@ describe("Terraform flavour: synthesized configuration", () => {
   });
 
   it("labels, env, stop, restart, network and mounts are the ones the Docker backend gives the Pulumi flavour's executable", async () => {
-    const parsed = parseProcessingElement({ ...demo, network: "bridge", ports: [{ container: 8080, host: 18080 }], resources: { memoryMiB: 64, cpus: 0.5 }, command: ["node", "server.js"] });
+    const parsed = parseProcessingElement({
+      ...demo,
+      network: "bridge",
+      ports: [{ container: 8080, host: 18080 }],
+      resources: { memoryMiB: 64, cpus: 0.5 },
+      command: ["node", "server.js"],
+    });
     // What DockerBackend.prepare sends to the engine for the same spec (engine call captured).
     const backend = new DockerBackend();
     let body: Record<string, any> = {};
@@ -94,8 +111,9 @@ describe("Terraform flavour: synthesized configuration", () => {
     };
     await backend.prepare(executableDesired(parsed, "sha256:0000"), { name: "reseat-orders-g1", generation: 1, specHash: "hash" });
 
-    const container = synth([{ ...demo, network: "bridge", ports: [{ container: 8080, host: 18080 }], resources: { memoryMiB: 64, cpus: 0.5 }, command: ["node", "server.js"] }]).resource
-      .docker_container!.pe_orders!;
+    const container = synth([
+      { ...demo, network: "bridge", ports: [{ container: 8080, host: 18080 }], resources: { memoryMiB: 64, cpus: 0.5 }, command: ["node", "server.js"] },
+    ]).resource.docker_container!.pe_orders!;
     const pulumiLabels = { ...body.Labels } as Record<string, string>;
     delete pulumiLabels[LABELS.specHash];
     delete pulumiLabels[LABELS.desired];
@@ -171,7 +189,9 @@ describe("Terraform flavour: synthesized configuration", () => {
   it("one construct per PE; a PE id declared twice is refused", () => {
     const doc = synth([demo, { ...demo, peId: "billing", env: { PORT: "18090" } }]);
     expect(Object.keys(doc.resource.docker_container!).sort()).toEqual(["pe_billing", "pe_orders"]);
-    expect(() => synth([demo, demo])).toThrow(/processingElements\[1\]\.peId: expected a peId unique in the program; "orders" is already used by processingElements\[0\]/);
+    expect(() => synth([demo, demo])).toThrow(
+      /processingElements\[1\]\.peId: expected a peId unique in the program; "orders" is already used by processingElements\[0\]/,
+    );
   });
 
   it("stacks/terraform/main.ts synthesizes <outdir>/stacks/<stack>/cdk.tf.json from a stack config file", () => {

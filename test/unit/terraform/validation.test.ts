@@ -17,7 +17,6 @@ const base = demoSpec(PE, 18999);
 
 const invalid = invalidSpecs(PE);
 
-
 /** The Pulumi flavour's message for the same spec (its component validates with parseProcessingElement, subject "<name>"). */
 function pulumiMessage(name: string, spec: unknown): string {
   return rejection(() => parseProcessingElement(spec, `"${name}"`)).message;
@@ -32,7 +31,12 @@ describe("Terraform flavour: invalid specs", () => {
       expect(error.message).toMatch(testCase.expected);
       expect(error.message).toBe(pulumiMessage(name, testCase.spec));
       // The construct on its own, too (subject: its id).
-      const alone = rejection(() => new ProcessingElement(new ReseatTerraformStack(Testing.app(), "u", { processingElements: [], statePath: "/tmp/x.tfstate" }), name, { spec: testCase.spec as never }));
+      const alone = rejection(
+        () =>
+          new ProcessingElement(new ReseatTerraformStack(Testing.app(), "u", { processingElements: [], statePath: "/tmp/x.tfstate" }), name, {
+            spec: testCase.spec as never,
+          }),
+      );
       expect(alone.message).toBe(error.message);
     });
   }

@@ -46,7 +46,17 @@ export const STORE_MOUNT = "/reseat-store";
 /** The RESEAT_STORE value: the store as the state library opens it. */
 export type StoreEnv =
   | { kind: "directory"; path: string; keep: number; allowEmptyStart?: true }
-  | { kind: "postgres"; host: string; port: number; database: string; user: string; table: string; keep: number; allowEmptyStart?: boolean; passwordFile: string };
+  | {
+      kind: "postgres";
+      host: string;
+      port: number;
+      database: string;
+      user: string;
+      table: string;
+      keep: number;
+      allowEmptyStart?: boolean;
+      passwordFile: string;
+    };
 
 /**
  * The RESEAT_STORE value the workload's state library reads (no secret in it: a file path instead).
@@ -106,5 +116,13 @@ export function workloadEnv(
   store: string | undefined,
   engine: Pick<WorkloadEnvInput, "controlFile" | "claimGeneration"> = {},
 ): Record<string, string> {
-  return workloadEnvironment({ env: desired.env, peId: desired.peId, stateDir: desired.mountPath, commitIntervalMs: desired.commitIntervalMs, generation, store, ...engine });
+  return workloadEnvironment({
+    env: desired.env,
+    peId: desired.peId,
+    stateDir: desired.mountPath,
+    commitIntervalMs: desired.commitIntervalMs,
+    generation,
+    store,
+    ...engine,
+  });
 }

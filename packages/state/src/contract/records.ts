@@ -50,7 +50,8 @@ function parseObject(record: string, text: string): Fields {
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new RecordCorruptError(record, "not a JSON object");
   const version = (parsed as Fields).version;
-  if (version !== undefined && (!Number.isSafeInteger(version) || (version as number) < 1)) throw new RecordCorruptError(record, `"version" is ${JSON.stringify(version)}, not a positive integer`);
+  if (version !== undefined && (!Number.isSafeInteger(version) || (version as number) < 1))
+    throw new RecordCorruptError(record, `"version" is ${JSON.stringify(version)}, not a positive integer`);
   if (typeof version === "number" && version > RECORD_VERSION) {
     throw new RecordCorruptError(record, `version ${version} was written by a newer reseat (this one reads up to version ${RECORD_VERSION})`);
   }
@@ -63,7 +64,8 @@ function encodeObject(value: object): string {
 
 function integer(record: string, fields: Fields, name: string, min = 0): number {
   const value = fields[name];
-  if (!Number.isSafeInteger(value) || (value as number) < min) throw new RecordCorruptError(record, `"${name}" is ${JSON.stringify(value)}, not an integer ≥ ${min}`);
+  if (!Number.isSafeInteger(value) || (value as number) < min)
+    throw new RecordCorruptError(record, `"${name}" is ${JSON.stringify(value)}, not an integer ≥ ${min}`);
   return value as number;
 }
 
@@ -116,7 +118,11 @@ export interface ControlRecord {
 function backoffOf(fields: Fields): FailureBackoff | undefined {
   const value = optional<Fields>("control", fields, "failureBackoff", (v) => typeof v === "object" && !Array.isArray(v), "an object");
   if (!value) return undefined;
-  return { initialMs: integer("control", value, "initialMs"), maxMs: integer("control", value, "maxMs"), resetAfterMs: integer("control", value, "resetAfterMs") };
+  return {
+    initialMs: integer("control", value, "initialMs"),
+    maxMs: integer("control", value, "maxMs"),
+    resetAfterMs: integer("control", value, "resetAfterMs"),
+  };
 }
 
 /** The control record of a desired spec. */
@@ -188,7 +194,8 @@ export const CONTROLLER_RECORD: RecordCodec<ControllerRecord> = codec(
   (fields) => {
     // 0.4.0 always wrote a state; a record without one reads as "ok" (what its restarts left).
     const state = fields.state ?? "ok";
-    if (!CONTROLLER_STATES.includes(state as ControllerRecord["state"])) throw new RecordCorruptError("controller", `"state" is ${JSON.stringify(state)}, not one of ${CONTROLLER_STATES.join(", ")}`);
+    if (!CONTROLLER_STATES.includes(state as ControllerRecord["state"]))
+      throw new RecordCorruptError("controller", `"state" is ${JSON.stringify(state)}, not one of ${CONTROLLER_STATES.join(", ")}`);
     return {
       restarts: integer("controller", fields, "restarts"),
       consecutiveFailures: optional<number>("controller", fields, "consecutiveFailures", isInteger, "an integer") ?? 0,
@@ -267,7 +274,9 @@ export const STATUS_RECORD: RecordCodec<WorkloadStatus> = {
         : null,
       lastCommitError: optional<string>("status", fields, "lastCommitError", isString, "a string") ?? null,
       lastCommitAttemptAt: optional<string>("status", fields, "lastCommitAttemptAt", isString, "a string") ?? null,
-      restoreFailed: failed ? { reasons: Array.isArray(failed.reasons) ? failed.reasons.map(String) : [], at: optional<string>("status", failed, "at", isString, "a string") ?? "" } : null,
+      restoreFailed: failed
+        ? { reasons: Array.isArray(failed.reasons) ? failed.reasons.map(String) : [], at: optional<string>("status", failed, "at", isString, "a string") ?? "" }
+        : null,
       updatedAt: optional<string>("status", fields, "updatedAt", isString, "a string") ?? "",
     };
   },

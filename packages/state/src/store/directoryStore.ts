@@ -185,7 +185,10 @@ export class DirectoryStore implements PersistentStore {
       if (isNotFound(error)) return [];
       throw error;
     }
-    return names.filter((name) => COMMIT_NAME.test(name)).sort().reverse();
+    return names
+      .filter((name) => COMMIT_NAME.test(name))
+      .sort()
+      .reverse();
   }
 
   private async readHeader(name: string): Promise<CommitRecord | null> {

@@ -257,7 +257,13 @@ export class PostgresStore implements PersistentStore {
     if (!row) return { damaged: "gone (pruned meanwhile?)" };
     const record = parseRecord(row.record);
     if (!record) return { damaged: "commit record is not valid JSON of a commit" };
-    if (record.peId !== this.peId || record.generation !== key[1] || record.seq !== key[2] || record.bytes !== toSafeInteger(row.bytes) || record.sha256 !== row.sha256) {
+    if (
+      record.peId !== this.peId ||
+      record.generation !== key[1] ||
+      record.seq !== key[2] ||
+      record.bytes !== toSafeInteger(row.bytes) ||
+      record.sha256 !== row.sha256
+    ) {
       return { damaged: "commit record does not match its row" };
     }
     const out = target === null ? undefined : await fs.open(target, "wx");
