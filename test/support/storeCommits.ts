@@ -22,15 +22,7 @@ export function storedCommits(storeDir: string): StoredCommit[] {
 
 /** The commits a PostgreSQL store holds for one PE (its table as the state library made it), oldest first. */
 export async function postgresCommits(settings: Record<string, string>, table: string, peId: string): Promise<StoredCommit[]> {
-  const client = new pg.Client({
-    host: settings.RESEAT_PG_HOST,
-    port: Number(settings.RESEAT_PG_PORT),
-    database: settings.RESEAT_PG_DATABASE,
-    user: settings.RESEAT_PG_USER,
-    password: settings.RESEAT_PG_PASSWORD,
-    connectionTimeoutMillis: 10_000,
-  });
-  await client.connect();
+  const client = await connectedClient(settings);
   try {
     const exists = await client.query<{ ready: boolean }>("SELECT to_regclass($1) IS NOT NULL AS ready", [`"${table}"`]);
     if (!exists.rows[0]?.ready) return [];
@@ -43,17 +35,24 @@ export async function postgresCommits(settings: Record<string, string>, table: s
 
 /** Drops a PostgreSQL store's tables (a test's own table, named for its run). */
 export async function dropPostgresStore(settings: Record<string, string>, table: string): Promise<void> {
+  const client = await connectedClient(settings);
+  try {
+    for (const suffix of ["_chunks", "", "_fences"]) await client.query(`DROP TABLE IF EXISTS "${table}${suffix}"`);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A connected client of the test PostgreSQL (settings as test/support/postgres.ts reads them). */
+async function connectedClient(settings: Record<string, string>): Promise<pg.Client> {
   const client = new pg.Client({
     host: settings.RESEAT_PG_HOST,
     port: Number(settings.RESEAT_PG_PORT),
     database: settings.RESEAT_PG_DATABASE,
     user: settings.RESEAT_PG_USER,
     password: settings.RESEAT_PG_PASSWORD,
+    connectionTimeoutMillis: 10_000,
   });
   await client.connect();
-  try {
-    for (const suffix of ["_chunks", "", "_fences"]) await client.query(`DROP TABLE IF EXISTS "${table}${suffix}"`);
-  } finally {
-    await client.end();
-  }
+  return client;
 }
