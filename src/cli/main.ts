@@ -70,7 +70,7 @@ const FLAGS: Record<string, { flags: string; description: string; commands: read
   },
   "clear-pending-creates": {
     flags: "--clear-pending-creates",
-    description: "after an interrupted run: drop Pulumi's pending creates first (see the README's recovery steps)",
+    description: "after an interrupted run: drop Pulumi's pending creates first (steps: docs/failures.md)",
     commands: ["up", "refresh"],
     what: "up and refresh",
   },
@@ -103,7 +103,7 @@ const COMMANDS: Record<CommandName, string> = {
 const SYNOPSIS = `
 Synopsis:
   reseat <up|preview|refresh|destroy|outputs|cancel> [--stack NAME] [--cwd DIR] [--program FILE] [--json] [--refresh]
-         [--clear-pending-creates]    (refresh/up after an interrupted run; see the README's recovery steps)
+         [--clear-pending-creates]    (refresh/up after an interrupted run; steps: docs/failures.md)
   reseat up --create                  create the stack when it does not exist (as \`pulumi stack init\`)
   reseat preview --expect-no-changes  exit 3 when the stack would change (a drift gate)
   reseat watch [--json]               the failure controller: reseats failed executables until stopped
