@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The static checks, quiet when they pass: the layer rules of docs/design.md (dependency-cruiser,
-# .dependency-cruiser.cjs), promise misuse (typescript-eslint, eslint.config.mjs) and the format
-# (prettier, .prettierrc.json). On a failure it prints what broke, under the check's name, and exits 1.
+# .dependency-cruiser.cjs), the tests' types (tsc: vitest strips them unchecked), promise misuse
+# (typescript-eslint, eslint.config.mjs) and the format (prettier, .prettierrc.json). On a failure it
+# prints what broke, under the check's name, and exits 1.
 # Run by scripts/test.sh before vitest, and by `npm run lint`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -39,6 +40,7 @@ if [ -f .dependency-cruiser-known-violations.json ]; then
   echo "lint: $(grep -c '"rule"' .dependency-cruiser-known-violations.json) known layer violation(s) left to remove (.dependency-cruiser-known-violations.json)" >&2
 fi
 run "layer rules (dependency-cruiser: .dependency-cruiser.cjs)" "$bin/depcruise" "${code[@]}" --config .dependency-cruiser.cjs --output-type err "${known[@]}"
+run "test types (tsc -p test/tsconfig.json: vitest runs the tests without checking their types)" "$bin/tsc" -p test/tsconfig.json --noEmit
 run "promises (typescript-eslint: eslint.config.mjs)" "$bin/eslint" --max-warnings 0 "${code[@]}" test
 run "format (prettier --check; fix with: npx prettier --write .)" "$bin/prettier" --check --log-level warn .
 exit "$failed"

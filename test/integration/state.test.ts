@@ -150,7 +150,7 @@ describe("state that survives replacement (directory store)", () => {
     const newest = path.join(STORE, encodeURIComponent(PE), files.at(-1)!);
     const previous = JSON.parse(fs.readFileSync(path.join(STORE, encodeURIComponent(PE), files.at(-2)!), "utf8").split("\n")[0]!) as { seq: number };
     const bytes = fs.readFileSync(newest);
-    bytes[bytes.length - 3] ^= 0xff; // flip bits inside the snapshot
+    bytes[bytes.length - 3] = bytes[bytes.length - 3]! ^ 0xff; // flip bits inside the snapshot
     fs.writeFileSync(newest, bytes);
     await docker.getVolume(current.volumeName).remove();
 

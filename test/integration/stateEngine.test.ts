@@ -198,7 +198,7 @@ describe("a store whose commits are all damaged", () => {
     expect(commits.length).toBeGreaterThanOrEqual(2);
     for (const name of commits) {
       const bytes = fs.readFileSync(path.join(dir, name));
-      bytes[bytes.length - 100] ^= 0xff; // a flipped byte inside each database
+      bytes[bytes.length - 100] = bytes[bytes.length - 100]! ^ 0xff; // a flipped byte inside each database
       fs.writeFileSync(path.join(dir, name), bytes);
     }
     const damaged = new Map(commits.map((name) => [name, fs.readFileSync(path.join(dir, name))]));

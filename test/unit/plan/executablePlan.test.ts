@@ -15,6 +15,7 @@ const desired: ExecutableDesired = {
   mountPath: "/state",
   stop: { signal: "SIGTERM", graceSeconds: 10 },
   commitIntervalMs: 30_000,
+  store: { kind: "none" },
 };
 
 describe("planExecutable", () => {

@@ -215,7 +215,7 @@ async function rewriteCommit(file: string, change: (db: Buffer) => Buffer | void
   const raw = await fs.readFile(file);
   const newline = raw.indexOf(0x0a);
   const record = JSON.parse(raw.subarray(0, newline).toString("utf8")) as Record<string, unknown>;
-  let db = Buffer.from(raw.subarray(newline + 1));
+  let db: Buffer = Buffer.from(raw.subarray(newline + 1));
   db = change(db) ?? db;
   await fs.writeFile(file, Buffer.concat([Buffer.from(`${JSON.stringify({ ...record, bytes: db.length, sha256: sha256Hex(db) })}\n`), db]));
 }
