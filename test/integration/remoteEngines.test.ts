@@ -116,6 +116,8 @@ describe("processing elements on another Docker Engine", () => {
 
   /** start/die events of one PE on the second engine: the most executables live at once. */
   async function recordLiveness(peId: string): Promise<{ stop: () => Promise<{ maxLive: number; starts: number }> }> {
+    // `since` counts whole seconds: ask from a second early, keep only what happened from now on (timeNano).
+    const startedNano = Date.now() * 1e6;
     const since = Math.floor(Date.now() / 1000) - 1;
     const filters = { type: ["container"], label: [`${LABELS.peId}=${peId}`], event: ["start", "die"] };
     const byKey = new Map<string, { action: string; id: string; timeNano: number }>();
@@ -128,7 +130,7 @@ describe("processing elements on another Docker Engine", () => {
         // to now has it even if the live stream has not delivered it yet.
         for (const e of await engineEventsUntilNow(remote, since, filters)) collect(e);
         subscription.close();
-        const events = [...byKey.values()].sort((a, b) => a.timeNano - b.timeNano);
+        const events = [...byKey.values()].filter((e) => e.timeNano >= startedNano).sort((a, b) => a.timeNano - b.timeNano);
         const live = new Set<string>();
         let maxLive = 0;
         for (const e of events) {

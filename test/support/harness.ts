@@ -280,6 +280,9 @@ export async function engineEventsUntilNow(
 export async function recordLiveness(
   peId: string,
 ): Promise<{ stop: () => Promise<{ maxLive: number; events: { action: string; id: string; timeNano: number }[] }> }> {
+  // The engine's `since` counts whole seconds: ask from a second early, then keep only what happened
+  // from now on (timeNano, on the clock this host shares with its engines).
+  const startedNano = Date.now() * 1e6;
   const since = Math.floor(Date.now() / 1000) - 1;
   const filters = { type: ["container"], label: [`${LABELS.peId}=${peId}`], event: ["start", "die"] };
   const streamed: { action: string; id: string; timeNano: number }[] = [];
@@ -295,7 +298,7 @@ export async function recordLiveness(
       subscription.close();
       const byKey = new Map(streamed.map((e) => [`${e.id}/${e.action}/${e.timeNano}`, e]));
       for (const e of logged) byKey.set(`${e.id}/${e.Action}/${e.timeNano}`, { action: e.Action, id: e.id, timeNano: e.timeNano });
-      const events = [...byKey.values()].sort((a, b) => a.timeNano - b.timeNano);
+      const events = [...byKey.values()].filter((e) => e.timeNano >= startedNano).sort((a, b) => a.timeNano - b.timeNano);
       const live = new Set<string>();
       let maxLive = 0;
       for (const e of events) {
