@@ -3,7 +3,8 @@
 // new executable bound to the kept volume. Baseline, same run, same image and volume kind: the same
 // service in a plain container under Docker's own restart policy (restart in place).
 import { LABELS } from "../src/backend/backend";
-import { DockerBackend, sleep } from "../src/backend/docker/dockerBackend";
+import { DockerBackend } from "../src/backend/docker/dockerBackend";
+import { pause } from "../src/util/retry";
 import { watch } from "../src/controller/watch";
 import { holderName } from "../src/lease/lease";
 import { reseat, retire } from "../src/replacement/reseat";
@@ -45,7 +46,7 @@ export async function benchRecoveryTime(): Promise<string> {
       reseatTimes.push(await timeRecovery(RESEAT_PORT, await runningPid(backend, (await liveExecutable(backend)).id)));
       plainTimes.push(await timeRecovery(PLAIN_PORT, await runningPid(backend, plainId)));
       process.stderr.write(`kill ${kill + 1}/${KILLS}: reseat ${reseatTimes.at(-1)} ms, restart policy ${plainTimes.at(-1)} ms\n`);
-      await sleep(350); // past reseat's reset window; Docker's restart backoff is reset by restartPlain()
+      await pause(350); // past reseat's reset window; Docker's restart backoff is reset by restartPlain()
       await restartPlainFresh(backend, plainId);
     }
   } finally {
@@ -73,7 +74,7 @@ async function timeRecovery(port: number, pid: number): Promise<number> {
     const now = await health(port);
     if (now && before && now.startedAt !== before.startedAt) return Math.round(performance.now() - started);
     if (performance.now() - started > 120_000) throw new Error(`no recovery on port ${port} within 120 s`);
-    await sleep(5);
+    await pause(5);
   }
 }
 
@@ -90,7 +91,7 @@ async function health(port: number): Promise<{ startedAt: string } | undefined> 
 async function waitAnswering(port: number): Promise<void> {
   for (let i = 0; i < 2400; i++) {
     if (await health(port)) return;
-    await sleep(25);
+    await pause(25);
   }
   throw new Error(`port ${port} never answered`);
 }
@@ -99,7 +100,7 @@ async function liveExecutable(backend: DockerBackend) {
   for (let i = 0; i < 2400; i++) {
     const live = (await backend.listExecutables(PE)).find((e) => e.running);
     if (live) return live;
-    await sleep(25);
+    await pause(25);
   }
   throw new Error("no live executable");
 }

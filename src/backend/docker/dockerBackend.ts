@@ -41,7 +41,7 @@ import { DockerImages } from "./images";
 import { DockerLeases } from "./leases";
 import { DockerVolumes } from "./volumes";
 
-export { HELPER_IMAGE, sleep } from "./engine";
+export { HELPER_IMAGE } from "./engine";
 export type { DockerBackendOptions } from "./engine";
 
 export class DockerBackend implements Backend {

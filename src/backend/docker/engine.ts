@@ -119,7 +119,3 @@ export class DockerEngine {
     });
   }
 }
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
