@@ -1,4 +1,4 @@
-import { META_RECORD, RESEAT_ENV } from "./contract";
+import { META_RECORD, RESEAT_ENV, type WorkloadStatus } from "./contract";
 import { StateConfigError } from "./errors";
 import { openStore, parseStoreConfig } from "./store/openStore";
 import type { PersistentStore, StoreConfig } from "./store/types";
@@ -30,6 +30,22 @@ export interface OpenStateOptions {
   /** First retry delay after a failed commit (default 500 ms); doubles up to retryMaxMs (default 30 s). */
   retryBaseMs?: number;
   retryMaxMs?: number;
+  /**
+   * Start as a standby successor (default: RESEAT_STANDBY "1"): after its checks (config, generation fence)
+   * the process reports phase "parked" (its own standby status file, and `onParked`), opens nothing, and waits
+   * — for ever — for the volume's writer lock; holding it, it checks the fence again, records its generation
+   * in the volume and opens the state. The old writer's graceful stop (final commit, exit) or death hands over.
+   */
+  standby?: boolean;
+  /** Called once parked, with the parked status (e.g. for the workload's own status endpoint). */
+  onParked?: (status: WorkloadStatus) => void;
+  /**
+   * Without standby: how long to wait for the writer lock held by a process still letting go (default 10 s,
+   * then WriterLockTimeoutError).
+   */
+  lockTimeoutMs?: number;
+  /** How often a waiter tries the writer lock (default 2 ms): the hand-over's added latency is up to this. */
+  lockPollMs?: number;
   /** Environment to read instead of process.env (tests). */
   env?: NodeJS.ProcessEnv;
 }
@@ -45,6 +61,9 @@ export interface ResolvedConfig {
   allowEmptyStart: boolean;
   retryBaseMs: number;
   retryMaxMs: number;
+  standby: boolean;
+  lockTimeoutMs: number;
+  lockPollMs: number;
 }
 
 export function resolveStateDir(options: OpenStateOptions): string {
@@ -68,8 +87,11 @@ export function resolveConfig(options: OpenStateOptions, stateDir: string, meta:
     allowEmptyStart: options.allowEmptyStart ?? parseStoreConfig(env[RESEAT_ENV.store])?.allowEmptyStart === true,
     retryBaseMs: options.retryBaseMs ?? 500,
     retryMaxMs: options.retryMaxMs ?? 30_000,
+    standby: options.standby ?? env[RESEAT_ENV.standby] === "1",
+    lockTimeoutMs: options.lockTimeoutMs ?? 10_000,
+    lockPollMs: options.lockPollMs ?? 2,
   };
-  for (const name of ["fallbackIntervalMs", "signalTimeoutMs", "retryBaseMs", "retryMaxMs"] as const) {
+  for (const name of ["fallbackIntervalMs", "signalTimeoutMs", "retryBaseMs", "retryMaxMs", "lockTimeoutMs", "lockPollMs"] as const) {
     if (!isPositiveInteger(config[name])) throw new StateConfigError(`${name} must be a positive integer, got ${config[name]}`);
   }
   return config;

@@ -71,3 +71,16 @@ export class StateClosedError extends ReseatStateError {
     super("state handle is closed");
   }
 }
+
+/**
+ * Another process holds the volume's writer lock (contract/lock.ts) and did not let go within the wait: it is
+ * still the writer (alive, or stopped/frozen: the kernel releases the lock only when it exits or is killed).
+ */
+export class WriterLockTimeoutError extends ReseatStateError {
+  constructor(
+    readonly file: string,
+    readonly timeoutMs: number,
+  ) {
+    super(`another process holds the volume's writer lock ${file} (still running, or stopped) and did not release it within ${timeoutMs}ms; refusing to open the state`);
+  }
+}

@@ -17,6 +17,7 @@ export {
   StateConfigError,
   StateWriteFailedError,
   UnsupportedStoreKindError,
+  WriterLockTimeoutError,
 } from "./errors";
 export type { CommitListing, CommitRecord, DirectoryStoreConfig, FetchResult, PersistentStore, StoreConfig } from "./store/types";
 export { DirectoryStore, type DirectoryStoreOptions } from "./store/directoryStore";

@@ -1,5 +1,5 @@
 import * as path from "node:path";
-import { CONTROL_RECORD, META_RECORD, RECORD_DIR, RESEAT_ENV, STATUS_RECORD } from "./contract";
+import { CONTROL_RECORD, META_RECORD, RECORD_DIR, RESEAT_ENV, STATUS_RECORD, standbyStatusFile, WRITER_LOCK_FILE } from "./contract";
 
 /** Where everything lives inside the state volume (the mount path). */
 export interface StatePaths {
@@ -9,6 +9,10 @@ export interface StatePaths {
   metaFile: string;
   controlFile: string;
   statusFile: string;
+  /** The volume's writer lock (contract/lock.ts): held by the one writer for its life. */
+  lockFile: string;
+  /** Where a parked standby of a generation reports itself (never the writer's status file). */
+  standbyStatusFile: (generation: number) => string;
   /** The library's own data. */
   dataDir: string;
   /** The SQLite database (WAL mode: `state.db-wal` sits next to it while it is open). */
@@ -33,6 +37,8 @@ export function statePaths(stateDir: string, env: NodeJS.ProcessEnv = process.en
     metaFile: path.join(stateDir, META_RECORD.file),
     controlFile: env[RESEAT_ENV.controlFile] || path.join(stateDir, CONTROL_RECORD.file),
     statusFile: path.join(stateDir, STATUS_RECORD.file),
+    lockFile: path.join(stateDir, WRITER_LOCK_FILE),
+    standbyStatusFile: (generation) => path.join(stateDir, standbyStatusFile(generation)),
     dataDir,
     dbFile: path.join(dataDir, "state.db"),
     legacyJournalFile: path.join(dataDir, "journal.log"),
@@ -49,4 +55,10 @@ export const SCRATCH_PREFIX = ".scratch-";
 
 export function isScratchFile(name: string): boolean {
   return name.startsWith(SCRATCH_PREFIX);
+}
+
+/** The generation of a parked standby's status file name (contract's standbyStatusFile), else null. */
+export function standbyGenerationOf(name: string): number | null {
+  const match = /^standby-g(\d+)\.json$/.exec(name);
+  return match ? Number(match[1]) : null;
 }

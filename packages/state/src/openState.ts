@@ -7,19 +7,23 @@ import { buildDatabaseFile, COMMIT_FORMAT, inspectDatabaseFile, scratchPath, war
 import { LocalStateCorruptError, RestoreFailedError, StaleGenerationError } from "./errors";
 import { VolumeGenerationFence } from "./fence";
 import { ensureDirDurable, errorMessage, isNotFound, isTempFileOf, placeDurably, writeFileAtomic } from "./fsUtil";
-import { isScratchFile, statePaths, type StatePaths } from "./layout";
+import { isScratchFile, standbyGenerationOf, statePaths, type StatePaths } from "./layout";
 import { checkSqliteSupport, LocalDatabase } from "./localDatabase";
 import { archiveLegacyFiles, migrateLegacyVolume } from "./migrate";
 import { restoreFromStore } from "./restore";
 import { OpenStateHandle, type StateHandle } from "./stateHandle";
 import type { CommitRecord, PersistentStore } from "./store/types";
-import { readControlInterval, readMeta, writeStatus, type ResumeSource } from "./volumeFiles";
+import { readControlInterval, readMeta, writeStatus, type ResumeSource, type StateStatus } from "./volumeFiles";
+import { WriterLock } from "./writerLock";
 
 /**
  * Open the PE's state: the volume's database ("local"; a 0.1 journal + snapshot is migrated into one
  * first), else the newest commit of the store that verifies ("persistent"), else a new empty database
  * ("empty"); then start the periodic committer. When the store lists commits and none verifies, the
  * start is refused (RestoreFailedError, also written to status.json) unless starting empty is allowed.
+ *
+ * All of it holding the volume's writer lock (writerLock.ts), taken first and kept until close() or exit; a
+ * standby (options.standby, RESEAT_STANDBY) reports itself parked and waits for it, having opened nothing.
  */
 export async function openState(options: OpenStateOptions = {}): Promise<StateHandle> {
   checkSqliteSupport(); // before the volume is touched: an unsupported Node is a clear error, not a later surprise
@@ -27,9 +31,54 @@ export async function openState(options: OpenStateOptions = {}): Promise<StateHa
   const paths = statePaths(resolveStateDir(options), env);
   const config = resolveConfig(options, paths.stateDir, await readMeta(paths.metaFile));
   const fence = new VolumeGenerationFence(paths.metaFile, config.generation);
-  fence.check(); // a stale executable must not even open the database
-  await prepareDirectories(paths);
-  if (env[RESEAT_ENV.claimGeneration] === "1") await claimVolumeGeneration(paths, config.peId, config.generation);
+  fence.check(); // a stale executable must not even wait for the lock
+  // Nothing below writes the volume before this process holds its writer lock (a standby parks here).
+  const lock = await takeWriterLock(paths, config, options.onParked);
+  try {
+    fence.check(); // again, holding the lock: the writer before us may have recorded a newer generation
+    const handle = await openLocked(paths, config, fence, env);
+    handle.holdLock(lock);
+    if (config.standby) await fs.rm(paths.standbyStatusFile(config.generation), { force: true }); // status.json says serving now
+    return handle;
+  } catch (error) {
+    lock.release();
+    if (config.standby) await fs.rm(paths.standbyStatusFile(config.generation), { force: true }).catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * The volume's writer lock (writerLock.ts). Without standby: wait for a predecessor still letting go, up to
+ * lockTimeoutMs. A standby reports itself parked first (its own status file, never the writer's, and
+ * onParked), then waits for as long as the writer holds the lock: a live writer, or a stopped one.
+ */
+async function takeWriterLock(paths: StatePaths, config: ResolvedConfig, onParked: OpenStateOptions["onParked"]): Promise<WriterLock> {
+  if (!config.standby) return WriterLock.acquire(paths.lockFile, { pollMs: config.lockPollMs, timeoutMs: config.lockTimeoutMs });
+  const parked: StateStatus = {
+    peId: config.peId,
+    generation: config.generation,
+    phase: "parked",
+    resumedFrom: null,
+    resumedSeq: 0,
+    seq: 0,
+    commitIntervalMs: (await readControlInterval(paths.controlFile)) ?? config.fallbackIntervalMs,
+    lastCommit: null,
+    lastCommitError: null,
+    lastCommitAttemptAt: null,
+    restoreFailed: null,
+    updatedAt: new Date().toISOString(),
+  };
+  await fs.mkdir(paths.reseatDir, { recursive: true });
+  await writeStatus(paths.standbyStatusFile(config.generation), parked);
+  onParked?.(parked);
+  return WriterLock.acquire(paths.lockFile, { pollMs: config.lockPollMs });
+}
+
+/** Open the state, holding the writer lock: the start-up of a writer (see openState). */
+async function openLocked(paths: StatePaths, config: ResolvedConfig, fence: VolumeGenerationFence, env: NodeJS.ProcessEnv): Promise<OpenStateHandle> {
+  await prepareDirectories(paths, config.generation);
+  // A standby records its generation itself, under the lock: any older process is fenced off from here on.
+  if (config.standby || env[RESEAT_ENV.claimGeneration] === "1") await claimVolumeGeneration(paths, config.peId, config.generation);
 
   // Claim the generation first, so a stale executable fails before touching the volume.
   const storeState = await inspectStore(config.store, config.generation);
@@ -79,8 +128,8 @@ export async function openState(options: OpenStateOptions = {}): Promise<StateHa
 async function claimVolumeGeneration(paths: StatePaths, peId: string, generation: number): Promise<void> {
   const meta = await readMeta(paths.metaFile);
   if (meta && meta.generation >= generation) return;
-  // The contract's meta record (the volume's name is the engine's business: the claim's, not the pod's).
-  await writeFileAtomic(paths.metaFile, META_RECORD.encode({ peId, generation, volume: "", updatedAt: new Date().toISOString() }));
+  // The contract's meta record (the volume's name is the engine's business: the claim's, not the pod's; kept when known).
+  await writeFileAtomic(paths.metaFile, META_RECORD.encode({ peId, generation, volume: meta?.volume ?? "", updatedAt: new Date().toISOString() }));
 }
 
 interface LocalStart {
@@ -107,6 +156,7 @@ async function establishLocalState(paths: StatePaths, config: ResolvedConfig): P
     await writeStatus(paths.statusFile, {
       peId: config.peId,
       generation: config.generation,
+      phase: "serving", // the writer's own status file: it held the lock and refused to start
       resumedFrom: null,
       resumedSeq: 0,
       seq: 0,
@@ -151,12 +201,19 @@ async function takeSnapshot(local: LocalDatabase, paths: StatePaths): Promise<Sn
   }
 }
 
-/** Create .reseat/ and data/; drop temp and scratch files left by a process killed mid-write. */
-async function prepareDirectories(paths: StatePaths): Promise<void> {
+/**
+ * Create .reseat/ and data/; drop temp and scratch files left by a process killed mid-write, and the reports of
+ * standbys older than this writer (killed while parked, or fenced). Only ever run holding the writer lock: the
+ * scratch files of a live writer are its commit in progress.
+ */
+async function prepareDirectories(paths: StatePaths, generation: number): Promise<void> {
   // Durably: a state directory created here (not a volume's mount point) must not vanish with the data in it.
   await ensureDirDurable(paths.reseatDir);
   for (const name of await fs.readdir(paths.reseatDir)) {
-    if (isTempFileOf(name, path.basename(paths.statusFile))) await fs.rm(path.join(paths.reseatDir, name), { force: true });
+    const standbyOf = standbyGenerationOf(name);
+    if (isTempFileOf(name, path.basename(paths.statusFile)) || (standbyOf !== null && standbyOf < generation)) {
+      await fs.rm(path.join(paths.reseatDir, name), { force: true });
+    }
   }
   await ensureDirDurable(paths.dataDir);
   for (const name of await fs.readdir(paths.dataDir)) {

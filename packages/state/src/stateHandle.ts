@@ -6,6 +6,7 @@ import type { LocalDatabase } from "./localDatabase";
 import { installShutdownHandlers } from "./signals";
 import type { CommitRecord } from "./store/types";
 import { writeStatus, type ResumeSource, type StateStatus } from "./volumeFiles";
+import type { WriterLock } from "./writerLock";
 
 /** A PE's key/value state: JSON documents, durable on the volume, committed to the persistent store. */
 export interface StateHandle {
@@ -38,6 +39,7 @@ export class OpenStateHandle implements StateHandle {
   private committer!: Committer;
   private closing: Promise<void> | null = null;
   private uninstallSignals: (() => void) | null = null;
+  private lock: WriterLock | null = null;
 
   constructor(
     private readonly config: ResolvedConfig,
@@ -53,6 +55,11 @@ export class OpenStateHandle implements StateHandle {
     if (this.config.handleSignals) {
       this.uninstallSignals = installShutdownHandlers(() => this.close(), { timeoutMs: this.config.signalTimeoutMs });
     }
+  }
+
+  /** The volume's writer lock this handle holds; released once the database is closed. */
+  holdLock(lock: WriterLock): void {
+    this.lock = lock;
   }
 
   get peId(): string {
@@ -105,6 +112,7 @@ export class OpenStateHandle implements StateHandle {
     return {
       peId: this.config.peId,
       generation: this.config.generation,
+      phase: "serving",
       resumedFrom: this.resumedFrom,
       resumedSeq: this.resumedSeq,
       seq: this.local.seq,
@@ -140,6 +148,7 @@ export class OpenStateHandle implements StateHandle {
       if (!this.committer.fencedBy) await this.committer.commitNow().catch((error: unknown) => (finalCommitError = error));
       await this.writeStatus().catch(() => undefined);
       await this.local.close();
+      this.lock?.release(); // only now: a successor waiting for it opens the database next
       await this.config.store?.close?.();
       if (finalCommitError) throw finalCommitError;
     } finally {

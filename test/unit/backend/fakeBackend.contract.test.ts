@@ -22,6 +22,7 @@ defineBackendContract("fake", async () => {
       const status = {
         peId: desired.peId,
         generation,
+        phase: "serving" as const,
         resumedFrom: "empty" as const,
         resumedSeq: 0,
         seq: 0,

@@ -23,6 +23,7 @@ import {
 const status: WorkloadStatus = {
   peId: "pe-a",
   generation: 3,
+  phase: "serving",
   resumedFrom: "local",
   resumedSeq: 10,
   seq: 12,
@@ -83,8 +84,10 @@ describe("the contract's records", () => {
       CONTROLLER_RECORD.decode('{"restarts":1,"consecutiveFailures":1,"lastFailureAt":"t","lastFailure":"x","lastReseatAt":"t","state":"ok"}'),
     ).toMatchObject({ restarts: 1, state: "ok" });
     expect(FENCE_RECORD.decode('{"generation":7}')).toEqual({ generation: 7 });
-    const { lastCommitAttemptAt: _a, restoreFailed: _r, ...old } = status;
-    expect(STATUS_RECORD.decode(JSON.stringify(old))).toMatchObject({ generation: 3, seq: 12, restoreFailed: null, lastCommitAttemptAt: null });
+    const { lastCommitAttemptAt: _a, restoreFailed: _r, phase: _p, ...old } = status;
+    // A status from before the hand-over (no phase) was written by the serving writer.
+    expect(STATUS_RECORD.decode(JSON.stringify(old))).toMatchObject({ generation: 3, seq: 12, restoreFailed: null, lastCommitAttemptAt: null, phase: "serving" });
+    expect(STATUS_RECORD.decode(JSON.stringify({ ...status, phase: "parked" })).phase).toBe("parked");
   });
 
   it.each([
@@ -96,6 +99,7 @@ describe("the contract's records", () => {
     ["a newer version", FENCE_RECORD, '{"version":99,"generation":1}', /version 99 was written by a newer reseat/],
     ["a bad version", CONTROL_RECORD, '{"version":"one","commitIntervalMs":1}', /"version" is "one"/],
     ["a zero interval", CONTROL_RECORD, '{"commitIntervalMs":0}', /"commitIntervalMs" is 0, not an integer ≥ 1/],
+    ["an unknown phase", STATUS_RECORD, '{"generation":1,"seq":0,"phase":"napping"}', /"phase" is "napping", not one of parked, serving/],
   ] as const)("%s is a RecordCorruptError naming the record", (_case, codec, text, message) => {
     let thrown: unknown;
     try {
@@ -155,6 +159,7 @@ describe("the contract's environment", () => {
       store: "{}",
       controlFile: "/c",
       claimGeneration: true,
+      standby: true,
     });
     expect(Object.keys(env).sort()).toEqual([...RESERVED_ENV_NAMES].sort());
   });

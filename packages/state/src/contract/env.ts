@@ -18,6 +18,11 @@ export const RESEAT_ENV = {
   controlFile: "RESEAT_CONTROL_FILE",
   /** "1": nobody writes meta into the volume from outside; the library records its generation itself. */
   claimGeneration: "RESEAT_CLAIM_GENERATION",
+  /**
+   * "1": a standby successor: the state library parks (reports phase "parked", opens nothing) until it holds
+   * the volume's writer lock and its generation is the newest, then takes over (see lock.ts).
+   */
+  standby: "RESEAT_STANDBY",
 } as const;
 
 export type ReseatEnvName = (typeof RESEAT_ENV)[keyof typeof RESEAT_ENV];
@@ -89,6 +94,8 @@ export interface WorkloadEnvInput {
   controlFile?: string;
   /** The library records the generation into the volume itself (no one writes meta from outside). */
   claimGeneration?: boolean;
+  /** Started as a standby successor: parks until the old writer lets go of the volume's lock. */
+  standby?: boolean;
 }
 
 /**
@@ -105,6 +112,7 @@ export function workloadEnvironment(input: WorkloadEnvInput): Record<string, str
     ...(input.generation !== undefined ? { [RESEAT_ENV.generation]: String(input.generation) } : {}),
     ...(input.controlFile ? { [RESEAT_ENV.controlFile]: input.controlFile } : {}),
     ...(input.claimGeneration ? { [RESEAT_ENV.claimGeneration]: "1" } : {}),
+    ...(input.standby ? { [RESEAT_ENV.standby]: "1" } : {}),
     ...(input.store ? { [RESEAT_ENV.store]: input.store } : {}),
   };
 }
@@ -114,7 +122,7 @@ export function workloadEnv(
   desired: Pick<ExecutableDesired, "env" | "peId" | "mountPath" | "commitIntervalMs">,
   generation: Generation,
   store: string | undefined,
-  engine: Pick<WorkloadEnvInput, "controlFile" | "claimGeneration"> = {},
+  engine: Pick<WorkloadEnvInput, "controlFile" | "claimGeneration" | "standby"> = {},
 ): Record<string, string> {
   return workloadEnvironment({
     env: desired.env,

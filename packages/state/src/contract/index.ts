@@ -6,7 +6,9 @@
 //   records.ts  each record beside the state volume: typed value, encoding, version, corrupt → typed error
 //   env.ts      the RESEAT_* environment: its names, the one function building it, the reserved names
 //   outputs.ts  the output fields of a PE
+//   lock.ts     the volume's writer lock (a kernel lock on a file in the volume) and the parked/serving phase
 export * from "./domain";
 export * from "./records";
 export * from "./env";
 export * from "./outputs";
+export * from "./lock";

@@ -11,6 +11,7 @@
 // object, a field of the wrong type → RecordCorruptError naming the record and the field.
 
 import type { ExecutableDesired, FailureBackoff, PeId } from "./domain";
+import type { WorkloadPhase } from "./lock";
 
 /** A record could not be decoded: its text is damaged, or written by a newer reseat. */
 export class RecordCorruptError extends Error {
@@ -223,6 +224,11 @@ export interface CommitSummary {
 export interface WorkloadStatus {
   peId: string;
   generation: number;
+  /**
+   * "serving": the writer (status.json). "parked": a standby waiting for the volume's lock, which has opened
+   * nothing (its own file, standbyStatusFile). Statuses written before the hand-over have none: "serving".
+   */
+  phase: WorkloadPhase;
   /** Where this generation's state came from; null while it did not start (see restoreFailed). */
   resumedFrom: ResumeSource | null;
   resumedSeq: number;
@@ -242,6 +248,7 @@ export interface WorkloadStatus {
 }
 
 const RESUME_SOURCES: readonly (ResumeSource | null)[] = ["local", "persistent", "empty", null];
+const PHASES: readonly WorkloadPhase[] = ["parked", "serving"];
 
 export const STATUS_RECORD: RecordCodec<WorkloadStatus> = {
   name: "status",
@@ -253,11 +260,14 @@ export const STATUS_RECORD: RecordCodec<WorkloadStatus> = {
     const fields = parseObject("status", text);
     const resumedFrom = fields.resumedFrom ?? null;
     if (!RESUME_SOURCES.includes(resumedFrom as ResumeSource | null)) throw new RecordCorruptError("status", `"resumedFrom" is ${JSON.stringify(resumedFrom)}`);
+    const phase = fields.phase ?? "serving";
+    if (!PHASES.includes(phase as WorkloadPhase)) throw new RecordCorruptError("status", `"phase" is ${JSON.stringify(phase)}, not one of ${PHASES.join(", ")}`);
     const last = optional<Fields>("status", fields, "lastCommit", (v) => typeof v === "object" && !Array.isArray(v), "an object");
     const failed = optional<Fields>("status", fields, "restoreFailed", (v) => typeof v === "object" && !Array.isArray(v), "an object");
     return {
       peId: optional<string>("status", fields, "peId", isString, "a string") ?? "",
       generation: integer("status", fields, "generation"),
+      phase: phase as WorkloadPhase,
       resumedFrom: resumedFrom as ResumeSource | null,
       // Statuses of older workloads may lack what came later: only the generation and seq are required.
       resumedSeq: optional<number>("status", fields, "resumedSeq", isInteger, "an integer") ?? 0,
