@@ -8,6 +8,7 @@ import { benchReplacementGap, benchRevertTime } from "./replacementGap";
 import { benchResumeTime } from "./resumeTime";
 import { benchRolling } from "./rolling";
 import { benchScale } from "./scale";
+import { benchStandbyHandoff } from "./standbyHandoff";
 
 const metrics: Record<string, () => Promise<string>> = {
   replacement_gap: benchReplacementGap,
@@ -20,11 +21,12 @@ const metrics: Record<string, () => Promise<string>> = {
   k8s_replacement_gap: benchK8sReplacementGap,
   scale: benchScale,
   first_run: benchFirstRun,
+  standby_handoff: benchStandbyHandoff,
 };
 
 // `scale` runs the peers too (minutes at N = 100); `first_run` builds the whole toolchain from nothing
-// (minutes, both cores): only when asked for by name.
-const ON_REQUEST_ONLY = new Set(["scale", "first_run"]);
+// (minutes, both cores); `standby_handoff` measures the state library alone (no engine): only when asked for by name.
+const ON_REQUEST_ONLY = new Set(["scale", "first_run", "standby_handoff"]);
 
 async function main(): Promise<void> {
   const requested = process.argv.slice(2);

@@ -45,14 +45,13 @@ export class WriterLock {
   }
 
   /**
-   * Wait for the lock: tries now, then every `pollMs` (default 2 ms) until it holds it, `timeoutMs` passed
-   * (WriterLockTimeoutError; default: wait for ever), or `signal` aborted.
+   * Wait for the lock: tries now, then every `pollMs` (default 2 ms) until it holds it or `timeoutMs` passed
+   * (WriterLockTimeoutError; default: wait for ever).
    */
-  static async acquire(file: string, options: { pollMs?: number; timeoutMs?: number; signal?: AbortSignal } = {}): Promise<WriterLock> {
+  static async acquire(file: string, options: { pollMs?: number; timeoutMs?: number } = {}): Promise<WriterLock> {
     const pollMs = options.pollMs ?? 2;
     const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
     for (;;) {
-      options.signal?.throwIfAborted();
       const lock = WriterLock.tryAcquire(file);
       if (lock) return lock;
       if (Date.now() >= deadline) throw new WriterLockTimeoutError(file, options.timeoutMs!);

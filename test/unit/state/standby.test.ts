@@ -320,4 +320,20 @@ describe("standby hand-over with real processes", () => {
     await standby.exited;
     await expectAllAcked(stateDir, 3, "w", writer.acks);
   });
+
+  it("(g) a parked standby told to stop (SIGTERM) just exits: the writer never noticed", async () => {
+    const stateDir = tempDir();
+    const paths = statePaths(stateDir);
+    const writer = start({ STATE_DIR: stateDir, GENERATION: "1", PREFIX: "w", HANDLE_SIGNALS: "1" });
+    await writer.event("serving");
+    const standby = start({ STATE_DIR: stateDir, GENERATION: "2", PREFIX: "s", STANDBY: "1", HANDLE_SIGNALS: "1" });
+    await standby.event("parked");
+    standby.child.kill("SIGTERM"); // a standby that is given up on (e.g. the release is withdrawn)
+    const { signal } = await standby.exited;
+    expect(signal).toBe("SIGTERM"); // nothing to commit: no handler runs while parked
+    const acked = writer.acks.length;
+    await writer.waitForAcks(acked + 100); // the writer serves on, still the lock's only holder
+    expect(lockHolders(paths.lockFile)).toEqual([writer.pid]);
+    await expect(fs.access(paths.metaFile)).rejects.toThrow(); // it never recorded its generation
+  });
 });
