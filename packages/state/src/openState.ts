@@ -32,7 +32,9 @@ export async function openState(options: OpenStateOptions = {}): Promise<StateHa
   const config = resolveConfig(options, paths.stateDir, await readMeta(paths.metaFile));
   const fence = new VolumeGenerationFence(paths.metaFile, config.generation);
   fence.check(); // a stale executable must not even wait for the lock
-  // Nothing below writes the volume before this process holds its writer lock (a standby parks here).
+  // Nothing below writes the volume before this process holds its writer lock (a standby parks here), but for
+  // .reseat/ itself, where the lock file is (durably: a directory created here must not vanish with what goes in it).
+  await ensureDirDurable(paths.reseatDir);
   const lock = await takeWriterLock(paths, config, options.onParked);
   try {
     fence.check(); // again, holding the lock: the writer before us may have recorded a newer generation
@@ -68,7 +70,6 @@ async function takeWriterLock(paths: StatePaths, config: ResolvedConfig, onParke
     restoreFailed: null,
     updatedAt: new Date().toISOString(),
   };
-  await fs.mkdir(paths.reseatDir, { recursive: true });
   await writeStatus(paths.standbyStatusFile(config.generation), parked);
   onParked?.(parked);
   return WriterLock.acquire(paths.lockFile, { pollMs: config.lockPollMs });

@@ -1,5 +1,3 @@
-import { mkdirSync } from "node:fs";
-import * as path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { WriterLockTimeoutError } from "./errors";
 import { errorMessage } from "./fsUtil";
@@ -25,9 +23,8 @@ export class WriterLock {
     private readonly db: DatabaseSync,
   ) {}
 
-  /** Take the lock now if nobody holds it; null if someone does. Creates the (empty) file and its folder if absent. */
+  /** Take the lock now if nobody holds it; null if someone does. Creates the (empty) file if absent (its folder must exist). */
   static tryAcquire(file: string): WriterLock | null {
-    mkdirSync(path.dirname(file), { recursive: true });
     const db = new DatabaseSync(file, { timeout: 0 });
     try {
       db.exec("PRAGMA locking_mode=EXCLUSIVE");
