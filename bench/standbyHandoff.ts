@@ -139,7 +139,9 @@ export async function benchStandbyHandoff(): Promise<string> {
     { ...result(METRIC, "ms", kill, staged, spread(kill)), case: "kill (SIGKILL -> standby serving)" },
   ];
   for (const c of cases) console.log(`${c.case}: median ${c.value} ms, p99 ${c.p99} ms (staged median ${c.baseline} ms)`);
-  console.log(`staged p99 ${round(percentile(staged, 99), 2)} ms; medians: handoff ${round(median(handoff), 2)}, graceful ${round(median(graceful), 2)}, kill ${round(median(kill), 2)}`);
+  console.log(
+    `staged p99 ${round(percentile(staged, 99), 2)} ms; medians: handoff ${round(median(handoff), 2)}, graceful ${round(median(graceful), 2)}, kill ${round(median(kill), 2)}`,
+  );
   return writeResult(METRIC, { metric: METRIC, cases });
 }
 

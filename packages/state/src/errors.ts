@@ -81,6 +81,8 @@ export class WriterLockTimeoutError extends ReseatStateError {
     readonly file: string,
     readonly timeoutMs: number,
   ) {
-    super(`another process holds the volume's writer lock ${file} (still running, or stopped) and did not release it within ${timeoutMs}ms; refusing to open the state`);
+    super(
+      `another process holds the volume's writer lock ${file} (still running, or stopped) and did not release it within ${timeoutMs}ms; refusing to open the state`,
+    );
   }
 }

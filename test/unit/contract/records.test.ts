@@ -86,7 +86,13 @@ describe("the contract's records", () => {
     expect(FENCE_RECORD.decode('{"generation":7}')).toEqual({ generation: 7 });
     const { lastCommitAttemptAt: _a, restoreFailed: _r, phase: _p, ...old } = status;
     // A status from before the hand-over (no phase) was written by the serving writer.
-    expect(STATUS_RECORD.decode(JSON.stringify(old))).toMatchObject({ generation: 3, seq: 12, restoreFailed: null, lastCommitAttemptAt: null, phase: "serving" });
+    expect(STATUS_RECORD.decode(JSON.stringify(old))).toMatchObject({
+      generation: 3,
+      seq: 12,
+      restoreFailed: null,
+      lastCommitAttemptAt: null,
+      phase: "serving",
+    });
     expect(STATUS_RECORD.decode(JSON.stringify({ ...status, phase: "parked" })).phase).toBe("parked");
   });
 

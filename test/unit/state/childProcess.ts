@@ -254,7 +254,10 @@ export function startWorkload(scriptFile: string, libraryIndex: string, env: Rec
         if (value !== undefined) return done(() => resolve(value));
         if (exitedFlag) done(() => reject(new Error(`child ${child.pid} exited before ${what}; stderr: ${stderr}`)));
       };
-      const timer = setTimeout(() => done(() => reject(new Error(`timed out after ${timeoutMs}ms waiting for ${what} of child ${child.pid}; stderr: ${stderr}`))), timeoutMs);
+      const timer = setTimeout(
+        () => done(() => reject(new Error(`timed out after ${timeoutMs}ms waiting for ${what} of child ${child.pid}; stderr: ${stderr}`))),
+        timeoutMs,
+      );
       const done = (settle: () => void) => {
         clearTimeout(timer);
         listeners.delete(attempt);

@@ -261,7 +261,8 @@ export const STATUS_RECORD: RecordCodec<WorkloadStatus> = {
     const resumedFrom = fields.resumedFrom ?? null;
     if (!RESUME_SOURCES.includes(resumedFrom as ResumeSource | null)) throw new RecordCorruptError("status", `"resumedFrom" is ${JSON.stringify(resumedFrom)}`);
     const phase = fields.phase ?? "serving";
-    if (!PHASES.includes(phase as WorkloadPhase)) throw new RecordCorruptError("status", `"phase" is ${JSON.stringify(phase)}, not one of ${PHASES.join(", ")}`);
+    if (!PHASES.includes(phase as WorkloadPhase))
+      throw new RecordCorruptError("status", `"phase" is ${JSON.stringify(phase)}, not one of ${PHASES.join(", ")}`);
     const last = optional<Fields>("status", fields, "lastCommit", (v) => typeof v === "object" && !Array.isArray(v), "an object");
     const failed = optional<Fields>("status", fields, "restoreFailed", (v) => typeof v === "object" && !Array.isArray(v), "an object");
     return {
