@@ -71,5 +71,6 @@ export class WriterLock {
 function isBusy(error: unknown): boolean {
   const code = (error as { errcode?: number }).errcode;
   // SQLITE_BUSY (5) and its extended codes (low byte 5); SQLITE_LOCKED (6) does not arise across processes.
-  return typeof code === "number" && (code & 0xff) === 5;
+  if (typeof code === "number") return (code & 0xff) === 5;
+  return /database is locked/.test(errorMessage(error)); // a node:sqlite without errcode on its errors
 }
