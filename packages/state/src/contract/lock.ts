@@ -18,8 +18,6 @@ export const WRITER_LOCK_FILE = `${RECORD_DIR}/writer.lock`;
 /** The byte range the holder's POSIX write lock covers (SQLite's PENDING byte through its SHARED range), inclusive. */
 export const WRITER_LOCK_RANGE = { start: 0x40000000, end: 0x40000000 + 2 + 510 - 1 } as const;
 
-/** A workload's phase: parked (started, checks passed, waiting for the lock; nothing opened) or serving (the writer). */
-export type WorkloadPhase = "parked" | "serving";
 
 /**
  * Where a parked standby of `generation` reports itself (the status record's encoding, phase "parked"),

@@ -11,7 +11,6 @@
 // object, a field of the wrong type → RecordCorruptError naming the record and the field.
 
 import type { ExecutableDesired, FailureBackoff, PeId } from "./domain";
-import type { WorkloadPhase } from "./lock";
 
 /** A record could not be decoded: its text is damaged, or written by a newer reseat. */
 export class RecordCorruptError extends Error {
@@ -211,6 +210,12 @@ export const CONTROLLER_RECORD: RecordCodec<ControllerRecord> = codec(
 // --- status: what the workload's state library says about its commits ---------------------------------
 
 export type ResumeSource = "local" | "persistent" | "empty";
+
+/**
+ * A workload's phase: parked (a standby: started, checks passed, waiting for the volume's writer lock, nothing
+ * opened; lock.ts) or serving (the writer).
+ */
+export type WorkloadPhase = "parked" | "serving";
 
 export interface CommitSummary {
   seq: number;
