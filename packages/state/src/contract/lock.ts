@@ -18,7 +18,6 @@ export const WRITER_LOCK_FILE = `${RECORD_DIR}/writer.lock`;
 /** The byte range the holder's POSIX write lock covers (SQLite's PENDING byte through its SHARED range), inclusive. */
 export const WRITER_LOCK_RANGE = { start: 0x40000000, end: 0x40000000 + 2 + 510 - 1 } as const;
 
-
 /**
  * Where a parked standby of `generation` reports itself (the status record's encoding, phase "parked"),
  * relative to the volume's root: its own file, so it never overwrites the serving writer's status record.
