@@ -10,10 +10,12 @@ import { errorMessage } from "./fsUtil";
  * connection closes or the process dies, and never writes a byte of the file for it (journal in memory, the
  * transaction rolled back).
  *
- * Waiting: SQLite's busy handler sleeps and retries (this build has no blocking F_SETLKW), and would stall
- * the event loop; so a waiter tries without blocking every `pollMs` on the event loop. A failed try holds
- * nothing afterwards: its connection is closed (in exclusive locking mode a try that lost a race may keep a
- * SHARED or PENDING lock, which would deadlock two waiters), and it never created more than the empty file.
+ * Waiting: this build has no blocking F_SETLKW, and SQLite's busy handler would stall the event loop for the
+ * whole wait; so a waiter tries without blocking every `pollMs` on the event loop. A try first asks for a
+ * SHARED lock (the journal-mode pragma reads the file): refused while a holder lives, and then nothing is
+ * held, so the connection is tried again next time. A try that got further and still lost (another waiter
+ * raced it) closes its connection: in exclusive locking mode it could keep a SHARED or PENDING lock and
+ * deadlock two waiters. A waiter never created more than the empty file.
  */
 export class WriterLock {
   private released = false;
@@ -25,20 +27,15 @@ export class WriterLock {
 
   /** Take the lock now if nobody holds it; null if someone does. Creates the (empty) file if absent (its folder must exist). */
   static tryAcquire(file: string): WriterLock | null {
-    const db = new DatabaseSync(file, { timeout: 0 });
+    const db = connect(file);
     try {
-      db.exec("PRAGMA locking_mode=EXCLUSIVE");
-      // Before the transaction (else BEGIN creates a journal file); it reads the file: SQLITE_BUSY while held.
-      db.exec("PRAGMA journal_mode=MEMORY");
-      db.exec("BEGIN EXCLUSIVE"); // SQLITE_BUSY while another process holds it
-      // Kept after the rollback: in exclusive locking mode SQLite releases its locks only when the connection closes.
-      db.exec("ROLLBACK");
-      return new WriterLock(file, db);
+      if (attempt(db, file) === "held") return new WriterLock(file, db);
     } catch (error) {
       db.close();
-      if (isBusy(error)) return null;
-      throw new Error(`the volume's writer lock ${file} cannot be taken: ${errorMessage(error)}`, { cause: error });
+      throw error;
     }
+    db.close();
+    return null;
   }
 
   /**
@@ -48,11 +45,25 @@ export class WriterLock {
   static async acquire(file: string, options: { pollMs?: number; timeoutMs?: number } = {}): Promise<WriterLock> {
     const pollMs = options.pollMs ?? 2;
     const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
-    for (;;) {
-      const lock = WriterLock.tryAcquire(file);
-      if (lock) return lock;
-      if (Date.now() >= deadline) throw new WriterLockTimeoutError(file, options.timeoutMs!);
-      await new Promise((resolve) => setTimeout(resolve, pollMs));
+    let db: DatabaseSync | null = null;
+    try {
+      for (;;) {
+        db ??= connect(file);
+        const outcome = attempt(db, file);
+        if (outcome === "held") {
+          const lock = new WriterLock(file, db);
+          db = null;
+          return lock;
+        }
+        if (outcome === "lost") {
+          db.close();
+          db = null;
+        }
+        if (Date.now() >= deadline) throw new WriterLockTimeoutError(file, options.timeoutMs!);
+        await new Promise((resolve) => setTimeout(resolve, pollMs));
+      }
+    } finally {
+      db?.close();
     }
   }
 
@@ -66,6 +77,36 @@ export class WriterLock {
     this.released = true;
     this.db.close();
   }
+}
+
+function connect(file: string): DatabaseSync {
+  const db = new DatabaseSync(file, { timeout: 0 });
+  db.exec("PRAGMA locking_mode=EXCLUSIVE"); // no I/O: takes effect at the next lock
+  return db;
+}
+
+/** "held": the EXCLUSIVE lock is this connection's; "busy": held elsewhere, nothing taken; "lost": close this connection. */
+function attempt(db: DatabaseSync, file: string): "held" | "busy" | "lost" {
+  try {
+    // Before the transaction (else BEGIN creates a journal file). It needs a SHARED lock: refused while held.
+    db.exec("PRAGMA journal_mode=MEMORY");
+  } catch (error) {
+    if (isBusy(error)) return "busy";
+    throw lockError(file, error);
+  }
+  try {
+    db.exec("BEGIN EXCLUSIVE");
+    // Kept after the rollback: in exclusive locking mode SQLite releases its locks only when the connection closes.
+    db.exec("ROLLBACK");
+    return "held";
+  } catch (error) {
+    if (isBusy(error)) return "lost";
+    throw lockError(file, error);
+  }
+}
+
+function lockError(file: string, error: unknown): Error {
+  return new Error(`the volume's writer lock ${file} cannot be taken: ${errorMessage(error)}`, { cause: error });
 }
 
 function isBusy(error: unknown): boolean {

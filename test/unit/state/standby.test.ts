@@ -54,6 +54,13 @@ function lockHolders(file: string): number[] {
   return holders;
 }
 
+/** Every lock line of /proc/locks that names `pid` (any kind, any file). */
+function locksOf(pid: number): string[] {
+  return readFileSync("/proc/locks", "utf8")
+    .split("\n")
+    .filter((line) => line.trim().split(/\s+/)[line.includes("->") ? 5 : 4] === String(pid));
+}
+
 /** The files under `dir` a process has open, with whether each is open for writing (from /proc/<pid>/fdinfo). */
 function openFilesUnder(pid: number, dir: string): Array<{ file: string; writable: boolean }> {
   const found: Array<{ file: string; writable: boolean }> = [];
@@ -166,6 +173,8 @@ describe("standby hand-over with real processes", () => {
 
     const samples = await holdsFor(500, () => {
       expect(lockHolders(paths.lockFile)).toEqual([writer.pid]);
+      expect(locksOf(standby.pid)).toEqual([]); // between its tries it holds no lock of any kind
+      expect(locksOf(writer.pid).length).toBeGreaterThanOrEqual(2); // the writer lock and the database's own
       // At most the lock file, between two tries; never the database, its WAL or a record.
       for (const open of openFilesUnder(standby.pid, stateDir)) expect(open.file).toBe(path.relative(stateDir, paths.lockFile));
       expect(standby.has("serving")).toBe(false);
