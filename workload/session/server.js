@@ -1,6 +1,11 @@
 // The session-context service: a user's session context (any JSON) kept with reseat's state
 // library (@reseat/state). A PUT is acknowledged only once it is fsync'd to the state volume; the library
 // commits snapshots to the persistent store every interval and once more on SIGTERM.
+//
+// Started as a standby (RESEAT_STANDBY=1, the spec's handover "standby"), openState parks until the serving
+// writer lets go of the volume's lock. Meanwhile the service listens if its port is free (a pod has its own
+// address): /healthz answers 503 (not Ready: no traffic), /status the parked report, and any other request waits
+// for the state. Where the port is the old writer's (Docker's host network), it listens once it serves.
 "use strict";
 const http = require("node:http");
 const { openState } = require("@reseat/state");
@@ -9,6 +14,8 @@ const port = Number(process.env.PORT || 8080);
 const version = process.env.WORKLOAD_VERSION || "dev";
 /** Tells one process of the service from the next (restart in place keeps the container and generation). */
 const startedAt = `${new Date().toISOString()}#${process.pid}`;
+// Loopback by default (host network on Docker); a pod listens on its own address (LISTEN_HOST=0.0.0.0).
+const listenHost = process.env.LISTEN_HOST || "127.0.0.1";
 
 function reply(res, status, body) {
   res.writeHead(status, { "content-type": "application/json" });
@@ -24,13 +31,47 @@ function readBody(req) {
   });
 }
 
+/** Listens on the port; false when it is taken (the writer before us still has it). */
+function tryListen(server) {
+  return new Promise((resolve, reject) => {
+    const onError = (error) => {
+      server.off("listening", onListening);
+      if (error.code === "EADDRINUSE") resolve(false);
+      else reject(error);
+    };
+    const onListening = () => {
+      server.off("error", onError);
+      resolve(true);
+    };
+    server.once("error", onError);
+    server.once("listening", onListening);
+    server.listen(port, listenHost);
+  });
+}
+
+/**
+ * Listens once the port is free: the writer before us let go of the volume's lock when it exited, and the
+ * kernel closes its listening socket in the same exit, a moment apart. Anything else on the port is an error.
+ */
+async function listenOnceFree(server) {
+  const deadline = Date.now() + 5000;
+  while (!(await tryListen(server))) {
+    if (Date.now() > deadline) throw new Error(`port ${listenHost}:${port} is taken by another process than the writer before this one`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
 async function main() {
-  const state = await openState({ handleSignals: true });
-  console.log(`session service ${version}: PE ${state.peId} generation ${state.generation} resumed from ${state.resumedFrom} at seq ${state.resumedSeq}`);
+  let parked = null; // the parked report while a standby waits for the volume
+  let state = null;
+  const opening = openState({ handleSignals: true, onParked: (status) => (parked = status) });
 
   const server = http.createServer(async (req, res) => {
     try {
       const url = new URL(req.url, "http://localhost");
+      if (!state && url.pathname === "/healthz") return reply(res, 503, { ok: false, phase: "parked", version, startedAt });
+      if (!state && url.pathname === "/status" && parked) return reply(res, 200, parked);
+      state ??= await opening; // anything else waits for the state (never served by a parked standby)
       const match = /^\/sessions\/([^/]+)$/.exec(url.pathname);
       if (url.pathname === "/healthz") {
         return reply(res, 200, {
@@ -62,9 +103,12 @@ async function main() {
       reply(res, 503, { error: String(error && error.message ? error.message : error) });
     }
   });
-  // Loopback by default (host network on Docker); a pod listens on its own address (LISTEN_HOST=0.0.0.0).
-  const listenHost = process.env.LISTEN_HOST || "127.0.0.1";
-  server.listen(port, listenHost, () => console.log(`session service listening on ${listenHost}:${port}`));
+
+  const listening = await tryListen(server);
+  state = await opening;
+  console.log(`session service ${version}: PE ${state.peId} generation ${state.generation} resumed from ${state.resumedFrom} at seq ${state.resumedSeq}`);
+  if (!listening) await listenOnceFree(server);
+  console.log(`session service listening on ${listenHost}:${port}`);
 }
 
 main().catch((error) => {
