@@ -213,6 +213,12 @@ export interface Backend {
   writeControllerRecord(volumeName: string, record: ControllerRecord, owner?: FileOwner): Promise<void>;
   /** The workload's own status (its state library writes it); undefined when none is readable yet. */
   readWorkloadStatus(volumeName: string): Promise<WorkloadStatus | undefined>;
+  /**
+   * The parked report of a standby executable of `generation` (phase "parked"): undefined until it parked,
+   * and again once it serves (its report is gone; readWorkloadStatus then names it). Docker and the fake: the
+   * volume's standby file; Kubernetes: that pod's status endpoint.
+   */
+  readStandbyStatus(executableId: string, desired: ExecutableDesired, generation: number): Promise<WorkloadStatus | undefined>;
   /** The PostgreSQL store's password, where the workload reads it (RESEAT_STORE's passwordFile); readable by `owner` only. */
   writeStoreSecret(volumeName: string, password: string, owner?: FileOwner): Promise<void>;
   /**

@@ -12,6 +12,7 @@ import {
   REVERT_RECORD,
   STATUS_RECORD,
   STORE_PASSWORD_FILE,
+  standbyStatusFile,
   storeFolder,
   type ControlRecord,
   type ControllerRecord,
@@ -104,6 +105,10 @@ export class FileRecords implements RecordOperations {
   }
   readWorkloadStatus(volumeName: string): Promise<WorkloadStatus | undefined> {
     return this.read(volumeName, STATUS_RECORD);
+  }
+  /** A standby's parked report: its own file beside the serving writer's status (standbyStatusFile). */
+  readStandbyStatus(volumeName: string, generation: number): Promise<WorkloadStatus | undefined> {
+    return this.read(volumeName, STATUS_RECORD, standbyStatusFile(generation));
   }
   async writeStoreSecret(volumeName: string, password: string, owner?: FileOwner): Promise<void> {
     await this.files.writeFiles(volumeName, { [STORE_PASSWORD_FILE]: password }, { mode: 0o600, owner });

@@ -17,6 +17,8 @@ export const REPLACE_FIELDS = [
   "store",
   "user",
   "kubernetes",
+  // The workload's env changes (RESEAT_STANDBY); absent ("staged") leaves older spec hashes as they were.
+  "handover",
 ] as const;
 /**
  * Fields that change only what the engine records about an executable (its labels), not what runs: a

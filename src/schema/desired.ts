@@ -77,6 +77,8 @@ export const EXECUTABLE_INPUT_SOURCES: { [K in keyof Required<ExecutableSpecInpu
     resetAfterMs: spec.failureBackoff.resetAfter,
   })),
   onFailedReplacement: source(["onFailedReplacement"], (spec) => spec.onFailedReplacement),
+  // "staged" is the routine without the field: left out, so every existing spec hash stays as it was.
+  handover: source(["handover"], (spec) => (spec.handover === "standby" ? "standby" : undefined)),
   user: source(["runAsUser", "runAsGroup"], (spec) =>
     spec.runAsUser === undefined ? undefined : { uid: spec.runAsUser, gid: spec.runAsGroup ?? spec.runAsUser },
   ),
@@ -88,7 +90,7 @@ export const EXECUTABLE_INPUT_SOURCES: { [K in keyof Required<ExecutableSpecInpu
 export const STORE_SOURCE_FIELDS: readonly SpecField[] = ["persistentStore", "kubernetes", "peId", "volume"];
 
 /** Inputs left out when absent (as they always were: the spec hash and the recorded inputs stay as before). */
-const ABSENT_WHEN_UNSET = new Set<string>(["user", "kubernetes"]);
+const ABSENT_WHEN_UNSET = new Set<string>(["user", "kubernetes", "handover"]);
 
 /** Everything but the resolved image id and the store (which may carry a secret). */
 export function executableFields(spec: ProcessingElementSpec): ExecutableSpecInputs {

@@ -218,6 +218,7 @@ const EXECUTABLE_INPUT_FIELDS: { input: string; field: SpecField; toSpec?: (valu
   { input: "readiness", field: "readiness" },
   { input: "commitIntervalMs", field: "commitInterval" },
   { input: "onFailedReplacement", field: "onFailedReplacement" },
+  { input: "handover", field: "handover" },
 ];
 
 /**

@@ -342,6 +342,12 @@ export const processingElementSchema = z
     /** A replacement whose new executable does not become ready: serve the previous spec again, or leave the PE stopped. */
     onFailedReplacement: z.enum(["revert", "leave-stopped"], { error: 'expected "revert" or "leave-stopped"' }).default("revert"),
     /**
+     * How a replacement hands the state volume over: "standby" starts the next executable before the old one
+     * stops, parked on the volume's writer lock (a workload using the state library), and stops the old one
+     * only once it parked; "staged" starts it after the old one stopped.
+     */
+    handover: z.enum(["standby", "staged"], { error: 'expected "standby" or "staged"' }).default("staged"),
+    /**
      * The workload's user and group (numeric, as in Kubernetes' securityContext): the container runs as them and
      * everything reseat writes into the volume belongs to them. Default: the image's USER (root when it has none).
      */

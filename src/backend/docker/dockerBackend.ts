@@ -186,6 +186,9 @@ export class DockerBackend implements Backend {
   readWorkloadStatus(volumeName: string): Promise<WorkloadStatus | undefined> {
     return this.records.readWorkloadStatus(volumeName);
   }
+  readStandbyStatus(_executableId: string, desired: ExecutableDesired, generation: number): Promise<WorkloadStatus | undefined> {
+    return this.records.readStandbyStatus(desired.volumeName, generation);
+  }
   writeStoreSecret(volumeName: string, password: string, owner?: FileOwner): Promise<void> {
     return this.records.writeStoreSecret(volumeName, password, owner);
   }

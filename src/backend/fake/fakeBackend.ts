@@ -28,6 +28,7 @@ import {
   withSecretEnv,
 } from "../backend";
 import { FileRecords, storeSource } from "../fileRecords";
+import { META_RECORD, RESEAT_ENV, STATUS_RECORD, standbyStatusFile, workloadEnv } from "@reseat/state/contract";
 
 interface FakeExecutable {
   id: string;
@@ -39,6 +40,11 @@ interface FakeExecutable {
   generation: number;
   specHash: string;
   state: "created" | "running" | "exited";
+  /**
+   * A standby (RESEAT_STANDBY) that runs and waits for the volume's writer lock, as the state library's
+   * parking does: it has opened nothing and writes nothing but its parked report.
+   */
+  parked?: boolean;
   startedAt?: string;
   exitCode?: number;
 }
@@ -52,6 +58,8 @@ interface FakeVolume {
 export interface FakeFaults {
   /** Executables of these images exit at start (before ready). */
   crashingImages: Set<string>;
+  /** Executables of these images run but never report parked (nor serve) when started as a standby. */
+  neverParkingImages?: Set<string>;
   /** Runs before every backend call; may throw (an engine error) or await (a race window). */
   beforeCall?: (operation: string, args: unknown[]) => Promise<void> | void;
 }
@@ -104,7 +112,9 @@ export class FakeBackend implements Backend {
     const e = this.mustGet(id);
     e.state = "exited";
     e.exitCode = exitCode;
+    e.parked = false;
     this.emit({ peId: e.desired.peId, kind: "exited", reason: `exited with code ${exitCode}` });
+    this.handOver(e.desired.volumeName);
   }
 
   /** A person restarts an old container by hand (`docker start`), bypassing reseat. */
@@ -260,6 +270,11 @@ export class FakeBackend implements Backend {
     await this.records.prepareStoreFolder(store, peId, owner);
   }
 
+  async readStandbyStatus(executableId: string, desired: ExecutableDesired, generation: number): Promise<WorkloadStatus | undefined> {
+    await this.call("readStandbyStatus", executableId, generation);
+    return this.records.readStandbyStatus(desired.volumeName, generation);
+  }
+
   async readStoreGeneration(store: StoreDesired, peId: string): Promise<number> {
     await this.call("readStoreGeneration", store.kind, peId);
     if (store.kind === "postgres") return this.postgresGenerations.get(peId) ?? 0;
@@ -326,6 +341,7 @@ export class FakeBackend implements Backend {
       return;
     }
     this.markRunning(e);
+    if (isStandby(e)) this.parkOrServe(e);
   }
 
   async waitReady(id: string, _desired: ExecutableDesired): Promise<void> {
@@ -340,8 +356,11 @@ export class FakeBackend implements Backend {
     if (e && e.state === "running") {
       e.state = "exited";
       e.exitCode = 0;
+      e.parked = false;
       // Watchers hear of it, as of any exit: Docker reports the stop's `die`, Kubernetes the pod's end.
       this.emit({ peId: e.desired.peId, kind: "exited", reason: "exited with code 0" });
+      // Its exit frees the volume's writer lock: a parked standby takes over.
+      this.handOver(e.desired.volumeName);
     }
   }
 
@@ -417,6 +436,52 @@ export class FakeBackend implements Backend {
     if (!this.reachable) throw new Error(`fake engine unreachable (${operation})`);
   }
 
+  /**
+   * A standby just started, as the state library does it: parked (its report in its own file) while another
+   * executable writes to the volume; otherwise it holds the lock at once and takes over.
+   */
+  private parkOrServe(e: FakeExecutable): void {
+    if (this.faults.neverParkingImages?.has(e.desired.imageRef)) return;
+    const writer = this.running().some((other) => other !== e && other.desired.volumeName === e.desired.volumeName && !other.parked);
+    if (!writer) return this.takeOver(e);
+    e.parked = true;
+    this.putVolumeFiles(e.desired.volumeName, { [standbyStatusFile(e.generation)]: STATUS_RECORD.encode(fakeStatus(e, "parked")) });
+  }
+
+  /** The writer on a volume exited: the newest parked standby there holds the lock next. */
+  private handOver(volumeName: string): void {
+    const onVolume = this.running().filter((e) => e.desired.volumeName === volumeName);
+    if (onVolume.some((e) => !e.parked)) return;
+    const next = onVolume.sort((a, b) => b.generation - a.generation)[0];
+    if (next) this.takeOver(next);
+  }
+
+  /** Holding the lock: the generation fence, then it records its generation, serves, and removes its report. */
+  private takeOver(e: FakeExecutable): void {
+    const files = this.filesOf(e.desired.volumeName);
+    const meta = files.get(META_RECORD.file);
+    const recorded = meta ? META_RECORD.decode(meta.text).generation : 0;
+    if (recorded > e.generation) {
+      // Fenced: a newer generation owns the volume; the library refuses and the workload exits.
+      e.state = "exited";
+      e.exitCode = 1;
+      e.parked = false;
+      this.emit({ peId: e.desired.peId, kind: "exited", reason: "exited with code 1" });
+      return;
+    }
+    e.parked = false;
+    this.putVolumeFiles(e.desired.volumeName, {
+      [META_RECORD.file]: META_RECORD.encode({
+        peId: e.desired.peId,
+        generation: e.generation,
+        volume: e.desired.volumeName,
+        updatedAt: new Date().toISOString(),
+      }),
+      [STATUS_RECORD.file]: STATUS_RECORD.encode(fakeStatus(e, "serving")),
+    });
+    files.delete(standbyStatusFile(e.generation));
+  }
+
   private markRunning(e: FakeExecutable): void {
     e.state = "running";
     e.startedAt = new Date().toISOString();
@@ -458,6 +523,30 @@ export class FakeBackend implements Backend {
       exitCode: e.exitCode,
     };
   }
+}
+
+/** Started with RESEAT_STANDBY=1, as its environment on a real engine says. */
+function isStandby(e: FakeExecutable): boolean {
+  return workloadEnv(e.desired, e.generation, undefined)[RESEAT_ENV.standby] === "1";
+}
+
+/** The status a standby-aware workload reports (the fake runs no state library: nothing committed). */
+function fakeStatus(e: FakeExecutable, phase: WorkloadStatus["phase"]): WorkloadStatus {
+  const now = new Date().toISOString();
+  return {
+    peId: e.desired.peId,
+    generation: e.generation,
+    phase,
+    resumedFrom: phase === "serving" ? "local" : null,
+    resumedSeq: 0,
+    seq: 0,
+    commitIntervalMs: e.desired.commitIntervalMs,
+    lastCommit: null,
+    lastCommitError: null,
+    lastCommitAttemptAt: null,
+    restoreFailed: null,
+    updatedAt: now,
+  };
 }
 
 /** The fake's image id of a reference: deterministic, shaped like Docker's. */

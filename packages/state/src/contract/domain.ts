@@ -72,6 +72,12 @@ export interface ExecutableDesired {
   failureBackoff?: FailureBackoff;
   /** When a new executable does not become ready: serve the previous spec again (default) or leave the PE stopped. */
   onFailedReplacement?: "revert" | "leave-stopped";
+  /**
+   * How a replacement hands the volume over: "standby" starts the successor before the gap, parked on the
+   * volume's writer lock (RESEAT_STANDBY=1), and stops the old executable only once it parked; absent is
+   * "staged" (created before the gap, started in it). Absent keeps the spec hashes of older specs.
+   */
+  handover?: "standby";
   /** Which engine runs the PE (absent: the local Docker Engine, or DOCKER_HOST). */
   engine?: EngineTarget;
   /** Pod-level settings of a PE on Kubernetes (absent on Docker). */

@@ -117,9 +117,12 @@ export function workloadEnvironment(input: WorkloadEnvInput): Record<string, str
   };
 }
 
-/** The workload env of one executable of a desired spec (Docker, the fake; Kubernetes adds its mounts). */
+/**
+ * The workload env of one executable of a desired spec (Docker, the fake; Kubernetes adds its mounts). Every
+ * executable of a "standby" hand-over starts as a standby: with no writer on the volume it takes the lock at once.
+ */
 export function workloadEnv(
-  desired: Pick<ExecutableDesired, "env" | "peId" | "mountPath" | "commitIntervalMs">,
+  desired: Pick<ExecutableDesired, "env" | "peId" | "mountPath" | "commitIntervalMs" | "handover">,
   generation: Generation,
   store: string | undefined,
   engine: Pick<WorkloadEnvInput, "controlFile" | "claimGeneration" | "standby"> = {},
@@ -131,6 +134,7 @@ export function workloadEnv(
     commitIntervalMs: desired.commitIntervalMs,
     generation,
     store,
+    ...(desired.handover === "standby" ? { standby: true } : {}),
     ...engine,
   });
 }

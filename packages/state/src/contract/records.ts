@@ -234,6 +234,11 @@ export interface WorkloadStatus {
    * nothing (its own file, standbyStatusFile). Statuses written before the hand-over have none: "serving".
    */
   phase: WorkloadPhase;
+  /**
+   * Set (decoding only) when the record names no phase: a library from before the writer lock wrote it, and
+   * its writer holds no lock a standby could wait on (the routine then replaces staged). Absent otherwise.
+   */
+  phaseUnrecorded?: true;
   /** Where this generation's state came from; null while it did not start (see restoreFailed). */
   resumedFrom: ResumeSource | null;
   resumedSeq: number;
@@ -274,6 +279,7 @@ export const STATUS_RECORD: RecordCodec<WorkloadStatus> = {
       peId: optional<string>("status", fields, "peId", isString, "a string") ?? "",
       generation: integer("status", fields, "generation"),
       phase: phase as WorkloadPhase,
+      ...(fields.phase === undefined ? { phaseUnrecorded: true as const } : {}),
       resumedFrom: resumedFrom as ResumeSource | null,
       // Statuses of older workloads may lack what came later: only the generation and seq are required.
       resumedSeq: optional<number>("status", fields, "resumedSeq", isInteger, "an integer") ?? 0,
