@@ -42,7 +42,6 @@ import {
   CONTROLLER_RECORD,
   CONTROL_RECORD,
   REVERT_RECORD,
-  STATUS_RECORD,
   type ControlRecord,
   type ControllerRecord,
   type FileOwner,
@@ -53,7 +52,8 @@ import {
 } from "@reseat/state/contract";
 import { storeSource } from "../fileRecords";
 import { askPostgresGeneration } from "../storeGeneration";
-import { KubernetesClients, MERGE_PATCH, JSON_PATCH, apiMessage, connect, isConflict, isNotFound, orUndefined, rawGet } from "./client";
+import { KubernetesClients, MERGE_PATCH, JSON_PATCH, apiMessage, connect, isConflict, isNotFound, orUndefined } from "./client";
+import { assertClaimAdmitsStandby, nodeOfRunningPod, readParkedStatus, readServingStatus, runningPodsOnClaim } from "./standby";
 import {
   ANNOTATIONS,
   HOPELESS_WAITING,
@@ -202,7 +202,7 @@ export class KubernetesBackend implements Backend {
   async prepare(desired: ExecutableDesired, identity: PodIdentity): Promise<string> {
     assertSecretEnvKnown(desired, identity.name);
     this.storeClaimOf.set(desired.volumeName, desired.store.kind === "directory" && desired.store.volume ? desired.store.volume : null);
-    const node = await this.claimNode(desired.volumeName);
+    const node = await this.claimNode(desired.volumeName, desired);
     await this.writeSecretEnv(desired, identity.specHash);
     // The record first: from now on a vanished pod of this name is a failure, not a removal.
     await this.upsertRecord(desired.volumeName, desired.peId, {
@@ -273,10 +273,14 @@ export class KubernetesBackend implements Backend {
     await this.deletePodAndWait(executableId, stop.graceSeconds, (stop.graceSeconds + 60) * 1000, "stopped");
   }
 
-  /** Deletes the pod and waits until the API server has removed it. */
+  /**
+   * Deletes the pod and waits until the API server has removed it. A standby removed before it took over
+   * (it never parked) leaves the record wanting the pod that still serves, as before the standby was made.
+   */
   async remove(executableId: string): Promise<void> {
-    await this.unwant(executableId);
+    const wanted = await this.unwant(executableId);
     await this.deletePodAndWait(executableId, undefined, 90_000, "gone");
+    if (wanted) await this.wantServingPod(wanted);
   }
 
   async logsTail(executableId: string, lines = 20): Promise<string> {
@@ -438,10 +442,18 @@ export class KubernetesBackend implements Backend {
     await this.writeRecordKey(volumeName, RECORD_KEYS.controller, CONTROLLER_RECORD.encode(record));
   }
 
-  /** The workload's own status, through the API server's proxy to the PE's running pod (no exec, nothing in the claim read from outside). */
+  /**
+   * The serving writer's own status, through the API server's proxy to the PE's running pods (no exec, nothing
+   * in the claim read from outside): the newest that says serving, never a parked standby (standby.ts).
+   */
   async readWorkloadStatus(volumeName: string): Promise<WorkloadStatus | undefined> {
-    const text = await this.readWorkloadStatusText(volumeName);
-    return text === undefined ? undefined : STATUS_RECORD.decode(text);
+    const pods = (await this.core.listNamespacedPod({ namespace: this.namespace, labelSelector: `${LABELS.role}=executable` })).items;
+    return readServingStatus(this.clients, this.namespace, pods, volumeName);
+  }
+
+  /** The standby pod's own status endpoint (desired.kubernetes.status, through the pod proxy) saying parked for this generation. */
+  async readStandbyStatus(executableId: string, desired: ExecutableDesired, generation: number): Promise<WorkloadStatus | undefined> {
+    return readParkedStatus(this.clients, this.namespace, await this.readPod(executableId), desired, generation);
   }
 
   /** In the PE's password Secret, which the pod mounts (readable by the pod's fsGroup). */
@@ -648,8 +660,9 @@ export class KubernetesBackend implements Backend {
     return (await this.listRecords(peId)).find((r) => r.metadata?.annotations?.[ANNOTATIONS.pod] === podName);
   }
 
-  /** reseat itself stops or removes this pod: its disappearance is no failure. */
-  private async unwant(podName: string): Promise<void> {
+  /** reseat itself stops or removes this pod: its disappearance is no failure. Returns the record it cleared, if any. */
+  private async unwant(podName: string): Promise<V1ConfigMap | undefined> {
+    let cleared: V1ConfigMap | undefined;
     const contended = {
       what: `the release of pod ${podName} in its record`,
       attempts: 10,
@@ -669,11 +682,32 @@ export class KubernetesBackend implements Backend {
           },
           MERGE_PATCH,
         );
+        cleared = record;
         return true;
       } catch (error) {
         if (!isConflict(error)) throw error;
         return undefined;
       }
+    });
+    return cleared;
+  }
+
+  /**
+   * After a removed standby: the record wants the PE's pod that still runs on the claim (the serving one),
+   * with the spec it runs, so that its vanishing is again a failure the controller repairs. Nothing when
+   * no pod of the PE runs there (the staged routine's removals) or the record already wants another pod.
+   */
+  private async wantServingPod(record: V1ConfigMap): Promise<void> {
+    const volumeName = record.metadata?.annotations?.[LABELS.volume];
+    const peId = record.metadata?.labels?.[LABELS.peId];
+    if (!volumeName || !peId) return;
+    const pods = await this.core.listNamespacedPod({ namespace: this.namespace, labelSelector: `${LABELS.role}=executable,${LABELS.peId}=${peId}` });
+    const serving = runningPodsOnClaim(pods.items, volumeName)[0];
+    const desired = serving?.metadata?.annotations?.[LABELS.desired];
+    if (!serving?.metadata?.name || !desired || (await this.readRecord(volumeName))?.metadata?.annotations?.[ANNOTATIONS.pod]) return;
+    await this.upsertRecord(volumeName, peId, {
+      data: { [DESIRED_KEY]: desired },
+      annotations: { [ANNOTATIONS.pod]: serving.metadata.name, [ANNOTATIONS.podSpecHash]: serving.metadata.labels?.[LABELS.specHash] ?? "" },
     });
   }
 
@@ -748,18 +782,23 @@ export class KubernetesBackend implements Backend {
 
   /**
    * The node that holds the claim's volume: from the bound PersistentVolume's node affinity, else the
-   * node its last pod ran on; undefined for a claim never used (the scheduler places the first pod).
+   * node its last pod ran on (for a standby: the node of the pod running on it); undefined for a claim never
+   * used (the scheduler places the first pod). A standby's claim must admit a second pod (ReadWriteOncePod does not).
    */
-  async claimNode(volumeName: string): Promise<string | undefined> {
+  async claimNode(volumeName: string, desired?: Pick<ExecutableDesired, "handover" | "peId">): Promise<string | undefined> {
     const pvc = await this.readClaim(volumeName);
     if (!pvc) throw new Error(`reseat: claim ${volumeName} does not exist in namespace ${this.namespace}`);
+    if (desired) assertClaimAdmitsStandby(pvc, desired);
     const pvName = pvc.spec?.volumeName;
     if (pvName) {
       const pv = await orUndefined(this.core.readPersistentVolume({ name: pvName })).catch(() => undefined);
       const node = nodeOfVolume(pv);
       if (node) return node;
     }
-    return pvc.metadata?.annotations?.[ANNOTATIONS.node];
+    const recorded = pvc.metadata?.annotations?.[ANNOTATIONS.node];
+    if (recorded || desired?.handover !== "standby") return recorded;
+    // A standby starts while the serving pod runs: it must join that pod's node, which has the claim mounted.
+    return nodeOfRunningPod((await this.core.listNamespacedPod({ namespace: this.namespace })).items, volumeName);
   }
 
   private async rememberNode(volumeName: string, node: string): Promise<void> {
@@ -769,19 +808,6 @@ export class KubernetesBackend implements Backend {
       { name: volumeName, namespace: this.namespace, body: { metadata: { annotations: { [ANNOTATIONS.node]: node } } }, fieldManager: "reseat" },
       MERGE_PATCH,
     );
-  }
-
-  /** The workload's own status document, through the API server's proxy to the PE's running pod. */
-  private async readWorkloadStatusText(volumeName: string): Promise<string | undefined> {
-    const pods = (await this.core.listNamespacedPod({ namespace: this.namespace, labelSelector: `${LABELS.role}=executable` })).items
-      .filter((pod) => pod.metadata?.annotations?.[LABELS.volume] === volumeName && podState(pod).state === "running")
-      .sort((a, b) => observePod(b).generation - observePod(a).generation);
-    const pod = pods[0];
-    const endpoint = pod ? desiredFromLabel(pod.metadata?.annotations?.[LABELS.desired])?.kubernetes?.status : undefined;
-    if (!pod || !endpoint) return undefined;
-    const path = `/api/v1/namespaces/${this.namespace}/pods/${pod.metadata!.name}:${endpoint.port}/proxy${endpoint.path}`;
-    const response = await rawGet(this.clients, path);
-    return response.status === 200 ? response.body : undefined;
   }
 
   private async deletePodAndWait(name: string, graceSeconds: number | undefined, timeoutMs: number, until: "stopped" | "gone"): Promise<void> {
