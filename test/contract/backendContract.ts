@@ -629,6 +629,93 @@ export function defineBackendContract(engineName: string, setup: (prefix: string
       // Read-only: asking again finds the engine as before (nothing was pulled).
       expect((await backend.resolveImage(engine.images.absent)).kind).toBe(absent.kind);
     });
+
+    // --- standby (handover "standby": the successor starts beside the serving executable, parked) --------
+
+    describe("standby", () => {
+      /** Polls `read` until `done` holds for its value (bounded by WAIT_MS; a bound, not a measurement). */
+      const until = async <T>(what: string, read: () => Promise<T>, done: (value: T) => boolean): Promise<T> => {
+        const deadline = Date.now() + WAIT_MS;
+        for (;;) {
+          const value = await read();
+          if (done(value)) return value;
+          if (Date.now() > deadline) throw new Error(`${what}: not within ${WAIT_MS / 1000} s (last: ${JSON.stringify(value)})`);
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      };
+      /** A serving generation 1 of a standby-aware workload (the session service on the state library). */
+      const serving = async (suffix: string): Promise<{ peId: string; volume: string; desired: ExecutableDesired; id: string }> => {
+        const peId = pe(suffix);
+        const volume = await claimed(peId);
+        const owner = await backend.imageUser?.(statefulImageId);
+        if (owner) await backend.ownState(volume, owner);
+        await backend.recordGeneration({ peId, generation: 1, volume, updatedAt: new Date().toISOString() }, owner);
+        const desired = desiredFor(peId, volume, { imageRef: engine.images.stateful, imageId: statefulImageId, commitIntervalMs: 1000, handover: "standby" });
+        const id = await prepared(desired, 1);
+        await backend.start(id);
+        await backend.waitReady(id, desired);
+        await engine.workloadReports?.(desired, 1);
+        await until(
+          "generation 1 serving",
+          () => backend.readWorkloadStatus(volume),
+          (s) => s?.generation === 1 && s.phase === "serving",
+        );
+        return { peId, volume, desired, id };
+      };
+
+      test("standby: a successor started beside the serving executable parks (on its host); readWorkloadStatus stays the writer's; the writer's stop hands over", async () => {
+        const first = await serving("standby");
+        const next = { ...first.desired, env: { ...first.desired.env, RELEASE: "2" } };
+        const id = await prepared(next, 2);
+        // Started while generation 1 runs on the volume: nothing refuses or waits for the volume.
+        await backend.start(id);
+        const parked = await until(
+          "generation 2 parked",
+          () => backend.readStandbyStatus(id, next, 2),
+          (s) => s !== undefined,
+        );
+        expect(parked).toMatchObject({ peId: first.peId, generation: 2, phase: "parked" });
+        expect(await backend.readWorkloadStatus(first.volume)).toMatchObject({ generation: 1, phase: "serving" });
+        // The parked report is of its generation only.
+        expect(await backend.readStandbyStatus(id, next, 3)).toBeUndefined();
+        // Both run on the volume, on one host (a multi-host engine puts the standby where the volume is mounted).
+        const [old, standby] = [await backend.inspectExecutable(first.id), await backend.inspectExecutable(id)];
+        expect(old?.running && standby?.running).toBe(true);
+        expect(standby?.host).toBe(old?.host);
+        expect((await backend.runningOnVolume(first.volume)).map((h) => h.id).sort()).toEqual([first.id, id].sort());
+
+        await backend.stop(first.id, first.desired.stop);
+        await until(
+          "generation 2 serving",
+          () => backend.readWorkloadStatus(first.volume),
+          (s) => s?.generation === 2 && s.phase === "serving",
+        );
+        await backend.waitReady(id, next);
+        expect(await backend.readStandbyStatus(id, next, 2)).toBeUndefined();
+        await backend.remove(first.id);
+        await backend.stop(id, next.stop);
+        await backend.remove(id);
+      });
+
+      test("standby: a successor that exits at start never reports parked; removing it leaves the writer serving, untouched", async () => {
+        const first = await serving("badstandby");
+        const bad = { ...crashingFor(first.peId, first.volume), handover: "standby" as const };
+        const id = await prepared(bad, 2);
+        await backend.start(id);
+        await until(
+          "the standby to exit",
+          () => backend.inspectExecutable(id),
+          (e) => e !== undefined && !e.running && e.state !== "created",
+        );
+        expect(await backend.readStandbyStatus(id, bad, 2)).toBeUndefined();
+        await backend.remove(id);
+        expect(await backend.inspectExecutable(first.id)).toMatchObject({ running: true });
+        expect(await backend.readWorkloadStatus(first.volume)).toMatchObject({ generation: 1, phase: "serving" });
+        expect((await backend.listExecutables(first.peId)).map((e) => e.id)).toEqual([first.id]);
+        await backend.stop(first.id, first.desired.stop);
+        await backend.remove(first.id);
+      });
+    });
   });
 }
 
