@@ -1,6 +1,8 @@
 // npm run bench -- <metric>   (writes bench/results/<metric>.json)
+import { benchBadReleaseDowntime } from "./badReleaseDowntime";
 import { benchCommitThroughput } from "./commitThroughput";
 import { benchFirstRun } from "./firstRun";
+import { benchHandoverRequests } from "./handoverRequests";
 import { benchPlainUp } from "./plainUp";
 import { benchK8sReplacementGap } from "./k8sReplacementGap";
 import { benchRecoveryTime } from "./recoveryTime";
@@ -22,6 +24,8 @@ const metrics: Record<string, () => Promise<string>> = {
   scale: benchScale,
   first_run: benchFirstRun,
   standby_handoff: benchStandbyHandoff,
+  handover_requests: benchHandoverRequests,
+  bad_release_downtime: benchBadReleaseDowntime,
 };
 
 // `scale` runs the peers too (minutes at N = 100); `first_run` builds the whole toolchain from nothing

@@ -1,9 +1,15 @@
 // replacement_gap: old executable told to stop -> new one ready, for a one-PE image change inside
 // `pulumi up` (the reseat CLI on the real Pulumi CLI), next to the naive floor measured in the same run:
 // stop + remove + create + start on the same volume + the same readiness wait, straight through the
-// Engine API. reseat's staged routine prepares the new executable before the stop, so only stop +
-// start + ready are in its gap: the goal is a gap below the naive floor (≤ 0.8×). Runs alternate (up,
-// floor, up, floor, …) so both see the same machine state.
+// Engine API. Three cases side by side, all on the session workload (the state library inside: the only
+// workload that can park as a standby), each on a PE of its own in one stack:
+//   standby: handover "standby" — the successor started and parked before the gap; the gap is the old one's
+//            final commit + exit + the lock hand-off + the successor opening the state and answering;
+//   staged:  today's routine — the successor created before the gap, started inside it;
+//   naive:   the floor (stop + remove + create + start + ready through the Engine API).
+// Goal: standby ≤ 0.35× the naive floor. Runs alternate (staged up, floor, standby up, …) so every case sees
+// the same machine state. The gap is measured the same way for standby and staged: the provider's readyAt −
+// the engine's `kill` event of the old container (its stop request).
 //
 // revert_time: a replacement whose new executable exits at start, inside `pulumi up`: from the failed
 // executable's death (engine event) to the previous spec ready again (the revert record), against the
@@ -18,9 +24,9 @@ import { PROJECT_ROOT } from "../src/automation/stack";
 import { parseProcessingElement, volumeNameOf } from "../src/schema/processingElement";
 import { specHash } from "../src/plan/executablePlan";
 import { executableDesired } from "../src/schema/desired";
-import { median, result, writeResult } from "./results";
+import { type CaseResult, median, percentile, result, round, writeResult } from "./results";
 
-const RUNS = Number(process.env.RESEAT_BENCH_RUNS ?? 9);
+const RUNS = Number(process.env.RESEAT_BENCH_RUNS ?? 20);
 const PORT = 18790;
 const PE = "bench-gap";
 const IMAGES = ["reseat-demo-workload:v1", "reseat-demo-workload:v2"] as const;
@@ -41,7 +47,7 @@ export function benchPeSpec(peId: string, port: number, image: string) {
 const spec = (image: string) => benchPeSpec(PE, PORT, image);
 
 /** A fresh project folder for one bench, with the checkout's Pulumi.yaml (the program comes from the CLI). */
-function benchProject(name: string): string {
+export function benchProject(name: string): string {
   const dir = path.join(PROJECT_ROOT, ".work", name);
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(path.join(dir, "stacks"), { recursive: true });
@@ -54,41 +60,108 @@ function setImage(dir: string, image: string): void {
   fs.writeFileSync(path.join(dir, "stacks", "Pulumi.bench.yaml"), JSON.stringify({ config: { "reseat:processingElements": [spec(image)] } }));
 }
 
+/** The session workload as a bench PE on the host network; `handover` "standby" parks its successors. */
+export function sessionPeSpec(peId: string, port: number, image: string, handover?: "standby" | "staged") {
+  return {
+    peId,
+    image,
+    network: "host",
+    env: { PORT: String(port) },
+    commitInterval: "1s",
+    stop: { graceSeconds: 5 },
+    readiness: { httpGet: { port, path: "/healthz" }, timeout: "30s" },
+    ...(handover ? { handover } : {}),
+  };
+}
+
+export const SESSION_IMAGES = ["reseat-session-workload:v1", "reseat-session-workload:v2"] as const;
+
+/** Whether this checkout's spec knows `handover` (the standby cases are left out, and say so, where it does not). */
+export function standbyAvailable(): boolean {
+  try {
+    parseProcessingElement(sessionPeSpec("bench-probe", 1, SESSION_IMAGES[0], "standby"));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const GAP_CASES = {
+  staged: { peId: PE, port: PORT },
+  standby: { peId: `${PE}-standby`, port: PORT + 4 },
+} as const;
+
 export async function benchReplacementGap(): Promise<string> {
   const backend = new DockerBackend();
   const dir = benchProject("bench-replacement-gap");
-  const up = async (image: string) => {
-    setImage(dir, image);
+  const withStandby = standbyAvailable();
+  const images = { staged: SESSION_IMAGES[0] as string, standby: SESSION_IMAGES[0] as string };
+  const specs = () => [
+    sessionPeSpec(GAP_CASES.staged.peId, GAP_CASES.staged.port, images.staged),
+    ...(withStandby ? [sessionPeSpec(GAP_CASES.standby.peId, GAP_CASES.standby.port, images.standby, "standby")] : []),
+  ];
+  const up = () => {
+    fs.writeFileSync(path.join(dir, "stacks", "Pulumi.bench.yaml"), JSON.stringify({ config: { "reseat:processingElements": specs() } }));
     return runCli(dir, "up");
   };
+  /** One image change of one case's PE through `pulumi up`: its gap (readyAt − the old one's kill event). */
+  const gapOf = async (which: keyof typeof GAP_CASES, image: string) => {
+    const { peId } = GAP_CASES[which];
+    images[which] = image;
+    const kills = await killEvents(backend, peId);
+    const outputs = await up();
+    return Date.parse(outputs.processingElements[peId]!.readyAt) - (await kills.first());
+  };
 
-  const pulumiGaps: number[] = [];
-  const floorGaps: number[] = [];
+  const gaps = { staged: [] as number[], standby: [] as number[], naive: [] as number[] };
   const steps = Object.fromEntries(FLOOR_STEPS.map((step) => [step, [] as number[]])) as Record<FloorStep, number[]>;
   try {
-    await up(IMAGES[0]);
+    await up();
     for (let run = 0; run < RUNS; run++) {
-      const kills = await killEvents(backend);
-      const outputs = await up(IMAGES[(run + 1) % 2]!);
-      const readyAt = Date.parse(outputs.processingElements[PE]!.readyAt);
-      pulumiGaps.push(readyAt - (await kills.first()));
-      // The floor re-runs the image now serving, so that the next up (the other image) replaces it.
-      floorGaps.push(await rawFloor(backend, IMAGES[(run + 1) % 2]!, steps));
-      process.stderr.write(`run ${run + 1}/${RUNS}: pulumi ${pulumiGaps.at(-1)} ms, floor ${floorGaps.at(-1)} ms\n`);
+      const image = SESSION_IMAGES[(run + 1) % 2]!;
+      gaps.staged.push(await gapOf("staged", image));
+      // The floor re-runs the image now serving on the staged PE, so that the next up (the other image) replaces it.
+      gaps.naive.push(await rawFloor(backend, sessionPeSpec(GAP_CASES.staged.peId, GAP_CASES.staged.port, image), steps));
+      if (withStandby) gaps.standby.push(await gapOf("standby", image));
+      process.stderr.write(
+        `run ${run + 1}/${RUNS}: staged ${gaps.staged.at(-1)} ms, naive floor ${gaps.naive.at(-1)} ms, standby ${gaps.standby.at(-1) ?? "-"} ms\n`,
+      );
     }
   } finally {
     await runCli(dir, "destroy").catch(() => undefined);
-    for (const e of await backend.listExecutables(PE)) await backend.remove(e.id);
-    await backend.removeVolume(volumeNameOf({ peId: PE, volume: { name: undefined } as never }));
+    for (const { peId } of Object.values(GAP_CASES)) {
+      for (const e of await backend.listExecutables(peId)) await backend.remove(e.id);
+      await backend.removeVolume(volumeNameOf({ peId, volume: { name: undefined } as never })).catch(() => undefined);
+    }
   }
-  return writeResult(
-    "replacement_gap",
-    result("replacement_gap", "ms", pulumiGaps, floorGaps, {
-      baseline_naive: median(floorGaps),
+  const naive = median(gaps.naive);
+  const p99 = (values: number[]) => round(percentile(values, 99));
+  const row = (name: string, values: number[], extra: Record<string, unknown>): CaseResult => ({
+    case: name,
+    ...result("replacement_gap", "ms", values, gaps.naive, { p99: p99(values), baselineP99: p99(gaps.naive), ...extra }),
+  });
+  const cases: CaseResult[] = [];
+  if (withStandby) {
+    cases.push(
+      row("standby", gaps.standby, {
+        baselineIs: "naive floor",
+        goal: "≤ 0.35",
+        ratioToStaged: round(median(gaps.standby) / median(gaps.staged), 3),
+        samples: gaps.standby,
+      }),
+    );
+  }
+  cases.push(row("staged", gaps.staged, { baselineIs: "naive floor", samples: gaps.staged }));
+  cases.push(
+    row("naive", gaps.naive, {
+      baselineIs: "itself: stop + remove + create + start + ready through the Engine API",
       naiveFloorStepsMs: floorStepMedians(steps),
-      samples: { pulumi: pulumiGaps, naive_floor: floorGaps },
+      samples: gaps.naive,
     }),
   );
+  if (!withStandby) process.stderr.write("replacement_gap: the spec has no `handover` in this checkout: the standby case is left out\n");
+  for (const c of cases) process.stderr.write(`${c.case}: median ${c.value} ms, p99 ${c.p99} ms, naive floor ${naive} ms, ratio ${c.ratio}\n`);
+  return writeResult("replacement_gap", { metric: "replacement_gap", cases });
 }
 
 export async function benchRevertTime(): Promise<string> {
@@ -118,7 +191,7 @@ export async function benchRevertTime(): Promise<string> {
       const record = (await backend.readRevert(volume)) ?? { reverted: false };
       if (!record.readyAt) throw new Error("no revert recorded");
       revertTimes.push(Date.parse(record.readyAt) - (await deaths.of(record.failedExecutable!)));
-      floorGaps.push(await rawFloor(backend, IMAGES[run % 2]!));
+      floorGaps.push(await rawFloor(backend, spec(IMAGES[run % 2]!)));
       process.stderr.write(`run ${run + 1}/${RUNS}: revert ${revertTimes.at(-1)} ms, naive floor ${floorGaps.at(-1)} ms\n`);
     }
   } finally {
@@ -156,11 +229,16 @@ async function dieEvents(backend: DockerBackend): Promise<{ of: (name: string) =
 }
 
 /** The floor: the engine calls a replacement cannot avoid, timed from the stop request to ready. */
-async function rawFloor(backend: DockerBackend, image: string, steps?: Record<FloorStep, number[]>): Promise<number> {
-  const parsed = parseProcessingElement(spec(image));
-  const desired = executableDesired(parsed, await backend.ensureImage(image));
+export async function rawFloor(
+  backend: DockerBackend,
+  peSpec: ReturnType<typeof spec> | ReturnType<typeof sessionPeSpec>,
+  steps?: Record<FloorStep, number[]>,
+): Promise<number> {
+  const parsed = parseProcessingElement(peSpec);
+  const desired = executableDesired(parsed, await backend.ensureImage(peSpec.image));
+  const peId = peSpec.peId;
 
-  const old = (await backend.listExecutables(PE)).find((e) => e.running);
+  const old = (await backend.listExecutables(peId)).find((e) => e.running);
   if (!old) throw new Error("no running executable to replace");
   const started = performance.now();
   let last = started;
@@ -173,7 +251,7 @@ async function rawFloor(backend: DockerBackend, image: string, steps?: Record<Fl
   mark("stop");
   await backend.remove(old.id);
   mark("remove");
-  const id = await backend.prepare(desired, { name: `reseat-${PE}-floor`, generation: old.generation + 1, specHash: specHash(desired) });
+  const id = await backend.prepare(desired, { name: `reseat-${peId}-floor`, generation: old.generation + 1, specHash: specHash(desired) });
   mark("create");
   await backend.start(id);
   mark("start");
@@ -182,22 +260,22 @@ async function rawFloor(backend: DockerBackend, image: string, steps?: Record<Fl
   return Math.round(performance.now() - started);
 }
 
-type FloorStep = "stop" | "remove" | "create" | "start" | "ready";
-const FLOOR_STEPS: FloorStep[] = ["stop", "remove", "create", "start", "ready"];
+export type FloorStep = "stop" | "remove" | "create" | "start" | "ready";
+export const FLOOR_STEPS: FloorStep[] = ["stop", "remove", "create", "start", "ready"];
 
 /** Medians of each step of the floor: remove + create is what the staged routine takes out of the gap. */
-function floorStepMedians(steps: Record<FloorStep, number[]>): Record<FloorStep, number> {
+export function floorStepMedians(steps: Record<FloorStep, number[]>): Record<FloorStep, number> {
   return Object.fromEntries(FLOOR_STEPS.map((step) => [step, Math.round(median(steps[step]))])) as Record<FloorStep, number>;
 }
 
 /** Resolves to the engine time (ms) of the first stop signal sent to one of the PE's executables. */
-async function killEvents(backend: DockerBackend): Promise<{ first: () => Promise<number> }> {
+export async function killEvents(backend: DockerBackend, peId = PE): Promise<{ first: () => Promise<number> }> {
   let seen: (ms: number) => void = () => undefined;
   const first = new Promise<number>((resolve) => (seen = resolve));
   const subscription = await followEvents(
     backend.docker,
     backend.connection.address,
-    { type: ["container"], event: ["kill"], label: [`${LABELS.peId}=${PE}`] },
+    { type: ["container"], event: ["kill"], label: [`${LABELS.peId}=${peId}`] },
     (e) => seen(Math.round(e.timeNano / 1e6)), // only the first settles the promise
   );
   return {
@@ -211,7 +289,7 @@ async function killEvents(backend: DockerBackend): Promise<{ first: () => Promis
   };
 }
 
-function runCli(dir: string, command: string): Promise<{ processingElements: Record<string, { readyAt: string }> }> {
+export function runCli(dir: string, command: string): Promise<{ processingElements: Record<string, { readyAt: string }> }> {
   return new Promise((resolve, reject) => {
     // `up --create` makes the bench stack on first use (the CLI creates a stack only when asked).
     const create = command === "up" ? ["--create"] : [];
