@@ -108,6 +108,11 @@ export interface ObservedExecutable {
   restartCount?: number;
   /** The host it runs on, when the engine has several (Kubernetes: the pod's node). */
   host?: string;
+  /**
+   * The PE's network holder it runs in (Docker: a standby-handover bridge PE's executables share one
+   * network namespace, its IP and published ports, across generations); absent: its own network.
+   */
+  networkHolder?: string;
 }
 
 export interface VolumeInfo {
@@ -245,6 +250,18 @@ export interface Backend {
   /** Graceful stop (configured signal, grace, then kill); the executable stays until removed. */
   stop(executableId: string, stop: { graceSeconds: number }): Promise<void>;
   remove(executableId: string): Promise<void>;
+  /**
+   * Why a standby successor for `desired` cannot start beside the running executable `running`, or
+   * undefined when it can. Docker: a bridge PE's standby shares its network holder's host ports; an
+   * executable that publishes them itself (made before the PE had a holder) keeps them, so that one
+   * replacement is staged. Absent: nothing on the engine stands in the way.
+   */
+  standbyBlockedBy?(running: ObservedExecutable, desired: ExecutableDesired): string | undefined;
+  /**
+   * Releases what a PE holds on the engine beside its executables and volume (Docker: its network
+   * holder), once its last executable is gone (a PE's delete). Absent: there is nothing of the kind.
+   */
+  releasePeNetwork?(peId: PeId): Promise<void>;
   logsTail(executableId: string, lines?: number): Promise<string>;
 
   /** Takes the named lease if free; otherwise returns who holds it. Atomic on the engine. */

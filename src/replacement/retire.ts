@@ -37,6 +37,9 @@ export async function retire(backend: Backend, desired: ExecutableDesired, holde
       }
       await backend.remove(executable.id);
     }
+    // The PE's last executable gone (its delete, not a forced replacement's successor still running):
+    // what the engine holds for the PE across generations goes too (Docker: its network holder).
+    if (backend.releasePeNetwork && (await backend.listExecutables(desired.peId)).length === 0) await backend.releasePeNetwork(desired.peId);
     return observed.map((e) => e.name);
   });
 }

@@ -9,6 +9,7 @@
 //   volumes.ts      state volumes, and the small files beside them (the records, via ../fileRecords.ts)
 //   leases.ts       a lease as a never-started container
 //   events.ts       the engine's event stream
+//   networkHolder.ts a standby-handover bridge PE's network namespace and ports, held across generations
 import Dockerode from "dockerode";
 import type {
   Backend,
@@ -39,6 +40,7 @@ import { followEvents } from "./events";
 import { DockerExecutables } from "./executables";
 import { DockerImages } from "./images";
 import { DockerLeases } from "./leases";
+import { standbyNetworkBlocker } from "./networkHolder";
 import { DockerVolumes } from "./volumes";
 
 export { HELPER_IMAGE } from "./engine";
@@ -139,6 +141,14 @@ export class DockerBackend implements Backend {
   }
   remove(executableId: string): Promise<void> {
     return this.engine.remove(executableId);
+  }
+  /** A bridge PE's standby shares the network holder's ports: not beside an executable that publishes them itself. */
+  standbyBlockedBy(running: ObservedExecutable, desired: ExecutableDesired): string | undefined {
+    return standbyNetworkBlocker(running, desired);
+  }
+  /** The PE's network holders (standby-handover bridge PEs), once its last executable is gone. */
+  async releasePeNetwork(peId: string): Promise<void> {
+    await this.executables.holders.removeHolders(peId);
   }
 
   // --- volumes -----------------------------------------------------------------------------------

@@ -19,8 +19,12 @@ import { poll } from "../../util/retry";
 import { ContainerInspect, ContainerSummary, DockerEngine } from "./engine";
 import { hasStatus } from "./engineCall";
 import { Demuxer, logText } from "./logs";
+import { DockerNetworkHolders, NETWORK_HOLDER_LABEL, publishedPorts, usesNetworkHolder } from "./networkHolder";
 
 export class DockerExecutables extends DockerEngine {
+  /** The network holders of standby-handover bridge PEs (see networkHolder.ts). */
+  readonly holders = new DockerNetworkHolders(this.docker, this.connection, this.options);
+
   async listExecutables(peId?: string): Promise<ObservedExecutable[]> {
     const label = [`${LABELS.role}=executable`];
     if (peId) label.push(`${LABELS.peId}=${peId}`);
@@ -37,6 +41,7 @@ export class DockerExecutables extends DockerEngine {
       volumeName: c.Labels[LABELS.volume] ?? "",
       state: c.State,
       running: c.State === "running" || c.State === "restarting" || c.State === "paused",
+      ...(c.Labels[NETWORK_HOLDER_LABEL] ? { networkHolder: c.Labels[NETWORK_HOLDER_LABEL] } : {}),
     }));
   }
 
@@ -56,6 +61,7 @@ export class DockerExecutables extends DockerEngine {
       startedAt: c.State.StartedAt,
       exitCode: c.State.ExitCode,
       restartCount: c.RestartCount,
+      ...(c.Config.Labels[NETWORK_HOLDER_LABEL] ? { networkHolder: c.Config.Labels[NETWORK_HOLDER_LABEL] } : {}),
     };
   }
 
@@ -71,13 +77,10 @@ export class DockerExecutables extends DockerEngine {
   }
 
   async prepare(desired: ExecutableDesired, identity: { name: string; generation: number; specHash: string }): Promise<string> {
-    const exposed: Record<string, object> = {};
-    const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
-    for (const p of desired.ports) {
-      const key = `${p.container}/${p.protocol}`;
-      exposed[key] = {};
-      bindings[key] = [{ HostIp: p.hostIp, HostPort: p.host ? String(p.host) : "" }];
-    }
+    const { exposed, bindings } = publishedPorts(desired);
+    // A standby-handover bridge PE: the executable joins the PE's network holder, which publishes the
+    // ports for every generation (an executable in a container's network may publish none itself).
+    const holder = usesNetworkHolder(desired) ? await this.holders.ensureCreated(desired) : undefined;
     const mounts: { Type: "volume" | "bind"; Source: string; Target: string }[] = [{ Type: "volume", Source: desired.volumeName, Target: desired.mountPath }];
     const store = desired.store;
     if (store.kind === "directory") {
@@ -104,16 +107,17 @@ export class DockerExecutables extends DockerEngine {
         [LABELS.generation]: String(identity.generation),
         [LABELS.volume]: desired.volumeName,
         ...(desired.owner ? { [LABELS.owner]: desired.owner } : {}),
+        ...(holder ? { [NETWORK_HOLDER_LABEL]: holder } : {}),
         [LABELS.desired]: desiredLabel(withoutCredentials(desired)),
         "io.reseat.image": desired.imageRef,
       },
       StopSignal: desired.stop.signal,
       StopTimeout: desired.stop.graceSeconds,
-      ExposedPorts: exposed,
+      ExposedPorts: holder ? undefined : exposed,
       HostConfig: {
         Mounts: mounts,
-        PortBindings: desired.network === "bridge" ? bindings : undefined,
-        NetworkMode: desired.network === "bridge" ? "bridge" : desired.network,
+        PortBindings: desired.network === "bridge" && !holder ? bindings : undefined,
+        NetworkMode: holder ? `container:${holder}` : desired.network === "bridge" ? "bridge" : desired.network,
         Memory: desired.resources.memoryMiB ? desired.resources.memoryMiB * 1024 * 1024 : undefined,
         NanoCpus: desired.resources.cpus ? Math.round(desired.resources.cpus * 1e9) : undefined,
         // reseat is the restart policy: the engine must not restart an executable behind its back.
@@ -127,6 +131,9 @@ export class DockerExecutables extends DockerEngine {
   }
 
   async start(executableId: string): Promise<void> {
+    const holder = (await this.inspectContainer(executableId))?.Config.Labels[NETWORK_HOLDER_LABEL];
+    // The holder publishes the ports from the first executable in it on; it stays up across generations.
+    if (holder) await this.holders.ensureRunning(holder);
     await this.call(`start container ${executableId}`, (abortSignal) => this.docker.getContainer(executableId).start({ abortSignal }));
   }
 
@@ -163,7 +170,11 @@ export class DockerExecutables extends DockerEngine {
       return new RegExp(readiness.logLine, "m").test(await this.logsTail(c.Id, 200, c.Config.Tty));
     }
     if (readiness?.httpGet) {
-      const target = httpTarget(c, desired, readiness.httpGet.port, this.connection.hostname ?? "127.0.0.1");
+      // In a network holder the executable has no network settings of its own: the holder's are its.
+      const holder = c.Config.Labels[NETWORK_HOLDER_LABEL];
+      const network = holder ? await this.holders.inspectHolder(holder) : c;
+      if (!network) return false;
+      const target = httpTarget(network, desired, readiness.httpGet.port, this.connection.hostname ?? "127.0.0.1");
       if (!target) return false;
       return httpOk(target.host, target.port, readiness.httpGet.path);
     }
@@ -211,7 +222,10 @@ function withoutCredentials(desired: ExecutableDesired): ExecutableDesired {
   return rest;
 }
 
-/** Where to probe a container's port from here: the engine's machine (loopback for a local engine). */
+/**
+ * Where to probe a container's port from here: the engine's machine (loopback for a local engine).
+ * `c`: the container whose network it is (the executable's own, or its network holder).
+ */
 function httpTarget(c: ContainerInspect, desired: ExecutableDesired, port: number, engineHost: string): { host: string; port: number } | undefined {
   if (desired.network === "host") return { host: engineHost, port };
   const published = c.NetworkSettings.Ports?.[`${port}/tcp`]?.[0];
