@@ -64,6 +64,12 @@ export function validateTerraformProcessingElement(name: string, args: unknown):
       { field: "kubernetes", expected: "not supported by the Terraform flavour (Docker only): use the Pulumi flavour for PEs on Kubernetes" },
     ]);
   }
+  if (spec.handover === "standby") {
+    // OpenTofu replaces the container destroy-then-create: nothing could start a successor beside the old one.
+    throw new SpecError(`"${name}"`, [
+      { field: "handover", expected: 'expected "staged" in the Terraform flavour (it replaces destroy-then-create): "standby" needs the Pulumi flavour' },
+    ]);
+  }
   return spec;
 }
 
@@ -130,7 +136,8 @@ export class ProcessingElement extends Construct {
     const fields = executableFields(spec);
     const store = storeDesired(spec);
     const replaceInput = Object.fromEntries(
-      REPLACE_FIELDS.filter((field) => field !== "imageId" && field !== "kubernetes").map((field) => [
+      // handover: always staged here (validateTerraformProcessingElement), so recorded stacks see no change.
+      REPLACE_FIELDS.filter((field) => field !== "imageId" && field !== "kubernetes" && field !== "handover").map((field) => [
         field,
         literal(JSON.stringify(field === "store" ? store : ((fields as Record<string, unknown>)[field] ?? null))),
       ]),

@@ -39,6 +39,27 @@ export class ReplacementRevertedError extends Error {
   }
 }
 
+/**
+ * A standby successor could not park (it exited, or did not report parked in time): it was removed before
+ * anything stopped, and the serving executable runs on untouched. Nothing to revert.
+ */
+export class StandbyNotParkedError extends Error {
+  constructor(
+    readonly peId: string,
+    readonly executable: string,
+    reason: string,
+    servingName: string,
+    servingGeneration: number,
+    readonly logs: string,
+  ) {
+    super(
+      `reseat: PE "${peId}": the new executable ${executable} did not park as a standby (${reason}); it was removed, and ${servingName} (generation ${servingGeneration}) ` +
+        `still serves, never stopped. Fix the spec and run up again. Last log lines of ${executable}:\n${logs}`,
+    );
+    this.name = "StandbyNotParkedError";
+  }
+}
+
 export function firstLine(error: Error): string {
   return error.message.split("\n")[0] ?? error.message;
 }

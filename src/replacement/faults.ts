@@ -4,7 +4,7 @@
 import { RESEAT_TOOL_ENV } from "@reseat/state/contract";
 import * as fs from "node:fs";
 
-export type FaultPointName = "after-prepare" | "after-stop" | "after-start" | "after-ready";
+export type FaultPointName = "after-prepare" | "after-parked" | "after-stop" | "after-start" | "after-ready";
 
 export async function faultPoint(name: FaultPointName): Promise<void> {
   const marker = process.env[RESEAT_TOOL_ENV.faultMarker];

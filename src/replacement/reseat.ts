@@ -6,7 +6,9 @@
 //
 //   find.ts     the volume is this PE's alone; adopt an identical executable, or find the serving one
 //   prepare.ts  the next generation and the workload's records, written while the old one serves
-//   (here)      the hand-over: stop the old one → record the generation → start → ready
+//   standby.ts  handover "standby": the next one starts and parks beside the old one before the gap
+//   (here)      the hand-over: stop the old one → record the generation → start → ready (staged), or
+//               stop the old one → the parked standby takes the volume's lock → ready (standby)
 //   revert.ts   the new one failed: the previous spec serves again
 //   retire.ts   a resource's delete takes its executables down
 import { NO_REVERT } from "@reseat/state/contract";
@@ -18,9 +20,10 @@ import { assertNoForeignWriter, assertVolumeOwned, byGenerationDesc, findAdoptab
 import { withPeLock } from "./peLock";
 import { nextGeneration, workloadOwner, writeWorkloadRecords } from "./prepare";
 import { revert } from "./revert";
+import { awaitTakeOver, chooseHandover, recordTakenGeneration, startStandby } from "./standby";
 
 // What callers import from the routine, wherever it lives now.
-export { ForeignExecutableError, ReplacementRevertedError, VolumeOwnedError } from "./errors";
+export { ForeignExecutableError, ReplacementRevertedError, StandbyNotParkedError, VolumeOwnedError } from "./errors";
 export { assertVolumeOwned, checkOwner } from "./find";
 export { PE_LEASE_MS, peLockName, withPeLock } from "./peLock";
 export { applyControl, controlFile, storeGeneration, workloadOwner } from "./prepare";
@@ -67,6 +70,8 @@ export interface ReseatOptions {
   beforeGap?: () => Promise<void>;
   /** Called once the new executable is ready (before the old one is removed): opens the next gate. */
   onReady?: () => void;
+  /** Told why a PE that asks for a standby hand-over is replaced staged this time (rule S2). */
+  log?: (message: string) => void;
 }
 
 /**
@@ -140,6 +145,18 @@ async function converge(backend: Backend, desired: ExecutableDesired, options: R
   const id = await backend.prepare(desired, { name, generation, specHash: hash });
   await faultPoint("after-prepare");
 
+  // 3b. A standby hand-over (when safe, standby.ts): the new executable starts now, beside the old one, and
+  //     parks on the volume's writer lock. One that cannot park is removed here and the call fails: the old
+  //     one was never touched. From here to the stop, two executables run (twice the memory).
+  const handover = await chooseHandover(backend, desired, serving, previousDesired, owner);
+  if (handover.kind === "staged" && handover.why) options.log?.(`reseat: PE "${desired.peId}" is replaced staged, not by a standby: ${handover.why}`);
+  const standby = handover.kind === "standby" && serving ? { id, name, generation } : undefined;
+  if (standby && serving) {
+    await lock.confirm();
+    await startStandby(backend, desired, standby, serving);
+    await faultPoint("after-parked");
+  }
+
   if (options.beforeGap) {
     try {
       await options.beforeGap();
@@ -150,6 +167,8 @@ async function converge(backend: Backend, desired: ExecutableDesired, options: R
   }
 
   // 4. The gap: stop the old one gracefully (its final commit) → record the generation → start → ready.
+  //    With a standby, the old one's exit frees the volume's lock: the standby takes it and records its
+  //    generation itself (recorded any earlier, the old one's final commit would be fenced) → ready.
   const replacedAt = new Date().toISOString();
   let readyAt = replacedAt;
   let oldStopped = !serving;
@@ -160,13 +179,19 @@ async function converge(backend: Backend, desired: ExecutableDesired, options: R
       oldStopped = true;
       await faultPoint("after-stop");
     }
-    // Only now, with the old executable stopped: the volume's root (and, when it changes hands, all of it).
-    if (owner) await backend.ownState(desired.volumeName, owner);
-    await backend.recordGeneration({ peId: desired.peId, generation, volume: desired.volumeName, updatedAt: replacedAt }, owner);
-    await lock.confirm();
-    await backend.start(id);
-    await faultPoint("after-start");
-    await backend.waitReady(id, desired);
+    if (standby) {
+      await awaitTakeOver(backend, desired, standby);
+      await backend.waitReady(id, desired);
+      await recordTakenGeneration(backend, desired, generation, owner);
+    } else {
+      // Only now, with the old executable stopped: the volume's root (and, when it changes hands, all of it).
+      if (owner) await backend.ownState(desired.volumeName, owner);
+      await backend.recordGeneration({ peId: desired.peId, generation, volume: desired.volumeName, updatedAt: replacedAt }, owner);
+      await lock.confirm();
+      await backend.start(id);
+      await faultPoint("after-start");
+      await backend.waitReady(id, desired);
+    }
     readyAt = new Date().toISOString(); // the gap ends here; what follows happens while the new one serves
     options.onReady?.();
   } catch (error) {

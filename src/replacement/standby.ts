@@ -1,0 +1,134 @@
+// The standby hand-over (a PE's `handover: "standby"`): the next executable starts before the gap, beside
+// the serving one, and parks on the volume's writer lock (the state library's RESEAT_STANDBY). The gap is
+// then only the old one's graceful stop (its final commit; its exit frees the lock) and the standby's
+// take-over. A standby that cannot park is found before anything stops: the release costs nothing.
+//
+//   chooseHandover   standby only where it is safe (rule S2), else staged, with the reason
+//   startStandby     start it and wait until it parked (S3); otherwise remove it and throw
+//   awaitTakeOver    after the old one stopped: the standby serves as the newest generation (S4)
+import type { Backend, ExecutableDesired, FileOwner, ObservedExecutable } from "../backend/backend";
+import { poll } from "../util/retry";
+import { StandbyNotParkedError } from "./errors";
+import { workloadOwner } from "./prepare";
+
+/** How long a standby may take to park, or to serve once the old one is gone, when the spec gives no readiness timeout. */
+export const DEFAULT_STANDBY_TIMEOUT_MS = 60_000;
+
+/** Parking is off the critical path: a modest pace. The take-over is the gap itself: a tight one. */
+const PARK_POLL_MS = 20;
+const TAKE_OVER_POLL_MS = 3;
+
+export type HandoverChoice = { kind: "standby" } | { kind: "staged"; why?: string };
+
+/**
+ * Rule S2: a standby only where it can wait for the serving writer to let go of the volume's lock. That needs
+ * a serving executable whose workload says it serves, in so many words (a status without a phase was written
+ * by a library that takes no lock: a standby would take it at once and two writers would run), and the same
+ * workload user (a change of hands re-owns the whole volume, which must happen with nothing running on it).
+ */
+export async function chooseHandover(
+  backend: Backend,
+  desired: ExecutableDesired,
+  serving: ObservedExecutable | undefined,
+  previousDesired: ExecutableDesired | undefined,
+  owner: FileOwner | undefined,
+): Promise<HandoverChoice> {
+  if (desired.handover !== "standby") return { kind: "staged" };
+  if (!serving || !previousDesired) return { kind: "staged", why: "no executable serves: the new one starts with the volume to itself" };
+  const status = await backend.readWorkloadStatus(desired.volumeName).catch(() => undefined);
+  if (!status || status.phaseUnrecorded || status.phase !== "serving" || status.generation !== serving.generation) {
+    return {
+      kind: "staged",
+      why:
+        `${serving.name} does not report serving under the volume's writer lock (its status ${status ? (status.phaseUnrecorded ? "has no phase: a state library older than the lock" : `says ${status.phase}, generation ${status.generation}`) : "is not readable"}); ` +
+        `a standby could not wait for it`,
+    };
+  }
+  const previousOwner = await workloadOwner(backend, previousDesired);
+  if (!sameOwner(previousOwner, owner)) {
+    return { kind: "staged", why: "the workload's user changes: the volume changes hands with nothing running on it" };
+  }
+  return { kind: "standby" };
+}
+
+/**
+ * Rule S3: starts the prepared executable as a standby and waits until it reports parked for its generation
+ * while it still runs. If it exits, or does not park in time, it is removed and StandbyNotParkedError thrown:
+ * the serving executable was never touched.
+ */
+export async function startStandby(
+  backend: Backend,
+  desired: ExecutableDesired,
+  standby: { id: string; name: string; generation: number },
+  serving: ObservedExecutable,
+): Promise<void> {
+  const timeoutMs = standbyTimeoutMs(desired);
+  try {
+    await backend.start(standby.id);
+    await poll(
+      { what: `${standby.name} to park`, pauseMs: PARK_POLL_MS, deadlineMs: timeoutMs, exhausted: () => new Error(`it was not parked within ${timeoutMs} ms`) },
+      async () => {
+        const now = await backend.inspectExecutable(standby.id);
+        if (!now?.running)
+          throw new Error(now ? `it exited${now.exitCode !== undefined ? ` with code ${now.exitCode}` : ""} before it parked` : "it vanished before it parked");
+        const report = await backend.readStandbyStatus(standby.id, desired, standby.generation);
+        // A report older than this start is a leftover of an earlier attempt at the same generation.
+        return report?.phase === "parked" && report.generation === standby.generation && !olderThan(report.updatedAt, now.startedAt) ? true : undefined;
+      },
+    );
+  } catch (error) {
+    const logs = await backend.logsTail(standby.id, 20).catch(() => "(logs unavailable)");
+    await backend.stop(standby.id, desired.stop).catch(() => undefined);
+    await backend.remove(standby.id).catch(() => undefined);
+    throw new StandbyNotParkedError(desired.peId, standby.name, (error as Error).message, serving.name, serving.generation, logs);
+  }
+}
+
+/**
+ * Rule S4, after the old executable stopped: the standby took the lock and serves as `generation`. Throws when
+ * it exits first or does not serve in time (the caller then reverts: the old one is already stopped).
+ */
+export async function awaitTakeOver(backend: Backend, desired: ExecutableDesired, standby: { id: string; name: string; generation: number }): Promise<void> {
+  const timeoutMs = standbyTimeoutMs(desired);
+  await poll(
+    {
+      what: `${standby.name} to take over the volume`,
+      pauseMs: TAKE_OVER_POLL_MS,
+      deadlineMs: timeoutMs,
+      exhausted: () => new Error(`executable ${standby.name} did not serve within ${timeoutMs} ms of the old one's stop`),
+    },
+    async () => {
+      const status = await backend.readWorkloadStatus(desired.volumeName).catch(() => undefined);
+      if (status?.phase === "serving" && !status.phaseUnrecorded && status.generation === standby.generation) return true;
+      const now = await backend.inspectExecutable(standby.id);
+      if (!now?.running)
+        throw new Error(`executable ${standby.name} exited${now?.exitCode !== undefined ? ` with code ${now.exitCode}` : ""} before it took over the volume`);
+      return undefined;
+    },
+  );
+}
+
+/**
+ * After the take-over: the generation recorded by reseat too (the standby's library recorded it on Docker;
+ * on Kubernetes the claim's annotation is reseat's to write). Generations only go up: recorded only if behind.
+ */
+export async function recordTakenGeneration(backend: Backend, desired: ExecutableDesired, generation: number, owner: FileOwner | undefined): Promise<void> {
+  const recorded = (await backend.readGeneration(desired.volumeName))?.generation ?? 0;
+  if (recorded >= generation) return;
+  await backend.recordGeneration({ peId: desired.peId, generation, volume: desired.volumeName, updatedAt: new Date().toISOString() }, owner);
+}
+
+function standbyTimeoutMs(desired: ExecutableDesired): number {
+  return desired.readiness?.timeout ?? DEFAULT_STANDBY_TIMEOUT_MS;
+}
+
+function sameOwner(a: FileOwner | undefined, b: FileOwner | undefined): boolean {
+  return a?.uid === b?.uid && a?.gid === b?.gid;
+}
+
+/** True when `at` is known to be earlier than `since` (either unknown: false). */
+function olderThan(at: string | undefined, since: string | undefined): boolean {
+  const a = at ? Date.parse(at) : NaN;
+  const s = since ? Date.parse(since) : NaN;
+  return Number.isFinite(a) && Number.isFinite(s) && a < s;
+}
