@@ -14,7 +14,7 @@ const desired: ExecutableDesired = {
   imageRef: "reseat-session-workload:v1",
   imageId: "reseat-session-workload:v1",
   env: { PORT: "8080" },
-  ports: [{ container: 8080, protocol: "tcp" }],
+  ports: [{ container: 8080, hostIp: "127.0.0.1", protocol: "tcp" }],
   network: "bridge",
   resources: {},
   volumeName: "reseat-orders-0-state",

@@ -1,0 +1,261 @@
+// Issue 22 on Kubernetes: a PE with handover "standby" replaced by a real `pulumi up` (through the reseat CLI, the
+// real @pulumi/kubernetes plugin, the local two-node cluster, the session service on the state library). The
+// successor pod starts on the node that holds the claim while the old pod serves, parks (its status endpoint says
+// "parked", its readinessProbe keeps it out of Ready), and takes over once the old pod stopped; a release that
+// cannot start costs nothing: the old pod is never touched. An independent observer watches the API server.
+import * as k8s from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Ack, PeOutputs, Project, lastAcked, makeProject, mustSucceed, peOutputs, reseatCli, setSpecs } from "../support/harness";
+import { pollFor } from "../support/kubernetes";
+import { api, claimOf, k8sSessionSpec, loadImages, makeTestNamespace, nodeOfClaim, podUrl, podsOfPe, readPod, useCluster } from "../support/kubernetesPe";
+import { KubernetesBackend } from "../../src/backend/kubernetes/kubernetesBackend";
+import { ANNOTATIONS, recordName } from "../../src/backend/kubernetes/objects";
+import { ExecutableDesired, LABELS } from "../../src/backend/backend";
+
+const PE = `kstb-${process.pid}`;
+const NAMESPACE = `reseat-it-kstb-${process.pid}`;
+const CLAIM = `reseat-${PE}-state`;
+
+/** Writers that PUT sessions through the pod's address; only acknowledged (200 + seq) writes count. */
+function startWriters(url: string, prefix: string): { acks: Ack[]; stop: () => Promise<void> } {
+  const acks: Ack[] = [];
+  let stopped = false;
+  const loops = [0, 1].map(async (writer) => {
+    for (let i = 0; !stopped; i++) {
+      const key = `${prefix}-${writer}`;
+      try {
+        const res = await fetch(`${url}/sessions/${key}`, { method: "PUT", body: JSON.stringify({ n: i }), signal: AbortSignal.timeout(3000) });
+        if (res.status !== 200) return;
+        acks.push({ key, value: i, seq: ((await res.json()) as { seq: number }).seq, at: Date.now() });
+      } catch {
+        return;
+      }
+    }
+  });
+  return {
+    acks,
+    stop: async () => {
+      stopped = true;
+      await Promise.all(loops);
+    },
+  };
+}
+
+async function sessionsAt(url: string): Promise<Record<string, { n: number }>> {
+  return ((await (await fetch(`${url}/sessions`)).json()) as { sessions: Record<string, { n: number }> }).sessions;
+}
+
+function expectAllAcked(acks: Ack[], sessions: Record<string, { n: number }>): void {
+  expect(acks.length).toBeGreaterThan(0);
+  for (const [key, value] of lastAcked(acks)) expect(sessions[key]?.n, key).toBeGreaterThanOrEqual(value);
+}
+
+/** One pod event as the API server delivered it, in its order. */
+interface PodEvent {
+  name: string;
+  running: boolean;
+  ready: boolean;
+  deleting: boolean;
+  podIP?: string;
+}
+
+/**
+ * The API server's own order of the PE's pod events (a watch delivers them in resourceVersion order), and,
+ * as soon as a pod of `generation` has an address, the answers of its status endpoint, asked directly and
+ * often: whether it ever said "parked" for its generation, and what the watch had seen of `old` by then.
+ */
+async function observeHandover(
+  namespace: string,
+  peId: string,
+  standbyPod: string,
+  generation: number,
+): Promise<{ stop: () => Promise<{ events: PodEvent[]; parkedSeen: boolean }> }> {
+  const events: PodEvent[] = [];
+  let parkedSeen = false;
+  let stopped = false;
+  let asking: Promise<void> | undefined;
+  const askStatus = async (ip: string) => {
+    while (!stopped && !parkedSeen) {
+      try {
+        const res = await fetch(`http://${ip}:8080/status`, { signal: AbortSignal.timeout(1000) });
+        if (res.status === 200) {
+          const status = (await res.json()) as { phase?: string; generation?: number };
+          if (status.phase === "parked" && status.generation === generation) parkedSeen = true;
+          if (status.phase === "serving" || status.phase === undefined) return; // it took over: no parked report any more
+        }
+      } catch {
+        // not listening yet
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  };
+  const watch = new k8s.Watch(api().config);
+  const abort = await watch.watch(
+    `/api/v1/namespaces/${namespace}/pods`,
+    { labelSelector: `${LABELS.peId}=${peId}` },
+    (_phase: string, pod: k8s.V1Pod) => {
+      const name = pod.metadata!.name!;
+      const event: PodEvent = {
+        name,
+        running: pod.status?.phase === "Running",
+        ready: pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false,
+        deleting: !!pod.metadata?.deletionTimestamp || _phase === "DELETED",
+        podIP: pod.status?.podIP,
+      };
+      events.push(event);
+      if (name === standbyPod && event.podIP && !asking) asking = askStatus(event.podIP);
+    },
+    () => undefined,
+  );
+  return {
+    stop: async () => {
+      stopped = true;
+      abort.abort();
+      await asking;
+      return { events, parkedSeen };
+    },
+  };
+}
+
+/** The index of the first event matching, or -1. */
+function firstIndex(events: PodEvent[], match: (e: PodEvent) => boolean): number {
+  return events.findIndex(match);
+}
+
+describe("a processing element on Kubernetes with handover standby", () => {
+  let project: Project;
+  let cluster: Awaited<ReturnType<typeof makeTestNamespace>>;
+  let first: PeOutputs;
+  let acks: Ack[] = [];
+  const spec = (overrides: Record<string, unknown> = {}) => k8sSessionSpec(PE, NAMESPACE, cluster.storageClass, { handover: "standby", ...overrides });
+
+  beforeAll(async () => {
+    useCluster();
+    await loadImages("reseat-session-workload:v1", "reseat-session-workload:v2");
+    cluster = await makeTestNamespace(NAMESPACE);
+    project = makeProject("k8s-standby", [spec()]);
+  });
+  afterAll(async () => {
+    if (project) await reseatCli(project, "destroy").catch(() => undefined);
+    await cluster?.remove();
+  });
+
+  it("a ReadWriteOncePod claim is refused for a standby, naming handover; no pod is made", async () => {
+    const claim = `${PE}-rwop`;
+    await api().core.createNamespacedPersistentVolumeClaim({
+      namespace: NAMESPACE,
+      body: {
+        metadata: { name: claim, labels: { [LABELS.managed]: "true", [LABELS.role]: "state-volume", [LABELS.peId]: `${PE}-rwop` } },
+        spec: { accessModes: ["ReadWriteOncePod"], storageClassName: cluster.storageClass, resources: { requests: { storage: "16Mi" } } },
+      },
+    });
+    const backend = new KubernetesBackend({ namespace: NAMESPACE });
+    const desired: ExecutableDesired = {
+      peId: `${PE}-rwop`,
+      imageRef: "reseat-session-workload:v1",
+      imageId: "reseat-session-workload:v1",
+      env: {},
+      ports: [],
+      network: "bridge",
+      resources: {},
+      volumeName: claim,
+      mountPath: "/state",
+      stop: { signal: "SIGTERM", graceSeconds: 5 },
+      commitIntervalMs: 1000,
+      store: { kind: "none" },
+      handover: "standby",
+      engine: { kind: "kubernetes", namespace: NAMESPACE },
+      kubernetes: { status: { port: 8080, path: "/status" } },
+    };
+    await expect(backend.prepare(desired, { name: `reseat-${PE}-rwop-g1`, generation: 1, specHash: "h" })).rejects.toThrow(
+      /handover "standby" of PE .*ReadWriteOncePod/,
+    );
+    expect(await podsOfPe(NAMESPACE, `${PE}-rwop`)).toEqual([]);
+    // A staged hand-over has one pod at a time: the claim is fine for it.
+    await api().core.deleteNamespacedPersistentVolumeClaim({ name: claim, namespace: NAMESPACE });
+  });
+
+  it("handover standby without kubernetes.status fails preview, naming the field", async () => {
+    const invalid = makeProject("k8s-standby-invalid", [
+      { ...spec(), peId: `${PE}-bad`, kubernetes: { namespace: NAMESPACE, storageClassName: cluster.storageClass } },
+    ]);
+    const refused = await reseatCli(invalid, "preview");
+    expect(refused.code).toBe(1);
+    expect(refused.doc.error).toContain("- kubernetes.status: ");
+  });
+
+  it("up creates the first pod (a standby with no writer before it takes the volume at once); the workload writes", async () => {
+    first = peOutputs(await mustSucceed(project, "up"), PE);
+    expect(first.generation).toBe(1);
+    expect(first.host).toBe(await nodeOfClaim(NAMESPACE, CLAIM));
+    const url = await podUrl(NAMESPACE, first.executableName);
+    const status = (await (await fetch(`${url}/status`)).json()) as { generation: number; phase: string };
+    expect(status).toMatchObject({ generation: 1, phase: "serving" });
+    const writers = startWriters(url, "before");
+    await pollFor("some acknowledged writes", 30, async () => (writers.acks.length >= 50 ? true : undefined));
+    await writers.stop();
+    acks = writers.acks;
+    expectAllAcked(acks, await sessionsAt(url));
+  });
+
+  it("an image change replaces by standby: the new pod on the old one's node, parked and not Ready while the old one serves; writes survive", async () => {
+    const oldPod = first.executableName;
+    const newPod = `reseat-${PE}-g2`;
+    const oldUid = (await readPod(NAMESPACE, oldPod))?.metadata?.uid;
+    setSpecs(project, [spec({ image: "reseat-session-workload:v2" })]);
+    const observer = await observeHandover(NAMESPACE, PE, newPod, 2);
+    const second = peOutputs(await mustSucceed(project, "up"), PE);
+    const { events, parkedSeen } = await observer.stop();
+
+    expect(second.generation).toBe(2);
+    expect(second.executableName).toBe(newPod);
+    expect(second.host).toBe(first.host);
+    expect((await readPod(NAMESPACE, newPod))?.spec?.nodeName).toBe(first.host);
+    expect(await readPod(NAMESPACE, oldPod)).toBeUndefined();
+    // The API server's order: the new pod ran while the old one was not yet being deleted, and was Ready only after.
+    const newRunning = firstIndex(events, (e) => e.name === newPod && e.running);
+    const oldDeleting = firstIndex(events, (e) => e.name === oldPod && e.deleting);
+    const newReady = firstIndex(events, (e) => e.name === newPod && e.ready);
+    expect(newRunning, JSON.stringify(events)).toBeGreaterThanOrEqual(0);
+    expect(oldDeleting, JSON.stringify(events)).toBeGreaterThan(newRunning);
+    expect(newReady, JSON.stringify(events)).toBeGreaterThan(oldDeleting);
+    // Its own endpoint said parked for generation 2 (asked directly, not through reseat).
+    expect(parkedSeen).toBe(true);
+    expect(oldUid).toBeTruthy();
+
+    const url = await podUrl(NAMESPACE, newPod);
+    expectAllAcked(acks, await sessionsAt(url));
+    expect((await (await fetch(`${url}/status`)).json()) as { generation: number; phase: string }).toMatchObject({ generation: 2, phase: "serving" });
+    expect((await claimOf(NAMESPACE, CLAIM))?.metadata?.annotations?.[LABELS.generation]).toBe("2");
+    first = second;
+  });
+
+  it("a release that exits at start: up fails naming the executable; the old pod is never touched (same uid, Ready, writes acknowledged)", async () => {
+    const oldPod = first.executableName;
+    const before = await readPod(NAMESPACE, oldPod);
+    const url = await podUrl(NAMESPACE, oldPod);
+    const writers = startWriters(url, "bad-release");
+    setSpecs(project, [
+      spec({ image: "reseat-session-workload:v2", command: ["node", "-e", "console.error('bad release: exits at start'); process.exit(3)"] }),
+    ]);
+    const failed = await reseatCli(project, "up");
+    await writers.stop();
+    expect(failed.code).not.toBe(0);
+    expect(failed.doc.error).toContain(`reseat-${PE}-g3`);
+
+    const after = await readPod(NAMESPACE, oldPod);
+    expect(after?.metadata?.uid).toBe(before?.metadata?.uid);
+    expect(after?.metadata?.deletionTimestamp).toBeUndefined();
+    expect(after?.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")).toBe(true);
+    expect(after?.status?.containerStatuses?.[0]?.restartCount ?? 0).toBe(0);
+    // The failed standby is gone; the PE's record wants the pod that still serves (a vanished one is a failure again).
+    expect((await podsOfPe(NAMESPACE, PE)).map((p) => p.metadata?.name)).toEqual([oldPod]);
+    const record = await api().core.readNamespacedConfigMap({ name: recordName(CLAIM), namespace: NAMESPACE });
+    expect(record.metadata?.annotations?.[ANNOTATIONS.pod]).toBe(oldPod);
+    // Writes were acknowledged throughout (never refused: the writers stop at the first non-200) and are all there.
+    expect(writers.acks.length).toBeGreaterThan(0);
+    acks.push(...writers.acks);
+    expectAllAcked(acks, await sessionsAt(url));
+    expect((await (await fetch(`${url}/status`)).json()) as { generation: number; phase: string }).toMatchObject({ generation: 2, phase: "serving" });
+  });
+});
