@@ -216,23 +216,49 @@ describe("a standby-handover bridge PE's network holder (Docker)", () => {
   );
 
   it(
-    "other specs are unchanged: a staged bridge PE publishes its ports itself, and a standby cannot start beside it",
+    "a bridge PE moving from staged to standby and back: a staged replacement each way, on the same host port; other specs unchanged",
     async () => {
-      const staged = desiredFor(PLAIN_PE, PLAIN_VOLUME, { handover: undefined, ports: [{ container: WORKLOAD_PORT, hostIp: "127.0.0.1", protocol: "tcp" }] });
-      const id = await prepared(staged, 1);
-      try {
-        const c = await inspect(id);
-        expect(c.HostConfig.NetworkMode).toBe("bridge");
-        expect(c.Config.Labels[LABELS.role]).toBe("executable");
-        expect(await holdersOnEngine(PLAIN_PE)).toEqual([]);
-        const observed = (await backend.inspectExecutable(id))!;
-        expect(observed.networkHolder).toBeUndefined();
-        // Upgraded to standby: this one replacement must be staged (the old one keeps the ports).
-        expect(backend.standbyBlockedBy(observed, { ...staged, handover: "standby" })).toMatch(/publishes its ports itself/);
-        expect(backend.standbyBlockedBy(observed, staged)).toBeUndefined();
-      } finally {
-        await backend.remove(id);
-      }
+      const plainPort = await freePort();
+      const ports: ExecutableDesired["ports"] = [{ container: WORKLOAD_PORT, host: plainPort, hostIp: "127.0.0.1", protocol: "tcp" }];
+      const staged = desiredFor(PLAIN_PE, PLAIN_VOLUME, { handover: undefined, ports });
+      const standby = desiredFor(PLAIN_PE, PLAIN_VOLUME, { ports });
+
+      // Staged, as ever: the executable publishes its ports itself; no holder.
+      const g1 = await prepared(staged, 1);
+      const c1 = await inspect(g1);
+      expect(c1.HostConfig.NetworkMode).toBe("bridge");
+      expect(c1.Config.Labels[LABELS.role]).toBe("executable");
+      expect(c1.Config.Labels["io.reseat.network-holder"]).toBeUndefined();
+      await backend.start(g1);
+      await backend.waitReady(g1, staged);
+      expect((await healthz(plainPort)).generation).toBe(1);
+      expect(await holdersOnEngine(PLAIN_PE)).toEqual([]);
+      const observed = (await backend.inspectExecutable(g1))!;
+      expect(observed.networkHolder).toBeUndefined();
+
+      // Upgraded to standby: the old one keeps the ports, so this one replacement is staged (the routine
+      // asks standbyBlockedBy); the new executable is made in the holder, started once the old stopped.
+      expect(backend.standbyBlockedBy(observed, standby)).toMatch(/publishes its ports itself/);
+      expect(backend.standbyBlockedBy(observed, staged)).toBeUndefined();
+      const g2 = await prepared(standby, 2);
+      await backend.stop(g1, staged.stop);
+      await backend.start(g2);
+      await backend.waitReady(g2, standby);
+      await backend.remove(g1);
+      expect((await healthz(plainPort)).generation).toBe(2);
+      expect((await backend.inspectExecutable(g2))?.networkHolder).toBe(networkHolderName(standby));
+      expect(await holdersOnEngine(PLAIN_PE)).toHaveLength(1);
+
+      // Back to staged: the idle holder gives the ports back when the new executable starts.
+      const g3 = await prepared(staged, 3);
+      await backend.stop(g2, standby.stop);
+      await backend.start(g3);
+      await backend.waitReady(g3, staged);
+      await backend.remove(g2);
+      expect((await healthz(plainPort)).generation).toBe(3);
+      expect(await holdersOnEngine(PLAIN_PE)).toEqual([]);
+      await retire(backend, staged, `it-netholder-${process.pid}`);
+      expect(await backend.listExecutables(PLAIN_PE)).toEqual([]);
     },
     CASE_MS,
   );

@@ -24,6 +24,11 @@ import { DockerNetworkHolders, NETWORK_HOLDER_LABEL, publishedPorts, usesNetwork
 export class DockerExecutables extends DockerEngine {
   /** The network holders of standby-handover bridge PEs (see networkHolder.ts). */
   readonly holders = new DockerNetworkHolders(this.docker, this.connection, this.options);
+  /**
+   * The holder (or none: null) of each executable this process prepared, so that starting it, in the
+   * gap, costs no inspect; one prepared elsewhere is inspected.
+   */
+  private readonly holderOf = new Map<string, string | null>();
 
   async listExecutables(peId?: string): Promise<ObservedExecutable[]> {
     const label = [`${LABELS.role}=executable`];
@@ -127,14 +132,28 @@ export class DockerExecutables extends DockerEngine {
     const created = await this.call(`create container ${identity.name}`, (abortSignal) =>
       this.docker.createContainer({ ...options, abortSignal } as Dockerode.ContainerCreateOptions),
     );
+    this.holderOf.set(created.id, holder ?? null);
     return created.id;
   }
 
   async start(executableId: string): Promise<void> {
-    const holder = (await this.inspectContainer(executableId))?.Config.Labels[NETWORK_HOLDER_LABEL];
+    let holder = this.holderOf.get(executableId);
+    this.holderOf.delete(executableId); // started once: the map stays as small as what is prepared
+    if (holder === undefined) holder = (await this.inspectContainer(executableId))?.Config.Labels[NETWORK_HOLDER_LABEL] ?? null;
     // The holder publishes the ports from the first executable in it on; it stays up across generations.
     if (holder) await this.holders.ensureRunning(holder);
-    await this.call(`start container ${executableId}`, (abortSignal) => this.docker.getContainer(executableId).start({ abortSignal }));
+    const start = () => this.call(`start container ${executableId}`, (abortSignal) => this.docker.getContainer(executableId).start({ abortSignal }));
+    try {
+      await start();
+    } catch (error) {
+      // A PE that leaves standby hand-over (or is reverted to a spec without it) publishes its ports
+      // itself again: its holder, idle now that the old executable stopped, still holds them. Only then,
+      // off the usual path (no extra call in the gap), the idle holders go and the start is tried again.
+      if (holder || !isPortTaken(error)) throw error;
+      const peId = (await this.inspectContainer(executableId))?.Config.Labels[LABELS.peId];
+      if (!peId || !(await this.holders.removeIdleHolders(peId)).length) throw error;
+      await start();
+    }
   }
 
   async waitReady(executableId: string, desired: ExecutableDesired): Promise<void> {
@@ -208,6 +227,11 @@ export class DockerExecutables extends DockerEngine {
       if (!hasStatus(error, 304, 404)) throw error;
     }
   }
+}
+
+/** The engine's answer when a host port to publish is taken (by another container or process). */
+function isPortTaken(error: unknown): boolean {
+  return /port is already allocated|address already in use/i.test((error as Error)?.message ?? "");
 }
 
 /** One variable of a container's environment (Config.Env: "NAME=value" lines). */

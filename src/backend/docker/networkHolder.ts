@@ -259,10 +259,7 @@ export class DockerNetworkHolders extends DockerEngine {
     if (!c) throw new Error(`reseat: the network holder ${holder} is gone; prepare the executable again`);
     if (c.State.Running) return;
     const peId = c.Config.Labels[LABELS.peId] ?? "";
-    for (const other of await this.holdersOf(peId)) {
-      const otherName = (other.Names[0] ?? "").replace(/^\//, "");
-      if (otherName !== holder && !(await this.hasRunningMember(otherName))) await this.remove(other.Id);
-    }
+    await this.removeIdleHolders(peId, holder);
     try {
       await this.call(`start the network holder ${holder}`, (abortSignal) => this.docker.getContainer(holder).start({ abortSignal }));
     } catch (error) {
@@ -290,6 +287,21 @@ export class DockerNetworkHolders extends DockerEngine {
       }),
     )) as unknown as ContainerSummary[];
     return members.length > 0;
+  }
+
+  /**
+   * Removes the PE's holders that no running executable is in (but `keep`): they hold host ports that a
+   * starting executable needs. Returns their names.
+   */
+  async removeIdleHolders(peId: string, keep?: string): Promise<string[]> {
+    const removed: string[] = [];
+    for (const holder of await this.holdersOf(peId)) {
+      const name = (holder.Names[0] ?? "").replace(/^\//, "");
+      if (name === keep || (await this.hasRunningMember(name))) continue;
+      await this.remove(holder.Id);
+      removed.push(name);
+    }
+    return removed;
   }
 
   /** Removes every holder of a PE (with force: its PID 1 ignores SIGTERM). Its executables are gone already. */
