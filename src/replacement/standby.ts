@@ -24,7 +24,8 @@ export type HandoverChoice = { kind: "standby" } | { kind: "staged"; why?: strin
  * Rule S2: a standby only where it can wait for the serving writer to let go of the volume's lock. That needs
  * a serving executable whose workload says it serves, in so many words (a status without a phase was written
  * by a library that takes no lock: a standby would take it at once and two writers would run), and the same
- * workload user (a change of hands re-owns the whole volume, which must happen with nothing running on it).
+ * workload user (a change of hands re-owns the whole volume, which must happen with nothing running on it), and
+ * nothing on the engine in the way (Backend.standbyBlockedBy: e.g. host ports the old one publishes itself).
  */
 export async function chooseHandover(
   backend: Backend,
@@ -44,6 +45,8 @@ export async function chooseHandover(
         `a standby could not wait for it`,
     };
   }
+  const blocked = backend.standbyBlockedBy?.(serving, desired);
+  if (blocked) return { kind: "staged", why: blocked };
   const previousOwner = await workloadOwner(backend, previousDesired);
   if (!sameOwner(previousOwner, owner)) {
     return { kind: "staged", why: "the workload's user changes: the volume changes hands with nothing running on it" };
