@@ -11,11 +11,13 @@ import { DockerNetworkHolders, NETWORK_HOLDER_ROLE, networkHolderName } from "..
 import { ContainerInspect } from "../../src/backend/docker/engine";
 import { retire } from "../../src/replacement/retire";
 import { poll } from "../../src/util/retry";
+import { Project, cleanup, containersOf, makeProject, mustSucceed, peOutputs, sessionSpec, setSpecs, volumeExists } from "../support/harness";
 
 const PE = `it-netholder-${process.pid}`;
 const PLAIN_PE = `it-netholder-plain-${process.pid}`;
 const VOLUME = `reseat-${PE}-state`;
 const PLAIN_VOLUME = `reseat-${PLAIN_PE}-state`;
+const STACK_PE = `it-netholder-up-${process.pid}`;
 const TEST_IMAGE = `reseat-it-netholder-${process.pid}:test`;
 const WORKLOAD_PORT = 8080;
 const WAIT_MS = 120_000;
@@ -259,6 +261,64 @@ describe("a standby-handover bridge PE's network holder (Docker)", () => {
       expect(await holdersOnEngine(PLAIN_PE)).toEqual([]);
       await retire(backend, staged, `it-netholder-${process.pid}`);
       expect(await backend.listExecutables(PLAIN_PE)).toEqual([]);
+    },
+    CASE_MS,
+  );
+});
+
+describe("a standby-handover bridge PE through pulumi up and destroy (Docker, the session workload)", () => {
+  let project: Project;
+  let hostPort: number;
+  const spec = (image: string): Record<string, unknown> =>
+    sessionSpec(STACK_PE, WORKLOAD_PORT, {
+      image,
+      network: "bridge",
+      handover: "standby",
+      ports: [{ container: WORKLOAD_PORT, host: hostPort, hostIp: "127.0.0.1" }],
+      env: { PORT: String(WORKLOAD_PORT), LISTEN_HOST: "0.0.0.0" },
+    });
+  const holderIp = async (): Promise<string> => {
+    const holders = (await containersOf(STACK_PE)).filter((c) => c.Labels[LABELS.role] === NETWORK_HOLDER_ROLE);
+    expect(holders).toHaveLength(1);
+    const holder = (await new DockerBackend().docker.getContainer(holders[0]!.Id).inspect()) as unknown as ContainerInspect;
+    expect(holder.NetworkSettings.Ports?.[`${WORKLOAD_PORT}/tcp`]?.[0]?.HostPort).toBe(String(hostPort));
+    return holder.NetworkSettings.IPAddress ?? "";
+  };
+
+  beforeAll(async () => {
+    hostPort = await freePort();
+    await cleanup([STACK_PE]);
+    project = makeProject("netholder", [spec("reseat-session-workload:v1")]);
+  });
+  afterAll(async () => {
+    await cleanup([STACK_PE]);
+  });
+
+  it(
+    "two replacements by up keep the holder's IP and host port; the client gets each new generation; destroy leaves no holder",
+    async () => {
+      const first = peOutputs(await mustSucceed(project, "up"), STACK_PE);
+      expect(first.generation).toBe(1);
+      expect((await healthz(hostPort)).generation).toBe(1);
+      const ip = await holderIp();
+      expect(ip).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+
+      let generation = 1;
+      for (const image of ["reseat-session-workload:v2", "reseat-session-workload:v1"]) {
+        setSpecs(project, [spec(image)]);
+        const next = peOutputs(await mustSucceed(project, "up"), STACK_PE);
+        generation += 1;
+        expect(next.generation).toBe(generation);
+        expect((await healthz(hostPort)).generation).toBe(generation);
+        expect(await holderIp()).toBe(ip);
+        // One executable runs (the holder is none), in the holder.
+        const executables = (await containersOf(STACK_PE, false)).filter((c) => c.Labels[LABELS.role] === "executable");
+        expect(executables.map((c) => c.Id)).toEqual([next.executableId]);
+      }
+
+      await mustSucceed(project, "destroy");
+      expect(await containersOf(STACK_PE)).toEqual([]);
+      expect(await volumeExists(first.volumeName)).toBe(true);
     },
     CASE_MS,
   );
