@@ -267,15 +267,17 @@ export class KubernetesBackend implements Backend {
    * API server has removed it. Its volume may still be unmounting then, but nothing runs in it any more:
    * the next pod may start. A pod on an unreachable node is never confirmed stopped: this fails rather
    * than let a second pod start beside one that may still write (docs/kubernetes.md, "A node that is gone").
+   * A standby stopped before it took over: the record as in remove.
    */
   async stop(executableId: string, stop: { graceSeconds: number }): Promise<void> {
-    await this.unwant(executableId);
+    const wanted = await this.unwant(executableId);
     await this.deletePodAndWait(executableId, stop.graceSeconds, (stop.graceSeconds + 60) * 1000, "stopped");
+    if (wanted) await this.wantServingPod(wanted);
   }
 
   /**
-   * Deletes the pod and waits until the API server has removed it. A standby removed before it took over
-   * (it never parked) leaves the record wanting the pod that still serves, as before the standby was made.
+   * Deletes the pod and waits until the API server has removed it. A standby stopped or removed before it
+   * took over (it never parked) leaves the record wanting the pod that still serves, as before it was made.
    */
   async remove(executableId: string): Promise<void> {
     const wanted = await this.unwant(executableId);
