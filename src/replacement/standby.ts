@@ -72,8 +72,10 @@ export async function startStandby(
       { what: `${standby.name} to park`, pauseMs: PARK_POLL_MS, deadlineMs: timeoutMs, exhausted: () => new Error(`it was not parked within ${timeoutMs} ms`) },
       async () => {
         const now = await backend.inspectExecutable(standby.id);
-        if (!now?.running)
+        // A pod started but not yet running (Kubernetes: scheduled, sandbox and container starting) has not exited.
+        if (!now || (!now.running && now.state !== "pending"))
           throw new Error(now ? `it exited${now.exitCode !== undefined ? ` with code ${now.exitCode}` : ""} before it parked` : "it vanished before it parked");
+        if (!now.running) return undefined;
         const report = await backend.readStandbyStatus(standby.id, desired, standby.generation);
         // A report older than this start is a leftover of an earlier attempt at the same generation.
         return report?.phase === "parked" && report.generation === standby.generation && !olderThan(report.updatedAt, now.startedAt) ? true : undefined;
