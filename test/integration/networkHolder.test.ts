@@ -11,7 +11,7 @@ import { DockerNetworkHolders, NETWORK_HOLDER_ROLE, networkHolderName } from "..
 import { ContainerInspect } from "../../src/backend/docker/engine";
 import { retire } from "../../src/replacement/retire";
 import { poll } from "../../src/util/retry";
-import { Project, cleanup, containersOf, makeProject, mustSucceed, peOutputs, sessionSpec, setSpecs, volumeExists } from "../support/harness";
+import { Project, cleanup, containersOf, makeProject, mustSucceed, peOutputs, recordLiveness, sessionSpec, setSpecs, volumeExists } from "../support/harness";
 
 const PE = `it-netholder-${process.pid}`;
 const PLAIN_PE = `it-netholder-plain-${process.pid}`;
@@ -295,7 +295,7 @@ describe("a standby-handover bridge PE through pulumi up and destroy (Docker, th
   });
 
   it(
-    "two replacements by up keep the holder's IP and host port; the client gets each new generation; destroy leaves no holder",
+    "two standby replacements by up and a re-creation after kill -9 keep the holder's IP and host port; the client gets each new generation; destroy leaves no holder",
     async () => {
       const first = peOutputs(await mustSucceed(project, "up"), STACK_PE);
       expect(first.generation).toBe(1);
@@ -304,17 +304,36 @@ describe("a standby-handover bridge PE through pulumi up and destroy (Docker, th
       expect(ip).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
 
       let generation = 1;
+      let previous = first.executableId;
       for (const image of ["reseat-session-workload:v2", "reseat-session-workload:v1"]) {
         setSpecs(project, [spec(image)]);
+        const liveness = await recordLiveness(STACK_PE);
         const next = peOutputs(await mustSucceed(project, "up"), STACK_PE);
+        const { events } = await liveness.stop();
         generation += 1;
         expect(next.generation).toBe(generation);
         expect((await healthz(hostPort)).generation).toBe(generation);
         expect(await holderIp()).toBe(ip);
+        // A standby: the new executable started (in the old one's network, its host port taken) before the old one died.
+        const startNew = events.find((e) => e.action === "start" && e.id === next.executableId);
+        const dieOld = events.find((e) => e.action === "die" && e.id === previous);
+        expect(startNew, JSON.stringify(events)).toBeDefined();
+        expect(dieOld, JSON.stringify(events)).toBeDefined();
+        expect(startNew!.timeNano).toBeLessThan(dieOld!.timeNano);
         // One executable runs (the holder is none), in the holder.
         const executables = (await containersOf(STACK_PE, false)).filter((c) => c.Labels[LABELS.role] === "executable");
         expect(executables.map((c) => c.Id)).toEqual([next.executableId]);
+        previous = next.executableId;
       }
+
+      // The executable dies (kill -9): its re-creation (refresh + up, as the failure controller's routine)
+      // starts the next generation in the same holder, on the same IP and host port.
+      await new DockerBackend().docker.getContainer(previous).kill({ signal: "SIGKILL" });
+      await mustSucceed(project, "refresh");
+      const healed = peOutputs(await mustSucceed(project, "up"), STACK_PE);
+      expect(healed.generation).toBe(generation + 1);
+      expect((await healthz(hostPort)).generation).toBe(generation + 1);
+      expect(await holderIp()).toBe(ip);
 
       await mustSucceed(project, "destroy");
       expect(await containersOf(STACK_PE)).toEqual([]);
