@@ -152,6 +152,8 @@ export interface WindowSummary {
    * to the first successful answer after it (0 when no request failed). Resolution: the request interval.
    */
   longestWithoutSuccessMs: number;
+  /** Failed requests by what failed them: "503 PUT", "ECONNREFUSED", "ECONNRESET", "no endpoint", … */
+  failures: Record<string, number>;
 }
 
 /** What happened to the requests sent in [from, to] (wall-clock ms). */
@@ -168,6 +170,7 @@ export function summarize(records: RequestRecord[], from: number, to: number): W
     failed: inWindow.filter((r) => r.outcome !== "ok").length,
     longestWaitMs: round(Math.max(0, ...inWindow.map((r) => r.endedAt - r.sentAt))),
     longestWithoutSuccessMs: round(longestWithoutSuccess(records, inWindow)),
+    failures: tally(inWindow.filter((r) => r.outcome !== "ok").map((r) => (r.status ? `${r.status} ${r.method}` : (r.detail ?? r.outcome)))),
   };
 }
 
@@ -202,9 +205,15 @@ function lastAtOrBefore(sorted: number[], t: number): number | undefined {
   return found;
 }
 
+function tally(keys: string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const key of keys) counts[key] = (counts[key] ?? 0) + 1;
+  return counts;
+}
+
 /** Per-replacement summaries of one case folded into one result row's numbers. */
-export function foldSummaries(summaries: WindowSummary[]): Record<string, number | number[]> {
-  const of = (key: keyof WindowSummary) => summaries.map((s) => s[key]);
+export function foldSummaries(summaries: WindowSummary[]): Record<string, number | Record<string, number>> {
+  const of = (key: Exclude<keyof WindowSummary, "failures">) => summaries.map((s) => s[key]);
   return {
     failedMedian: round(median(of("failed"))),
     failedP99: percentile(of("failed"), 99),
@@ -218,5 +227,6 @@ export function foldSummaries(summaries: WindowSummary[]): Record<string, number
     longestWaitMsP99: round(percentile(of("longestWaitMs"), 99)),
     longestWithoutSuccessMsMedian: round(median(of("longestWithoutSuccessMs"))),
     longestWithoutSuccessMsP99: round(percentile(of("longestWithoutSuccessMs"), 99)),
+    failuresTotal: tally(summaries.flatMap((s) => Object.entries(s.failures).flatMap(([key, n]) => Array<string>(n).fill(key)))),
   };
 }

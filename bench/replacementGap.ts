@@ -17,7 +17,7 @@
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { LABELS } from "../src/backend/backend";
+import { LABELS, executableName } from "../src/backend/backend";
 import { DockerBackend } from "../src/backend/docker/dockerBackend";
 import { followEvents } from "../src/backend/docker/events";
 import { PROJECT_ROOT } from "../src/automation/stack";
@@ -251,7 +251,9 @@ export async function rawFloor(
   mark("stop");
   await backend.remove(old.id);
   mark("remove");
-  const id = await backend.prepare(desired, { name: `reseat-${peId}-floor`, generation: old.generation + 1, specHash: specHash(desired) });
+  // The routine's own name for the next generation: the engine reads an executable's generation from its name.
+  const generation = old.generation + 1;
+  const id = await backend.prepare(desired, { name: executableName(peId, generation), generation, specHash: specHash(desired) });
   mark("create");
   await backend.start(id);
   mark("start");

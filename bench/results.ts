@@ -43,7 +43,7 @@ export function result(metric: string, unit: string, values: number[], baselines
   };
 }
 
-export function writeResult(metric: string, doc: CaseResult | { metric: string; cases: CaseResult[] }): string {
+export function writeResult(metric: string, doc: CaseResult | { metric: string; cases: CaseResult[]; [extra: string]: unknown }): string {
   fs.mkdirSync(RESULTS_DIR, { recursive: true });
   const file = path.join(RESULTS_DIR, `${metric}.json`);
   fs.writeFileSync(file, JSON.stringify(doc, null, 2) + "\n");
