@@ -6,6 +6,10 @@ import { describe, expect, it } from "vitest";
 import { META_RECORD, STATUS_RECORD, standbyStatusFile } from "@reseat/state/contract";
 import { ReplacementRevertedError, StandbyNotParkedError, reseat } from "../../../src/replacement/reseat";
 import { specHash } from "../../../src/plan/executablePlan";
+import { FakeBackend } from "../../../src/backend/fake/fakeBackend";
+import type { FleetMemberPlan } from "../../../src/plan/fleetPlan";
+import { planRollout } from "../../../src/plan/rollout";
+import { rollFleet } from "../../../src/replacement/fleetRollout";
 import { desiredFor, engineWithVolume } from "./fixtures";
 
 const standby = (peId: string, overrides: Record<string, unknown> = {}) => desiredFor(peId, { handover: "standby", ...overrides });
@@ -152,6 +156,47 @@ describe("standby hand-over", () => {
     expect(running[0]!.generation).toBe(3);
     expect(await backend.readWorkloadStatus(v1.volumeName)).toMatchObject({ generation: 3, phase: "serving" });
     expect(await backend.readRevert(v1.volumeName)).toMatchObject({ reverted: true, failedExecutable: "reseat-pe-a-g2", servingGeneration: 3 });
+  });
+
+  it("a fleet hands over member by member; a member whose standby cannot park stops the rollout with that member untouched", async () => {
+    const members = (image: (ordinal: number) => string): FleetMemberPlan[] =>
+      [0, 1, 2].map((ordinal) => {
+        const desired = standby(`f-${ordinal}`, { image: image(ordinal) });
+        return {
+          ordinal,
+          peId: desired.peId,
+          desired,
+          volume: { name: desired.volumeName, driver: "local", peId: desired.peId, owner: desired.owner! },
+          held: false,
+          controlChanged: false,
+        };
+      });
+    const plan = planRollout({ group: "f", replicas: 3, maxUnavailable: 1, partition: 0 });
+    const engine = new FakeBackend();
+    await rollFleet(
+      engine,
+      plan,
+      members(() => "app:1"),
+      { holder: "t" },
+    );
+    const oldOf = (peId: string) => [...engine.executables.values()].find((e) => e.desired.peId === peId && e.state === "running")!.id;
+    const old = new Map([0, 1, 2].map((o) => [o, oldOf(`f-${o}`)]));
+    engine.faults.crashingImages.add("app:2-broken");
+    const outcomes = await rollFleet(
+      engine,
+      plan,
+      members((o) => (o === 1 ? "app:2-broken" : "app:2")),
+      { holder: "t" },
+    );
+    expect(outcomes.map((o) => o.kind)).toEqual(["not-begun", "failed", "done"]);
+    const failure = outcomes[1] as Extract<(typeof outcomes)[number], { kind: "failed" }>;
+    expect(failure.error).toBeInstanceOf(StandbyNotParkedError);
+    // Member 2 took over from a parked standby; member 1 was never stopped; member 0 was not begun.
+    expect(engine.running("f-2").map((e) => e.desired.imageRef)).toEqual(["app:2"]);
+    expect(engine.calls).not.toContain(`stop ${old.get(1)}`);
+    expect(engine.calls).not.toContain(`stop ${old.get(0)}`);
+    for (const o of [0, 1]) expect(engine.running(`f-${o}`).map((e) => e.id)).toEqual([old.get(o)]);
+    for (const o of [0, 1]) expect([...engine.executables.values()].filter((e) => e.desired.peId === `f-${o}`)).toHaveLength(1);
   });
 
   it("handover is part of what runs: changing it replaces, and absent keeps the spec hash of a staged spec", () => {
