@@ -70,7 +70,8 @@ export function publishedPorts(desired: Pick<ExecutableDesired, "ports">): {
   for (const p of desired.ports) {
     const key = `${p.container}/${p.protocol}`;
     exposed[key] = {};
-    (bindings[key] ??= []).push({ HostIp: p.hostIp, HostPort: p.host ? String(p.host) : "" });
+    // As executables always had it: one binding per container port (the last mapping of it).
+    bindings[key] = [{ HostIp: p.hostIp, HostPort: p.host ? String(p.host) : "" }];
   }
   return { exposed, bindings };
 }
