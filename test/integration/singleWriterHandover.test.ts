@@ -4,13 +4,34 @@
 // the hand-over is hit with faults: kill -9 of either side at each step, a paused (SIGSTOP) old writer, two
 // successors racing. After each case: every acknowledged write is there, the sampler never saw two writers, and
 // a parked standby never had state.db open. Real Docker Engine, the real session workload image.
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { META_RECORD, RESEAT_ENV, STORE_MOUNT, WRITER_LOCK_FILE } from "../../packages/state/src/contract";
-import { docker, lastAcked, startPersistentWriters, type Ack } from "../support/harness";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { META_RECORD, RECORD_DIR, RESEAT_ENV, STORE_MOUNT, WRITER_LOCK_FILE, standbyStatusFile } from "../../packages/state/src/contract";
+import {
+  CLI,
+  cleanup,
+  docker,
+  expectOk,
+  lastAcked,
+  makeProject,
+  mustSucceed,
+  reseatCli,
+  runningOf,
+  sessionSpec,
+  setSpecs,
+  startPersistentWriters,
+  type Ack,
+  type Project,
+} from "../support/harness";
 import { freePort } from "../support/remoteEngines/daemon";
-import { describeReport, dockerVolumeDir, readReports, startWriterSampler, writerLockHolders, type SamplerReport, type WriterSampler } from "../support/writerObserver";
+import {
+  containerOfPid,
+  describeReport,
+  dockerVolumeDir,
+  readReports,
+  workloadIdentity, startWriterSampler, writerLockHolders, type SamplerReport, type WriterSampler } from "../support/writerObserver";
 
 const IMAGE = "reseat-session-workload:v1";
 const RUN = `it-swh-${process.pid}`;
@@ -210,6 +231,37 @@ describe("the writer observer on session workloads run directly (two executables
     return { pe, old, next, client };
   }
 
+  it("is not blind: a process with state.db open writable beside the writer, and one of a parked generation, are reported", async () => {
+    const pe = await makePe("control");
+    const writer = await runSession(pe, 1);
+    await serving(pe, 1);
+    sampler = await startWriterSampler(pe.dir);
+    // A rogue executable of generation 7 that opens the database without the lock (as a workload without the
+    // library, or a broken one, could), while a parked report of its generation is on the volume.
+    const status = JSON.parse(fs.readFileSync(path.join(pe.dir, RECORD_DIR, "status.json"), "utf8")) as Record<string, unknown>;
+    fs.writeFileSync(path.join(pe.dir, standbyStatusFile(7)), JSON.stringify({ ...status, generation: 7, phase: "parked" }));
+    const rogue = await docker.createContainer({
+      name: `${pe.name}-rogue`,
+      Image: IMAGE,
+      Entrypoint: ["node", "-e", 'require("fs").openSync("/state/data/state.db", "r+"); setInterval(() => {}, 1e9)'],
+      Env: [`${RESEAT_ENV.generation}=7`, `${RESEAT_ENV.standby}=1`],
+      Labels: { "io.reseat.test": RUN },
+      HostConfig: { NetworkMode: "none", Mounts: [{ Type: "volume", Source: pe.volume, Target: "/state" }] },
+    });
+    madeContainers.add(rogue.id);
+    await rogue.start();
+    const roguePid = (await rogue.inspect()).State.Pid;
+    await sampler.seen((s) => s.writable.includes(roguePid) && s.holders.includes(writer.pid), "the rogue opener beside the writer");
+    const report = await sampler.stop();
+    sampler = undefined;
+    expect(report.maxWritable).toBe(2);
+    expect(report.maxWriters).toBe(2);
+    expect(report.maxHolders).toBe(1);
+    expect(report.violations.join("\n")).toContain("two processes with state.db open writable");
+    expect(report.violations.join("\n")).toContain(`a parked standby (pid ${roguePid}, generation 7) has state.db open`);
+    expect(report.processes.find((p) => p.pid === roguePid)).toMatchObject({ generation: 7, standby: true, container: rogue.id, held: null });
+  });
+
   it("sees the writer alone hold the lock and write, the parked standby open nothing; a graceful stop hands over", async () => {
     const { pe, old, next, client } = await writerAndStandby("graceful");
     expect(writerLockHolders(pe.dir)).toEqual([old.pid]);
@@ -359,5 +411,208 @@ describe("the writer observer on session workloads run directly (two executables
     const nextSeen = report.processes.find((p) => p.pid === next.pid)!;
     expect(nextSeen.heldAt![0]).toBeGreaterThan(oldSeen.heldAt![1]);
     await expectAllAcknowledged(pe, client.acks);
+  });
+});
+
+describe("the standby hand-over by reseat under faults (real Pulumi CLI), observed", () => {
+  const peId = `${RUN}-pe`;
+  let port = 0;
+  let project: Project;
+  let dir = "";
+  let release = 0;
+  let client: ReturnType<typeof startPersistentWriters>;
+
+  const spec = () =>
+    sessionSpec(peId, port, {
+      handover: "standby",
+      env: { PORT: String(port), RELEASE: String(release) },
+      // No periodic commit: a commit under way after the stop is the old writer's final one.
+      commitInterval: "10m",
+      stop: { graceSeconds: 3 },
+    });
+  /** The next release: a changed env, so the next `up` replaces the executable. */
+  const nextRelease = () => {
+    release++;
+    setSpecs(project, [spec()]);
+  };
+
+  beforeAll(async () => {
+    await cleanup([peId]);
+    port = await freePort();
+    project = makeProject("single-writer-handover", []);
+    nextRelease();
+    await mustSucceed(project, "up");
+    dir = await dockerVolumeDir(`reseat-${peId}-state`);
+    client = startPersistentWriters(port, 4, "routine");
+    await until("writes acknowledged", () => (client.acks.length >= 50 ? true : undefined));
+  });
+  afterAll(async () => {
+    await client?.stop();
+    await cleanup([peId]);
+  });
+
+  /** The serving writer: the lock's one holder, as the kernel says, and its container. */
+  async function writer(): Promise<Session> {
+    const [pid] = await until("a lock holder", () => {
+      const holders = writerLockHolders(dir);
+      return holders.length === 1 ? holders : undefined;
+    });
+    const id = containerOfPid(pid!)!;
+    return { id, pid: pid!, generation: workloadIdentity(pid!).generation! };
+  }
+
+  /** The running executable of the PE that is not `old`: the standby (parked, or taking over). */
+  async function successor(old: Session): Promise<Session> {
+    const id = await until("the successor running", async () => (await runningOf(peId)).find((c) => c.Id !== old.id)?.Id);
+    const info = await docker.getContainer(id).inspect();
+    return { id, pid: info.State.Pid, generation: workloadIdentity(info.State.Pid).generation! };
+  }
+
+  /** Runs `body` with the observer sampling; then: never two writers, every acknowledged write served. */
+  async function observed(body: (sampler: WriterSampler) => Promise<void>): Promise<SamplerReport> {
+    const sampler = await startWriterSampler(dir);
+    try {
+      await body(sampler);
+    } catch (error) {
+      await sampler.stop().catch(() => undefined);
+      throw error;
+    }
+    // The PE converged: writes are acknowledged again (by whoever serves now) before the verdict.
+    const acked = client.acks.length;
+    await until("writes acknowledged after the case", () => (client.acks.length > acked + 20 ? true : undefined));
+    const report = await sampler.stop();
+    expectSingleWriter(report);
+    await expectAllAcknowledged({ port } as Pe, client.acks);
+    expect(await runningOf(peId)).toHaveLength(1);
+    return report;
+  }
+
+  /** `up` stopped at a fault point: returns once the provider waits there, with a way to kill the whole run. */
+  async function upToFault(point: string): Promise<{ kill: () => Promise<void> }> {
+    const marker = path.join(project.dir, `fault-${point}-${release}`);
+    const child = spawn(process.execPath, [CLI, "up", "--cwd", project.dir, "--stack", project.stack, "--json"], {
+      detached: true,
+      stdio: "ignore",
+      env: { ...process.env, RESEAT_FAULT_POINT: point, RESEAT_FAULT_MARKER: marker },
+    });
+    await until(`the fault point ${point}`, () => (fs.existsSync(marker) ? true : undefined), 120_000);
+    return {
+      kill: async () => {
+        const providerPid = Number(fs.readFileSync(marker, "utf8").split(" ")[1]);
+        process.kill(-child.pid!, "SIGKILL"); // the reseat CLI, the Pulumi CLI and its plugins
+        try {
+          process.kill(providerPid, "SIGKILL");
+        } catch {
+          // gone with its process group
+        }
+      },
+    };
+  }
+
+  /** The documented recovery after a killed run: release its stack lock, then up with refresh. */
+  async function recover(): Promise<void> {
+    await mustSucceed(project, "cancel");
+    await mustSucceed(project, "up", "--clear-pending-creates", "--refresh");
+  }
+
+  it("kill -9 of the old executable before its successor parked (after-prepare); recovery serves every acknowledged write", async () => {
+    await observed(async () => {
+      nextRelease();
+      const run = await upToFault("after-prepare");
+      const old = await writer();
+      process.kill(old.pid, "SIGKILL");
+      await run.kill();
+      await recover();
+    });
+  });
+
+  it("kill -9 of the old executable while the successor is parked (after-parked): the standby takes over by itself", async () => {
+    const report = await observed(async (sampler) => {
+      nextRelease();
+      const run = await upToFault("after-parked");
+      const old = await writer();
+      const next = await successor(old);
+      expect(readReports(dir).parked.map((s) => s.generation)).toContain(next.generation);
+      process.kill(old.pid, "SIGKILL");
+      await sampler.seen((s) => s.holders.includes(next.pid), "the standby holding the lock");
+      await run.kill();
+      await recover();
+    });
+    expect(report.parkedGenerations.length).toBeGreaterThan(0);
+  });
+
+  it("kill -9 of the old executable during its final commit: the standby takes over, the up succeeds", async () => {
+    await observed(async (sampler) => {
+      nextRelease();
+      const old = await writer();
+      const dataDir = path.join(dir, "data");
+      const commitScratch = () => fs.readdirSync(dataDir).find((name) => name.startsWith(".scratch-commit-"));
+      const up = reseatCli(project, "up");
+      await until("the successor parked", () => (readReports(dir).parked.length > 0 ? true : undefined), 120_000);
+      expect(commitScratch()).toBeUndefined();
+      await until("the old writer's final commit under way", commitScratch, 60_000);
+      process.kill(old.pid, "SIGKILL");
+      expectOk("up", await up);
+      const next = await writer();
+      expect(next.pid).not.toBe(old.pid);
+      await sampler.seen((s) => s.holders.includes(next.pid), "the successor holding the lock");
+    });
+  });
+
+  it("kill -9 of the parked standby (after-parked): the old executable serves on untouched; recovery replaces", async () => {
+    await observed(async () => {
+      nextRelease();
+      const run = await upToFault("after-parked");
+      const old = await writer();
+      const next = await successor(old);
+      process.kill(next.pid, "SIGKILL");
+      await exited(next);
+      const acked = client.acks.length;
+      await until("the old writer serving on", () => (client.acks.length > acked + 50 ? true : undefined));
+      expect(writerLockHolders(dir)).toEqual([old.pid]);
+      await run.kill();
+      await recover();
+    });
+  });
+
+  it("kill -9 of the successor just after it took the lock: reverted or recovered, never two writers", async () => {
+    await observed(async (sampler) => {
+      nextRelease();
+      const old = await writer();
+      const up = reseatCli(project, "up");
+      const takeOver = await sampler.seen((s) => s.holders.length === 1 && s.holders[0] !== old.pid, "a successor holding the lock", 120_000);
+      process.kill(takeOver.holders[0]!, "SIGKILL");
+      await up; // fails (reverted) or not: what matters is the single writer and the data
+      nextRelease();
+      await mustSucceed(project, "up");
+    });
+  });
+
+  it("two ups racing on the PE: never two writers, and the PE converges", async () => {
+    await observed(async () => {
+      nextRelease();
+      const results = await Promise.all([reseatCli(project, "up"), reseatCli(project, "up")]);
+      expect(results.some((r) => r.code === 0 && r.doc.ok), JSON.stringify(results.map((r) => r.doc.error))).toBe(true);
+      await mustSucceed(project, "up");
+    });
+  });
+
+  it("the old executable paused (SIGSTOP) during the hand-over: the standby waits while it holds the lock, serves only once it is gone", async () => {
+    const report = await observed(async () => {
+      nextRelease();
+      const old = await writer();
+      const up = reseatCli(project, "up");
+      await until("the successor parked", () => (readReports(dir).parked.length > 0 ? true : undefined), 120_000);
+      process.kill(old.pid, "SIGSTOP");
+      // reseat stops it: SIGTERM stays pending in a stopped process; the grace runs out; SIGKILL ends it.
+      expectOk("up", await up);
+      expect(alive(old.pid)).toBe(false);
+      const next = await writer();
+      expect(next.pid).not.toBe(old.pid);
+    });
+    const sequence = holderSequence(report);
+    expect(sequence).toHaveLength(2);
+    const [oldSeen, nextSeen] = sequence.map((pid) => report.processes.find((p) => p.pid === pid)!);
+    expect(nextSeen!.heldAt![0]).toBeGreaterThan(oldSeen!.heldAt![1]);
   });
 });

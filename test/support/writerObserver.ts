@@ -8,10 +8,10 @@
 // (which runs on this host) the directory of the claim's PersistentVolume (`local` or `hostPath`). Processes in
 // containers see other paths (their mount), so open files are matched by device and inode, not by name.
 //
-// A sampler records continuously, in a worker thread (the test's event loop and its clients keep running), reading
-// the whole lock table in every sample and the open files of the lock's holders and of every process known to have
-// state.db open; every 10th sample scans every process of the host (tens of ms on a busy host: a process that
-// opened state.db without the lock is found there). It checks on every sample:
+// A sampler records continuously, in worker threads (the test's event loop and its clients keep running): every
+// few ms the whole lock table and the open files of the lock's holders and of every process known to have state.db
+// open; beside that, over and over, every process of the host (tens of ms a scan on a busy host: a process that
+// opened state.db without the lock is found there). It checks on every sample and every scan:
 //   - at most one process holds the writer lock;
 //   - at most one process has state.db open for writing;
 //   - at most one process is either (holder ∪ writable opener): never two distinct writers;
@@ -198,8 +198,10 @@ export interface SampledState {
 
 export interface SamplerReport {
   samples: number;
-  /** Samples that scanned every process of the host (the others: the lock's holders and known openers). */
+  /** Scans of every process of the host, beside the samples (which scan the lock's holders and known openers). */
   fullScans: number;
+  /** The longest time between two full scans (ms). */
+  longestFullScanGapMs: number;
   maxHolders: number;
   maxWritable: number;
   /** The most distinct processes at once holding the lock or having state.db open writable. */
@@ -224,43 +226,49 @@ export interface WriterSampler {
 }
 
 /**
- * Starts sampling the volume's writers (see the top of this file), `intervalMs` (2) after each sample ends. Every
- * `fullScanEvery`-th sample (10) scans every process of the host for state.db (tens of ms on a busy host); the others
- * scan only the lock's holders and the processes known to have it open (well under a ms): the lock table is read
- * whole in every sample. Resolves once the first sample is taken.
+ * Starts sampling the volume's writers (see the top of this file): one worker samples `intervalMs` (2) after each
+ * sample ends — the whole lock table, and the open files of the lock's holders and of the processes known to have
+ * state.db open (well under a ms) —, another scans every process of the host `fullScanIntervalMs` (50) after each
+ * scan ends (tens of ms on a busy host, hundreds while Pulumi runs). Resolves once both took their first sample.
  */
-export async function startWriterSampler(volumeDir: string, options: { intervalMs?: number; fullScanEvery?: number } = {}): Promise<WriterSampler> {
-  const worker = new Worker(SAMPLER_SOURCE, {
-    eval: true,
-    workerData: {
-      lockFile: path.join(volumeDir, WRITER_LOCK_FILE),
-      dbFile: path.join(volumeDir, STATE_DB_FILE),
-      recordDir: path.join(volumeDir, RECORD_DIR),
-      range: WRITER_LOCK_RANGE,
-      intervalMs: options.intervalMs ?? 2,
-      fullScanEvery: options.fullScanEvery ?? 10,
-    },
-  });
+export async function startWriterSampler(volumeDir: string, options: { intervalMs?: number; fullScanIntervalMs?: number } = {}): Promise<WriterSampler> {
+  const files = { lockFile: path.join(volumeDir, WRITER_LOCK_FILE), dbFile: path.join(volumeDir, STATE_DB_FILE), recordDir: path.join(volumeDir, RECORD_DIR) };
+  const start = (full: boolean, intervalMs: number) => new Worker(SAMPLER_SOURCE, { eval: true, workerData: { ...files, range: WRITER_LOCK_RANGE, full, intervalMs } });
+  const targeted = start(false, options.intervalMs ?? 2);
+  const full = start(true, options.fullScanIntervalMs ?? 50);
   const changes: SampledState[] = [];
   const listeners = new Set<() => void>();
   let failure: Error | undefined;
-  let report: ((value: SamplerReport) => void) | undefined;
+  const reports = new Map<Worker, (value: SamplerReport) => void>();
+  let firstSamples = 0;
   let firstSample: () => void = () => undefined;
   const first = new Promise<void>((resolve) => (firstSample = resolve));
-  worker.on("message", (message: { kind: "change"; sample: SampledState } | { kind: "report"; report: SamplerReport }) => {
-    if (message.kind === "change") {
-      changes.push(message.sample);
+  for (const worker of [targeted, full]) {
+    type Message = { kind: "first" } | { kind: "found"; pids: number[] } | { kind: "change"; sample: SampledState } | { kind: "report"; report: SamplerReport };
+    worker.on("message", (message: Message) => {
+      if (message.kind === "found") targeted.postMessage({ known: message.pids });
+      else if (message.kind === "first") {
+        if (++firstSamples === 2) firstSample();
+      } else if (message.kind === "change") {
+        changes.push(message.sample);
+        for (const listener of [...listeners]) listener();
+      } else reports.get(worker)?.(message.report);
+    });
+    worker.on("error", (error) => {
+      failure = error;
       firstSample();
       for (const listener of [...listeners]) listener();
-    } else report?.(message.report);
-  });
-  worker.on("error", (error) => {
-    failure = error;
-    firstSample();
-    for (const listener of [...listeners]) listener();
-  });
+    });
+  }
   await first;
   if (failure) throw failure;
+  const reportOf = async (worker: Worker) => {
+    const done = new Promise<SamplerReport>((resolve) => reports.set(worker, resolve));
+    worker.postMessage("stop");
+    const result = await done;
+    await worker.terminate();
+    return result;
+  };
   return {
     changes,
     seen: (check, what, timeoutMs = 60_000) =>
@@ -281,12 +289,30 @@ export async function startWriterSampler(volumeDir: string, options: { intervalM
       }),
     stop: async () => {
       if (failure) throw failure;
-      const done = new Promise<SamplerReport>((resolve) => (report = resolve));
-      worker.postMessage("stop");
-      const result = await done;
-      await worker.terminate();
-      return result;
+      const [often, whole] = await Promise.all([reportOf(targeted), reportOf(full)]);
+      return mergeReports(often, whole);
     },
+  };
+}
+
+/** The targeted sampler's report, with what the full scans found besides (their violations, processes it never saw). */
+function mergeReports(often: SamplerReport, whole: SamplerReport): SamplerReport {
+  const processes = new Map(often.processes.map((p) => [p.pid, { ...p }]));
+  for (const p of whole.processes) {
+    const known = processes.get(p.pid);
+    if (!known) processes.set(p.pid, { ...p, held: null, wrote: null }); // sample indexes are the targeted sampler's
+    else if (p.heldAt) known.heldAt = known.heldAt ? [Math.min(known.heldAt[0], p.heldAt[0]), Math.max(known.heldAt[1], p.heldAt[1])] : p.heldAt;
+  }
+  return {
+    ...often,
+    fullScans: whole.samples,
+    longestFullScanGapMs: whole.longestGapMs,
+    maxHolders: Math.max(often.maxHolders, whole.maxHolders),
+    maxWritable: Math.max(often.maxWritable, whole.maxWritable),
+    maxWriters: Math.max(often.maxWriters, whole.maxWriters),
+    violations: [...often.violations, ...whole.violations.map((v) => `(full scan) ${v}`)],
+    parkedGenerations: [...new Set([...often.parkedGenerations, ...whole.parkedGenerations])].sort((a, b) => a - b),
+    processes: [...processes.values()],
   };
 }
 
@@ -295,7 +321,8 @@ export function describeReport(report: SamplerReport): string {
   const processes = report.processes.map(
     (p) => `pid ${p.pid} g${p.generation ?? "?"}${p.standby ? " standby" : ""} ${p.container?.slice(0, 12) ?? "host"} held ${JSON.stringify(p.held)} wrote ${JSON.stringify(p.wrote)}`,
   );
-  return [`${report.samples} samples (${report.fullScans} scanning every process), longest gap ${report.longestGapMs.toFixed(1)} ms`, ...processes, ...report.violations.slice(0, 10)].join("\n");
+  const summary = `${report.samples} samples (longest gap ${report.longestGapMs.toFixed(1)} ms) and ${report.fullScans} scans of every process (longest gap ${report.longestFullScanGapMs.toFixed(0)} ms)`;
+  return [summary, ...processes, ...report.violations.slice(0, 10)].join("\n");
 }
 
 // The sampler itself, run in a worker thread (plain JavaScript: a worker evaluates it as is). Synchronous scans
@@ -303,7 +330,7 @@ export function describeReport(report: SamplerReport): string {
 const SAMPLER_SOURCE = `
 const fs = require("node:fs");
 const { parentPort, workerData } = require("node:worker_threads");
-const { lockFile, dbFile, recordDir, range, intervalMs, fullScanEvery } = workerData;
+const { lockFile, dbFile, recordDir, range, intervalMs, full } = workerData;
 const now = () => performance.timeOrigin + performance.now();
 
 function locksId(file) {
@@ -381,16 +408,14 @@ function processOf(pid) {
 function violation(text) { if (violations.length < 50) violations.push(text); }
 
 const allPids = () => fs.readdirSync("/proc").filter((entry) => entry.charCodeAt(0) <= 57);
+const reported = new Set(); // pids the full scans told the targeted sampler about
 let known = new Set(); // pids seen with state.db open or holding the lock: the targeted samples' candidates
-let fullScans = 0;
 function sample() {
   const parked = parkedGenerations();
   noteDbInode();
   const lockId = locksId(lockFile);
-  // Every fullScanEvery-th sample scans every process of the host (a process that opened state.db without the
-  // lock shows up here); the others scan the processes known to have it open and the lock's holders (cheap).
-  const full = samples % fullScanEvery === 0;
-  if (full) fullScans++;
+  // The full sampler scans every process of the host (a process that opened state.db without the lock shows up
+  // there); the targeted one the processes known to have it open and the lock's holders (cheap).
   const candidates = full ? allPids() : [...new Set([...known, ...holdersIn(fs.readFileSync("/proc/locks", "utf8"), lockId)].map(String))];
   const scanned = scanOpeners(candidates);
   const locks = fs.readFileSync("/proc/locks", "utf8");
@@ -400,7 +425,7 @@ function sample() {
   const writable = new Set(confirmed.filter((o) => o.writable).map((o) => o.pid));
   const readOnly = new Set(confirmed.filter((o) => !o.writable && !writable.has(o.pid)).map((o) => o.pid));
   const index = samples++;
-  known = new Set([...holders, ...scanned.map((o) => o.pid)]);
+  known = new Set([...holders, ...scanned.map((o) => o.pid), ...[...known].filter((pid) => fs.existsSync("/proc/" + pid))]);
   if (lastAt) longestGapMs = Math.max(longestGapMs, at - lastAt);
   lastAt = at;
   for (const g of parked) parkedEver.add(g);
@@ -422,18 +447,27 @@ function sample() {
     if (p.generation !== undefined && parked.includes(p.generation) && !holders.has(pid)) violation("a parked standby (pid " + pid + ", generation " + p.generation + ") has state.db open: " + describe());
   }
   const key = JSON.stringify([state.holders.sort(), state.writable.sort(), state.readOnly.sort(), parked.sort()]);
-  if (key !== lastKey) { lastKey = key; changes.push(state); parentPort.postMessage({ kind: "change", sample: state }); }
+  if (index === 0) parentPort.postMessage({ kind: "first" });
+  if (full) {
+    const found = [...new Set([...writable, ...readOnly])].filter((pid) => !reported.has(pid));
+    for (const pid of found) reported.add(pid);
+    if (found.length) parentPort.postMessage({ kind: "found", pids: found });
+  }
+  if (key !== lastKey && !full) { lastKey = key; changes.push(state); parentPort.postMessage({ kind: "change", sample: state }); }
   last = state;
 }
 
 let stopping = false;
-parentPort.on("message", (m) => { if (m === "stop") stopping = true; });
+parentPort.on("message", (m) => {
+  if (m === "stop") stopping = true;
+  else for (const pid of m.known) known.add(pid); // found by the full scans: followed in every sample from now on
+});
 function loop() {
   sample();
   if (!stopping) return setTimeout(loop, intervalMs);
   if (changes[changes.length - 1] !== last) changes.push(last);
   parentPort.postMessage({ kind: "report", report: {
-    samples, fullScans, maxHolders, maxWritable, maxWriters, violations, longestGapMs,
+    samples, fullScans: 0, longestFullScanGapMs: 0, maxHolders, maxWritable, maxWriters, violations, longestGapMs,
     parkedGenerations: [...parkedEver].sort((a, b) => a - b),
     processes: [...processes.values()], changes,
   } });
