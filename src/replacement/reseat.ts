@@ -20,7 +20,7 @@ import { assertNoForeignWriter, assertVolumeOwned, byGenerationDesc, findAdoptab
 import { withPeLock } from "./peLock";
 import { nextGeneration, workloadOwner, writeWorkloadRecords } from "./prepare";
 import { revert } from "./revert";
-import { awaitTakeOver, chooseHandover, recordTakenGeneration, startStandby } from "./standby";
+import { awaitTakeOver, chooseHandover, isParked, recordTakenGeneration, startStandby, writerAmong } from "./standby";
 
 // What callers import from the routine, wherever it lives now.
 export { ForeignExecutableError, ReplacementRevertedError, StandbyNotParkedError, VolumeOwnedError } from "./errors";
@@ -108,8 +108,12 @@ async function converge(backend: Backend, desired: ExecutableDesired, options: R
   if (options.stillNeeded && !options.stillNeeded(observed)) return undefined;
   const adoptable = options.replaceRunning ? undefined : await findAdoptable(backend, observed, hash, desired.declaredBy);
   if (adoptable) {
+    // A standby parked by an interrupted run takes over once the executable it waits for is gone.
+    const parked = observed.some((e) => e !== adoptable && e.running) && (await isParked(backend, desired, adoptable));
     for (const e of observed) if (e !== adoptable) await retire(e);
+    if (parked) await awaitTakeOver(backend, desired, adoptable);
     await backend.waitReady(adoptable.id, desired);
+    if (parked) await recordTakenGeneration(backend, desired, adoptable.generation, await workloadOwner(backend, desired));
     const now = new Date().toISOString();
     const host = await hostOf(backend, adoptable.id);
     return {
@@ -124,9 +128,11 @@ async function converge(backend: Backend, desired: ExecutableDesired, options: R
       reverted: false,
     };
   }
-  const [serving, ...extra] = observed.filter((e) => e.running);
-  // Never more than one runs; should a second ever be found, it goes before anything else happens.
-  for (const e of extra) await retire(e);
+  const running = observed.filter((e) => e.running);
+  const serving = await writerAmong(backend, desired, running);
+  // Never more than one runs; should a second ever be found (a standby an interrupted run left parked, or
+  // worse), it goes before anything else happens: the writer stays.
+  for (const e of running) if (e !== serving) await retire(e);
   // What to revert to if the new executable fails: the one serving, else the newest that ran.
   const previous = serving ?? observed.find((e) => e.specHash !== hash && e.state !== "created");
   const previousDesired = previous ? await backend.desiredOf(previous.id) : undefined;

@@ -6,6 +6,7 @@
 //   chooseHandover   standby only where it is safe (rule S2), else staged, with the reason
 //   startStandby     start it and wait until it parked (S3); otherwise remove it and throw
 //   awaitTakeOver    after the old one stopped: the standby serves as the newest generation (S4)
+//   writerAmong, isParked   a standby left parked by an interrupted run is told from the writer
 import type { Backend, ExecutableDesired, FileOwner, ObservedExecutable } from "../backend/backend";
 import { poll } from "../util/retry";
 import { StandbyNotParkedError } from "./errors";
@@ -121,6 +122,23 @@ export async function recordTakenGeneration(backend: Backend, desired: Executabl
   const recorded = (await backend.readGeneration(desired.volumeName))?.generation ?? 0;
   if (recorded >= generation) return;
   await backend.recordGeneration({ peId: desired.peId, generation, volume: desired.volumeName, updatedAt: new Date().toISOString() }, owner);
+}
+
+/**
+ * Of the running executables (newest first), the one that writes. Two run only where a hand-over was
+ * interrupted (a standby left parked beside the writer): the status record names the writer's generation.
+ */
+export async function writerAmong(backend: Backend, desired: ExecutableDesired, running: ObservedExecutable[]): Promise<ObservedExecutable | undefined> {
+  if (running.length < 2) return running[0];
+  const writing = (await backend.readWorkloadStatus(desired.volumeName).catch(() => undefined))?.generation;
+  return running.find((e) => e.generation === writing) ?? running[0];
+}
+
+/** Whether a running executable is a standby parked on the volume's lock (its own report, since it started). */
+export async function isParked(backend: Backend, desired: ExecutableDesired, e: ObservedExecutable): Promise<boolean> {
+  if (desired.handover !== "standby" || !e.running) return false;
+  const report = await backend.readStandbyStatus(e.id, desired, e.generation).catch(() => undefined);
+  return report?.phase === "parked" && report.generation === e.generation && !olderThan(report.updatedAt, e.startedAt);
 }
 
 function standbyTimeoutMs(desired: ExecutableDesired): number {

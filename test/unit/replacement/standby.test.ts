@@ -158,6 +158,41 @@ describe("standby hand-over", () => {
     expect(await backend.readRevert(v1.volumeName)).toMatchObject({ reverted: true, failedExecutable: "reseat-pe-a-g2", servingGeneration: 3 });
   });
 
+  it("a standby left parked by an interrupted run is retired, not the writer, when the spec changed since", async () => {
+    const v1 = standby("pe-a");
+    const backend = await engineWithVolume(v1);
+    const first = await reseat(backend, v1, { holder: "t" });
+    // What a run killed right after its standby parked leaves: generation 2 parked beside the writer.
+    const v2 = standby("pe-a", { env: { V: "2" } });
+    const leftover = await backend.prepare(v2, { name: "reseat-pe-a-g2", generation: 2, specHash: specHash(v2) });
+    await backend.start(leftover);
+    expect(backend.executables.get(leftover)!.parked).toBe(true);
+    backend.calls.length = 0;
+    const third = await reseat(backend, standby("pe-a", { env: { V: "3" } }), { holder: "t" });
+    const at = (prefix: string) => backend.calls.findIndex((c) => c.startsWith(prefix));
+    expect(at(`stop ${leftover}`)).toBeGreaterThan(-1);
+    expect(at(`stop ${leftover}`)).toBeLessThan(at(`stop ${first.executableId}`));
+    expect(at(`readStandbyStatus ${third.executableId} 3`)).toBeLessThan(at(`stop ${first.executableId}`));
+    expect(third.generation).toBe(3);
+    expect(backend.running("pe-a").map((e) => e.id)).toEqual([third.executableId]);
+    expect(await backend.readWorkloadStatus(v1.volumeName)).toMatchObject({ generation: 3, phase: "serving" });
+  });
+
+  it("a standby left parked with the desired spec is adopted: the old writer goes, the standby takes over", async () => {
+    const v1 = standby("pe-a");
+    const backend = await engineWithVolume(v1);
+    const first = await reseat(backend, v1, { holder: "t" });
+    const v2 = standby("pe-a", { env: { V: "2" } });
+    const leftover = await backend.prepare(v2, { name: "reseat-pe-a-g2", generation: 2, specHash: specHash(v2) });
+    await backend.start(leftover);
+    const result = await reseat(backend, v2, { holder: "t" });
+    expect(result).toMatchObject({ adopted: true, executableId: leftover, generation: 2 });
+    expect(result.retired).toEqual([first.executableName]);
+    expect(backend.running("pe-a").map((e) => e.id)).toEqual([leftover]);
+    expect(await backend.readWorkloadStatus(v1.volumeName)).toMatchObject({ generation: 2, phase: "serving" });
+    expect(await backend.readGeneration(v1.volumeName)).toMatchObject({ generation: 2 });
+  });
+
   it("a fleet hands over member by member; a member whose standby cannot park stops the rollout with that member untouched", async () => {
     const members = (image: (ordinal: number) => string): FleetMemberPlan[] =>
       [0, 1, 2].map((ordinal) => {
