@@ -69,9 +69,10 @@ async function observeHandover(
   peId: string,
   standbyPod: string,
   generation: number,
-): Promise<{ stop: () => Promise<{ events: PodEvent[]; parkedSeen: boolean }> }> {
+): Promise<{ stop: () => Promise<{ events: PodEvent[]; parkedSeen: boolean; eventsBeforeParked: PodEvent[] }> }> {
   const events: PodEvent[] = [];
   let parkedSeen = false;
+  let eventsBeforeParked: PodEvent[] = [];
   let stopped = false;
   let asking: Promise<void> | undefined;
   const askStatus = async (ip: string) => {
@@ -80,7 +81,10 @@ async function observeHandover(
         const res = await fetch(`http://${ip}:8080/status`, { signal: AbortSignal.timeout(1000) });
         if (res.status === 200) {
           const status = (await res.json()) as { phase?: string; generation?: number };
-          if (status.phase === "parked" && status.generation === generation) parkedSeen = true;
+          if (status.phase === "parked" && status.generation === generation) {
+            parkedSeen = true;
+            eventsBeforeParked = [...events];
+          }
           if (status.phase === "serving" || status.phase === undefined) return; // it took over: no parked report any more
         }
       } catch {
@@ -112,7 +116,7 @@ async function observeHandover(
       stopped = true;
       abort.abort();
       await asking;
-      return { events, parkedSeen };
+      return { events, parkedSeen, eventsBeforeParked };
     },
   };
 }
@@ -204,8 +208,11 @@ describe("a processing element on Kubernetes with handover standby", () => {
     const oldUid = (await readPod(NAMESPACE, oldPod))?.metadata?.uid;
     setSpecs(project, [spec({ image: "reseat-session-workload:v2" })]);
     const observer = await observeHandover(NAMESPACE, PE, newPod, 2);
+    // Writers through the old pod's address until it goes (they stop at the first refused or failed request).
+    const writers = startWriters(await podUrl(NAMESPACE, oldPod), "handover");
     const second = peOutputs(await mustSucceed(project, "up"), PE);
-    const { events, parkedSeen } = await observer.stop();
+    await writers.stop();
+    const { events, parkedSeen, eventsBeforeParked } = await observer.stop();
 
     expect(second.generation).toBe(2);
     expect(second.executableName).toBe(newPod);
@@ -219,9 +226,12 @@ describe("a processing element on Kubernetes with handover standby", () => {
     expect(newRunning, JSON.stringify(events)).toBeGreaterThanOrEqual(0);
     expect(oldDeleting, JSON.stringify(events)).toBeGreaterThan(newRunning);
     expect(newReady, JSON.stringify(events)).toBeGreaterThan(oldDeleting);
-    // Its own endpoint said parked for generation 2 (asked directly, not through reseat).
+    // Its own endpoint said parked for generation 2 (asked directly, not through reseat), and by then the API
+    // server had shown no deletion of the old pod.
     expect(parkedSeen).toBe(true);
+    expect(eventsBeforeParked.some((e) => e.name === oldPod && e.deleting)).toBe(false);
     expect(oldUid).toBeTruthy();
+    acks.push(...writers.acks);
 
     const url = await podUrl(NAMESPACE, newPod);
     expectAllAcked(acks, await sessionsAt(url));
