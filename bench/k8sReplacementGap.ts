@@ -1,80 +1,51 @@
 // k8s_replacement_gap: on the local two-node cluster, the gap users feel when a PE's image changes —
 // old pod told to stop (its deletion requested) → new pod Ready with the state resumed — for reseat
-// inside `pulumi up`, side by side in the same run with Kubernetes' own StatefulSet controller doing the
-// same job: a one-replica StatefulSet with the same image, readiness probe, grace period and a claim
-// template of the same StorageClass, whose pod is replaced on a template change. Both are timed by one
-// observer watching the API server (the times its events arrive here), so both carry the same watch
-// latency. Also recorded: create-pod → Ready for a fresh pod on its own (the floor). Runs alternate.
+// inside `pulumi up`, side by side in the same run with Kubernetes' own ways of doing the same job, all on the
+// session workload (the state library on a ReadWriteOnce claim of the same StorageClass, same image, readiness
+// probe and grace period):
+//   standby:     reseat with handover "standby" (the successor pod started and parked on the claim's node first);
+//   staged:      reseat's staged routine (today's);
+//   StatefulSet: a one-replica StatefulSet whose pod is replaced on a template change (deleted, then recreated;
+//                maxUnavailable — behind the MaxUnavailableStatefulSet feature gate, off on this cluster —
+//                changes nothing for one replica: its one pod still goes before its successor is made);
+//   in-place:    the kubelet's in-place image swap of a bare pod: containers[0].image patched on the running pod
+//                (same pod, node, IP and volume): from the patch sent → the pod Ready again on the new image.
+// All are timed by one observer watching the API server (the times its events arrive here), so all carry the
+// same watch latency. Also recorded: create-pod → Ready for a fresh pod on its own (the floor). Runs alternate.
+// Goals: standby ≤ 0.25× the StatefulSet, ≤ 0.5× the in-place swap.
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as k8s from "@kubernetes/client-node";
 import { PROJECT_ROOT } from "../src/automation/stack";
 import { LABELS } from "../src/backend/backend";
-import { median, result, round, writeResult } from "./results";
+import { createBarePod, k8sSessionPeSpec, sessionStatefulSet } from "./k8sSession";
+import { type CaseResult, median, percentile, result, round, writeResult } from "./results";
+import { standbyAvailable } from "./replacementGap";
 
-const RUNS = Math.max(7, Number(process.env.RESEAT_BENCH_RUNS ?? 7));
+const RUNS = Number(process.env.RESEAT_BENCH_RUNS) || 20;
 const NAMESPACE = "reseat-bench-k8s";
 const STORAGE_CLASS = `${NAMESPACE}-local`;
 const PE = "bench-k8s-gap";
 const STS = "bench-sts";
+const STANDBY_PE = `${PE}-standby`;
+const BARE = "bench-inplace";
 const PORT = 8080;
-const IMAGES = ["reseat-demo-workload:v1", "reseat-demo-workload:v2"] as const;
+const IMAGES = ["reseat-session-workload:v1", "reseat-session-workload:v2"] as const;
 const GRACE_SECONDS = 5;
 const CLI = path.join(PROJECT_ROOT, "dist", "src", "cli", "main.js");
 const CLUSTER_SH = path.join(PROJECT_ROOT, "scripts", "cluster.sh");
 
-const probe = { httpGet: { port: PORT, path: "/healthz" }, periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 3, successThreshold: 1 };
+/** The floor pod's env: the session workload on a scratch directory (no claim). */
 const env = [
   { name: "PORT", value: String(PORT) },
   { name: "LISTEN_HOST", value: "0.0.0.0" },
-  { name: "RESEAT_STATE_DIR", value: "/state" },
+  { name: "RESEAT_PE_ID", value: "bench-floor" },
+  { name: "RESEAT_STATE_DIR", value: "/tmp/state" },
+  { name: "RESEAT_GENERATION", value: "1" },
+  { name: "RESEAT_CLAIM_GENERATION", value: "1" },
 ];
-
-function peSpec(image: string) {
-  return {
-    peId: PE,
-    image,
-    env: { PORT: String(PORT), LISTEN_HOST: "0.0.0.0" },
-    ports: [{ container: PORT }],
-    persistentStore: { kind: "none" },
-    stop: { graceSeconds: GRACE_SECONDS },
-    readiness: { httpGet: { port: PORT, path: "/healthz" }, timeout: "60s" },
-    kubernetes: { namespace: NAMESPACE, storageClassName: STORAGE_CLASS, size: "64Mi" },
-  };
-}
-
-function statefulSet(image: string): k8s.V1StatefulSet {
-  return {
-    apiVersion: "apps/v1",
-    kind: "StatefulSet",
-    metadata: { name: STS, namespace: NAMESPACE },
-    spec: {
-      replicas: 1,
-      serviceName: STS,
-      selector: { matchLabels: { app: STS } },
-      // The default: the pod is replaced on a template change (old pod terminated, then recreated).
-      updateStrategy: { type: "RollingUpdate" },
-      template: {
-        metadata: { labels: { app: STS } },
-        spec: {
-          terminationGracePeriodSeconds: GRACE_SECONDS,
-          enableServiceLinks: false,
-          automountServiceAccountToken: false,
-          containers: [
-            { name: "workload", image, imagePullPolicy: "IfNotPresent", env, readinessProbe: probe, volumeMounts: [{ name: "state", mountPath: "/state" }] },
-          ],
-        },
-      },
-      volumeClaimTemplates: [
-        {
-          metadata: { name: "state" },
-          spec: { accessModes: ["ReadWriteOnce"], storageClassName: STORAGE_CLASS, resources: { requests: { storage: "64Mi" } } },
-        },
-      ],
-    },
-  };
-}
+const probe = { httpGet: { port: PORT, path: "/healthz" }, periodSeconds: 1, timeoutSeconds: 1, failureThreshold: 3, successThreshold: 1 };
 
 interface Phases {
   oldStopped: number | null;
@@ -106,6 +77,8 @@ class PodTimeline {
   readonly boundAt = new Map<string, number>();
   readonly runningAt = new Map<string, number>();
   readonly podOf = new Map<string, string>();
+  /** Every report of a pod Ready with its container ready, and on which image (the in-place swap keeps the pod). */
+  readonly readyOnImage: { uid: string; image: string; at: number }[] = [];
   private abort?: AbortController;
 
   async start(config: k8s.KubeConfig): Promise<void> {
@@ -121,7 +94,10 @@ class PodTimeline {
         if (_phase === "DELETED" && !this.deletedAt.has(uid)) this.deletedAt.set(uid, now);
         if (pod.spec?.nodeName && !pod.spec.schedulingGates?.length && !this.boundAt.has(uid)) this.boundAt.set(uid, now);
         if (pod.status?.containerStatuses?.some((c) => c.state?.running) && !this.runningAt.has(uid)) this.runningAt.set(uid, now);
-        if (pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") && !this.readyAt.has(uid)) this.readyAt.set(uid, now);
+        const ready = pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True");
+        if (ready && !this.readyAt.has(uid)) this.readyAt.set(uid, now);
+        const container = pod.status?.containerStatuses?.[0];
+        if (ready && container?.ready) this.readyOnImage.push({ uid, image: container.image, at: now });
       },
       () => undefined,
     );
@@ -144,6 +120,17 @@ class PodTimeline {
     };
   }
 
+  /** Waits until pod `uid` is reported Ready on `image` (its container's image ends with the tag) after `after`; returns when. */
+  async readyOn(uid: string, image: string, after: number, timeoutMs = 120_000): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const seen = this.readyOnImage.find((e) => e.uid === uid && e.at > after && e.image.endsWith(image));
+      if (seen) return seen.at;
+      if (Date.now() > deadline) throw new Error(`pod ${this.podOf.get(uid)} was not Ready on ${image} within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
   /** Waits until a pod matching `isNew` is Ready; returns its uid. */
   async readyPod(isNew: (uid: string, name: string) => boolean, timeoutMs = 120_000): Promise<string> {
     const deadline = Date.now() + timeoutMs;
@@ -161,6 +148,7 @@ export async function benchK8sReplacementGap(): Promise<string> {
   const core = config.makeApiClient(k8s.CoreV1Api);
   const apps = config.makeApiClient(k8s.AppsV1Api);
   const storage = config.makeApiClient(k8s.StorageV1Api);
+  const withStandby = standbyAvailable();
   await run("bash", [CLUSTER_SH, "load-image", ...IMAGES]);
   await core.createNamespace({ body: { metadata: { name: NAMESPACE } } }).catch(ignore409);
   await storage
@@ -173,34 +161,44 @@ export async function benchK8sReplacementGap(): Promise<string> {
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(path.join(dir, "stacks"), { recursive: true });
   fs.writeFileSync(path.join(dir, "Pulumi.yaml"), fs.readFileSync(path.join(PROJECT_ROOT, "Pulumi.yaml"), "utf8").replace(/^main:.*\n/m, ""));
-  const up = (image: string) => {
-    fs.writeFileSync(path.join(dir, "stacks", "Pulumi.bench.yaml"), JSON.stringify({ config: { "reseat:processingElements": [peSpec(image)] } }));
+  const images = { staged: IMAGES[0] as string, standby: IMAGES[0] as string };
+  const up = () => {
+    const specs = [
+      k8sSessionPeSpec(PE, images.staged, NAMESPACE, STORAGE_CLASS),
+      ...(withStandby ? [k8sSessionPeSpec(STANDBY_PE, images.standby, NAMESPACE, STORAGE_CLASS, "standby")] : []),
+    ];
+    fs.writeFileSync(path.join(dir, "stacks", "Pulumi.bench.yaml"), JSON.stringify({ config: { "reseat:processingElements": specs } }));
     return run(process.execPath, [CLI, "up", "--cwd", dir, "--stack", "bench", "--create", "--json"]);
   };
 
   const timeline = new PodTimeline();
   await timeline.start(config);
-  const reseatGaps: number[] = [];
-  const statefulSetGaps: number[] = [];
+  const gaps = { standby: [] as number[], staged: [] as number[], statefulSet: [] as number[], inPlace: [] as number[] };
   const floors: number[] = [];
-  const phases: Record<"reseat" | "statefulSet", Phases[]> = { reseat: [], statefulSet: [] };
+  const phases: Record<"standby" | "staged" | "statefulSet", Phases[]> = { standby: [], staged: [], statefulSet: [] };
+  /** One reseat PE's image change through `pulumi up`: old pod's deletion seen → new pod Ready seen. */
+  const reseatGap = async (which: "staged" | "standby", peId: string, image: string) => {
+    const isPod = (name: string) => new RegExp(`^reseat-${peId}-g\\d+$`).test(name);
+    const before = new Set([...timeline.podOf.keys()]);
+    const oldPe = [...timeline.podOf].find(([uid, name]) => isPod(name) && timeline.readyAt.has(uid) && !timeline.deletingAt.has(uid))?.[0];
+    images[which] = image;
+    await up();
+    const newPe = await timeline.readyPod((uid, name) => isPod(name) && !before.has(uid));
+    gaps[which].push(round(timeline.readyAt.get(newPe)! - timeline.deletingAt.get(oldPe!)!));
+    phases[which].push(timeline.phases(oldPe!, newPe));
+  };
   try {
-    await up(IMAGES[0]);
-    await apps.createNamespacedStatefulSet({ namespace: NAMESPACE, body: statefulSet(IMAGES[0]) });
-    const firstSts = await timeline.readyPod((_uid, name) => name === `${STS}-0`);
-    let stsUid = firstSts;
+    await up();
+    await apps.createNamespacedStatefulSet({ namespace: NAMESPACE, body: sessionStatefulSet(STS, IMAGES[0], NAMESPACE, STORAGE_CLASS) });
+    await createBarePod({ core, apps, storage, config }, BARE, IMAGES[0], NAMESPACE, STORAGE_CLASS);
+    let stsUid = await timeline.readyPod((_uid, name) => name === `${STS}-0`);
+    const bareUid = await timeline.readyPod((_uid, name) => name === BARE);
     for (let i = 0; i < RUNS; i++) {
       const image = IMAGES[(i + 1) % 2]!;
 
-      // reseat: an image change through `pulumi up`.
-      const before = new Set([...timeline.podOf.keys()]);
-      const oldPe = [...timeline.podOf].find(
-        ([uid, name]) => name.startsWith(`reseat-${PE}-g`) && timeline.readyAt.has(uid) && !timeline.deletingAt.has(uid),
-      )?.[0];
-      await up(image);
-      const newPe = await timeline.readyPod((uid, name) => name.startsWith(`reseat-${PE}-g`) && !before.has(uid));
-      reseatGaps.push(round(timeline.readyAt.get(newPe)! - timeline.deletingAt.get(oldPe!)!));
-      phases.reseat.push(timeline.phases(oldPe!, newPe));
+      // reseat: an image change through `pulumi up`, standby and staged.
+      if (withStandby) await reseatGap("standby", STANDBY_PE, image);
+      await reseatGap("staged", PE, image);
 
       // Kubernetes' StatefulSet controller: the same image change in the pod template.
       const seenBefore = new Set([...timeline.podOf.keys()]);
@@ -210,13 +208,21 @@ export async function benchK8sReplacementGap(): Promise<string> {
       );
       const oldSts = stsUid;
       stsUid = await timeline.readyPod((uid, name) => name === `${STS}-0` && !seenBefore.has(uid));
-      statefulSetGaps.push(round(timeline.readyAt.get(stsUid)! - timeline.deletingAt.get(oldSts)!));
+      gaps.statefulSet.push(round(timeline.readyAt.get(stsUid)! - timeline.deletingAt.get(oldSts)!));
       phases.statefulSet.push(timeline.phases(oldSts, stsUid));
+
+      // The kubelet's in-place swap: the bare pod's image patched; the same pod Ready again on the new image.
+      const patchedAt = performance.timeOrigin + performance.now();
+      await core.patchNamespacedPod(
+        { name: BARE, namespace: NAMESPACE, body: { spec: { containers: [{ name: "workload", image }] } } },
+        k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.StrategicMergePatch),
+      );
+      gaps.inPlace.push(round((await timeline.readyOn(bareUid, image, patchedAt)) - patchedAt));
 
       // The floor: a fresh pod, same image and probe, created → Ready.
       floors.push(await createToReady(core, timeline, image, i));
       process.stderr.write(
-        `run ${i + 1}/${RUNS}: reseat ${reseatGaps.at(-1)} ms ${JSON.stringify(phases.reseat.at(-1))}, StatefulSet ${statefulSetGaps.at(-1)} ms ${JSON.stringify(phases.statefulSet.at(-1))}, create→Ready ${floors.at(-1)} ms\n`,
+        `run ${i + 1}/${RUNS}: standby ${gaps.standby.at(-1) ?? "-"} ms ${JSON.stringify(phases.standby.at(-1) ?? {})}, staged ${gaps.staged.at(-1)} ms, StatefulSet ${gaps.statefulSet.at(-1)} ms ${JSON.stringify(phases.statefulSet.at(-1))}, in-place ${gaps.inPlace.at(-1)} ms, create→Ready ${floors.at(-1)} ms\n`,
       );
     }
   } finally {
@@ -224,17 +230,36 @@ export async function benchK8sReplacementGap(): Promise<string> {
     await run(process.execPath, [CLI, "destroy", "--cwd", dir, "--stack", "bench", "--json"]).catch(() => undefined);
     await core.deleteNamespace({ name: NAMESPACE }).catch(() => undefined);
   }
-  return writeResult(
-    "k8s_replacement_gap",
-    result("k8s_replacement_gap", "ms", reseatGaps, statefulSetGaps, {
-      baselineIs: "one-replica StatefulSet, same image/probe/grace/StorageClass, pod replaced on a template change",
-      createToReadyMs: round(median(floors)),
-      // ms after the old pod's deletion request, medians: when its containers were reported stopped and
-      // its object removed; when the new pod was bound to a node, running, Ready.
-      phases: { reseat: medianPhases(phases.reseat), statefulSet: medianPhases(phases.statefulSet) },
-      samples: { reseat: reseatGaps, statefulSet: statefulSetGaps, createToReady: floors },
-    }),
+  const p99 = (values: number[]) => round(percentile(values, 99));
+  const sts = median(gaps.statefulSet);
+  const inPlace = median(gaps.inPlace);
+  const row = (name: string, values: number[], baseline: number[], extra: Record<string, unknown>): CaseResult => ({
+    case: name,
+    ...result("k8s_replacement_gap", "ms", values, baseline, { p99: p99(values), baselineP99: p99(baseline), ...extra, samples: values }),
+  });
+  const cases: CaseResult[] = [];
+  if (withStandby) {
+    cases.push(
+      row("standby vs StatefulSet", gaps.standby, gaps.statefulSet, {
+        baselineIs: "one-replica StatefulSet, same workload/probe/grace/StorageClass, pod replaced on a template change",
+        goal: "≤ 0.25",
+        phases: medianPhases(phases.standby),
+      }),
+      row("standby vs in-place image swap", gaps.standby, gaps.inPlace, {
+        baselineIs: "the kubelet's in-place image swap of a bare pod (containers[0].image patched): patch sent → Ready on the new image",
+        goal: "≤ 0.5",
+      }),
+    );
+  }
+  cases.push(
+    row("staged vs StatefulSet", gaps.staged, gaps.statefulSet, { baselineIs: "one-replica StatefulSet", phases: medianPhases(phases.staged) }),
+    row("StatefulSet", gaps.statefulSet, gaps.statefulSet, { baselineIs: "itself", phases: medianPhases(phases.statefulSet) }),
+    row("in-place image swap", gaps.inPlace, gaps.inPlace, { baselineIs: "itself", ratioToStatefulSet: round(inPlace / sts, 3) }),
+    row("create → Ready (fresh pod, the floor)", floors, floors, { baselineIs: "itself" }),
   );
+  for (const c of cases) process.stderr.write(`${c.case}: median ${c.value} ms, p99 ${c.p99} ms, baseline ${c.baseline} ms, ratio ${c.ratio}\n`);
+  if (!withStandby) process.stderr.write("k8s_replacement_gap: the spec has no `handover` in this checkout: no standby case\n");
+  return writeResult("k8s_replacement_gap", { metric: "k8s_replacement_gap", cases });
 }
 
 async function createToReady(core: k8s.CoreV1Api, timeline: PodTimeline, image: string, i: number): Promise<number> {
