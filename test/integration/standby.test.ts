@@ -2,6 +2,7 @@
 // successor starts beside the serving executable and parks on the volume's writer lock; only then is the old
 // one stopped, and the standby takes over with every acknowledged write. A release whose executable exits at
 // start fails the `up` naming it, and costs nothing: the serving executable is never stopped, nothing reverts.
+// A standby that fails after it took over is reverted, as a staged replacement is.
 // Observed from outside reseat: the engine's events and the workload's own parked report in the volume.
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -158,5 +159,31 @@ describe("standby hand-over (Docker, real Pulumi CLI)", () => {
     expect(revertAfter).toBe(revertBefore);
     // It still serves its sessions.
     expect((await sessions(PORT)).seq).toBeGreaterThan(0);
+  });
+
+  it("a standby that takes over and then is never ready is reverted, with every acknowledged write", async () => {
+    const serving = (await containersOf(PE, false))[0]!;
+    const generation = Number(serving.Labels["io.reseat.generation"]);
+    const writers = startPersistentWriters(PORT, 2, "revert");
+    try {
+      await waitFor("50 acknowledged writes", async () => (writers.acks.length >= 50 ? true : undefined));
+      setSpecs(project, [spec({ image: "reseat-session-workload:v2", readiness: { httpGet: { port: PORT, path: "/never-ready" }, timeout: "3s" } })]);
+      const result = await reseatCli(project, "up");
+      expect(result.code).not.toBe(0);
+      expect(result.doc.error).toMatch(
+        new RegExp(`PE "${PE}" was reverted: the new executable reseat-${PE}-g${generation + 1} .*was not ready within 3000 ms`),
+      );
+      const acked = writers.acks.length;
+      await waitFor("writes acknowledged after the revert", async () => (writers.acks.length >= acked + 20 ? true : undefined));
+      await writers.stop();
+      // The previous spec serves again, as the next generation, with every acknowledged write.
+      const now = await containersOf(PE, false);
+      expect(now).toHaveLength(1);
+      expect(Number(now[0]!.Labels["io.reseat.generation"])).toBe(generation + 2);
+      const seen = (await sessions(PORT)).sessions;
+      for (const [key, value] of lastAcked(writers.acks)) expect(seen[key]?.n, key).toBeGreaterThanOrEqual(value);
+    } finally {
+      await writers.stop();
+    }
   });
 });
