@@ -4,6 +4,7 @@
 // the hand-over is hit with faults: kill -9 of either side at each step, a paused (SIGSTOP) old writer, two
 // successors racing. After each case: every acknowledged write is there, the sampler never saw two writers, and
 // a parked standby never had state.db open. Real Docker Engine, the real session workload image.
+import Dockerode from "dockerode";
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -26,10 +27,14 @@ import {
   type Project,
 } from "../support/harness";
 import { freePort } from "../support/remoteEngines/daemon";
+import { TestEngine } from "../support/remoteEngines/testEngine";
+import { kubectl, pollFor } from "../support/kubernetes";
+import { k8sSessionSpec, loadImages as loadK8sImages, makeTestNamespace, podUrl, podsOfPe, startK8sController, useCluster } from "../support/kubernetesPe";
 import {
   containerOfPid,
   describeReport,
   dockerVolumeDir,
+  kubernetesClaimDir,
   readReports,
   workloadIdentity, startWriterSampler, writerLockHolders, type SamplerReport, type WriterSampler } from "../support/writerObserver";
 
@@ -597,22 +602,178 @@ describe("the standby hand-over by reseat under faults (real Pulumi CLI), observ
     });
   });
 
-  it("the old executable paused (SIGSTOP) during the hand-over: the standby waits while it holds the lock, serves only once it is gone", async () => {
-    const report = await observed(async () => {
-      nextRelease();
-      const old = await writer();
-      const up = reseatCli(project, "up");
-      await until("the successor parked", () => (readReports(dir).parked.length > 0 ? true : undefined), 120_000);
-      process.kill(old.pid, "SIGSTOP");
-      // reseat stops it: SIGTERM stays pending in a stopped process; the grace runs out; SIGKILL ends it.
-      expectOk("up", await up);
-      expect(alive(old.pid)).toBe(false);
-      const next = await writer();
-      expect(next.pid).not.toBe(old.pid);
+  for (const pause of ["SIGSTOP", "docker pause"] as const) {
+    it(`the old executable paused (${pause}) during the hand-over: the standby waits while it holds the lock, serves only once it is gone`, async () => {
+      const report = await observed(async () => {
+        nextRelease();
+        const old = await writer();
+        const up = reseatCli(project, "up");
+        await until("the successor parked", () => (readReports(dir).parked.length > 0 ? true : undefined), 120_000);
+        if (pause === "SIGSTOP") process.kill(old.pid, "SIGSTOP");
+        else await docker.getContainer(old.id).pause(); // the cgroup freezer
+        // reseat stops it: SIGTERM stays pending in a stopped or frozen process; the grace runs out; SIGKILL ends it.
+        expectOk("up", await up);
+        expect(alive(old.pid)).toBe(false);
+        const next = await writer();
+        expect(next.pid).not.toBe(old.pid);
+      });
+      // The paused writer held the lock until it was gone; only then did the standby take it (and serve).
+      const sequence = holderSequence(report);
+      expect(sequence).toHaveLength(2);
+      const [oldSeen, nextSeen] = sequence.map((pid) => report.processes.find((p) => p.pid === pid)!);
+      expect(nextSeen!.heldAt![0]).toBeGreaterThan(oldSeen!.heldAt![1]);
     });
-    const sequence = holderSequence(report);
-    expect(sequence).toHaveLength(2);
-    const [oldSeen, nextSeen] = sequence.map((pid) => report.processes.find((p) => p.pid === pid)!);
-    expect(nextSeen!.heldAt![0]).toBeGreaterThan(oldSeen!.heldAt![1]);
+  }
+});
+
+// (d) A Docker Engine restart in the middle of the hand-over. The engine is one this test owns (a dockerd of its
+// own, test/support/remoteEngines/testEngine.ts, as engineRestart.test.ts does): the machine's engine is never
+// touched. Heavy on a shared 2-core machine (a second dockerd and containerd), so it runs only when asked for:
+// RESEAT_ENGINE_RESTART_TESTS=1 (otherwise it is not defined at all, rather than reported as skipped).
+if (process.env.RESEAT_ENGINE_RESTART_TESTS === "1") {
+  describe("the standby hand-over across an engine restart (a dockerd of the test's own), observed", () => {
+    const peId = `${RUN}-restart`;
+    let engine: TestEngine;
+    let project: Project;
+    let port = 0;
+    let release = 0;
+
+    const spec = () =>
+      sessionSpec(peId, port, {
+        handover: "standby",
+        env: { PORT: String(port), RELEASE: String(release) },
+        docker: { host: engine.unixHost },
+        commitInterval: "10m",
+        stop: { graceSeconds: 3 },
+      });
+
+    beforeAll(async () => {
+      engine = await TestEngine.start();
+      await engine.loadImages([IMAGE]);
+      port = await freePort();
+      release = 1;
+      project = makeProject("single-writer-restart", [spec()]);
+      await mustSucceed(project, "up");
+    });
+    afterAll(async () => {
+      await engine?.destroy();
+    });
+
+    it("the engine stops (and with it both executables) while the standby is parked, and starts again: never two writers, every acknowledged write kept", async () => {
+      const remote = new Dockerode({ socketPath: engine.socket });
+      const dir = await dockerVolumeDir(`reseat-${peId}-state`, remote);
+      const client = startPersistentWriters(port, 4, "restart");
+      await until("writes acknowledged", () => (client.acks.length >= 50 ? true : undefined));
+      const sampler = await startWriterSampler(dir);
+      try {
+        release++;
+        setSpecs(project, [spec()]);
+        const up = reseatCli(project, "up");
+        await until("the successor parked", () => (readReports(dir).parked.length > 0 ? true : undefined), 120_000);
+        await engine.stop(); // dockerd's shutdown stops every container: the old writer's final commit, the standby
+        await up; // fails (the engine went away) or not: the next up converges
+        await engine.start();
+        await reseatCli(project, "cancel"); // nothing to cancel when the up ended by itself
+        await mustSucceed(project, "up", "--refresh");
+        const acked = client.acks.length;
+        await until("writes acknowledged after the restart", () => (client.acks.length > acked + 20 ? true : undefined));
+      } finally {
+        await client.stop();
+      }
+      const report = await sampler.stop();
+      expectSingleWriter(report);
+      await expectAllAcknowledged({ port } as Pe, client.acks);
+      expect((await remote.listContainers({ filters: { label: [`io.reseat.pe-id=${peId}`] } })).length).toBe(1);
+    });
+  });
+}
+
+// Issue 22, paragraph 2: after `kubectl delete pod --force --grace-period=0` under write load, the force-deleted
+// pod's workload kept running (and acknowledging writes) while its successor's already ran on the same claim. With
+// the writer lock the successor's workload must not open the state until the old process is gone. The local
+// cluster runs on this host: the claim's volume is a directory here, observed like a Docker volume.
+describe("on the local Kubernetes cluster: a pod force-deleted under write load, observed", () => {
+  const peId = `${RUN}-k8s`.replace(/^it-/, "k");
+  const namespace = `reseat-it-swh-${process.pid}`;
+  let cluster: Awaited<ReturnType<typeof makeTestNamespace>>;
+  let project: Project;
+
+  beforeAll(async () => {
+    useCluster();
+    await loadK8sImages(IMAGE);
+    cluster = await makeTestNamespace(namespace);
+    project = makeProject("single-writer-k8s", [k8sSessionSpec(peId, namespace, cluster.storageClass, { handover: "standby", commitInterval: "10m" })]);
+    await mustSucceed(project, "up");
+  });
+  afterAll(async () => {
+    await reseatCli(project, "destroy").catch(() => undefined);
+    await cluster?.remove();
+  });
+
+  /** The PE's one Ready pod that is not `except`, with its address. */
+  const readyPod = (except?: string) =>
+    pollFor("a Ready pod of the PE", 180, async () => {
+      const pod = (await podsOfPe(namespace, peId)).find(
+        (p) => p.metadata?.name !== except && !p.metadata?.deletionTimestamp && p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
+      );
+      return pod ? { name: pod.metadata!.name!, url: await podUrl(namespace, pod.metadata!.name!) } : undefined;
+    });
+
+  it("the successor's workload opens the state only once the force-deleted pod's process is gone (3 rounds)", async () => {
+    const dir = await kubernetesClaimDir(namespace, `reseat-${peId}-state`);
+    const controller = startK8sController(namespace);
+    const acks: Ack[] = [];
+    let url = "";
+    let stopped = false;
+    // Writers through whichever pod the test currently aims at; only 200s with a seq count as acknowledged.
+    const writers = [0, 1, 2].map(async (w) => {
+      for (let i = 0; !stopped; ) {
+        const key = `k8s-${w}`;
+        const res = await fetch(`${url}/sessions/${key}`, { method: "PUT", body: JSON.stringify({ n: i }), signal: AbortSignal.timeout(2000) }).catch(() => undefined);
+        if (res?.status === 200) {
+          acks.push({ key, value: i, seq: ((await res.json()) as { seq: number }).seq, at: Date.now() });
+          i++;
+        } else await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    });
+    try {
+      await controller.ready;
+      let pod = await readyPod();
+      url = pod.url;
+      for (let round = 0; round < 3; round++) {
+        const sampler = await startWriterSampler(dir);
+        const before = acks.length;
+        await until("writes acknowledged by the pod", () => (acks.length >= before + 50 ? true : undefined));
+        const [oldPid] = writerLockHolders(dir);
+        expect(oldPid, "the serving pod's workload holds the claim's writer lock").toBeDefined();
+        const deletedAt = Date.now();
+        await kubectl("-n", namespace, "delete", "pod", pod.name, "--force", "--grace-period=0");
+        const next = await readyPod(pod.name);
+        url = next.url;
+        const acked = acks.length;
+        await until("writes acknowledged by the successor", () => (acks.length > acked + 20 ? true : undefined));
+        const report = await sampler.stop();
+        expectSingleWriter(report);
+        const sequence = holderSequence(report);
+        expect(sequence[0]).toBe(oldPid);
+        expect(sequence).toHaveLength(2);
+        const [oldSeen, newSeen] = sequence.map((pid) => report.processes.find((p) => p.pid === pid)!);
+        // The successor took the lock, and opened state.db, only after the old process let go of both.
+        expect(newSeen!.heldAt![0]).toBeGreaterThan(oldSeen!.heldAt![1]);
+        expect(newSeen!.wrote![0]).toBeGreaterThan(oldSeen!.wrote![1]);
+        const lastOldAck = Math.max(...acks.filter((a) => a.at >= deletedAt && a.at <= oldSeen!.heldAt![1]).map((a) => a.at), deletedAt);
+        console.log(
+          `round ${round}: the force-deleted pod's process held the lock ${Math.round(oldSeen!.heldAt![1] - deletedAt)} ms after the delete (acknowledging writes until ${lastOldAck - deletedAt} ms); the successor took it ${Math.round(newSeen!.heldAt![0] - oldSeen!.heldAt![1])} ms after that`,
+        );
+        pod = next;
+      }
+    } finally {
+      stopped = true;
+      await Promise.all(writers);
+      await controller.stop();
+    }
+    const res = await fetch(`${url}/sessions`);
+    const served = ((await res.json()) as { sessions: Record<string, { n: number }> }).sessions;
+    for (const [key, value] of lastAcked(acks)) expect(served[key]?.n, `acknowledged ${key} = ${value}`).toBeGreaterThanOrEqual(value);
   });
 });

@@ -21,6 +21,7 @@
 // then every process found with state.db open is checked again — it is counted only when the same descriptor
 // still names the same file, so it had it open across T. A sample never claims two processes at once that were
 // not both there at T. Sampling is an observation: nothing waits on it for synchronization.
+import type Dockerode from "dockerode";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
@@ -31,9 +32,9 @@ import { kubectlJson } from "./kubernetes";
 /** The state database inside the volume (the state library's layout). */
 export const STATE_DB_FILE = path.join("data", "state.db");
 
-/** The host directory of a Docker named volume (its Mountpoint: `/var/lib/docker/volumes/<name>/_data`). */
-export async function dockerVolumeDir(volume: string): Promise<string> {
-  const info = (await docker.getVolume(volume).inspect()) as { Driver: string; Mountpoint: string };
+/** The host directory of a Docker named volume on a local engine (its Mountpoint: `/var/lib/docker/volumes/<name>/_data`). */
+export async function dockerVolumeDir(volume: string, engine: Dockerode = docker): Promise<string> {
+  const info = (await engine.getVolume(volume).inspect()) as { Driver: string; Mountpoint: string };
   if (info.Driver !== "local" || !info.Mountpoint) throw new Error(`volume ${volume}: driver ${info.Driver} has no host directory to observe`);
   return info.Mountpoint;
 }
