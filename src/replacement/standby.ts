@@ -75,7 +75,13 @@ export async function startStandby(
         const now = await backend.inspectExecutable(standby.id);
         // A pod started but not yet running (Kubernetes: scheduled, sandbox and container starting) has not exited.
         if (!now || (!now.running && now.state !== "pending"))
-          throw new Error(now ? `it exited${now.exitCode !== undefined ? ` with code ${now.exitCode}` : ""} before it parked` : "it vanished before it parked");
+          throw new Error(
+            !now
+              ? "it vanished before it parked"
+              : now.state === "cannot-start" // Kubernetes: its container waits for what waiting will not bring (a bad image)
+                ? "it cannot start"
+                : `it exited${now.exitCode !== undefined ? ` with code ${now.exitCode}` : ""} before it parked`,
+          );
         if (!now.running) return undefined;
         const report = await backend.readStandbyStatus(standby.id, desired, standby.generation);
         // A report older than this start is a leftover of an earlier attempt at the same generation.

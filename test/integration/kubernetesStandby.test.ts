@@ -268,4 +268,22 @@ describe("a processing element on Kubernetes with handover standby", () => {
     expectAllAcked(acks, await sessionsAt(url));
     expect((await (await fetch(`${url}/status`)).json()) as { generation: number; phase: string }).toMatchObject({ generation: 2, phase: "serving" });
   });
+
+  it("a release whose image no node has: up fails naming the executable and the pull, without waiting out the timeout; the old pod is never touched", async () => {
+    const oldPod = first.executableName;
+    const before = await readPod(NAMESPACE, oldPod);
+    // A registry on a closed local port: the kubelet's pull fails at once, and nothing leaves the machine.
+    setSpecs(project, [spec({ image: "127.0.0.1:9/reseat-absent:none" })]);
+    const failed = await reseatCli(project, "up");
+    expect(failed.code).not.toBe(0);
+    expect(failed.doc.error).toMatch(new RegExp(`reseat-${PE}-g\\d+`));
+    expect(failed.doc.error).toMatch(/cannot start[\s\S]*(ImagePullBackOff|ErrImagePull)/);
+    expect(failed.doc.error).not.toMatch(/not parked within/);
+    const after = await readPod(NAMESPACE, oldPod);
+    expect(after?.metadata?.uid).toBe(before?.metadata?.uid);
+    expect(after?.metadata?.deletionTimestamp).toBeUndefined();
+    expect(after?.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")).toBe(true);
+    expect((await podsOfPe(NAMESPACE, PE)).map((p) => p.metadata?.name)).toEqual([oldPod]);
+    expectAllAcked(acks, await sessionsAt(await podUrl(NAMESPACE, oldPod)));
+  });
 });

@@ -195,7 +195,7 @@ export class KubernetesBackend implements Backend {
     const pods = (await this.core.listNamespacedPod({ namespace: this.namespace })).items;
     return pods
       .filter((pod) => pod.spec?.volumes?.some((v) => v.persistentVolumeClaim?.claimName === volumeName))
-      .filter((pod) => podState(pod).running || (podState(pod).state === "pending" && !!pod.spec?.nodeName))
+      .filter((pod) => podState(pod).running || (["pending", "cannot-start"].includes(podState(pod).state) && !!pod.spec?.nodeName))
       .map((pod) => ({ id: pod.metadata?.name ?? "", name: pod.metadata?.name ?? "", peId: pod.metadata?.labels?.[LABELS.peId] }));
   }
 
@@ -285,11 +285,13 @@ export class KubernetesBackend implements Backend {
     if (wanted) await this.wantServingPod(wanted);
   }
 
+  /** The workload's last log lines; for a container that never ran (none to read), why: the pod's problem. */
   async logsTail(executableId: string, lines = 20): Promise<string> {
     try {
       return await this.core.readNamespacedPodLog({ name: executableId, namespace: this.namespace, container: WORKLOAD_CONTAINER, tailLines: lines });
     } catch {
-      return "(logs unavailable)";
+      const pod = await this.readPod(executableId).catch(() => undefined);
+      return `(logs unavailable${pod ? `: ${podProblem(pod)}` : ""})`;
     }
   }
 

@@ -244,7 +244,8 @@ export function observePod(pod: V1Pod): ObservedExecutable {
 }
 
 /**
- * created: gated, not started. pending: scheduled or waiting for its node, no process yet. running.
+ * created: gated, not started. pending: scheduled or waiting for its node, no process yet. cannot-start: its
+ * container waits for what waiting will not bring (HOPELESS_WAITING: a bad image or config). running.
  * terminating: deletion asked, processes may still run. exited/failed: terminal. unknown: the node stopped
  * reporting — its process may still run, so it counts as running (reseat waits for the node, see docs).
  */
@@ -259,6 +260,8 @@ export function podState(pod: V1Pod): { state: string; running: boolean } {
   const container = pod.status?.containerStatuses?.find((c) => c.name === WORKLOAD_CONTAINER);
   if (container?.state?.terminated) return { state: "exited", running: false };
   if (phase === "Running" && container?.state?.running) return { state: "running", running: true };
+  // Its container will not start by waiting (a bad image, a bad config): no process ran, none will (HOPELESS_WAITING).
+  if (container?.state?.waiting?.reason && HOPELESS_WAITING.has(container.state.waiting.reason)) return { state: "cannot-start", running: false };
   return { state: "pending", running: false };
 }
 

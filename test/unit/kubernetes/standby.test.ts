@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import type { V1PersistentVolumeClaim, V1Pod } from "@kubernetes/client-node";
 import { ExecutableDesired, LABELS, desiredLabel } from "../../../src/backend/backend";
-import { podManifest } from "../../../src/backend/kubernetes/objects";
+import { podManifest, podState } from "../../../src/backend/kubernetes/objects";
 import { assertClaimAdmitsStandby, nodeOfRunningPod, runningPodsOnClaim, statusEndpointOf, statusProxyPath } from "../../../src/backend/kubernetes/standby";
 import { problemsOf } from "../schema/problems";
 
@@ -66,6 +66,17 @@ describe("the pods on a claim during a standby hand-over", () => {
   it("the running pods on the claim, newest generation first: a terminating, an ended, a gated pod and another claim's pod do not count", () => {
     const pods = [pod(3, "running"), pod(5, "terminating"), pod(4, "running"), pod(6, "exited"), pod(7, "gated"), pod(8, "running", "node1", "other-state")];
     expect(runningPodsOnClaim(pods, desired.volumeName).map((p) => p.metadata!.name)).toEqual(["reseat-orders-0-g4", "reseat-orders-0-g3"]);
+  });
+
+  it("a pod whose container waits for what waiting will not bring (a bad image) cannot start: not running, not pending", () => {
+    const bad = pod(3, "running");
+    bad.status = {
+      phase: "Pending",
+      containerStatuses: [{ name: "workload", image: "", imageID: "", ready: false, restartCount: 0, state: { waiting: { reason: "ImagePullBackOff" } } }],
+    };
+    expect(podState(bad)).toEqual({ state: "cannot-start", running: false });
+    bad.status.containerStatuses![0]!.state = { waiting: { reason: "ContainerCreating" } };
+    expect(podState(bad)).toEqual({ state: "pending", running: false });
   });
 
   it("a standby goes to the node of the pod running on the claim when the claim names none", () => {
