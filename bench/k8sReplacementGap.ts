@@ -52,12 +52,14 @@ interface Phases {
   oldDeleted: number | null;
   newBound: number | null;
   newRunning: number | null;
+  /** The new pod's workload first answered /healthz 200 on its address (asked here every 10 ms): before the kubelet's probe says Ready. */
+  newAnswering: number | null;
   newReady: number | null;
 }
 
 /** Per phase, the median over runs (nulls left out). */
 function medianPhases(runs: Phases[]): Record<keyof Phases, number | null> {
-  const keys = ["oldStopped", "oldDeleted", "newBound", "newRunning", "newReady"] as const;
+  const keys = ["oldStopped", "oldDeleted", "newBound", "newRunning", "newAnswering", "newReady"] as const;
   return Object.fromEntries(
     keys.map((key) => {
       const values = runs.map((r) => r[key]).filter((v): v is number => v !== null);
@@ -76,6 +78,9 @@ class PodTimeline {
   /** The new pod bound to a node (scheduled), and its container running. */
   readonly boundAt = new Map<string, number>();
   readonly runningAt = new Map<string, number>();
+  /** When each pod's workload first answered /healthz with 200 (asked directly on the pod's address). */
+  readonly answeringAt = new Map<string, number>();
+  private readonly asking = new Set<string>();
   readonly podOf = new Map<string, string>();
   /** Every report of a pod Ready with its container ready, and on which image (the in-place swap keeps the pod). */
   readonly readyOnImage: { uid: string; image: string; at: number }[] = [];
@@ -96,6 +101,7 @@ class PodTimeline {
         if (pod.status?.containerStatuses?.some((c) => c.state?.running) && !this.runningAt.has(uid)) this.runningAt.set(uid, now);
         const ready = pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True");
         if (ready && !this.readyAt.has(uid)) this.readyAt.set(uid, now);
+        if (pod.status?.podIP && !pod.metadata?.deletionTimestamp && !this.asking.has(uid)) void this.askUntilAnswering(uid, pod.status.podIP);
         const container = pod.status?.containerStatuses?.[0];
         if (ready && container?.ready) this.readyOnImage.push({ uid, image: container.image, at: now });
       },
@@ -105,6 +111,27 @@ class PodTimeline {
 
   stop(): void {
     this.abort?.abort();
+    this.stopped = true;
+  }
+
+  private stopped = false;
+
+  /** Asks the pod's /healthz every 10 ms until it answers 200, the pod is going, or the timeline stops. */
+  private async askUntilAnswering(uid: string, ip: string): Promise<void> {
+    this.asking.add(uid);
+    while (!this.stopped && !this.deletingAt.has(uid) && !this.deletedAt.has(uid)) {
+      try {
+        const res = await fetch(`http://${ip}:${PORT}/healthz`, { signal: AbortSignal.timeout(500) });
+        await res.arrayBuffer();
+        if (res.status === 200) {
+          this.answeringAt.set(uid, performance.timeOrigin + performance.now());
+          return;
+        }
+      } catch {
+        // not listening yet
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
   }
 
   /** Where the gap went, from the old pod's deletion request (ms after it). */
@@ -116,6 +143,7 @@ class PodTimeline {
       oldDeleted: at(this.deletedAt, oldUid),
       newBound: at(this.boundAt, newUid),
       newRunning: at(this.runningAt, newUid),
+      newAnswering: at(this.answeringAt, newUid),
       newReady: at(this.readyAt, newUid),
     };
   }

@@ -110,10 +110,15 @@ export async function benchReplacementGap(): Promise<string> {
     images[which] = image;
     const kills = await killEvents(backend, peId);
     const outputs = await up();
-    return Date.parse(outputs.processingElements[peId]!.readyAt) - (await kills.first());
+    const killedAt = await kills.first();
+    const diedAt = kills.firstDie();
+    if (diedAt !== undefined) exits[which].push(diedAt - killedAt);
+    return Date.parse(outputs.processingElements[peId]!.readyAt) - killedAt;
   };
 
   const gaps = { staged: [] as number[], standby: [] as number[], naive: [] as number[] };
+  /** The old executable's kill → die (its final commit and exit), per case: the part of the gap before the successor can take over. */
+  const exits = { staged: [] as number[], standby: [] as number[] };
   const steps = Object.fromEntries(FLOOR_STEPS.map((step) => [step, [] as number[]])) as Record<FloorStep, number[]>;
   try {
     await up();
@@ -147,11 +152,14 @@ export async function benchReplacementGap(): Promise<string> {
         baselineIs: "naive floor",
         goal: "≤ 0.35",
         ratioToStaged: round(median(gaps.standby) / median(gaps.staged), 3),
+        oldKillToDieMs: exits.standby.length ? round(median(exits.standby)) : null,
         samples: gaps.standby,
       }),
     );
   }
-  cases.push(row("staged", gaps.staged, { baselineIs: "naive floor", samples: gaps.staged }));
+  cases.push(
+    row("staged", gaps.staged, { baselineIs: "naive floor", oldKillToDieMs: exits.staged.length ? round(median(exits.staged)) : null, samples: gaps.staged }),
+  );
   cases.push(
     row("naive", gaps.naive, {
       baselineIs: "itself: stop + remove + create + start + ready through the Engine API",
@@ -270,15 +278,26 @@ export function floorStepMedians(steps: Record<FloorStep, number[]>): Record<Flo
   return Object.fromEntries(FLOOR_STEPS.map((step) => [step, Math.round(median(steps[step]))])) as Record<FloorStep, number>;
 }
 
-/** Resolves to the engine time (ms) of the first stop signal sent to one of the PE's executables. */
-export async function killEvents(backend: DockerBackend, peId = PE): Promise<{ first: () => Promise<number> }> {
+/**
+ * Resolves to the engine time (ms) of the first stop signal sent to one of the PE's executables; `firstDie`: the
+ * engine time of the first executable's death after it (the old one's exit: its final commit done), when seen.
+ */
+export async function killEvents(backend: DockerBackend, peId = PE): Promise<{ first: () => Promise<number>; firstDie: () => number | undefined }> {
   let seen: (ms: number) => void = () => undefined;
+  let killedAt: number | undefined;
+  let diedAt: number | undefined;
   const first = new Promise<number>((resolve) => (seen = resolve));
   const subscription = await followEvents(
     backend.docker,
     backend.connection.address,
-    { type: ["container"], event: ["kill"], label: [`${LABELS.peId}=${peId}`] },
-    (e) => seen(Math.round(e.timeNano / 1e6)), // only the first settles the promise
+    { type: ["container"], event: ["kill", "die"], label: [`${LABELS.peId}=${peId}`] },
+    (e) => {
+      const at = Math.round(e.timeNano / 1e6);
+      if (e.Action === "kill") {
+        killedAt ??= at;
+        seen(at); // only the first settles the promise
+      } else if (killedAt !== undefined) diedAt ??= at;
+    },
   );
   return {
     first: async () => {
@@ -288,6 +307,7 @@ export async function killEvents(backend: DockerBackend, peId = PE): Promise<{ f
         subscription.close();
       }
     },
+    firstDie: () => diedAt,
   };
 }
 
