@@ -347,7 +347,9 @@ describe("the writer observer on session workloads run directly (two executables
     await client.stop();
     expectSingleWriter(report);
     expect(holderSequence(report)).toEqual([old.pid, third.pid, fourth.pid]);
-    expect(report.processes.find((p) => p.pid === next.pid), "the killed standby never held the lock nor opened state.db").toBeUndefined();
+    const killed = report.processes.find((p) => p.pid === next.pid);
+    expect(killed?.held ?? null, "the killed standby never held the lock").toBeNull();
+    expect(killed?.wrote ?? null, "the killed standby never opened state.db").toBeNull();
     await expectAllAcknowledged(pe, client.acks);
   });
 
@@ -368,7 +370,9 @@ describe("the writer observer on session workloads run directly (two executables
     expect([next.pid, twin.pid]).toContain(sequence[1]);
     const loser = sequence[1] === next.pid ? twin : next;
     expect(alive(loser.pid), "the loser still parked, alive").toBe(true);
-    expect(report.processes.find((p) => p.pid === loser.pid), "the loser never held the lock nor opened state.db").toBeUndefined();
+    const loserSeen = report.processes.find((p) => p.pid === loser.pid);
+    expect(loserSeen, "the loser never held the lock nor opened state.db").toMatchObject({ held: null, wrote: null });
+    expect(loserSeen?.waitedAt, "the loser was seen waiting on the lock file").not.toBeNull();
     await expectAllAcknowledged(pe, client.acks);
   });
 
@@ -706,6 +710,8 @@ describe("on the local Kubernetes cluster: a pod force-deleted under write load,
     await mustSucceed(project, "up");
   });
   afterAll(async () => {
+    stopped = true;
+    await Promise.all(writers);
     await reseatCli(project, "destroy").catch(() => undefined);
     await cluster?.remove();
   });
@@ -719,14 +725,13 @@ describe("on the local Kubernetes cluster: a pod force-deleted under write load,
       return pod ? { name: pod.metadata!.name!, url: await podUrl(namespace, pod.metadata!.name!) } : undefined;
     });
 
-  it("the successor's workload opens the state only once the force-deleted pod's process is gone (3 rounds)", async () => {
-    const dir = await kubernetesClaimDir(namespace, `reseat-${peId}-state`);
-    const controller = startK8sController(namespace);
-    const acks: Ack[] = [];
-    let url = "";
-    let stopped = false;
-    // Writers through whichever pod the test currently aims at; only 200s with a seq count as acknowledged.
-    const writers = [0, 1, 2].map(async (w) => {
+  const acks: Ack[] = [];
+  let url = "";
+  let stopped = false;
+  let writers: Promise<void>[] = [];
+  /** Writers through whichever pod the test currently aims at (`url`); only 200s with a seq count as acknowledged. */
+  const startK8sWriters = () => {
+    writers = [0, 1, 2].map(async (w) => {
       for (let i = 0; !stopped; ) {
         const key = `k8s-${w}`;
         const res = await fetch(`${url}/sessions/${key}`, { method: "PUT", body: JSON.stringify({ n: i }), signal: AbortSignal.timeout(2000) }).catch(() => undefined);
@@ -736,44 +741,97 @@ describe("on the local Kubernetes cluster: a pod force-deleted under write load,
         } else await new Promise((resolve) => setTimeout(resolve, 20));
       }
     });
+  };
+
+  /** One force delete of the serving pod, observed: never two writers; the successor holds the lock only after the old process let go. */
+  async function forceDeleteObserved(dir: string, pod: { name: string }, what: string, beforeDelete?: () => Promise<void>) {
+    const sampler = await startWriterSampler(dir);
+    try {
+      const before = acks.length;
+      await until("writes acknowledged by the pod", () => (acks.length >= before + 50 ? true : undefined));
+      await beforeDelete?.();
+      const [oldPid] = writerLockHolders(dir);
+      expect(oldPid, "the serving pod's workload holds the claim's writer lock").toBeDefined();
+      const deletedAt = Date.now();
+      await kubectl("-n", namespace, "delete", "pod", pod.name, "--force", "--grace-period=0");
+      const next = await readyPod(pod.name);
+      url = next.url;
+      const acked = acks.length;
+      await until("writes acknowledged by the successor", () => (acks.length > acked + 20 ? true : undefined));
+      const report = await sampler.stop();
+      expectSingleWriter(report);
+      const sequence = holderSequence(report);
+      expect(sequence[0]).toBe(oldPid);
+      expect(sequence).toHaveLength(2);
+      const [oldSeen, newSeen] = sequence.map((pid) => report.processes.find((p) => p.pid === pid)!);
+      // The successor took the lock, and opened state.db, only after the old process let go of both.
+      expect(newSeen!.heldAt![0]).toBeGreaterThan(oldSeen!.heldAt![1]);
+      expect(newSeen!.wrote![0]).toBeGreaterThan(oldSeen!.wrote![1]);
+      // Did the successor's workload run (waiting on the lock file) while the old process still held the lock?
+      const overlapped = newSeen!.waitedAt !== null && newSeen!.waitedAt[0] < oldSeen!.heldAt![1];
+      const lastOldAck = Math.max(...acks.filter((a) => a.at >= deletedAt && a.at <= oldSeen!.heldAt![1]).map((a) => a.at), deletedAt);
+      console.log(
+        `${what}: the force-deleted pod's process held the lock ${Math.round(oldSeen!.heldAt![1] - deletedAt)} ms after the delete (acknowledged writes until ${lastOldAck - deletedAt} ms); ` +
+          (overlapped
+            ? `its successor's workload waited on the lock beside it for ${Math.round(oldSeen!.heldAt![1] - newSeen!.waitedAt![0])} ms and took it ${Math.round(newSeen!.heldAt![0] - oldSeen!.heldAt![1])} ms after it was gone`
+            : `its successor's workload took it ${Math.round(newSeen!.heldAt![0] - oldSeen!.heldAt![1])} ms after that, not there before (no overlap)`),
+      );
+      return { overlapped, next };
+    } catch (error) {
+      await sampler.stop().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async function expectAllServed(): Promise<void> {
+    const res = await fetch(`${url}/sessions`);
+    const served = ((await res.json()) as { sessions: Record<string, { n: number }> }).sessions;
+    expect(acks.length).toBeGreaterThan(0);
+    for (const [key, value] of lastAcked(acks)) expect(served[key]?.n, `acknowledged ${key} = ${value}`).toBeGreaterThanOrEqual(value);
+  }
+
+  it("reseat watch re-creates a force-deleted pod (3 rounds): the successor's workload never opens the state while the old process holds it", async () => {
+    const dir = await kubernetesClaimDir(namespace, `reseat-${peId}-state`);
+    const controller = startK8sController(namespace);
     try {
       await controller.ready;
       let pod = await readyPod();
       url = pod.url;
-      for (let round = 0; round < 3; round++) {
-        const sampler = await startWriterSampler(dir);
-        const before = acks.length;
-        await until("writes acknowledged by the pod", () => (acks.length >= before + 50 ? true : undefined));
-        const [oldPid] = writerLockHolders(dir);
-        expect(oldPid, "the serving pod's workload holds the claim's writer lock").toBeDefined();
-        const deletedAt = Date.now();
-        await kubectl("-n", namespace, "delete", "pod", pod.name, "--force", "--grace-period=0");
-        const next = await readyPod(pod.name);
-        url = next.url;
-        const acked = acks.length;
-        await until("writes acknowledged by the successor", () => (acks.length > acked + 20 ? true : undefined));
-        const report = await sampler.stop();
-        expectSingleWriter(report);
-        const sequence = holderSequence(report);
-        expect(sequence[0]).toBe(oldPid);
-        expect(sequence).toHaveLength(2);
-        const [oldSeen, newSeen] = sequence.map((pid) => report.processes.find((p) => p.pid === pid)!);
-        // The successor took the lock, and opened state.db, only after the old process let go of both.
-        expect(newSeen!.heldAt![0]).toBeGreaterThan(oldSeen!.heldAt![1]);
-        expect(newSeen!.wrote![0]).toBeGreaterThan(oldSeen!.wrote![1]);
-        const lastOldAck = Math.max(...acks.filter((a) => a.at >= deletedAt && a.at <= oldSeen!.heldAt![1]).map((a) => a.at), deletedAt);
-        console.log(
-          `round ${round}: the force-deleted pod's process held the lock ${Math.round(oldSeen!.heldAt![1] - deletedAt)} ms after the delete (acknowledging writes until ${lastOldAck - deletedAt} ms); the successor took it ${Math.round(newSeen!.heldAt![0] - oldSeen!.heldAt![1])} ms after that`,
-        );
-        pod = next;
-      }
+      startK8sWriters();
+      for (let round = 0; round < 3; round++) pod = (await forceDeleteObserved(dir, pod, `controller round ${round}`)).next;
     } finally {
-      stopped = true;
-      await Promise.all(writers);
       await controller.stop();
     }
-    const res = await fetch(`${url}/sessions`);
-    const served = ((await res.json()) as { sessions: Record<string, { n: number }> }).sessions;
-    for (const [key, value] of lastAcked(acks)) expect(served[key]?.n, `acknowledged ${key} = ${value}`).toBeGreaterThanOrEqual(value);
+    await expectAllServed();
+  });
+
+  it("a standby parked beside the serving pod when it is force-deleted waits until the old process is gone, then serves every acknowledged write", async () => {
+    const dir = await kubernetesClaimDir(namespace, `reseat-${peId}-state`);
+    await mustSucceed(project, "refresh"); // the controller's pods of the test before
+    const pod = await readyPod();
+    url = pod.url;
+    // An up whose standby parks beside the serving pod, held there (fault point after-parked): then the force delete.
+    setSpecs(project, [k8sSessionSpec(peId, namespace, cluster.storageClass, { handover: "standby", commitInterval: "10m", env: { PORT: "8080", LISTEN_HOST: "0.0.0.0", RELEASE: "2" } })]);
+    const marker = path.join(project.dir, "fault-after-parked-k8s");
+    const child = spawn(process.execPath, [CLI, "up", "--cwd", project.dir, "--stack", project.stack, "--json"], {
+      detached: true,
+      stdio: "ignore",
+      env: { ...process.env, RESEAT_FAULT_POINT: "after-parked", RESEAT_FAULT_MARKER: marker },
+    });
+    try {
+      await until("the standby parked (fault point after-parked)", () => (fs.existsSync(marker) ? true : undefined), 180_000);
+      const { overlapped } = await forceDeleteObserved(dir, pod, "standby parked beside it");
+      expect(overlapped, "the standby waited on the lock beside the force-deleted pod's process").toBe(true);
+    } finally {
+      const providerPid = fs.existsSync(marker) ? Number(fs.readFileSync(marker, "utf8").split(" ")[1]) : undefined;
+      process.kill(-child.pid!, "SIGKILL");
+      if (providerPid) process.kill(providerPid, "SIGKILL");
+    }
+    await mustSucceed(project, "cancel");
+    await mustSucceed(project, "up", "--refresh", "--clear-pending-creates");
+    url = (await readyPod()).url;
+    stopped = true;
+    await Promise.all(writers);
+    await expectAllServed();
   });
 });

@@ -183,6 +183,8 @@ export interface ObservedProcess {
   wrote: [number, number] | null;
   /** First and last sample (wall-clock ms) in which it held the lock. */
   heldAt: [number, number] | null;
+  /** First and last sample (wall-clock ms) in which it had the lock file open without holding the lock: waiting for it. */
+  waitedAt: [number, number] | null;
 }
 
 export interface SampledState {
@@ -302,7 +304,11 @@ function mergeReports(often: SamplerReport, whole: SamplerReport): SamplerReport
   for (const p of whole.processes) {
     const known = processes.get(p.pid);
     if (!known) processes.set(p.pid, { ...p, held: null, wrote: null }); // sample indexes are the targeted sampler's
-    else if (p.heldAt) known.heldAt = known.heldAt ? [Math.min(known.heldAt[0], p.heldAt[0]), Math.max(known.heldAt[1], p.heldAt[1])] : p.heldAt;
+    else {
+      const span = (a: [number, number] | null, b: [number, number] | null): [number, number] | null => (a && b ? [Math.min(a[0], b[0]), Math.max(a[1], b[1])] : (a ?? b));
+      known.heldAt = span(known.heldAt, p.heldAt);
+      known.waitedAt = span(known.waitedAt, p.waitedAt);
+    }
   }
   return {
     ...often,
@@ -366,16 +372,29 @@ function dbFd(pid, fd) {
     return { key, writable: (flags & 3) !== 0 };
   } catch { return undefined; }
 }
+// The lock file's inode: a process with it open that does not hold the lock is waiting for it (a standby between
+// its tries keeps it open), or letting go.
+let lockInode = "";
+function isLockFd(pid, fd) {
+  try {
+    if (!lockInode || !fs.readlinkSync("/proc/" + pid + "/fd/" + fd).includes("writer.lock")) return false;
+    const st = fs.statSync("/proc/" + pid + "/fd/" + fd);
+    return st.dev + ":" + st.ino === lockInode;
+  } catch { return false; }
+}
 function scanOpeners(pids) {
   const found = [];
+  const lockOpen = new Set();
   for (const entry of pids) {
     let fds;
     try { fds = fs.readdirSync("/proc/" + entry + "/fd"); } catch { continue; }
     for (const fd of fds) {
       const open = dbFd(entry, fd);
       if (open) found.push({ pid: Number(entry), fd, key: open.key, writable: open.writable });
+      else if (isLockFd(entry, fd)) lockOpen.add(Number(entry));
     }
   }
+  found.lockOpen = lockOpen;
   return found;
 }
 function parkedGenerations() {
@@ -403,7 +422,7 @@ let samples = 0, maxHolders = 0, maxWritable = 0, maxWriters = 0, longestGapMs =
 let last;
 function processOf(pid) {
   let p = processes.get(pid);
-  if (!p) { p = { ...identity(pid), held: null, wrote: null, heldAt: null }; processes.set(pid, p); }
+  if (!p) { p = { ...identity(pid), held: null, wrote: null, heldAt: null, waitedAt: null }; processes.set(pid, p); }
   return p;
 }
 function violation(text) { if (violations.length < 50) violations.push(text); }
@@ -415,6 +434,7 @@ function sample() {
   const parked = parkedGenerations();
   noteDbInode();
   const lockId = locksId(lockFile);
+  try { const st = fs.statSync(lockFile); lockInode = st.dev + ":" + st.ino; } catch {}
   // The full sampler scans every process of the host (a process that opened state.db without the lock shows up
   // there); the targeted one the processes known to have it open and the lock's holders (cheap).
   const candidates = full ? allPids() : [...new Set([...known, ...holdersIn(fs.readFileSync("/proc/locks", "utf8"), lockId)].map(String))];
@@ -426,7 +446,8 @@ function sample() {
   const writable = new Set(confirmed.filter((o) => o.writable).map((o) => o.pid));
   const readOnly = new Set(confirmed.filter((o) => !o.writable && !writable.has(o.pid)).map((o) => o.pid));
   const index = samples++;
-  known = new Set([...holders, ...scanned.map((o) => o.pid), ...[...known].filter((pid) => fs.existsSync("/proc/" + pid))]);
+  const waiting = new Set([...scanned.lockOpen].filter((pid) => !holders.has(pid)));
+  known = new Set([...holders, ...waiting, ...scanned.map((o) => o.pid), ...[...known].filter((pid) => fs.existsSync("/proc/" + pid))]);
   if (lastAt) longestGapMs = Math.max(longestGapMs, at - lastAt);
   lastAt = at;
   for (const g of parked) parkedEver.add(g);
@@ -441,6 +462,7 @@ function sample() {
   if (writable.size > 1) violation("two processes with state.db open writable: " + describe());
   if (writers.size > 1 && holders.size <= 1 && writable.size <= 1) violation("a lock holder and another process with state.db open writable: " + describe());
   for (const pid of holders) { const p = processOf(pid); p.held = p.held ? [p.held[0], index] : [index, index]; p.heldAt = p.heldAt ? [p.heldAt[0], at] : [at, at]; }
+  for (const pid of waiting) { const p = processOf(pid); p.waitedAt = p.waitedAt ? [p.waitedAt[0], at] : [at, at]; }
   for (const pid of writable) { const p = processOf(pid); p.wrote = p.wrote ? [p.wrote[0], index] : [index, index]; }
   // A parked standby has nothing of the state open: a process of a parked generation that does not hold the lock.
   for (const pid of new Set([...writable, ...readOnly])) {
@@ -450,7 +472,7 @@ function sample() {
   const key = JSON.stringify([state.holders.sort(), state.writable.sort(), state.readOnly.sort(), parked.sort()]);
   if (index === 0) parentPort.postMessage({ kind: "first" });
   if (full) {
-    const found = [...new Set([...writable, ...readOnly])].filter((pid) => !reported.has(pid));
+    const found = [...new Set([...writable, ...readOnly, ...waiting])].filter((pid) => !reported.has(pid));
     for (const pid of found) reported.add(pid);
     if (found.length) parentPort.postMessage({ kind: "found", pids: found });
   }
