@@ -57,6 +57,8 @@ interface PodEvent {
   ready: boolean;
   deleting: boolean;
   podIP?: string;
+  /** When this process received it (for the informational timeline only: never asserted). */
+  at: number;
 }
 
 /**
@@ -69,23 +71,27 @@ async function observeHandover(
   peId: string,
   standbyPod: string,
   generation: number,
-): Promise<{ stop: () => Promise<{ events: PodEvent[]; parkedSeen: boolean; eventsBeforeParked: PodEvent[] }> }> {
+): Promise<{ stop: () => Promise<{ events: PodEvent[]; parkedSeen: boolean; eventsBeforeParked: PodEvent[]; servingAt?: number }> }> {
   const events: PodEvent[] = [];
   let parkedSeen = false;
   let eventsBeforeParked: PodEvent[] = [];
+  let servingAt: number | undefined;
   let stopped = false;
   let asking: Promise<void> | undefined;
   const askStatus = async (ip: string) => {
-    while (!stopped && !parkedSeen) {
+    while (!stopped && servingAt === undefined) {
       try {
         const res = await fetch(`http://${ip}:8080/status`, { signal: AbortSignal.timeout(1000) });
         if (res.status === 200) {
           const status = (await res.json()) as { phase?: string; generation?: number };
-          if (status.phase === "parked" && status.generation === generation) {
+          if (status.phase === "parked" && status.generation === generation && !parkedSeen) {
             parkedSeen = true;
             eventsBeforeParked = [...events];
           }
-          if (status.phase === "serving" || status.phase === undefined) return; // it took over: no parked report any more
+          if (status.phase === "serving" || status.phase === undefined) {
+            servingAt = Date.now(); // it took over: no parked report any more
+            return;
+          }
         }
       } catch {
         // not listening yet
@@ -105,6 +111,7 @@ async function observeHandover(
         ready: pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false,
         deleting: !!pod.metadata?.deletionTimestamp || _phase === "DELETED",
         podIP: pod.status?.podIP,
+        at: Date.now(),
       };
       events.push(event);
       if (name === standbyPod && event.podIP && !asking) asking = askStatus(event.podIP);
@@ -116,7 +123,7 @@ async function observeHandover(
       stopped = true;
       abort.abort();
       await asking;
-      return { events, parkedSeen, eventsBeforeParked };
+      return { events, parkedSeen, eventsBeforeParked, servingAt };
     },
   };
 }
@@ -212,7 +219,7 @@ describe("a processing element on Kubernetes with handover standby", () => {
     const writers = startWriters(await podUrl(NAMESPACE, oldPod), "handover");
     const second = peOutputs(await mustSucceed(project, "up"), PE);
     await writers.stop();
-    const { events, parkedSeen, eventsBeforeParked } = await observer.stop();
+    const { events, parkedSeen, eventsBeforeParked, servingAt } = await observer.stop();
 
     expect(second.generation).toBe(2);
     expect(second.executableName).toBe(newPod);
@@ -226,6 +233,12 @@ describe("a processing element on Kubernetes with handover standby", () => {
     expect(newRunning, JSON.stringify(events)).toBeGreaterThanOrEqual(0);
     expect(oldDeleting, JSON.stringify(events)).toBeGreaterThan(newRunning);
     expect(newReady, JSON.stringify(events)).toBeGreaterThan(oldDeleting);
+    // Informational (the benches measure): from the old pod's deletion to the new one's Ready, as this watch saw it.
+    const [deletingAt, readyAt] = [events[oldDeleting]!.at, events[newReady]!.at];
+    console.log(
+      `standby hand-over on Kubernetes (watch-observed): old pod deleting -> new pod Ready ${readyAt - deletingAt} ms` +
+        (servingAt ? ` (new pod serving after ${servingAt - deletingAt} ms; Ready ${readyAt - servingAt} ms later: the readinessProbe's period)` : ""),
+    );
     // Its own endpoint said parked for generation 2 (asked directly, not through reseat), and by then the API
     // server had shown no deletion of the old pod.
     expect(parkedSeen).toBe(true);
