@@ -36,7 +36,12 @@ import {
   dockerVolumeDir,
   kubernetesClaimDir,
   readReports,
-  workloadIdentity, startWriterSampler, writerLockHolders, type SamplerReport, type WriterSampler } from "../support/writerObserver";
+  workloadIdentity,
+  startWriterSampler,
+  writerLockHolders,
+  type SamplerReport,
+  type WriterSampler,
+} from "../support/writerObserver";
 
 const IMAGE = "reseat-session-workload:v1";
 const RUN = `it-swh-${process.pid}`;
@@ -47,11 +52,19 @@ const madeContainers = new Set<string>();
 const madeVolumes = new Set<string>();
 
 afterEach(async () => {
-  for (const id of madeContainers) await docker.getContainer(id).remove({ force: true }).catch(() => undefined);
+  for (const id of madeContainers)
+    await docker
+      .getContainer(id)
+      .remove({ force: true })
+      .catch(() => undefined);
   madeContainers.clear();
 });
 afterAll(async () => {
-  for (const name of madeVolumes) await docker.getVolume(name).remove().catch(() => undefined);
+  for (const name of madeVolumes)
+    await docker
+      .getVolume(name)
+      .remove()
+      .catch(() => undefined);
 });
 
 /** A fresh named volume owned by the workload's user; its host directory. */
@@ -601,7 +614,10 @@ describe("the standby hand-over by reseat under faults (real Pulumi CLI), observ
     await observed(async () => {
       nextRelease();
       const results = await Promise.all([reseatCli(project, "up"), reseatCli(project, "up")]);
-      expect(results.some((r) => r.code === 0 && r.doc.ok), JSON.stringify(results.map((r) => r.doc.error))).toBe(true);
+      expect(
+        results.some((r) => r.code === 0 && r.doc.ok),
+        JSON.stringify(results.map((r) => r.doc.error)),
+      ).toBe(true);
       await mustSucceed(project, "up");
     });
   });
@@ -732,9 +748,11 @@ describe("on the local Kubernetes cluster: a pod force-deleted under write load,
   /** Writers through whichever pod the test currently aims at (`url`); only 200s with a seq count as acknowledged. */
   const startK8sWriters = () => {
     writers = [0, 1, 2].map(async (w) => {
-      for (let i = 0; !stopped; ) {
+      for (let i = 0; !stopped;) {
         const key = `k8s-${w}`;
-        const res = await fetch(`${url}/sessions/${key}`, { method: "PUT", body: JSON.stringify({ n: i }), signal: AbortSignal.timeout(2000) }).catch(() => undefined);
+        const res = await fetch(`${url}/sessions/${key}`, { method: "PUT", body: JSON.stringify({ n: i }), signal: AbortSignal.timeout(2000) }).catch(
+          () => undefined,
+        );
         if (res?.status === 200) {
           acks.push({ key, value: i, seq: ((await res.json()) as { seq: number }).seq, at: Date.now() });
           i++;
@@ -811,7 +829,13 @@ describe("on the local Kubernetes cluster: a pod force-deleted under write load,
     const pod = await readyPod();
     url = pod.url;
     // An up whose standby parks beside the serving pod, held there (fault point after-parked): then the force delete.
-    setSpecs(project, [k8sSessionSpec(peId, namespace, cluster.storageClass, { handover: "standby", commitInterval: "10m", env: { PORT: "8080", LISTEN_HOST: "0.0.0.0", RELEASE: "2" } })]);
+    setSpecs(project, [
+      k8sSessionSpec(peId, namespace, cluster.storageClass, {
+        handover: "standby",
+        commitInterval: "10m",
+        env: { PORT: "8080", LISTEN_HOST: "0.0.0.0", RELEASE: "2" },
+      }),
+    ]);
     const marker = path.join(project.dir, "fault-after-parked-k8s");
     const child = spawn(process.execPath, [CLI, "up", "--cwd", project.dir, "--stack", project.stack, "--json"], {
       detached: true,

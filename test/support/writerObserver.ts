@@ -74,7 +74,13 @@ function holdersIn(locks: string, fileId: string | undefined): number[] {
     const fields = line.trim().split(/\s+/);
     if (fields[1] === "->") continue;
     const [, kind, , mode, pid, id, start, end] = fields;
-    if (kind === "POSIX" && mode === "WRITE" && id === fileId && Number(start) <= WRITER_LOCK_RANGE.start && (end === "EOF" || Number(end) >= WRITER_LOCK_RANGE.end))
+    if (
+      kind === "POSIX" &&
+      mode === "WRITE" &&
+      id === fileId &&
+      Number(start) <= WRITER_LOCK_RANGE.start &&
+      (end === "EOF" || Number(end) >= WRITER_LOCK_RANGE.end)
+    )
       holders.push(Number(pid));
   }
   return holders;
@@ -236,7 +242,8 @@ export interface WriterSampler {
  */
 export async function startWriterSampler(volumeDir: string, options: { intervalMs?: number; fullScanIntervalMs?: number } = {}): Promise<WriterSampler> {
   const files = { lockFile: path.join(volumeDir, WRITER_LOCK_FILE), dbFile: path.join(volumeDir, STATE_DB_FILE), recordDir: path.join(volumeDir, RECORD_DIR) };
-  const start = (full: boolean, intervalMs: number) => new Worker(SAMPLER_SOURCE, { eval: true, workerData: { ...files, range: WRITER_LOCK_RANGE, full, intervalMs } });
+  const start = (full: boolean, intervalMs: number) =>
+    new Worker(SAMPLER_SOURCE, { eval: true, workerData: { ...files, range: WRITER_LOCK_RANGE, full, intervalMs } });
   const targeted = start(false, options.intervalMs ?? 2);
   const full = start(true, options.fullScanIntervalMs ?? 50);
   const changes: SampledState[] = [];
@@ -303,9 +310,11 @@ function mergeReports(often: SamplerReport, whole: SamplerReport): SamplerReport
   const processes = new Map(often.processes.map((p) => [p.pid, { ...p }]));
   for (const p of whole.processes) {
     const known = processes.get(p.pid);
-    if (!known) processes.set(p.pid, { ...p, held: null, wrote: null }); // sample indexes are the targeted sampler's
+    if (!known)
+      processes.set(p.pid, { ...p, held: null, wrote: null }); // sample indexes are the targeted sampler's
     else {
-      const span = (a: [number, number] | null, b: [number, number] | null): [number, number] | null => (a && b ? [Math.min(a[0], b[0]), Math.max(a[1], b[1])] : (a ?? b));
+      const span = (a: [number, number] | null, b: [number, number] | null): [number, number] | null =>
+        a && b ? [Math.min(a[0], b[0]), Math.max(a[1], b[1])] : (a ?? b);
       known.heldAt = span(known.heldAt, p.heldAt);
       known.waitedAt = span(known.waitedAt, p.waitedAt);
     }
@@ -326,7 +335,8 @@ function mergeReports(often: SamplerReport, whole: SamplerReport): SamplerReport
 /** Formats a report's findings for an assertion message. */
 export function describeReport(report: SamplerReport): string {
   const processes = report.processes.map(
-    (p) => `pid ${p.pid} g${p.generation ?? "?"}${p.standby ? " standby" : ""} ${p.container?.slice(0, 12) ?? "host"} held ${JSON.stringify(p.held)} wrote ${JSON.stringify(p.wrote)}`,
+    (p) =>
+      `pid ${p.pid} g${p.generation ?? "?"}${p.standby ? " standby" : ""} ${p.container?.slice(0, 12) ?? "host"} held ${JSON.stringify(p.held)} wrote ${JSON.stringify(p.wrote)}`,
   );
   const summary = `${report.samples} samples (longest gap ${report.longestGapMs.toFixed(1)} ms) and ${report.fullScans} scans of every process (longest gap ${report.longestFullScanGapMs.toFixed(0)} ms)`;
   return [summary, ...processes, ...report.violations.slice(0, 10)].join("\n");
