@@ -437,19 +437,12 @@ export function engineProblems(input: unknown): { field: string; expected: strin
       expected: 'expected "SIGTERM" with kubernetes: the kubelet always stops a pod with SIGTERM (then SIGKILL after stop.graceSeconds)',
     });
   }
-  // A standby's parked report is read at its pod's status endpoint, and its readinessProbe (answering non-200
-  // while parked) keeps it out of the pod's Ready condition, so out of a Service's endpoints.
-  if (input.handover === "standby") {
-    if (!isRecord(input.kubernetes) || input.kubernetes.status === undefined)
-      problems.push({
-        field: "kubernetes.status",
-        expected: 'required with handover "standby" on kubernetes: reseat reads the parked standby\'s report there',
-      });
-    if (!isRecord(input.readiness) || input.readiness.httpGet === undefined)
-      problems.push({
-        field: "readiness.httpGet",
-        expected: 'required with handover "standby" on kubernetes: a parked pod must not be Ready (the workload answers it non-200 while parked)',
-      });
+  // A standby's parked report is read at its pod's status endpoint (its readiness gate keeps it out of Ready meanwhile).
+  if (input.handover === "standby" && (!isRecord(input.kubernetes) || input.kubernetes.status === undefined)) {
+    problems.push({
+      field: "kubernetes.status",
+      expected: 'required with handover "standby" on kubernetes: reseat reads the parked standby\'s report there',
+    });
   }
   if (isRecord(input.persistentStore)) {
     if (input.persistentStore.volume !== undefined)

@@ -9,7 +9,7 @@ import { Ack, PeOutputs, Project, lastAcked, makeProject, mustSucceed, peOutputs
 import { pollFor } from "../support/kubernetes";
 import { api, claimOf, k8sSessionSpec, loadImages, makeTestNamespace, nodeOfClaim, podUrl, podsOfPe, readPod, useCluster } from "../support/kubernetesPe";
 import { KubernetesBackend } from "../../src/backend/kubernetes/kubernetesBackend";
-import { ANNOTATIONS, recordName } from "../../src/backend/kubernetes/objects";
+import { ANNOTATIONS, SERVING_CONDITION, recordName } from "../../src/backend/kubernetes/objects";
 import { ExecutableDesired, LABELS } from "../../src/backend/backend";
 
 const PE = `kstb-${process.pid}`;
@@ -224,7 +224,11 @@ describe("a processing element on Kubernetes with handover standby", () => {
     expect(second.generation).toBe(2);
     expect(second.executableName).toBe(newPod);
     expect(second.host).toBe(first.host);
-    expect((await readPod(NAMESPACE, newPod))?.spec?.nodeName).toBe(first.host);
+    const standby = await readPod(NAMESPACE, newPod);
+    expect(standby?.spec?.nodeName).toBe(first.host);
+    // Behind reseat's readiness gate, opened once reseat saw it serve (beside its readinessProbe).
+    expect(standby?.spec?.readinessGates).toEqual([{ conditionType: SERVING_CONDITION }]);
+    expect(standby?.status?.conditions?.find((c) => c.type === SERVING_CONDITION)?.status).toBe("True");
     expect(await readPod(NAMESPACE, oldPod)).toBeUndefined();
     // The API server's order: the new pod ran while the old one was not yet being deleted, and was Ready only after.
     const newRunning = firstIndex(events, (e) => e.name === newPod && e.running);

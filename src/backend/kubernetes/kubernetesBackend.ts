@@ -53,13 +53,14 @@ import {
 import { storeSource } from "../fileRecords";
 import { askPostgresGeneration } from "../storeGeneration";
 import { KubernetesClients, MERGE_PATCH, JSON_PATCH, apiMessage, connect, isConflict, isNotFound, orUndefined } from "./client";
-import { assertClaimAdmitsStandby, nodeOfRunningPod, readParkedStatus, readServingStatus, runningPodsOnClaim } from "./standby";
+import { assertClaimAdmitsStandby, markServingWhenServing, nodeOfRunningPod, readParkedStatus, readServingStatus, runningPodsOnClaim } from "./standby";
 import {
   ANNOTATIONS,
   HOPELESS_WAITING,
   PASSWORD_KEY,
   PodIdentity,
   WORKLOAD_CONTAINER,
+  awaitsServingMark,
   envSecretName,
   isReady,
   leaseObjectName,
@@ -252,7 +253,12 @@ export class KubernetesBackend implements Backend {
         if (waiting?.reason && HOPELESS_WAITING.has(waiting.reason)) {
           throw new Error(`executable ${executableId} cannot start: ${waiting.reason}${waiting.message ? ` (${waiting.message})` : ""}`);
         }
-        if (state === "running" && (isReady(pod) || !desired.readiness)) {
+        // A standby hand-over's pod: Ready once reseat has seen it serve (its readiness gate; standby.ts).
+        if (state === "running" && awaitsServingMark(pod)) {
+          await markServingWhenServing(this.clients, this.namespace, pod, desired);
+          return undefined;
+        }
+        if (state === "running" && (isReady(pod) || (!desired.readiness && !pod.spec?.readinessGates?.length))) {
           if (pod.spec?.nodeName) await this.rememberNode(desired.volumeName, pod.spec.nodeName).catch(() => undefined);
           return true;
         }

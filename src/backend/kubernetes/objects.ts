@@ -21,6 +21,12 @@ export const CONTROL_MOUNT = "/etc/reseat/control";
 /** Where the store password Secret is mounted (never in the claim). */
 export const SECRET_MOUNT = "/etc/reseat/secrets";
 export const PASSWORD_KEY = STORE_PASSWORD_KEY;
+/**
+ * A standby hand-over's pods are Ready only once reseat has seen the pod's workload serve (spec.readinessGates):
+ * a parked standby is never Ready (so never a Service's endpoint), whatever its readinessProbe answers, and
+ * Ready follows the take-over at once instead of at the probe's next period.
+ */
+export const SERVING_CONDITION = "reseat.io/serving";
 /** Holds a prepared pod back from the scheduler until reseat starts it (spec.schedulingGates). */
 export const START_GATE = "reseat.io/start";
 export const WORKLOAD_CONTAINER = "workload";
@@ -165,6 +171,7 @@ export function podManifest(desired: ExecutableDesired, identity: PodIdentity, n
     },
     spec: {
       schedulingGates: [{ name: START_GATE }],
+      ...(desired.handover === "standby" ? { readinessGates: [{ conditionType: SERVING_CONDITION }] } : {}),
       restartPolicy: "Never",
       terminationGracePeriodSeconds: desired.stop.graceSeconds,
       enableServiceLinks: false,
@@ -269,6 +276,12 @@ export function isReady(pod: V1Pod): boolean {
   return pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
 }
 
+/** A standby hand-over's pod that reseat has not yet seen serve (its readiness gate is not True). */
+export function awaitsServingMark(pod: V1Pod): boolean {
+  if (!pod.spec?.readinessGates?.some((g) => g.conditionType === SERVING_CONDITION)) return false;
+  return !pod.status?.conditions?.some((c) => c.type === SERVING_CONDITION && c.status === "True");
+}
+
 /**
  * Waiting reasons that will not resolve by waiting: the create fails at once with the reason. A first
  * ErrImagePull is retried by the kubelet; its ImagePullBackOff that follows is final here.
@@ -293,7 +306,8 @@ export function podProblem(pod: V1Pod): string {
   const waiting = container?.state?.waiting;
   if (waiting) parts.push(`container waiting: ${waiting.reason ?? ""}${waiting.message ? ` (${waiting.message})` : ""}`);
   const ready = pod.status?.conditions?.find((c) => c.type === "Ready");
-  if (ready?.status === "False" && container?.state?.running) parts.push("running but not ready (readinessProbe failing)");
+  if (awaitsServingMark(pod) && container?.state?.running) parts.push(`running, not yet seen serving (its readiness gate ${SERVING_CONDITION})`);
+  else if (ready?.status === "False" && container?.state?.running) parts.push("running but not ready (readinessProbe failing)");
   return parts.join("; ");
 }
 

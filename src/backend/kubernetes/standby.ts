@@ -4,8 +4,9 @@
 import type { V1PersistentVolumeClaim, V1Pod } from "@kubernetes/client-node";
 import { STATUS_RECORD, type WorkloadStatus } from "@reseat/state/contract";
 import { type ExecutableDesired, LABELS, desiredFromLabel } from "../backend";
+import * as k8s from "@kubernetes/client-node";
 import { type KubernetesClients, rawGet } from "./client";
-import { observePod, podState } from "./objects";
+import { SERVING_CONDITION, observePod, podState } from "./objects";
 
 /** The API server's proxy path to a pod's status endpoint (desired.kubernetes.status). */
 export function statusProxyPath(namespace: string, podName: string, endpoint: { port: number; path: string }): string {
@@ -84,4 +85,25 @@ export function assertClaimAdmitsStandby(claim: V1PersistentVolumeClaim, desired
 export function nodeOfRunningPod(pods: V1Pod[], volumeName: string): string | undefined {
   return pods.find((pod) => pod.spec?.volumes?.some((v) => v.persistentVolumeClaim?.claimName === volumeName) && podState(pod).running && pod.spec?.nodeName)
     ?.spec?.nodeName;
+}
+
+/** Patches conditions by their type (a pod's status conditions merge by type; the kubelet keeps ones it does not own). */
+const STRATEGIC_MERGE_PATCH = k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.StrategicMergePatch);
+
+/**
+ * Opens a standby hand-over pod's readiness gate once its own status endpoint says it serves as its generation:
+ * the kubelet then reports it Ready (with its readinessProbe passing, if it has one). True once marked.
+ */
+export async function markServingWhenServing(clients: KubernetesClients, namespace: string, pod: V1Pod, desired: ExecutableDesired): Promise<boolean> {
+  const status = await readPodStatus(clients, namespace, pod, desired.kubernetes?.status ?? statusEndpointOf(pod));
+  if (status?.phase !== "serving" || status.generation !== observePod(pod).generation) return false;
+  await clients.core.patchNamespacedPodStatus(
+    {
+      name: pod.metadata!.name!,
+      namespace,
+      body: { status: { conditions: [{ type: SERVING_CONDITION, status: "True", reason: "Serving", lastTransitionTime: new Date() }] } },
+    },
+    STRATEGIC_MERGE_PATCH,
+  );
+  return true;
 }

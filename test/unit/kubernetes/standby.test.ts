@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import type { V1PersistentVolumeClaim, V1Pod } from "@kubernetes/client-node";
 import { ExecutableDesired, LABELS, desiredLabel } from "../../../src/backend/backend";
-import { podManifest, podState } from "../../../src/backend/kubernetes/objects";
+import { SERVING_CONDITION, awaitsServingMark, podManifest, podState } from "../../../src/backend/kubernetes/objects";
 import { assertClaimAdmitsStandby, nodeOfRunningPod, runningPodsOnClaim, statusEndpointOf, statusProxyPath } from "../../../src/backend/kubernetes/standby";
 import { problemsOf } from "../schema/problems";
 
@@ -101,19 +101,27 @@ describe("claims and specs refused for a standby", () => {
     expect(() => assertClaimAdmitsStandby(claim(["ReadWriteOncePod"]), { ...desired, handover: undefined })).not.toThrow();
   });
 
-  it('handover "standby" on kubernetes needs kubernetes.status and readiness.httpGet, each named; staged and Docker do not', () => {
+  it('handover "standby" on kubernetes needs kubernetes.status, named; staged and Docker do not', () => {
     const spec = { peId: "orders-0", image: "reseat-session-workload:v1", handover: "standby", kubernetes: { namespace: "shop" } };
-    const fields = problemsOf(spec).map((p) => p.field);
-    expect(fields).toEqual(expect.arrayContaining(["kubernetes.status", "readiness.httpGet"]));
-    expect(problemsOf({ ...spec, readiness: { httpGet: { port: 8080 } } }).map((p) => p.field)).toEqual(["kubernetes.status"]);
+    expect(problemsOf(spec).map((p) => p.field)).toEqual(["kubernetes.status"]);
+    expect(() => problemsOf({ ...spec, kubernetes: { namespace: "shop", status: { port: 8080 } } })).toThrow(/expected the spec to be rejected/);
     expect(() => problemsOf({ ...spec, handover: "staged" })).toThrow(/expected the spec to be rejected/);
     expect(() => problemsOf({ peId: "orders-0", image: "reseat-session-workload:v1", handover: "standby" })).toThrow(/expected the spec to be rejected/);
   });
 
-  it("the standby pod starts parked (RESEAT_STANDBY=1) and its readinessProbe is the spec's httpGet (non-200 while parked: not Ready)", () => {
+  it("the standby pod starts parked (RESEAT_STANDBY=1) behind a readiness gate that only reseat opens, once it saw the pod serve", () => {
     const manifest = podManifest(desired, { name: "reseat-orders-0-g3", generation: 3, specHash: "abc" }, "node1");
     const container = manifest.spec!.containers[0]!;
     expect(container.env).toEqual(expect.arrayContaining([{ name: "RESEAT_STANDBY", value: "1" }]));
+    expect(manifest.spec!.readinessGates).toEqual([{ conditionType: SERVING_CONDITION }]);
+    // The spec's readiness stays the kubelet's readinessProbe (Ready needs both).
     expect(container.readinessProbe?.httpGet).toEqual({ port: 8080, path: "/healthz" });
+    expect(awaitsServingMark(manifest)).toBe(true);
+    manifest.status = { conditions: [{ type: SERVING_CONDITION, status: "True" }] };
+    expect(awaitsServingMark(manifest)).toBe(false);
+    // A staged hand-over's pod has no gate: Ready is the readinessProbe's alone, as before.
+    const staged = podManifest({ ...desired, handover: undefined }, { name: "reseat-orders-0-g3", generation: 3, specHash: "abc" }, "node1");
+    expect(staged.spec!.readinessGates).toBeUndefined();
+    expect(awaitsServingMark(staged)).toBe(false);
   });
 });
