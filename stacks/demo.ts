@@ -71,6 +71,9 @@ interface PeOutputs {
   commitLagMs: number | null;
   resumedFrom: string | null;
   resumedSeq: number | null;
+  /** The last replacement's gap: the old executable told to stop → the new one ready (ISO times). */
+  replacedAt: string;
+  readyAt: string;
 }
 
 interface Write {
@@ -305,10 +308,16 @@ async function replacement(report: Report, options: Options, demo: DemoTarget, c
   row("resumedFrom", String(before.resumedFrom), String(after.resumedFrom));
   row("lastCommit", commit(before), commit(after), advanced ? "advanced" : "");
   row("commitLagMs", String(before.commitLagMs), String(after.commitLagMs));
+  row("gap", `${gapMs(before)} ms`, `${gapMs(after)} ms`, "old told to stop → new one ready (replacedAt → readyAt)");
   report.line();
   const ok =
     after.generation === before.generation + 1 && before.volumeName === after.volumeName && before.host === after.host && keptAfter.kept === writes.length;
   return { stack, base, writes, before, after, ok, advanced: Boolean(advanced) };
+}
+
+/** A replacement's gap as its outputs tell it. */
+function gapMs(pe: PeOutputs): number {
+  return Date.parse(pe.readyAt) - Date.parse(pe.replacedAt);
 }
 
 /** Step 3: kill -9 of the executable while `reseat watch` runs; the controller reseats it. */
