@@ -8,6 +8,7 @@ import { mustRun } from "./userProject";
 export const RELEASES = [
   { version: "0.3.0", commit: "333b234" },
   { version: "0.4.0", commit: "3c5b877" },
+  { version: "0.5.0", commit: "c920dd5" }, // the state library in its own package (@reseat/state), bundled; no writer lock
 ] as const;
 
 export interface BuiltRelease {
