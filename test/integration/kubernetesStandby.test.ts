@@ -241,7 +241,9 @@ describe("a processing element on Kubernetes with handover standby", () => {
     const [deletingAt, readyAt] = [events[oldDeleting]!.at, events[newReady]!.at];
     console.log(
       `standby hand-over on Kubernetes (watch-observed): old pod deleting -> new pod Ready ${readyAt - deletingAt} ms` +
-        (servingAt ? ` (new pod serving after ${servingAt - deletingAt} ms; Ready ${readyAt - servingAt} ms later: the readinessProbe's period)` : ""),
+        (servingAt
+          ? ` (new pod serving after ${servingAt - deletingAt} ms; Ready ${readyAt - servingAt} ms later: its readinessProbe's next success, and reseat's mark after its stop is confirmed)`
+          : ""),
     );
     // Its own endpoint said parked for generation 2 (asked directly, not through reseat), and by then the API
     // server had shown no deletion of the old pod.
@@ -302,5 +304,39 @@ describe("a processing element on Kubernetes with handover standby", () => {
     expect(after?.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")).toBe(true);
     expect((await podsOfPe(NAMESPACE, PE)).map((p) => p.metadata?.name)).toEqual([oldPod]);
     expectAllAcked(acks, await sessionsAt(await podUrl(NAMESPACE, oldPod)));
+  });
+
+  it("without a readinessProbe, reseat's readiness gate alone keeps the parked pod out of Ready; Ready follows its take-over", async () => {
+    const peId = `${PE}-np`;
+    const noProbe = (image: string) => {
+      const { readiness: _readiness, ...rest } = k8sSessionSpec(peId, NAMESPACE, cluster.storageClass, { handover: "standby", image });
+      return rest;
+    };
+    const bare = makeProject("k8s-standby-noprobe", [noProbe("reseat-session-workload:v1")]);
+    try {
+      const g1 = peOutputs(await mustSucceed(bare, "up"), peId);
+      expect((await readPod(NAMESPACE, g1.executableName))?.spec?.containers[0]?.readinessProbe).toBeUndefined();
+      const newPod = `reseat-${peId}-g2`;
+      setSpecs(bare, [noProbe("reseat-session-workload:v2")]);
+      const observer = await observeHandover(NAMESPACE, peId, newPod, 2);
+      const g2 = peOutputs(await mustSucceed(bare, "up"), peId);
+      const { events, parkedSeen, servingAt } = await observer.stop();
+      expect(g2.executableName).toBe(newPod);
+      expect(g2.host).toBe(g1.host);
+      expect(parkedSeen).toBe(true);
+      const newRunning = firstIndex(events, (e) => e.name === newPod && e.running);
+      const oldDeleting = firstIndex(events, (e) => e.name === g1.executableName && e.deleting);
+      const newReady = firstIndex(events, (e) => e.name === newPod && e.ready);
+      expect(newRunning, JSON.stringify(events)).toBeGreaterThanOrEqual(0);
+      expect(oldDeleting, JSON.stringify(events)).toBeGreaterThan(newRunning);
+      expect(newReady, JSON.stringify(events)).toBeGreaterThan(oldDeleting);
+      const [deletingAt, readyAt] = [events[oldDeleting]!.at, events[newReady]!.at];
+      console.log(
+        `standby hand-over on Kubernetes without a readinessProbe (watch-observed): old pod deleting -> new pod Ready ${readyAt - deletingAt} ms` +
+          (servingAt ? ` (serving after ${servingAt - deletingAt} ms; Ready ${readyAt - servingAt} ms later: reseat's mark after its stop is confirmed)` : ""),
+      );
+    } finally {
+      await reseatCli(bare, "destroy").catch(() => undefined);
+    }
   });
 });
