@@ -126,20 +126,24 @@ export function sessionStatefulSet(name: string, image: string, namespace: strin
   };
 }
 
-/** A bare pod of the session workload on a claim of its own: the kubelet swaps its image in place when containers[0].image is patched. */
-export async function createBarePod(cluster: Cluster, name: string, image: string, namespace: string, storageClass: string): Promise<void> {
+/** A claim for bare pods of the session workload (the in-place swap's volume, kept across its pods). */
+export async function createBareClaim(cluster: Cluster, claim: string, namespace: string, storageClass: string): Promise<void> {
   await cluster.core.createNamespacedPersistentVolumeClaim({
     namespace,
     body: {
-      metadata: { name: `${name}-state` },
+      metadata: { name: claim },
       spec: { accessModes: ["ReadWriteOnce"], storageClassName: storageClass, resources: { requests: { storage: "64Mi" } } },
     },
   });
+}
+
+/** A bare pod of the session workload on `claim`: the kubelet swaps its image in place when containers[0].image is patched. */
+export async function createBarePod(cluster: Cluster, name: string, claim: string, image: string, namespace: string): Promise<void> {
   await cluster.core.createNamespacedPod({
     namespace,
     body: {
       metadata: { name, labels: { app: name, [LABELS.managed]: "bench" } },
-      spec: sessionPodSpec(name, image, [{ name: "state", persistentVolumeClaim: { claimName: `${name}-state` } }]),
+      spec: sessionPodSpec(name, image, [{ name: "state", persistentVolumeClaim: { claimName: claim } }]),
     },
   });
 }
