@@ -56,6 +56,8 @@ interface PodEvent {
   running: boolean;
   ready: boolean;
   deleting: boolean;
+  /** reseat's readiness gate opened (it saw the pod serve). */
+  marked: boolean;
   podIP?: string;
   /** When this process received it (for the informational timeline only: never asserted). */
   at: number;
@@ -110,6 +112,7 @@ async function observeHandover(
         running: pod.status?.phase === "Running",
         ready: pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false,
         deleting: !!pod.metadata?.deletionTimestamp || _phase === "DELETED",
+        marked: pod.status?.conditions?.some((c) => c.type === SERVING_CONDITION && c.status === "True") ?? false,
         podIP: pod.status?.podIP,
         at: Date.now(),
       };
@@ -331,9 +334,12 @@ describe("a processing element on Kubernetes with handover standby", () => {
       expect(oldDeleting, JSON.stringify(events)).toBeGreaterThan(newRunning);
       expect(newReady, JSON.stringify(events)).toBeGreaterThan(oldDeleting);
       const [deletingAt, readyAt] = [events[oldDeleting]!.at, events[newReady]!.at];
+      const oldGone = events.find((e) => e.name === g1.executableName && !e.running && e.deleting)?.at;
+      const markedAt = events.find((e) => e.name === newPod && e.marked)?.at;
       console.log(
-        `standby hand-over on Kubernetes without a readinessProbe (watch-observed): old pod deleting -> new pod Ready ${readyAt - deletingAt} ms` +
-          (servingAt ? ` (serving after ${servingAt - deletingAt} ms; Ready ${readyAt - servingAt} ms later: reseat's mark after its stop is confirmed)` : ""),
+        `standby hand-over on Kubernetes without a readinessProbe (watch-observed, ms after the old pod's deletion): ` +
+          `new pod serving ${servingAt ? servingAt - deletingAt : "?"}, old pod reported stopped ${oldGone ? oldGone - deletingAt : "?"}, ` +
+          `gate opened ${markedAt ? markedAt - deletingAt : "?"}, Ready ${readyAt - deletingAt}`,
       );
     } finally {
       await reseatCli(bare, "destroy").catch(() => undefined);
