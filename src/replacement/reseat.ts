@@ -179,17 +179,31 @@ async function converge(backend: Backend, desired: ExecutableDesired, options: R
   let readyAt = replacedAt;
   let oldStopped = !serving;
   try {
-    if (serving) {
+    if (standby && serving) {
       lock.assertHeld();
-      await backend.stop(serving.id, desired.stop);
+      // The standby's take-over proves the old one let go (the kernel frees the lock at its exit), so it is
+      // awaited beside the engine's confirmation of the stop, not after it (the kubelet reports an exit up to
+      // a second late); the stop still settles before anything else happens.
+      const stopFailure = backend.stop(serving.id, desired.stop).then(settledOk, settledError); // handled from the start
       oldStopped = true;
+      const takeOverFailure = await awaitTakeOver(backend, desired, standby)
+        .then(() => backend.waitReady(id, desired))
+        .then(settledOk, settledError);
+      readyAt = new Date().toISOString(); // the gap ends here; what follows happens while the new one serves
+      if (takeOverFailure) {
+        await stopFailure;
+        throw takeOverFailure;
+      }
+      await tolerateStopFailure(backend, serving.id, await stopFailure);
       await faultPoint("after-stop");
-    }
-    if (standby) {
-      await awaitTakeOver(backend, desired, standby);
-      await backend.waitReady(id, desired);
       await recordTakenGeneration(backend, desired, generation, owner);
     } else {
+      if (serving) {
+        lock.assertHeld();
+        await backend.stop(serving.id, desired.stop);
+        oldStopped = true;
+        await faultPoint("after-stop");
+      }
       // Only now, with the old executable stopped: the volume's root (and, when it changes hands, all of it).
       if (owner) await backend.ownState(desired.volumeName, owner);
       await backend.recordGeneration({ peId: desired.peId, generation, volume: desired.volumeName, updatedAt: replacedAt }, owner);
@@ -197,8 +211,8 @@ async function converge(backend: Backend, desired: ExecutableDesired, options: R
       await backend.start(id);
       await faultPoint("after-start");
       await backend.waitReady(id, desired);
+      readyAt = new Date().toISOString(); // the gap ends here; what follows happens while the new one serves
     }
-    readyAt = new Date().toISOString(); // the gap ends here; what follows happens while the new one serves
     options.onReady?.();
   } catch (error) {
     const failure = error as Error;
@@ -220,3 +234,14 @@ async function converge(backend: Backend, desired: ExecutableDesired, options: R
   await backend.writeRevert(desired.volumeName, NO_REVERT, owner).catch(() => undefined);
   return { executableId: id, executableName: name, generation, host: await hostOf(backend, id), replacedAt, readyAt, adopted: false, retired, reverted: false };
 }
+
+/**
+ * A stop the engine did not confirm, once the standby took over: harmless when the old executable no longer
+ * runs (its process let go of the volume's lock, so it exited); otherwise the failure stands.
+ */
+async function tolerateStopFailure(backend: Backend, oldId: string, failure: Error | undefined): Promise<void> {
+  if (failure && (await backend.inspectExecutable(oldId).catch(() => undefined))?.running !== false) throw failure;
+}
+
+const settledOk = (): undefined => undefined;
+const settledError = (error: unknown): Error => error as Error;

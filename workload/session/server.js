@@ -4,8 +4,9 @@
 //
 // Started as a standby (RESEAT_STANDBY=1, the spec's handover "standby"), openState parks until the serving
 // writer lets go of the volume's lock. Meanwhile the service listens if its port is free (a pod has its own
-// address): /healthz answers 503 (not Ready: no traffic), /status the parked report, and any other request waits
-// for the state. Where the port is the old writer's (Docker's host network), it listens once it serves.
+// address): /healthz answers (the process is healthy; reseat's readiness gate keeps a parked pod out of Ready, so
+// a probe's period is not in the gap), /status the parked report, and any other request waits for the state.
+// Where the port is the old writer's (Docker's host network, or one network namespace), it listens once it serves.
 "use strict";
 const http = require("node:http");
 const { openState } = require("@reseat/state");
@@ -69,7 +70,7 @@ async function main() {
   const server = http.createServer(async (req, res) => {
     try {
       const url = new URL(req.url, "http://localhost");
-      if (!state && url.pathname === "/healthz") return reply(res, 503, { ok: false, phase: "parked", version, startedAt });
+      if (!state && url.pathname === "/healthz") return reply(res, 200, { ok: true, phase: "parked", version, startedAt });
       if (!state && url.pathname === "/status" && parked) return reply(res, 200, parked);
       state ??= await opening; // anything else waits for the state (never served by a parked standby)
       const match = /^\/sessions\/([^/]+)$/.exec(url.pathname);
