@@ -406,16 +406,15 @@ describe("the writer observer on session workloads run directly (two executables
       const res = await fetch(`http://127.0.0.1:${pe.port}/sessions/probe`, { method: "PUT", body: JSON.stringify({ n: 1 }) }).catch(() => undefined);
       return res && res.status !== 200 ? res : undefined;
     });
-    const refusedAt = Date.now();
     expect(refused.status).toBe(503);
     expect(await refused.text()).toMatch(/generation 1 is stale/);
     for (let probe = 0; probe < 20; probe++) {
       const res = await fetch(`http://127.0.0.1:${pe.port}/sessions/probe`, { method: "PUT", body: JSON.stringify({ n: probe }) });
       expect(res.status, "every write refused once fenced").toBe(503);
     }
-    // The client's writes too: none acknowledged once the fence refused one (its earlier ones were in flight at the pause).
-    expect(client.acks.filter((ack) => ack.at >= refusedAt)).toEqual([]);
-    expect(client.acks.length).toBeLessThanOrEqual(ackedWhilePaused + 4); // at most one in flight per client writer
+    // The client's writes too: acknowledged since the pause are at most those in flight at the pause, one per client
+    // writer (applied before it; their answers can come after the wake, even after the first refusal).
+    expect(client.acks.length).toBeLessThanOrEqual(ackedWhilePaused + 4);
     expect(writerLockHolders(pe.dir)).toEqual([old.pid]); // alive, it still holds the lock: the standby waits
     expect(readReports(pe.dir).parked.map((s) => s.generation)).toEqual([2]);
 
@@ -732,13 +731,29 @@ describe("on the local Kubernetes cluster: a pod force-deleted under write load,
     await cluster?.remove();
   });
 
-  /** The PE's one Ready pod that is not `except`, with its address. */
+  /**
+   * The PE's pod (not `except`) whose workload answers its readiness probe, with its address: ContainersReady, not the
+   * pod's Ready, which also waits for reseat's readiness gate (set by the routine after a take-over; the routine is
+   * held at a fault point in one case here). The writers talk to the pod's address directly.
+   */
   const readyPod = (except?: string) =>
-    pollFor("a Ready pod of the PE", 180, async () => {
+    pollFor("a pod of the PE with its workload ready", 180, async () => {
       const pod = (await podsOfPe(namespace, peId)).find(
-        (p) => p.metadata?.name !== except && !p.metadata?.deletionTimestamp && p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
+        (p) =>
+          p.metadata?.name !== except &&
+          !p.metadata?.deletionTimestamp &&
+          p.status?.conditions?.some((c) => c.type === "ContainersReady" && c.status === "True"),
       );
       return pod ? { name: pod.metadata!.name!, url: await podUrl(namespace, pod.metadata!.name!) } : undefined;
+    }).catch(async (error: Error) => {
+      // What the pods say, for the failure's message.
+      const pods = await kubectl("-n", namespace, "get", "pods", "-o", "wide").catch((e: Error) => e.message);
+      const logs = await Promise.all(
+        (await podsOfPe(namespace, peId)).map(
+          async (p) => `--- ${p.metadata?.name}\n${await kubectl("-n", namespace, "logs", p.metadata!.name!, "--tail=20").catch((e: Error) => e.message)}`,
+        ),
+      );
+      throw new Error(`${error.message}\n${pods}\n${logs.join("\n")}`);
     });
 
   const acks: Ack[] = [];
