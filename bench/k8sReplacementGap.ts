@@ -52,7 +52,7 @@ interface Phases {
   oldDeleted: number | null;
   newBound: number | null;
   newRunning: number | null;
-  /** The new pod's workload first answered /healthz 200 on its address (asked here every 10 ms): before the kubelet's probe says Ready. */
+  /** The new pod's workload first said it serves (/status, asked on its address every 10 ms): before Ready, the kubelet's and the API server's part. */
   newAnswering: number | null;
   newReady: number | null;
 }
@@ -78,7 +78,7 @@ class PodTimeline {
   /** The new pod bound to a node (scheduled), and its container running. */
   readonly boundAt = new Map<string, number>();
   readonly runningAt = new Map<string, number>();
-  /** When each pod's workload first answered /healthz with 200 (asked directly on the pod's address). */
+  /** When each pod's workload first said it serves (/status phase not "parked", asked directly on the pod's address). */
   readonly answeringAt = new Map<string, number>();
   private readonly asking = new Set<string>();
   readonly podOf = new Map<string, string>();
@@ -116,14 +116,15 @@ class PodTimeline {
 
   private stopped = false;
 
-  /** Asks the pod's /healthz every 10 ms until it answers 200, the pod is going, or the timeline stops. */
+  /** Asks the pod's /status every 10 ms until it says it serves, the pod is going, or the timeline stops. */
   private async askUntilAnswering(uid: string, ip: string): Promise<void> {
     this.asking.add(uid);
     while (!this.stopped && !this.deletingAt.has(uid) && !this.deletedAt.has(uid)) {
       try {
-        const res = await fetch(`http://${ip}:${PORT}/healthz`, { signal: AbortSignal.timeout(500) });
-        await res.arrayBuffer();
-        if (res.status === 200) {
+        // Its status, not /healthz: a parked standby answers /healthz (reseat's readiness gate keeps it out of Ready).
+        const res = await fetch(`http://${ip}:${PORT}/status`, { signal: AbortSignal.timeout(500) });
+        const status = (await res.json().catch(() => ({}))) as { phase?: string };
+        if (res.status === 200 && status.phase !== "parked") {
           this.answeringAt.set(uid, performance.timeOrigin + performance.now());
           return;
         }
