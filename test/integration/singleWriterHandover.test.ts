@@ -647,65 +647,62 @@ describe("the standby hand-over by reseat under faults (real Pulumi CLI), observ
 
 // (d) A Docker Engine restart in the middle of the hand-over. The engine is one this test owns (a dockerd of its
 // own, test/support/remoteEngines/testEngine.ts, as engineRestart.test.ts does): the machine's engine is never
-// touched. Heavy on a shared 2-core machine (a second dockerd and containerd), so it runs only when asked for:
-// RESEAT_ENGINE_RESTART_TESTS=1 (otherwise it is not defined at all, rather than reported as skipped).
-if (process.env.RESEAT_ENGINE_RESTART_TESTS === "1") {
-  describe("the standby hand-over across an engine restart (a dockerd of the test's own), observed", () => {
-    const peId = `${RUN}-restart`;
-    let engine: TestEngine;
-    let project: Project;
-    let port = 0;
-    let release = 0;
+// touched (~40 s: a second dockerd and containerd).
+describe("the standby hand-over across an engine restart (a dockerd of the test's own), observed", () => {
+  const peId = `${RUN}-restart`;
+  let engine: TestEngine;
+  let project: Project;
+  let port = 0;
+  let release = 0;
 
-    const spec = () =>
-      sessionSpec(peId, port, {
-        handover: "standby",
-        env: { PORT: String(port), RELEASE: String(release) },
-        docker: { host: engine.unixHost },
-        commitInterval: "10m",
-        stop: { graceSeconds: 3 },
-      });
-
-    beforeAll(async () => {
-      engine = await TestEngine.start();
-      await engine.loadImages([IMAGE]);
-      port = await freePort();
-      release = 1;
-      project = makeProject("single-writer-restart", [spec()]);
-      await mustSucceed(project, "up");
-    });
-    afterAll(async () => {
-      await engine?.destroy();
+  const spec = () =>
+    sessionSpec(peId, port, {
+      handover: "standby",
+      env: { PORT: String(port), RELEASE: String(release) },
+      docker: { host: engine.unixHost },
+      commitInterval: "10m",
+      stop: { graceSeconds: 3 },
     });
 
-    it("the engine stops (and with it both executables) while the standby is parked, and starts again: never two writers, every acknowledged write kept", async () => {
-      const remote = new Dockerode({ socketPath: engine.socket });
-      const dir = await dockerVolumeDir(`reseat-${peId}-state`, remote);
-      const client = startPersistentWriters(port, 4, "restart");
-      await until("writes acknowledged", () => (client.acks.length >= 50 ? true : undefined));
-      const sampler = await startWriterSampler(dir);
-      try {
-        release++;
-        setSpecs(project, [spec()]);
-        const up = reseatCli(project, "up");
-        await until("the successor parked", () => (readReports(dir).parked.length > 0 ? true : undefined), 120_000);
-        await engine.stop(); // dockerd's shutdown stops every container: the old writer's final commit, the standby
-        await up; // fails (the engine went away) or not: the next up converges
-        await engine.start();
-        await reseatCli(project, "cancel"); // nothing to cancel when the up ended by itself
-        await mustSucceed(project, "up", "--refresh");
-        const acked = client.acks.length;
-        await until("writes acknowledged after the restart", () => (client.acks.length > acked + 20 ? true : undefined));
-      } finally {
-        await client.stop();
-      }
-      const report = await sampler.stop();
-      expectSingleWriter(report);
-      await expectAllAcknowledged({ port } as Pe, client.acks);
-      expect((await remote.listContainers({ filters: { label: [`io.reseat.pe-id=${peId}`] } })).length).toBe(1);
-    });
+  beforeAll(async () => {
+    engine = await TestEngine.start();
+    await engine.loadImages([IMAGE]);
+    port = await freePort();
+    release = 1;
+    project = makeProject("single-writer-restart", [spec()]);
+    await mustSucceed(project, "up");
   });
-}
+  afterAll(async () => {
+    await engine?.destroy();
+  });
+
+  it("the engine stops (and with it both executables) while the standby is parked, and starts again: never two writers, every acknowledged write kept", async () => {
+    const remote = new Dockerode({ socketPath: engine.socket });
+    const dir = await dockerVolumeDir(`reseat-${peId}-state`, remote);
+    const client = startPersistentWriters(port, 4, "restart");
+    await until("writes acknowledged", () => (client.acks.length >= 50 ? true : undefined));
+    const sampler = await startWriterSampler(dir);
+    try {
+      release++;
+      setSpecs(project, [spec()]);
+      const up = reseatCli(project, "up");
+      await until("the successor parked", () => (readReports(dir).parked.length > 0 ? true : undefined), 120_000);
+      await engine.stop(); // dockerd's shutdown stops every container: the old writer's final commit, the standby
+      await up; // fails (the engine went away) or not: the next up converges
+      await engine.start();
+      await reseatCli(project, "cancel"); // nothing to cancel when the up ended by itself
+      await mustSucceed(project, "up", "--refresh");
+      const acked = client.acks.length;
+      await until("writes acknowledged after the restart", () => (client.acks.length > acked + 20 ? true : undefined));
+    } finally {
+      await client.stop();
+    }
+    const report = await sampler.stop();
+    expectSingleWriter(report);
+    await expectAllAcknowledged({ port } as Pe, client.acks);
+    expect((await remote.listContainers({ filters: { label: [`io.reseat.pe-id=${peId}`] } })).length).toBe(1);
+  });
+});
 
 // Issue 22, paragraph 2: after `kubectl delete pod --force --grace-period=0` under write load, the force-deleted
 // pod's workload kept running (and acknowledging writes) while its successor's already ran on the same claim. With
