@@ -19,6 +19,7 @@ import * as path from "node:path";
 import * as k8s from "@kubernetes/client-node";
 import { PROJECT_ROOT } from "../src/automation/stack";
 import { LABELS } from "../src/backend/backend";
+import { SERVING_CONDITION } from "../src/backend/kubernetes/objects";
 import { createBareClaim, createBarePod, k8sSessionPeSpec, sessionStatefulSet } from "./k8sSession";
 import { type CaseResult, median, percentile, result, round, writeResult } from "./results";
 import { standbyAvailable } from "./replacementGap";
@@ -52,6 +53,8 @@ interface Phases {
   oldDeleted: number | null;
   newBound: number | null;
   newRunning: number | null;
+  /** A standby pod's readiness gate opened (reseat's condition True on the pod: it saw the workload serve). */
+  gateOpen: number | null;
   /** The new pod's workload first said it serves (/status, asked on its address every 10 ms): before Ready, the kubelet's and the API server's part. */
   newAnswering: number | null;
   newReady: number | null;
@@ -59,7 +62,7 @@ interface Phases {
 
 /** Per phase, the median over runs (nulls left out). */
 function medianPhases(runs: Phases[]): Record<keyof Phases, number | null> {
-  const keys = ["oldStopped", "oldDeleted", "newBound", "newRunning", "newAnswering", "newReady"] as const;
+  const keys = ["oldStopped", "oldDeleted", "newBound", "newRunning", "newAnswering", "gateOpen", "newReady"] as const;
   return Object.fromEntries(
     keys.map((key) => {
       const values = runs.map((r) => r[key]).filter((v): v is number => v !== null);
@@ -81,6 +84,8 @@ class PodTimeline {
   /** When each pod's workload first said it serves (/status phase not "parked", asked directly on the pod's address). */
   readonly answeringAt = new Map<string, number>();
   private readonly asking = new Set<string>();
+  /** When reseat's serving condition (a standby's readiness gate) was first seen True on each pod. */
+  readonly gateOpenAt = new Map<string, number>();
   readonly podOf = new Map<string, string>();
   /** Every report of a pod Ready with its container ready, and on which image (the in-place swap keeps the pod). */
   readonly readyOnImage: { uid: string; image: string; at: number }[] = [];
@@ -100,6 +105,8 @@ class PodTimeline {
         if (pod.spec?.nodeName && !pod.spec.schedulingGates?.length && !this.boundAt.has(uid)) this.boundAt.set(uid, now);
         if (pod.status?.containerStatuses?.some((c) => c.state?.running) && !this.runningAt.has(uid)) this.runningAt.set(uid, now);
         const ready = pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True");
+        if (pod.status?.conditions?.some((c) => c.type === SERVING_CONDITION && c.status === "True") && !this.gateOpenAt.has(uid))
+          this.gateOpenAt.set(uid, now);
         if (ready && !this.readyAt.has(uid)) this.readyAt.set(uid, now);
         if (pod.status?.podIP && !pod.metadata?.deletionTimestamp && !this.asking.has(uid)) void this.askUntilAnswering(uid, pod.status.podIP);
         const container = pod.status?.containerStatuses?.[0];
@@ -145,6 +152,7 @@ class PodTimeline {
       newBound: at(this.boundAt, newUid),
       newRunning: at(this.runningAt, newUid),
       newAnswering: at(this.answeringAt, newUid),
+      gateOpen: at(this.gateOpenAt, newUid),
       newReady: at(this.readyAt, newUid),
     };
   }
