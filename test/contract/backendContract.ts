@@ -108,6 +108,8 @@ export function defineBackendContract(engineName: string, setup: (prefix: string
       const problems: string[] = [];
       const attempt = (what: string, work: Promise<unknown>) => work.catch((error: Error) => problems.push(`${what}: ${error.message}`));
       for (const peId of peIds) for (const e of await backend.listExecutables(peId).catch(() => [])) await attempt(`remove ${e.name}`, backend.remove(e.id));
+      // A standby PE's network holder (Docker: it outlives executables; the routine's retire releases it).
+      for (const peId of peIds) if (backend.releasePeNetwork) await attempt(`release the network of ${peId}`, backend.releasePeNetwork(peId));
       for (const lease of leases) await attempt(`release lease ${lease.name}`, backend.releaseLease(lease));
       for (const volume of volumes) await attempt(`remove volume ${volume}`, backend.removeVolume(volume));
       await engine.teardown?.();
