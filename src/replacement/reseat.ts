@@ -210,6 +210,9 @@ async function converge(backend: Backend, desired: ExecutableDesired, options: R
       await lock.confirm();
       await backend.start(id);
       await faultPoint("after-start");
+      // A standby-handover workload with the volume to itself parks for a moment and takes the lock; it is ready
+      // once its status says it serves (its readiness endpoint may answer while it is parked or still opening).
+      if (desired.handover === "standby") await awaitTakeOver(backend, desired, { id, name, generation });
       await backend.waitReady(id, desired);
       readyAt = new Date().toISOString(); // the gap ends here; what follows happens while the new one serves
     }

@@ -70,7 +70,12 @@ async function main() {
   const server = http.createServer(async (req, res) => {
     try {
       const url = new URL(req.url, "http://localhost");
-      if (!state && url.pathname === "/healthz") return reply(res, 200, { ok: true, phase: "parked", version, startedAt });
+      // Healthy while parked (reseat's readiness gate, not this answer, keeps a parked pod out of Ready); not ready
+      // while the state is being opened (a restore from the store can take a while).
+      if (!state && url.pathname === "/healthz")
+        return parked
+          ? reply(res, 200, { ok: true, phase: "parked", version, startedAt })
+          : reply(res, 503, { ok: false, phase: "opening", version, startedAt });
       if (!state && url.pathname === "/status" && parked) return reply(res, 200, parked);
       state ??= await opening; // anything else waits for the state (never served by a parked standby)
       const match = /^\/sessions\/([^/]+)$/.exec(url.pathname);
