@@ -113,8 +113,12 @@ export async function awaitTakeOver(backend: Backend, desired: ExecutableDesired
       const status = await backend.readWorkloadStatus(desired.volumeName).catch(() => undefined);
       if (status?.phase === "serving" && !status.phaseUnrecorded && status.generation === standby.generation) return true;
       const now = await backend.inspectExecutable(standby.id);
+      // Just started and not yet running (Kubernetes: a pod being scheduled, its sandbox and container starting) has not exited.
+      if (now?.state === "pending") return undefined;
       if (!now?.running)
-        throw new Error(`executable ${standby.name} exited${now?.exitCode !== undefined ? ` with code ${now.exitCode}` : ""} before it took over the volume`);
+        throw new Error(
+          `executable ${standby.name} ${now?.state === "cannot-start" ? "cannot start" : `exited${now?.exitCode !== undefined ? ` with code ${now.exitCode}` : ""}`} before it took over the volume`,
+        );
       return undefined;
     },
   );
