@@ -27,6 +27,9 @@ NODES="node1 node2"
 # (local-only, like 127.x), added by `up` and removed by `down`. etcd listens on a 127.x address only.
 API_IP=10.244.0.1 API_PORT=6443 LOOPBACK_IP=127.0.10.1
 LOOPBACK_ADDRESSES="10.244.0.1 10.244.0.11 10.244.0.12"
+# A StatefulSet's rollingUpdate.maxUnavailable is off by default in 1.35: on, so the StatefulSet peer in
+# `npm run bench -- scale` may replace k pods at a time, as reseat's fleets do (a fair comparison).
+FEATURE_GATES="MaxUnavailableStatefulSet=true"
 NODE_ADDRESS_CIDR=10.244.0.0/24 POD_CIDR=10.244.0.0/16      # node subnets: 10.244.<N>.0/24 (scripts/cluster/node.sh)
 SERVICE_CIDR=10.97.0.0/24 SERVICE_IP_KUBERNETES=10.97.0.1
 CNI_BIN_DIR=/usr/lib/cni
@@ -91,7 +94,7 @@ config_hash() {
       node_healthz_port node_socket node_cgroup
     cat "$SCRIPTS/cluster/manifests.yaml"
     echo "$K8S_VERSION $PAUSE_REF $PROVISIONER_BIN $NODES $API_IP $API_PORT $LOOPBACK_IP $LOOPBACK_ADDRESSES"
-    echo "$NODE_ADDRESS_CIDR $POD_CIDR $SERVICE_CIDR $CNI_BIN_DIR"
+    echo "$NODE_ADDRESS_CIDR $POD_CIDR $SERVICE_CIDR $CNI_BIN_DIR $FEATURE_GATES"
   } | sha256sum | cut -c1-16
 }
 
@@ -180,7 +183,7 @@ start_control_plane() {
     --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
     --requestheader-extra-headers-prefix=X-Remote-Extra- \
     --proxy-client-cert-file="$PKI/front-proxy-client.crt" --proxy-client-key-file="$PKI/front-proxy-client.key" \
-    --allow-privileged=true --profiling=false --v=1
+    --allow-privileged=true --profiling=false --v=1 --feature-gates="$FEATURE_GATES"
   wait_for "the API server" 90 kubectl_admin get --raw /readyz
 
   start_daemon kube-controller-manager "$K8S_BIN/kube-controller-manager" \
@@ -190,7 +193,8 @@ start_control_plane() {
     --bind-address="$LOOPBACK_IP" --secure-port=10257 --leader-elect=false --cluster-name=reseat-local \
     --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
     --root-ca-file="$PKI/ca.crt" --service-account-private-key-file="$PKI/sa.key" \
-    --use-service-account-credentials=true --service-cluster-ip-range="$SERVICE_CIDR" --profiling=false --v=1
+    --use-service-account-credentials=true --service-cluster-ip-range="$SERVICE_CIDR" --profiling=false --v=1 \
+    --feature-gates="$FEATURE_GATES"
   start_daemon kube-scheduler "$K8S_BIN/kube-scheduler" \
     --kubeconfig="$STATE/scheduler.kubeconfig" \
     --authentication-kubeconfig="$STATE/scheduler.kubeconfig" \
