@@ -124,6 +124,18 @@ export interface VolumeInfo {
   createdAt?: string;
 }
 
+/**
+ * The records `reseat status` shows of one PE, read for many PEs at once (Backend.readStatusRecords).
+ * A record that does not decode is named in `corrupt` ("controller record", "revert record": its
+ * message) and left out, as the one-by-one reads report a RecordCorruptError.
+ */
+export interface PeStatusRecords {
+  workload?: WorkloadStatus;
+  controller?: ControllerRecord;
+  revert?: RevertRecord;
+  corrupt: Partial<Record<"controller record" | "revert record", string>>;
+}
+
 /** A running container on a volume, whoever owns it. */
 export interface VolumeHolder {
   id: string;
@@ -218,6 +230,14 @@ export interface Backend {
   writeControllerRecord(volumeName: string, record: ControllerRecord, owner?: FileOwner): Promise<void>;
   /** The workload's own status (its state library writes it); undefined when none is readable yet. */
   readWorkloadStatus(volumeName: string): Promise<WorkloadStatus | undefined>;
+  /**
+   * What `reseat status` shows of many PEs (by state volume), in a number of list calls that does not grow
+   * with their count, and at most `lanes` reads in flight (Kubernetes: one pod list and one record list,
+   * then each serving pod's status endpoint; without it, each PE's workload status would list every pod).
+   * A volume missing from the answer has none of these records. Absent: status reads them PE by PE,
+   * `lanes` PEs at a time (Docker and the fake keep them in files beside each volume: no list at all).
+   */
+  readStatusRecords?(volumeNames: string[], options: { lanes: number }): Promise<Map<string, PeStatusRecords>>;
   /**
    * The parked report of a standby executable of `generation` (phase "parked"): undefined until it parked,
    * and again once it serves (its report is gone; readWorkloadStatus then names it). Docker and the fake: the

@@ -1,10 +1,11 @@
 // `reseat status`: what runs on an engine, per PE, read fresh from the engine and the state volumes.
-import { Backend, ObservedExecutable } from "../backend/backend";
+import { Backend, ObservedExecutable, PeStatusRecords } from "../backend/backend";
 import { openBackend } from "../backend/open";
 import { commitOutputs, CommitOutputs, restoreFailure } from "../plan/commitStatus";
 import { CONTROLLER_LEASE, ControllerStatus, readControllerStatus } from "./watch";
-import { NO_REVERT, RecordCorruptError, type RevertRecord } from "@reseat/state/contract";
+import { NO_REVERT, RecordCorruptError } from "@reseat/state/contract";
 import { peLockName } from "../replacement/reseat";
+import { mapInLanes } from "../util/lanes";
 
 export interface PeStatus extends Omit<CommitOutputs, "commitStatusAt"> {
   peId: string;
@@ -14,6 +15,10 @@ export interface PeStatus extends Omit<CommitOutputs, "commitStatusAt"> {
   volume: string | null;
   restarts: number;
   controller: ControllerStatus["state"] | null;
+  /**
+   * The fleet or group the PE is a member of: "<name>" of its id "<name>-<ordinal>" (the engine records no
+   * more than the id; a PE named so by hand reads as a member too). Null for other ids.
+   */
   group: string | null;
   /** The last replacement failed and the previous spec serves again. */
   reverted: boolean;
@@ -50,29 +55,46 @@ export async function controllerPresence(backend: Backend = openBackend(undefine
   return { watching: age < 3 * lease.leaseMs, holder: lease.holder, renewedAt: lease.renewedAt || null };
 }
 
-export async function gatherStatus(backend: Backend = openBackend(undefined)): Promise<PeStatus[]> {
+/** How many PEs status reads at once: engine calls in flight, whatever the number of PEs. */
+export const STATUS_LANES = 8;
+
+/**
+ * Every PE on the engine (fleet and group members among them), read fresh. The engine is listed a fixed
+ * number of times whatever the number of PEs (executables, state volumes, and with readStatusRecords the
+ * records in bulk); what is per PE (a record, its lock lease, its workload's status) is read `lanes` PEs at a time.
+ */
+export async function gatherStatus(backend: Backend = openBackend(undefined), options: { lanes?: number } = {}): Promise<PeStatus[]> {
+  const lanes = options.lanes ?? STATUS_LANES;
   const executables = await backend.listExecutables();
   const volumes = await backend.listStateVolumes();
-  const peIds = new Set([...executables.map((e) => e.peId), ...volumes.map((v) => v.peId ?? "").filter(Boolean)]);
-  const rows: PeStatus[] = [];
-  for (const peId of [...peIds].sort()) {
-    const mine = executables.filter((e) => e.peId === peId).sort((a, b) => b.generation - a.generation);
+  const executablesOf = new Map<string, ObservedExecutable[]>();
+  for (const e of executables) executablesOf.set(e.peId, [...(executablesOf.get(e.peId) ?? []), e]);
+  const volumeOf = new Map<string, string>();
+  for (const v of volumes) if (v.peId && !volumeOf.has(v.peId)) volumeOf.set(v.peId, v.name);
+  const pes = [...new Set([...executablesOf.keys(), ...volumeOf.keys()])].sort().map((peId) => {
+    const mine = (executablesOf.get(peId) ?? []).sort((a, b) => b.generation - a.generation);
     const current: ObservedExecutable | undefined = mine.find((e) => e.running) ?? mine[0];
-    const volume = current?.volumeName ?? volumes.find((v) => v.peId === peId)?.name ?? null;
-    // The workload rewrites its status all the time: one caught mid-write reads as none, not as an error.
-    const workload = volume ? await backend.readWorkloadStatus(volume).catch(() => undefined) : undefined;
-    const recordErrors: string[] = [];
-    const parsedController = volume ? await readControllerStatus(backend, volume) : {};
-    if (parsedController.corrupt) recordErrors.push(`controller record: ${parsedController.corrupt}`);
-    const controller = parsedController.status;
-    const revert = volume ? await readRevert(backend, volume, recordErrors) : NO_REVERT;
+    return { peId, current, volume: current?.volumeName || volumeOf.get(peId) || null };
+  });
+  const bulk = backend.readStatusRecords
+    ? await backend.readStatusRecords(
+        pes.flatMap((pe) => (pe.volume ? [pe.volume] : [])),
+        { lanes },
+      )
+    : undefined;
+  const now = new Date();
+  return mapInLanes(pes, lanes, async ({ peId, current, volume }): Promise<PeStatus> => {
+    const records: PeStatusRecords = volume ? (bulk ? (bulk.get(volume) ?? { corrupt: {} }) : await recordsOneByOne(backend, volume)) : { corrupt: {} };
+    const recordErrors = Object.entries(records.corrupt).map(([what, message]) => `${what}: ${message}`);
     const lockHolder = await backend.readLease(peLockName(peId)).then(
       (lease) => lease?.holder || null,
       (error: Error) => (recordErrors.push(`lock lease ${peLockName(peId)}: ${error.message}`), null),
     );
-    const { commitStatusAt: _at, ...commits } = commitOutputs(workload, current?.generation ?? -1, new Date());
+    const { workload, controller } = records;
+    const revert = records.revert ?? NO_REVERT;
+    const { commitStatusAt: _at, ...commits } = commitOutputs(workload, current?.generation ?? -1, now);
     const restoreFailed = restoreFailure(workload, current?.generation ?? workload?.generation ?? -1);
-    rows.push({
+    return {
       peId,
       generation: current?.generation ?? null,
       executable: current?.name ?? null,
@@ -88,19 +110,24 @@ export async function gatherStatus(backend: Backend = openBackend(undefined)): P
       restoreFailed,
       lockHolder,
       recordErrors,
-    });
-  }
-  return rows;
+    };
+  });
 }
 
-/** The revert record; a corrupt one is reported for this PE and read as no revert. */
-async function readRevert(backend: Backend, volume: string, recordErrors: string[]): Promise<RevertRecord> {
-  try {
-    return (await backend.readRevert(volume)) ?? NO_REVERT;
-  } catch (error) {
-    if (error instanceof RecordCorruptError) recordErrors.push(`revert record: ${error.message}`);
-    return NO_REVERT;
-  }
+/**
+ * One PE's records, one read after the other (the engine has no bulk read): a corrupt one is named for
+ * this PE and read as none; the workload's status caught mid-write reads as none, not as an error.
+ */
+async function recordsOneByOne(backend: Backend, volume: string): Promise<PeStatusRecords> {
+  const corrupt: PeStatusRecords["corrupt"] = {};
+  const workload = await backend.readWorkloadStatus(volume).catch(() => undefined);
+  const controller = await readControllerStatus(backend, volume);
+  if (controller.corrupt) corrupt["controller record"] = controller.corrupt;
+  const revert = await backend.readRevert(volume).catch((error: Error) => {
+    if (error instanceof RecordCorruptError) corrupt["revert record"] = error.message;
+    return undefined;
+  });
+  return { workload, controller: controller.status, revert, corrupt };
 }
 
 /** Group members are named <group>-<ordinal>. */
@@ -110,9 +137,10 @@ function groupOf(peId: string): string | null {
 }
 
 export function formatStatusTable(rows: PeStatus[]): string {
-  const header = ["PE", "GEN", "STATE", "EXECUTABLE", "VOLUME", "LAST COMMIT", "LAG", "RESUMED", "RESTARTS"];
+  const header = ["PE", "FLEET/GROUP", "GEN", "STATE", "EXECUTABLE", "VOLUME", "LAST COMMIT", "LAG", "RESUMED", "RESTARTS"];
   const lines = rows.map((r) => [
     r.peId,
+    r.group ?? "-",
     String(r.generation ?? "-"),
     r.reverted ? `${r.state} (reverted: ${r.failedSpecHash} failed)` : r.controller === "failing" ? `${r.state} (failing)` : r.state,
     r.executable ?? "-",

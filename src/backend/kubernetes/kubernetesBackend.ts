@@ -26,6 +26,7 @@ import {
   LABELS,
   LeaseRecord,
   ObservedExecutable,
+  PeStatusRecords,
   VolumeClaim,
   VolumeHolder,
   VolumeInfo,
@@ -37,11 +38,13 @@ import {
   withSecretEnv,
 } from "../backend";
 import { RetryExhaustedError, poll } from "../../util/retry";
+import { mapInLanes } from "../../util/lanes";
 import { watchWithDeadlines } from "./apiDeadline";
 import {
   CONTROLLER_RECORD,
   CONTROL_RECORD,
   REVERT_RECORD,
+  RecordCorruptError,
   type ControlRecord,
   type ControllerRecord,
   type FileOwner,
@@ -459,6 +462,43 @@ export class KubernetesBackend implements Backend {
   async readWorkloadStatus(volumeName: string): Promise<WorkloadStatus | undefined> {
     const pods = (await this.core.listNamespacedPod({ namespace: this.namespace, labelSelector: `${LABELS.role}=executable` })).items;
     return readServingStatus(this.clients, this.namespace, pods, volumeName);
+  }
+
+  /**
+   * `reseat status` for many PEs: one pod list and one record list whatever their number, then each
+   * PE's serving pod asked through the proxy, `lanes` at a time (readWorkloadStatus lists every pod per PE).
+   */
+  async readStatusRecords(volumeNames: string[], options: { lanes: number }): Promise<Map<string, PeStatusRecords>> {
+    const [pods, records] = await Promise.all([
+      this.core.listNamespacedPod({ namespace: this.namespace, labelSelector: `${LABELS.role}=executable` }),
+      this.listRecords(),
+    ]);
+    const podsOnVolume = new Map<string, V1Pod[]>();
+    for (const pod of pods.items) {
+      const volume = pod.metadata?.annotations?.[LABELS.volume];
+      if (volume) podsOnVolume.set(volume, [...(podsOnVolume.get(volume) ?? []), pod]);
+    }
+    const recordByName = new Map(records.map((record) => [record.metadata?.name ?? "", record]));
+    const answer = new Map<string, PeStatusRecords>();
+    await mapInLanes(volumeNames, options.lanes, async (volumeName) => {
+      const data = recordByName.get(recordName(volumeName))?.data ?? {};
+      const corrupt: PeStatusRecords["corrupt"] = {};
+      const decoded = <T>(codec: RecordCodec<T>, key: string, what: keyof PeStatusRecords["corrupt"]): T | undefined => {
+        try {
+          return data[key] === undefined ? undefined : codec.decode(data[key]);
+        } catch (error) {
+          if (!(error instanceof RecordCorruptError)) throw error;
+          corrupt[what] = error.message;
+          return undefined;
+        }
+      };
+      const controller = decoded(CONTROLLER_RECORD, RECORD_KEYS.controller, "controller record");
+      const revert = decoded(REVERT_RECORD, RECORD_KEYS.revert, "revert record");
+      // The workload rewrites its status all the time: one that does not answer reads as none.
+      const workload = await readServingStatus(this.clients, this.namespace, podsOnVolume.get(volumeName) ?? [], volumeName).catch(() => undefined);
+      answer.set(volumeName, { workload, controller, revert, corrupt });
+    });
+    return answer;
   }
 
   /** The standby pod's own status endpoint (desired.kubernetes.status, through the pod proxy) saying parked for this generation. */

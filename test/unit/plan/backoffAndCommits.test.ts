@@ -88,7 +88,7 @@ describe("restore-failed", () => {
       recordErrors: [],
     };
     const table = formatStatusTable([row]);
-    expect(table.split("\n")[1]).toMatch(/^orders\s+5\s+restore-failed\s/);
+    expect(table.split("\n")[1]).toMatch(/^orders\s+-\s+5\s+restore-failed\s/);
     expect(table).toContain("orders: restore failed, refusing to start empty:\n  g1-s2.commit: sha256 does not match the record");
   });
 });
