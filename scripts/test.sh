@@ -17,15 +17,29 @@ bash scripts/postgres.sh start >&2
 # The local two-node Kubernetes cluster (built on first use, ~25 minutes on 2 cores; then seconds).
 bash scripts/cluster.sh up >&2
 mkdir -p .work
-report=".work/vitest-report.json"
-rm -f "$report"
+rm -f .work/vitest-report*.json
 status=0
-npx vitest run --reporter=default --reporter=json --outputFile="$report" "$@" || status=$?
-if [ -f "$report" ]; then
-  node -e '
-    const r = require(process.argv[1]);
-    const skipped = r.numPendingTests + r.numTodoTests;
-    console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
-  ' "$PWD/$report"
+if [ "$#" -gt 0 ]; then
+  # Picked files (or vitest options): one vitest process.
+  npx vitest run --reporter=default --reporter=json --outputFile=.work/vitest-report.json "$@" || status=$?
+else
+  # The whole suite in two lanes at once: the files on the Kubernetes cluster (vitest project
+  # "kubernetes") beside the rest; each lane runs one file at a time. The cluster lane's lines carry
+  # a "[kubernetes]" prefix; both reports are summed below.
+  npx vitest run --project kubernetes --reporter=default --reporter=json --outputFile=.work/vitest-report-kubernetes.json 2>&1 \
+    | sed -u 's/^/[kubernetes] /' &
+  cluster_lane=$!
+  npx vitest run --project unit --project integration --reporter=default --reporter=json --outputFile=.work/vitest-report.json || status=$?
+  wait "$cluster_lane" || status=1
+  # A lane that died before writing its report is a failure even if the other passed.
+  [ -f .work/vitest-report-kubernetes.json ] && [ -f .work/vitest-report.json ] || status=1
 fi
+node -e '
+  const fs = require("node:fs");
+  const reports = process.argv.slice(1).filter((f) => fs.existsSync(f)).map((f) => JSON.parse(fs.readFileSync(f, "utf8")));
+  if (!reports.length) process.exit(0);
+  const sum = (key) => reports.reduce((n, r) => n + r[key], 0);
+  const skipped = sum("numPendingTests") + sum("numTodoTests");
+  console.log(`tests: ${sum("numPassedTests")} passed, ${sum("numFailedTests")} failed` + (skipped ? `, ${skipped} skipped` : ""));
+' "$PWD/.work/vitest-report.json" "$PWD/.work/vitest-report-kubernetes.json"
 exit "$status"
