@@ -73,16 +73,9 @@ export async function startStandby(
       { what: `${standby.name} to park`, pauseMs: PARK_POLL_MS, deadlineMs: timeoutMs, exhausted: () => new Error(`it was not parked within ${timeoutMs} ms`) },
       async () => {
         const now = await backend.inspectExecutable(standby.id);
-        // A pod started but not yet running (Kubernetes: scheduled, sandbox and container starting) has not exited.
-        if (!now || (!now.running && now.state !== "pending"))
-          throw new Error(
-            !now
-              ? "it vanished before it parked"
-              : now.state === "cannot-start" // Kubernetes: its container waits for what waiting will not bring (a bad image)
-                ? "it cannot start"
-                : `it exited${now.exitCode !== undefined ? ` with code ${now.exitCode}` : ""} before it parked`,
-          );
-        if (!now.running) return undefined;
+        const gone = goneBefore(now, "it", "parked");
+        if (gone) throw new Error(gone);
+        if (!now?.running) return undefined;
         const report = await backend.readStandbyStatus(standby.id, desired, standby.generation);
         // A report older than this start is a leftover of an earlier attempt at the same generation.
         return report?.phase === "parked" && report.generation === standby.generation && !olderThan(report.updatedAt, now.startedAt) ? true : undefined;
@@ -112,13 +105,8 @@ export async function awaitTakeOver(backend: Backend, desired: ExecutableDesired
     async () => {
       const status = await backend.readWorkloadStatus(desired.volumeName).catch(() => undefined);
       if (status?.phase === "serving" && !status.phaseUnrecorded && status.generation === standby.generation) return true;
-      const now = await backend.inspectExecutable(standby.id);
-      // Just started and not yet running (Kubernetes: a pod being scheduled, its sandbox and container starting) has not exited.
-      if (now?.state === "pending") return undefined;
-      if (!now?.running)
-        throw new Error(
-          `executable ${standby.name} ${now?.state === "cannot-start" ? "cannot start" : `exited${now?.exitCode !== undefined ? ` with code ${now.exitCode}` : ""}`} before it took over the volume`,
-        );
+      const gone = goneBefore(await backend.inspectExecutable(standby.id), `executable ${standby.name}`, "took over the volume");
+      if (gone) throw new Error(gone);
       return undefined;
     },
   );
@@ -149,6 +137,19 @@ export async function isParked(backend: Backend, desired: ExecutableDesired, e: 
   if (desired.handover !== "standby" || !e.running) return false;
   const report = await backend.readStandbyStatus(e.id, desired, e.generation).catch(() => undefined);
   return report?.phase === "parked" && report.generation === e.generation && !olderThan(report.updatedAt, e.startedAt);
+}
+
+/**
+ * Why a started standby will never get to `what` — vanished, cannot start, exited — or undefined while it may
+ * still: running, or started and still pending (Kubernetes: a pod being scheduled, its sandbox and container
+ * starting), which has not exited.
+ */
+function goneBefore(now: ObservedExecutable | undefined, subject: string, what: string): string | undefined {
+  if (!now) return `${subject} vanished before it ${what}`;
+  if (now.running || now.state === "pending") return undefined;
+  // Kubernetes: its container waits for what waiting will not bring (a bad image).
+  if (now.state === "cannot-start") return `${subject} cannot start`;
+  return `${subject} exited${now.exitCode !== undefined ? ` with code ${now.exitCode}` : ""} before it ${what}`;
 }
 
 function standbyTimeoutMs(desired: ExecutableDesired): number {
