@@ -11,9 +11,9 @@ import { STATUS_RECORD, type WorkloadStatus } from "@reseat/state/contract";
 import { desiredFor, engineWithVolume } from "../replacement/fixtures";
 
 /** A fleet's members on the engine: "<fleet>-<ordinal>", each with its volume and a running executable. */
-async function fleetOn(backend: FakeBackend | undefined, fleet: string, replicas: number): Promise<FakeBackend> {
+async function fleetOn<B extends FakeBackend = FakeBackend>(backend: B | undefined, fleet: string, replicas: number): Promise<B> {
   const desired = Array.from({ length: replicas }, (_, ordinal) => desiredFor(`${fleet}-${ordinal}`));
-  const engine = backend ?? (await engineWithVolume(...desired));
+  const engine = backend ?? ((await engineWithVolume(...desired)) as B);
   if (backend) for (const d of desired) await engine.claimVolume({ name: d.volumeName, driver: "local", peId: d.peId, owner: d.owner! });
   for (const d of desired) await reseat(engine, d, { holder: "pulumi" });
   return engine;
@@ -29,7 +29,7 @@ function reports(backend: FakeBackend, peId: string, at: string, seq = 5, commit
     resumedSeq: 0,
     seq,
     commitIntervalMs: 1000,
-    lastCommit: { seq: committed, at, bytes: 42 },
+    lastCommit: { seq: committed, at, bytes: 42, sha256: "0".repeat(64), generation: 1 },
     lastCommitError: null,
     lastCommitAttemptAt: at,
     restoreFailed: null,
