@@ -56,10 +56,23 @@ export async function openState(options: OpenStateOptions = {}): Promise<StateHa
  */
 async function takeWriterLock(paths: StatePaths, config: ResolvedConfig, onParked: OpenStateOptions["onParked"]): Promise<WriterLock> {
   if (!config.standby) return WriterLock.acquire(paths.lockFile, { pollMs: config.lockPollMs, timeoutMs: config.lockTimeoutMs });
-  const parked: StateStatus = {
+  const parked = await notStartedStatus(paths, config, "parked", null);
+  await writeStatus(paths.standbyStatusFile(config.generation), parked);
+  onParked?.(parked);
+  return WriterLock.acquire(paths.lockFile, { pollMs: config.lockPollMs });
+}
+
+/** A status before any state is open: a standby's parked report, or a writer's refusal to start empty. */
+async function notStartedStatus(
+  paths: StatePaths,
+  config: ResolvedConfig,
+  phase: StateStatus["phase"],
+  restoreFailed: StateStatus["restoreFailed"],
+): Promise<StateStatus> {
+  return {
     peId: config.peId,
     generation: config.generation,
-    phase: "parked",
+    phase,
     resumedFrom: null,
     resumedSeq: 0,
     seq: 0,
@@ -67,12 +80,9 @@ async function takeWriterLock(paths: StatePaths, config: ResolvedConfig, onParke
     lastCommit: null,
     lastCommitError: null,
     lastCommitAttemptAt: null,
-    restoreFailed: null,
+    restoreFailed,
     updatedAt: new Date().toISOString(),
   };
-  await writeStatus(paths.standbyStatusFile(config.generation), parked);
-  onParked?.(parked);
-  return WriterLock.acquire(paths.lockFile, { pollMs: config.lockPollMs });
 }
 
 /** Open the state, holding the writer lock: the start-up of a writer (see openState). */
@@ -154,20 +164,8 @@ async function establishLocalState(paths: StatePaths, config: ResolvedConfig): P
   const restoreFailed = outcome.failures.length > 0 ? { reasons: outcome.failures, at: new Date().toISOString() } : null;
   if (restoreFailed && !config.allowEmptyStart) {
     const error = new RestoreFailedError(restoreFailed.reasons);
-    await writeStatus(paths.statusFile, {
-      peId: config.peId,
-      generation: config.generation,
-      phase: "serving", // the writer's own status file: it held the lock and refused to start
-      resumedFrom: null,
-      resumedSeq: 0,
-      seq: 0,
-      commitIntervalMs: (await readControlInterval(paths.controlFile)) ?? config.fallbackIntervalMs,
-      lastCommit: null,
-      lastCommitError: null,
-      lastCommitAttemptAt: null,
-      restoreFailed,
-      updatedAt: new Date().toISOString(),
-    }).catch(() => undefined);
+    // The writer's own status file ("serving": it held the lock) saying it refused to start.
+    await writeStatus(paths.statusFile, await notStartedStatus(paths, config, "serving", restoreFailed)).catch(() => undefined);
     throw error;
   }
   if (restoreFailed) process.stderr.write(`reseat state: starting empty as allowed; ${new RestoreFailedError(restoreFailed.reasons).message}\n`);
