@@ -15,9 +15,14 @@ import { workloadOwner } from "./prepare";
 /** How long a standby may take to park, or to serve once the old one is gone, when the spec gives no readiness timeout. */
 export const DEFAULT_STANDBY_TIMEOUT_MS = 60_000;
 
-/** Parking is off the critical path: a modest pace. The take-over is the gap itself: a tight one. */
+/**
+ * Parking is off the critical path: a modest pace. The take-over is the gap itself: a tight one while a
+ * hand-over normally completes, then the modest one (a first start restoring from the store, or a slow
+ * engine, would otherwise cost hundreds of engine calls a second, per PE rolling).
+ */
 const PARK_POLL_MS = 20;
 const TAKE_OVER_POLL_MS = 3;
+const TIGHT_TAKE_OVER_POLLS = 100;
 
 export type HandoverChoice = { kind: "standby" } | { kind: "staged"; why?: string };
 
@@ -98,7 +103,7 @@ export async function awaitTakeOver(backend: Backend, desired: ExecutableDesired
   await poll(
     {
       what: `${standby.name} to take over the volume`,
-      pauseMs: TAKE_OVER_POLL_MS,
+      pauseMs: (n) => (n < TIGHT_TAKE_OVER_POLLS ? TAKE_OVER_POLL_MS : PARK_POLL_MS),
       deadlineMs: timeoutMs,
       exhausted: () => new Error(`executable ${standby.name} did not serve within ${timeoutMs} ms of the old one's stop`),
     },
