@@ -8,7 +8,9 @@ import * as pulumi from "@pulumi/pulumi";
 import { Fleet } from "../src/provider/fleet";
 import type * as FleetRuntime from "../src/provider/fleetRuntime";
 import { parseFleet, FleetMemberState } from "../src/plan/fleetPlan";
-import { GroupInputs, GroupSpec, parseGroupInputs } from "../src/schema/group";
+import { GroupInputs, GroupSpec, parseGroupInputs, withGroupFieldsChecked } from "../src/schema/group";
+import { SpecError } from "../src/schema/processingElement";
+import { declareFleetInProgram } from "../src/schema/uniqueness";
 import { containsDeferred } from "../src/schema/inputs";
 import type { ProcessingElementGroupArgs } from "./processingElementGroup";
 import { secretEnvOf, splitReplacementOptions } from "./processingElement";
@@ -20,7 +22,10 @@ export type ProcessingElementFleetArgs = ProcessingElementGroupArgs;
 /** Validates a fleet spec the way the component does; throws SpecError naming every bad field. */
 export function validateProcessingElementFleet(name: string, args: unknown): GroupSpec {
   const raw = (args && typeof args === "object" ? args : {}) as Partial<ProcessingElementFleetArgs>;
-  return parseFleet({ name, replicas: raw.replicas as number, template: raw.template as Record<string, unknown>, rollout: (raw.rollout ?? {}) as never });
+  // The known fields are picked out: a misspelled one beside them is refused, not dropped.
+  return withGroupFieldsChecked(args, `fleet "${name}"`, () =>
+    parseFleet({ name, replicas: raw.replicas as number, template: raw.template as Record<string, unknown>, rollout: (raw.rollout ?? {}) as never }),
+  );
 }
 
 export class ProcessingElementFleet extends pulumi.ComponentResource {
@@ -39,8 +44,15 @@ export class ProcessingElementFleet extends pulumi.ComponentResource {
     const raw = (args && typeof args === "object" ? args : {}) as Partial<ProcessingElementFleetArgs>;
     const deferred = containsDeferred(raw.template);
     const spec: GroupInputs = deferred
-      ? parseGroupInputs({ name, replicas: raw.replicas, template: raw.template, rollout: raw.rollout ?? {} }, `fleet "${name}"`, (value) => value)
+      ? withGroupFieldsChecked(args, `fleet "${name}"`, () =>
+          parseGroupInputs({ name, replicas: raw.replicas, template: raw.template, rollout: raw.rollout ?? {} }, `fleet "${name}"`, (value) => value),
+        )
       : validateProcessingElementFleet(name, args);
+    // Its members are the program's PEs too: a ProcessingElement "<name>-1" beside it is refused (same
+    // peId, same state volume), now for the members known now, else once the template resolves.
+    const knownMembers = spec.members.filter((m): m is typeof m & { spec: NonNullable<typeof m.spec> } => m.spec !== undefined);
+    const duplicates = declareFleetInProgram(name, knownMembers);
+    if (duplicates.length) throw new SpecError(`fleet "${name}"`, duplicates);
     // replaceOnChanges, replacementTrigger, replaceWith: the Fleet resource takes them.
     const { own, replacement } = splitReplacementOptions(opts);
     super(PROCESSING_ELEMENT_FLEET_TYPE, name, {}, own);
@@ -58,7 +70,14 @@ export class ProcessingElementFleet extends pulumi.ComponentResource {
       ...(secretEnv ? { secretEnv } : {}),
     };
     const resolvedFields = pulumi.output(fields);
-    const validated = deferred ? resolvedFields.apply((resolved) => (parseFleet(resolved), true)) : undefined;
+    const validated = deferred
+      ? resolvedFields.apply((resolved) => {
+          const declaredNow = new Set(knownMembers.map((m) => m.ordinal));
+          const later = declareFleetInProgram(name, parseFleet(resolved).members.filter((m) => !declaredNow.has(m.ordinal)));
+          if (later.length) throw new SpecError(`fleet "${name}"`, later);
+          return true;
+        })
+      : undefined;
     this.fleet = new Fleet(
       `${name}-fleet`,
       fields,

@@ -20,13 +20,16 @@ export const MAX_REPLICAS = 1000;
 
 const count = (what: string) => z.number({ error: `expected a whole number of ${what}` }).int(`expected a whole number of ${what}`);
 
+/** What maxUnavailable may be, said in every message about it (the upper bound needs replicas: see expandGroup). */
+export const MAX_UNAVAILABLE_BOUNDS = 'a whole number of members from 1 to replicas, or a percentage of replicas from "1%" to "100%"';
+
 const maxUnavailable = z.union(
   [
-    count("members").min(1, "expected at least 1 member (a rollout must make progress)"),
-    z.string().regex(/^(?:100|[1-9]?[0-9])%$/, 'expected a percentage such as "25%"'),
+    count("members").min(1, `expected at least 1 member (a rollout must make progress): ${MAX_UNAVAILABLE_BOUNDS}`),
+    z.string().regex(/^(?:100|[1-9][0-9]?)%$/, `expected ${MAX_UNAVAILABLE_BOUNDS} (rounded down, at least 1 member)`),
   ],
   {
-    error: 'expected a number of members (at least 1) or a percentage such as "25%"',
+    error: `expected ${MAX_UNAVAILABLE_BOUNDS}`,
   },
 );
 
@@ -127,6 +130,37 @@ export function parseGroupInputs(input: unknown, subject: string | undefined, in
   return expandGroup(input, subject, inTemplate);
 }
 
+/** A group's or fleet's own fields (the rest of a spec is its template's), strict as the template's and rollout's fields are. */
+const groupFieldsSchema = z.strictObject({ name: z.unknown(), replicas: z.unknown(), template: z.unknown(), rollout: z.unknown() });
+
+/**
+ * Unknown fields at a group's or fleet's top level, named as unknown fields inside `template` and
+ * `rollout` are. For callers that pick the known fields out of a program's args (a fleet) and would
+ * otherwise drop a misspelled one without a word.
+ */
+export function unknownGroupFields(args: unknown): Problem[] {
+  const parsed = groupFieldsSchema.safeParse(args);
+  if (parsed.success) return [];
+  return parsed.error.issues.filter((issue) => issue.code === "unrecognized_keys").map((issue) => problemOf(issue, args, "group"));
+}
+
+/**
+ * Runs `parse` (a group's or fleet's validation) and adds the args' unknown top-level fields to its
+ * problems: one SpecError naming every bad field.
+ */
+export function withGroupFieldsChecked<T>(args: unknown, subject: string, parse: () => T): T {
+  const unknown = unknownGroupFields(args);
+  let parsed: T;
+  try {
+    parsed = parse();
+  } catch (error) {
+    if (unknown.length && error instanceof SpecError) throw new SpecError(error.subject, [...unknown, ...error.problems]);
+    throw error;
+  }
+  if (unknown.length) throw new SpecError(subject, unknown);
+  return parsed;
+}
+
 /** Group fields that decide which resources are declared, and in which order. */
 const KNOWN_GROUP_FIELDS: Record<string, string> = {
   name: "it names every member",
@@ -170,6 +204,15 @@ function expandGroup(input: unknown, subject?: string, inTemplate?: DeferredInTe
         rollout: undefined,
       };
   const lastOrdinal = Math.max(group.replicas - 1, 0);
+  // A count above replicas is a typo or a stale value after a scale-down, not a wish: said, not clamped.
+  // (With replicas 0 nothing rolls: any value stays, for the scale back up.)
+  const requested = parsed.success ? parsed.data.rollout.maxUnavailable : undefined;
+  if (typeof requested === "number" && group.replicas > 0 && requested > group.replicas) {
+    problems.push({
+      field: "rollout.maxUnavailable",
+      expected: `expected at most replicas (${group.replicas}) members, got ${requested}: ${MAX_UNAVAILABLE_BOUNDS} (here 1 to ${group.replicas}, or "100%" for all at once)`,
+    });
+  }
   if (parsed.success && memberName(group.name, lastOrdinal).length > PE_ID_MAX) {
     problems.push({
       field: "name",
@@ -244,7 +287,7 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return !!value && typeof value === "object" && !Array.isArray(value);
 }
 
-interface Problem {
+export interface Problem {
   field: string;
   expected: string;
 }

@@ -28,7 +28,12 @@ export function findDuplicates(declared: DeclaredPe[]): DuplicateProblem[] {
     else seen.set(key, field);
   };
   for (const { subject, spec } of declared) {
-    claim(peIds, spec.peId, `${subject}.peId`, (first) => `expected a peId unique in the program; "${spec.peId}" is already used by ${first}`);
+    claim(
+      peIds,
+      spec.peId,
+      `${subject}.peId`,
+      (first) => `expected a peId unique in the program; "${spec.peId}" is already used by ${first.replace(/\.peId$/, "")}`,
+    );
     const volume = `${engineScope(spec)}|${volumeNameOf(spec)}`;
     claim(
       volumes,
@@ -71,4 +76,31 @@ export function declareInProgram(pe: DeclaredPe): DuplicateProblem[] {
   const problems = findDuplicates([...declaredInProgram, pe]);
   if (!problems.length) declaredInProgram.push(pe);
   return problems;
+}
+
+/**
+ * A fleet's members take part like PEs: a fleet "orders" and a ProcessingElement "orders-1" would be
+ * two owners of one peId and one state volume (the member's), and the fleet's rollout would displace
+ * the PE's executable (or the other way round) without a word. Declares every member, or none.
+ */
+export function declareFleetInProgram(fleet: string, members: { peId: string; spec: ProcessingElementSpec }[]): DuplicateProblem[] {
+  const declared = members.map((member) => ({ subject: fleetMemberSubject(fleet, member.peId), spec: member.spec }));
+  const problems = findDuplicates([...declaredInProgram, ...declared]);
+  if (!problems.length) declaredInProgram.push(...declared);
+  return problems.map((problem) => asFleetField(fleet, problem));
+}
+
+/** A member's colliding field as the fleet's own field: its peId comes from `name`, the rest from `template`. */
+function asFleetField(fleet: string, problem: DuplicateProblem): DuplicateProblem {
+  const prefix = `fleet "${fleet}" member `;
+  if (!problem.field.startsWith(prefix)) return problem;
+  const rest = problem.field.slice(prefix.length);
+  const dot = rest.indexOf(".");
+  const [peId, field] = [rest.slice(0, dot), rest.slice(dot + 1)];
+  return { field: field === "peId" ? "name" : `template.${field}`, expected: `member ${peId}: ${problem.expected}` };
+}
+
+/** How a collision names a fleet's member: `fleet "orders" member orders-1`. */
+export function fleetMemberSubject(fleet: string, peId: string): string {
+  return `fleet "${fleet}" member ${peId}`;
 }
