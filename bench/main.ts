@@ -10,6 +10,7 @@ import { benchReplacementGap, benchRevertTime } from "./replacementGap";
 import { benchResumeTime } from "./resumeTime";
 import { benchRolling } from "./rolling";
 import { benchScale } from "./scale";
+import { benchK8sScale } from "./scaleK8s";
 import { benchStandbyHandoff } from "./standbyHandoff";
 
 const metrics: Record<string, () => Promise<string>> = {
@@ -22,15 +23,16 @@ const metrics: Record<string, () => Promise<string>> = {
   resume_time: benchResumeTime,
   k8s_replacement_gap: benchK8sReplacementGap,
   scale: benchScale,
+  k8s_scale: benchK8sScale,
   first_run: benchFirstRun,
   standby_handoff: benchStandbyHandoff,
   handover_requests: benchHandoverRequests,
   bad_release_downtime: benchBadReleaseDowntime,
 };
 
-// `scale` runs the peers too (minutes at N = 100); `first_run` builds the whole toolchain from nothing
+// `scale` runs the peers too (minutes at N = 100; `k8s_scale` is its Kubernetes section alone); `first_run` builds the whole toolchain from nothing
 // (minutes, both cores); `standby_handoff` measures the state library alone (no engine): only when asked for by name.
-const ON_REQUEST_ONLY = new Set(["scale", "first_run", "standby_handoff"]);
+const ON_REQUEST_ONLY = new Set(["scale", "k8s_scale", "first_run", "standby_handoff"]);
 
 async function main(): Promise<void> {
   const requested = process.argv.slice(2);

@@ -22,7 +22,10 @@
 // RESEAT_BENCH_FLOOR_RUNS (default 7), RESEAT_BENCH_SCALE_HEALTH_INTERVAL_MS (Docker healthchecks of the
 // Docker peers, default 5000: 1 s overloads 2 cores at N = 100), RESEAT_BENCH_SCALE_PORT_BASE (reseat's members, default 28000),
 // RESEAT_BENCH_SCALE_PLAIN (0: no plain baseline for preview_N / noop_up_N),
-// RESEAT_BENCH_SCALE_BUDGET_MIN (optional: steps that would overrun it are recorded as not run, with why).
+// RESEAT_BENCH_SCALE_BUDGET_MIN (optional: steps that would overrun it are recorded as not run, with why),
+// RESEAT_BENCH_SCALE_SECTIONS (default docker,kubernetes): the Kubernetes section (fleet with
+// template.kubernetes vs a StatefulSet with maxUnavailable = k vs the API floor) is bench/scaleK8s.ts,
+// written to bench/results/k8s_scale.json (its own env there).
 // bench/results/scale.json is rewritten after every step, so that a cut-short run keeps what it measured.
 import { execFile } from "node:child_process";
 import * as fs from "node:fs";
@@ -60,6 +63,7 @@ import { composePeer } from "./scalePeers/compose";
 import { openTofuPeer } from "./scalePeers/openTofu";
 import { Peer, PeerContext, PeerRollout } from "./scalePeers/peer";
 import { statefulSetPeer } from "./scalePeers/statefulSet";
+import { benchK8sScale } from "./scaleK8s";
 
 const execFileAsync = promisify(execFile);
 const RUNS = Number(process.env.RESEAT_BENCH_RUNS ?? 3);
@@ -119,7 +123,22 @@ interface ReseatRollout {
   detail: Record<string, unknown>;
 }
 
+const SECTIONS = ["docker", "kubernetes"] as const;
+
 export async function benchScale(): Promise<string> {
+  const sections = (process.env.RESEAT_BENCH_SCALE_SECTIONS ?? SECTIONS.join(","))
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const s of sections)
+    if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`RESEAT_BENCH_SCALE_SECTIONS: expected names from ${SECTIONS.join(", ")}, got "${s}"`);
+  const written: string[] = [];
+  if (sections.includes("docker")) written.push(await benchScaleDocker());
+  if (sections.includes("kubernetes")) written.push(await benchK8sScale());
+  return written.join(", ");
+}
+
+async function benchScaleDocker(): Promise<string> {
   const ns = numbers("RESEAT_BENCH_SCALE_N", "10,100", 1, MAX_REPLICAS);
   const ks = numbers("RESEAT_BENCH_SCALE_C", "1,10", 1, MAX_REPLICAS);
   const designs = (process.env.RESEAT_BENCH_SCALE_DESIGNS ?? DESIGNS.join(","))
@@ -454,12 +473,12 @@ function percentileOf(values: number[], p: number): number {
 }
 
 /** The checkpoint file's size (the export's compact size where there is no file). */
-function storedBytes(checkpoint: { checkpointFileBytes: number | null; compactBytes: number }): number {
+export function storedBytes(checkpoint: { checkpointFileBytes: number | null; compactBytes: number }): number {
   return checkpoint.checkpointFileBytes ?? checkpoint.compactBytes;
 }
 
 /** `pulumi stack export` of the bench stack: its size, the checkpoint file's, and a breakdown per resource type. */
-async function checkpointSize(dir: string, n: number) {
+export async function checkpointSize(dir: string, n: number) {
   const { stdout } = await execFileAsync("pulumi", ["stack", "export", "--stack", "bench", "--cwd", dir, "--non-interactive"], {
     maxBuffer: 1 << 30,
     env: process.env,
