@@ -71,7 +71,7 @@ export async function gatherStatus(backend: Backend = openBackend(undefined), op
   for (const e of executables) executablesOf.set(e.peId, [...(executablesOf.get(e.peId) ?? []), e]);
   const volumeOf = new Map<string, string>();
   for (const v of volumes) if (v.peId && !volumeOf.has(v.peId)) volumeOf.set(v.peId, v.name);
-  const pes = [...new Set([...executablesOf.keys(), ...volumeOf.keys()])].sort().map((peId) => {
+  const pes = [...new Set([...executablesOf.keys(), ...volumeOf.keys()])].sort(byMemberOrder).map((peId) => {
     const mine = (executablesOf.get(peId) ?? []).sort((a, b) => b.generation - a.generation);
     const current: ObservedExecutable | undefined = mine.find((e) => e.running) ?? mine[0];
     return { peId, current, volume: current?.volumeName || volumeOf.get(peId) || null };
@@ -136,6 +136,39 @@ function groupOf(peId: string): string | null {
   return match ? match[1]! : null;
 }
 
+/** By id, a fleet's or group's members in ordinal order ("orders-2" before "orders-10"). */
+function byMemberOrder(a: string, b: string): number {
+  const member = (peId: string): [string, number] => {
+    const match = /^(.+)-(\d+)$/.exec(peId);
+    return match ? [match[1]!, Number(match[2])] : [peId, -1];
+  };
+  const [groupA, ordinalA] = member(a);
+  const [groupB, ordinalB] = member(b);
+  if (groupA !== groupB) return groupA < groupB ? -1 : 1;
+  return ordinalA - ordinalB || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+/**
+ * One line per fleet or group of more than one member, for a table of hundreds of rows: how many run,
+ * the generations they are at, and the largest commit lag (the member it is).
+ */
+export function groupSummaries(rows: PeStatus[]): string[] {
+  const groups = new Map<string, PeStatus[]>();
+  for (const row of rows) if (row.group) groups.set(row.group, [...(groups.get(row.group) ?? []), row]);
+  return [...groups]
+    .filter(([, members]) => members.length > 1)
+    .map(([group, members]) => {
+      const running = members.filter((m) => m.state === "running").length;
+      const generations = members.map((m) => m.generation).filter((g): g is number => g !== null);
+      const span = generations.length
+        ? `generation ${Math.min(...generations)}${Math.max(...generations) > Math.min(...generations) ? `..${Math.max(...generations)}` : ""}`
+        : "no generation";
+      const lagging = members.filter((m) => m.commitLagMs !== null).sort((x, y) => y.commitLagMs! - x.commitLagMs!)[0];
+      const lag = lagging ? `largest commit lag ${lagging.commitLagMs}ms (${lagging.peId})` : "no commit status";
+      return `${group}: ${members.length} members, ${running} running, ${span}, ${lag}`;
+    });
+}
+
 export function formatStatusTable(rows: PeStatus[]): string {
   const header = ["PE", "FLEET/GROUP", "GEN", "STATE", "EXECUTABLE", "VOLUME", "LAST COMMIT", "LAG", "RESUMED", "RESTARTS"];
   const lines = rows.map((r) => [
@@ -161,5 +194,6 @@ export function formatStatusTable(rows: PeStatus[]): string {
     ...(r.restoreFailed ? [`${r.peId}: restore failed, refusing to start empty:`, ...r.restoreFailed.map((reason) => `  ${reason}`)] : []),
     ...r.recordErrors.map((error) => `${r.peId}: unreadable record: ${error}`),
   ]);
-  return [...table, ...(reasons.length ? ["", ...reasons] : [])].join("\n");
+  const summaries = groupSummaries(rows);
+  return [...table, ...(summaries.length ? ["", ...summaries] : []), ...(reasons.length ? ["", ...reasons] : [])].join("\n");
 }

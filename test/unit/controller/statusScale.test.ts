@@ -87,6 +87,8 @@ describe("reseat status of a fleet", () => {
     const table = formatStatusTable(rows).split("\n");
     expect(table[0]).toMatch(/^PE\s+FLEET\/GROUP\s+GEN\s+STATE\s/);
     expect(table[2]).toMatch(/^orders-1\s+orders\s+1\s+running\s.*#3 .*\s\d+ms\s/);
+    // Under the table, one line per fleet: what runs, the generations, the member lagging most.
+    expect(table.slice(4)).toEqual(["", `orders: 3 members, 3 running, generation 1, largest commit lag ${rows[1]!.commitLagMs}ms (orders-1)`]);
   });
 
   it("N = 10 and N = 100: the same list calls, per-member reads growing with N only, at most STATUS_LANES in flight", async () => {
@@ -95,6 +97,8 @@ describe("reseat status of a fleet", () => {
     expect(ten.rows).toHaveLength(10);
     expect(hundred.rows).toHaveLength(100);
     expect(hundred.rows.every((r) => r.group === "large" && r.generation === 1 && r.state === "running")).toBe(true);
+    // In ordinal order ("large-2" before "large-10").
+    expect(hundred.rows.map((r) => r.peId)).toEqual(Array.from({ length: 100 }, (_, ordinal) => `large-${ordinal}`));
     // One executable list and one volume list, whatever N: never a list per member.
     expect(ten.byOperation.listExecutables).toBe(1);
     expect(ten.byOperation.listStateVolumes).toBe(1);
