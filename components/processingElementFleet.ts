@@ -3,7 +3,9 @@
 // where a group's per-member resources make Pulumi's checkpoint and step hand-offs the cost
 // (docs/scale.md). Same spec, same rollout rules (highest ordinal first, maxUnavailable members at
 // once, partition, the first failure stops the rollout and the failed member is reverted); each member
-// keeps its own state volume (kept on destroy and on scale-down), on a Docker engine.
+// keeps its own state volume (kept on destroy and on scale-down): on a Docker engine, or with
+// `template.kubernetes` on the cluster the kubeconfig reaches — there each member is a claim (made by the
+// fleet through the backend, no per-member Pulumi resource) and one pod per generation on its claim's node.
 import * as pulumi from "@pulumi/pulumi";
 import { Fleet } from "../src/provider/fleet";
 import type * as FleetRuntime from "../src/provider/fleetRuntime";

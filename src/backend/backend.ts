@@ -209,6 +209,11 @@ export interface Backend {
    * engine's record says who owns it. Returns what the engine holds; the caller compares owners.
    */
   claimVolume(claim: VolumeClaim): Promise<VolumeInfo & { created: boolean }>;
+  /**
+   * A PE's directory-store claim, made for its owner as claimVolume makes the state volume (Kubernetes: a
+   * claim of its own per PE; a fleet makes it through the seam). Absent: the engine's stores need none.
+   */
+  claimStoreVolume?(claim: VolumeClaim): Promise<VolumeInfo & { created: boolean }>;
   removeVolume(name: string): Promise<void>;
 
   // --- records: the contract's records of a PE, each kept natively by the engine (Docker: files beside

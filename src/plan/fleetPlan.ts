@@ -9,7 +9,7 @@
 import type { EngineTarget, ExecutableDesired, VolumeClaim } from "@reseat/state/contract";
 import { GroupMember, GroupSpec, parseGroup } from "../schema/group";
 import { SpecError } from "../schema/processingElement";
-import { executableDesired, engineTarget, volumeOwner } from "../schema/desired";
+import { executableDesired, engineTarget, storeClaimNameOf, volumeOwner } from "../schema/desired";
 import { volumeNameOf } from "../schema/processingElement";
 import { planRollout, RolloutPlan } from "./rollout";
 import { specHash } from "./executablePlan";
@@ -59,6 +59,8 @@ export interface FleetMemberPlan {
   peId: string;
   desired: ExecutableDesired;
   volume: VolumeClaim;
+  /** Kubernetes, directory store: the member's store claim (one per PE beside its state claim), claimed like the volume. */
+  storeVolume?: VolumeClaim;
   /** Ordinal < partition: keeps what it runs; created from the template only when it has nothing. */
   held: boolean;
   /** The settings the workload reads from its control file changed: rewrite it even when kept. */
@@ -66,11 +68,6 @@ export interface FleetMemberPlan {
 }
 
 const UNSUPPORTED_IN_FLEETS: { field: string; why: string; present: (spec: GroupMember["spec"]) => boolean }[] = [
-  {
-    field: "template.kubernetes",
-    why: "a fleet runs on Docker engines; on Kubernetes use ProcessingElementGroup (a claim and a pod per member)",
-    present: (s) => s.kubernetes !== undefined,
-  },
   {
     field: "template.persistentStore.kind",
     why: 'expected "none" or "directory" in a fleet (a PostgreSQL store needs a password secret per member: use ProcessingElementGroup)',
@@ -93,6 +90,13 @@ const UNSUPPORTED_IN_FLEETS: { field: string; why: string; present: (spec: Group
   },
 ];
 
+/** The fields that choose a member's engine: the same for every member (no placeholder in them). */
+const ONE_ENGINE_FIELDS: [string, (spec: GroupMember["spec"]) => unknown][] = [
+  ["template.docker.host", (s) => s.docker?.host],
+  ["template.kubernetes.namespace", (s) => s.kubernetes?.namespace],
+  ["template.kubernetes.context", (s) => s.kubernetes?.context],
+];
+
 /**
  * Validates a fleet's spec and expands its members: every problem of the group spec (parseGroup),
  * plus what a fleet does not do, each naming its field. Throws SpecError; pure.
@@ -107,9 +111,11 @@ export function parseFleet(
   for (const rule of UNSUPPORTED_IN_FLEETS) {
     if (group.members.some((m) => rule.present(m.spec))) problems.push({ field: rule.field, expected: rule.why });
   }
-  const engines = new Set(group.members.map((m) => JSON.stringify(engineTarget(m.spec))));
-  if (engines.size > 1)
-    problems.push({ field: "template.docker.host", expected: "expected one engine for every member of a fleet (no placeholder in docker.host)" });
+  // One engine per fleet: its one resource records one engine, reached once per call.
+  for (const [field, of] of ONE_ENGINE_FIELDS) {
+    if (new Set(group.members.map((m) => JSON.stringify(of(m.spec) ?? null))).size > 1)
+      problems.push({ field, expected: `expected one engine for every member of a fleet (no placeholder in ${field.slice("template.".length)})` });
+  }
   if (problems.length) throw new SpecError(subject, problems);
   return { ...group, engine: first ? engineTarget(first.spec) : { kind: "docker" } };
 }
@@ -134,7 +140,7 @@ export function planFleetMembers(news: FleetChecked, olds?: FleetChecked): { gro
       ordinal: member.ordinal,
       peId: member.peId,
       desired,
-      volume: { name: volumeNameOf(member.spec), driver: member.spec.volume.driver, peId: member.peId, owner },
+      ...memberClaims(member.spec, member.peId, owner),
       held: member.ordinal < group.rollout.partition,
       controlChanged: before !== undefined && before !== controlSettings(desired),
     };
@@ -146,6 +152,26 @@ export function planFleetMembers(news: FleetChecked, olds?: FleetChecked): { gro
     partition: group.rollout.partition,
   });
   return { group, rollout, members };
+}
+
+/**
+ * A member's claims: on Docker its state volume (the template's driver); on Kubernetes its state claim
+ * (the template's storageClassName and size, "" for the cluster's default class) and, with a directory
+ * store, its store claim — made by the fleet through the backend (no per-member Pulumi resource).
+ */
+export function memberClaims(spec: GroupMember["spec"], peId: string, owner: string): Pick<FleetMemberPlan, "volume" | "storeVolume"> {
+  const k8s = spec.kubernetes;
+  if (!k8s) return { volume: { name: volumeNameOf(spec), driver: spec.volume.driver, peId, owner } };
+  const volume = { name: volumeNameOf(spec), driver: k8s.storageClassName ?? "", peId, owner, size: k8s.size };
+  if (spec.persistentStore.kind !== "directory") return { volume };
+  const storeVolume = {
+    name: storeClaimNameOf(spec),
+    driver: k8s.store?.storageClassName ?? k8s.storageClassName ?? "",
+    peId,
+    owner,
+    size: k8s.store?.size ?? "1Gi",
+  };
+  return { volume, storeVolume };
 }
 
 /** The settings an in-place control update changes (what the control record carries), as a comparable key:

@@ -221,7 +221,9 @@ export async function deleteFleet(props: FleetState): Promise<void> {
   const spec = group.members[0]?.spec;
   if (spec && !spec.volume.retainOnDestroy) {
     await inLanes(members, LANES, async (member) => {
-      if (await engine.inspectVolume(member.volume.name)) await engine.removeVolume(member.volume.name);
+      for (const claim of [member.volume, member.storeVolume]) {
+        if (claim && (await engine.inspectVolume(claim.name))) await engine.removeVolume(claim.name);
+      }
     });
   }
 }

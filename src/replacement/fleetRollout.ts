@@ -2,7 +2,7 @@
 // chains at once, highest ordinal first, as planned by src/plan/rollout.ts. Level-triggered: a member
 // already running its desired spec is kept (reseat adopts it), so a rollout that stopped half-way is
 // finished by the next call. The first failure stops the rollout: members not begun keep what they run.
-import type { Backend } from "../backend/backend";
+import type { Backend, VolumeClaim } from "../backend/backend";
 import type { FleetMemberPlan } from "../plan/fleetPlan";
 import type { RolloutPlan } from "../plan/rollout";
 import { applyControl, checkOwner, reseat, ReseatResult } from "./reseat";
@@ -20,12 +20,33 @@ export interface FleetRolloutOptions {
   holder: string;
 }
 
-/** Claims (or adopts) the member's state volume for its owner: the single-writer rule at the volume. */
+/**
+ * Claims (or adopts) the member's state volume for its owner: the single-writer rule at the volume. On
+ * Kubernetes the claim (and a directory store's claim) is made here, through the seam: kept on destroy
+ * and scale-down, adopted with its data on scale-up.
+ */
 async function claimMemberVolume(backend: Backend, member: FleetMemberPlan): Promise<void> {
-  const volume = await backend.claimVolume(member.volume);
-  checkOwner(volume, { peId: member.peId, owner: member.volume.owner });
-  if (volume.driver !== member.volume.driver) {
-    throw new Error(`reseat: volume "${member.volume.name}" exists with driver "${volume.driver}", not "${member.volume.driver}" (template.volume.driver)`);
+  const claims = [
+    { claim: member.volume, make: (c: VolumeClaim) => backend.claimVolume(c) },
+    ...(member.storeVolume && backend.claimStoreVolume ? [{ claim: member.storeVolume, make: backend.claimStoreVolume.bind(backend) }] : []),
+  ];
+  for (const { claim, make } of claims) {
+    const volume = await make(claim);
+    checkOwner(volume, { peId: member.peId, owner: claim.owner });
+    // Kubernetes: "" asks for the cluster's default class, which the API server writes into the claim.
+    if (claim.driver !== "" || backend.kind !== "kubernetes") {
+      if (volume.driver !== claim.driver) {
+        const field =
+          backend.kind === "kubernetes"
+            ? claim === member.volume
+              ? "template.kubernetes.storageClassName"
+              : "template.kubernetes.store.storageClassName"
+            : "template.volume.driver";
+        throw new Error(
+          `reseat: volume "${claim.name}" exists with ${backend.kind === "kubernetes" ? "StorageClass" : "driver"} "${volume.driver}", not "${claim.driver}" (${field})`,
+        );
+      }
+    }
   }
 }
 

@@ -185,12 +185,12 @@ describe("a fleet: one resource that rolls its members itself", () => {
     const bad = makeProject("fleet-invalid", []);
     const [onK8s, withPostgres] = [`${FLEET}k`, `${FLEET}p`];
     setFleets(bad, [
-      { ...fleet({ template: { kubernetes: { namespace: "default" }, network: undefined } }), name: onK8s },
+      { ...fleet({ template: { kubernetes: { namespace: "ns-{{ordinal}}" }, network: undefined, resources: undefined } }), name: onK8s },
       { ...fleet({ template: { persistentStore: { kind: "postgres", host: "127.0.0.1", database: "d", user: "u", password: "p" } } }), name: withPostgres },
     ]);
     const preview = await groupCli(bad, "preview");
     expect(preview.code).toBe(1);
-    expect(preview.doc.error).toContain(`fleet "${onK8s}":\n  - template.kubernetes: a fleet runs on Docker engines`);
+    expect(preview.doc.error).toContain(`fleet "${onK8s}":\n  - template.kubernetes.namespace: expected one engine for every member of a fleet`);
     expect(preview.doc.error).toContain(`fleet "${withPostgres}":\n  - template.persistentStore.kind: expected "none" or "directory" in a fleet`);
     for (const name of [onK8s, withPostgres]) {
       expect(await containersOf(`${name}-0`)).toHaveLength(0);

@@ -318,10 +318,19 @@ export class KubernetesBackend implements Backend {
 
   /** Create → 409 → read the owner: of two racing claims exactly one creates the claim. */
   async claimVolume(claim: VolumeClaim): Promise<VolumeInfo & { created: boolean }> {
+    return this.claimOf(claim, "state-volume");
+  }
+
+  /** The directory store's claim (labelled as the component labels it), made the same way. */
+  async claimStoreVolume(claim: VolumeClaim): Promise<VolumeInfo & { created: boolean }> {
+    return this.claimOf(claim, "store-volume");
+  }
+
+  private async claimOf(claim: VolumeClaim, role: "state-volume" | "store-volume"): Promise<VolumeInfo & { created: boolean }> {
     const body: V1PersistentVolumeClaim = {
       metadata: {
         name: claim.name,
-        labels: { [LABELS.managed]: "true", [LABELS.role]: "state-volume", [LABELS.peId]: claim.peId },
+        labels: { [LABELS.managed]: "true", [LABELS.role]: role, [LABELS.peId]: claim.peId },
         annotations: { [LABELS.owner]: claim.owner },
       },
       spec: {

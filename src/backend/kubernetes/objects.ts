@@ -94,6 +94,20 @@ export function nodeOfVolume(pv: V1PersistentVolume | undefined): string | undef
   return undefined;
 }
 
+/**
+ * A PE's first pod (its claim not yet on a node) prefers the node with the fewest reseat pods of the
+ * namespace, so that a fleet's or group's members spread over the nodes; a soft preference (a node
+ * that is full or gone takes nothing from the others). Later pods follow their claim's node.
+ */
+const FIRST_POD_SPREAD = [
+  {
+    maxSkew: 1,
+    topologyKey: "kubernetes.io/hostname",
+    whenUnsatisfiable: "ScheduleAnyway",
+    labelSelector: { matchLabels: { [LABELS.role]: "executable" } },
+  },
+];
+
 export interface PodIdentity {
   name: string;
   generation: number;
@@ -178,7 +192,7 @@ export function podManifest(desired: ExecutableDesired, identity: PodIdentity, n
       automountServiceAccountToken: false,
       ...(securityContext ? { securityContext } : {}),
       ...(desired.kubernetes?.nodeSelector ? { nodeSelector: desired.kubernetes.nodeSelector } : {}),
-      ...(requiredNode ? { affinity: requiredNode } : {}),
+      ...(requiredNode ? { affinity: requiredNode } : { topologySpreadConstraints: FIRST_POD_SPREAD }),
       containers: [
         {
           name: WORKLOAD_CONTAINER,
