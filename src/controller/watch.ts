@@ -61,6 +61,11 @@ export interface WatchOptions {
   leaseMs?: number;
   /** How often to try the engine again while it is away (default 500 ms). */
   reconnectMs?: number;
+  /**
+   * How many PEs are reseated at once (default 8): a node's worth of fleet members failing together is
+   * repaired a few at a time, so the calls to the engine stay bounded whatever the number of PEs.
+   */
+  maxConcurrentReseats?: number;
 }
 
 export interface Watcher {
@@ -75,6 +80,8 @@ interface PeTracking {
   pendingCount: number;
   lastReseatAt?: number;
   timer?: NodeJS.Timeout;
+  /** Its backoff is over and it waits for a free reseat lane (maxConcurrentReseats). */
+  queued: boolean;
   busy: boolean;
   /** An unhealthy (still running) executable must be replaced, not adopted. */
   replaceRunning: boolean;
@@ -94,6 +101,7 @@ export async function watch(options: WatchOptions = {}): Promise<Watcher> {
   const reconnectMs = options.reconnectMs ?? 500;
   const holder = holderName("controller");
   const tracking = new Map<string, PeTracking>();
+  const reseatLanes = lanes(options.maxConcurrentReseats ?? 8);
   const inFlight = new Set<Promise<void>>();
   let stopped = false;
   /** Acting is allowed only while subscribed to a live engine (never while it shuts down or is away). */
@@ -110,16 +118,16 @@ export async function watch(options: WatchOptions = {}): Promise<Watcher> {
 
   const track = (peId: string): PeTracking => {
     let t = tracking.get(peId);
-    if (!t) tracking.set(peId, (t = { consecutiveFailures: 0, pendingCount: 0, busy: false, replaceRunning: false }));
+    if (!t) tracking.set(peId, (t = { consecutiveFailures: 0, pendingCount: 0, queued: false, busy: false, replaceRunning: false }));
     return t;
   };
 
   /** A failure of one PE: count it, wait its backoff, then handle it. Coalesces bursts. */
   const onFailure = async (peId: string, reason: string, replaceRunning = false): Promise<void> => {
     const t = track(peId);
-    if (t.busy || t.timer || stopped || !connected || !present()) return; // already being handled (the handler reads fresh state), or left to the resync
+    if (t.busy || t.timer || t.queued || stopped || !connected || !present()) return; // already being handled (the handler reads fresh state), or left to the resync
     const backoff = (await currentBackoff(backend, peId).catch(() => undefined)) ?? t.backoff ?? DEFAULT_FAILURE_BACKOFF;
-    if (t.busy || t.timer) return;
+    if (t.busy || t.timer || t.queued) return;
     t.backoff = backoff;
     // Counted only if, under the lock, it turns out to be a failure (a graceful stop by `pulumi up`
     // also ends in a die event, and is skipped).
@@ -129,9 +137,17 @@ export async function watch(options: WatchOptions = {}): Promise<Watcher> {
     if (delayMs > 0) emit({ kind: "backoff", peId, delayMs, consecutiveFailures: t.pendingCount, reason });
     t.timer = setTimeout(() => {
       t.timer = undefined;
-      const run = handle(peId, reason)
+      t.queued = true;
+      const run = reseatLanes
+        .run(() => {
+          t.queued = false;
+          return handle(peId, reason);
+        })
         .catch((error: Error) => emit({ kind: "reseat-failed", peId, reason, error: error.message }))
-        .finally(() => inFlight.delete(run));
+        .finally(() => {
+          t.queued = false;
+          inFlight.delete(run);
+        });
       inFlight.add(run);
     }, delayMs);
   };
@@ -314,11 +330,32 @@ export async function watch(options: WatchOptions = {}): Promise<Watcher> {
     },
     async idle() {
       await poll({ what: "the controller to be idle", pauseMs: 50 }, async () => {
-        const pending = [...tracking.values()].some((t) => t.timer || t.busy);
+        const pending = [...tracking.values()].some((t) => t.timer || t.queued || t.busy);
         if (!pending && inFlight.size === 0) return true;
         await Promise.allSettled([...inFlight]);
         return undefined;
       });
+    },
+  };
+}
+
+/** At most `count` tasks run at once; the others wait their turn, in order. */
+function lanes(count: number): { run<T>(task: () => Promise<T>): Promise<T> } {
+  if (!Number.isSafeInteger(count) || count < 1) throw new Error(`reseat watch: maxConcurrentReseats must be a whole number ≥ 1 (got ${count})`);
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return {
+    async run<T>(task: () => Promise<T>): Promise<T> {
+      if (running >= count) await new Promise<void>((resolve) => waiting.push(resolve));
+      else running++;
+      try {
+        return await task();
+      } finally {
+        // Hand the lane to the next waiter directly (running stays the same), or free it.
+        const next = waiting.shift();
+        if (next) next();
+        else running--;
+      }
     },
   };
 }
