@@ -351,6 +351,9 @@ function kubernetesClaims(
   const namespace = fields.derive(["kubernetes"], (spec) => spec.kubernetes!.namespace);
   const engine = fields.derive(["kubernetes", "docker"], (spec) => engineTarget(spec));
   const retainOnDelete = fields.plain<boolean>("volume", "retainOnDestroy") ?? true;
+  // The state claim is taken first, the store claim after it: of two stacks racing for both, the one
+  // that takes the state claim takes the store claim too (never one each, and no winner).
+  let stateCheck: ClaimCheck | undefined;
   const declare = (
     role: "state-volume" | "store-volume",
     claimName: pulumi.Input<string>,
@@ -361,8 +364,9 @@ function kubernetesClaims(
     const check = new ClaimCheck(
       `${name}-${suffix}-check`,
       { peId, role, name: claimName, namespace, storageClassName: storageClassName as pulumi.Input<string>, size, owner, engine },
-      { parent, dependsOn: afterValidation },
+      { parent, dependsOn: stateCheck ? [stateCheck] : afterValidation },
     );
+    if (role === "state-volume") stateCheck = check;
     return new k8s.core.v1.PersistentVolumeClaim(
       `${name}-${suffix}`,
       {

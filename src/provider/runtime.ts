@@ -6,7 +6,7 @@
 // name this file by absolute path (dist/src/provider/runtime.js). The next `up` rewrites such a record
 // in place (recordOutdated).
 import { OUTPUT_FIELDS, RESEAT_TOOL_ENV } from "@reseat/state/contract";
-import type { Backend, EngineIdentity, ExecutableDesired, VolumeClaim } from "../backend/backend";
+import type { Backend, EngineIdentity, ExecutableDesired, VolumeClaim, VolumeInfo } from "../backend/backend";
 import { openBackend } from "../backend/open";
 import type { EngineCredentials } from "../backend/engineCredentials";
 import { holderName } from "../lease/lease";
@@ -252,13 +252,46 @@ export async function deleteVolume(id: string, props?: VolumeState): Promise<voi
  * or someone else's (refused, before @pulumi/kubernetes would apply onto it).
  */
 export async function checkClaim(inputs: ClaimFields): Promise<ClaimFields> {
-  const existing = await backend(inputs).inspectVolume(inputs.name);
+  return checkClaimOn(backend(inputs), inputs);
+}
+
+async function checkClaimOn(engine: Backend, inputs: ClaimFields): Promise<ClaimFields> {
+  const existing = await engine.inspectVolume(inputs.name);
   if (existing) {
     const role = inputs.role === "store-volume" ? "the directory store's claim" : "state volume (claim)";
     if (existing.peId === undefined)
       throw new VolumeOwnedError(inputs.name, `no reseat processing element (${role} exists and was not made by reseat)`, inputs.owner);
     checkOwner(existing, { peId: inputs.peId, owner: inputs.owner });
   }
+  return inputs;
+}
+
+/**
+ * At `up`, the claim is taken before @pulumi/kubernetes applies it (the claim resource depends on the
+ * ClaimCheck): created here, atomically, for this owner (create; AlreadyExists: read who owns it). Of
+ * two stacks racing for one claim the loser stops here with the error naming the volume and its owner,
+ * never at the later apply (a Server-Side Apply field conflict on the owner annotation, naming no one).
+ * The apply then upserts the claim made here, with the same fields.
+ */
+export async function takeClaim(inputs: ClaimFields): Promise<ClaimFields> {
+  return takeClaimOn(backend(inputs), inputs);
+}
+
+/** takeClaim on a given engine (a fake one in unit tests). */
+export async function takeClaimOn(
+  engine: Backend & { claimStoreVolume?(claim: VolumeClaim): Promise<VolumeInfo & { created: boolean }> },
+  inputs: ClaimFields,
+): Promise<ClaimFields> {
+  const claim: VolumeClaim = { name: inputs.name, driver: inputs.storageClassName ?? "", peId: inputs.peId, owner: inputs.owner, size: inputs.size };
+  const take = inputs.role === "store-volume" ? engine.claimStoreVolume?.bind(engine) : engine.claimVolume.bind(engine);
+  // An engine without a way to make a store claim: checked only, as before (the apply makes it).
+  if (!take) return checkClaimOn(engine, inputs);
+  const taken = await take(claim);
+  if (taken.peId === undefined) {
+    const role = inputs.role === "store-volume" ? "the directory store's claim" : "state volume (claim)";
+    throw new VolumeOwnedError(inputs.name, `no reseat processing element (${role} exists and was not made by reseat)`, inputs.owner);
+  }
+  checkOwner(taken, { peId: inputs.peId, owner: inputs.owner });
   return inputs;
 }
 
@@ -297,11 +330,12 @@ export const providers = {
     update: async (id, olds, news) => fleet.updateFleet(id, olds as never, news as never),
     delete: async (_id, props) => fleet.deleteFleet(props as never),
   }),
-  // Creates and deletes nothing: it only refuses, in check and diff, a claim reseat must not take.
+  // Refuses, in check and diff, a claim reseat must not take; at create takes the claim atomically
+  // (the PersistentVolumeClaim resource then applies onto it). Deletes nothing: the claim resource does.
   ClaimCheck: {
     check: async (_olds, news) => ({ inputs: await checkClaim(news as never) }),
     diff: async (_id, olds, news) => diffClaim(olds as never, news as never),
-    create: async (inputs) => ({ id: `${inputs.namespace}/${inputs.name}`, outs: await checkClaim(inputs as never) }),
+    create: async (inputs) => ({ id: `${inputs.namespace}/${inputs.name}`, outs: await takeClaim(inputs as never) }),
     update: async (_id, _olds, news) => ({ outs: news }),
   },
 } satisfies Record<string, DynamicProvider>;
