@@ -30,8 +30,11 @@
 // docs/scale.md), RESEAT_BENCH_SCALE_K8S_C (default 1,10), RESEAT_BENCH_SCALE_K8S_RUNS (rollouts per N, k
 // and system, default 3, or per N as "10:3,100:1"; also the fleet's previews and no-op ups), RESEAT_BENCH_SCALE_K8S_SYSTEMS (default
 // floor,statefulset,fleet), RESEAT_BENCH_SCALE_K8S_BUDGET_MIN (optional: rollouts that would overrun it are
-// recorded as not run, with why). The result file is rewritten after every step.
+// recorded as not run, with why), RESEAT_BENCH_SCALE_K8S_ADD=1 (this run's N added to the last run's result
+// file, e.g. the largest N on its own; per_member_cost then compares across both). The result file is
+// rewritten after every step.
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import * as k8s from "@kubernetes/client-node";
 import { LABELS } from "../src/backend/backend";
@@ -39,6 +42,7 @@ import { GROUPS_PROGRAM, benchProject, runCli, writeStackConfig } from "./groupB
 import { Cluster, createBareClaim, createBarePod, ignore409, k8sSessionPeSpec, localCluster, run, sessionStatefulSet } from "./k8sSession";
 import { CaseResult, RESULTS_DIR, median, round, writeResult } from "./results";
 import { checkpointSize, storedBytes } from "./scale";
+import { ScaleSeries, renderScalePlot } from "./scalePlot";
 import { PROJECT_ROOT } from "../src/automation/stack";
 
 const METRIC = "k8s_scale";
@@ -105,8 +109,10 @@ class MemberWatch {
   private abort?: AbortController;
   private stopped = false;
   private counting = false;
-  private members: string[] = [];
+  members: string[] = [];
   maxNotReady = 0;
+  /** When (performance.now()) the first member pod was seen going since the last reset(). */
+  firstGoingAt?: number;
 
   constructor(
     private readonly cluster: Cluster,
@@ -137,6 +143,7 @@ class MemberWatch {
     const member = uid ? this.memberOf(pod) : undefined;
     if (!uid || member === undefined) return;
     const now = performance.now();
+    if (this.counting && this.firstGoingAt === undefined && (phase === "DELETED" || pod.metadata?.deletionTimestamp)) this.firstGoingAt = now;
     if (phase === "DELETED") this.pods.delete(uid);
     else {
       const known = this.pods.get(uid);
@@ -163,6 +170,7 @@ class MemberWatch {
   /** Counts from now on, over these members. */
   reset(members: string[]): void {
     this.members = members;
+    this.firstGoingAt = undefined;
     this.maxNotReady = this.notReady();
     this.counting = true;
   }
@@ -329,7 +337,10 @@ const fleetMember = (pod: k8s.V1Pod) =>
 /** Concurrency seen during one rollout: from the watch, and from the pods' API timestamps. */
 async function concurrency(cluster: Cluster, namespace: string, memberOf: (pod: k8s.V1Pod) => string | undefined, watch: MemberWatch, stamps: DeletionStamps) {
   stamps.stop();
+  const lastReady = watch.allReadyOn(watch.members[0] === undefined ? "" : (watch.current(watch.members[0])?.image ?? ""));
   return {
+    // The same span for every system, as the watch saw it: the first member pod going → the last member Ready on the new image.
+    watchedMs: lastReady !== undefined && watch.firstGoingAt !== undefined ? round(lastReady - watch.firstGoingAt, 0) : null,
     maxMembersNotReadyAtOnce: watch.maxNotReady,
     replacingAtOnceFromPodTimestamps: await replacingAtOnceFromTimestamps(cluster, namespace, memberOf, stamps.byMember),
     membersReplaced: stamps.byMember.size,
@@ -574,11 +585,26 @@ export async function benchK8sScale(): Promise<string> {
     cluster: await freePods(c),
     notRun,
   };
-  const save = () => writeResult(METRIC, { metric: METRIC, setup, cases });
+  const save = () => {
+    writeResult(METRIC, { metric: METRIC, setup, cases });
+    fs.writeFileSync(path.join(RESULTS_DIR, `${METRIC}.svg`), k8sScalePlot(cases));
+  };
   // per system, N, k: the rollout samples (ms) and their details
   const measured = new Map<string, { samples: number[]; details: Record<string, unknown>[] }>();
   const key = (system: System, n: number, k: number) => `${system}/${n}/${k}`;
   const fleetSides = new Map<number, FleetSide>();
+  // RESEAT_BENCH_SCALE_K8S_ADD=1: the N of this run added to the last run's file (e.g. the largest N run on
+  // its own); its samples are taken back so that per_member_cost compares across both.
+  const allNs = [...ns];
+  const allKs = [...ks];
+  if (process.env.RESEAT_BENCH_SCALE_K8S_ADD === "1") {
+    const earlier = readEarlier(measured, fleetSides);
+    for (const n of earlier.ns) if (!allNs.includes(n)) allNs.push(n);
+    for (const k of earlier.ks) if (!allKs.includes(k)) allKs.push(k);
+    allNs.sort((a, b) => a - b);
+    allKs.sort((a, b) => a - b);
+    setup.earlierRun = earlier.setup;
+  }
   let lastRolloutMs = 0;
 
   for (const n of ns) {
@@ -611,10 +637,10 @@ export async function benchK8sScale(): Promise<string> {
             lastRolloutMs = Date.now() - t0;
             log(`${system} N ${n} k ${k} run ${r + 1}: ${rollout.ms} ms ${JSON.stringify(rollout.detail)}`);
             entry.samples.push(rollout.ms);
-            entry.details.push(rollout.detail);
+            entry.details.push({ ...rollout.detail, loadAverage: os.loadavg().map((l) => round(l, 2)) });
           }
           if (entry.samples.length) measured.set(key(system, n, k), entry);
-          cases.splice(0, cases.length, ...buildCases(ns, ks, measured, fleetSides));
+          cases.splice(0, cases.length, ...buildCases(allNs, allKs, measured, fleetSides));
           save();
         }
       } catch (error) {
@@ -624,15 +650,71 @@ export async function benchK8sScale(): Promise<string> {
       } finally {
         await runner.tearDown();
       }
-      cases.splice(0, cases.length, ...buildCases(ns, ks, measured, fleetSides));
+      cases.splice(0, cases.length, ...buildCases(allNs, allKs, measured, fleetSides));
       save();
     }
   }
-  cases.splice(0, cases.length, ...buildCases(ns, ks, measured, fleetSides));
+  cases.splice(0, cases.length, ...buildCases(allNs, allKs, measured, fleetSides));
   save();
   process.stderr.write(`\n${k8sScaleTable(cases)}\n`);
   return path.join(RESULTS_DIR, `${METRIC}.json`);
 }
+
+/** The last run's k8s_scale.json back into samples (rollout_ cases carry every system's), details and fleet sides. */
+function readEarlier(measured: Map<string, { samples: number[]; details: Record<string, unknown>[] }>, fleetSides: Map<number, FleetSide>) {
+  const file = path.join(RESULTS_DIR, `${METRIC}.json`);
+  const doc = JSON.parse(fs.readFileSync(file, "utf8")) as { setup: Record<string, unknown>; cases: CaseResult[] };
+  const ns = new Set<number>();
+  const ks = new Set<number>();
+  const runsOf = (o: unknown) => (o as { runs?: Record<string, unknown>[] } | null)?.runs ?? [];
+  for (const c of doc.cases) {
+    const n = Number(c.groupSize);
+    const k = Number(c.concurrency);
+    if (c.case?.startsWith("rollout_")) {
+      const samples = c.samples as Record<System, number[] | null>;
+      const sts = doc.cases.find((s) => s.case === `statefulset_${n}_c${k}`);
+      for (const system of SYSTEMS) {
+        const values = samples[system];
+        if (!values?.length) continue;
+        const details = system === "fleet" ? runsOf(c.fleet) : runsOf(sts?.[system]);
+        measured.set(`${system}/${n}/${k}`, { samples: values, details });
+      }
+      ns.add(n);
+      ks.add(k);
+    } else if (c.case?.startsWith("statefulset_") && c.samples) {
+      // Without a fleet case (the fleet not measured at that N): the StatefulSet's and the floor's own.
+      const samples = c.samples as Partial<Record<System, number[] | null>>;
+      for (const system of ["statefulset", "floor"] as const) {
+        const values = samples[system];
+        if (values?.length && !measured.has(`${system}/${n}/${k}`)) measured.set(`${system}/${n}/${k}`, { samples: values, details: runsOf(c[system]) });
+      }
+      ns.add(n);
+      ks.add(k);
+    } else if (c.case?.startsWith("checkpoint_bytes_per_member_")) {
+      const preview = doc.cases.find((p) => p.case === `preview_${n}`)?.samples as number[] | undefined;
+      const noop = doc.cases.find((p) => p.case === `noop_up_${n}`);
+      if (!preview || !noop) continue;
+      fleetSides.set(n, {
+        checkpoint: {
+          checkpointFileBytes: round(c.value * n, 0),
+          compactBytes: round(c.value * n, 0),
+          exportBytes: round(Number(c.exportBytesPerMember) * n, 0),
+          resources: 0,
+          byType: c.byType as FleetSide["checkpoint"]["byType"],
+        },
+        preview,
+        noop: noop.samples as number[],
+        createMs: Number(noop.createUpMs),
+      });
+    }
+  }
+  return { ns: [...ns], ks: [...ks], setup: doc.setup };
+}
+
+const watched = (details: Record<string, unknown>[]) => {
+  const values = details.map((d) => d.watchedMs).filter((v): v is number => typeof v === "number");
+  return values.length ? round(median(values), 0) : null;
+};
 
 const summary = (details: Record<string, unknown>[]) => ({
   maxMembersNotReadyAtOnce: Math.max(...details.map((d) => Number(d.maxMembersNotReadyAtOnce ?? 0))),
@@ -680,6 +762,8 @@ function buildCases(
           floorMs: floorMs === undefined ? null : round(floorMs),
           ratio_floor: floorMs === undefined ? null : round(value / floorMs, 3),
           samples: { fleet: fleet.samples, statefulset: sts.samples, floor: floor?.samples ?? null },
+          // The first member pod going → the last Ready, as the watch saw it (the same span for all three; not in runs before 2026-12-07 19:25).
+          watchedMsMedian: { fleet: watched(fleet.details), statefulset: watched(sts.details), floor: floor ? watched(floor.details) : null },
           fleet: summary(fleet.details),
         });
       }
@@ -696,6 +780,7 @@ function buildCases(
           groupSize: n,
           concurrency: k,
           baselineIs: floorMs === undefined ? "the floor was not measured" : `the floor: ${n} pod replacements through the API alone, ${k} at a time`,
+          samples: { statefulset: sts.samples, floor: floor?.samples ?? null },
           statefulset: summary(sts.details),
           floor: floor ? summary(floor.details) : null,
         });
@@ -774,6 +859,28 @@ function buildCases(
     }
   }
   return cases;
+}
+
+/** bench/results/k8s_scale.svg: rollout wall time vs N, log-log, fleet / StatefulSet / floor per k (as the Docker section's plot). */
+export function k8sScalePlot(cases: CaseResult[]): string {
+  const series: ScaleSeries[] = [];
+  const ks = [...new Set(cases.filter((c) => c.case?.startsWith("statefulset_")).map((c) => Number(c.concurrency)))].sort((a, b) => a - b);
+  for (const k of ks) {
+    const points = (prefix: string, pick: (c: CaseResult) => unknown): [number, number][] =>
+      cases
+        .filter((c) => c.case?.startsWith(prefix) && c.concurrency === k)
+        .flatMap((c) => {
+          const v = pick(c);
+          return typeof v === "number" && v > 0 ? [[Number(c.groupSize), v] as [number, number]] : [];
+        });
+    series.push({ system: "reseat fleet", k, points: points("rollout_", (c) => c.value) });
+    series.push({ system: "statefulset", k, points: points("statefulset_", (c) => c.value) });
+    series.push({ system: "floor", k, points: points("statefulset_", (c) => c.baseline) });
+  }
+  return renderScalePlot(
+    `Kubernetes: rolling an image change over N members (session workload, two-node cluster, ${os.cpus().length} CPUs)`,
+    series.filter((s) => s.points.length),
+  );
 }
 
 /** The Kubernetes section's results as Markdown (printed at the end of a run, for docs/scale.md). */
