@@ -63,7 +63,9 @@ describe("a fleet's input holes, closed", () => {
     setFleets(project, [{ ...fleet(), rollout: { maxUnavailable: "150%" } }]);
     const percent = await groupCli(project, "preview");
     expect(percent.code).not.toBe(0);
-    expect(percent.doc.error).toMatch(/- rollout\.maxUnavailable: expected a whole number of members from 1 to replicas, or a percentage of replicas from "1%" to "100%"/);
+    expect(percent.doc.error).toMatch(
+      /- rollout\.maxUnavailable: expected a whole number of members from 1 to replicas, or a percentage of replicas from "1%" to "100%"/,
+    );
     expect(percent.doc.error).not.toContain("25%");
     await nothingCreated();
   });
@@ -80,7 +82,9 @@ describe("a fleet's input holes, closed", () => {
           expect(result.doc.error).toContain(`- name: member ${FLEET}-1: expected a peId unique in the program; "${FLEET}-1" is already used by "${FLEET}-1"`);
           expect(result.doc.error).toContain(`- template.volume.name: member ${FLEET}-1: expected a state volume of its own; "reseat-${FLEET}-1-state"`);
         } else {
-          expect(result.doc.error).toContain(`- "${FLEET}-1".peId: expected a peId unique in the program; "${FLEET}-1" is already used by fleet "${FLEET}" member ${FLEET}-1`);
+          expect(result.doc.error).toContain(
+            `- "${FLEET}-1".peId: expected a peId unique in the program; "${FLEET}-1" is already used by fleet "${FLEET}" member ${FLEET}-1`,
+          );
           expect(result.doc.error).toContain(`"reseat-${FLEET}-1-state" is already the state volume of fleet "${FLEET}" member ${FLEET}-1`);
         }
         if (command === "preview") await nothingCreated();
@@ -107,7 +111,9 @@ describe("a fleet's input holes, closed", () => {
     expect(up.code, up.doc.error).toBe(0);
     const refused = await reseatCli(peStack, "up");
     expect(refused.code).not.toBe(0);
-    expect(refused.doc.error).toContain(`state volume "reseat-${FLEET}-1-state" belongs to reseat/fleetstack/${FLEET}-1; refusing to bind it to reseat/pestack/${FLEET}-1`);
+    expect(refused.doc.error).toContain(
+      `state volume "reseat-${FLEET}-1-state" belongs to reseat/fleetstack/${FLEET}-1; refusing to bind it to reseat/pestack/${FLEET}-1`,
+    );
     // The member runs on, the only container on its volume.
     expect((await containersOf(`${FLEET}-1`, false)).map((c) => c.Labels["io.reseat.owner"] ?? "")).not.toContain(`reseat/pestack/${FLEET}-1`);
     expect((await reseatCli(peStack, "outputs")).doc.outputs ?? {}).toEqual({});
@@ -121,7 +127,9 @@ describe("a fleet's input holes, closed", () => {
     expect((await reseatCli(peFirst, "up")).code).toBe(0);
     const member = await groupCli(fleetSecond, "up");
     expect(member.code).not.toBe(0);
-    expect(member.doc.error).toContain(`state volume "reseat-${FLEET}-1-state" belongs to reseat/pestack/${FLEET}-1; refusing to bind it to reseat/fleetstack/${FLEET}-1`);
+    expect(member.doc.error).toContain(
+      `state volume "reseat-${FLEET}-1-state" belongs to reseat/pestack/${FLEET}-1; refusing to bind it to reseat/fleetstack/${FLEET}-1`,
+    );
     const running = await containersOf(`${FLEET}-1`, false);
     expect(running).toHaveLength(1);
     expect(running[0]!.Labels["io.reseat.owner"]).toBe(`reseat/pestack/${FLEET}-1`);

@@ -33,7 +33,11 @@ describe("two stacks racing for one claim on Kubernetes", () => {
       const claim = `${PE}-r${round}`;
       const pes = { a: `${PE}-${round}a`, b: `${PE}-${round}b` };
       // Two PEs (their own peIds) naming one state volume, in two projects' stacks "a" and "b".
-      const spec = (peId: string) => k8sSessionSpec(peId, NAMESPACE, cluster.storageClass, { volume: { name: claim }, readiness: { httpGet: { port: 8080, path: "/healthz" }, timeout: "60s" } });
+      const spec = (peId: string) =>
+        k8sSessionSpec(peId, NAMESPACE, cluster.storageClass, {
+          volume: { name: claim },
+          readiness: { httpGet: { port: 8080, path: "/healthz" }, timeout: "60s" },
+        });
       const stacks = { a: makeProject("kcr-a", [spec(pes.a)], "a"), b: makeProject("kcr-b", [spec(pes.b)], "b") };
       const observers = await Promise.all([observePods(NAMESPACE, pes.a), observePods(NAMESPACE, pes.b)]);
       const [ra, rb] = await Promise.all([reseatCli(stacks.a, "up"), reseatCli(stacks.b, "up")]);
