@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # A real two-node Kubernetes cluster on this machine, for reseat's demo, tests and benches: etcd, API server,
-# controller manager and scheduler, and two nodes (node1, node2), each with its own kubelet, containerd,
-# cgroup root, CNI bridge and subnet, on the host's loopback interface, with TLS and RBAC. Built from Go modules and
-# Debian packages (scripts/build-kubernetes.sh, cached beside the Pulumi CLI). See docs/kubernetes-cluster.md.
+# controller manager and scheduler in a "hub" network namespace, and two nodes (node1, node2), each in a network
+# namespace of its own (as kind puts nodes in containers) with its own kubelet, containerd, kube-proxy, cgroup
+# root, CNI bridge and subnet, with TLS and RBAC. The host reaches them through one veth into the hub: no cluster
+# address is on any host interface. Built from Go modules and Debian packages (scripts/build-kubernetes.sh,
+# cached beside the Pulumi CLI). See docs/kubernetes-cluster.md.
 #
 #   scripts/cluster.sh up                  build what is missing, start (quick when already up), print status
 #   scripts/cluster.sh status              print the kubeconfig path and node states; exit 1 when not up
@@ -15,22 +17,29 @@ SCRIPTS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 RESEAT_CACHE="${RESEAT_CACHE:-$HOME/.cache/reseat}"
 export RESEAT_CACHE
 
-STATE="$RESEAT_CACHE/k8s/cluster"          # everything the running cluster uses: pki, etcd, nodes, volumes, logs
+# A second cluster can run beside the default one (e.g. to try a change of these scripts while others' tests
+# use the default): another state dir, name (network namespaces, host link, cgroups, CNI networks) and /16.
+DEFAULT_STATE="$RESEAT_CACHE/k8s/cluster"
+STATE="${RESEAT_CLUSTER_STATE:-$DEFAULT_STATE}" # everything the running cluster uses: pki, etcd, nodes, volumes, logs
+CLUSTER_NAME="${RESEAT_CLUSTER_NAME:-rsk8s}"   # at most 10 characters: the host link is $CLUSTER_NAME-host
+NET="${RESEAT_CLUSTER_NET:-10.244}"            # the cluster's /16, inside its namespaces only
+CGROUP_PREFIX="$CLUSTER_NAME"
 PKI="$STATE/pki"
 KUBECONFIG_PATH="$STATE/admin.kubeconfig"
 HOST_PATHS_FILE="$STATE/host-paths-created"
-NFT_TABLES_FILE="$STATE/nft-tables-before"
-LOCK_FILE="$RESEAT_CACHE/k8s/cluster.lock"
+LAYOUT_FILE="$STATE/layout"
+LAYOUT=netns # scripts/cluster/network.sh; a state dir without this file was made by the older loopback layout
+LOCK_FILE="$STATE.lock"
 NODES="node1 node2"
-# The kubelet refuses a loopback node IP ("nodeIP can't be loopback address"), and pods cannot reach
-# 127.0.0.0/8 of the host: node and API addresses are private /32s on the host's loopback interface `lo`
-# (local-only, like 127.x), added by `up` and removed by `down`. etcd listens on a 127.x address only.
-API_IP=10.244.0.1 API_PORT=6443 LOOPBACK_IP=127.0.10.1
-LOOPBACK_ADDRESSES="10.244.0.1 10.244.0.11 10.244.0.12"
+# The kubelet refuses a loopback node IP ("nodeIP can't be loopback address"): nodes and the API server have
+# addresses of the cluster's /16 on interfaces of the namespaces the script makes (scripts/cluster/network.sh).
+# etcd, and the components' health and metrics ports, listen on their namespace's own 127.0.0.1.
+CLUSTER_CIDR="$NET.0.0/16" API_IP="$NET.0.1" API_PORT=6443 HUB_GATEWAY="$NET.255.254" LOOPBACK_IP=127.0.0.1
+HOST_LINK="$CLUSTER_NAME-host"
 # A StatefulSet's rollingUpdate.maxUnavailable is off by default in 1.35: on, so the StatefulSet peer in
 # `npm run bench -- scale` may replace k pods at a time, as reseat's fleets do (a fair comparison).
 FEATURE_GATES="MaxUnavailableStatefulSet=true"
-NODE_ADDRESS_CIDR=10.244.0.0/24 POD_CIDR=10.244.0.0/16      # node subnets: 10.244.<N>.0/24 (scripts/cluster/node.sh)
+POD_CIDR="$CLUSTER_CIDR" # node N's pods: $NET.N.0/24 (scripts/cluster/node.sh)
 SERVICE_CIDR=10.97.0.0/24 SERVICE_IP_KUBERNETES=10.97.0.1
 CNI_BIN_DIR=/usr/lib/cni
 STORAGE_CLASS=reseat-node-local
@@ -43,6 +52,8 @@ eval "$(bash "$SCRIPTS/build-kubernetes.sh" print-env)"
 source "$SCRIPTS/cluster/pki.sh"
 # shellcheck source=cluster/node.sh
 source "$SCRIPTS/cluster/node.sh"
+# shellcheck source=cluster/network.sh
+source "$SCRIPTS/cluster/network.sh"
 # shellcheck source=cluster/teardown.sh
 source "$SCRIPTS/cluster/teardown.sh"
 
@@ -53,6 +64,7 @@ kubectl_admin() { "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
 DEBIAN_NEEDS=(
   "containerd:containerd" "ctr:containerd" "runc:runc" "$CNI_BIN_DIR/bridge:containernetworking-plugins"
   "iptables:iptables" "ip:iproute2" "openssl:openssl" "conntrack:conntrack" "socat:socat" "curl:curl"
+  "nsenter:util-linux"
 )
 
 preflight() {
@@ -72,6 +84,8 @@ preflight() {
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >&2 ||
       die "apt-get install ${missing[*]} failed"
   fi
+  [[ "$CLUSTER_NAME" =~ ^[a-z][a-z0-9]{0,9}$ ]] || die "RESEAT_CLUSTER_NAME=$CLUSTER_NAME: expected 1 to 10 lowercase letters or digits, starting with a letter (it names network namespaces, the host link and cgroups)"
+  [[ "$NET" =~ ^(10|172|192)\.[0-9]{1,3}$ ]] || die "RESEAT_CLUSTER_NET=$NET: expected the first two octets of a private /16, e.g. 10.244"
   [ "${#STATE}" -lt 60 ] || die "state dir $STATE is too long for containerd's unix sockets: set RESEAT_CACHE to a shorter path"
 }
 
@@ -88,13 +102,13 @@ build() {
 # restarting it under another checkout's tests would break them. `down && up` applies the new one.
 config_hash() {
   {
-    declare -f start_daemon start_control_plane start_kube_proxy add_loopback_addresses make_pki ca_pair cert_pair \
+    declare -f start_daemon start_control_plane start_kube_proxy make_network make_netns netns_sysctls make_pki ca_pair cert_pair \
       write_kubeconfig make_kubeconfigs make_node_cgroups write_cni_config write_containerd_config \
       write_kubelet_config start_node node_index node_ip node_subnet node_bridge node_kubelet_port \
       node_healthz_port node_socket node_cgroup
     cat "$SCRIPTS/cluster/manifests.yaml"
-    echo "$K8S_VERSION $PAUSE_REF $PROVISIONER_BIN $NODES $API_IP $API_PORT $LOOPBACK_IP $LOOPBACK_ADDRESSES"
-    echo "$NODE_ADDRESS_CIDR $POD_CIDR $SERVICE_CIDR $CNI_BIN_DIR $FEATURE_GATES"
+    echo "$K8S_VERSION $PAUSE_REF $PROVISIONER_BIN $NODES $API_IP $API_PORT $LOOPBACK_IP $CLUSTER_NAME $HUB_GATEWAY"
+    echo "$POD_CIDR $SERVICE_CIDR $CNI_BIN_DIR $FEATURE_GATES"
   } | sha256sum | cut -c1-16
 }
 
@@ -124,7 +138,16 @@ wait_for() { # what seconds command…
   exit 1
 }
 
-DAEMONS() { echo "etcd kube-apiserver kube-controller-manager kube-scheduler node-local-provisioner kube-proxy"; for n in $NODES; do echo "containerd-$n kubelet-$n"; done; }
+# The daemons of the layout the state dir was made with (a running cluster of the older layout is kept).
+DAEMONS() {
+  echo "etcd kube-apiserver kube-controller-manager kube-scheduler node-local-provisioner"
+  if [ -f "$LAYOUT_FILE" ]; then
+    for n in $NODES; do echo "containerd-$n kubelet-$n kube-proxy-$n"; done
+  else
+    echo kube-proxy
+    for n in $NODES; do echo "containerd-$n kubelet-$n"; done
+  fi
+}
 
 nodes_ready() {
   local ready
@@ -145,30 +168,23 @@ running() {
 record_host_paths() {
   # Host paths the kubelet or CNI create when absent; `down` removes them again only if they were absent.
   local p
-  for p in /var/lib/cni /var/lib/cni/results /var/log/containers; do [ -e "$p" ] || echo "$p"; done >"$HOST_PATHS_FILE"
-  # With iptables' nf_tables backend, the first rule in a table creates the table: `down` removes the
-  # tables that did not exist before, once they are empty again.
-  if command -v nft >/dev/null 2>&1; then nft list tables 2>/dev/null >"$NFT_TABLES_FILE" || true; fi
-}
-
-add_loopback_addresses() {
-  local a
-  for a in $LOOPBACK_ADDRESSES; do
-    ip -o addr show dev lo | grep -F " $a/32 " >/dev/null || ip addr add "$a/32" dev lo
-  done
+  # /run/netns: where `ip netns add` mounts the namespaces (made, and mounted on itself, on first use).
+  for p in /var/lib/cni /var/lib/cni/results /var/log/containers /run/netns; do [ -e "$p" ] || echo "$p"; done >"$HOST_PATHS_FILE"
 }
 
 start_control_plane() {
-  start_daemon etcd "$K8S_BIN/etcd" --name=reseat-local --data-dir="$STATE/etcd" \
+  local hub
+  hub="$(netns_path "$(hub_netns)")"
+  start_daemon etcd nsenter --net="$hub" -- "$K8S_BIN/etcd" --name=reseat-local --data-dir="$STATE/etcd" \
     --listen-client-urls="https://$LOOPBACK_IP:2379" --advertise-client-urls="https://$LOOPBACK_IP:2379" \
     --listen-peer-urls="https://$LOOPBACK_IP:2380" --initial-advertise-peer-urls="https://$LOOPBACK_IP:2380" \
     --initial-cluster="reseat-local=https://$LOOPBACK_IP:2380" --initial-cluster-state=new \
     --cert-file="$PKI/etcd.crt" --key-file="$PKI/etcd.key" --trusted-ca-file="$PKI/etcd-ca.crt" --client-cert-auth \
     --peer-cert-file="$PKI/etcd.crt" --peer-key-file="$PKI/etcd.key" --peer-trusted-ca-file="$PKI/etcd-ca.crt" --peer-client-cert-auth \
     --log-level=warn
-  wait_for etcd 30 curl -sf --cacert "$PKI/etcd-ca.crt" --cert "$PKI/apiserver-etcd-client.crt" --key "$PKI/apiserver-etcd-client.key" "https://$LOOPBACK_IP:2379/health"
+  wait_for etcd 30 in_hub curl -sf --cacert "$PKI/etcd-ca.crt" --cert "$PKI/apiserver-etcd-client.crt" --key "$PKI/apiserver-etcd-client.key" "https://$LOOPBACK_IP:2379/health"
 
-  start_daemon kube-apiserver "$K8S_BIN/kube-apiserver" \
+  start_daemon kube-apiserver nsenter --net="$hub" -- "$K8S_BIN/kube-apiserver" \
     --advertise-address="$API_IP" --bind-address="$API_IP" --secure-port="$API_PORT" \
     --etcd-servers="https://$LOOPBACK_IP:2379" --etcd-cafile="$PKI/etcd-ca.crt" \
     --etcd-certfile="$PKI/apiserver-etcd-client.crt" --etcd-keyfile="$PKI/apiserver-etcd-client.key" \
@@ -186,7 +202,7 @@ start_control_plane() {
     --allow-privileged=true --profiling=false --v=1 --feature-gates="$FEATURE_GATES"
   wait_for "the API server" 90 kubectl_admin get --raw /readyz
 
-  start_daemon kube-controller-manager "$K8S_BIN/kube-controller-manager" \
+  start_daemon kube-controller-manager nsenter --net="$hub" -- "$K8S_BIN/kube-controller-manager" \
     --kubeconfig="$STATE/controller-manager.kubeconfig" \
     --authentication-kubeconfig="$STATE/controller-manager.kubeconfig" \
     --authorization-kubeconfig="$STATE/controller-manager.kubeconfig" \
@@ -195,7 +211,7 @@ start_control_plane() {
     --root-ca-file="$PKI/ca.crt" --service-account-private-key-file="$PKI/sa.key" \
     --use-service-account-credentials=true --service-cluster-ip-range="$SERVICE_CIDR" --profiling=false --v=1 \
     --feature-gates="$FEATURE_GATES"
-  start_daemon kube-scheduler "$K8S_BIN/kube-scheduler" \
+  start_daemon kube-scheduler nsenter --net="$hub" -- "$K8S_BIN/kube-scheduler" \
     --kubeconfig="$STATE/scheduler.kubeconfig" \
     --authentication-kubeconfig="$STATE/scheduler.kubeconfig" \
     --authorization-kubeconfig="$STATE/scheduler.kubeconfig" \
@@ -204,29 +220,8 @@ start_control_plane() {
   # RBAC for the provisioner and the node-local StorageClass (reclaimPolicy Retain, WaitForFirstConsumer).
   wait_for "RBAC bootstrap roles" 60 kubectl_admin get clusterrole system:kube-scheduler
   kubectl_admin apply -f "$SCRIPTS/cluster/manifests.yaml" >/dev/null
-  start_daemon node-local-provisioner "$PROVISIONER_BIN" \
+  start_daemon node-local-provisioner nsenter --net="$hub" -- "$PROVISIONER_BIN" \
     --kubeconfig="$STATE/provisioner.kubeconfig" --root="$STATE/volumes" --v=1
-}
-
-# Services (ClusterIPs, including `kubernetes` for in-cluster API clients). Both nodes share this machine's
-# network namespace, so one kube-proxy programs it for both. NodePorts only on the nodes' own addresses,
-# and no sysctl changes (conntrack limits, route_localnet) to the host.
-start_kube_proxy() {
-  cat >"$STATE/kube-proxy.yaml" <<EOF
-apiVersion: kubeproxy.config.k8s.io/v1alpha1
-kind: KubeProxyConfiguration
-clientConnection: { kubeconfig: $STATE/kube-proxy.kubeconfig }
-mode: iptables
-clusterCIDR: $POD_CIDR
-hostnameOverride: node1
-bindAddress: $LOOPBACK_IP
-healthzBindAddress: $LOOPBACK_IP:10256
-metricsBindAddress: $LOOPBACK_IP:10249
-nodePortAddresses: ["$NODE_ADDRESS_CIDR"]
-iptables: { localhostNodePorts: false }
-conntrack: { maxPerCore: 0, min: 0 }
-EOF
-  start_daemon kube-proxy "$K8S_BIN/kube-proxy" --config="$STATE/kube-proxy.yaml" --v=1
 }
 
 up() {
@@ -247,8 +242,9 @@ up() {
   teardown
   local started=$SECONDS node
   mkdir -p "$STATE/volumes"
+  echo "$LAYOUT" >"$LAYOUT_FILE"
   record_host_paths
-  add_loopback_addresses
+  make_network
   make_pki
   for node in $NODES; do mkdir -p "$STATE/$node"; done
   make_kubeconfigs
@@ -259,8 +255,8 @@ up() {
     write_containerd_config "$node"
     write_kubelet_config "$node"
     start_node "$node"
+    start_kube_proxy "$node"
   done
-  start_kube_proxy
   wait_for "nodes $NODES Ready" 120 nodes_ready
   # The scheduler needs the default service account of a namespace before it admits pods there.
   wait_for "the default service account" 60 kubectl_admin -n default get serviceaccount default
@@ -278,11 +274,13 @@ status() {
   echo "cluster: up (kubernetes $K8S_VERSION)"
   echo "kubeconfig: $KUBECONFIG_PATH"
   echo "api: https://$API_IP:$API_PORT"
+  # Where pods reach a service of this host: a forwarder in the hub's namespace, on the API server's address.
+  [ -f "$LAYOUT_FILE" ] && echo "hub: netns $(hub_netns) address $API_IP"
   local node state
   for node in $NODES; do
     state="$(kubectl_admin get node "$node" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true)"
     case "$state" in True) state=Ready ;; "") state=Missing ;; *) state=NotReady ;; esac
-    echo "node: $node $state $(node_ip "$node") pods $(node_subnet "$node") bridge $(node_bridge "$node")"
+    echo "node: $node $state $(node_ip "$node") pods $(node_subnet "$node") netns $(node_netns "$node")"
   done
   echo "storageclass: $STORAGE_CLASS (default; provisioner reseat.local/node-local; WaitForFirstConsumer; reclaimPolicy Retain)"
   nodes_ready
@@ -330,7 +328,7 @@ down() {
   exec 9>"$LOCK_FILE"
   flock 9
   teardown
-  say "down: processes, mounts, cgroups, iptables chains, bridges and state removed"
+  say "down: processes, mounts, cgroups, network namespaces, host link and state removed"
 }
 
 case "${1:-}" in

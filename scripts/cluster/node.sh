@@ -1,15 +1,16 @@
-# One node of the local cluster (sourced by scripts/cluster.sh): its own cgroup root, CNI bridge and subnet,
-# containerd (config, root, state, socket, runc root) and kubelet (ports, root dir, certificates), all under
-# $STATE/<node> except what the kernel keeps elsewhere (cgroups, the bridge, iptables rules).
+# One node of the local cluster (sourced by scripts/cluster.sh): its own network namespace (address, pods'
+# CNI bridge and subnet, iptables rules: scripts/cluster/network.sh), cgroup root, containerd (config, root,
+# state, socket, runc root), kubelet (root dir, certificates) and kube-proxy, all under $STATE/<node> except
+# what the kernel keeps elsewhere (the namespace, cgroups).
 
 node_index() { echo "${1#node}"; }                              # node1 -> 1
-node_ip() { echo "10.244.0.$((10 + $(node_index "$1")))"; }       # node1 -> 10.244.0.11 (on lo)
-node_subnet() { echo "10.244.$(node_index "$1").0/24"; }         # node1 -> 10.244.1.0/24
-node_bridge() { echo "rsk8s-$1"; }                               # at most 15 characters
-node_kubelet_port() { echo "$((10249 + $(node_index "$1")))"; }  # node1 -> 10250, node2 -> 10251
-node_healthz_port() { echo "$((10247 + $(node_index "$1")))"; }  # node1 -> 10248, node2 -> 10249
+node_ip() { echo "$NET.0.$((10 + $(node_index "$1")))"; }         # node1 -> 10.244.0.11 (eth0 of its namespace)
+node_subnet() { echo "$NET.$(node_index "$1").0/24"; }           # node1 -> 10.244.1.0/24
+node_bridge() { echo "cni0"; }                                   # inside the node's namespace
+node_kubelet_port() { echo 10250; }                              # each node has its own address
+node_healthz_port() { echo 10248; }                              # on the node namespace's 127.0.0.1
 node_socket() { echo "$STATE/$1/containerd/containerd.sock"; }
-node_cgroup() { echo "/reseat-$1"; }
+node_cgroup() { echo "/$CGROUP_PREFIX-$1"; }
 
 # The cgroup hierarchies mounted here: "v1 <dir>" per v1 controller mount, "v2 <dir>" for a cgroup2 mount.
 cgroup_mounts() {
@@ -37,12 +38,12 @@ make_node_cgroups() {
 write_cni_config() {
   local node="$1" dir="$STATE/$1/cni"
   mkdir -p "$dir/net.d" "$dir/ipam"
-  # bridge + host-local: the node's own bridge and subnet; portmap for hostPort; firewall so that pod
-  # traffic is accepted in FORWARD (Docker sets its policy to DROP) without touching Docker's chains.
+  # bridge + host-local: the node's own bridge and subnet, in the node's namespace (the plugins run in
+  # containerd's); portmap for hostPort; firewall so that pod traffic is accepted in FORWARD.
   cat >"$dir/net.d/10-reseat.conflist" <<EOF
 {
   "cniVersion": "1.0.0",
-  "name": "reseat-$node",
+  "name": "$CLUSTER_NAME-$node",
   "plugins": [
     {
       "type": "bridge",
@@ -95,7 +96,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   # Network namespaces under this node's state dir, not the host-wide /var/run/netns.
   netns_mounts_under_state_dir = true
   disable_apparmor = true
-  stream_server_address = "$(node_ip "$node")"
+  stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
@@ -121,7 +122,7 @@ kind: KubeletConfiguration
 address: $(node_ip "$node")
 port: $(node_kubelet_port "$node")
 readOnlyPort: 0
-healthzBindAddress: $(node_ip "$node")
+healthzBindAddress: 127.0.0.1
 healthzPort: $(node_healthz_port "$node")
 tlsCertFile: $PKI/$node-serving.crt
 tlsPrivateKeyFile: $PKI/$node-serving.key
@@ -149,11 +150,12 @@ EOF
 }
 
 start_node() {
-  local node="$1"
-  start_daemon "containerd-$node" containerd --config "$STATE/$node/containerd/config.toml"
+  local node="$1" ns
+  ns="$(netns_path "$(node_netns "$node")")"
+  start_daemon "containerd-$node" nsenter --net="$ns" -- containerd --config "$STATE/$node/containerd/config.toml"
   wait_for "containerd on $node" 30 ctr --address "$(node_socket "$node")" version
   ctr --address "$(node_socket "$node")" -n k8s.io images import "$PAUSE_TAR" >/dev/null
-  start_daemon "kubelet-$node" "$K8S_BIN/kubelet" \
+  start_daemon "kubelet-$node" nsenter --net="$ns" -- "$K8S_BIN/kubelet" \
     --config="$STATE/$node/kubelet.yaml" \
     --kubeconfig="$STATE/$node/kubelet.kubeconfig" \
     --root-dir="$STATE/$node/kubelet" \
@@ -161,4 +163,26 @@ start_node() {
     --node-ip="$(node_ip "$node")" \
     --node-labels="reseat.local/node=$node" \
     --v=1
+}
+
+# Services (ClusterIPs, including `kubernetes` for in-cluster API clients) in each node's namespace, as on a
+# real node. NodePorts only on the node's own address; no conntrack sysctls.
+start_kube_proxy() {
+  local node="$1"
+  cat >"$STATE/$node/kube-proxy.yaml" <<EOF
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection: { kubeconfig: $STATE/kube-proxy.kubeconfig }
+mode: iptables
+clusterCIDR: $POD_CIDR
+hostnameOverride: $node
+bindAddress: 127.0.0.1
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+nodePortAddresses: ["$(node_ip "$node")/32"]
+iptables: { localhostNodePorts: false }
+conntrack: { maxPerCore: 0, min: 0 }
+EOF
+  start_daemon "kube-proxy-$node" nsenter --net="$(netns_path "$(node_netns "$node")")" -- \
+    "$K8S_BIN/kube-proxy" --config="$STATE/$node/kube-proxy.yaml" --v=1
 }

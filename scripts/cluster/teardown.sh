@@ -1,6 +1,8 @@
-# Tearing the local cluster down (sourced by scripts/cluster.sh): every process, mount, cgroup, iptables
-# chain, bridge and file it made — identified by its own pid files, paths, names and prefixes — and nothing
-# else (Docker's containers, networks and DOCKER* chains are never looked at).
+# Tearing the local cluster down (sourced by scripts/cluster.sh): every process, mount, cgroup, network
+# namespace, link and file it made — identified by its own pid files, paths, names and prefixes — and nothing
+# else (Docker's containers, networks and chains are never looked at). The cluster's iptables rules, bridges,
+# veths and routes live in its own network namespaces and go with them. A cluster of the older layout (node
+# and API addresses on the host's `lo`, bridges and iptables chains in the host's namespace) is taken down too.
 
 # Sends SIGTERM to a pid, waits up to N seconds for it to be gone (or a zombie: PID 1 reaps slowly), then KILL.
 stop_pid() { # pid seconds
@@ -46,7 +48,7 @@ remove_node_containers() {
   for ns in $(timeout 10 ctr --address "$sock" namespaces ls -q 2>/dev/null); do
     # CNI result files of this node's sandboxes (CRI's loopback network and the node's bridge network).
     for id in $(timeout 10 ctr --address "$sock" -n "$ns" containers ls -q 2>/dev/null); do
-      rm -f "/var/lib/cni/results/cni-loopback-$id-lo" "/var/lib/cni/results/reseat-$node-$id-eth0"
+      rm -f "/var/lib/cni/results/cni-loopback-$id-lo" "/var/lib/cni/results/$(cni_network "$node")-$id-eth0"
     done
     for id in $(timeout 10 ctr --address "$sock" -n "$ns" tasks ls -q 2>/dev/null); do
       timeout 10 ctr --address "$sock" -n "$ns" tasks kill -s SIGKILL "$id" >/dev/null 2>&1 || true
@@ -89,8 +91,11 @@ unmount_state() {
   done
 }
 
-# iptables chains the kubelet (KUBE-*) and the CNI plugins (CNI-*) made, in every table, for IPv4 and IPv6:
-# first the rules in other chains that jump to them, then the chains themselves.
+# The CNI network's name, as the cache files in /var/lib/cni/results start (the older layout: reseat-<node>).
+cni_network() { if [ "$TEARDOWN_LAYOUT" = legacy ]; then echo "reseat-$1"; else echo "$CLUSTER_NAME-$1"; fi; }
+
+# Older layout only: iptables chains the kubelet (KUBE-*) and the CNI plugins (CNI-*) made in the host's
+# namespace, in every table, for IPv4 and IPv6: first the rules in other chains that jump to them, then the chains.
 remove_iptables_chains() {
   local tool table rule chain
   for tool in iptables ip6tables; do
@@ -115,8 +120,8 @@ remove_iptables_chains() {
 remove_host_leftovers() {
   local node f
   for node in $NODES; do
-    ip link show "$(node_bridge "$node")" >/dev/null 2>&1 && ip link delete "$(node_bridge "$node")"
-    rm -f /var/lib/cni/results/"reseat-$node"-* 2>/dev/null || true
+    if [ "$TEARDOWN_LAYOUT" = legacy ] && ip link show "rsk8s-$node" >/dev/null 2>&1; then ip link delete "rsk8s-$node"; fi
+    rm -f /var/lib/cni/results/"$(cni_network "$node")"-* 2>/dev/null || true
   done
   # A results folder that did not exist before `up` holds only this cluster's files (Docker uses no CNI),
   # including loopback results of sandboxes that containerd no longer knows.
@@ -126,12 +131,17 @@ remove_host_leftovers() {
     [ -L "$f" ] && case "$(readlink "$f")" in "$STATE"/*) rm -f "$f" ;; esac
   done
   if [ -f "$HOST_PATHS_FILE" ]; then
+    # /run/netns, when `up` made it and no namespace is left in it: `ip netns add` mounted it on itself.
+    if grep -qxF /run/netns "$HOST_PATHS_FILE" && [ -d /run/netns ] && [ -z "$(ls -A /run/netns)" ]; then
+      while mountpoint -q /run/netns; do umount /run/netns 2>/dev/null || { say "could not unmount /run/netns"; break; }; done
+    fi
     while IFS= read -r f; do rmdir "$f" 2>/dev/null || true; done < <(sort -r "$HOST_PATHS_FILE")
     rm -f "$HOST_PATHS_FILE"
   fi
 }
 
-# nf_tables tables (ip/ip6 filter, nat, mangle, raw) that appeared with the cluster and are empty again.
+# Older layout only: nf_tables tables (ip/ip6 filter, nat, mangle, raw) that appeared with the cluster and
+# are empty again.
 remove_new_nft_tables() {
   [ -f "$NFT_TABLES_FILE" ] && command -v nft >/dev/null 2>&1 || return 0
   local family table save
@@ -144,16 +154,30 @@ remove_new_nft_tables() {
   return 0
 }
 
+# Older layout only: the node and API addresses it put on the host's `lo`.
 remove_loopback_addresses() {
   local a
-  for a in $LOOPBACK_ADDRESSES; do
+  for a in 10.244.0.1 10.244.0.11 10.244.0.12; do
     if ip -o addr show dev lo | grep -F " $a/32 " >/dev/null; then ip addr del "$a/32" dev lo; fi
   done
 }
 
+# The layout the state dir was made with: "netns", or "legacy" for the older layout (only in the default
+# state dir, whose cluster predates the layout file; a state dir without that file elsewhere is never
+# taken for it, so that a second cluster's `down` cannot touch the host's own iptables chains).
+teardown_layout() {
+  if [ -f "$LAYOUT_FILE" ]; then cat "$LAYOUT_FILE"
+  elif [ "$STATE" = "$DEFAULT_STATE" ] && [ -f "$STATE/nft-tables-before" ]; then echo legacy
+  else echo netns; fi
+}
+
 teardown() {
   local node pid
+  TEARDOWN_LAYOUT="$(teardown_layout)"
+  NFT_TABLES_FILE="$STATE/nft-tables-before"
+  [ "$TEARDOWN_LAYOUT" = legacy ] && CGROUP_PREFIX=reseat
   stop_daemon kube-proxy 5
+  for node in $NODES; do stop_daemon "kube-proxy-$node" 5; done
   stop_daemon node-local-provisioner 5
   stop_daemon kube-scheduler 5
   stop_daemon kube-controller-manager 5
@@ -168,9 +192,13 @@ teardown() {
   stop_daemon etcd 10
   unmount_state
   for node in $NODES; do remove_node_cgroups "$node"; done
-  remove_iptables_chains
-  remove_new_nft_tables
+  if [ "$TEARDOWN_LAYOUT" = legacy ]; then
+    remove_iptables_chains
+    remove_new_nft_tables
+    remove_loopback_addresses
+  fi
+  remove_network
   remove_host_leftovers
-  remove_loopback_addresses
+  CGROUP_PREFIX="$CLUSTER_NAME"
   rm -rf "$STATE"
 }
