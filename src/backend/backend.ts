@@ -214,6 +214,12 @@ export interface Backend {
    * claim of its own per PE; a fleet makes it through the seam). Absent: the engine's stores need none.
    */
   claimStoreVolume?(claim: VolumeClaim): Promise<VolumeInfo & { created: boolean }>;
+  /**
+   * Why the host that holds the volume cannot take the PE's next executable now (Kubernetes: the claim's
+   * node is gone, not Ready or cordoned), or undefined when it can or the volume is on no host yet. A fleet
+   * leaves such a member as it is (it waits for its host) rather than stop it. Absent: one host, always there.
+   */
+  volumeHostUnavailable?(volumeName: string): Promise<string | undefined>;
   removeVolume(name: string): Promise<void>;
 
   // --- records: the contract's records of a PE, each kept natively by the engine (Docker: files beside

@@ -170,7 +170,9 @@ async function rollAndRecord(checked: FleetInputs, olds: FleetState | undefined,
     if (state) observed[member.ordinal] = state;
   });
   const state: FleetState = { ...news, engineIdentity, members: observed.filter(Boolean), ...(token ? { declaredBy: token } : {}) };
-  if (outcomes.some((o) => o?.kind === "failed")) {
+  // A member waiting for its node fails the up too when it is behind: the next up rolls it once the node is back.
+  const waitingBehind = outcomes.some((o) => o?.kind === "waiting" && !observed[o.ordinal]?.updated);
+  if (outcomes.some((o) => o?.kind === "failed") || waitingBehind) {
     const message = describeFailedRollout(news.name, members, outcomes, rollout.order);
     // Pulumi records these properties (the members as they run now) and fails the update.
     throw Object.assign(new Error(message), { id, properties: state, reasons: [message] });

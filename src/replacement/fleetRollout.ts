@@ -12,6 +12,8 @@ export type MemberOutcome =
   /** Held back by partition and running: observed, not touched. */
   | { ordinal: number; kind: "held"; result: ReseatResult }
   | { ordinal: number; kind: "failed"; error: Error }
+  /** Its volume's host cannot take a new executable (a node gone): left as it is, the rollout goes on. */
+  | { ordinal: number; kind: "waiting"; reason: string }
   /** Not begun: the rollout stopped at a failure first. */
   | { ordinal: number; kind: "not-begun" };
 
@@ -83,6 +85,9 @@ async function rollMember(backend: Backend, member: FleetMemberPlan, options: Fl
     const kept = await observeHeld(backend, member);
     if (kept) return { ordinal: member.ordinal, kind: "held", result: kept };
   }
+  // Never moved to another host on an empty volume, never stopped where no successor can start: it waits.
+  const unavailable = await backend.volumeHostUnavailable?.(member.volume.name);
+  if (unavailable) return { ordinal: member.ordinal, kind: "waiting", reason: unavailable };
   const result = await reseat(backend, member.desired, { holder: options.holder, beforeGap: gate.wait, onReady: gate.ready });
   // Kept as it runs: settings that change without a new executable go to its control file.
   if (result.adopted && member.controlChanged) await applyControl(backend, member.desired);
@@ -155,8 +160,12 @@ export async function rollFleet(backend: Backend, plan: RolloutPlan, members: Fl
 export function describeFailedRollout(fleet: string, members: FleetMemberPlan[], outcomes: MemberOutcome[], order: number[]): string {
   const named = (kind: MemberOutcome["kind"]) => order.filter((o) => outcomes[o]?.kind === kind).map((o) => members[o]!.peId);
   const failed = order.map((o) => outcomes[o]).filter((o): o is Extract<MemberOutcome, { kind: "failed" }> => o?.kind === "failed");
-  const lines = [`reseat: fleet "${fleet}": the rollout stopped at ${failed.map((f) => members[f.ordinal]!.peId).join(", ")}.`];
+  const waiting = order.map((o) => outcomes[o]).filter((o): o is Extract<MemberOutcome, { kind: "waiting" }> => o?.kind === "waiting");
+  const lines = failed.length
+    ? [`reseat: fleet "${fleet}": the rollout stopped at ${failed.map((f) => members[f.ordinal]!.peId).join(", ")}.`]
+    : [`reseat: fleet "${fleet}": members wait for their node: ${waiting.map((w) => members[w.ordinal]!.peId).join(", ")}.`];
   for (const f of failed) lines.push(`  ${members[f.ordinal]!.peId}: ${f.error.message}`);
+  for (const w of waiting) lines.push(`  ${members[w.ordinal]!.peId} waits (left as it runs, never moved to another node): ${w.reason}`);
   const done = named("done");
   const notBegun = named("not-begun");
   if (done.length) lines.push(`  rolled (running the new spec): ${done.join(", ")}`);

@@ -40,6 +40,7 @@ import {
 import { RetryExhaustedError, poll } from "../../util/retry";
 import { mapInLanes } from "../../util/lanes";
 import { watchWithDeadlines } from "./apiDeadline";
+import { PodFollower, PodWatch } from "./podWatch";
 import {
   CONTROLLER_RECORD,
   CONTROL_RECORD,
@@ -102,6 +103,7 @@ export class KubernetesBackend implements Backend {
    */
   private readonly claimsReadForGeneration = new Map<string, V1PersistentVolumeClaim>();
   private readonly storeClaimOf = new Map<string, string | null>();
+  private podWatchCache?: PodWatch;
 
   constructor(private readonly target: KubernetesTarget) {
     this.namespace = target.namespace;
@@ -115,6 +117,36 @@ export class KubernetesBackend implements Backend {
 
   private get core(): k8s.CoreV1Api {
     return this.clients.core;
+  }
+
+  /** The namespace's one pod watch, shared by every wait on a pod of this backend (podWatch.ts). */
+  private get podWatch(): PodWatch {
+    if (!this.podWatchCache)
+      this.podWatchCache = new PodWatch(
+        () => this.clients.config,
+        () => this.core,
+        this.namespace,
+      );
+    return this.podWatchCache;
+  }
+
+  /**
+   * The pod now, on a wait's `attempt`: after its next event (from the watch's cache) or, with no event
+   * within a second or no watch running, read from the API server. Undefined: the pod is gone.
+   */
+  private async nextPodState(follower: PodFollower, name: string, attempt: number, soon = false): Promise<V1Pod | undefined> {
+    let fresh = attempt === 0;
+    if (soon) {
+      await follower.changed(20);
+      fresh = true;
+    } else if (!fresh) {
+      // Without the watch, the tight schedule the waits always had: every millisecond may be in the gap.
+      if (follower.watching()) fresh = !(await follower.changed(FALLBACK_READ_MS));
+      else fresh = !(await follower.changed(attempt < 400 ? 20 : 200)) || !follower.watching();
+    }
+    const seen = follower.seen();
+    if (!fresh && seen !== undefined) return seen ?? undefined;
+    return this.readPod(name);
   }
 
   async identity(): Promise<EngineIdentity> {
@@ -229,45 +261,53 @@ export class KubernetesBackend implements Backend {
   async waitReady(executableId: string, desired: ExecutableDesired): Promise<void> {
     const timeoutMs = desired.readiness?.timeout ?? 60_000;
     let last: V1Pod | undefined;
-    await poll(
-      {
-        what: `executable ${executableId} to be ready`,
-        deadlineMs: timeoutMs,
-        // Tight polling at first: every millisecond here is part of the replacement gap.
-        pauseMs: (attempt) => (attempt < 400 ? 20 : 200),
-        exhausted: async () =>
-          new Error(
-            `executable ${executableId} was not ready within ${timeoutMs} ms (${last ? podProblem(last) : "never read"}). Last log lines:\n${await this.logsTail(executableId)}`,
-          ),
-      },
-      async () => {
-        const pod = await this.readPod(executableId);
-        if (!pod) throw new Error(`executable ${executableId} (pod) vanished before it was ready (deleted by someone else?)`);
-        last = pod;
-        const { state } = podState(pod);
-        const container = pod.status?.containerStatuses?.find((c) => c.name === WORKLOAD_CONTAINER);
-        if (state === "exited" || state === "failed") {
-          const terminated = container?.state?.terminated;
-          throw new Error(
-            `executable ${executableId} exited with code ${terminated?.exitCode ?? "?"}${terminated?.reason === "OOMKilled" ? " (out of memory)" : ""} before it was ready. Last log lines:\n${await this.logsTail(executableId)}`,
-          );
-        }
-        const waiting = container?.state?.waiting;
-        if (waiting?.reason && HOPELESS_WAITING.has(waiting.reason)) {
-          throw new Error(`executable ${executableId} cannot start: ${waiting.reason}${waiting.message ? ` (${waiting.message})` : ""}`);
-        }
-        // A standby hand-over's pod: Ready once reseat has seen it serve (its readiness gate; standby.ts).
-        if (state === "running" && awaitsServingMark(pod)) {
-          await markServingWhenServing(this.clients, this.namespace, pod, desired);
+    // A standby's pod is asked again soon while reseat waits to see it serve (no pod event says that).
+    let askSoon = false;
+    const follower = this.podWatch.follow(executableId);
+    try {
+      await poll(
+        {
+          what: `executable ${executableId} to be ready`,
+          deadlineMs: timeoutMs,
+          // Each attempt waits for the pod's next event itself (nextPodState): every millisecond here is part of the gap.
+          pauseMs: 0,
+          exhausted: async () =>
+            new Error(
+              `executable ${executableId} was not ready within ${timeoutMs} ms (${last ? podProblem(last) : "never read"}). Last log lines:\n${await this.logsTail(executableId)}`,
+            ),
+        },
+        async (attempt) => {
+          const pod = await this.nextPodState(follower, executableId, attempt, askSoon);
+          if (!pod) throw new Error(`executable ${executableId} (pod) vanished before it was ready (deleted by someone else?)`);
+          last = pod;
+          const { state } = podState(pod);
+          const container = pod.status?.containerStatuses?.find((c) => c.name === WORKLOAD_CONTAINER);
+          if (state === "exited" || state === "failed") {
+            const terminated = container?.state?.terminated;
+            throw new Error(
+              `executable ${executableId} exited with code ${terminated?.exitCode ?? "?"}${terminated?.reason === "OOMKilled" ? " (out of memory)" : ""} before it was ready. Last log lines:\n${await this.logsTail(executableId)}`,
+            );
+          }
+          const waiting = container?.state?.waiting;
+          if (waiting?.reason && HOPELESS_WAITING.has(waiting.reason)) {
+            throw new Error(`executable ${executableId} cannot start: ${waiting.reason}${waiting.message ? ` (${waiting.message})` : ""}`);
+          }
+          // A standby hand-over's pod: Ready once reseat has seen it serve (its readiness gate; standby.ts).
+          askSoon = state === "running" && awaitsServingMark(pod);
+          if (askSoon) {
+            await markServingWhenServing(this.clients, this.namespace, pod, desired);
+            return undefined;
+          }
+          if (state === "running" && (isReady(pod) || (!desired.readiness && !pod.spec?.readinessGates?.length))) {
+            if (pod.spec?.nodeName) await this.rememberNode(desired.volumeName, pod.spec.nodeName).catch(() => undefined);
+            return true;
+          }
           return undefined;
-        }
-        if (state === "running" && (isReady(pod) || (!desired.readiness && !pod.spec?.readinessGates?.length))) {
-          if (pod.spec?.nodeName) await this.rememberNode(desired.volumeName, pod.spec.nodeName).catch(() => undefined);
-          return true;
-        }
-        return undefined;
-      },
-    );
+        },
+      );
+    } finally {
+      follower.close();
+    }
   }
 
   /**
@@ -860,6 +900,18 @@ export class KubernetesBackend implements Backend {
     return nodeOfRunningPod((await this.core.listNamespacedPod({ namespace: this.namespace })).items, volumeName);
   }
 
+  /** The claim's node is gone, not Ready, or cordoned: its member's next pod could not run there (nor anywhere else). */
+  async volumeHostUnavailable(volumeName: string): Promise<string | undefined> {
+    const node = await this.claimNode(volumeName);
+    if (!node) return undefined;
+    const object = await orUndefined(this.core.readNode({ name: node }));
+    if (!object) return `node ${node}, which holds claim ${volumeName}, is gone`;
+    const ready = object.status?.conditions?.find((c) => c.type === "Ready");
+    if (ready?.status !== "True") return `node ${node}, which holds claim ${volumeName}, is not Ready (${ready?.reason ?? ready?.status ?? "no report"})`;
+    if (object.spec?.unschedulable) return `node ${node}, which holds claim ${volumeName}, is cordoned`;
+    return undefined;
+  }
+
   private async rememberNode(volumeName: string, node: string): Promise<void> {
     const pvc = await this.readClaim(volumeName);
     if (!pvc || pvc.metadata?.annotations?.[ANNOTATIONS.node] === node) return;
@@ -877,25 +929,30 @@ export class KubernetesBackend implements Backend {
       throw error;
     }
     let last: V1Pod | undefined;
-    await poll(
-      {
-        what: `pod ${name} to stop`,
-        deadlineMs: timeoutMs,
-        pauseMs: (attempt) => (attempt < 500 ? 20 : 250),
-        exhausted: () =>
-          new Error(
-            `reseat: pod ${name} was not confirmed stopped within ${Math.round(timeoutMs / 1000)} s (${last ? podProblem(last) : "never read"}); its node may be unreachable. ` +
-              `reseat does not start another pod on the claim while this one may still run: it waits for the node (see docs/kubernetes.md)`,
-          ),
-      },
-      async () => {
-        const pod = await this.readPod(name);
-        if (!pod) return true;
-        last = pod;
-        if (until === "stopped" && !podState(pod).running && podState(pod).state !== "pending") return true;
-        return undefined;
-      },
-    );
+    const follower = this.podWatch.follow(name);
+    try {
+      await poll(
+        {
+          what: `pod ${name} to stop`,
+          deadlineMs: timeoutMs,
+          pauseMs: 0,
+          exhausted: () =>
+            new Error(
+              `reseat: pod ${name} was not confirmed stopped within ${Math.round(timeoutMs / 1000)} s (${last ? podProblem(last) : "never read"}); its node may be unreachable. ` +
+                `reseat does not start another pod on the claim while this one may still run: it waits for the node (see docs/kubernetes.md)`,
+            ),
+        },
+        async (attempt) => {
+          const pod = await this.nextPodState(follower, name, attempt);
+          if (!pod) return true;
+          last = pod;
+          if (until === "stopped" && !podState(pod).running && podState(pod).state !== "pending") return true;
+          return undefined;
+        },
+      );
+    } finally {
+      follower.close();
+    }
   }
 }
 
@@ -921,6 +978,9 @@ function goneExecutable(record: V1ConfigMap, podName: string): ObservedExecutabl
 function microTime(): Date {
   return new Date().toISOString().replace(/\.(\d{3})Z$/, ".$1000Z") as unknown as Date;
 }
+
+/** A wait on a pod the watch says nothing about reads it from the API server after this long (podWatch.ts). */
+const FALLBACK_READ_MS = 1_000;
 
 /** A record's key in the record ConfigMap: its file's name (what 0.4.0 wrote). */
 function recordKey(codec: RecordCodec<unknown>): string {
