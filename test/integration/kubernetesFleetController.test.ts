@@ -1,9 +1,10 @@
 // Issue 23.2: the failure controller covers a fleet on Kubernetes, and `reseat status` lists its members.
-// A fleet of 2 members (one Pulumi resource, a claim and a pod per member) on the local two-node cluster,
+// A fleet of 3 members (one Pulumi resource, a claim and a pod per member) on the local two-node cluster,
 // made by the real reseat CLI on the real Pulumi CLI; `reseat watch --kubernetes` in its own process. One
-// member's pod is force-deleted while writers load it: the controller repairs it (a new pod on the same
-// node and claim, generation + 1), no acknowledged write is lost, and an independent pod watch on the API
-// server never sees two pods of the member running at once. The other member is left alone.
+// member's pod is force-deleted while writers load it, another's workload is killed at the same moment: the
+// controller repairs both (a new pod on the same node and claim, generation + 1), no acknowledged write is
+// lost, and an independent pod watch on the API server never sees two pods of a member running at once.
+// The third member is left alone.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ack, CLI, Project, lastAcked, makeProject, runProcess } from "../support/harness";
 import { FleetOutputs, fleetOutputs, mustGroup, setFleets } from "../support/group";
@@ -20,12 +21,13 @@ import {
   readPod,
   startK8sController,
   useCluster,
+  workloadPids,
 } from "../support/kubernetesPe";
 import { LABELS } from "../../src/backend/backend";
 
 const FLEET = `kfc${process.pid % 100000}`;
 const NAMESPACE = `reseat-it-kfc-${process.pid}`;
-const REPLICAS = 2;
+const REPLICAS = 3;
 
 /** Member outputs as the fleet reports them on Kubernetes: the executable is the pod, the host its node. */
 type K8sMember = FleetOutputs["members"][number] & { host: string };
@@ -125,10 +127,7 @@ describe("the failure controller and `reseat status` on a Kubernetes fleet", () 
 
   it("up: each member a claim and a pod; `reseat status` lists them with their fleet, generation and commit lag", async () => {
     members = fleetOutputs(await mustGroup(project, "up"), FLEET).members as K8sMember[];
-    expect(members.map((m) => [m.peId, m.generation])).toEqual([
-      [`${FLEET}-0`, 1],
-      [`${FLEET}-1`, 1],
-    ]);
+    expect(members.map((m) => [m.peId, m.generation])).toEqual(Array.from({ length: REPLICAS }, (_, ordinal) => [`${FLEET}-${ordinal}`, 1]));
     for (const member of members) {
       expect((await readPod(NAMESPACE, member.executableId))?.spec?.nodeName).toBe(member.host);
       expect((await claimOf(NAMESPACE, `reseat-${member.peId}-state`))?.status?.phase).toBe("Bound");
@@ -143,44 +142,60 @@ describe("the failure controller and `reseat status` on a Kubernetes fleet", () 
     for (const row of rows) expect(row.commitLagMs).toBeGreaterThanOrEqual(0);
   });
 
-  it("reseat watch: a member's pod force-deleted under write load → a new pod on its node and claim, generation + 1, no acknowledged write lost, never two pods on the claim", async () => {
-    const [victim, bystander] = members as [K8sMember, K8sMember];
-    const node = await nodeOfClaim(NAMESPACE, `reseat-${victim.peId}-state`);
-    expect(node).toBe(victim.host);
+  it("reseat watch: one member's pod force-deleted under write load, another's workload killed → each a new pod on its node and claim, generation + 1, no acknowledged write lost, never two pods on a claim; the third left alone", async () => {
+    const [victim, crashed, bystander] = members as [K8sMember, K8sMember, K8sMember];
+    for (const member of [victim, crashed]) expect(await nodeOfClaim(NAMESPACE, `reseat-${member.peId}-state`)).toBe(member.host);
     const controller = startK8sController(NAMESPACE);
-    const observer = await observePods(NAMESPACE, victim.peId);
+    const observers = await Promise.all([victim, crashed].map((member) => observePods(NAMESPACE, member.peId)));
     let acks: Ack[] = [];
     try {
       await controller.ready;
       const writers = startWriters(await podUrl(NAMESPACE, victim.executableId), "load");
       await pollFor("writes before the force delete", 30, async () => (writers.acks.length >= 30 ? true : undefined));
-      // Under load: the writers keep writing until the pod stops answering.
+      // Under load: the writers keep writing until the pod stops answering. At the same moment another
+      // member's workload dies (SIGKILL: its container ends, its pod fails).
+      const pids = workloadPids(crashed.peId);
+      expect(pids.length).toBe(1);
+      process.kill(pids[0]!, "SIGKILL");
       await kubectl("-n", NAMESPACE, "delete", "pod", victim.executableId, "--force", "--grace-period=0");
-      const repaired = await pollFor("the member's new pod Ready", 60, async () =>
-        (await podsOfPe(NAMESPACE, victim.peId)).find((p) => p.metadata?.name !== victim.executableId && isReady(p)),
+      const repaired = await Promise.all(
+        [victim, crashed].map((member) =>
+          pollFor(`a new pod of ${member.peId} Ready`, 60, async () =>
+            (await podsOfPe(NAMESPACE, member.peId)).find((p) => p.metadata?.name !== member.executableId && isReady(p)),
+          ),
+        ),
       );
       await writers.stop();
       acks = writers.acks;
-      expect(repaired.metadata?.name).toBe(`reseat-${victim.peId}-g2`);
-      expect(repaired.spec?.nodeName).toBe(node);
-      expect(repaired.spec?.volumes?.find((v) => v.name === "state")?.persistentVolumeClaim?.claimName).toBe(`reseat-${victim.peId}-state`);
-      expect((await claimOf(NAMESPACE, `reseat-${victim.peId}-state`))?.metadata?.annotations?.[LABELS.generation]).toBe("2");
-      const sessions = await sessionsAt(await podUrl(NAMESPACE, repaired.metadata!.name!));
+      for (const [i, member] of [victim, crashed].entries()) {
+        expect(repaired[i]!.metadata?.name).toBe(`reseat-${member.peId}-g2`);
+        expect(repaired[i]!.spec?.nodeName).toBe(member.host);
+        expect(repaired[i]!.spec?.volumes?.find((v) => v.name === "state")?.persistentVolumeClaim?.claimName).toBe(`reseat-${member.peId}-state`);
+        expect((await claimOf(NAMESPACE, `reseat-${member.peId}-state`))?.metadata?.annotations?.[LABELS.generation]).toBe("2");
+      }
+      const sessions = await sessionsAt(await podUrl(NAMESPACE, repaired[0]!.metadata!.name!));
       expect(acks.length).toBeGreaterThanOrEqual(30);
       for (const [key, value] of lastAcked(acks)) expect(sessions[key]?.n, key).toBeGreaterThanOrEqual(value);
-      await pollFor("the controller's reseat reported", 30, async () => (controller.events.some((e) => e.kind === "reseated") ? true : undefined));
-      expect(controller.events.filter((e) => e.kind === "reseated").map((e) => [e.peId, e.generation])).toEqual([[victim.peId, 2]]);
+      await pollFor("the controller's reseats reported", 30, async () =>
+        controller.events.filter((e) => e.kind === "reseated").length >= 2 ? true : undefined,
+      );
+      const reseated = controller.events.filter((e) => e.kind === "reseated").map((e) => [e.peId, e.generation]);
+      expect(reseated.sort()).toEqual([
+        [victim.peId, 2],
+        [crashed.peId, 2],
+      ]);
     } finally {
       await controller.stop();
     }
-    expect((await observer.stop()).maxRunning).toBe(1);
-    // The other member was left alone: the same pod, still Ready.
+    for (const observer of observers) expect((await observer.stop()).maxRunning).toBe(1);
+    // The third member was left alone: the same pod, still Ready.
     const untouched = await podsOfPe(NAMESPACE, bystander.peId);
     expect(untouched.map((p) => [p.metadata?.name, isReady(p)])).toEqual([[bystander.executableId, true]]);
     const rows = (await reseatStatus()).filter((r) => r.group === FLEET);
-    // The controller's repair is in the member's record: status shows it.
+    // The controller's repairs are in the members' records: status shows them.
     expect(rows.map((r) => [r.peId, r.generation, r.state, r.restarts])).toEqual([
       [victim.peId, 2, "running", 1],
+      [crashed.peId, 2, "running", 1],
       [bystander.peId, 1, "running", 0],
     ]);
   });
