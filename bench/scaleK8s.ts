@@ -681,9 +681,13 @@ function readEarlier(measured: Map<string, { samples: number[]; details: Record<
       }
       ns.add(n);
       ks.add(k);
-    } else if (c.case?.startsWith("statefulset_") && c.samples) {
-      // Without a fleet case (the fleet not measured at that N): the StatefulSet's and the floor's own.
-      const samples = c.samples as Partial<Record<System, number[] | null>>;
+    } else if (c.case?.startsWith("statefulset_")) {
+      // Without a fleet case (the fleet not measured at that N): the StatefulSet's and the floor's own
+      // (a file without samples: its medians, each once per run, which keeps the median).
+      const samples = (c.samples as Partial<Record<System, number[] | null>> | undefined) ?? {
+        statefulset: Array<number>(c.runs).fill(c.value),
+        floor: c.floor ? Array<number>(runsOf(c.floor).length).fill(c.baseline) : null,
+      };
       for (const system of ["statefulset", "floor"] as const) {
         const values = samples[system];
         if (values?.length && !measured.has(`${system}/${n}/${k}`)) measured.set(`${system}/${n}/${k}`, { samples: values, details: runsOf(c[system]) });
@@ -765,6 +769,24 @@ function buildCases(
           // The first member pod going → the last Ready, as the watch saw it (the same span for all three; not in runs before 2026-12-07 19:25).
           watchedMsMedian: { fleet: watched(fleet.details), statefulset: watched(sts.details), floor: floor ? watched(floor.details) : null },
           fleet: summary(fleet.details),
+        });
+      }
+      if (floor && !sts) {
+        // The floor alone (the StatefulSet not measured at this N and k): kept so that nothing measured is lost.
+        cases.push({
+          case: `floor_${n}_c${k}`,
+          metric: METRIC,
+          unit: "ms",
+          value: round(floorMs!),
+          baseline: round(floorMs!),
+          ratio: 1,
+          runs: floor.samples.length,
+          at,
+          groupSize: n,
+          concurrency: k,
+          baselineIs: "itself (the StatefulSet was not measured at this N and k)",
+          samples: { floor: floor.samples },
+          floor: summary(floor.details),
         });
       }
       if (sts) {
