@@ -694,6 +694,10 @@ function readEarlier(measured: Map<string, { samples: number[]; details: Record<
       }
       ns.add(n);
       ks.add(k);
+    } else if (c.case?.startsWith("floor_")) {
+      measured.set(`floor/${n}/${k}`, { samples: (c.samples as { floor: number[] }).floor, details: runsOf(c.floor) });
+      ns.add(n);
+      ks.add(k);
     } else if (c.case?.startsWith("checkpoint_bytes_per_member_")) {
       const preview = doc.cases.find((p) => p.case === `preview_${n}`)?.samples as number[] | undefined;
       const noop = doc.cases.find((p) => p.case === `noop_up_${n}`);
