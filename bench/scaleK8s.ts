@@ -661,7 +661,7 @@ export async function benchK8sScale(): Promise<string> {
 }
 
 /** The last run's k8s_scale.json back into samples (rollout_ cases carry every system's), details and fleet sides. */
-function readEarlier(measured: Map<string, { samples: number[]; details: Record<string, unknown>[] }>, fleetSides: Map<number, FleetSide>) {
+export function readEarlier(measured: Map<string, { samples: number[]; details: Record<string, unknown>[] }>, fleetSides: Map<number, FleetSide>) {
   const file = path.join(RESULTS_DIR, `${METRIC}.json`);
   const doc = JSON.parse(fs.readFileSync(file, "utf8")) as { setup: Record<string, unknown>; cases: CaseResult[] };
   const ns = new Set<number>();
