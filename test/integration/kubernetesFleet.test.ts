@@ -5,7 +5,7 @@
 // member's workload and from the stack's checkpoint. One stack is reused across the cases (CI budget).
 import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Project, checkpointText, makeProject } from "../support/harness";
+import { CliResult, Project, checkpointText, makeProject } from "../support/harness";
 import { FleetOutputs, fleetOutputs, groupCli, mustGroup, recordedFleetMembers, setFleets } from "../support/group";
 import { api, claimOf, k8sSessionSpec, loadImages, makeTestNamespace, podUrl, podsOfPe, useCluster } from "../support/kubernetesPe";
 import { LABELS } from "../../src/backend/backend";
@@ -31,6 +31,7 @@ interface Overrides {
 
 describe("a fleet on Kubernetes: one resource, a claim and a pod per member", () => {
   let project: Project;
+  let invalidPreview: Promise<CliResult> | undefined;
   let cluster: Awaited<ReturnType<typeof makeTestNamespace>>;
   let current: Fleet;
   /** Each member's last acknowledged write (session key -> value), by ordinal. */
@@ -45,6 +46,20 @@ describe("a fleet on Kubernetes: one resource, a claim and a pod per member", ()
       ...(o.command ? { command: o.command } : {}),
     });
     return { name: FLEET, replicas: o.replicas ?? REPLICAS, template, rollout: { maxUnavailable: o.maxUnavailable ?? 2 } };
+  };
+  /** Case (d): four fleets, each with one malformed Kubernetes-related field. */
+  const invalidFleets = () => {
+    const spec = (suffix: string, template: Record<string, unknown>) => {
+      const base = fleet();
+      return { ...base, name: `${FLEET}${suffix}`, template: { ...base.template, ...template } };
+    };
+    const k8sOf = fleet().template.kubernetes as Record<string, unknown>;
+    return [
+      spec("n", { kubernetes: { ...k8sOf, namespace: `${NAMESPACE}-{{ordinal}}` } }),
+      spec("p", { persistentStore: { kind: "postgres", host: "127.0.0.1", database: "d", user: "u", password: "p" } }),
+      spec("s", { kubernetes: { ...k8sOf, size: "lots" } }),
+      spec("d", { volume: { driver: "local" } }),
+    ];
   };
   const up = async () => fleetOutputs(await mustGroup(project, "up"), FLEET) as unknown as Fleet;
   const urlOf = (member: Member) => podUrl(NAMESPACE, member.executableId);
@@ -84,9 +99,14 @@ describe("a fleet on Kubernetes: one resource, a claim and a pod per member", ()
     cluster = await makeTestNamespace(NAMESPACE);
     project = makeProject("k8s-fleet", []);
     setFleets(project, [fleet()]);
+    // Case (d)'s preview runs beside the first cases (its own stack; it must fail before touching anything).
+    const bad = makeProject("k8s-fleet-invalid", []);
+    setFleets(bad, invalidFleets());
+    invalidPreview = groupCli(bad, "preview");
   });
   afterAll(async () => {
-    if (project) await groupCli(project, "destroy").catch(() => undefined);
+    // The namespace's removal takes the pods, claims and records (no Pulumi run for it: CI budget).
+    await invalidPreview?.catch(() => undefined);
     await cluster?.remove();
   });
 
@@ -215,20 +235,8 @@ describe("a fleet on Kubernetes: one resource, a claim and a pod per member", ()
   });
 
   it("(d) malformed fleet specs with Kubernetes fields fail preview naming the field; nothing is created in the namespace", async () => {
-    const bad = makeProject("k8s-fleet-invalid", []);
+    const preview = await invalidPreview!;
     const name = (s: string) => `${FLEET}${s}`;
-    const spec = (suffix: string, template: Record<string, unknown>) => {
-      const base = fleet();
-      return { ...base, name: name(suffix), template: { ...base.template, ...template } };
-    };
-    const k8sOf = fleet().template.kubernetes as Record<string, unknown>;
-    setFleets(bad, [
-      spec("n", { kubernetes: { ...k8sOf, namespace: `${NAMESPACE}-{{ordinal}}` } }),
-      spec("p", { persistentStore: { kind: "postgres", host: "127.0.0.1", database: "d", user: "u", password: "p" } }),
-      spec("s", { kubernetes: { ...k8sOf, size: "lots" } }),
-      spec("d", { volume: { driver: "local" } }),
-    ]);
-    const preview = await groupCli(bad, "preview");
     expect(preview.code).toBe(1);
     expect(preview.doc.error).toContain(`fleet "${name("n")}":\n  - template.kubernetes.namespace: expected one engine for every member of a fleet`);
     expect(preview.doc.error).toContain(`fleet "${name("p")}":\n  - template.persistentStore.kind: expected "none" or "directory" in a fleet`);

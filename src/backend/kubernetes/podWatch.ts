@@ -36,6 +36,8 @@ export class PodWatch {
   private followers = 0;
   private linger?: NodeJS.Timeout;
   private failedAt = 0;
+  /** Which start is current: a watch of an earlier start (stopped meanwhile) no longer touches the cache. */
+  private run = 0;
 
   constructor(
     private readonly config: () => KubeConfig,
@@ -83,31 +85,43 @@ export class PodWatch {
   private ensure(): void {
     if (this.state !== "off" || Date.now() - this.failedAt < RESTART_PAUSE_MS) return;
     this.state = "starting";
-    void this.start().catch(() => this.ended(true));
+    const run = this.run + 1;
+    void this.start().catch(() => {
+      if (run === this.run) this.ended(true);
+    });
   }
 
   /** From a list (the cache complete as of its resourceVersion), then every change after it. */
   private async start(): Promise<void> {
+    const run = ++this.run;
     const selector = `${LABELS.role}=executable`;
     const list = await this.core().listNamespacedPod({ namespace: this.namespace, labelSelector: selector });
-    if (this.state !== "starting") return;
+    if (run !== this.run) return;
     this.pods.clear();
     for (const pod of list.items) if (pod.metadata?.name) this.pods.set(pod.metadata.name, pod);
-    this.handle = await watchWithDeadlines(
+    let over = false;
+    const handle = await watchWithDeadlines(
       this.config(),
       `/api/v1/namespaces/${this.namespace}/pods`,
       { labelSelector: selector, resourceVersion: list.metadata?.resourceVersion },
       (phase, object) => {
         const name = (object as V1Pod).metadata?.name;
-        if (!name) return;
+        if (!name || run !== this.run) return;
         this.pods.set(name, phase === "DELETED" ? null : (object as V1Pod));
         this.versions.set(name, (this.versions.get(name) ?? 0) + 1);
         for (const wake of [...(this.waiters.get(name) ?? [])]) wake(true);
       },
-      (error) => this.ended(!!error),
+      (error) => {
+        over = true;
+        if (run === this.run) this.ended(!!error);
+      },
     );
-    if (this.state === "starting") this.state = "on";
-    else this.handle.abort(); // stopped while connecting
+    if (run !== this.run)
+      handle.abort(); // stopped (or started again) while connecting
+    else if (!over) {
+      this.handle = handle;
+      this.state = "on";
+    }
   }
 
   /** The watch ended (the server's timeout, a failure): waits read the API server; the next wait restarts it. */
@@ -123,6 +137,7 @@ export class PodWatch {
 
   private stop(): void {
     if (this.followers > 0) return;
+    this.run++;
     this.handle?.abort();
     this.handle = undefined;
     this.state = "off";
