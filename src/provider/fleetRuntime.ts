@@ -1,7 +1,7 @@
 // What the Fleet dynamic resource does (its provider is `providers.Fleet` in runtime.ts): one Pulumi
 // resource for N members, each rolled through the one replacement routine. Its state is the spec as
 // written (once), the engine, the resolved images, and a short observation per member.
-import type { Backend, EngineIdentity } from "../backend/backend";
+import type { Backend, EngineIdentity, PeStatusRecords } from "../backend/backend";
 import { openBackend } from "../backend/open";
 import { holderName } from "../lease/lease";
 import { assertSameEngine, recordOutdated } from "../plan/engineRecord";
@@ -20,7 +20,8 @@ import { specHash } from "../plan/executablePlan";
 import { MemberFingerprint, progressLines, ProgressLine } from "../plan/rollout";
 import { describeFailedRollout, inLanes, MemberOutcome, rollFleet } from "../replacement/fleetRollout";
 import { retire, ReseatResult } from "../replacement/reseat";
-import { observeCommits, observeRevert } from "./observe";
+import { observeCommits, observeRevert, revertOutputs } from "./observe";
+import { commitOutputs } from "../plan/commitStatus";
 import { checkImageId, imageIdForUp } from "./images";
 import { fleetUnknownUntilUp } from "../schema/inputs";
 import { randomUUID } from "node:crypto";
@@ -98,12 +99,28 @@ export function diffFleet(olds: FleetState, news: FleetInputs) {
   };
 }
 
-/** A member as it runs now, for its output. */
+/**
+ * The members' workload status and revert records, read for all of them at once where the engine can
+ * (Kubernetes: one pod list and one record list, instead of a list of every pod per member); undefined
+ * where it reads them one by one anyway (Docker and the fake: files beside each volume).
+ */
+async function readMembersRecords(engine: Backend, members: FleetMemberPlan[]): Promise<Map<string, PeStatusRecords> | undefined> {
+  // Unreadable in bulk (an API hiccup): each member is then read on its own, as without the bulk read.
+  return engine
+    .readStatusRecords?.(
+      members.map((m) => m.volume.name),
+      { lanes: LANES },
+    )
+    .catch(() => undefined);
+}
+
+/** A member as it runs now, for its output. `records`: its records read in bulk (readMembersRecords), when they were. */
 async function observeMember(
   engine: Backend,
   member: FleetMemberPlan,
   result: ReseatResult | undefined,
   updated: boolean,
+  records?: Map<string, PeStatusRecords>,
 ): Promise<FleetMemberState | undefined> {
   let running = result;
   if (!running) {
@@ -124,7 +141,10 @@ async function observeMember(
       reverted: false,
     };
   }
-  const { commitStatusAt: _at, ...commits } = await observeCommits(engine, member.volume.name, running.generation);
+  const bulk = records?.get(member.volume.name);
+  const { commitStatusAt: _at, ...commits } = records
+    ? commitOutputs(bulk?.workload, running.generation, new Date())
+    : await observeCommits(engine, member.volume.name, running.generation);
   const desiredHash = specHash(member.desired);
   const runsHash = (await engine.inspectExecutable(running.executableId))?.specHash ?? desiredHash;
   // What it runs, which is not the template's when a rollout stopped before it or reverted it.
@@ -140,7 +160,7 @@ async function observeMember(
     replacedAt: running.replacedAt,
     readyAt: running.readyAt,
     ...commits,
-    ...(await observeRevert(engine, member.volume.name)),
+    ...(records ? revertOutputs(bulk?.revert) : await observeRevert(engine, member.volume.name)),
     updated: updated && runsHash === desiredHash,
   };
 }
@@ -163,10 +183,11 @@ async function rollAndRecord(checked: FleetInputs, olds: FleetState | undefined,
   }
   const outcomes = await rollFleet(engine, rollout, members, { holder: holderName("pulumi") });
   const observed: FleetMemberState[] = [];
+  const records = await readMembersRecords(engine, members);
   await inLanes(members, LANES, async (member) => {
     const outcome: MemberOutcome | undefined = outcomes[member.ordinal];
     const result = outcome && (outcome.kind === "done" || outcome.kind === "held") ? outcome.result : undefined;
-    const state = await observeMember(engine, member, result, !member.held);
+    const state = await observeMember(engine, member, result, !member.held, records);
     if (state) observed[member.ordinal] = state;
   });
   const state: FleetState = { ...news, engineIdentity, members: observed.filter(Boolean), ...(token ? { declaredBy: token } : {}) };
@@ -200,8 +221,9 @@ export async function readFleet(id: string, props: FleetState): Promise<{ id: st
   const { members } = planFleetMembers(props);
   const observed: FleetMemberState[] = [];
   const before = new Map((props.members ?? []).map((m) => [m.ordinal, m]));
+  const records = await readMembersRecords(engine, members);
   await inLanes(members, LANES, async (member) => {
-    const state = await observeMember(engine, member, undefined, !member.held);
+    const state = await observeMember(engine, member, undefined, !member.held, records);
     if (!state) return;
     // The same executable as recorded: keep when it was replaced and seen ready (the engine knows only its start).
     const recorded = before.get(member.ordinal);

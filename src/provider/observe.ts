@@ -1,5 +1,6 @@
 // What reseat reads beside a PE's state volume for its outputs: the workload's commit status and the
 // record of a reverted replacement. Shared by the Executable's and the fleet's providers.
+import type { RevertRecord } from "@reseat/state/contract";
 import type { Backend } from "../backend/backend";
 import { CommitOutputs, commitOutputs } from "../plan/commitStatus";
 
@@ -17,6 +18,10 @@ export async function observeCommits(engine: Backend, volumeName: string, genera
 
 /** An unreadable revert record reads as no revert: it only ever informs. */
 export async function observeRevert(engine: Backend, volumeName: string): Promise<RevertOutputs> {
-  const record = await engine.readRevert(volumeName).catch(() => undefined);
+  return revertOutputs(await engine.readRevert(volumeName).catch(() => undefined));
+}
+
+/** The outputs of a revert record (none: no revert). */
+export function revertOutputs(record: RevertRecord | undefined): RevertOutputs {
   return { reverted: record?.reverted === true, failedSpecHash: record?.failedSpecHash ?? null };
 }
