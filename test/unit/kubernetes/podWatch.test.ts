@@ -2,8 +2,11 @@
 // its cache, wake on their events, and fall back to the API server whenever the watch cannot say.
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { CoreV1Api, KubeConfig, V1Pod } from "@kubernetes/client-node";
+import { PodWatch } from "../../../src/backend/kubernetes/podWatch";
 
-const watches: { query: Record<string, unknown>; onEvent: (phase: string, object: unknown) => void; done: (error: unknown) => void; aborted: boolean }[] = [];
+type ScriptedWatch = { query: Record<string, unknown>; onEvent: (phase: string, object: unknown) => void; done: (error: unknown) => void; aborted: boolean };
+// vi.mock is hoisted above the imports: what its factory uses must be hoisted too.
+const { watches } = vi.hoisted(() => ({ watches: [] as ScriptedWatch[] }));
 vi.mock("../../../src/backend/kubernetes/apiDeadline", () => ({
   watchWithDeadlines: async (_config: unknown, _path: string, query: Record<string, unknown>, onEvent: never, done: never) => {
     const watch = { query, onEvent, done, aborted: false };
@@ -11,7 +14,6 @@ vi.mock("../../../src/backend/kubernetes/apiDeadline", () => ({
     return { abort: () => void (watch.aborted = true) };
   },
 }));
-const { PodWatch } = await import("../../../src/backend/kubernetes/podWatch");
 
 const pod = (name: string, phase: string): V1Pod => ({ metadata: { name }, status: { phase } });
 const core = (items: V1Pod[]) => ({ listNamespacedPod: async () => ({ items, metadata: { resourceVersion: "42" } }) }) as unknown as CoreV1Api;
