@@ -75,7 +75,10 @@ export class ProcessingElementFleet extends pulumi.ComponentResource {
     const validated = deferred
       ? resolvedFields.apply((resolved) => {
           const declaredNow = new Set(knownMembers.map((m) => m.ordinal));
-          const later = declareFleetInProgram(name, parseFleet(resolved).members.filter((m) => !declaredNow.has(m.ordinal)));
+          const later = declareFleetInProgram(
+            name,
+            parseFleet(resolved).members.filter((m) => !declaredNow.has(m.ordinal)),
+          );
           if (later.length) throw new SpecError(`fleet "${name}"`, later);
           return true;
         })
