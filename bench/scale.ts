@@ -27,12 +27,10 @@
 // template.kubernetes vs a StatefulSet with maxUnavailable = k vs the API floor) is bench/scaleK8s.ts,
 // written to bench/results/k8s_scale.json (its own env there).
 // bench/results/scale.json is rewritten after every step, so that a cut-short run keeps what it measured.
-import { execFile } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { PROJECT_ROOT } from "../src/automation/stack";
-import { promisify } from "node:util";
 import { DockerBackend } from "../src/backend/docker/dockerBackend";
 import { MAX_REPLICAS } from "../src/schema/group";
 import {
@@ -64,8 +62,8 @@ import { openTofuPeer } from "./scalePeers/openTofu";
 import { Peer, PeerContext, PeerRollout } from "./scalePeers/peer";
 import { statefulSetPeer } from "./scalePeers/statefulSet";
 import { benchK8sScale } from "./scaleK8s";
+import { checkpointFile, checkpointSize, storedBytes } from "./checkpoint";
 
-const execFileAsync = promisify(execFile);
 const RUNS = Number(process.env.RESEAT_BENCH_RUNS ?? 3);
 const FLOOR_RUNS = Number(process.env.RESEAT_BENCH_FLOOR_RUNS ?? 7);
 const BASE_PORT = Number(process.env.RESEAT_BENCH_SCALE_PORT_BASE ?? 28000);
@@ -470,53 +468,6 @@ async function reseatSide(
 function percentileOf(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-/** The checkpoint file's size (the export's compact size where there is no file). */
-export function storedBytes(checkpoint: { checkpointFileBytes: number | null; compactBytes: number }): number {
-  return checkpoint.checkpointFileBytes ?? checkpoint.compactBytes;
-}
-
-/** `pulumi stack export` of the bench stack: its size, the checkpoint file's, and a breakdown per resource type. */
-export async function checkpointSize(dir: string, n: number) {
-  const { stdout } = await execFileAsync("pulumi", ["stack", "export", "--stack", "bench", "--cwd", dir, "--non-interactive"], {
-    maxBuffer: 1 << 30,
-    env: process.env,
-  });
-  const exportBytes = Buffer.byteLength(stdout);
-  const doc = JSON.parse(stdout) as { deployment?: { resources?: { type: string }[] } };
-  const byType: Record<string, { count: number; bytes: number; bytesPerMember: number }> = {};
-  for (const resource of doc.deployment?.resources ?? []) {
-    const entry = (byType[resource.type] ??= { count: 0, bytes: 0, bytesPerMember: 0 });
-    entry.count++;
-    entry.bytes += Buffer.byteLength(JSON.stringify(resource));
-  }
-  for (const entry of Object.values(byType)) entry.bytesPerMember = round(entry.bytes / n);
-  const file = checkpointFile(dir);
-  return {
-    exportBytes,
-    compactBytes: Buffer.byteLength(JSON.stringify(doc)),
-    checkpointFileBytes: file ? fs.statSync(file).size : null,
-    resources: doc.deployment?.resources?.length ?? 0,
-    byType,
-  };
-}
-
-/** The file backend's checkpoint of the `bench` stack (the file Pulumi rewrites after every step). */
-function checkpointFile(dir: string): string | undefined {
-  const stacks = path.join(dir, ".pulumi-state", ".pulumi", "stacks");
-  const walk = (d: string): string | undefined => {
-    if (!fs.existsSync(d)) return undefined;
-    for (const entry of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, entry.name);
-      if (entry.isDirectory()) {
-        const found = walk(p);
-        if (found) return found;
-      } else if (entry.name === "bench.json") return p;
-    }
-    return undefined;
-  };
-  return walk(stacks);
 }
 
 /** Counts file-system events on the checkpoint file while a rollout runs (how often Pulumi rewrites it). */

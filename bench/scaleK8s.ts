@@ -41,7 +41,7 @@ import { LABELS } from "../src/backend/backend";
 import { GROUPS_PROGRAM, benchProject, runCli, writeStackConfig } from "./groupBench";
 import { Cluster, createBareClaim, createBarePod, ignore409, k8sSessionPeSpec, localCluster, run, sessionStatefulSet } from "./k8sSession";
 import { CaseResult, RESULTS_DIR, median, round, writeResult } from "./results";
-import { checkpointSize, storedBytes } from "./scale";
+import { checkpointSize, storedBytes } from "./checkpoint";
 import { ScaleSeries, renderScalePlot } from "./scalePlot";
 import { PROJECT_ROOT } from "../src/automation/stack";
 
