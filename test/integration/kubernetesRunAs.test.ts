@@ -7,11 +7,10 @@
 // CLI, the local two-node cluster, the test PostgreSQL.
 import * as k8s from "@kubernetes/client-node";
 import { execFileSync } from "node:child_process";
-import * as net from "node:net";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Ack, Project, ROOT, lastAcked, makeProject, mustSucceed, peOutputs, reseatCli, setSecret, setSpecs } from "../support/harness";
-import { kubectl, pollFor } from "../support/kubernetes";
+import { forwardToCluster, kubectl, pollFor } from "../support/kubernetes";
 import { api, k8sSessionSpec, loadImages, makeTestNamespace, observePods, podUrl, readPod, useCluster } from "../support/kubernetesPe";
 import { postgresSettings } from "../support/postgres";
 import { LABELS } from "../../src/backend/backend";
@@ -45,34 +44,9 @@ async function recordPodEvents(peId: string): Promise<{ events: PodEvent[]; stop
   return { events, stop: () => abort.abort() };
 }
 
-/**
- * PostgreSQL listens on 127.0.0.1 only; a pod reaches this host at its node bridge's address. A
- * forwarder there (an address the cluster script made) to the test PostgreSQL, for this file only.
- */
-async function forwardPostgres(): Promise<{ host: string; port: number; close: () => Promise<void> }> {
-  // `ip`, not os.networkInterfaces(): libuv leaves out a bridge without carrier, which this one may be.
-  const host = /inet (\d+\.\d+\.\d+\.\d+)/.exec(execFileSync("ip", ["-4", "-o", "addr", "show", "dev", "rsk8s-node1"]).toString())?.[1];
-  if (!host) throw new Error("no rsk8s-node1 bridge address: is the local cluster up (scripts/cluster.sh up)?");
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect(Number(pgEnv.RESEAT_PG_PORT), "127.0.0.1");
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on("close", () => sockets.delete(s));
-      s.on("error", () => undefined);
-    }
-    client.pipe(upstream).pipe(client);
-  });
-  await new Promise<void>((resolve, reject) => server.listen(0, host, resolve).once("error", reject));
-  const port = (server.address() as net.AddressInfo).port;
-  return {
-    host,
-    port,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
+/** PostgreSQL listens on 127.0.0.1 only: made reachable from the pods for this file (test/support/kubernetes.ts). */
+function forwardPostgres(): ReturnType<typeof forwardToCluster> {
+  return forwardToCluster(Number(pgEnv.RESEAT_PG_PORT));
 }
 
 /** Acknowledged writes (200 + seq) through the pod's address, one writer, `count` of them. */
