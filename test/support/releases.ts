@@ -9,6 +9,7 @@ export const RELEASES = [
   { version: "0.3.0", commit: "333b234" },
   { version: "0.4.0", commit: "3c5b877" },
   { version: "0.5.0", commit: "c920dd5" }, // the state library in its own package (@reseat/state), bundled; no writer lock
+  { version: "0.6.0", commit: "2d21047" }, // the writer lock, handover "standby"; fleets on Docker only
 ] as const;
 
 export interface BuiltRelease {
