@@ -12,12 +12,7 @@ const resolve = {
 };
 
 /** The integration test files that use the local Kubernetes cluster (test/support/kubernetes*.ts). */
-const ON_THE_CLUSTER = [
-  "test/integration/kubernetes*.test.ts",
-  "test/integration/cluster.test.ts",
-  "test/integration/readOnlyPreview.test.ts",
-  "test/integration/singleWriterHandover.test.ts",
-];
+const ON_THE_CLUSTER = ["test/integration/kubernetes*.test.ts", "test/integration/cluster.test.ts", "test/integration/readOnlyPreview.test.ts"];
 const oneFileAtATime = { testTimeout: 600_000, hookTimeout: 600_000, fileParallelism: false, pool: "forks" as const };
 
 export default defineConfig({
