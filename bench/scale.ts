@@ -63,6 +63,7 @@ import { Peer, PeerContext, PeerRollout } from "./scalePeers/peer";
 import { statefulSetPeer } from "./scalePeers/statefulSet";
 import { benchK8sScale } from "./scaleK8s";
 import { checkpointFile, checkpointSize, storedBytes } from "./checkpoint";
+import { numbers } from "./envNumbers";
 
 const RUNS = Number(process.env.RESEAT_BENCH_RUNS ?? 3);
 const FLOOR_RUNS = Number(process.env.RESEAT_BENCH_FLOOR_RUNS ?? 7);
@@ -83,15 +84,6 @@ const CHECKPOINT_GOAL_BYTES = 2048;
 const PEER_NAMES = ["opentofu", "compose", "statefulset"] as const;
 type PeerName = (typeof PEER_NAMES)[number];
 type PeerOutcome = PeerRollout | { ms: null; why: string };
-
-function numbers(name: string, fallback: string, min: number, max: number): number[] {
-  const raw = process.env[name] ?? fallback;
-  const values = raw.split(",").map((v) => Number(v.trim()));
-  if (!values.length || values.some((v) => !Number.isInteger(v) || v < min || v > max)) {
-    throw new Error(`${name}: expected whole numbers from ${min} to ${max}, separated by commas (e.g. "${fallback}"), got "${raw}"`);
-  }
-  return [...new Set(values)].sort((a, b) => a - b);
-}
 
 const DESIGNS = ["fleet", "group"] as const;
 type Design = (typeof DESIGNS)[number];

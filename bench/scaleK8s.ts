@@ -42,6 +42,7 @@ import { GROUPS_PROGRAM, benchProject, runCli, writeStackConfig } from "./groupB
 import { Cluster, createBareClaim, createBarePod, ignore409, k8sSessionPeSpec, localCluster, run, sessionStatefulSet } from "./k8sSession";
 import { CaseResult, RESULTS_DIR, median, round, writeResult } from "./results";
 import { checkpointSize, storedBytes } from "./checkpoint";
+import { numbers } from "./envNumbers";
 import { ScaleSeries, renderScalePlot } from "./scalePlot";
 import { PROJECT_ROOT } from "../src/automation/stack";
 
@@ -58,15 +59,6 @@ const SYSTEMS = ["floor", "statefulset", "fleet"] as const;
 type System = (typeof SYSTEMS)[number];
 /** Pods the bench leaves free on the cluster for what else runs on it (other engineers' tests, system pods). */
 const HEADROOM_PODS = 20;
-
-function numbers(name: string, fallback: string, min: number, max: number): number[] {
-  const raw = process.env[name] ?? fallback;
-  const values = raw.split(",").map((v) => Number(v.trim()));
-  if (!values.length || values.some((v) => !Number.isInteger(v) || v < min || v > max)) {
-    throw new Error(`${name}: expected whole numbers from ${min} to ${max}, separated by commas (e.g. "${fallback}"), got "${raw}"`);
-  }
-  return [...new Set(values)].sort((a, b) => a - b);
-}
 
 type Log = (text: string) => void;
 
