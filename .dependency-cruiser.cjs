@@ -24,6 +24,8 @@ const LAYERS = [
   ["provider-and-controller", "^src/(provider|controller)/"],
   ["cli", "^src/(cli|automation)/"],
   ["components", "^components/"],
+  // The provider plugin serves the runtime and constructs the components for other languages.
+  ["plugin", "^src/plugin/"],
 ];
 const ABOVE_ALL = "^stacks/";
 

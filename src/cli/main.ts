@@ -15,6 +15,7 @@ import type { OutputMap } from "@pulumi/pulumi/automation";
 // Loaded when needed, so that usage errors answer at once (the Automation API takes a second to load).
 type StackModule = typeof import("../automation/stack");
 import type { Backend, EngineTarget } from "../backend/backend";
+import { packageVersion } from "../util/packageVersion";
 
 /** Commands that run a Pulumi operation on a stack. */
 const STACK_COMMANDS = ["up", "preview", "refresh", "destroy", "outputs", "cancel"] as const;
@@ -250,19 +251,6 @@ function defaults(json: boolean): Omit<Invocation, "command"> {
 /** commander's message without its "error: " prefix, on one line. */
 function commanderMessage(error: CommanderError): string {
   return error.message.replace(/^error: /, "").replace(/\s*\n\s*/g, " ");
-}
-
-/** The version of the reseat package this CLI belongs to. */
-export function packageVersion(): string {
-  // dist/src/cli/ when compiled, src/cli/ when run from source (tests): the nearest reseat package.json up.
-  for (let dir = __dirname; ; dir = path.dirname(dir)) {
-    const file = path.join(dir, "package.json");
-    if (fs.existsSync(file)) {
-      const manifest = JSON.parse(fs.readFileSync(file, "utf8")) as { name?: string; version: string };
-      if (manifest.name === "reseat") return manifest.version;
-    }
-    if (path.dirname(dir) === dir) throw new Error(`no package.json of reseat above ${__dirname}`);
-  }
 }
 
 export async function main(argv: string[]): Promise<number> {
