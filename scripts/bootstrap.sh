@@ -100,8 +100,9 @@ mkdir -p "$RESEAT_CACHE/bin" "$RESEAT_CACHE/build"
 cd "$RESEAT_ROOT"
 
 # 0. The Pulumi CLI and its Node.js language host, built from Go modules (no release binary is reachable
-#    here): started first, in the background.
+#    here): started first, in the background. The tests also run Python and YAML programs: their hosts too.
 missing_pulumi="$(bash scripts/build-pulumi.sh missing)"
+[ "$need" = test ] || missing_pulumi="$(grep -v -x -e python -e yaml <<<"$missing_pulumi" || true)"
 if [ -n "$missing_pulumi" ] && ! command -v go >/dev/null 2>&1; then
   say "the Pulumi CLI is built from Go modules: install Go (>= 1.24) and re-run"; exit 1
 fi
@@ -112,6 +113,14 @@ fi
 if [[ "$missing_pulumi" == *langhost* ]]; then
   start_piece "Pulumi Node.js language host" "runs a Node.js Pulumi program (plain \`pulumi up\`)" "1 min" \
     "$RESEAT_CACHE/build/pulumi-language-nodejs.log" bash scripts/build-pulumi.sh langhost
+fi
+if [[ "$missing_pulumi" == *python* ]]; then
+  start_piece "Pulumi Python language host" "runs a Python Pulumi program (\`runtime: python\`)" "1 min" \
+    "$RESEAT_CACHE/build/pulumi-language-python.log" bash scripts/build-pulumi.sh python
+fi
+if [[ "$missing_pulumi" == *yaml* ]]; then
+  start_piece "Pulumi YAML language host" "runs a YAML Pulumi program (\`runtime: yaml\`)" "1 min" \
+    "$RESEAT_CACHE/build/pulumi-language-yaml.log" bash scripts/build-pulumi.sh yaml
 fi
 
 # 1. Node.js as package.json's engines says, >=22.19.0 <23 || >=24 (the state library's node:sqlite calls need 22.16
@@ -192,6 +201,12 @@ if [ "$need" = test ]; then
     piece "power-cut file system" "the power-loss tests (FUSE)" "1 min" bash scripts/build-powercut.sh >/dev/null
   else
     bash scripts/build-powercut.sh >/dev/null
+  fi
+  # The venv Python Pulumi programs run in (the `pulumi` SDK from PyPI); tests activate it per program
+  # (VIRTUAL_ENV, its bin/ first on PATH: scripts/python-venv.sh prints how).
+  if ! bash scripts/python-venv.sh check; then
+    piece "Python venv with the pulumi SDK" "the Python programs' tests (\`runtime: python\`)" "30 s" \
+      bash scripts/python-venv.sh >/dev/null
   fi
   if [ ! -x "$(bash scripts/remote-engines.sh registry-bin)" ]; then
     piece "remote-engine tools" "the ssh:// and tcp:// engine and private-registry tests (sshd, htpasswd, a registry)" "2 min" \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the Pulumi CLI and the Node.js language host from Go modules,
+# Builds the Pulumi CLI and its language hosts (Node.js, Python, YAML) from Go modules,
 # because no Pulumi release binary is reachable here. Cached outside the checkout: CI clones afresh.
 # Stripped (-s -w): no debugger reads them, and the link of the 170 MB CLI is shorter without DWARF.
 set -euo pipefail
@@ -65,11 +65,86 @@ GO
     echo "$LANGHOST_SDK_VERSION" >"$BIN/.pulumi-language-nodejs.version"
 }
 
+# The Python language host (`runtime: python`), from the same sdk/v3 module and version as the Node.js host.
+# It runs the program through a helper script, pulumi-language-python-exec, which it looks for beside its own
+# binary ("missing executor" without it): copied from the module, mode 755. The `pulumi` Python SDK itself is
+# pip's business (scripts/python-venv.sh).
+have_python_host() {
+  [ -x "$BIN/pulumi-language-python" ] && [ -x "$BIN/pulumi-language-python-exec" ] &&
+    [ "$(cat "$BIN/.pulumi-language-python.version" 2>/dev/null)" = "$LANGHOST_SDK_VERSION" ]
+}
+build_python_host() {
+  have_python_host && return 0
+  local dir="$CACHE/build/pulumi-language-python"
+  mkdir -p "$dir"
+  cat >"$dir/go.mod" <<MOD
+module reseat.local/pulumilangpython
+
+go 1.24
+MOD
+  cat >"$dir/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import _ "github.com/pulumi/pulumi/sdk/v3/python/cmd/pulumi-language-python"
+GO
+  # `go mod tidy`: without it the build stops at "missing go.sum entry" (google.golang.org/grpc/connectivity).
+  # The exec helper lives at python/cmd/pulumi-language-python-exec in the module (a Python script).
+  (cd "$dir" &&
+    go get "github.com/pulumi/pulumi/sdk/v3@$LANGHOST_SDK_VERSION" &&
+    go mod tidy &&
+    go build -trimpath -tags osusergo,grpcnotrace \
+      -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$LANGHOST_SDK_VERSION" \
+      -o "$BIN/pulumi-language-python.tmp" github.com/pulumi/pulumi/sdk/v3/python/cmd/pulumi-language-python) &&
+    install -m 0755 "$(cd "$dir" && go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)/python/cmd/pulumi-language-python-exec" \
+      "$BIN/pulumi-language-python-exec.tmp" &&
+    mv "$BIN/pulumi-language-python-exec.tmp" "$BIN/pulumi-language-python-exec" &&
+    mv "$BIN/pulumi-language-python.tmp" "$BIN/pulumi-language-python" &&
+    echo "$LANGHOST_SDK_VERSION" >"$BIN/.pulumi-language-python.version"
+}
+
+# The YAML language host (`runtime: yaml`): its own module, github.com/pulumi/pulumi-yaml.
+PULUMI_YAML_VERSION="${PULUMI_YAML_VERSION:-v1.25.0}"
+have_yaml_host() { [ -x "$BIN/pulumi-language-yaml" ] && [ "$(cat "$BIN/.pulumi-language-yaml.version" 2>/dev/null)" = "$PULUMI_YAML_VERSION" ]; }
+build_yaml_host() {
+  have_yaml_host && return 0
+  local dir="$CACHE/build/pulumi-language-yaml"
+  mkdir -p "$dir"
+  cat >"$dir/go.mod" <<MOD
+module reseat.local/pulumilangyaml
+
+go 1.24
+MOD
+  cat >"$dir/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import _ "github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml"
+GO
+  (cd "$dir" &&
+    go get "github.com/pulumi/pulumi-yaml@$PULUMI_YAML_VERSION" &&
+    go mod tidy &&
+    go build -trimpath -tags osusergo,grpcnotrace \
+      -ldflags "-s -w -X github.com/pulumi/pulumi-yaml/pkg/version.Version=$PULUMI_YAML_VERSION" \
+      -o "$BIN/pulumi-language-yaml.tmp" github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml) &&
+    mv "$BIN/pulumi-language-yaml.tmp" "$BIN/pulumi-language-yaml" &&
+    echo "$PULUMI_YAML_VERSION" >"$BIN/.pulumi-language-yaml.version"
+}
+
 case "${1:-cli}" in
   cli) build_cli ;;
   langhost) build_language_host ;;
-  all) build_cli && build_language_host ;;
-  # Prints what is not built yet at the wanted version (cli, langhost), one a line; builds nothing.
-  missing) have_cli || echo cli; have_language_host || echo langhost ;;
-  *) echo "usage: $0 [cli|langhost|all|missing]" >&2; exit 2 ;;
+  python) build_python_host ;;
+  yaml) build_yaml_host ;;
+  all) build_cli && build_language_host && build_python_host && build_yaml_host ;;
+  # Prints what is not built yet at the wanted version (cli, langhost, python, yaml), one a line; builds nothing.
+  missing)
+    have_cli || echo cli
+    have_language_host || echo langhost
+    have_python_host || echo python
+    have_yaml_host || echo yaml
+    ;;
+  *) echo "usage: $0 [cli|langhost|python|yaml|all|missing]" >&2; exit 2 ;;
 esac
