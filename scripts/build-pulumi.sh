@@ -133,18 +133,39 @@ GO
     echo "$PULUMI_YAML_VERSION" >"$BIN/.pulumi-language-yaml.version"
 }
 
+# reseat-sdkgen-python: the package's Python SDK from its schema.json with the CLI's own codegen (scripts/sdkgen;
+# the Python host above predates the GeneratePackage RPC that `pulumi package gen-sdk` calls). Its go.mod pins
+# pkg/v3 and sdk/v3, so the marker is a hash of main.go and go.mod: it rebuilds when either changes. Built in a
+# copy under $CACHE/build, so that -mod=mod never writes into the checkout.
+SDKGEN_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/sdkgen"
+sdkgen_hash() { cat "$SDKGEN_SRC/main.go" "$SDKGEN_SRC/go.mod" | sha256sum | cut -d' ' -f1; }
+have_sdkgen() { [ -x "$BIN/reseat-sdkgen-python" ] && [ "$(cat "$BIN/.reseat-sdkgen-python.version" 2>/dev/null)" = "$(sdkgen_hash)" ]; }
+build_sdkgen() {
+  have_sdkgen && return 0
+  local dir="$CACHE/build/reseat-sdkgen-python" hash
+  hash="$(sdkgen_hash)"
+  mkdir -p "$dir"
+  cp "$SDKGEN_SRC/main.go" "$SDKGEN_SRC/go.mod" "$SDKGEN_SRC/go.sum" "$dir/"
+  (cd "$dir" &&
+    go build -trimpath -tags osusergo,grpcnotrace -ldflags "-s -w" -o "$BIN/reseat-sdkgen-python.tmp" .) &&
+    mv "$BIN/reseat-sdkgen-python.tmp" "$BIN/reseat-sdkgen-python" &&
+    echo "$hash" >"$BIN/.reseat-sdkgen-python.version"
+}
+
 case "${1:-cli}" in
   cli) build_cli ;;
   langhost) build_language_host ;;
   python) build_python_host ;;
   yaml) build_yaml_host ;;
-  all) build_cli && build_language_host && build_python_host && build_yaml_host ;;
-  # Prints what is not built yet at the wanted version (cli, langhost, python, yaml), one a line; builds nothing.
+  sdkgen) build_sdkgen ;;
+  all) build_cli && build_language_host && build_python_host && build_yaml_host && build_sdkgen ;;
+  # Prints what is not built yet at the wanted version (cli, langhost, python, yaml, sdkgen), one a line; builds nothing.
   missing)
     have_cli || echo cli
     have_language_host || echo langhost
     have_python_host || echo python
     have_yaml_host || echo yaml
+    have_sdkgen || echo sdkgen
     ;;
-  *) echo "usage: $0 [cli|langhost|python|yaml|all|missing]" >&2; exit 2 ;;
+  *) echo "usage: $0 [cli|langhost|python|yaml|sdkgen|all|missing]" >&2; exit 2 ;;
 esac
