@@ -1,0 +1,59 @@
+// reseat as a plugin package, as a platform team hands it to a Python or YAML user: the package folder
+// built by scripts/plugin.sh (outside the checkout), a fresh project folder with nothing of the checkout
+// but that package, `add-to-project` run there, and the plain `pulumi` CLI with the language's own host.
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { httpJson, ROOT } from "./harness";
+import { mustRun, outsideFolder, userEnv } from "./userProject";
+
+const CACHE = process.env.RESEAT_CACHE ?? path.join(os.homedir(), ".cache", "reseat");
+/** The Python the tests' programs run with: the venv scripts/python-venv.sh makes (the `pulumi` SDK from PyPI). */
+export const PYTHON_VENV = path.join(CACHE, "python", "venv");
+
+/** Builds the package folder from this checkout (compiled by the bootstrap) into a folder outside it. */
+export async function buildPluginPackage(): Promise<string> {
+  const out = outsideFolder("plugin");
+  const built = await mustRun(ROOT, "bash", [path.join(ROOT, "scripts", "plugin.sh"), out]);
+  return built.stdout.trim().split("\n").at(-1)!.trim();
+}
+
+/** The environment a user's shell has: the folder's file backend; for Python, the venv active (VIRTUAL_ENV, its bin first). */
+export function languageEnv(dir: string, language: "python" | "yaml", extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  if (language === "yaml") return userEnv(dir, extra);
+  return userEnv(dir, { VIRTUAL_ENV: PYTHON_VENV, PATH: `${path.join(PYTHON_VENV, "bin")}:${process.env.PATH}`, ...extra });
+}
+
+/** A fresh project folder (outside the checkout) with the package added: returns the folder. */
+export async function projectWithPackage(pkg: string, language: "python" | "yaml", files: Record<string, string>): Promise<string> {
+  const dir = outsideFolder(`${language}-user`);
+  for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), text);
+  await mustRun(dir, path.join(pkg, "add-to-project"), [], languageEnv(dir, language));
+  return dir;
+}
+
+/** The session workload's images by id (their tags are rebuilt when the workload changes). */
+export async function sessionImageIds(): Promise<{ v1: string; v2: string }> {
+  const id = async (tag: string) => (await mustRun(ROOT, "docker", ["image", "inspect", "--format", "{{.Id}}", tag])).stdout.trim();
+  return { v1: await id("reseat-session-workload:v1"), v2: await id("reseat-session-workload:v2") };
+}
+
+/** Writes sessions s0 … s<count-1>, one at a time, each acknowledged (durable on the volume) before the next: how many were. */
+export async function putSessions(port: number, count: number): Promise<number> {
+  let acknowledged = 0;
+  for (let i = 0; i < count; i++) {
+    const res = await fetch(`http://127.0.0.1:${port}/sessions/s${i}`, { method: "PUT", body: JSON.stringify({ n: i }) });
+    if (res.ok && ((await res.json()) as { ok?: boolean }).ok) acknowledged++;
+  }
+  return acknowledged;
+}
+
+/** The sessions putSessions(count) writes. */
+export function expectedSessions(count: number): Record<string, { n: number }> {
+  return Object.fromEntries(Array.from({ length: count }, (_, i) => [`s${i}`, { n: i }]));
+}
+
+/** The sessions the workload serves now. */
+export async function sessionsOf(port: number): Promise<Record<string, unknown>> {
+  return (await httpJson<{ sessions: Record<string, unknown> }>(port, "/sessions")).sessions;
+}
