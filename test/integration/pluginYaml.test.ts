@@ -6,9 +6,18 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cleanup, containersOf, httpJson, volumeExists } from "../support/harness";
+import { cleanup, containersOf, volumeExists } from "../support/harness";
 import { freePort, mustPulumi, previewJson, pulumi, stackOutputs } from "../support/userProject";
-import { expectedSessions, buildPluginPackage, languageEnv, projectWithPackage, putSessions, sessionImageIds, sessionsOf } from "../support/pluginPackage";
+import {
+  expectedSessions,
+  buildPluginPackage,
+  languageEnv,
+  projectWithPackage,
+  putSessions,
+  sessionImageIds,
+  sessionsOf,
+  workloadVersion,
+} from "../support/pluginPackage";
 
 const PE = `it-yaml-${process.pid}`;
 const STACK = "dev";
@@ -74,7 +83,7 @@ describe("a YAML program: reseat's plugin package", () => {
     expect(first.peId).toBe(PE);
     expect(first.generation).toBe(1);
     expect(await volumeExists(first.volumeName)).toBe(true);
-    expect(await putSessions(port, 100)).toBe(100);
+    expect(await putSessions(`http://127.0.0.1:${port}`, 100)).toBe(100);
   });
 
   it("an image change: preview shows exactly one replace, the executable, and no volume step", async () => {
@@ -92,8 +101,8 @@ describe("a YAML program: reseat's plugin package", () => {
     expect(after.generation).toBe(first.generation + 1);
     expect(after.volumeName).toBe(first.volumeName);
     expect(after.executableId).not.toBe(first.executableId);
-    expect((await httpJson<{ version: string }>(port, "/healthz")).version).toBe("v2");
-    expect(await sessionsOf(port)).toEqual(expectedSessions(100));
+    expect(await workloadVersion(`http://127.0.0.1:${port}`)).toBe("v2");
+    expect(await sessionsOf(`http://127.0.0.1:${port}`)).toEqual(expectedSessions(100));
     // The old executable's final commit (at its graceful stop) holds all 100 writes.
     expect(after.lastCommit?.seq).toBeGreaterThanOrEqual(100);
   });

@@ -4,7 +4,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { httpJson, ROOT } from "./harness";
+import { ROOT } from "./harness";
 import { mustRun, outsideFolder, userEnv } from "./userProject";
 
 const CACHE = process.env.RESEAT_CACHE ?? path.join(os.homedir(), ".cache", "reseat");
@@ -39,10 +39,10 @@ export async function sessionImageIds(): Promise<{ v1: string; v2: string }> {
 }
 
 /** Writes sessions s0 … s<count-1>, one at a time, each acknowledged (durable on the volume) before the next: how many were. */
-export async function putSessions(port: number, count: number): Promise<number> {
+export async function putSessions(baseUrl: string, count: number): Promise<number> {
   let acknowledged = 0;
   for (let i = 0; i < count; i++) {
-    const res = await fetch(`http://127.0.0.1:${port}/sessions/s${i}`, { method: "PUT", body: JSON.stringify({ n: i }) });
+    const res = await fetch(`${baseUrl}/sessions/s${i}`, { method: "PUT", body: JSON.stringify({ n: i }) });
     if (res.ok && ((await res.json()) as { ok?: boolean }).ok) acknowledged++;
   }
   return acknowledged;
@@ -54,6 +54,15 @@ export function expectedSessions(count: number): Record<string, { n: number }> {
 }
 
 /** The sessions the workload serves now. */
-export async function sessionsOf(port: number): Promise<Record<string, unknown>> {
-  return (await httpJson<{ sessions: Record<string, unknown> }>(port, "/sessions")).sessions;
+export async function sessionsOf(baseUrl: string): Promise<Record<string, unknown>> {
+  const res = await fetch(`${baseUrl}/sessions`);
+  if (!res.ok) throw new Error(`GET ${baseUrl}/sessions -> ${res.status}`);
+  return ((await res.json()) as { sessions: Record<string, unknown> }).sessions;
+}
+
+/** The session workload's version (its image's WORKLOAD_VERSION). */
+export async function workloadVersion(baseUrl: string): Promise<string> {
+  const res = await fetch(`${baseUrl}/healthz`);
+  if (!res.ok) throw new Error(`GET ${baseUrl}/healthz -> ${res.status}`);
+  return ((await res.json()) as { version: string }).version;
 }
