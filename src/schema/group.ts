@@ -35,19 +35,34 @@ const maxUnavailable = z.union(
 
 export const groupRolloutSchema = z.strictObject({
   /** At most this many members are without a ready executable at once (number, or "NN%" of replicas rounded down, at least 1). */
-  maxUnavailable: maxUnavailable.default(1),
+  maxUnavailable: maxUnavailable
+    .default(1)
+    .describe('At most this many members are without a ready executable at once: a number, or "NN%" of replicas (rounded down, at least 1). Default: 1.'),
   /** Only members with ordinal >= partition take a changed template; the others keep what they were deployed with. */
-  partition: count("members").min(0, "expected 0 or more").default(0),
+  partition: count("members")
+    .min(0, "expected 0 or more")
+    .default(0)
+    .describe("Only members with ordinal >= partition take a changed template; the others keep what they were deployed with. Default: 0."),
 });
 
 export const groupSchema = z.strictObject({
   name: z
     .string({ error: "expected a string" })
-    .regex(GROUP_NAME, "expected a lowercase DNS label (a-z, 0-9, '-'), 1-38 characters, not starting or ending with '-'"),
-  replicas: count("members").min(0, "expected 0 or more members").max(MAX_REPLICAS, `expected at most ${MAX_REPLICAS} members`),
+    .regex(GROUP_NAME, "expected a lowercase DNS label (a-z, 0-9, '-'), 1-38 characters, not starting or ending with '-'")
+    .describe('The group\'s name: members are "<name>-<ordinal>", which is also their peId.'),
+  replicas: count("members")
+    .min(0, "expected 0 or more members")
+    .max(MAX_REPLICAS, `expected at most ${MAX_REPLICAS} members`)
+    .describe(`How many members (0 to ${MAX_REPLICAS}); must be known when the program runs.`),
   /** A processing-element spec without peId; strings may use {{ordinal}}, {{ordinal + N}}, {{peId}}, {{group}}. */
-  template: z.record(z.string(), z.unknown(), { error: "expected a processing element spec (an object; see the README's spec table), without peId" }),
-  rollout: groupRolloutSchema.default({ maxUnavailable: 1, partition: 0 }),
+  template: z
+    .record(z.string(), z.unknown(), { error: "expected a processing element spec (an object; see the README's spec table), without peId" })
+    .describe(
+      'A processing-element spec without peId. Strings may use {{ordinal}}, {{ordinal + N}}, {{ordinal - N}}, {{peId}}, {{group}}; in a number field, a string that is one placeholder, such as "{{ordinal + 18300}}", becomes the number.',
+    ),
+  rollout: groupRolloutSchema
+    .default({ maxUnavailable: 1, partition: 0 })
+    .describe("How a changed template rolls out over the members; must be known when the program runs."),
 });
 
 export type GroupInput = z.input<typeof groupSchema>;
@@ -338,7 +353,7 @@ function distinctResources(all: GroupInputMember[]): Problem[] {
 }
 
 /** Fields whose value is a number in the PE spec: a string that is exactly one placeholder becomes that number there. */
-const NUMERIC_FIELDS = [
+export const NUMERIC_FIELDS = [
   /^ports\.\d+\.(?:container|host)$/,
   /^readiness\.httpGet\.port$/,
   /^resources\.(?:memoryMiB|cpus)$/,

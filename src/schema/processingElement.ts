@@ -39,21 +39,25 @@ const absolutePath = z
   .refine((value) => value !== "/", "expected a directory below /, not / itself");
 
 const portMapping = z.strictObject({
-  container: port,
-  host: port.optional(),
+  container: port.describe("The port inside the container."),
+  host: port.optional().describe("The host port it is published on (bridge network only); absent: an ephemeral port."),
   /** Host address the published port binds to; loopback by default so that nothing is exposed by accident. */
-  hostIp: z.ipv4({ error: "expected an IPv4 address" }).default("127.0.0.1"),
-  protocol: z.enum(["tcp", "udp"], { error: 'expected "tcp" or "udp"' }).default("tcp"),
+  hostIp: z
+    .ipv4({ error: "expected an IPv4 address" })
+    .default("127.0.0.1")
+    .describe("The host address the published port binds to; loopback by default, so that nothing is exposed by accident."),
+  protocol: z.enum(["tcp", "udp"], { error: 'expected "tcp" or "udp"' }).default("tcp").describe('"tcp" or "udp".'),
 });
 
 const readiness = z
   .strictObject({
     httpGet: z
       .strictObject({
-        port,
-        path: z.string().regex(/^\//, 'expected a path starting with "/"').default("/"),
+        port: port.describe("The container port to request."),
+        path: z.string().regex(/^\//, 'expected a path starting with "/"').default("/").describe("The path to request."),
       })
-      .optional(),
+      .optional()
+      .describe("Ready once an HTTP GET of this port and path succeeds."),
     logLine: z
       .string()
       .min(1, "expected a non-empty regular expression")
@@ -65,8 +69,12 @@ const readiness = z
           return false;
         }
       }, "expected a valid regular expression")
-      .optional(),
-    timeout: duration.default(60_000).refine((ms) => ms >= 1000, "expected a timeout of at least 1s"),
+      .optional()
+      .describe("Ready once a log line of the executable matches this regular expression."),
+    timeout: duration
+      .default(60_000)
+      .refine((ms) => ms >= 1000, "expected a timeout of at least 1s")
+      .describe('How long a new executable may take to become ready: "30s", "2m" or milliseconds; at least 1s. Default: 60s.'),
   })
   .refine((value) => (value.httpGet === undefined) !== (value.logLine === undefined), {
     message: "expected exactly one of httpGet or logLine",
@@ -89,6 +97,11 @@ const SQL_IDENTIFIER = /^[a-z_][a-z0-9_]{0,46}$/; // room for the store's _chunk
  * start (status: restore-failed) rather than start empty over data it could not read; true allows it.
  */
 const allowEmptyStart = z.boolean({ error: "expected true or false" }).default(false);
+const KEEP_DESCRIPTION = "How many of the newest commits the store keeps (1 to 1000).";
+const ALLOW_EMPTY_START_DESCRIPTION =
+  "Start empty when the volume is empty and none of the store's commits verifies; by default the workload refuses to start (restore-failed).";
+/** The description of a field naming a secret stack config key instead of giving the secret. */
+const CONFIG_KEY_DESCRIPTION = (what: string) => `Or the name of a secret stack config key holding ${what} (\`pulumi config set --secret reseat:<key>\`).`;
 
 /** A secret may arrive as a plain string or as a Pulumi Output (kept secret end to end). */
 const secretValue = z.custom<string | { apply: unknown }>(
@@ -106,35 +119,46 @@ const persistentStore = z
         .strictObject({
           kind: z.literal("directory"),
           /** A Docker named volume holding the store (shared by PEs; one sub-folder each). */
-          volume: z.string().regex(VOLUME_NAME, "expected a Docker volume name").optional(),
+          volume: z
+            .string()
+            .regex(VOLUME_NAME, "expected a Docker volume name")
+            .optional()
+            .describe(`A Docker named volume holding the store, shared by PEs (one sub-folder each). Default: "${DEFAULT_STORE_VOLUME}".`),
           /** Or a host directory, bind-mounted. */
-          hostPath: absolutePath.optional(),
-          keep,
-          allowEmptyStart,
+          hostPath: absolutePath.optional().describe("Or a host directory, bind-mounted (an absolute path)."),
+          keep: keep.describe(KEEP_DESCRIPTION),
+          allowEmptyStart: allowEmptyStart.describe(ALLOW_EMPTY_START_DESCRIPTION),
         })
-        .refine((store) => !(store.volume && store.hostPath), { message: "expected either volume or hostPath, not both" }),
+        .refine((store) => !(store.volume && store.hostPath), { message: "expected either volume or hostPath, not both" })
+        .describe("commits go to a directory: a Docker named volume or a host directory"),
       z
         .strictObject({
           kind: z.literal("postgres"),
-          host: z.string().min(1, "expected a host name or address").default("127.0.0.1"),
-          port: port.default(5432),
-          database: z.string({ error: "expected a database name" }).min(1, "expected a database name"),
-          user: z.string({ error: "expected a user name" }).min(1, "expected a user name"),
+          host: z.string().min(1, "expected a host name or address").default("127.0.0.1").describe("The PostgreSQL server's host name or address."),
+          port: port.default(5432).describe("The PostgreSQL server's port."),
+          database: z.string({ error: "expected a database name" }).min(1, "expected a database name").describe("The database holding the commits."),
+          user: z.string({ error: "expected a user name" }).min(1, "expected a user name").describe("The database user."),
           /** The password itself (wrapped as a Pulumi secret), for programs. */
-          password: secretValue.optional(),
+          password: secretValue.optional().describe("The user's password (a secret). Give it or passwordSecret."),
           /** Or the name of a secret stack config key holding it (`pulumi config set --secret`). */
           passwordSecret: z
             .string()
             .regex(/^[A-Za-z][A-Za-z0-9_.-]*$/, "expected a config key name")
-            .optional(),
-          table: z.string().regex(SQL_IDENTIFIER, "expected a lowercase SQL identifier").default("reseat_commits"),
-          keep,
-          allowEmptyStart,
+            .optional()
+            .describe(CONFIG_KEY_DESCRIPTION("the password")),
+          table: z
+            .string()
+            .regex(SQL_IDENTIFIER, "expected a lowercase SQL identifier")
+            .default("reseat_commits")
+            .describe("The table of commits (a lowercase SQL identifier)."),
+          keep: keep.describe(KEEP_DESCRIPTION),
+          allowEmptyStart: allowEmptyStart.describe(ALLOW_EMPTY_START_DESCRIPTION),
         })
         .refine((store) => (store.password === undefined) !== (store.passwordSecret === undefined), {
           message: "expected exactly one of password or passwordSecret",
-        }),
-      z.strictObject({ kind: z.literal("none") }),
+        })
+        .describe("commits go to a PostgreSQL table"),
+      z.strictObject({ kind: z.literal("none") }).describe("no persistent store: the state lives on the state volume only"),
     ],
     { error: 'expected kind "directory", "postgres" or "none"' },
   )
@@ -158,38 +182,46 @@ const dockerEngine = z
         (host) => !/^ssh:\/\/[^@/]*:[^@/]*@/.test(host),
         "expected no password in the address (it would be stored in plain text): use ssh.privateKeySecret",
       )
-      .optional(),
+      .optional()
+      .describe('The engine\'s address: "unix:///path", "tcp://host:port" or "ssh://user@host[:port]". Default: DOCKER_HOST, else the local socket.'),
     /** Mutual TLS for tcp://: the CA and client certificate (PEM), the client key as a secret. */
     tls: z
       .strictObject({
-        ca: pem("the CA certificate"),
-        cert: pem("the client certificate"),
-        key: secretValue.optional(),
-        keySecret: configKey.optional(),
+        ca: pem("the CA certificate").describe("The CA certificate (PEM contents)."),
+        cert: pem("the client certificate").describe("The client certificate (PEM contents)."),
+        key: secretValue.optional().describe("The client key (PEM contents, a secret). Give it or keySecret."),
+        keySecret: configKey.optional().describe(CONFIG_KEY_DESCRIPTION("the client key")),
       })
       .refine((tls) => (tls.key === undefined) !== (tls.keySecret === undefined), { message: "expected exactly one of key or keySecret" })
-      .optional(),
+      .optional()
+      .describe("Mutual TLS for a tcp:// engine."),
     /** ssh:// authentication: a private key as a secret, or (when absent) the ssh agent. */
     ssh: z
-      .strictObject({ privateKey: secretValue.optional(), privateKeySecret: configKey.optional() })
+      .strictObject({
+        privateKey: secretValue.optional().describe("The private key (a secret). Give it, privateKeySecret, or neither (the ssh agent)."),
+        privateKeySecret: configKey.optional().describe(CONFIG_KEY_DESCRIPTION("the private key")),
+      })
       .refine((ssh) => !(ssh.privateKey !== undefined && ssh.privateKeySecret !== undefined), {
         message: "expected at most one of privateKey or privateKeySecret",
       })
-      .optional(),
+      .optional()
+      .describe("ssh:// authentication: a private key, or (when absent) the ssh agent."),
     /** Credentials for the registry of the PE's image (sent to that registry only). */
     registryAuth: z
       .strictObject({
         server: z
           .string({ error: "expected a registry host[:port]" })
-          .regex(/^[A-Za-z0-9.-]+(?::\d+)?$/, 'expected a registry host[:port] such as "registry.example.com" or "127.0.0.1:5000"'),
-        username: z.string({ error: "expected a user name" }).min(1, "expected a user name"),
-        password: secretValue.optional(),
-        passwordSecret: configKey.optional(),
+          .regex(/^[A-Za-z0-9.-]+(?::\d+)?$/, 'expected a registry host[:port] such as "registry.example.com" or "127.0.0.1:5000"')
+          .describe('The registry\'s host[:port], such as "registry.example.com".'),
+        username: z.string({ error: "expected a user name" }).min(1, "expected a user name").describe("The registry user."),
+        password: secretValue.optional().describe("The registry password (a secret). Give it or passwordSecret."),
+        passwordSecret: configKey.optional().describe(CONFIG_KEY_DESCRIPTION("the registry password")),
       })
       .refine((auth) => (auth.password === undefined) !== (auth.passwordSecret === undefined), {
         message: "expected exactly one of password or passwordSecret",
       })
-      .optional(),
+      .optional()
+      .describe("Credentials for the registry of the PE's image, sent to that registry only. Default: the user's ~/.docker/config.json."),
   })
   .superRefine((docker, ctx) => {
     const scheme = /^([a-z]+):\/\//.exec(docker.host ?? "")?.[1];
@@ -219,13 +251,18 @@ const kubernetesSection = z.strictObject({
   namespace: z
     .string({ error: "expected a namespace name" })
     .regex(/^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$/, "expected a namespace name (a lowercase DNS label, at most 63 characters)")
-    .default("default"),
+    .default("default")
+    .describe("The namespace holding the PE's claim, pods, lease and records."),
   /** A context of the ambient kubeconfig (KUBECONFIG); default: its current context. */
-  context: z.string({ error: "expected a kubeconfig context name" }).min(1, "expected a kubeconfig context name").optional(),
+  context: z
+    .string({ error: "expected a kubeconfig context name" })
+    .min(1, "expected a kubeconfig context name")
+    .optional()
+    .describe("A context of the ambient kubeconfig (KUBECONFIG). Default: its current context."),
   /** The state claim's StorageClass (default: the cluster's default class). */
-  storageClassName: storageClassName.optional(),
+  storageClassName: storageClassName.optional().describe("The state claim's StorageClass. Default: the cluster's default class."),
   /** The state claim's requested size. */
-  size: storageSize.default("1Gi"),
+  size: storageSize.default("1Gi").describe('The state claim\'s requested size, such as "1Gi".'),
   /** Extra node labels every pod of the PE requires (the claim's node is required anyway). */
   nodeSelector: z
     .record(
@@ -235,28 +272,44 @@ const kubernetesSection = z.strictObject({
         error: "expected a map of node label keys to values",
       },
     )
-    .optional(),
+    .optional()
+    .describe("Extra node labels every pod of the PE requires (the claim's node is required anyway)."),
   /**
    * Where the workload publishes its commit status (the state library's status document, as JSON):
    * read by reseat through the API server's pod proxy, never by exec. Without it the commit outputs are null.
    */
-  status: z.strictObject({ port, path: z.string().regex(/^\//, 'expected a path starting with "/"').default("/status") }).optional(),
+  status: z
+    .strictObject({
+      port: port.describe("The container port serving the status."),
+      path: z.string().regex(/^\//, 'expected a path starting with "/"').default("/status").describe("The path serving the status."),
+    })
+    .optional()
+    .describe("Where the workload publishes its commit status (JSON), read through the API server's pod proxy. Without it the commit outputs are null."),
   /** The directory store's own claim (one per PE), when persistentStore.kind is "directory". */
-  store: z.strictObject({ storageClassName: storageClassName.optional(), size: storageSize.default("1Gi") }).optional(),
+  store: z
+    .strictObject({
+      storageClassName: storageClassName.optional().describe("The store claim's StorageClass. Default: the cluster's default class."),
+      size: storageSize.default("1Gi").describe("The store claim's requested size."),
+    })
+    .optional()
+    .describe('The directory store\'s own claim (one per PE), when persistentStore.kind is "directory".'),
 });
 
 export const processingElementSchema = z
   .strictObject({
     peId: z
       .string({ error: "expected a string" })
-      .regex(PE_ID, "expected a lowercase DNS label (a-z, 0-9, '-'), 1-40 characters, not starting or ending with '-'"),
+      .regex(PE_ID, "expected a lowercase DNS label (a-z, 0-9, '-'), 1-40 characters, not starting or ending with '-'")
+      .describe("The PE's identity for its whole life: a lowercase DNS label, 1-40 characters. Default: the resource name."),
     image: z
       .string({ error: "expected a Docker image reference" })
-      .regex(IMAGE_REFERENCE, 'expected a Docker image reference such as "repo/name:tag" (lowercase path, optional tag or digest)'),
+      .regex(IMAGE_REFERENCE, 'expected a Docker image reference such as "repo/name:tag" (lowercase path, optional tag or digest)')
+      .describe('The image: "repo/name:tag", a "@sha256:" digest, or an image id; pulled if absent.'),
     command: z
       .array(z.string().min(1, "expected a non-empty argument"), { error: "expected a list of strings" })
       .min(1, "expected at least one argument")
-      .optional(),
+      .optional()
+      .describe("The command and its arguments. Default: the image's."),
     env: z
       .record(
         z.string().regex(ENV_NAME, "expected environment variable names of letters, digits and '_', not starting with a digit"),
@@ -275,7 +328,8 @@ export const processingElementSchema = z
           });
         }
       })
-      .default({}),
+      .default({})
+      .describe("Environment variables of the workload. Names reseat sets (RESEAT_PE_ID, RESEAT_STATE_DIR, …) are refused."),
     ports: z
       .array(portMapping, { error: "expected a list of port mappings" })
       .default([])
@@ -290,75 +344,109 @@ export const processingElementSchema = z
             ctx.addIssue({ code: "custom", path: [index, "host"], message: `expected a host port used once; ${key} is already mapped by ports.${first}` });
           else seen.set(key, index);
         });
-      }),
-    network: z.enum(["bridge", "host", "none"], { error: 'expected "bridge", "host" or "none"' }).default("bridge"),
+      })
+      .describe("Ports to publish (with network bridge); a host port once per program."),
+    network: z
+      .enum(["bridge", "host", "none"], { error: 'expected "bridge", "host" or "none"' })
+      .default("bridge")
+      .describe('The container\'s network: "bridge", "host" or "none" (Docker only).'),
     resources: z
       .strictObject({
         memoryMiB: z
           .number({ error: "expected a number of MiB" })
           .int("expected a whole number of MiB")
           .min(6, "expected at least 6 MiB (Docker's minimum)")
-          .optional(),
-        cpus: z.number({ error: "expected a number of CPUs" }).positive("expected a positive number of CPUs").max(256, "expected at most 256 CPUs").optional(),
+          .optional()
+          .describe("The memory limit in MiB (at least 6)."),
+        cpus: z
+          .number({ error: "expected a number of CPUs" })
+          .positive("expected a positive number of CPUs")
+          .max(256, "expected at most 256 CPUs")
+          .optional()
+          .describe("The CPU limit, in CPUs (may be fractional)."),
       })
-      .default({}),
+      .default({})
+      .describe("Resource limits of the executable."),
     volume: z
       .strictObject({
-        name: z.string().regex(VOLUME_NAME, "expected a Docker volume name: letters, digits, '_', '.', '-', starting with a letter or digit").optional(),
-        driver: z.string().min(1, "expected a volume driver name").default("local"),
-        mountPath: absolutePath.default("/state"),
+        name: z
+          .string()
+          .regex(VOLUME_NAME, "expected a Docker volume name: letters, digits, '_', '.', '-', starting with a letter or digit")
+          .optional()
+          .describe('The state volume\'s name; one PE per volume, ever. Default: "reseat-<peId>-state".'),
+        driver: z.string().min(1, "expected a volume driver name").default("local").describe("The volume driver."),
+        mountPath: absolutePath.default("/state").describe("Where the volume is mounted in the container (an absolute path)."),
         /** Kept on `pulumi destroy` unless explicitly set to false. */
-        retainOnDestroy: z.boolean({ error: "expected true or false" }).default(true),
+        retainOnDestroy: z.boolean({ error: "expected true or false" }).default(true).describe("Keep the volume and its data on destroy; false deletes it."),
       })
-      .default({ driver: "local", mountPath: "/state", retainOnDestroy: true }),
+      .default({ driver: "local", mountPath: "/state", retainOnDestroy: true })
+      .describe("The PE's state volume, kept across replacements."),
     commitInterval: duration
       .default(30_000)
       .refine((ms) => ms >= 100, "expected a commit interval of at least 100ms")
       // Node timers overflow past 2^31-1 ms (~24.8 days) and then fire at once, in a loop.
-      .refine((ms) => ms <= MAX_COMMIT_INTERVAL_MS, "expected a commit interval of at most 24h"),
+      .refine((ms) => ms <= MAX_COMMIT_INTERVAL_MS, "expected a commit interval of at most 24h")
+      .describe('How often the workload commits its state: "500ms", "30s", "2m" or milliseconds; 100ms to 24h. Default: 30s.'),
     stop: z
       .strictObject({
-        signal: z.string().regex(SIGNAL, 'expected a signal name such as "SIGTERM"').default("SIGTERM"),
+        signal: z
+          .string()
+          .regex(SIGNAL, 'expected a signal name such as "SIGTERM"')
+          .default("SIGTERM")
+          .describe("The signal sent first when the executable is stopped."),
         graceSeconds: z
           .number({ error: "expected a number of seconds" })
           .int("expected a whole number of seconds")
           .min(0, "expected 0 or more seconds")
           .max(3600, "expected at most 3600 seconds")
-          .default(10),
+          .default(10)
+          .describe("Seconds to wait after the signal before SIGKILL (0 to 3600)."),
       })
-      .default({ signal: "SIGTERM", graceSeconds: 10 }),
-    readiness: readiness.optional(),
+      .default({ signal: "SIGTERM", graceSeconds: 10 })
+      .describe("How the executable is stopped."),
+    readiness: readiness.optional().describe("When a new executable counts as ready: httpGet or logLine, within timeout. Default: as soon as it runs."),
     /** How `reseat watch` paces re-creation after repeated failures (the first is immediate). */
     failureBackoff: z
       .strictObject({
-        initial: duration.default(1000),
-        max: duration.default(60_000),
-        resetAfter: duration.default(120_000),
+        initial: duration.default(1000).describe("The first delay after repeated failures. Default: 1s."),
+        max: duration.default(60_000).describe("The longest delay (at least initial). Default: 1m."),
+        resetAfter: duration.default(120_000).describe("Running this long resets the delay to initial. Default: 2m."),
       })
       .refine((b) => b.max >= b.initial, { message: "expected max to be at least initial" })
-      .default({ initial: 1000, max: 60_000, resetAfter: 120_000 }),
+      .default({ initial: 1000, max: 60_000, resetAfter: 120_000 })
+      .describe("How `reseat watch` paces re-creation after repeated failures (the first is immediate); durations as strings or milliseconds."),
     /** Where commits go; the state volume itself is never the store. Default: the `reseat-store` volume. */
-    persistentStore,
+    persistentStore: persistentStore.describe(
+      `Where commits go; the state volume itself is never the store. Default: a directory store on the "${DEFAULT_STORE_VOLUME}" volume.`,
+    ),
     /** A replacement whose new executable does not become ready: serve the previous spec again, or leave the PE stopped. */
-    onFailedReplacement: z.enum(["revert", "leave-stopped"], { error: 'expected "revert" or "leave-stopped"' }).default("revert"),
+    onFailedReplacement: z
+      .enum(["revert", "leave-stopped"], { error: 'expected "revert" or "leave-stopped"' })
+      .default("revert")
+      .describe('A replacement whose new executable does not become ready: "revert" serves the previous spec again, "leave-stopped" leaves the PE stopped.'),
     /**
      * How a replacement hands the state volume over: "standby" starts the next executable before the old one
      * stops, parked on the volume's writer lock (a workload using the state library), and stops the old one
      * only once it parked; "staged" starts it after the old one stopped.
      */
-    handover: z.enum(["standby", "staged"], { error: 'expected "standby" or "staged"' }).default("staged"),
+    handover: z
+      .enum(["standby", "staged"], { error: 'expected "standby" or "staged"' })
+      .default("staged")
+      .describe(
+        'How a replacement hands the state volume over: "staged" starts the next executable after the old one stopped; "standby" starts it before, parked on the volume\'s writer lock.',
+      ),
     /**
      * The workload's user and group (numeric, as in Kubernetes' securityContext): the container runs as them and
      * everything reseat writes into the volume belongs to them. Default: the image's USER (root when it has none).
      */
-    runAsUser: userId.optional(),
+    runAsUser: userId.optional().describe("The numeric user the workload runs as; what reseat writes into the volume is theirs. Default: the image's USER."),
     /** Default: runAsUser. */
-    runAsGroup: userId.optional(),
+    runAsGroup: userId.optional().describe("The numeric group the workload runs as (needs runAsUser). Default: runAsUser."),
 
     /** Run the PE on Kubernetes instead of Docker: a claim (PVC) and a pod per generation. See docs/kubernetes.md. */
-    kubernetes: kubernetesSection.optional(),
+    kubernetes: kubernetesSection.optional().describe("Run the PE on Kubernetes instead of Docker: a claim (PVC) and a pod per generation."),
     /** The Docker Engine the PE lives on (default: DOCKER_HOST, else the local socket). */
-    docker: dockerEngine.optional(),
+    docker: dockerEngine.optional().describe("The Docker Engine the PE lives on, and the secrets to reach it and its registry."),
   })
   .superRefine((spec, ctx) => {
     if (spec.runAsGroup !== undefined && spec.runAsUser === undefined) {
