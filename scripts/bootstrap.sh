@@ -102,7 +102,7 @@ cd "$RESEAT_ROOT"
 # 0. The Pulumi CLI and its Node.js language host, built from Go modules (no release binary is reachable
 #    here): started first, in the background. The tests also run Python and YAML programs: their hosts too.
 missing_pulumi="$(bash scripts/build-pulumi.sh missing)"
-[ "$need" = test ] || missing_pulumi="$(grep -v -x -e python -e yaml <<<"$missing_pulumi" || true)"
+[ "$need" = test ] || missing_pulumi="$(grep -v -x -e python -e yaml -e sdkgen <<<"$missing_pulumi" || true)"
 if [ -n "$missing_pulumi" ] && ! command -v go >/dev/null 2>&1; then
   say "the Pulumi CLI is built from Go modules: install Go (>= 1.24) and re-run"; exit 1
 fi
@@ -121,6 +121,10 @@ fi
 if [[ "$missing_pulumi" == *yaml* ]]; then
   start_piece "Pulumi YAML language host" "runs a YAML Pulumi program (\`runtime: yaml\`)" "1 min" \
     "$RESEAT_CACHE/build/pulumi-language-yaml.log" bash scripts/build-pulumi.sh yaml
+fi
+if [[ "$missing_pulumi" == *sdkgen* ]]; then
+  start_piece "Python SDK generator" "generates the plugin package's Python SDK (scripts/plugin.sh; the Python host here cannot)" "2 min" \
+    "$RESEAT_CACHE/build/reseat-sdkgen-python.log" bash scripts/build-pulumi.sh sdkgen
 fi
 
 # 1. Node.js as package.json's engines says, >=22.19.0 <23 || >=24 (the state library's node:sqlite calls need 22.16

@@ -74,6 +74,7 @@ chmod 755 "$stage/add-to-project"
 if command -v reseat-sdkgen-python >/dev/null 2>&1 || [ -x "$RESEAT_CACHE/bin/reseat-sdkgen-python" ]; then
   gen="$(command -v reseat-sdkgen-python || echo "$RESEAT_CACHE/bin/reseat-sdkgen-python")"
   "$gen" "$stage/schema.json" "$stage/sdk/python" >&2
+  printf '# pulumi_reseat\n\nThe Python SDK of reseat %s (processing elements). See reseat'"'"'s docs/languages.md.\n' "$version" >"$stage/sdk/python/README.md"
 else
   echo "[plugin] no Python SDK: reseat-sdkgen-python is not built (bash scripts/build-pulumi.sh sdkgen)" >&2
 fi

@@ -407,8 +407,9 @@ export function packageSchema(version: string): Record<string, unknown> {
     keywords: ["category/infrastructure", "kind/component", "docker", "kubernetes"],
     license: "Apache-2.0",
     language: {
-      nodejs: { dependencies: { "@pulumi/pulumi": "^3.0.0" } },
-      python: { requires: { pulumi: ">=3.0.0,<4.0.0" }, pyproject: { enabled: true } },
+      nodejs: { dependencies: { "@pulumi/pulumi": "^3.0.0" }, respectSchemaVersion: true },
+      // The SDK's version is the package's; the codegen writes the pulumi SDK it needs (>= 3.269: exists_resource).
+      python: { respectSchemaVersion: true, pyproject: { enabled: true } },
     },
     config: {},
     provider: { description: "The reseat provider: serves the components and the resources they declare." },

@@ -1,6 +1,7 @@
 // reseat as a plugin package, as a platform team hands it to a Python or YAML user: the package folder
 // built by scripts/plugin.sh (outside the checkout), a fresh project folder with nothing of the checkout
 // but that package, `add-to-project` run there, and the plain `pulumi` CLI with the language's own host.
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -18,10 +19,31 @@ export async function buildPluginPackage(): Promise<string> {
   return built.stdout.trim().split("\n").at(-1)!.trim();
 }
 
-/** The environment a user's shell has: the folder's file backend; for Python, the venv active (VIRTUAL_ENV, its bin first). */
+/**
+ * The project's own virtualenv, as a Python user has one: made in the folder, seeing the cached venv's
+ * packages (the `pulumi` SDK) through a .pth file, so that the SDK add-to-project installs lands in
+ * the project, not in the shared cache.
+ */
+function projectVenv(dir: string): string {
+  const venv = path.join(dir, "venv");
+  if (!fs.existsSync(venv)) {
+    execFileSync(path.join(PYTHON_VENV, "bin", "python3"), ["-m", "venv", "--without-pip", venv]);
+    const base = execFileSync(path.join(PYTHON_VENV, "bin", "python3"), ["-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
+      .toString()
+      .trim();
+    const own = execFileSync(path.join(venv, "bin", "python3"), ["-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
+      .toString()
+      .trim();
+    fs.writeFileSync(path.join(own, "reseat-test-base.pth"), `${base}\n`);
+  }
+  return venv;
+}
+
+/** The environment a user's shell has: the folder's file backend; for Python, the project's venv active (VIRTUAL_ENV, its bin first). */
 export function languageEnv(dir: string, language: "python" | "yaml", extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   if (language === "yaml") return userEnv(dir, extra);
-  return userEnv(dir, { VIRTUAL_ENV: PYTHON_VENV, PATH: `${path.join(PYTHON_VENV, "bin")}:${process.env.PATH}`, ...extra });
+  const venv = projectVenv(dir);
+  return userEnv(dir, { VIRTUAL_ENV: venv, PATH: `${path.join(venv, "bin")}:${process.env.PATH}`, ...extra });
 }
 
 /** A fresh project folder (outside the checkout) with the package added: returns the folder. */
