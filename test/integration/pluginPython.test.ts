@@ -2,7 +2,7 @@
 // but the package (scripts/plugin.sh) and the user's own virtualenv, `add-to-project` (the generated
 // Python SDK installed, the plugin named in Pulumi.yaml), then the plain `pulumi` CLI with the Python
 // language host.
-// - One PE: up → 100 acknowledged writes → image change → preview shows one replace (the executable) and
+// - One PE (the README's program): up → 100 acknowledged writes → image change → preview shows one replace (the executable) and
 //   no volume step → up keeps every write, generation + 1, lastCommit in the outputs → destroy keeps the volume.
 // - A fleet of 5: an image change rolls all 5 with maxUnavailable 2; a bad field fails at preview, naming it.
 import { execFileSync } from "node:child_process";
@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cleanup, containersOf, volumeExists } from "../support/harness";
 import { watchAvailability } from "../support/group";
-import { freePort, mustPulumi, previewJson, pulumi, stackOutputs } from "../support/userProject";
+import { freePort, mustPulumi, previewJson, pulumi, readmeBlock, stackOutputs } from "../support/userProject";
 import {
   buildPluginPackage,
   expectedSessions,
@@ -32,28 +32,12 @@ const STACK = "dev";
 const members = () => Array.from({ length: REPLICAS }, (_, o) => `${FLEET}-${o}`);
 const PROJECT = (name: string) => `name: ${name}\nruntime: python\n`;
 
-const peProgram = (peId: string) => `import pulumi
-import pulumi_reseat as reseat
-
-config = pulumi.Config()
-port = config.require_int("port")
-orders = reseat.ProcessingElement(
-    "orders",
-    pe_id="${peId}",
-    image=config.require("image"),
-    network="host",
-    env={"PORT": str(port)},
-    commit_interval="1s",
-    readiness={"http_get": {"port": port, "path": "/healthz"}, "timeout": "60s"},
-)
-pulumi.export("orders", {
-    "peId": orders.pe_id,
-    "generation": orders.generation,
-    "executableId": orders.executable_id,
-    "volumeName": orders.volume_name,
-    "lastCommit": orders.last_commit,
-})
-`;
+/** The README's Python program, with the test's own PE id (PEs share the machine's engine). */
+const peProgram = (peId: string) => {
+  const text = readmeBlock("python-program");
+  expect(text).toContain('reseat.ProcessingElement("orders",');
+  return text.replace('reseat.ProcessingElement("orders",', `reseat.ProcessingElement("orders", pe_id="${peId}",`);
+};
 
 const fleetProgram = (name: string) => `import pulumi
 import pulumi_reseat as reseat

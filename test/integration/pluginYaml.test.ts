@@ -1,4 +1,4 @@
-// Issue 20: a YAML program uses reseat as a plugin package. A fresh folder with nothing of this checkout
+// Issue 20: a YAML program (the README's) uses reseat as a plugin package. A fresh folder with nothing of this checkout
 // but the package (scripts/plugin.sh), `add-to-project`, then the plain `pulumi` CLI with the YAML
 // language host: one PE → up → 100 acknowledged writes → image change → preview shows one replace (the
 // executable) and no volume step → up keeps every write, generation + 1, lastCommit in the outputs →
@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cleanup, containersOf, volumeExists } from "../support/harness";
-import { freePort, mustPulumi, previewJson, pulumi, stackOutputs } from "../support/userProject";
+import { freePort, mustPulumi, previewJson, pulumi, readmeBlock, stackOutputs } from "../support/userProject";
 import {
   expectedSessions,
   buildPluginPackage,
@@ -22,30 +22,12 @@ import {
 const PE = `it-yaml-${process.pid}`;
 const STACK = "dev";
 
-const program = (peId: string) => `name: yaml-user
-runtime: yaml
-config:
-  image: { type: string }
-  port: { type: integer }
-resources:
-  orders:
-    type: reseat:index:ProcessingElement
-    properties:
-      peId: ${peId}
-      image: \${image}
-      network: host
-      env:
-        PORT: { fn::toJSON: "\${port}" }
-      commitInterval: 1s
-      readiness: { httpGet: { port: "\${port}", path: /healthz }, timeout: 60s }
-outputs:
-  orders:
-    peId: \${orders.peId}
-    generation: \${orders.generation}
-    executableId: \${orders.executableId}
-    volumeName: \${orders.volumeName}
-    lastCommit: \${orders.lastCommit}
-`;
+/** The README's YAML program, with the test's own PE id (PEs share the machine's engine). */
+const program = (peId: string) => {
+  const text = readmeBlock("yaml-program");
+  expect(text).toContain("    properties:\n");
+  return text.replace("    properties:\n", `    properties:\n      peId: ${peId}\n`);
+};
 
 type Outputs = { peId: string; generation: number; executableId: string; volumeName: string; lastCommit: { seq: number; at: string; bytes: number } | null };
 
@@ -109,7 +91,7 @@ describe("a YAML program: reseat's plugin package", () => {
 
   it("bad input fails at preview, naming the field, and creates nothing", async () => {
     const bad = await projectWithPackage(pkg, "yaml", {
-      "Pulumi.yaml": program(`${PE}-bad`).replace("commitInterval: 1s", "commitInterval: soon"),
+      "Pulumi.yaml": program(`${PE}-bad`).replace("commitInterval: 30s", "commitInterval: soon"),
     });
     const badEnv = languageEnv(bad, "yaml");
     await mustPulumi(bad, ["stack", "init", STACK], badEnv);

@@ -1,5 +1,5 @@
 // Issue 21: stacks, volumes and store commits written by a previous release keep working after the upgrade.
-// For each release (0.3.0, 0.4.0, 0.5.0, 0.6.0), built from its commit as its users got it (npm pack;
+// For each release (0.3.0 … 0.7.0), built from its commit as its users got it (npm pack;
 // test/support/buildRelease.sh): a user project outside the checkout installs that tarball and declares two PEs, one
 // with a directory store and one with a PostgreSQL store, running the release's own session workload (its state
 // library writes the volumes and the commits); plain `pulumi up`, acknowledged writes, commits holding them. Then the

@@ -10,6 +10,7 @@ export const RELEASES = [
   { version: "0.4.0", commit: "3c5b877" },
   { version: "0.5.0", commit: "c920dd5" }, // the state library in its own package (@reseat/state), bundled; no writer lock
   { version: "0.6.0", commit: "2d21047" }, // the writer lock, handover "standby"; fleets on Docker only
+  { version: "0.7.0", commit: "b037b1a" }, // fleets on Kubernetes; the last release before the plugin package
 ] as const;
 
 export interface BuiltRelease {
