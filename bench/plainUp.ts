@@ -3,11 +3,21 @@
 // for one PE, in the same run, on the same stack: alternating runs of both, per case —
 // `preview` (no change), `up` with no change, and `up` with an image change (one replacement).
 // value: plain pulumi's median wall time; baseline: the reseat CLI's. Unit: ms.
+//
+// The cases "python: …" and "yaml: …" (the same three steps): plain `pulumi` on a Python and on a YAML
+// program using reseat's plugin package, each against plain `pulumi` on a Node.js program (the README's
+// user program, `reseat/components`) declaring the same PE — value: the language's median; baseline: the
+// Node program's, in the same run (goal: ratio ≤ 1.2). The three programs have project folders of their
+// own in the temp dir (bench/languageProjects.ts); the Node one installs reseat as the README says, from
+// the checkout's `npm pack` tarball with @pulumi/pulumi beside it (a symlink to the checkout would load the
+// checkout's node_modules, not what a user has). Each run steps all three languages, the order rotated
+// per run (node, python, yaml; then python, yaml, node; …). The PEs and their volumes are removed at the end.
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { PROJECT_ROOT } from "../src/automation/stack";
 import { DockerBackend } from "../src/backend/docker/dockerBackend";
+import { buildInstallables, LANGUAGES, Language, languageEnv, languageProject, run, setStackConfig } from "./languageProjects";
 import { benchPeSpec } from "./replacementGap";
 import { CaseResult, result, writeResult } from "./results";
 
@@ -67,11 +77,87 @@ export async function benchPlainUp(): Promise<string> {
     });
   } finally {
     await tools.reseat("destroy").catch(() => undefined);
-    const backend = new DockerBackend();
-    for (const e of await backend.listExecutables(PE)) await backend.remove(e.id);
-    await backend.removeVolume(`reseat-${PE}-state`).catch(() => undefined);
+    await removePe(PE);
   }
+  cases.push(...(await languageCases()));
   return writeResult("plain_up_overhead", { metric: "plain_up_overhead", cases });
+}
+
+/** The same PE from a Python, a YAML and a Node.js program (plain `pulumi` each): Python and YAML against Node. */
+async function languageCases(): Promise<CaseResult[]> {
+  const STACK = "bench";
+  const peOf = (language: Language) => `bench-plain-up-${language}`;
+  const portOf = (language: Language) => PORT + 1 + LANGUAGES.indexOf(language);
+  const images = await Promise.all(IMAGES.map(async (tag) => (await run(PROJECT_ROOT, "docker", ["image", "inspect", "--format", "{{.Id}}", tag])).trim()));
+  for (const language of LANGUAGES) await removePe(peOf(language));
+  const installables = await buildInstallables();
+  const dirs = {} as Record<Language, string>;
+  const image = { node: 0, python: 0, yaml: 0 } as Record<Language, number>;
+  const setImage = (language: Language, next: number) => {
+    image[language] = next;
+    setStackConfig(dirs[language], STACK, { image: images[next]!, port: portOf(language) });
+  };
+  const pulumi = (language: Language, command: "preview" | "up") =>
+    timed(
+      dirs[language],
+      "pulumi",
+      command === "up" ? ["up", "--yes", "--skip-preview", "--non-interactive", "--stack", STACK] : ["preview", "--non-interactive", "--stack", STACK],
+      languageEnv(dirs[language], language),
+    );
+  const cases: CaseResult[] = [];
+  try {
+    for (const language of LANGUAGES) {
+      dirs[language] = await languageProject(installables, language, peOf(language), STACK);
+      setImage(language, 0);
+      await pulumi(language, "up");
+    }
+    const measure = async (name: string, step: (language: Language) => Promise<number>) => {
+      const samples = { node: [], python: [], yaml: [] } as Record<Language, number[]>;
+      for (let r = 0; r < RUNS; r++) {
+        // Rotated per run, so that no language always follows the same one.
+        for (const language of [...LANGUAGES.slice(r % 3), ...LANGUAGES.slice(0, r % 3)]) samples[language].push(await step(language));
+        process.stderr.write(`${name} ${r + 1}/${RUNS}: ${LANGUAGES.map((l) => `${l} ${samples[l].at(-1)} ms`).join(", ")}\n`);
+      }
+      for (const language of ["python", "yaml"] as const) {
+        cases.push({ case: `${language}: ${name}`, ...result("plain_up_overhead", "ms", samples[language], samples.node, { baselineIs: "node", samples }) });
+      }
+    };
+    await measure("preview, no change", (language) => pulumi(language, "preview"));
+    await measure("up, no change", (language) => pulumi(language, "up"));
+    await measure("up, image change (one replacement)", async (language) => {
+      const before = await runningGeneration(peOf(language));
+      setImage(language, 1 - image[language]!);
+      const ms = await pulumi(language, "up");
+      // Untimed: the step really replaced the executable (a config the program ignored would time a no-op).
+      const after = await runningGeneration(peOf(language));
+      if (after !== before + 1) throw new Error(`${language}: an image change left ${peOf(language)} at generation ${after} (was ${before})`);
+      return ms;
+    });
+  } finally {
+    for (const language of LANGUAGES) {
+      if (dirs[language]) {
+        const env = languageEnv(dirs[language], language);
+        await run(dirs[language], "pulumi", ["destroy", "--yes", "--skip-preview", "--non-interactive", "--stack", STACK], env).catch(() => undefined);
+      }
+      await removePe(peOf(language));
+    }
+    fs.rmSync(installables.root, { recursive: true, force: true });
+  }
+  return cases;
+}
+
+/** The generation of the PE's one running executable. */
+async function runningGeneration(peId: string): Promise<number> {
+  const running = (await new DockerBackend().listExecutables(peId)).filter((e) => e.running);
+  if (running.length !== 1) throw new Error(`${peId}: ${running.length} running executables, expected 1`);
+  return running[0]!.generation;
+}
+
+/** Whatever of the PE is left on the engine: its executables and its state volume. */
+async function removePe(peId: string): Promise<void> {
+  const backend = new DockerBackend();
+  for (const e of await backend.listExecutables(peId)) await backend.remove(e.id);
+  await backend.removeVolume(`reseat-${peId}-state`).catch(() => undefined);
 }
 
 const spec = (image: string) => benchPeSpec(PE, PORT, image);
