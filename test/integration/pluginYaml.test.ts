@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cleanup, containersOf, volumeExists } from "../support/harness";
-import { freePort, mustPulumi, previewJson, pulumi, readmeBlock, stackOutputs } from "../support/userProject";
+import { freePort, mustPulumi, outsideFolder, previewJson, pulumi, readmeBlock, stackOutputs } from "../support/userProject";
 import {
   expectedSessions,
   buildPluginPackage,
@@ -109,5 +109,96 @@ describe("a YAML program: reseat's plugin package", () => {
     await mustPulumi(dir, ["destroy", "--yes", "--skip-preview"], env);
     expect(await containersOf(PE)).toEqual([]);
     expect(await volumeExists(first.volumeName)).toBe(true);
+  });
+});
+
+describe("YAML: a group and a secret through the plugin package; the package installed from its tarball", () => {
+  const GROUP = `itpg${process.pid % 100000}`;
+  const SECRET_PE = `it-ysec-${process.pid}`;
+  const SECRET = `s3cret-${process.pid}-${Date.now().toString(36)}`;
+  // Two ports per run, away from the other tests' ranges.
+  const BASE_PORT = 16000 + (process.pid % 100) * 10;
+  const groupMembers = [`${GROUP}-0`, `${GROUP}-1`];
+  let pkg: string;
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+
+  const groupProgram = (secretPort: number) => `name: yaml-group-user
+runtime: yaml
+resources:
+  ${GROUP}:
+    type: reseat:index:ProcessingElementGroup
+    properties:
+      replicas: 2
+      template:
+        image: reseat-demo-workload:v1
+        network: host
+        env: { PORT: "{{ordinal + ${BASE_PORT}}}" }
+        persistentStore: { kind: none }
+        readiness: { httpGet: { port: "{{ordinal + ${BASE_PORT}}}", path: /healthz }, timeout: 30s }
+      rollout: { maxUnavailable: 1 }
+  withSecret:
+    type: reseat:index:ProcessingElement
+    properties:
+      peId: ${SECRET_PE}
+      image: reseat-demo-workload:v1
+      network: host
+      env:
+        PORT: "${secretPort}"
+        TOKEN:
+          fn::secret: ${SECRET}
+      persistentStore: { kind: none }
+outputs:
+  members: \${${GROUP}.memberOutputs}
+  secretPe: \${withSecret.generation}
+`;
+
+  beforeAll(async () => {
+    await cleanup([...groupMembers, SECRET_PE]);
+    pkg = await buildPluginPackage("--tarball");
+    dir = await projectWithPackage(pkg, "yaml", { "Pulumi.yaml": groupProgram(await freePort()) });
+    env = languageEnv(dir, "yaml");
+    await mustPulumi(dir, ["stack", "init", STACK], env);
+  });
+  afterAll(async () => {
+    await cleanup([...groupMembers, SECRET_PE]);
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    if (pkg) fs.rmSync(path.dirname(pkg), { recursive: true, force: true });
+  });
+
+  it("a group of 2 and a PE with a secret env value: both created; the secret is in neither the state nor the engine's labels", async () => {
+    await mustPulumi(dir, ["up", "--yes", "--skip-preview"], env);
+    const outputs = await stackOutputs(dir, STACK, env);
+    expect((outputs.members as { peId: string; generation: number }[]).map((m) => [m.peId, m.generation])).toEqual(groupMembers.map((id) => [id, 1]));
+    expect(outputs.secretPe).toBe(1);
+    expect((await mustPulumi(dir, ["stack", "export"], env)).stdout).not.toContain(SECRET);
+    const [container] = await containersOf(SECRET_PE, false);
+    expect(container).toBeDefined();
+    expect(JSON.stringify(container!.Labels)).not.toContain(SECRET);
+    await mustPulumi(dir, ["destroy", "--yes", "--skip-preview"], env);
+    for (const id of [...groupMembers, SECRET_PE]) expect(await containersOf(id)).toEqual([]);
+  });
+
+  it("the tarball installs as a plugin (pulumi plugin install --file): a project names reseat without a path", async () => {
+    const version = (JSON.parse(fs.readFileSync(path.join(pkg, "schema.json"), "utf8")) as { version: string }).version;
+    const tarball = fs.readdirSync(path.dirname(pkg)).find((f) => f.startsWith(`pulumi-resource-reseat-v${version}-linux-`) && f.endsWith(".tar.gz"));
+    expect(tarball).toBeDefined();
+    const home = outsideFolder("pulumi-home");
+    const project = outsideFolder("yaml-installed-user");
+    const installedEnv = languageEnv(project, "yaml", { PULUMI_HOME: home });
+    try {
+      await mustPulumi(project, ["plugin", "install", "resource", "reseat", version, "--file", path.join(path.dirname(pkg), tarball!)], installedEnv);
+      fs.writeFileSync(
+        path.join(project, "Pulumi.yaml"),
+        `name: yaml-installed-user\nruntime: yaml\nresources:\n  orders:\n    type: reseat:index:ProcessingElement\n    properties:\n      peId: ${PE}-inst\n      image: reseat-demo-workload:v1\n`,
+      );
+      await mustPulumi(project, ["stack", "init", STACK], installedEnv);
+      const preview = await previewJson(project, STACK, installedEnv);
+      expect(preview.steps.filter((s) => s.op === "create").map((s) => s.type)).toContain("reseat:index:ProcessingElement");
+      expect(await containersOf(`${PE}-inst`)).toEqual([]);
+    } finally {
+      fs.rmSync(home, { recursive: true, force: true });
+      fs.rmSync(project, { recursive: true, force: true });
+    }
   });
 });

@@ -12,10 +12,10 @@ const CACHE = process.env.RESEAT_CACHE ?? path.join(os.homedir(), ".cache", "res
 /** The Python the tests' programs run with: the venv scripts/python-venv.sh makes (the `pulumi` SDK from PyPI). */
 export const PYTHON_VENV = path.join(CACHE, "python", "venv");
 
-/** Builds the package folder from this checkout (compiled by the bootstrap) into a folder outside it. */
-export async function buildPluginPackage(): Promise<string> {
+/** Builds the package folder from this checkout (compiled by the bootstrap) into a folder outside it (with --tarball, the tarball beside it). */
+export async function buildPluginPackage(...flags: "--tarball"[]): Promise<string> {
   const out = outsideFolder("plugin");
-  const built = await mustRun(ROOT, "bash", [path.join(ROOT, "scripts", "plugin.sh"), out]);
+  const built = await mustRun(ROOT, "bash", [path.join(ROOT, "scripts", "plugin.sh"), out, ...flags]);
   return built.stdout.trim().split("\n").at(-1)!.trim();
 }
 
