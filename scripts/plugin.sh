@@ -63,8 +63,16 @@ tar -xzf "$stage/$packed" -C "$stage/node_modules/reseat" --strip-components=1
 rm "$stage/$packed"
 cat >"$stage/pulumi-resource-reseat" <<'LAUNCHER'
 #!/bin/sh
-# The reseat provider plugin: Node.js (>= 22.19) on this folder's copy of reseat.
+# The reseat provider plugin: Node.js (>= 22.19 on the 22 line, or >= 24) on this folder's copy of reseat.
 here="$(dirname "$(readlink -f "$0")")"
+version="$(node --version 2>/dev/null || echo none)" # vMAJOR.MINOR.PATCH; `node --version` costs ~10 ms, `node -e` ~40
+major="${version#v}"; major="${major%%.*}"; minor="${version#v*.}"; minor="${minor%%.*}"
+case "$major" in ''|*[!0-9]*) major=0 ;; esac
+case "$minor" in ''|*[!0-9]*) minor=0 ;; esac
+if ! { [ "$major" -eq 22 ] && [ "$minor" -ge 19 ]; } && [ "$major" -lt 24 ]; then
+  echo "pulumi-resource-reseat: needs Node.js >= 22.19 (22 line) or >= 24 on PATH; found: $version" >&2
+  exit 1
+fi
 exec node "$here/node_modules/reseat/dist/src/plugin/main.js" "$@"
 LAUNCHER
 chmod 755 "$stage/pulumi-resource-reseat"

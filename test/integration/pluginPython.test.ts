@@ -128,6 +128,20 @@ describe("a Python program: one PE through reseat's plugin package", () => {
     expect(after.lastCommit?.seq).toBeGreaterThanOrEqual(100);
   });
 
+  it("refresh changes nothing; `pulumi up --replace` of the executable replaces it on the same volume, every write kept", async () => {
+    const before = (await stackOutputs(dir, STACK, env)).orders as PeOutputs;
+    await mustPulumi(dir, ["refresh", "--yes", "--skip-preview"], env);
+    await mustPulumi(dir, ["preview", "--expect-no-changes"], env);
+    const exported = JSON.parse((await mustPulumi(dir, ["stack", "export"], env)).stdout) as { deployment: { resources: { type: string; urn: string }[] } };
+    const executable = exported.deployment.resources.find((r) => r.type === "reseat:index:Executable")!.urn;
+    await mustPulumi(dir, ["up", "--yes", "--skip-preview", "--replace", executable], env);
+    const after = (await stackOutputs(dir, STACK, env)).orders as PeOutputs;
+    expect(after.generation).toBe(before.generation + 1);
+    expect(after.volumeName).toBe(before.volumeName);
+    expect(await sessionsOf(url())).toEqual(expectedSessions(100));
+    expect(await containersOf(PE, false)).toHaveLength(1);
+  });
+
   it("destroy removes the executable and keeps the volume", async () => {
     await mustPulumi(dir, ["destroy", "--yes", "--skip-preview"], env);
     expect(await containersOf(PE)).toEqual([]);
