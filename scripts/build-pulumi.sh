@@ -9,29 +9,29 @@ BIN="$CACHE/bin"
 mkdir -p "$BIN"
 export GOFLAGS="${GOFLAGS:-} -mod=mod"
 
+# Builds one Go program of a published module into $BIN/<name>.tmp, in a wrapper module of its own under
+# $CACHE/build/<name> (a tools.go importing the package, `go get` of the modules, optional `go mod tidy`).
+#   go_program NAME PACKAGE VERSION_VARIABLE VERSION TIDY MODULE@VERSION...
+# The caller moves the .tmp into place: an interrupted build leaves nothing half-written under the real name.
+go_program() {
+  local name="$1" package="$2" version_variable="$3" version="$4" tidy="$5" dir="$CACHE/build/$1"
+  shift 5
+  mkdir -p "$dir"
+  printf 'module reseat.local/%s\n\ngo 1.24\n' "${name//-/}" >"$dir/go.mod"
+  printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$package" >"$dir/tools.go"
+  (cd "$dir" &&
+    go get "$@" &&
+    if [ "$tidy" = tidy ]; then go mod tidy; fi &&
+    go build -trimpath -tags osusergo,grpcnotrace -ldflags "-s -w -X $version_variable=$version" -o "$BIN/$name.tmp" "$package")
+}
+SDK_VERSION_VARIABLE=github.com/pulumi/pulumi/sdk/v3/go/common/version.Version
+
 have_cli() { [ -x "$BIN/pulumi" ] && "$BIN/pulumi" version 2>/dev/null | grep "$PULUMI_VERSION" >/dev/null; }
 build_cli() {
   have_cli && return 0
-  local dir="$CACHE/build/pulumi-cli"
-  mkdir -p "$dir"
-  cat >"$dir/go.mod" <<MOD
-module reseat.local/pulumicli
-
-go 1.24
-MOD
-  cat >"$dir/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import _ "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"
-GO
-  (cd "$dir" &&
-    go get "github.com/pulumi/pulumi/pkg/v3@$PULUMI_VERSION" "github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION" &&
-    go build -trimpath -tags osusergo,grpcnotrace \
-      -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION" \
-      -o "$BIN/pulumi.tmp" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi) &&
-    mv "$BIN/pulumi.tmp" "$BIN/pulumi" # an interrupted build leaves no half-written CLI
+  go_program pulumi github.com/pulumi/pulumi/pkg/v3/cmd/pulumi "$SDK_VERSION_VARIABLE" "$PULUMI_VERSION" no-tidy \
+    "github.com/pulumi/pulumi/pkg/v3@$PULUMI_VERSION" "github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION" &&
+    mv "$BIN/pulumi.tmp" "$BIN/pulumi"
 }
 
 # The official Node.js language host (`pulumi up` on a Node.js project). Later SDK versions moved it
@@ -42,62 +42,26 @@ LANGHOST_SDK_VERSION="${LANGHOST_SDK_VERSION:-v3.68.0}"
 have_language_host() { [ -x "$BIN/pulumi-language-nodejs" ] && [ "$(cat "$BIN/.pulumi-language-nodejs.version" 2>/dev/null)" = "$LANGHOST_SDK_VERSION" ]; }
 build_language_host() {
   have_language_host && return 0
-  local dir="$CACHE/build/pulumi-language-nodejs"
-  mkdir -p "$dir"
-  cat >"$dir/go.mod" <<MOD
-module reseat.local/pulumilangnode
-
-go 1.24
-MOD
-  cat >"$dir/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import _ "github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs"
-GO
-  (cd "$dir" &&
-    go get "github.com/pulumi/pulumi/sdk/v3@$LANGHOST_SDK_VERSION" &&
-    go build -trimpath -tags osusergo,grpcnotrace \
-      -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$LANGHOST_SDK_VERSION" \
-      -o "$BIN/pulumi-language-nodejs.tmp" github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs) &&
+  go_program pulumi-language-nodejs github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs \
+    "$SDK_VERSION_VARIABLE" "$LANGHOST_SDK_VERSION" no-tidy "github.com/pulumi/pulumi/sdk/v3@$LANGHOST_SDK_VERSION" &&
     mv "$BIN/pulumi-language-nodejs.tmp" "$BIN/pulumi-language-nodejs" &&
     echo "$LANGHOST_SDK_VERSION" >"$BIN/.pulumi-language-nodejs.version"
 }
 
 # The Python language host (`runtime: python`), from the same sdk/v3 module and version as the Node.js host.
 # It runs the program through a helper script, pulumi-language-python-exec, which it looks for beside its own
-# binary ("missing executor" without it): copied from the module, mode 755. The `pulumi` Python SDK itself is
-# pip's business (scripts/python-venv.sh).
+# binary ("missing executor" without it): copied from the module (python/cmd/), mode 755. `go mod tidy`:
+# without it the build stops at "missing go.sum entry" (google.golang.org/grpc/connectivity). The `pulumi`
+# Python SDK itself is pip's business (scripts/python-venv.sh).
 have_python_host() {
   [ -x "$BIN/pulumi-language-python" ] && [ -x "$BIN/pulumi-language-python-exec" ] &&
     [ "$(cat "$BIN/.pulumi-language-python.version" 2>/dev/null)" = "$LANGHOST_SDK_VERSION" ]
 }
 build_python_host() {
   have_python_host && return 0
-  local dir="$CACHE/build/pulumi-language-python"
-  mkdir -p "$dir"
-  cat >"$dir/go.mod" <<MOD
-module reseat.local/pulumilangpython
-
-go 1.24
-MOD
-  cat >"$dir/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import _ "github.com/pulumi/pulumi/sdk/v3/python/cmd/pulumi-language-python"
-GO
-  # `go mod tidy`: without it the build stops at "missing go.sum entry" (google.golang.org/grpc/connectivity).
-  # The exec helper lives at python/cmd/pulumi-language-python-exec in the module (a Python script).
-  (cd "$dir" &&
-    go get "github.com/pulumi/pulumi/sdk/v3@$LANGHOST_SDK_VERSION" &&
-    go mod tidy &&
-    go build -trimpath -tags osusergo,grpcnotrace \
-      -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$LANGHOST_SDK_VERSION" \
-      -o "$BIN/pulumi-language-python.tmp" github.com/pulumi/pulumi/sdk/v3/python/cmd/pulumi-language-python) &&
-    install -m 0755 "$(cd "$dir" && go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)/python/cmd/pulumi-language-python-exec" \
+  go_program pulumi-language-python github.com/pulumi/pulumi/sdk/v3/python/cmd/pulumi-language-python \
+    "$SDK_VERSION_VARIABLE" "$LANGHOST_SDK_VERSION" tidy "github.com/pulumi/pulumi/sdk/v3@$LANGHOST_SDK_VERSION" &&
+    install -m 0755 "$(cd "$CACHE/build/pulumi-language-python" && go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)/python/cmd/pulumi-language-python-exec" \
       "$BIN/pulumi-language-python-exec.tmp" &&
     mv "$BIN/pulumi-language-python-exec.tmp" "$BIN/pulumi-language-python-exec" &&
     mv "$BIN/pulumi-language-python.tmp" "$BIN/pulumi-language-python" &&
@@ -109,26 +73,8 @@ PULUMI_YAML_VERSION="${PULUMI_YAML_VERSION:-v1.25.0}"
 have_yaml_host() { [ -x "$BIN/pulumi-language-yaml" ] && [ "$(cat "$BIN/.pulumi-language-yaml.version" 2>/dev/null)" = "$PULUMI_YAML_VERSION" ]; }
 build_yaml_host() {
   have_yaml_host && return 0
-  local dir="$CACHE/build/pulumi-language-yaml"
-  mkdir -p "$dir"
-  cat >"$dir/go.mod" <<MOD
-module reseat.local/pulumilangyaml
-
-go 1.24
-MOD
-  cat >"$dir/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import _ "github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml"
-GO
-  (cd "$dir" &&
-    go get "github.com/pulumi/pulumi-yaml@$PULUMI_YAML_VERSION" &&
-    go mod tidy &&
-    go build -trimpath -tags osusergo,grpcnotrace \
-      -ldflags "-s -w -X github.com/pulumi/pulumi-yaml/pkg/version.Version=$PULUMI_YAML_VERSION" \
-      -o "$BIN/pulumi-language-yaml.tmp" github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml) &&
+  go_program pulumi-language-yaml github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml \
+    github.com/pulumi/pulumi-yaml/pkg/version.Version "$PULUMI_YAML_VERSION" tidy "github.com/pulumi/pulumi-yaml@$PULUMI_YAML_VERSION" &&
     mv "$BIN/pulumi-language-yaml.tmp" "$BIN/pulumi-language-yaml" &&
     echo "$PULUMI_YAML_VERSION" >"$BIN/.pulumi-language-yaml.version"
 }

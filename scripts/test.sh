@@ -40,6 +40,12 @@ node -e '
   if (!reports.length) process.exit(0);
   const sum = (key) => reports.reduce((n, r) => n + r[key], 0);
   const skipped = sum("numPendingTests") + sum("numTodoTests");
-  console.log(`tests: ${sum("numPassedTests")} passed, ${sum("numFailedTests")} failed` + (skipped ? `, ${skipped} skipped` : ""));
+  // A file that failed in a hook or at import fails no test (its tests are skipped): say so, not just "0 failed".
+  const broken = reports.flatMap((r) => r.testResults).filter((f) => f.status === "failed" && !f.assertionResults.some((a) => a.status === "failed"));
+  console.log(
+    `tests: ${sum("numPassedTests")} passed, ${sum("numFailedTests")} failed` +
+      (skipped ? `, ${skipped} skipped` : "") +
+      (broken.length ? `; ${broken.length} file(s) failed outside a test (a hook or an import): ${broken.map((f) => f.name.replace(process.cwd() + "/", "")).join(", ")}` : ""),
+  );
 ' "$PWD/.work/vitest-report.json" "$PWD/.work/vitest-report-kubernetes.json"
 exit "$status"

@@ -2,8 +2,7 @@
 // but the package (scripts/plugin.sh) and the user's own virtualenv, `add-to-project` (the generated
 // Python SDK installed, the plugin named in Pulumi.yaml), then the plain `pulumi` CLI with the Python
 // language host.
-// - One PE (the README's program): up → 100 acknowledged writes → image change → preview shows one replace (the executable) and
-//   no volume step → up keeps every write, generation + 1, lastCommit in the outputs → destroy keeps the volume.
+// - One PE (the README's program) through its whole lifecycle (test/support/readmeProgramSuite.ts).
 // - A fleet of 5: an image change rolls all 5 with maxUnavailable 2; a bad field fails at preview, naming it.
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -11,17 +10,9 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cleanup, containersOf, volumeExists } from "../support/harness";
 import { watchAvailability } from "../support/group";
-import { freePort, mustPulumi, previewJson, pulumi, readmeBlock, stackOutputs } from "../support/userProject";
-import {
-  buildPluginPackage,
-  expectedSessions,
-  languageEnv,
-  projectWithPackage,
-  putSessions,
-  sessionImageIds,
-  sessionsOf,
-  workloadVersion,
-} from "../support/pluginPackage";
+import { mustPulumi, pulumi, readmeBlock, stackOutputs } from "../support/userProject";
+import { buildPluginPackage, languageEnv, projectWithPackage } from "../support/pluginPackage";
+import { readmeProgramSuite } from "../support/readmeProgramSuite";
 
 const PE = `it-py-${process.pid}`;
 const FLEET = `itpf${process.pid % 100000}`;
@@ -60,7 +51,6 @@ pulumi.export("members", fleet.members)
 pulumi.export("updatedReplicas", fleet.updated_replicas)
 `;
 
-type PeOutputs = { peId: string; generation: number; executableId: string; volumeName: string; lastCommit: { seq: number } | null };
 type Member = { peId: string; ordinal: number; generation: number; executableId: string; imageRef: string; updated: boolean };
 
 let pkg: string;
@@ -71,83 +61,12 @@ afterAll(() => {
   if (pkg) fs.rmSync(path.dirname(pkg), { recursive: true, force: true });
 });
 
-describe("a Python program: one PE through reseat's plugin package", () => {
-  let dir: string;
-  let env: NodeJS.ProcessEnv;
-  let port: number;
-  let images: { v1: string; v2: string };
-  let first: PeOutputs;
-  const url = () => `http://127.0.0.1:${port}`;
-
-  beforeAll(async () => {
-    await cleanup([PE]);
-    [images, port] = await Promise.all([sessionImageIds(), freePort()]);
-    dir = await projectWithPackage(pkg, "python", { "Pulumi.yaml": PROJECT("python-user"), "__main__.py": peProgram(PE) });
-    env = languageEnv(dir, "python");
-  });
-  afterAll(async () => {
-    await cleanup([PE]);
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
-  });
-
-  it("add-to-project installs the generated SDK into the project's venv and names the plugin in Pulumi.yaml", async () => {
-    expect(fs.readFileSync(path.join(dir, "Pulumi.yaml"), "utf8")).toContain(`packages:\n  reseat: ${pkg}\n`);
-    const where = execFileSync(path.join(dir, "venv", "bin", "python3"), ["-c", "import pulumi_reseat, os; print(os.path.dirname(pulumi_reseat.__file__))"])
-      .toString()
-      .trim();
-    expect(where.startsWith(path.join(dir, "venv"))).toBe(true);
-  });
-
-  it("up: the PE runs; 100 writes are acknowledged", async () => {
-    await mustPulumi(dir, ["stack", "init", STACK], env);
-    await mustPulumi(dir, ["config", "set", "image", images.v1], env);
-    await mustPulumi(dir, ["config", "set", "port", String(port)], env);
-    await mustPulumi(dir, ["up", "--yes", "--skip-preview"], env);
-    first = (await stackOutputs(dir, STACK, env)).orders as PeOutputs;
-    expect(first.peId).toBe(PE);
-    expect(first.generation).toBe(1);
-    expect(await putSessions(url(), 100)).toBe(100);
-  });
-
-  it("an image change: preview shows exactly one replace, the executable, and no volume step", async () => {
-    await mustPulumi(dir, ["config", "set", "image", images.v2], env);
-    const preview = await previewJson(dir, STACK, env);
-    expect(preview.changeSummary.replace).toBe(1);
-    expect(preview.steps.filter((s) => s.op !== "same").map((s) => s.type)).toEqual(["reseat:index:Executable"]);
-    expect(preview.steps.filter((s) => s.type === "reseat:index:StateVolume")).toEqual([]);
-  });
-
-  it("up replaces the executable on the kept volume: every write kept, generation + 1, lastCommit in the outputs", async () => {
-    await mustPulumi(dir, ["up", "--yes", "--skip-preview"], env);
-    const after = (await stackOutputs(dir, STACK, env)).orders as PeOutputs;
-    expect(after.generation).toBe(first.generation + 1);
-    expect(after.volumeName).toBe(first.volumeName);
-    expect(after.executableId).not.toBe(first.executableId);
-    expect(await workloadVersion(url())).toBe("v2");
-    expect(await sessionsOf(url())).toEqual(expectedSessions(100));
-    expect(after.lastCommit?.seq).toBeGreaterThanOrEqual(100);
-  });
-
-  it("refresh changes nothing; `pulumi up --replace` of the executable replaces it on the same volume, every write kept", async () => {
-    const before = (await stackOutputs(dir, STACK, env)).orders as PeOutputs;
-    await mustPulumi(dir, ["refresh", "--yes", "--skip-preview"], env);
-    await mustPulumi(dir, ["preview", "--expect-no-changes"], env);
-    const exported = JSON.parse((await mustPulumi(dir, ["stack", "export"], env)).stdout) as { deployment: { resources: { type: string; urn: string }[] } };
-    const executable = exported.deployment.resources.find((r) => r.type === "reseat:index:Executable")!.urn;
-    await mustPulumi(dir, ["up", "--yes", "--skip-preview", "--replace", executable], env);
-    const after = (await stackOutputs(dir, STACK, env)).orders as PeOutputs;
-    expect(after.generation).toBe(before.generation + 1);
-    expect(after.volumeName).toBe(before.volumeName);
-    expect(await sessionsOf(url())).toEqual(expectedSessions(100));
-    expect(await containersOf(PE, false)).toHaveLength(1);
-  });
-
-  it("destroy removes the executable and keeps the volume", async () => {
-    await mustPulumi(dir, ["destroy", "--yes", "--skip-preview"], env);
-    expect(await containersOf(PE)).toEqual([]);
-    expect(await volumeExists(first.volumeName)).toBe(true);
-  });
-});
+readmeProgramSuite(
+  "python",
+  PE,
+  () => pkg,
+  (peId) => ({ "Pulumi.yaml": PROJECT("python-user"), "__main__.py": peProgram(peId) }),
+);
 
 describe("a Python program: a fleet of 5 through reseat's plugin package", () => {
   let dir: string;
@@ -163,6 +82,13 @@ describe("a Python program: a fleet of 5 through reseat's plugin package", () =>
   afterAll(async () => {
     await cleanup(members());
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("add-to-project installed the generated SDK into the project's own venv", () => {
+    const where = execFileSync(path.join(dir, "venv", "bin", "python3"), ["-c", "import pulumi_reseat, os; print(os.path.dirname(pulumi_reseat.__file__))"])
+      .toString()
+      .trim();
+    expect(where.startsWith(path.join(dir, "venv"))).toBe(true);
   });
 
   it("up creates 5 members, each on its own volume", async () => {
