@@ -213,3 +213,17 @@ describe("the reseat package schema", () => {
     expect(typeOf(fleet.members!)?.properties).toHaveProperty("specHash");
   });
 });
+
+describe("the spec docs and the schema's descriptions come from one spec", () => {
+  it("every top-level field of the zod spec is in docs/spec.md's field table (kubernetes: docs/kubernetes.md), and nothing else is", async () => {
+    const { readFileSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const docs = readFileSync(join(__dirname, "..", "..", "docs", "spec.md"), "utf8");
+    const table = docs.slice(docs.indexOf("| field | default | meaning |"), docs.indexOf("What changes do:"));
+    const documented = new Set([...table.matchAll(/^\| ([^|]+) \|/gm)].flatMap((row) => [...row[1]!.matchAll(/`([A-Za-z]+)[.`]/g)].map((m) => m[1]!)));
+    documented.delete("field");
+    const fields = Object.keys(processingElementSchema.shape).filter((field) => field !== "kubernetes");
+    expect([...documented].sort()).toEqual(fields.sort());
+    expect(readFileSync(join(__dirname, "..", "..", "docs", "kubernetes.md"), "utf8")).toContain("kubernetes.");
+  });
+});
