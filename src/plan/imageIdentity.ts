@@ -4,9 +4,10 @@
 // replacement, and why); `up` pulls in create/update and records the real id, so that the next
 // preview compares image ids again and shows no change.
 import type { ImageResolution } from "@reseat/state/contract";
+import { UNKNOWN_DURING_PREVIEW } from "../schema/inputs";
 
 /** Pulumi's marker of a value not known until `up` (an Output of a resource yet to be created). */
-export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+export const UNKNOWN = UNKNOWN_DURING_PREVIEW;
 
 const RESOLVED_AT_UP = "resolved at up";
 

@@ -8,10 +8,10 @@ import { reseatProvider } from "./provider";
 import { packageVersion } from "../util/packageVersion";
 
 const version = packageVersion();
-const schema = JSON.stringify(packageSchema(version), null, 2);
+const schema = () => JSON.stringify(packageSchema(version), null, 2);
 if (process.argv[2] === "schema") {
   // `pulumi-resource-reseat schema`: the package schema, for building the package (scripts/plugin.sh).
-  process.stdout.write(`${schema}\n`);
+  process.stdout.write(`${schema()}\n`);
 } else {
   usePackageFace(version);
   provider.main(reseatProvider(version, schema), process.argv.slice(2)).catch((error: unknown) => {

@@ -10,6 +10,7 @@ import { ProcessingElement, PROCESSING_ELEMENT_TYPE } from "../../components/pro
 import { ProcessingElementGroup, PROCESSING_ELEMENT_GROUP_TYPE } from "../../components/processingElementGroup";
 import { ProcessingElementFleet, PROCESSING_ELEMENT_FLEET_TYPE } from "../../components/processingElementFleet";
 import { markSecrets, revealSecrets } from "./secretValues";
+import { KNOWN_AT_CONSTRUCTION } from "../schema/inputs";
 
 type Props = Record<string, unknown>;
 
@@ -33,8 +34,8 @@ function kindOf(urn: string): ProviderKind {
 /**
  * The components' inputs as a program in another language sent them: each top-level value plain, or
  * an Output (a secret, or one carrying dependencies). A component needs some sections as plain
- * objects (they decide which resources are declared: docs/spec.md); those are awaited here, and a
- * secret one keeps its string leaves secret.
+ * objects (they decide which resources are declared: KNOWN_AT_CONSTRUCTION); those are awaited here,
+ * and a secret one keeps its string leaves secret, but for those that must be known as they are.
  */
 async function componentArgs(inputs: pulumi.Inputs, plainSections: readonly string[]): Promise<Props> {
   const args: Props = { ...inputs };
@@ -45,22 +46,22 @@ async function componentArgs(inputs: pulumi.Inputs, plainSections: readonly stri
     const internal = value as unknown as { promise(): Promise<unknown>; isSecret: Promise<boolean>; isKnown: Promise<boolean> };
     if (!(await internal.isKnown)) continue; // left to the component, which names the field
     const resolved = await internal.promise();
-    args[section] = (await internal.isSecret) ? secretLeaves(resolved, section) : resolved;
+    args[section] = (await internal.isSecret) ? secretLeaves(resolved, [section]) : resolved;
   }
   return args;
 }
 
-/** Fields that name a config key or choose a kind: plain by nature, never secret values. */
-const PLAIN_LEAVES = new Set(["kind", "passwordSecret", "keySecret", "privateKeySecret", "context", "retainOnDestroy"]);
+const mustBeKnown = (path: string[]) => KNOWN_AT_CONSTRUCTION.some((known) => known.path.join(".") === path.join("."));
 
-function secretLeaves(value: unknown, key: string): unknown {
-  if (typeof value === "string") return PLAIN_LEAVES.has(key) ? value : pulumi.secret(value);
-  if (Array.isArray(value)) return value.map((item) => secretLeaves(item, key));
-  if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, secretLeaves(v, k)]));
+function secretLeaves(value: unknown, path: string[]): unknown {
+  if (typeof value === "string") return mustBeKnown(path) ? value : pulumi.secret(value);
+  if (Array.isArray(value)) return value.map((item, index) => secretLeaves(item, [...path, String(index)]));
+  if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, secretLeaves(v, [...path, k])]));
   return value;
 }
 
-const PE_SECTIONS = ["volume", "persistentStore", "kubernetes", "docker"] as const;
+/** The PE's sections that must be plain objects: the top-level paths of KNOWN_AT_CONSTRUCTION. */
+const PE_SECTIONS = KNOWN_AT_CONSTRUCTION.filter((known) => known.path.length === 1).map((known) => known.path[0]!);
 
 async function construct(name: string, type: string, inputs: pulumi.Inputs, options: pulumi.ComponentResourceOptions): Promise<provider.ConstructResult> {
   switch (type) {
@@ -83,11 +84,11 @@ async function construct(name: string, type: string, inputs: pulumi.Inputs, opti
   }
 }
 
-/** The plugin's provider: schema and version given by main.ts. */
-export function reseatProvider(version: string, schema: string): provider.Provider {
+/** The plugin's provider; its schema is made when the engine asks for it (most starts only create, read, …). */
+export function reseatProvider(version: string, schema: () => string): provider.Provider {
   return {
     version,
-    schema,
+    getSchema: async () => schema(),
     async check(urn, olds, news) {
       const { plain, secretKeys } = revealSecrets(news);
       const { inputs } = await providers[kindOf(urn)].check!(revealSecrets(olds).plain, plain);

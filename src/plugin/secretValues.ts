@@ -9,8 +9,8 @@
 const SIG_KEY = "4dabf18193072939515e22adb298388d";
 const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 const OUTPUT_VALUE_SIG = "d0e6a833031e9bbcd3f4e8bde6ca49a4";
-/** What a value unknown during a preview looks like to a provider (sdk: runtime/rpc unknownValue). */
-export const UNKNOWN_VALUE = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
+import { UNKNOWN_DURING_PREVIEW } from "../schema/inputs";
 
 type Props = Record<string, unknown>;
 
@@ -23,7 +23,7 @@ function reveal(value: unknown): { value: unknown; secret: boolean } {
   const object = value as Props;
   if (object[SIG_KEY] === SECRET_SIG) return { value: reveal(object.value).value, secret: true };
   if (object[SIG_KEY] === OUTPUT_VALUE_SIG) {
-    const inner = "value" in object ? reveal(object.value) : { value: UNKNOWN_VALUE, secret: false };
+    const inner = "value" in object ? reveal(object.value) : { value: UNKNOWN_DURING_PREVIEW, secret: false };
     return { value: inner.value, secret: inner.secret || object.secret === true };
   }
   let secret = false;

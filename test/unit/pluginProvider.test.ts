@@ -1,7 +1,8 @@
 // The provider plugin's protocol edges, without an engine: secrets revealed for the shared runtime
 // and marked again on the way out, and the type a URN names.
 import { describe, expect, it } from "vitest";
-import { markSecrets, revealSecrets, UNKNOWN_VALUE } from "../../src/plugin/secretValues";
+import { markSecrets, revealSecrets } from "../../src/plugin/secretValues";
+import { UNKNOWN_DURING_PREVIEW } from "../../src/schema/inputs";
 import { typeOfUrn } from "../../src/plugin/provider";
 
 const SIG = "4dabf18193072939515e22adb298388d";
@@ -26,7 +27,7 @@ describe("secrets between the engine and the shared runtime", () => {
 
   it("output values: their value, secret when marked so, unknown when they carry none", () => {
     const { plain, secretKeys } = revealSecrets({ image: outputValue("a:1"), token: outputValue("t", true), later: outputValue() });
-    expect(plain).toEqual({ image: "a:1", token: "t", later: UNKNOWN_VALUE });
+    expect(plain).toEqual({ image: "a:1", token: "t", later: UNKNOWN_DURING_PREVIEW });
     expect([...secretKeys]).toEqual(["token"]);
   });
 
